@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Make a fresh Debian 12 machine ready to run Corral (and, with --test, its test suite).
+# Idempotent: every step checks first and does only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+missing=()
+while read -r pkg; do
+    case "$pkg" in ''|'#'*) continue ;; esac
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done < scripts/apt-packages.txt
+if [ ${#missing[@]} -gt 0 ]; then
+    log "apt: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's udev rule gives /dev/kvm root:kvm 0660; without it (0600 here) libvirt decides KVM
+# vanished and re-probes QEMU on every call (~50 s per createXML).
+if [ -c /dev/kvm ]; then
+    getent group kvm >/dev/null || groupadd -r kvm
+    chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
+
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements.lock .venv/.corral-lock; then
+    log "python: .venv from requirements.lock"
+    command -v uv >/dev/null || python3 -m pip install -q uv
+    [ -x .venv/bin/python ] || uv venv -q .venv -p "$(command -v python3)"
+    uv pip install -q -p .venv -r requirements.lock
+    uv pip install -q -p .venv --no-deps -e .
+    cp requirements.lock .venv/.corral-lock
+fi
+
+if [ -f package-lock.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; }; then
+    log "npm ci"
+    npm ci --silent --no-audit --no-fund
+    touch node_modules
+fi
+
+# No systemd here: start the daemons by hand when they are not running.
+if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; fi
+if ! pgrep -x libvirtd >/dev/null; then
+    log "starting libvirtd"
+    libvirtd -d
+fi
+for _ in $(seq 1 50); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done
+
+if [ $want_tests = 1 ]; then
+    # The store tests also run against a real PostgreSQL server.
+    if ! pg_lsclusters -h 2>/dev/null | grep -q online; then
+        log "starting PostgreSQL"
+        pg_ctlcluster "$(pg_lsclusters -h | awk 'NR==1{print $1}')" main start
+    fi
+    su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='corral'\"" | grep -q 1 ||
+        su postgres -c "psql -q -c \"CREATE ROLE corral LOGIN SUPERUSER PASSWORD 'corral-test'\""
+    log "building test guests (cached under build/)"
+    .venv/bin/python -m corral.testbed.guest_images build build/guests
+fi

@@ -1,0 +1,3 @@
+"""Corral: a KVM/QEMU virtualization manager over libvirt."""
+
+__version__ = "0.1.0"

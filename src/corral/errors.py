@@ -1,0 +1,66 @@
+"""Corral's error hierarchy: the one place every layer raises from.
+
+    CorralError                      base; ``message`` is a sentence a person can act on
+    ├── InvalidRequest               the caller asked for something malformed or impossible   (422)
+    ├── NotFound                     no such VM, host, task, user, snapshot…                   (404)
+    ├── Conflict                     name taken, VM in the wrong state, operation in progress  (409)
+    ├── InsufficientResources        host lacks memory, vCPUs or disk space                    (409)
+    ├── AuthenticationRequired       no or bad credentials                                     (401)
+    ├── PermissionDenied             authenticated, but the role does not allow it             (403)
+    ├── OperationTimeout             e.g. graceful shutdown did not finish in time             (504)
+    ├── Cancelled                    a task was cancelled by a user                            (409)
+    └── HostError                    libvirt or the host failed (converted in ``corral.virt``) (502)
+        └── HostUnreachable          the host connection is down                               (503)
+
+Only ``corral.api`` maps these to HTTP status codes; the numbers above are that mapping.
+"""
+
+from __future__ import annotations
+
+
+class CorralError(Exception):
+    """Base of every error Corral raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(CorralError):
+    """The request is malformed or asks for something impossible."""
+
+
+class NotFound(CorralError):
+    """The named object does not exist."""
+
+
+class Conflict(CorralError):
+    """The request conflicts with the current state (duplicate name, wrong VM state…)."""
+
+
+class InsufficientResources(Conflict):
+    """The host lacks the memory, vCPUs or disk space the request needs."""
+
+
+class AuthenticationRequired(CorralError):
+    """Missing, expired or wrong credentials."""
+
+
+class PermissionDenied(CorralError):
+    """The caller's role does not allow this operation."""
+
+
+class OperationTimeout(CorralError):
+    """A bounded operation did not finish in time."""
+
+
+class Cancelled(CorralError):
+    """A task was cancelled."""
+
+
+class HostError(CorralError):
+    """libvirt or the host reported a failure."""
+
+
+class HostUnreachable(HostError):
+    """The connection to the host is down."""

@@ -1,0 +1,1 @@
+"""Pure typed data shared by every layer. No I/O here."""
