@@ -1,0 +1,121 @@
+"""Engines, migrations and sessions.
+
+SQLite is the embedded default, PostgreSQL (psycopg 3) the server option. Both go through
+:func:`make_engine`, which sets what each backend needs for Corral's many short transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Milliseconds a SQLite connection waits for another writer before failing with "locked".
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def _normalise_url(url: str | URL) -> URL:
+    parsed = make_url(url)
+    # psycopg 3 is the only PostgreSQL driver we ship; plain "postgresql://" would pick psycopg2.
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Driver-level autocommit: pysqlite's implicit BEGIN is replaced by ours (_sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: readers never block the writer and vice versa.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front. A deferred BEGIN that reads first and writes
+    # later cannot wait for the lock (SQLite returns SQLITE_BUSY at once, ignoring busy_timeout,
+    # because its snapshot may be stale), which surfaces as "database is locked" under load.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str | URL) -> Engine:
+    """An Engine for ``sqlite:///path`` or ``postgresql+psycopg://…`` (or ``postgresql://``)."""
+    parsed = _normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    # pre_ping: a PostgreSQL restart must not hand stale connections to the next request.
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def alembic_config() -> Config:
+    """Alembic's Config built in code: no alembic.ini is needed at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` (default: the newest)."""
+    if isinstance(engine_or_url, Engine):
+        _upgrade(engine_or_url, revision)
+        return
+    engine = make_engine(engine_or_url)
+    try:
+        _upgrade(engine, revision)
+    finally:
+        engine.dispose()
+
+
+def _upgrade(engine: Engine, revision: str) -> None:
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+class Store:
+    """The database: an engine and a session factory.
+
+    Sessions do not expire objects on commit, so ORM objects returned from a finished
+    ``with store.session()`` block stay readable (they are plain snapshots from then on).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str | URL, *, migrate: bool = True) -> Store:
+        """Open (and by default migrate to head) the database at ``url``."""
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+        return cls(engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()

@@ -1,0 +1,68 @@
+"""Hosts: the libvirt daemons Corral manages (connection state lives in services, not here)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from corral.errors import Conflict
+from corral.model.host import HostCapabilities, HostInfo
+from corral.model.vm import Accelerator
+from corral.store._integrity import conflict_on_integrity, not_found
+from corral.store.tables import Host, Vm
+
+
+def host_info(
+    host: Host,
+    *,
+    connected: bool = False,
+    capabilities: HostCapabilities | None = None,
+    last_error: str | None = None,
+) -> HostInfo:
+    """The stored half of a HostInfo; the live half (connection, capabilities) comes as args."""
+    return HostInfo(
+        name=host.name,
+        uri=host.uri,
+        connected=connected,
+        accelerator=Accelerator(host.accelerator) if host.accelerator else None,
+        capabilities=capabilities,
+        last_error=last_error,
+    )
+
+
+def add_host(session: Session, name: str, uri: str, accelerator: Accelerator | None = None) -> Host:
+    host = Host(
+        name=name, uri=uri, accelerator=Accelerator(accelerator).value if accelerator else None
+    )
+    with conflict_on_integrity(
+        session, lambda: f"a host named {name!r} already exists; choose another name"
+    ):
+        session.add(host)
+    return host
+
+
+def find_host(session: Session, name: str) -> Host | None:
+    return session.scalars(select(Host).where(Host.name == name)).one_or_none()
+
+
+def get_host(session: Session, name: str) -> Host:
+    host = find_host(session, name)
+    if host is None:
+        raise not_found("host", f"named {name!r}", "list hosts with GET /api/v1/hosts")
+    return host
+
+
+def list_hosts(session: Session) -> list[Host]:
+    return list(session.scalars(select(Host).order_by(Host.name)))
+
+
+def delete_host(session: Session, name: str) -> None:
+    """Forget a host; Conflict while VMs are still recorded on it."""
+    host = get_host(session, name)
+    count = session.scalar(select(func.count()).where(Vm.host_id == host.id)) or 0
+    if count:
+        raise Conflict(
+            f"host {name!r} still has {count} VM(s); migrate or delete them before removing it"
+        )
+    session.delete(host)
+    session.flush()

@@ -1,0 +1,159 @@
+"""The ORM tables: Corral's inventory and intent (libvirt stays the truth for runtime state).
+
+Every datetime column is a :class:`~corral.store.coltypes.UtcDateTime`: aware UTC in, aware UTC out.
+Enumerated columns (role, state, accelerator) are plain strings holding the ``StrEnum`` values of
+``corral.model``; check constraints keep the database honest when something else writes to it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from corral.store.coltypes import UtcDateTime, utcnow
+
+#: Deterministic constraint names: Alembic needs names to drop or alter constraints later, and
+#: the same names on SQLite and PostgreSQL keep migrations portable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+NAME_LEN = 63
+
+
+def _uuid_hex() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime()}
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'operator', 'viewer')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class ApiToken(Base):
+    """An API token. Only a SHA-256 of the secret is kept; ``prefix`` helps people recognise it."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid_hex)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    prefix: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    # Joined: a token is almost always wanted together with its owner (auth, listings).
+    user: Mapped[User] = relationship(back_populates="tokens", lazy="joined")
+
+
+class Host(Base):
+    __tablename__ = "hosts"
+    __table_args__ = (
+        CheckConstraint("accelerator IS NULL OR accelerator IN ('kvm', 'tcg')", name="accelerator"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    uri: Mapped[str] = mapped_column(String(1024))
+    accelerator: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Vm(Base):
+    """A VM Corral knows about. Names are global across hosts (one namespace for the API)."""
+
+    __tablename__ = "vms"
+    __table_args__ = (
+        CheckConstraint("accelerator IS NULL OR accelerator IN ('kvm', 'tcg')", name="accelerator"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    # RESTRICT: a host with VMs on it must not vanish from under them; the store says Conflict.
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    adopted: Mapped[bool] = mapped_column(Boolean, default=False)
+    accelerator: Mapped[str | None] = mapped_column(String(8))
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    missing_since: Mapped[datetime | None]
+
+    # Joined: callers need ``vm.host.name`` after the session has closed.
+    host: Mapped[Host] = relationship(lazy="joined")
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')", name="state"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid_hex)
+    kind: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    phase: Mapped[str] = mapped_column(String(255), default="")
+    bytes_done: Mapped[int | None] = mapped_column(BigInteger)
+    bytes_total: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """One audit record. ``user`` is a name, not a foreign key: the log outlives deleted users."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    user: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(1024))
+    detail: Mapped[str] = mapped_column(Text, default="")

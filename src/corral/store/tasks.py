@@ -1,0 +1,158 @@
+"""Tasks: long-running work with progress, persisted so that a restart can resolve them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corral.errors import Conflict, InvalidRequest
+from corral.model.task import TaskInfo, TaskState
+from corral.store._integrity import not_found
+from corral.store.coltypes import utcnow
+from corral.store.tables import Task
+
+#: Allowed state changes; a finished task never changes again. Pending may end directly
+#: (cancelled before it started, or failed when the manager restarts before it ran).
+_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.PENDING: frozenset(
+        {TaskState.RUNNING, TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED}
+    ),
+    TaskState.RUNNING: frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED}),
+    TaskState.SUCCEEDED: frozenset(),
+    TaskState.FAILED: frozenset(),
+    TaskState.CANCELLED: frozenset(),
+}
+_UNFINISHED = (TaskState.PENDING.value, TaskState.RUNNING.value)
+
+
+def task_info(task: Task) -> TaskInfo:
+    return TaskInfo(
+        id=task.id,
+        kind=task.kind,
+        target=task.target,
+        state=TaskState(task.state),
+        progress=task.progress,
+        phase=task.phase,
+        bytes_done=task.bytes_done,
+        bytes_total=task.bytes_total,
+        error=task.error,
+        result=task.result,
+        created_by=task.created_by,
+        created_at=task.created_at,
+        updated_at=task.updated_at,
+        finished_at=task.finished_at,
+    )
+
+
+def create_task(
+    session: Session, *, kind: str, target: str, created_by: str, phase: str = ""
+) -> TaskInfo:
+    now = utcnow()
+    task = Task(
+        kind=kind,
+        target=target,
+        created_by=created_by,
+        state=TaskState.PENDING.value,
+        progress=0.0,
+        phase=phase,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    session.flush()
+    return task_info(task)
+
+
+def _get(session: Session, task_id: str) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise not_found("task", f"with id {task_id!r}", "list tasks with GET /api/v1/tasks")
+    return task
+
+
+def get_task(session: Session, task_id: str) -> TaskInfo:
+    return task_info(_get(session, task_id))
+
+
+def list_tasks(
+    session: Session, state: TaskState | None = None, limit: int = 100
+) -> list[TaskInfo]:
+    """Newest first."""
+    query = select(Task).order_by(Task.created_at.desc(), Task.id).limit(limit)
+    if state is not None:
+        query = query.where(Task.state == TaskState(state).value)
+    return [task_info(t) for t in session.scalars(query)]
+
+
+def list_unfinished_tasks(session: Session) -> list[TaskInfo]:
+    """Pending and running tasks, oldest first (what a restart must resolve)."""
+    query = select(Task).where(Task.state.in_(_UNFINISHED)).order_by(Task.created_at, Task.id)
+    return [task_info(t) for t in session.scalars(query)]
+
+
+def update_task(
+    session: Session,
+    task_id: str,
+    *,
+    state: TaskState | None = None,
+    progress: float | None = None,
+    phase: str | None = None,
+    bytes_done: int | None = None,
+    bytes_total: int | None = None,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> TaskInfo:
+    """Update the given fields (None: unchanged) and ``updated_at``. ``progress`` is a
+    fraction from 0.0 to 1.0 (InvalidRequest otherwise).
+
+    Conflict if the task has finished (any update), or on a state change the lifecycle does not
+    allow: a worker reporting progress on a task a user cancelled learns it this way. Reaching
+    ``succeeded`` sets progress to 1.0; reaching any final state sets ``finished_at``.
+    """
+    if progress is not None and not 0.0 <= progress <= 1.0:
+        raise InvalidRequest(f"task progress is a fraction from 0.0 to 1.0, not {progress}")
+    task = _get(session, task_id)
+    current = TaskState(task.state)
+    if current.finished:
+        raise Conflict(f"task {task_id} has already finished ({current.value}); it cannot change")
+    new = TaskState(state) if state is not None else None
+    if new is not None and new != current and new not in _TRANSITIONS[current]:
+        raise Conflict(f"task {task_id} cannot go from {current.value} to {new.value}")
+    now = now or utcnow()
+    _apply(task, progress, phase, bytes_done, bytes_total, error, result)
+    if new is not None:
+        task.state = new.value
+        if new.finished:
+            task.finished_at = now
+            if new is TaskState.SUCCEEDED:
+                task.progress = 1.0
+    task.updated_at = now
+    session.flush()
+    return task_info(task)
+
+
+def _apply(
+    task: Task,
+    progress: float | None,
+    phase: str | None,
+    bytes_done: int | None,
+    bytes_total: int | None,
+    error: str | None,
+    result: dict[str, Any] | None,
+) -> None:
+    if progress is not None:
+        task.progress = progress
+    if phase is not None:
+        task.phase = phase
+    if bytes_done is not None:
+        task.bytes_done = bytes_done
+    if bytes_total is not None:
+        task.bytes_total = bytes_total
+    if error is not None:
+        task.error = error
+    if result is not None:
+        task.result = result

@@ -1,0 +1,137 @@
+"""VM inventory: which VMs Corral knows, where they live, and who made them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Final, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from corral.model.vm import Accelerator
+from corral.store._integrity import conflict_on_integrity, not_found
+from corral.store.coltypes import utcnow
+from corral.store.hosts import get_host
+from corral.store.tables import Vm
+
+_HINT = "list VMs with GET /api/v1/vms"
+
+
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+#: "Leave unchanged" for fields where None is a meaningful value (``accelerator=None``: automatic).
+UNSET: Final = _Unset.UNSET
+
+
+def _duplicate_vm(session: Session, name: str, uuid: str) -> str:
+    if session.scalars(select(Vm.id).where(Vm.uuid == uuid)).first() is not None:
+        return f"a VM with UUID {uuid} is already registered"
+    return f"a VM named {name!r} already exists; VM names are global across hosts, choose another"
+
+
+def add_vm(
+    session: Session,
+    *,
+    uuid: str,
+    name: str,
+    host: str,
+    created_by: str,
+    description: str = "",
+    adopted: bool = False,
+    accelerator: Accelerator | None = None,
+) -> Vm:
+    """Record a VM on host ``host``; Conflict on a duplicate name or UUID."""
+    vm = Vm(
+        uuid=uuid,
+        name=name,
+        host=get_host(session, host),
+        created_by=created_by,
+        description=description,
+        adopted=adopted,
+        accelerator=Accelerator(accelerator).value if accelerator else None,
+    )
+    with conflict_on_integrity(session, lambda: _duplicate_vm(session, name, uuid)):
+        session.add(vm)
+    return vm
+
+
+def find_vm(session: Session, name: str) -> Vm | None:
+    return session.scalars(select(Vm).where(Vm.name == name)).one_or_none()
+
+
+def get_vm(session: Session, name: str) -> Vm:
+    vm = find_vm(session, name)
+    if vm is None:
+        raise not_found("VM", f"named {name!r}", _HINT)
+    return vm
+
+
+def find_vm_by_uuid(session: Session, uuid: str) -> Vm | None:
+    """None when unknown: the reconciler uses this to decide whether to adopt a domain."""
+    return session.scalars(select(Vm).where(Vm.uuid == uuid)).one_or_none()
+
+
+def get_vm_by_uuid(session: Session, uuid: str) -> Vm:
+    vm = find_vm_by_uuid(session, uuid)
+    if vm is None:
+        raise not_found("VM", f"with UUID {uuid}", _HINT)
+    return vm
+
+
+def list_vms(session: Session, host: str | None = None) -> list[Vm]:
+    """All VMs (or those on ``host``), by name."""
+    query = select(Vm).order_by(Vm.name)
+    if host is not None:
+        query = query.where(Vm.host_id == get_host(session, host).id)
+    return list(session.scalars(query))
+
+
+def update_vm(
+    session: Session,
+    name: str,
+    *,
+    new_name: str | None = None,
+    host: str | None = None,
+    description: str | None = None,
+    adopted: bool | None = None,
+    accelerator: Accelerator | Literal[_Unset.UNSET] | None = UNSET,
+) -> Vm:
+    """Change the given fields (None / UNSET: unchanged). ``host`` after a migration,
+    ``new_name`` on rename; Conflict if the new name is taken."""
+    vm = get_vm(session, name)
+    with conflict_on_integrity(session, lambda: _duplicate_vm(session, new_name or name, "")):
+        if new_name is not None:
+            vm.name = new_name
+        if host is not None:
+            vm.host = get_host(session, host)
+        if description is not None:
+            vm.description = description
+        if adopted is not None:
+            vm.adopted = adopted
+        if accelerator is not UNSET:
+            vm.accelerator = Accelerator(accelerator).value if accelerator else None
+    return vm
+
+
+def mark_vm_missing(session: Session, name: str, *, since: datetime | None = None) -> Vm:
+    """Note that libvirt no longer has this VM; the first sighting's time is kept."""
+    vm = get_vm(session, name)
+    if vm.missing_since is None:
+        vm.missing_since = since or utcnow()
+        session.flush()
+    return vm
+
+
+def clear_vm_missing(session: Session, name: str) -> Vm:
+    vm = get_vm(session, name)
+    vm.missing_since = None
+    session.flush()
+    return vm
+
+
+def delete_vm(session: Session, name: str) -> None:
+    session.delete(get_vm(session, name))
+    session.flush()
