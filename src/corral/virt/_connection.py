@@ -1,0 +1,193 @@
+"""One libvirt connection that stays up: keep-alive, close callback, reconnect with back-off.
+
+State machine (``ConnectionState``):
+
+    IDLE --connect()--> CONNECTED            first open; failure raises HostUnreachable
+    CONNECTED --loss--> RECONNECTING         close callback, keep-alive timeout or a failed call
+    RECONNECTING --open ok--> CONNECTED      back-off 0.2 s, doubling, capped at 5 s
+    any --close()--> CLOSED
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+import libvirt
+
+from corral.errors import HostUnreachable, OperationTimeout
+from corral.virt._errors import map_libvirt_errors
+from corral.virt._eventloop import ensure_event_loop_impl
+from corral.virt._events import DomainEventRegistration
+from corral.virt.types import EVENT_CONNECTED, EVENT_DISCONNECTED, DomainEvent
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 5.0
+
+_CLOSE_REASONS = {
+    libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: "error",
+    libvirt.VIR_CONNECT_CLOSE_REASON_EOF: "eof",
+    libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: "keepalive",
+    libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: "client",
+}
+
+
+class ConnectionState(enum.Enum):
+    IDLE = "idle"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class ManagedConnection:
+    """Owns the ``virConnect``; runs blocking calls in threads with a timeout."""
+
+    def __init__(
+        self, name: str, uri: str, call_timeout: float, emit: Callable[[DomainEvent], None]
+    ) -> None:
+        self.name = name
+        self.uri = uri
+        self.call_timeout = call_timeout
+        self.state = ConnectionState.IDLE
+        self._emit = emit
+        self._conn: libvirt.virConnect | None = None
+        self._events = DomainEventRegistration(name, emit)
+        self._reconnect_task: asyncio.Task[None] | None = None
+
+    # -- opening and closing -----------------------------------------------------------------
+    async def connect(self) -> None:
+        ensure_event_loop_impl()
+        try:
+            conn = await self._open()
+        except HostUnreachable as err:
+            raise HostUnreachable(
+                f"cannot connect to libvirt host {self.name} at {self.uri}: {err.message}. "
+                "Check that libvirtd runs there, that the URI is right and that Corral may use it."
+            ) from err
+        self._install(conn)
+
+    async def _open(self) -> libvirt.virConnect:
+        def job() -> libvirt.virConnect:
+            try:
+                conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as err:
+                raise HostUnreachable(err.get_error_message() or str(err)) from err
+            with contextlib.suppress(libvirt.libvirtError):  # local drivers have no keep-alive
+                conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
+            return conn
+
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                return await asyncio.to_thread(job)
+        except TimeoutError as err:
+            raise HostUnreachable(f"no answer within {self.call_timeout:g} s") from err
+
+    def _install(self, conn: libvirt.virConnect) -> None:
+        with contextlib.suppress(libvirt.libvirtError):  # the test driver has no close callback
+            conn.registerCloseCallback(self._on_close, None)
+        self._events.register(conn)
+        self._conn = conn
+        self.state = ConnectionState.CONNECTED
+
+    async def close(self) -> None:
+        self.state = ConnectionState.CLOSED
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._release(conn)
+            await asyncio.to_thread(_close_quietly, conn)
+
+    def _release(self, conn: libvirt.virConnect) -> None:
+        self._events.deregister(conn)
+        with contextlib.suppress(libvirt.libvirtError):
+            conn.unregisterCloseCallback()
+
+    # -- losing and regaining the connection --------------------------------------------------
+    def _on_close(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        if conn is self._conn or self._conn is None:
+            self.connection_lost(_CLOSE_REASONS.get(reason, str(reason)))
+
+    def connection_lost(self, reason: str) -> None:
+        """Start reconnecting (once) unless closed; called in the loop thread."""
+        if self.state is not ConnectionState.CONNECTED:
+            return
+        log.warning("connection to host %s (%s) lost: %s", self.name, self.uri, reason)
+        self.state = ConnectionState.RECONNECTING
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._release(conn)
+            # Closing a dead remote connection may block on its socket: not in the loop thread.
+            asyncio.get_running_loop().run_in_executor(None, _close_quietly, conn)
+        self._emit(DomainEvent(self.name, None, None, EVENT_DISCONNECTED, "disconnected", reason))
+        self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"reconnect {self.name}")
+
+    async def _reconnect(self) -> None:
+        delay = BACKOFF_FIRST_S
+        while self.state is ConnectionState.RECONNECTING:
+            try:
+                conn = await self._open()
+            except HostUnreachable as err:
+                log.info("host %s still unreachable (%s); retry in %.1f s", self.name, err, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            if self.state is not ConnectionState.RECONNECTING:
+                await asyncio.to_thread(_close_quietly, conn)
+                return
+            self._install(conn)
+            log.info("reconnected to host %s", self.name)
+            self._emit(DomainEvent(self.name, None, None, EVENT_CONNECTED, "connected"))
+        self._reconnect_task = None
+
+    # -- calls -------------------------------------------------------------------------------
+    def require(self) -> libvirt.virConnect:
+        conn = self._conn
+        if conn is None or self.state is not ConnectionState.CONNECTED:
+            raise HostUnreachable(
+                f"host {self.name} is not connected ({self.state.value}); Corral keeps "
+                "reconnecting, retry in a few seconds"
+            )
+        return conn
+
+    async def run(
+        self, what: str, fn: Callable[[libvirt.virConnect], T], *, bounded: bool = True
+    ) -> T:
+        """``fn(conn)`` in a worker thread, errors mapped, bounded by ``call_timeout`` unless
+        ``bounded`` is False (long transfers that report progress instead)."""
+        conn = self.require()
+
+        def job() -> T:
+            with map_libvirt_errors(what):
+                return fn(conn)
+
+        limit = self.call_timeout if bounded else None
+        try:
+            async with asyncio.timeout(limit):
+                return await asyncio.to_thread(job)
+        except TimeoutError as err:
+            raise OperationTimeout(
+                f"{what}: host {self.name} did not answer within {self.call_timeout:g} s; "
+                "check the host's load and libvirtd"
+            ) from err
+        except HostUnreachable:
+            if conn is self._conn:
+                self.connection_lost("call failed")
+            raise
+
+
+def _close_quietly(conn: libvirt.virConnect) -> None:
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.close()

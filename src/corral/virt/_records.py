@@ -1,0 +1,113 @@
+"""libvirt objects → Corral's typed values (runs in worker threads: blocking calls)."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import time
+
+import libvirt
+from lxml import etree
+
+from corral.model.host import HostCapabilities
+from corral.model.vm import Accelerator, DiskInfo, VmState
+from corral.virt.domain_xml import Domain
+from corral.virt.types import DomainRecord
+
+_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: VmState.UNKNOWN,
+    libvirt.VIR_DOMAIN_RUNNING: VmState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: VmState.BLOCKED,
+    libvirt.VIR_DOMAIN_PAUSED: VmState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: VmState.SHUTTING_DOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: VmState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: VmState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: VmState.SUSPENDED,
+}
+
+
+def _disks(dom: libvirt.virDomain, domain: Domain) -> list[DiskInfo]:
+    corral = domain.metadata.corral() if domain.has_metadata else None
+    names = corral.disk_names if corral is not None else {}
+    result = []
+    for disk in domain.devices.disks:
+        target = disk.target_dev or ""
+        path = disk.path
+        capacity = None
+        if path and disk.device != "cdrom":
+            # blockInfo works on inactive domains too; an unreadable image must not hide the VM.
+            with contextlib.suppress(libvirt.libvirtError):
+                capacity = int(dom.blockInfo(target)[0])
+        result.append(
+            DiskInfo(
+                name=names.get(target) or posixpath.basename(path) or target,
+                target=target,
+                path=path,
+                bus=disk.target_bus or "",
+                capacity_bytes=capacity,
+                device="cdrom" if disk.device == "cdrom" else "disk",
+            )
+        )
+    return result
+
+
+def domain_record(dom: libvirt.virDomain, started_at: dict[str, float]) -> DomainRecord:
+    """Build the record; ``started_at`` maps UUIDs to the monotonic time a start was seen."""
+    xml = dom.XMLDesc(0)
+    domain = Domain.from_xml(xml)
+    state_code, _reason = dom.state()
+    state = _STATES.get(state_code, VmState.UNKNOWN)
+    _state, _max_kib, memory_kib, vcpus, cpu_time_ns = dom.info()
+    active = bool(dom.isActive())
+    uuid = dom.UUIDString()
+    start = started_at.get(uuid) if active else None
+    return DomainRecord(
+        uuid=uuid,
+        name=dom.name(),
+        state=state,
+        vcpus=int(vcpus),
+        memory_mib=int(memory_kib) // 1024,
+        cpu_time_s=cpu_time_ns / 1e9 if active else None,
+        uptime_s=time.monotonic() - start if start is not None else None,
+        description=domain.description,
+        accelerator=domain.accelerator,
+        disks=_disks(dom, domain),
+        corral_managed=domain.corral_managed,
+        xml=xml,
+    )
+
+
+def _version(number: int) -> str:
+    major, rest = divmod(number, 1_000_000)
+    minor, micro = divmod(rest, 1000)
+    return f"{major}.{minor}.{micro}"
+
+
+def kvm_available(conn: libvirt.virConnect, caps: etree._Element, arch: str) -> bool:
+    """KVM is usable when the domain capabilities for ``kvm`` exist (capabilities XML else)."""
+    try:
+        conn.getDomainCapabilities(None, arch, None, "kvm", 0)
+        return True
+    except libvirt.libvirtError as err:
+        if err.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+            return False
+    return bool(caps.xpath(f"guest/arch[@name='{arch}']/domain[@type='kvm']"))
+
+
+def host_capabilities(conn: libvirt.virConnect) -> HostCapabilities:
+    caps = etree.fromstring(conn.getCapabilities().encode())
+    arch = caps.findtext("host/cpu/arch") or "x86_64"
+    _model, memory_mib, cpus, *_rest = conn.getInfo()
+    accelerators = [Accelerator.KVM] if kvm_available(conn, caps, arch) else []
+    accelerators.append(Accelerator.TCG)
+    qemu_version = _version(conn.getVersion()) if conn.getType() == "QEMU" else None
+    return HostCapabilities(
+        hostname=conn.getHostname(),
+        arch=arch,
+        cpus=int(cpus),
+        memory_mib=int(memory_mib),
+        free_memory_mib=int(conn.getFreeMemory()) // (1024 * 1024),
+        accelerators=accelerators,
+        libvirt_version=_version(conn.getLibVersion()),
+        qemu_version=qemu_version,
+    )

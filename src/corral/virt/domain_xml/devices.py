@@ -1,0 +1,46 @@
+"""``<devices>``: the list of every device, in libvirt's usual order."""
+
+from __future__ import annotations
+
+from corral.virt.domain_xml._base import XMLElement
+from corral.virt.domain_xml.disk import Controller, Disk
+from corral.virt.domain_xml.graphics import Graphics
+from corral.virt.domain_xml.interface import Interface
+from corral.virt.domain_xml.serial import Console, Serial
+from corral.virt.domain_xml.video import Video
+
+
+class Devices(XMLElement):
+    XML_NAME = "devices"
+    CHILD_ORDER = (
+        "emulator", "disk", "controller", "interface", "serial", "console", "input",
+        "graphics", "video",
+    )  # fmt: skip
+
+    @property
+    def disks(self) -> list[Disk]:
+        return self.children(Disk)
+
+    @property
+    def controllers(self) -> list[Controller]:
+        return self.children(Controller)
+
+    @property
+    def interfaces(self) -> list[Interface]:
+        return self.children(Interface)
+
+    @property
+    def serials(self) -> list[Serial]:
+        return self.children(Serial)
+
+    @property
+    def consoles(self) -> list[Console]:
+        return self.children(Console)
+
+    @property
+    def graphics(self) -> list[Graphics]:
+        return self.children(Graphics)
+
+    @property
+    def videos(self) -> list[Video]:
+        return self.children(Video)

@@ -1,0 +1,299 @@
+"""``LibvirtHost``: the typed, async face of one libvirt host.
+
+Each public method is a thin async wrapper: the blocking libvirt work is a small function run by
+:meth:`ManagedConnection.run` in a worker thread, under a timeout, with errors mapped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import libvirt
+
+from corral.errors import InvalidRequest
+from corral.model.host import HostCapabilities
+from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
+from corral.virt import _network, _records, _snapshots, _storage, _transfer
+from corral.virt._connection import ManagedConnection
+from corral.virt._description import set_description
+from corral.virt.console import SerialConsole
+from corral.virt.domain_xml import HostDefaults, build_domain
+from corral.virt.types import EVENT_LIFECYCLE, DomainEvent, DomainRecord, VolumeRef
+
+log = logging.getLogger(__name__)
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
+_UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+    | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+)
+
+
+def _lookup(conn: libvirt.virConnect, uuid_or_name: str) -> libvirt.virDomain:
+    if _UUID.match(uuid_or_name):
+        return conn.lookupByUUIDString(uuid_or_name)
+    return conn.lookupByName(uuid_or_name)
+
+
+class LibvirtHost:
+    """One connection to one libvirt host: keep-alive, reconnect with back-off, events via
+    libvirtaio. Subscribers are called in the asyncio loop thread."""
+
+    def __init__(
+        self,
+        name: str,
+        uri: str,
+        *,
+        forced_accelerator: Accelerator | None = None,
+        pool_name: str = "corral",
+        pool_dir: str = "/var/lib/libvirt/corral/images",
+        call_timeout: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.uri = uri
+        self.forced_accelerator = forced_accelerator
+        self.pool_name = pool_name
+        self.pool_dir = pool_dir
+        self.call_timeout = call_timeout
+        self._subscribers: list[Callable[[DomainEvent], None]] = []
+        self._started_at: dict[str, float] = {}
+        self._capabilities: HostCapabilities | None = None
+        self._conn = ManagedConnection(name, uri, call_timeout, self._emit)
+
+    # -- connection and events ---------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._conn.state.value == "connected"
+
+    async def connect(self) -> None:
+        await self._conn.connect()
+        await self.capabilities()
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    def subscribe(self, callback: Callable[[DomainEvent], None]) -> None:
+        self._subscribers.append(callback)
+
+    def _emit(self, event: DomainEvent) -> None:
+        if event.kind == EVENT_LIFECYCLE and event.uuid is not None:
+            if event.detail == "started":
+                self._started_at[event.uuid] = time.monotonic()
+            elif event.detail in ("stopped", "crashed", "undefined"):
+                self._started_at.pop(event.uuid, None)
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            # Top of an event dispatch: one failing subscriber must not starve the others.
+            except Exception:
+                log.exception("event subscriber %r failed on %s", callback, event)
+
+    async def _dom(self, what: str, uuid: str, fn: Callable[[libvirt.virDomain], object]) -> None:
+        await self._conn.run(what, lambda c: fn(_lookup(c, uuid)))
+
+    # -- host --------------------------------------------------------------------------------
+    async def capabilities(self) -> HostCapabilities:
+        caps = await self._conn.run(
+            f"read capabilities of host {self.name}", _records.host_capabilities
+        )
+        self._capabilities = caps
+        return caps
+
+    def accelerator_for(self, requested: Accelerator | None) -> Accelerator:
+        """Per-VM request > host's forced accelerator > KVM if offered > TCG."""
+        offered = self._capabilities.accelerators if self._capabilities else [Accelerator.TCG]
+        choice = requested or self.forced_accelerator
+        if choice is Accelerator.KVM and Accelerator.KVM not in offered:
+            raise InvalidRequest(
+                f"host {self.name} cannot run KVM guests (no usable /dev/kvm): "
+                "ask for accelerator 'tcg' or pick another host"
+            )
+        if choice is not None:
+            return choice
+        return Accelerator.KVM if Accelerator.KVM in offered else Accelerator.TCG
+
+    # -- domains -----------------------------------------------------------------------------
+    async def list_domains(self) -> list[DomainRecord]:
+        def job(conn: libvirt.virConnect) -> list[DomainRecord]:
+            records = []
+            for dom in conn.listAllDomains(0):
+                try:
+                    records.append(_records.domain_record(dom, self._started_at))
+                except libvirt.libvirtError as err:
+                    if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                        raise  # a domain that vanished meanwhile is simply not listed
+            return sorted(records, key=lambda r: r.name)
+
+        return await self._conn.run(f"list domains on host {self.name}", job)
+
+    async def get_domain(self, uuid_or_name: str) -> DomainRecord:
+        return await self._conn.run(
+            f"look up domain {uuid_or_name} on host {self.name}",
+            lambda c: _records.domain_record(_lookup(c, uuid_or_name), self._started_at),
+        )
+
+    def host_defaults(self, spec: VmSpec, nat_network: str | None) -> HostDefaults:
+        arch = self._capabilities.arch if self._capabilities else "x86_64"
+        return HostDefaults(
+            accelerator=self.accelerator_for(spec.accelerator),
+            arch=arch,
+            nat_network=nat_network,
+            serial_log_dir=self.pool_dir,
+        )
+
+    async def define_domain(
+        self, spec: VmSpec, disks: list[VolumeRef], *, uuid: str | None = None
+    ) -> DomainRecord:
+        nat = None
+        if any(nic.network == "nat" for nic in spec.nics):
+            nat = await self.ensure_nat_network()
+        xml = build_domain(spec, disks, self.host_defaults(spec, nat), uuid=uuid).to_xml()
+        return await self._conn.run(
+            f"define VM {spec.name} on host {self.name}",
+            lambda c: _records.domain_record(c.defineXML(xml), self._started_at),
+        )
+
+    async def undefine_domain(self, uuid: str) -> None:
+        await self._dom(f"undefine domain {uuid}", uuid, lambda d: d.undefineFlags(_UNDEFINE_FLAGS))
+
+    async def start(self, uuid: str) -> None:
+        await self._dom(f"start domain {uuid}", uuid, lambda d: d.create())
+
+    async def shutdown(self, uuid: str) -> None:
+        await self._dom(f"shut down domain {uuid}", uuid, lambda d: d.shutdown())
+
+    async def destroy(self, uuid: str) -> None:
+        await self._dom(f"force off domain {uuid}", uuid, lambda d: d.destroy())
+
+    async def reboot(self, uuid: str) -> None:
+        await self._dom(f"reboot domain {uuid}", uuid, lambda d: d.reboot(0))
+
+    async def suspend(self, uuid: str) -> None:
+        await self._dom(f"pause domain {uuid}", uuid, lambda d: d.suspend())
+
+    async def resume(self, uuid: str) -> None:
+        await self._dom(f"resume domain {uuid}", uuid, lambda d: d.resume())
+
+    async def set_description(self, uuid: str, description: str) -> None:
+        await self._dom(
+            f"set the description of domain {uuid}", uuid, lambda d: set_description(d, description)
+        )
+
+    # -- snapshots ---------------------------------------------------------------------------
+    async def list_snapshots(self, uuid: str) -> list[SnapshotInfo]:
+        return await self._conn.run(
+            f"list snapshots of domain {uuid}",
+            lambda c: _snapshots.list_snapshots(_lookup(c, uuid)),
+        )
+
+    async def create_snapshot(self, uuid: str, name: str, description: str) -> SnapshotInfo:
+        return await self._conn.run(
+            f"create snapshot {name} of domain {uuid}",
+            lambda c: _snapshots.create(_lookup(c, uuid), name, description),
+        )
+
+    async def revert_snapshot(self, uuid: str, name: str) -> None:
+        await self._dom(f"revert domain {uuid} to snapshot {name}", uuid,
+                        lambda d: _snapshots.revert(d, name))  # fmt: skip
+
+    async def delete_snapshot(self, uuid: str, name: str) -> None:
+        await self._dom(f"delete snapshot {name} of domain {uuid}", uuid,
+                        lambda d: _snapshots.delete(d, name))  # fmt: skip
+
+    # -- console, screen, serial log ---------------------------------------------------------
+    async def screenshot_png(self, uuid: str) -> bytes:
+        return await self._conn.run(
+            f"take a screenshot of domain {uuid}",
+            lambda c: _transfer.screenshot_png(c, _lookup(c, uuid)),
+        )
+
+    async def read_serial_log(self, name: str, tail_bytes: int | None = None) -> bytes:
+        log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
+        return await self._conn.run(
+            f"read the serial log of VM {name}",
+            lambda c: _transfer.download_tail(c, self._pool(c), log_name, tail_bytes),
+        )
+
+    async def open_serial_console(self, uuid: str) -> SerialConsole:
+        conn = self._conn.require()
+        stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+        what = f"serial console of domain {uuid}"
+        await self._conn.run(
+            f"open the {what}",
+            lambda c: _lookup(c, uuid).openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE),
+        )
+        return SerialConsole(stream, what)
+
+    # -- storage -----------------------------------------------------------------------------
+    def _pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
+        return _storage.ensure_pool(conn, self.pool_name, self.pool_dir)
+
+    async def ensure_pool(self) -> None:
+        await self._conn.run(f"prepare storage pool {self.pool_name}", self._pool)
+
+    async def list_volumes(self) -> list[VolumeRef]:
+        return await self._conn.run(
+            f"list volumes of pool {self.pool_name}",
+            lambda c: _storage.list_volumes(self._pool(c)),
+        )
+
+    async def create_blank_volume(self, name: str, size_bytes: int) -> VolumeRef:
+        return await self._conn.run(
+            f"create volume {name}",
+            lambda c: _storage.create_blank(self._pool(c), name, size_bytes),
+        )
+
+    async def create_linked_clone(self, name: str, base: str) -> VolumeRef:
+        return await self._conn.run(
+            f"create volume {name} as a linked clone of {base}",
+            lambda c: _storage.create_linked_clone(c, self._pool(c), name, base),
+        )
+
+    async def import_volume(
+        self,
+        name: str,
+        source: Path,
+        *,
+        progress: Callable[[int, int], None],
+        cancelled: Callable[[], bool],
+    ) -> VolumeRef:
+        """Upload ``source`` (a file where Corral runs) into a new volume; no overall timeout,
+        progress is reported in the loop thread."""
+        loop = asyncio.get_running_loop()
+
+        def report(done: int, total: int) -> None:
+            loop.call_soon_threadsafe(progress, done, total)
+
+        return await self._conn.run(
+            f"import {source} as volume {name}",
+            lambda c: _transfer.upload(c, self._pool(c), name, source, report, cancelled),
+            bounded=False,
+        )
+
+    async def resize_volume(self, name: str, size_bytes: int) -> None:
+        await self._conn.run(
+            f"resize volume {name}",
+            lambda c: _storage.lookup(self._pool(c), name).resize(size_bytes, 0),
+        )
+
+    async def delete_volume(self, name: str) -> None:
+        await self._conn.run(
+            f"delete volume {name}", lambda c: _storage.lookup(self._pool(c), name).delete(0)
+        )
+
+    async def volume_exists(self, name: str) -> bool:
+        return await self._conn.run(
+            f"look up volume {name}", lambda c: _storage.exists(self._pool(c), name)
+        )
+
+    # -- networking --------------------------------------------------------------------------
+    async def ensure_nat_network(self) -> str | None:
+        return await self._conn.run(
+            f"prepare the NAT network on host {self.name}", _network.ensure_nat_network
+        )

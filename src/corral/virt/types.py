@@ -1,0 +1,61 @@
+"""Typed values ``corral.virt`` hands to the services layer (pure data, no libvirt)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from corral.model.vm import Accelerator, DiskInfo, VmState
+
+#: ``DomainEvent.kind`` values.
+EVENT_LIFECYCLE = "lifecycle"
+EVENT_REBOOT = "reboot"
+EVENT_CONNECTED = "connected"
+EVENT_DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """Something happened on a host: a domain changed state, or the connection went or came.
+
+    ``kind`` is ``lifecycle``/``reboot`` (then ``uuid``/``name`` name the domain) or
+    ``connected``/``disconnected`` (then they are ``None``). ``detail`` is one of ``defined``,
+    ``undefined``, ``started``, ``suspended``, ``resumed``, ``stopped``, ``shutdown``,
+    ``pmsuspended``, ``crashed`` for lifecycle events; ``reason`` refines it (``destroyed``,
+    ``from_snapshot``, ``migrated`` …) or carries the disconnect reason.
+    """
+
+    host: str
+    uuid: str | None
+    name: str | None
+    kind: str
+    detail: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class VolumeRef:
+    """A volume in Corral's storage pool. ``path`` is the path as the host sees it."""
+
+    name: str
+    path: str
+    format: str
+    capacity_bytes: int
+    backing: str | None = None
+
+
+@dataclass(frozen=True)
+class DomainRecord:
+    """The runtime view of one libvirt domain."""
+
+    uuid: str
+    name: str
+    state: VmState
+    vcpus: int
+    memory_mib: int
+    cpu_time_s: float | None
+    uptime_s: float | None
+    description: str
+    accelerator: Accelerator | None
+    disks: list[DiskInfo] = field(default_factory=list)
+    corral_managed: bool = False
+    xml: str = ""
