@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session, sessionmaker
 
+from corral.errors import InvalidRequest
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: Milliseconds a SQLite connection waits for another writer before failing with "locked".
@@ -55,8 +57,12 @@ def make_engine(url: str | URL) -> Engine:
     """An Engine for ``sqlite:///path`` or ``postgresql+psycopg://…`` (or ``postgresql://``)."""
     parsed = _normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if not parsed.database or parsed.database == ":memory:":
+            # Each pooled connection would get its own empty database (threads, to_thread…).
+            raise InvalidRequest(
+                "in-memory SQLite is not supported: use a file, e.g. sqlite:////var/lib/corral/db"
+            )
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_begin)

@@ -48,7 +48,7 @@ def find_host(session: Session, name: str) -> Host | None:
 def get_host(session: Session, name: str) -> Host:
     host = find_host(session, name)
     if host is None:
-        raise not_found("host", f"named {name!r}", "list hosts with GET /api/v1/hosts")
+        raise not_found("host", f"named {name!r}", "check the name against the list of hosts")
     return host
 
 

@@ -69,7 +69,7 @@ def create_task(
 def _get(session: Session, task_id: str) -> Task:
     task = session.get(Task, task_id)
     if task is None:
-        raise not_found("task", f"with id {task_id!r}", "list tasks with GET /api/v1/tasks")
+        raise not_found("task", f"with id {task_id!r}", "check the id against the list of tasks")
     return task
 
 

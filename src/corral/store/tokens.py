@@ -74,7 +74,9 @@ def authenticate_token(
 def get_token(session: Session, token_id: str) -> ApiToken:
     token = session.get(ApiToken, token_id)
     if token is None:
-        raise not_found("API token", f"with id {token_id!r}", "list tokens with GET /api/v1/tokens")
+        raise not_found(
+            "API token", f"with id {token_id!r}", "check the id against your list of tokens"
+        )
     return token
 
 
@@ -88,7 +90,9 @@ def revoke_token(
     """
     token = get_token(session, token_id)
     if owner is not None and token.user.name != owner:
-        raise not_found("API token", f"with id {token_id!r}", "list tokens with GET /api/v1/tokens")
+        raise not_found(
+            "API token", f"with id {token_id!r}", "check the id against your list of tokens"
+        )
     if token.revoked_at is None:
         token.revoked_at = now or utcnow()
         session.flush()

@@ -34,7 +34,7 @@ def find_user(session: Session, name: str) -> User | None:
 def get_user(session: Session, name: str) -> User:
     user = find_user(session, name)
     if user is None:
-        raise not_found("user", f"named {name!r}", "list users with GET /api/v1/users")
+        raise not_found("user", f"named {name!r}", "check the name against the list of users")
     return user
 
 

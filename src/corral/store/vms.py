@@ -15,7 +15,7 @@ from corral.store.coltypes import utcnow
 from corral.store.hosts import get_host
 from corral.store.tables import Vm
 
-_HINT = "list VMs with GET /api/v1/vms"
+_HINT = "check the name against the list of VMs"
 
 
 class _Unset(Enum):

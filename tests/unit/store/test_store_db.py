@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import StatementError
 
-from corral.errors import NotFound
+from corral.errors import InvalidRequest, NotFound
 from corral.model.task import TaskState
 from corral.store import (
     Base,
@@ -197,3 +197,9 @@ def test_two_sqlite_writers_do_not_hit_database_is_locked(tmp_path: Path) -> Non
             assert task.state == TaskState.PENDING.value
     finally:
         store.dispose()
+
+
+def test_in_memory_sqlite_is_refused_with_advice() -> None:
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(InvalidRequest, match="use a file"):
+            make_engine(url)
