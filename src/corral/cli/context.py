@@ -1,0 +1,146 @@
+"""What every command shares: global options, the client, output and error reporting.
+
+Results go to stdout (tables, or the API's JSON with ``--json``); progress bars, confirmations
+and errors go to stderr so that ``corral … --json | jq`` and ``id=$(corral … --no-wait)`` work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from corral.cli import credentials
+from corral.cli.client import (
+    DEFAULT_URL,
+    ApiError,
+    CliError,
+    CorralClient,
+    normalize_url,
+    tls_verify,
+)
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+NOT_LOGGED_IN = "not logged in or token revoked: run `corral login`"
+
+
+@dataclass
+class CliOptions:
+    """The global options (``corral --url … --token … COMMAND``), resolved once."""
+
+    url: str | None = None
+    token: str | None = field(default=None, repr=False)
+    json: bool = False
+    insecure: bool = False
+    ca_cert: str | None = None
+    _client: CorralClient | None = field(default=None, repr=False)
+
+    def resolved(self) -> tuple[str, str | None]:
+        """URL and token: options/env first, then the credentials file, then the default URL.
+
+        A stored token is only sent to the URL it was issued by: pointing the CLI at another
+        server must not hand that server our secret.
+        """
+        stored = credentials.load()
+        url = normalize_url(self.url or (stored.url if stored else DEFAULT_URL))
+        token = self.token
+        if token is None and stored is not None and normalize_url(stored.url) == url:
+            token = stored.token
+        return url, token
+
+    def client(self) -> CorralClient:
+        if self._client is None:
+            url, token = self.resolved()
+            self._client = CorralClient(url, token, verify=tls_verify(self.insecure, self.ca_cert))
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def options(ctx: typer.Context) -> CliOptions:
+    """The global options of this invocation (defaults when a sub-app runs on its own)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliOptions):
+        root.obj = CliOptions(
+            url=os.environ.get("CORRAL_URL"), token=os.environ.get("CORRAL_TOKEN")
+        )
+    return root.obj
+
+
+def client(ctx: typer.Context) -> CorralClient:
+    return options(ctx).client()
+
+
+def want_json(ctx: typer.Context, local_flag: bool) -> bool:
+    return local_flag or options(ctx).json
+
+
+def print_json(data: Any) -> None:
+    """The API's JSON, unchanged apart from indentation (plain write: no Rich wrapping)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def emit(ctx: typer.Context, json_flag: bool, data: Any, render: Callable[[], None]) -> None:
+    """Print ``data`` as JSON when asked, else call ``render``."""
+    if want_json(ctx, json_flag):
+        print_json(data)
+    else:
+        render()
+
+
+def info(message: str) -> None:
+    """A one-line human confirmation on stdout ("started VM web1")."""
+    out.print(message, markup=False)
+
+
+def usage_error(message: str, param: str | None = None) -> NoReturn:
+    """Exit 2 like Typer does for bad options."""
+    raise typer.BadParameter(message, param_hint=param)
+
+
+def report_error(exc: CliError) -> None:
+    """``error: <detail>`` in red on stderr, with 422 field errors the detail does not repeat."""
+    if isinstance(exc, ApiError) and exc.status == 401:
+        message = NOT_LOGGED_IN
+        if exc.detail and exc.detail.lower() not in ("unauthorized", "authentication required"):
+            message += f" ({exc.detail})"
+    else:
+        message = exc.message
+    err.print(f"[bold red]error:[/] [red]{escape(message)}[/]")
+    if isinstance(exc, ApiError):
+        for item in exc.errors:
+            line = f"{item.loc}: {item.msg}" if item.loc else item.msg
+            if line not in exc.detail:
+                err.print(f"  [red]{escape(line)}[/]")
+
+
+class CorralGroup(TyperGroup):
+    """Root command group: turns ``CliError`` from any command into ``error: …`` and an exit code.
+
+    One place for this (rather than a decorator per command), like httpx's single exception map.
+    """
+
+    # ``Any``: the base class types ``ctx`` with Typer's private vendored click Context.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            report_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        finally:
+            if isinstance(ctx.obj, CliOptions):
+                ctx.obj.close()

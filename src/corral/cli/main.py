@@ -1,0 +1,106 @@
+"""The ``corral`` command: assembles the command groups and the global options.
+
+Every command except ``admin`` and ``serve`` (offline set-up and the server itself) only speaks
+HTTP to the API through ``corral.cli.client.CorralClient``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from types import ModuleType
+
+import typer
+
+from corral.cli import audit, auth, host, task, token, user, vm
+from corral.cli import context as c
+
+app = typer.Typer(
+    name="corral",
+    help="Corral: manage KVM/QEMU virtual machines through the Corral API.",
+    cls=c.CorralGroup,
+    no_args_is_help=True,
+    # Locals in a traceback could include the API token.
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        try:
+            text = version("corral")
+        except PackageNotFoundError:
+            text = "unknown"
+        c.out.print(f"corral {text}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: str | None = typer.Option(
+        None,
+        "--url",
+        envvar="CORRAL_URL",
+        help="Corral's URL (default: the logged-in URL, else http://127.0.0.1:8080).",
+    ),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar="CORRAL_TOKEN",
+        help="API token (default: the one `corral login` stored).",
+        show_default=False,
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the API's JSON."),
+    insecure: bool = typer.Option(
+        False, "--insecure", help="Do not verify the server's TLS certificate (test setups only)."
+    ),
+    ca_cert: str | None = typer.Option(
+        None, "--ca-cert", envvar="CORRAL_CA_CERT", help="CA certificate to verify the server."
+    ),
+    _show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Corral: manage KVM/QEMU virtual machines through the Corral API."""
+    ctx.obj = c.CliOptions(
+        url=url, token=token or None, json=json_out, insecure=insecure, ca_cert=ca_cert
+    )
+    if not c.out.is_terminal and "COLUMNS" not in os.environ:
+        # Piped output is for grep and scripts: don't fold table cells at 80 columns.
+        c.out.width = 200
+
+
+app.command("login")(auth.login)
+app.command("logout")(auth.logout)
+app.command("whoami")(auth.whoami)
+app.command("audit")(audit.audit)
+app.add_typer(vm.app, name="vm")
+app.add_typer(task.app, name="task")
+app.add_typer(host.app, name="host")
+app.add_typer(user.app, name="user")
+app.add_typer(token.app, name="token")
+
+
+def _optional(module: str) -> ModuleType | None:
+    """The integrator's offline commands; the HTTP client works without them."""
+    try:
+        return import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
+_admin = _optional("corral.cli.admin")
+if _admin is not None:
+    app.add_typer(_admin.app, name="admin")
+_serve = _optional("corral.cli.serve")
+if _serve is not None:
+    app.command("serve")(_serve.serve)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,235 @@
+"""Rich tables for the API's objects. Pure rendering: the commands decide when to print."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from rich.table import Table
+from rich.text import Text
+
+from corral.cli.units import human_bytes, human_duration, human_mib
+from corral.model.auth import AuditEntry, TokenInfo, UserInfo
+from corral.model.host import HostInfo
+from corral.model.task import TaskInfo, TaskState
+from corral.model.vm import SnapshotInfo, VmInfo, VmState
+
+_STATE_STYLE: dict[str, str] = {
+    VmState.RUNNING: "green",
+    VmState.PAUSED: "yellow",
+    VmState.SHUTOFF: "dim",
+    VmState.SHUTTING_DOWN: "yellow",
+    VmState.CRASHED: "bold red",
+    VmState.SUSPENDED: "cyan",
+    VmState.BLOCKED: "yellow",
+    VmState.UNKNOWN: "magenta",
+    VmState.MISSING: "bold red",
+    TaskState.PENDING: "cyan",
+    TaskState.SUCCEEDED: "green",
+    TaskState.FAILED: "bold red",
+    TaskState.CANCELLED: "yellow",
+}
+
+
+def state_text(state: str) -> Text:
+    return Text(str(state), style=_STATE_STYLE.get(state, ""))
+
+
+def when(moment: datetime | None) -> str:
+    """Local time, to the second; '-' when unknown."""
+    if moment is None:
+        return "-"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _table(*columns: str) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _details(rows: Iterable[tuple[str, str | Text]]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def vm_table(vms: Iterable[VmInfo]) -> Table:
+    table = _table("NAME", "HOST", "STATE", "VCPUS", "MEMORY", "UPTIME", "CPU TIME")
+    for vm in vms:
+        table.add_row(
+            vm.name,
+            vm.host,
+            state_text(vm.state),
+            str(vm.vcpus),
+            human_mib(vm.memory_mib),
+            human_duration(vm.uptime_s),
+            human_duration(vm.cpu_time_s),
+        )
+    return table
+
+
+def vm_details(vm: VmInfo) -> Table:
+    return _details(
+        [
+            ("Name", vm.name),
+            ("UUID", vm.uuid),
+            ("Host", vm.host),
+            ("State", state_text(vm.state)),
+            ("vCPUs", str(vm.vcpus)),
+            ("Memory", human_mib(vm.memory_mib)),
+            ("Uptime", human_duration(vm.uptime_s)),
+            ("CPU time", human_duration(vm.cpu_time_s)),
+            ("Accelerator", vm.accelerator or "-"),
+            ("Adopted", "yes" if vm.adopted else "no"),
+            ("Created", when(vm.created_at)),
+            ("Description", vm.description or "-"),
+        ]
+    )
+
+
+def disk_table(vm: VmInfo) -> Table:
+    table = _table("DISK", "TARGET", "BUS", "DEVICE", "SIZE", "PATH")
+    for disk in vm.disks:
+        size = human_bytes(disk.capacity_bytes) if disk.capacity_bytes is not None else "-"
+        table.add_row(disk.name, disk.target, disk.bus, disk.device, size, disk.path)
+    return table
+
+
+def snapshot_table(snapshots: Iterable[SnapshotInfo]) -> Table:
+    table = _table("NAME", "CREATED", "VM STATE", "CURRENT", "DESCRIPTION")
+    for snap in snapshots:
+        table.add_row(
+            snap.name,
+            when(snap.created_at),
+            snap.vm_state,
+            "*" if snap.current else "",
+            snap.description,
+        )
+    return table
+
+
+def task_progress_text(task: TaskInfo) -> str:
+    if task.bytes_total:
+        done = human_bytes(task.bytes_done or 0)
+        return f"{task.progress:.0f}% ({done} / {human_bytes(task.bytes_total)})"
+    return f"{task.progress:.0f}%"
+
+
+def task_table(tasks: Iterable[TaskInfo]) -> Table:
+    table = _table("ID", "KIND", "TARGET", "STATE", "PROGRESS", "PHASE", "BY", "CREATED")
+    for task in tasks:
+        table.add_row(
+            task.id,
+            task.kind,
+            task.target,
+            state_text(task.state),
+            task_progress_text(task),
+            task.phase,
+            task.created_by,
+            when(task.created_at),
+        )
+    return table
+
+
+def task_details(task: TaskInfo) -> Table:
+    return _details(
+        [
+            ("ID", task.id),
+            ("Kind", task.kind),
+            ("Target", task.target),
+            ("State", state_text(task.state)),
+            ("Progress", task_progress_text(task)),
+            ("Phase", task.phase or "-"),
+            ("Error", Text(task.error, style="red") if task.error else "-"),
+            ("Created by", task.created_by),
+            ("Created", when(task.created_at)),
+            ("Updated", when(task.updated_at)),
+            ("Finished", when(task.finished_at)),
+        ]
+    )
+
+
+def host_table(hosts: Iterable[HostInfo]) -> Table:
+    table = _table("NAME", "URI", "CONNECTED", "ACCEL", "CPUS", "MEMORY", "FREE", "LAST ERROR")
+    for host in hosts:
+        caps = host.capabilities
+        table.add_row(
+            host.name,
+            host.uri,
+            Text("yes", style="green") if host.connected else Text("no", style="bold red"),
+            host.accelerator or (",".join(caps.accelerators) if caps else "-"),
+            str(caps.cpus) if caps else "-",
+            human_mib(caps.memory_mib) if caps else "-",
+            human_mib(caps.free_memory_mib) if caps else "-",
+            host.last_error or "",
+        )
+    return table
+
+
+def host_details(host: HostInfo) -> Table:
+    rows: list[tuple[str, str | Text]] = [
+        ("Name", host.name),
+        ("URI", host.uri),
+        ("Connected", Text("yes", style="green") if host.connected else Text("no", style="red")),
+        ("Accelerator", host.accelerator or "best available"),
+    ]
+    caps = host.capabilities
+    if caps is not None:
+        rows += [
+            ("Hostname", caps.hostname),
+            ("Arch", caps.arch),
+            ("CPUs", str(caps.cpus)),
+            ("Memory", human_mib(caps.memory_mib)),
+            ("Free memory", human_mib(caps.free_memory_mib)),
+            ("Accelerators", ", ".join(caps.accelerators) or "-"),
+            ("libvirt", caps.libvirt_version),
+            ("QEMU", caps.qemu_version or "-"),
+        ]
+    if host.last_error:
+        rows.append(("Last error", Text(host.last_error, style="red")))
+    return _details(rows)
+
+
+def user_table(users: Iterable[UserInfo]) -> Table:
+    table = _table("NAME", "ROLE", "CREATED", "DISABLED")
+    for user in users:
+        table.add_row(user.name, user.role, when(user.created_at), "yes" if user.disabled else "")
+    return table
+
+
+def token_table(tokens: Iterable[TokenInfo]) -> Table:
+    table = _table("ID", "NAME", "USER", "CREATED", "EXPIRES", "LAST USED", "REVOKED")
+    for token in tokens:
+        table.add_row(
+            token.id,
+            token.name,
+            token.user,
+            when(token.created_at),
+            when(token.expires_at) if token.expires_at else "never",
+            when(token.last_used_at),
+            "yes" if token.revoked else "",
+        )
+    return table
+
+
+def audit_table(entries: Iterable[AuditEntry]) -> Table:
+    table = _table("ID", "AT", "USER", "ACTION", "TARGET", "OUTCOME", "DETAIL")
+    for entry in entries:
+        style = "" if entry.outcome in ("ok", "success", "succeeded") else "red"
+        table.add_row(
+            str(entry.id),
+            when(entry.at),
+            entry.user,
+            entry.action,
+            entry.target,
+            Text(entry.outcome, style=style),
+            entry.detail,
+        )
+    return table

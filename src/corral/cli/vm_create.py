@@ -1,0 +1,161 @@
+"""``corral vm create``: turn options into a ``VmSpec`` and ask the API for it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+
+from corral.cli import context as c
+from corral.cli.client import parse, seg
+from corral.cli.output import vm_details
+from corral.cli.task import JsonOpt, follow_task
+from corral.cli.units import parse_disk_specs, parse_memory_mib, parse_nic_spec
+from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmInfo, VmSpec
+
+
+class BootSource(StrEnum):
+    DISK = "disk"
+    CDROM = "cdrom"
+    KERNEL = "kernel"
+
+
+def _parse_or_usage(what: str, func: Any, *args: Any) -> Any:
+    try:
+        return func(*args)
+    except ValueError as exc:
+        c.usage_error(str(exc), what)
+
+
+def _infer_boot(
+    boot: str | None, kernel: str | None, disks: list[DiskSpec], cdrom: str | None
+) -> str:
+    """Default boot source: the kernel if given, else the disk, else the CD-ROM."""
+    if boot is not None:
+        return boot
+    if kernel:
+        return "kernel"
+    if not disks and cdrom:
+        return "cdrom"
+    return "disk"
+
+
+def build_spec(
+    *,
+    name: str,
+    vcpus: int,
+    memory: str,
+    disks: list[str],
+    cdrom: str | None,
+    nics: list[str],
+    boot: str | None,
+    kernel: str | None,
+    initrd: str | None,
+    cmdline: str | None,
+    description: str,
+    accelerator: Accelerator | None,
+    host: str | None,
+) -> VmSpec:
+    """The ``VmSpec`` the options describe; ``typer.BadParameter`` (exit 2) when they don't."""
+    memory_mib: int = _parse_or_usage("--memory", parse_memory_mib, memory)
+    disk_specs: list[DiskSpec] = _parse_or_usage("--disk", parse_disk_specs, disks)
+    nic_specs: list[NicSpec] = [_parse_or_usage("--nic", parse_nic_spec, n) for n in nics]
+    try:
+        boot_spec = BootSpec.model_validate(
+            {
+                "source": _infer_boot(boot, kernel, disk_specs, cdrom),
+                "kernel": kernel,
+                "initrd": initrd,
+                "cmdline": cmdline,
+            }
+        )
+        return VmSpec(
+            name=name,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            disks=disk_specs,
+            cdrom=cdrom,
+            nics=nic_specs,
+            boot=boot_spec,
+            description=description,
+            accelerator=accelerator,
+            host=host,
+        )
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            loc = ".".join(str(p) for p in error["loc"])
+            msg = str(error["msg"]).removeprefix("Value error, ")
+            messages.append(f"{loc}: {msg}" if loc else msg)
+        c.usage_error("; ".join(messages))
+
+
+def create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", help="The new VM's name."),
+    vcpus: int = typer.Option(1, "--vcpus", min=1, max=512, help="Number of virtual CPUs."),
+    memory: str = typer.Option("512M", "--memory", help="Memory: MiB, or with a unit (512M, 2G)."),
+    disk: list[str] = typer.Option(
+        [],
+        "--disk",
+        help="size=10G[,name=data][,bus=virtio] | base=IMAGE | import=/path/to.qcow2 "
+        "(repeat for more disks).",
+    ),
+    cdrom: str | None = typer.Option(None, "--cdrom", help="ISO file on the host."),
+    nic: list[str] = typer.Option(
+        [], "--nic", help="network=nat|user|NAME[,model=virtio][,mac=…] (repeatable)."
+    ),
+    boot: BootSource | None = typer.Option(
+        None,
+        "--boot",
+        help="disk|cdrom|kernel (default: kernel if --kernel, else disk, else cdrom).",
+    ),
+    kernel: str | None = typer.Option(None, "--kernel", help="Kernel image path on the host."),
+    initrd: str | None = typer.Option(None, "--initrd", help="Initrd path on the host."),
+    cmdline: str | None = typer.Option(None, "--cmdline", help="Kernel command line."),
+    description: str = typer.Option("", "--description", help="Free text."),
+    accelerator: Accelerator | None = typer.Option(
+        None, "--accelerator", help="kvm or tcg (default: the host's best)."
+    ),
+    host: str | None = typer.Option(None, "--host", help="Host to create it on."),
+    start: bool = typer.Option(False, "--start", help="Start the VM once it is created."),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="When an image import runs as a task, print its id and return."
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Create a VM (and start it with --start)."""
+    if start and no_wait:
+        c.usage_error("--start has to wait for the VM to exist: drop --no-wait or --start")
+    spec = build_spec(
+        name=name,
+        vcpus=vcpus,
+        memory=memory,
+        disks=disk,
+        cdrom=cdrom,
+        nics=nic,
+        boot=boot.value if boot else None,
+        kernel=kernel,
+        initrd=initrd,
+        cmdline=cmdline,
+        description=description,
+        accelerator=accelerator,
+        host=host,
+    )
+    client = c.client(ctx)
+    response = client.post("/vms", json=spec.model_dump(mode="json", exclude_none=True))
+    if response.status_code == 202:
+        if follow_task(ctx, response, no_wait=no_wait, json_flag=json_out) is None:
+            return
+        response = client.get(f"/vms/{seg(name)}")
+    if start:
+        response = client.post(f"/vms/{seg(name)}/start")
+    vm = parse(response, VmInfo)
+
+    def render() -> None:
+        c.info(f"created VM {vm.name} on {vm.host}" + (" and started it" if start else ""))
+        c.out.print(vm_details(vm))
+
+    c.emit(ctx, json_out, response.json(), render)

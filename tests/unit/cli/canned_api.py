@@ -1,0 +1,385 @@
+"""A tiny real FastAPI app speaking the API contract with canned data, for testing the CLI.
+
+It is not the thing under test: the CLI is. It answers what docs/api-contract.md promises
+(problem+json errors, 202 + TaskInfo for long work, Bearer auth, the serial WebSocket) from an
+in-memory ``CannedState`` that each test arranges, and it records every request so tests can
+check what the CLI sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response, WebSocket
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.websockets import WebSocketDisconnect
+
+from corral.model.auth import AuditEntry, NewToken, Role, TokenInfo, UserInfo
+from corral.model.host import HostCapabilities, HostInfo
+from corral.model.task import TaskInfo, TaskState
+from corral.model.vm import Accelerator, DiskInfo, SnapshotInfo, VmInfo, VmState
+
+NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+PASSWORD = "correct horse battery"
+
+
+def vm_info(name: str, state: VmState = VmState.RUNNING, host: str = "local") -> VmInfo:
+    return VmInfo(
+        uuid=f"00000000-0000-0000-0000-{abs(hash(name)) % 10**12:012d}",
+        name=name,
+        host=host,
+        state=state,
+        vcpus=2,
+        memory_mib=2048,
+        uptime_s=3 * 3600 + 25 * 60 if state == VmState.RUNNING else None,
+        cpu_time_s=75.5,
+        accelerator=Accelerator.TCG,
+        disks=[
+            DiskInfo(
+                name="root",
+                target="vda",
+                path=f"/pool/{name}-root.qcow2",
+                bus="virtio",
+                capacity_bytes=10 * 2**30,
+            )
+        ],
+        created_at=NOW,
+    )
+
+
+@dataclass
+class CannedState:
+    """What the canned API knows. Tests change it directly."""
+
+    token: str = "tok-secret-0123456789"
+    token_id: str = "t1"
+    revoked: set[str] = field(default_factory=set)
+    vms: dict[str, VmInfo] = field(default_factory=dict)
+    hosts: dict[str, HostInfo] = field(default_factory=dict)
+    users: dict[str, UserInfo] = field(default_factory=dict)
+    snapshots: dict[str, list[SnapshotInfo]] = field(default_factory=dict)
+    logs: dict[str, bytearray] = field(default_factory=dict)
+    #: Successive answers of GET /tasks/{id}: each GET pops one until the last remains.
+    task_answers: dict[str, list[TaskInfo]] = field(default_factory=dict)
+    #: How the next task of a kind goes: a list of field updates, one per GET /tasks/{id}.
+    task_plans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    audit: list[AuditEntry] = field(default_factory=list)
+    requests: list[tuple[str, str, Any, dict[str, str]]] = field(default_factory=list)
+    serial_close: tuple[int, str] | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def reset(self) -> None:
+        """Back to a fresh state (one server serves the whole session)."""
+        self.__dict__.update(CannedState().__dict__)
+
+    def new_task(self, kind: str, target: str) -> TaskInfo:
+        task = TaskInfo(
+            id=f"task-{next(self._ids)}",
+            kind=kind,
+            target=target,
+            state=TaskState.PENDING,
+            created_by="admin",
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        answers, current = [], task
+        for update in self.task_plans.get(kind, [{"state": "succeeded", "progress": 100}]):
+            current = current.model_copy(update=update)
+            answers.append(current)
+        self.task_answers[task.id] = answers
+        return task
+
+    def task(self, task_id: str) -> TaskInfo | None:
+        answers = self.task_answers.get(task_id)
+        if not answers:
+            return None
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+
+def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": "error", "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def _json(model: Any, status: int = 200) -> JSONResponse:
+    if isinstance(model, list):
+        return JSONResponse([m.model_dump(mode="json") for m in model], status_code=status)
+    return JSONResponse(model.model_dump(mode="json"), status_code=status)
+
+
+def _task_response(task: TaskInfo) -> JSONResponse:
+    response = _json(task, 202)
+    response.headers["Location"] = f"/api/v1/tasks/{task.id}"
+    return response
+
+
+def build_app(state: CannedState) -> FastAPI:
+    app = FastAPI()
+    api = APIRouter(prefix="/api/v1")
+
+    @app.middleware("http")
+    async def auth_and_record(request: Request, call_next: Any) -> Response:
+        body = await request.body()
+        state.requests.append(
+            (request.method, request.url.path, body.decode() or None, dict(request.query_params))
+        )
+        if request.url.path != "/api/v1/auth/login" and request.url.path.startswith("/api/"):
+            header = request.headers.get("authorization", "")
+            if header != f"Bearer {state.token}" or state.token_id in state.revoked:
+                return problem(401, "Authentication required")
+        response: Response = await call_next(request)
+        return response
+
+    _auth_routes(api, state)
+    _vm_routes(api, state)
+    _other_routes(api, state)
+    app.include_router(api)
+    _serial_route(app, state)
+    return app
+
+
+def _auth_routes(api: APIRouter, state: CannedState) -> None:
+    @api.post("/auth/login")
+    async def login(body: dict[str, Any]) -> Response:
+        if body.get("username") != "admin" or body.get("password") != PASSWORD:
+            return problem(401, "wrong user name or password")
+        token = NewToken(
+            id=state.token_id,
+            name=body.get("token_name", "cli"),
+            user="admin",
+            created_at=NOW,
+            secret=state.token,
+        )
+        return _json(token, 201)
+
+    @api.get("/auth/whoami")
+    async def whoami() -> Response:
+        return _json(UserInfo(name="admin", role=Role.ADMIN, created_at=NOW))
+
+    @api.get("/tokens")
+    async def tokens() -> Response:
+        info = TokenInfo(id=state.token_id, name="cli", user="admin", created_at=NOW)
+        return _json([info])
+
+    @api.post("/tokens")
+    async def create_token(body: dict[str, Any]) -> Response:
+        token = NewToken(
+            id="t2", name=body["name"], user="admin", created_at=NOW, secret="new-secret-for-ci"
+        )
+        return _json(token, 201)
+
+    @api.delete("/tokens/{token_id}")
+    async def revoke(token_id: str) -> Response:
+        if token_id != state.token_id:
+            return problem(404, f"no token {token_id}")
+        state.revoked.add(token_id)
+        return Response(status_code=204)
+
+
+def _vm_or_404(state: CannedState, name: str) -> VmInfo | JSONResponse:
+    vm = state.vms.get(name)
+    if vm is None:
+        return problem(404, f"no VM named {name}: `corral vm list` shows the VMs")
+    return vm
+
+
+def _vm_routes(api: APIRouter, state: CannedState) -> None:
+    @api.get("/vms")
+    async def list_vms(host: str | None = None) -> Response:
+        return _json([vm for vm in state.vms.values() if host is None or vm.host == host])
+
+    @api.post("/vms")
+    async def create_vm(body: dict[str, Any]) -> Response:
+        name = body["name"]
+        if name in state.vms:
+            return problem(409, f"a VM named {name} exists already")
+        vm = vm_info(name, VmState.SHUTOFF).model_copy(
+            update={"vcpus": body.get("vcpus", 1), "memory_mib": body.get("memory_mib", 512)}
+        )
+        state.vms[name] = vm
+        if any("import_path" in d for d in body.get("disks", [])):
+            return _task_response(state.new_task("vm.import", name))
+        return _json(vm, 201)
+
+    @api.get("/vms/{name}")
+    async def get_vm(name: str) -> Response:
+        vm = _vm_or_404(state, name)
+        return vm if isinstance(vm, JSONResponse) else _json(vm)
+
+    @api.delete("/vms/{name}")
+    async def delete_vm(name: str) -> Response:
+        vm = _vm_or_404(state, name)
+        if isinstance(vm, JSONResponse):
+            return vm
+        if vm.state != VmState.SHUTOFF:
+            return problem(409, f"VM {name} is {vm.state}: shut it down first")
+        del state.vms[name]
+        return Response(status_code=204)
+
+    _vm_extra_routes(api, state)  # before the catch-all /vms/{name}/{action}
+    new_states = {
+        "start": VmState.RUNNING,
+        "stop": VmState.SHUTOFF,
+        "reboot": VmState.RUNNING,
+        "pause": VmState.PAUSED,
+        "resume": VmState.RUNNING,
+    }
+
+    @api.post("/vms/{name}/{action}")
+    async def power(name: str, action: str, request: Request) -> Response:
+        vm = _vm_or_404(state, name)
+        if isinstance(vm, JSONResponse):
+            return vm
+        if action in ("shutdown", "clone"):
+            body = await request.json()
+            target = body["name"] if action == "clone" else name
+            return _task_response(state.new_task(f"vm.{action}", target))
+        if action not in new_states:
+            return problem(404, "Not Found")
+        state.vms[name] = vm.model_copy(update={"state": new_states[action]})
+        return _json(state.vms[name])
+
+
+def _vm_extra_routes(api: APIRouter, state: CannedState) -> None:
+    @api.get("/vms/{name}/snapshots")
+    async def snapshots(name: str) -> Response:
+        return _json(state.snapshots.get(name, []))
+
+    @api.post("/vms/{name}/snapshots")
+    async def snapshot(name: str, body: dict[str, Any]) -> Response:
+        snap = SnapshotInfo(
+            name=body["name"],
+            description=body.get("description", ""),
+            created_at=NOW,
+            vm_state="running",
+            current=True,
+        )
+        state.snapshots.setdefault(name, []).append(snap)
+        return _json(snap, 201)
+
+    @api.post("/vms/{name}/snapshots/{snap}/revert")
+    async def revert(name: str, snap: str) -> Response:
+        if not any(s.name == snap for s in state.snapshots.get(name, [])):
+            return problem(404, f"VM {name} has no snapshot {snap}")
+        return _json(state.vms[name])
+
+    @api.delete("/vms/{name}/snapshots/{snap}")
+    async def delete_snapshot(name: str, snap: str) -> Response:
+        state.snapshots[name] = [s for s in state.snapshots.get(name, []) if s.name != snap]
+        return Response(status_code=204)
+
+    @api.get("/vms/{name}/screenshot")
+    async def screenshot(name: str) -> Response:
+        return Response(PNG, media_type="image/png")
+
+    @api.get("/vms/{name}/log")
+    async def log(name: str, tail_bytes: int | None = None) -> Response:
+        data = bytes(state.logs.get(name, b""))
+        if tail_bytes is not None:
+            data = data[-tail_bytes:]
+        return PlainTextResponse(data)
+
+
+def _other_routes(api: APIRouter, state: CannedState) -> None:
+    @api.get("/tasks")
+    async def tasks(limit: int | None = None) -> Response:
+        return _json([answers[-1] for answers in state.task_answers.values()][:limit])
+
+    @api.get("/tasks/{task_id}")
+    async def task(task_id: str) -> Response:
+        found = state.task(task_id)
+        return problem(404, f"no task {task_id}") if found is None else _json(found)
+
+    @api.post("/tasks/{task_id}/cancel")
+    async def cancel(task_id: str) -> Response:
+        cancelled = state.task_answers[task_id][-1].model_copy(update={"state": "cancelled"})
+        state.task_answers[task_id] = [cancelled]
+        return _json(cancelled)
+
+    @api.get("/hosts")
+    async def hosts() -> Response:
+        return _json(list(state.hosts.values()))
+
+    @api.get("/hosts/{name}")
+    async def host(name: str) -> Response:
+        found = state.hosts.get(name)
+        return problem(404, f"no host {name}") if found is None else _json(found)
+
+    @api.post("/hosts")
+    async def add_host(body: dict[str, Any]) -> Response:
+        caps = HostCapabilities(
+            hostname=body["name"],
+            arch="x86_64",
+            cpus=2,
+            memory_mib=4096,
+            free_memory_mib=2048,
+            accelerators=[Accelerator.TCG],
+            libvirt_version="9.0.0",
+        )
+        info = HostInfo(
+            name=body["name"],
+            uri=body["uri"],
+            connected=True,
+            accelerator=body.get("accelerator"),
+            capabilities=caps,
+        )
+        state.hosts[info.name] = info
+        return _json(info, 201)
+
+    @api.delete("/hosts/{name}")
+    async def remove_host(name: str) -> Response:
+        if any(vm.host == name for vm in state.vms.values()):
+            return problem(409, f"host {name} still has VMs: migrate or delete them first")
+        state.hosts.pop(name, None)
+        return Response(status_code=204)
+
+    @api.get("/users")
+    async def users() -> Response:
+        return _json(list(state.users.values()))
+
+    @api.post("/users")
+    async def add_user(body: dict[str, Any]) -> Response:
+        if len(body.get("password", "")) < 12:
+            return problem(
+                422, "password: too short", errors=[{"loc": "password", "msg": "too short"}]
+            )
+        user = UserInfo(name=body["name"], role=body["role"], created_at=NOW)
+        state.users[user.name] = user
+        return _json(user, 201)
+
+    @api.delete("/users/{name}")
+    async def remove_user(name: str) -> Response:
+        return Response(status_code=204)
+
+    @api.get("/audit")
+    async def audit() -> Response:
+        return _json(state.audit)
+
+
+def _serial_route(app: FastAPI, state: CannedState) -> None:
+    @app.websocket("/api/v1/vms/{name}/serial")
+    async def serial(websocket: WebSocket, name: str) -> None:
+        if websocket.headers.get("authorization") != f"Bearer {state.token}":
+            await websocket.send_denial_response(problem(401, "Authentication required"))
+            return
+        if name not in state.vms:
+            await websocket.send_denial_response(problem(404, f"no VM named {name}"))
+            return
+        await websocket.accept()
+        await websocket.send_bytes(f"serial console of {name}\r\n".encode())
+        try:
+            while True:
+                data = await websocket.receive_bytes()
+                if state.serial_close is not None:
+                    await websocket.close(*state.serial_close)
+                    return
+                # Echo like a terminal would, upper-cased so the test sees the guest answered.
+                await websocket.send_bytes(b"guest:" + data.upper())
+                await asyncio.sleep(0)
+        except WebSocketDisconnect:
+            return
