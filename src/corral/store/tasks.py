@@ -66,8 +66,13 @@ def create_task(
     return task_info(task)
 
 
-def _get(session: Session, task_id: str) -> Task:
-    task = session.get(Task, task_id)
+def _get(session: Session, task_id: str, *, for_update: bool = False) -> Task:
+    query = select(Task).where(Task.id == task_id).execution_options(populate_existing=True)
+    if for_update:
+        # Row lock on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises writers): a worker
+        # finishing a task and a user cancelling it must not both pass the "not finished" check.
+        query = query.with_for_update()
+    task = session.scalars(query).one_or_none()
     if task is None:
         raise not_found("task", f"with id {task_id!r}", "check the id against the list of tasks")
     return task
@@ -115,7 +120,7 @@ def update_task(
     """
     if progress is not None and not 0.0 <= progress <= 1.0:
         raise InvalidRequest(f"task progress is a fraction from 0.0 to 1.0, not {progress}")
-    task = _get(session, task_id)
+    task = _get(session, task_id, for_update=True)
     current = TaskState(task.state)
     if current.finished:
         raise Conflict(f"task {task_id} has already finished ({current.value}); it cannot change")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Engine, text
 
 from corral.errors import Conflict, InvalidRequest, NotFound
 from corral.model.task import TaskState
@@ -104,3 +108,49 @@ def test_lists(store: Store) -> None:
         assert [t.id for t in list_tasks(s, state=TaskState.RUNNING)] == [ids[0]]
         assert [t.id for t in list_tasks(s, state=TaskState.PENDING)] == [ids[4], ids[3]]
         assert [t.id for t in list_unfinished_tasks(s)] == [ids[0], ids[3], ids[4]]
+
+
+def _wait_for_lock_waiter(engine: Engine) -> None:
+    """Poll until another PostgreSQL backend is blocked on a lock (bounded)."""
+    deadline = time.monotonic() + 10
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(query).scalar():
+                return
+        time.sleep(0.02)
+    raise AssertionError("the second writer never blocked on the task's row lock")
+
+
+def test_concurrent_final_states_only_one_wins(store: Store, engine: Engine) -> None:
+    """A worker finishing and a user cancelling at the same moment: the second one must see
+    the first one's result and get Conflict, not overwrite it."""
+    with store.session() as s:
+        task_id = create_task(s, kind="k", target="t", created_by="a").id
+        update_task(s, task_id, state=TaskState.RUNNING)
+    first_updated = threading.Event()
+    release_first = threading.Event()
+
+    def finish() -> None:
+        with store.session() as s:
+            update_task(s, task_id, state=TaskState.SUCCEEDED)
+            first_updated.set()
+            assert release_first.wait(timeout=15)
+
+    def cancel() -> None:
+        assert first_updated.wait(timeout=15)
+        with store.session() as s:
+            update_task(s, task_id, state=TaskState.CANCELLED)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        finisher = pool.submit(finish)
+        canceller = pool.submit(cancel)
+        assert first_updated.wait(timeout=15)
+        if engine.dialect.name == "postgresql":
+            _wait_for_lock_waiter(engine)
+        release_first.set()
+        finisher.result(timeout=30)
+        with pytest.raises(Conflict, match="already finished \\(succeeded\\)"):
+            canceller.result(timeout=30)
+    with store.session() as s:
+        assert get_task(s, task_id).state is TaskState.SUCCEEDED
