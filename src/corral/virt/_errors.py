@@ -100,6 +100,8 @@ def convert_libvirt_error(what: str, err: libvirt.libvirtError) -> CorralError:
         return InsufficientResources(message)
     if code in _CONFLICT:
         return Conflict(message)
+    if code == libvirt.VIR_ERR_OPERATION_FAILED and "already exists" in message.lower():
+        return Conflict(message)  # e.g. a domain name taken by another UUID
     if code in _INVALID:
         return InvalidRequest(message)
     return HostError(message)
