@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import libvirt
+from lxml import etree
 
 from corral.virt.domain_xml import Domain
 from corral.virt.domain_xml.metadata import NAMESPACE, PREFIX
@@ -20,5 +21,17 @@ def set_description(dom: libvirt.virDomain, description: str) -> None:
     corral = domain.metadata.corral() if domain.has_metadata else None
     if corral is not None:
         # Replaces Corral's whole element: it now holds (or no longer holds) the exact text.
-        xml = corral.to_xml()
+        xml = etree.tostring(_without_namespace(corral.node), encoding="unicode")
         dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml, PREFIX, NAMESPACE, flags)
+
+
+def _without_namespace(node: etree._Element) -> etree._Element:
+    """A copy with plain tag names: setMetadata puts ``key``/``uri`` on it itself and fails on
+    an element that already declares the namespace."""
+    copy = etree.Element(etree.QName(node).localname)
+    for key, value in node.attrib.items():
+        copy.set(key, value)
+    copy.text = node.text
+    for child in node:
+        copy.append(_without_namespace(child))
+    return copy
