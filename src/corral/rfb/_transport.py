@@ -1,0 +1,96 @@
+"""Byte transports for the asyncio client: asyncio streams (TCP, UNIX) and WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Iterator
+from typing import Protocol
+
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosedOK, WebSocketException
+
+from ._errors import RFBConnectionError
+
+_READ_SIZE = 1 << 18
+
+
+class Transport(Protocol):
+    async def read(self) -> bytes:
+        """Some bytes from the server; ``b""`` at a clean end of stream."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@contextlib.contextmanager
+def map_transport_errors(what: str) -> Iterator[None]:
+    """Convert the transport's exceptions to ``RFBConnectionError`` at the boundary."""
+    try:
+        yield
+    except ssl.SSLError as exc:
+        raise RFBConnectionError(f"TLS failed while {what}: {exc}") from exc
+    except (OSError, EOFError, WebSocketException) as exc:
+        raise RFBConnectionError(f"connection failed while {what}: {exc}") from exc
+
+
+class StreamTransport:
+    """TCP or UNIX socket, via asyncio streams (TLS with ``StreamWriter.start_tls``)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self) -> bytes:
+        with map_transport_errors("reading from the VNC server"):
+            return await self._reader.read(_READ_SIZE)
+
+    async def write(self, data: bytes) -> None:
+        with map_transport_errors("writing to the VNC server"):
+            self._writer.write(data)
+            await self._writer.drain()
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
+        with map_transport_errors("starting TLS with the VNC server"):
+            await self._writer.start_tls(context, server_hostname=server_hostname)
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await self._writer.wait_closed()
+
+
+class WebSocketTransport:
+    """RFB inside binary WebSocket messages (websockify, noVNC proxies, Corral's proxy)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+
+    async def read(self) -> bytes:
+        try:
+            with map_transport_errors("reading from the WebSocket"):
+                message = await self._ws.recv()
+        except RFBConnectionError as exc:
+            if isinstance(exc.__cause__, ConnectionClosedOK):
+                return b""
+            raise
+        if isinstance(message, str):
+            raise RFBConnectionError("the WebSocket peer sent text; RFB needs binary messages")
+        return message
+
+    async def write(self, data: bytes) -> None:
+        with map_transport_errors("writing to the WebSocket"):
+            await self._ws.send(data)
+
+    async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
+        raise RFBConnectionError(
+            "VeNCrypt TLS inside a WebSocket is not supported: use wss:// for transport security"
+        )
+
+    async def close(self) -> None:
+        with contextlib.suppress(WebSocketException, OSError):
+            await self._ws.close()

@@ -1,0 +1,217 @@
+"""Server-to-client messages after the handshake: updates, rectangles, bell, clipboard."""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Callable
+
+from ._clipboard import handle_extended_clipboard, our_capabilities
+from ._dec_basic import decode_copy_rect, decode_raw, decode_rre, decode_zlib
+from ._dec_hextile import HextileDecoder
+from ._dec_tight import decode_tight
+from ._dec_zrle import decode_zrle
+from ._errors import RemoteProtocolError, UnsupportedServer
+from ._events import (
+    Bell,
+    ClipboardCapabilities,
+    ColourMapEntries,
+    DesktopResized,
+    Encoding,
+    Event,
+    FramebufferUpdated,
+    LEDState,
+    QEMUExtendedKeyEventsSupported,
+    Rect,
+    ServerCutText,
+)
+from ._pseudo import decode_cursor, decode_extended_desktop_size
+from ._reader import DecodeContext, NeedData, Reader
+
+_Decoder = Callable[[Reader, DecodeContext, int, int, int, int], None]
+_DECODERS: dict[int, _Decoder] = {
+    Encoding.RAW: decode_raw,
+    Encoding.COPY_RECT: decode_copy_rect,
+    Encoding.RRE: decode_rre,
+    Encoding.ZLIB: decode_zlib,
+    Encoding.ZRLE: decode_zrle,
+    Encoding.TIGHT: decode_tight,
+    Encoding.TIGHT_PNG: lambda r, c, x, y, w, h: decode_tight(r, c, x, y, w, h, png=True),
+}
+_UNLIMITED_RECTS = 0xFFFF  # with LastRect: "count until the LastRect rectangle"
+
+
+class _Phase(enum.Enum):
+    MESSAGE = enum.auto()  # between messages → RECT_HEADER on FramebufferUpdate
+    RECT_HEADER = enum.auto()  # → RECT_BODY (Hextile, resumable) or stays (other encodings)
+    RECT_BODY = enum.auto()  # → RECT_HEADER, or MESSAGE after the last rectangle
+
+
+class UpdateParser:
+    """Parses messages in the NORMAL state and applies rectangles to the framebuffer."""
+
+    def __init__(
+        self, ctx: DecodeContext, allowed: set[int], queue: Callable[[bytes], None]
+    ) -> None:
+        self.ctx = ctx
+        self.allowed = allowed | {Encoding.RAW}
+        self.qemu_key_events = False
+        self.clipboard_caps: ClipboardCapabilities | None = None
+        self._queue = queue
+        self._phase = _Phase.MESSAGE
+        self._remaining = 0
+        self._seen = 0
+        self._rects: list[Rect] = []
+        self._hextile: HextileDecoder | None = None
+        self._pending: Event | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self._phase is _Phase.MESSAGE and self._pending is None
+
+    def step(self, r: Reader, commit: Callable[[int], None]) -> Event | None:
+        if self._pending is not None:
+            event, self._pending = self._pending, None
+            return event
+        if self._phase is _Phase.MESSAGE:
+            return self._message(r)
+        if self._phase is _Phase.RECT_BODY:
+            assert self._hextile is not None
+            done = self._hextile.feed(r)
+            if not done:
+                commit(r.pos)  # keep the tiles already painted
+                raise NeedData
+            self._hextile = None
+            return self._rect_done()
+        return self._rect(r)
+
+    def _message(self, r: Reader) -> Event | None:
+        kind = r.u8()
+        if kind == 0:
+            r.skip(1)
+            count = r.u16()
+            unlimited = count == _UNLIMITED_RECTS and Encoding.LAST_RECT in self.allowed
+            if not unlimited:
+                self._check_rects(count)
+            self._remaining = -1 if unlimited else count
+            self._seen = 0
+            self._rects = []
+            self.ctx.start_update()
+            self._phase = _Phase.RECT_HEADER
+            return self._finish() if count == 0 else None
+        if kind == 1:
+            r.skip(1)
+            first, count = r.u16(), r.u16()
+            data = r.take(count * 6)
+            values = struct.unpack(f">{count * 3}H", data)
+            colours = tuple(zip(values[0::3], values[1::3], values[2::3], strict=True))
+            return ColourMapEntries(first, colours)
+        if kind == 2:
+            return Bell()
+        if kind == 3:
+            return self._cut_text(r)
+        raise UnsupportedServer(f"server sent the unknown or unrequested message type {kind}")
+
+    def _check_rects(self, count: int) -> None:
+        limits = self.ctx.limits
+        limits.check(count, limits.max_rects_per_update, "an update with rectangles",
+                     "max_rects_per_update")  # fmt: skip
+
+    def _cut_text(self, r: Reader) -> Event | None:
+        r.skip(3)
+        length = r.s32()
+        limits = self.ctx.limits
+        limits.check(abs(length), limits.max_cut_text_bytes, "clipboard text bytes",
+                     "max_cut_text_bytes")  # fmt: skip
+        if length >= 0:
+            return ServerCutText(r.take(length).decode("latin-1"))
+        if Encoding.EXTENDED_CLIPBOARD not in self.allowed:
+            raise RemoteProtocolError(
+                "server sent extended clipboard data the client did not ask for"
+            )
+        event = handle_extended_clipboard(r.take(-length), limits)
+        if isinstance(event, ClipboardCapabilities) and self.clipboard_caps is None:
+            self.clipboard_caps = event
+            self._queue(our_capabilities(limits))
+        return event
+
+    def _rect(self, r: Reader) -> Event | None:
+        x, y, w, h = r.u16(), r.u16(), r.u16(), r.u16()
+        encoding = r.s32()
+        if encoding not in self.allowed:
+            raise UnsupportedServer(
+                f"server used encoding {encoding}, which the client did not ask for"
+            )
+        if encoding == Encoding.LAST_RECT:
+            return self._finish()
+        if encoding in _PSEUDO:
+            event = self._pseudo(r, encoding, x, y, w, h)
+            done = self._rect_done()
+            if event is None:
+                return done
+            self._pending = done
+            return event
+        self.ctx.framebuffer.check_rect(x, y, w, h)
+        rect = Rect(x, y, w, h, encoding)
+        if encoding == Encoding.HEXTILE:
+            self._hextile = HextileDecoder(self.ctx, x, y, w, h)
+            self._rects.append(rect)
+            self._phase = _Phase.RECT_BODY
+            return None
+        decoder = _DECODERS.get(encoding)
+        if decoder is None:
+            raise UnsupportedServer(
+                f"server used encoding {encoding}, which this client cannot decode"
+            )
+        decoder(r, self.ctx, x, y, w, h)
+        self._rects.append(rect)
+        return self._rect_done()
+
+    def _pseudo(self, r: Reader, encoding: int, x: int, y: int, w: int, h: int) -> Event | None:
+        ctx = self.ctx
+        if encoding == Encoding.DESKTOP_SIZE:
+            ctx.limits.check_size(w, h, "framebuffer")
+            ctx.framebuffer.resize(w, h)
+            return DesktopResized(w, h)
+        if encoding == Encoding.EXTENDED_DESKTOP_SIZE:
+            event = decode_extended_desktop_size(r, x, y, w, h)
+            if event.status == 0:
+                ctx.limits.check_size(w, h, "framebuffer")
+                ctx.framebuffer.resize(w, h)
+            return event
+        if encoding == Encoding.CURSOR:
+            return decode_cursor(r, ctx.pixel_format, ctx.limits, x, y, w, h)
+        if encoding == Encoding.QEMU_LED_STATE:
+            flags = r.u8()
+            return LEDState(bool(flags & 1), bool(flags & 2), bool(flags & 4))
+        if encoding == Encoding.QEMU_EXTENDED_KEY_EVENT:
+            first = not self.qemu_key_events
+            self.qemu_key_events = True
+            return QEMUExtendedKeyEventsSupported() if first else None
+        return None  # audio and other acknowledgement-only pseudo-encodings
+
+    def _rect_done(self) -> Event | None:
+        self._seen += 1
+        if self._remaining < 0:
+            self._check_rects(self._seen)
+        self._phase = _Phase.RECT_HEADER
+        if self._remaining >= 0 and self._seen >= self._remaining:
+            return self._finish()
+        return None
+
+    def _finish(self) -> Event:
+        self._phase = _Phase.MESSAGE
+        rects, self._rects = tuple(self._rects), []
+        return FramebufferUpdated(rects)
+
+
+_PSEUDO = frozenset(
+    {
+        Encoding.DESKTOP_SIZE,
+        Encoding.EXTENDED_DESKTOP_SIZE,
+        Encoding.CURSOR,
+        Encoding.QEMU_LED_STATE,
+        Encoding.QEMU_EXTENDED_KEY_EVENT,
+        Encoding.QEMU_AUDIO,
+    }
+)
