@@ -11,7 +11,10 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 def _no_dot_dot(value: str) -> str:
     if ".." in value:
-        raise ValueError("must not contain '..'")
+        raise ValueError(
+            "must be 1-63 characters from A-Z a-z 0-9 . _ -, start with a letter or digit "
+            "and not contain '..'"
+        )
     return value
 
 

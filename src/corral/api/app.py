@@ -1,0 +1,63 @@
+"""The FastAPI application: REST API under /api/v1, health, metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import corral
+from corral.api.middleware import AuditMiddleware
+from corral.api.problems import install_handlers
+from corral.api.routers import auth, hosts, serial, tasks, vms
+from corral.config import Settings, load_settings
+from corral.metrics import REGISTRY
+from corral.services.runtime import Services
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """Build the app. ``services`` lets tests share one container; otherwise it is created
+    from ``settings`` and started/stopped with the app's lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services or Services(settings or load_settings())
+        app.state.services = svc
+        await svc.start()
+        try:
+            yield
+        finally:
+            await svc.stop()
+
+    app = FastAPI(
+        title="Corral",
+        version=corral.__version__,
+        description="KVM/QEMU virtualization manager. Authenticate with `Authorization: Bearer`.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    install_handlers(app)
+    app.add_middleware(AuditMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, hosts, vms, serial, tasks):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["meta"], name="healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["meta"], name="metrics", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,70 @@
+"""Request-level audit and latency metrics, as one pure ASGI middleware (no body buffering)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corral.errors import CorralError
+from corral.metrics import API_LATENCY
+
+log = logging.getLogger(__name__)
+
+_MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _outcome(status: int, state: dict[str, Any]) -> str:
+    if status < 400:
+        return "ok"
+    if status in (401, 403):
+        return "denied"
+    return "error: " + str(state.get("problem_detail") or f"HTTP {status}")
+
+
+class AuditMiddleware:
+    """Every mutating call under /api/v1 leaves an audit entry: who, what, target, outcome."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            API_LATENCY.labels(scope["method"], template, str(status)).observe(
+                time.perf_counter() - started
+            )
+            if scope["method"] in _MUTATING and scope["path"].startswith("/api/"):
+                await self._audit(scope, route, status)
+
+    @staticmethod
+    async def _audit(scope: Scope, route: Any, status: int) -> None:
+        state: dict[str, Any] = scope.get("state", {})
+        principal = state.get("principal")
+        user = principal.user if principal else str(state.get("audit_user", "anonymous"))
+        action = getattr(route, "name", None) or f"{scope['method']} {scope['path']}"
+        target = str(state.get("audit_target", "")) or "/".join(
+            str(v) for v in scope.get("path_params", {}).values()
+        )
+        services = scope["app"].state.services
+        try:
+            await services.audit.record(user, action, target, _outcome(status, state))
+        except CorralError as exc:
+            log.error("could not write the audit entry for %s: %s", action, exc.message)

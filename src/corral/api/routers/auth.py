@@ -1,0 +1,55 @@
+"""Login, users and API tokens."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from corral.api.deps import Admin, Svc, Viewer
+from corral.model.auth import LoginRequest, NewToken, TokenCreate, TokenInfo, UserCreate, UserInfo
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/auth/login", name="auth.login", status_code=201)
+async def login(body: LoginRequest, request: Request, svc: Svc) -> NewToken:
+    """Trade a user name and password for a new API token (shown once)."""
+    request.state.audit_user = body.username
+    return await svc.auth.login(body.username, body.password, body.token_name)
+
+
+@router.get("/auth/whoami", name="auth.whoami")
+async def whoami(svc: Svc, who: Viewer) -> UserInfo:
+    return await svc.auth.whoami(who)
+
+
+@router.get("/tokens", name="token.list")
+async def list_tokens(svc: Svc, who: Viewer) -> list[TokenInfo]:
+    """Your tokens (admins: everyone's)."""
+    return await svc.auth.list_tokens(who)
+
+
+@router.post("/tokens", name="token.create", status_code=201)
+async def create_token(body: TokenCreate, svc: Svc, who: Viewer) -> NewToken:
+    return await svc.auth.create_token(who.user, body.name, body.expires_in_days)
+
+
+@router.delete("/tokens/{token_id}", name="token.revoke", status_code=204)
+async def revoke_token(token_id: str, svc: Svc, who: Viewer) -> Response:
+    await svc.auth.revoke_token(who, token_id)
+    return Response(status_code=204)
+
+
+@router.get("/users", name="user.list")
+async def list_users(svc: Svc, _: Admin) -> list[UserInfo]:
+    return await svc.auth.list_users()
+
+
+@router.post("/users", name="user.create", status_code=201)
+async def create_user(body: UserCreate, svc: Svc, _: Admin) -> UserInfo:
+    return await svc.auth.create_user(body)
+
+
+@router.delete("/users/{name}", name="user.delete", status_code=204)
+async def delete_user(name: str, svc: Svc, who: Admin) -> Response:
+    await svc.auth.delete_user(who, name)
+    return Response(status_code=204)

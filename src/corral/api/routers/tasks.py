@@ -1,0 +1,44 @@
+"""Tasks and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from corral.api.deps import Admin, Operator, Svc, Viewer
+from corral.model.auth import AuditEntry
+from corral.model.task import TaskInfo, TaskState
+
+router = APIRouter()
+
+
+@router.get("/tasks", name="task.list", tags=["tasks"])
+async def list_tasks(
+    svc: Svc,
+    _: Viewer,
+    state: TaskState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[TaskInfo]:
+    return await svc.tasks.list_tasks(state, limit)
+
+
+@router.get("/tasks/{task_id}", name="task.show", tags=["tasks"])
+async def show_task(task_id: str, svc: Svc, _: Viewer) -> TaskInfo:
+    return await svc.tasks.get(task_id)
+
+
+@router.post("/tasks/{task_id}/cancel", name="task.cancel", tags=["tasks"])
+async def cancel_task(task_id: str, svc: Svc, _: Operator) -> TaskInfo:
+    return await svc.tasks.cancel(task_id)
+
+
+@router.get("/audit", name="audit.list", tags=["audit"])
+async def list_audit(
+    svc: Svc,
+    _: Admin,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    user: str | None = None,
+    action: str | None = None,
+) -> list[AuditEntry]:
+    return await svc.audit.list_entries(limit, user, action)

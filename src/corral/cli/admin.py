@@ -1,0 +1,61 @@
+"""``corral admin``: offline set-up of a fresh installation (database, first admin).
+
+These commands open the database directly (not the API): they run before any server exists.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from corral import store
+from corral.cli import credentials
+from corral.config import load_settings
+from corral.model.auth import Role
+from corral.services._db import Db
+from corral.services.auth import AuthService
+from corral.services.passwords import generate_password
+
+app = typer.Typer(help="Offline administration of this installation.", no_args_is_help=True)
+_out = Console()
+
+
+@app.command("init")
+def init(
+    admin_name: str = typer.Option("admin", "--admin", help="Name of the first admin user."),
+    if_needed: bool = typer.Option(
+        False, "--if-needed", help="Do nothing (successfully) when users already exist."
+    ),
+    save_login: bool = typer.Option(
+        True,
+        "--save-login/--no-save-login",
+        help="Also store an API token for this machine's `corral` CLI (mode 0600).",
+    ),
+) -> None:
+    """Create (or migrate) the database and the first admin; print its password once."""
+    settings = load_settings()
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = Db(store.Store.from_url(settings.effective_database_url))
+    try:
+        users = db.sync(store.list_users)
+        if users:
+            if if_needed:
+                _out.print(f"database ready ({len(users)} user(s)); nothing to initialise")
+                return
+            _out.print("[red]error:[/] this installation already has users; nothing changed")
+            raise typer.Exit(1)
+        password = generate_password()
+        AuthService(db).create_user_sync(admin_name, password, Role.ADMIN)
+        _out.print(f"Created admin user [bold]{admin_name}[/]. Its password is shown only now:")
+        _out.print(f"\n    {password}\n", markup=False, highlight=False)
+        if save_login:
+            info, secret = db.sync(lambda s: store.create_token(s, admin_name, "local-cli"))
+            url = f"http://{settings.listen_host}:{settings.listen_port}"
+            path = credentials.save(
+                credentials.Credentials(
+                    url=url, token=secret, token_id=info.id, username=admin_name
+                )
+            )
+            _out.print(f"The local `corral` CLI is logged in as {admin_name} ({path}).")
+    finally:
+        db.store.dispose()

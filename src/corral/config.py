@@ -1,0 +1,73 @@
+"""Settings: ``corral.toml`` plus ``CORRAL_*`` environment variables (the environment wins).
+
+Defaults work on one machine: SQLite under the data directory, the local ``qemu:///system`` host,
+listening on 127.0.0.1:8080 only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from corral.model.vm import Accelerator
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("CORRAL_DATA_DIR", "/var/lib/corral"))
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("CORRAL_CONFIG", "/etc/corral/corral.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything an administrator can configure. See README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="CORRAL_", extra="forbid")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///DATA_DIR/corral.db"
+    )
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8080, ge=1, le=65535)
+    local_host_name: str = "local"
+    local_host_uri: str = "qemu:///system"
+    local_host_accelerator: Accelerator | None = None
+    pool_dir: str = "/var/lib/libvirt/corral/images"
+    reconcile_interval_s: float = Field(default=30.0, gt=0)
+    shutdown_timeout_s: float = Field(default=60.0, gt=0)
+    allowed_origins: list[str] = Field(default_factory=list)
+    log_level: str = "info"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'corral.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,31 @@
+"""The audit log: every mutating call records who did what to which object, and how it ended."""
+
+from __future__ import annotations
+
+import logging
+
+from corral import store
+from corral.model.auth import AuditEntry
+from corral.services._db import Db
+
+log = logging.getLogger(__name__)
+
+
+class AuditService:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def record(
+        self, user: str, action: str, target: str, outcome: str, detail: str = ""
+    ) -> None:
+        await self._db(
+            lambda s: store.append_audit(
+                s, user=user, action=action, target=target, outcome=outcome, detail=detail
+            )
+        )
+        log.info("audit user=%s action=%s target=%s outcome=%s", user, action, target, outcome)
+
+    async def list_entries(
+        self, limit: int = 100, user: str | None = None, action: str | None = None
+    ) -> list[AuditEntry]:
+        return await self._db(lambda s: store.list_audit(s, limit=limit, user=user, action=action))

@@ -1,0 +1,32 @@
+"""Who is calling, and what their role allows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corral.errors import PermissionDenied
+from corral.model.auth import Role
+
+_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. ``token_id`` is None for sessions created offline (admin init)."""
+
+    user: str
+    role: Role
+    token_id: str | None = None
+
+    def allows(self, needed: Role) -> bool:
+        return _RANK[self.role] >= _RANK[needed]
+
+    def require(self, needed: Role) -> None:
+        if not self.allows(needed):
+            raise PermissionDenied(
+                f"user {self.user!r} has role {self.role.value}; this needs {needed.value} "
+                "or higher: ask an admin to change your role"
+            )
+
+
+SYSTEM = Principal(user="corral", role=Role.ADMIN)

@@ -1,0 +1,134 @@
+"""Bring Corral's inventory in line with libvirt, which owns runtime state.
+
+Runs at start-up, whenever a host (re)connects or reports a domain defined/undefined, and
+periodically. Domains Corral did not create are *adopted*; inventory rows whose domain vanished
+are marked missing (and un-marked if it comes back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from functools import partial
+
+from corral import store
+from corral.errors import Conflict, CorralError
+from corral.model.common import NAME_PATTERN
+from corral.services._db import Db
+from corral.services.events import Event, EventBus
+from corral.services.hosts import HostService
+from corral.virt import DomainEvent, DomainRecord, LibvirtHost
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(NAME_PATTERN)
+_INVENTORY_DETAILS = {"defined", "undefined"}
+
+
+class Reconciler:
+    def __init__(self, db: Db, hosts: HostService, bus: EventBus, interval_s: float) -> None:
+        self._db = db
+        self._hosts = hosts
+        self._bus = bus
+        self._interval_s = interval_s
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def on_event(self, event: DomainEvent) -> None:
+        """Called by hosts in the loop thread: publish, and schedule a reconcile when the
+        inventory may have changed."""
+        self._bus.publish(
+            Event(
+                "vm" if event.uuid else "host",
+                event.detail if event.uuid else event.kind,
+                {
+                    "host": event.host,
+                    "uuid": event.uuid,
+                    "name": event.name,
+                    "reason": event.reason,
+                },
+            )
+        )
+        if event.kind == "connected" or event.detail in _INVENTORY_DETAILS:
+            self._pending.add(event.host)
+            self._wake.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="reconciler")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self._interval_s):
+                    await self._wake.wait()
+                hosts = set(self._pending)
+            except TimeoutError:
+                hosts = {h.name for h in self._hosts.all()}
+            self._wake.clear()
+            self._pending.clear()
+            for name in hosts:
+                try:
+                    await self.reconcile_host(self._hosts.get(name))
+                except CorralError as exc:
+                    log.warning("reconcile of host %s failed: %s", name, exc.message)
+
+    async def reconcile_all(self) -> None:
+        for host in self._hosts.all():
+            if host.connected:
+                try:
+                    await self.reconcile_host(host)
+                except CorralError as exc:
+                    log.warning("reconcile of host %s failed: %s", host.name, exc.message)
+
+    async def reconcile_host(self, host: LibvirtHost) -> None:
+        if not host.connected:
+            return
+        records = {r.uuid: r for r in await host.list_domains()}
+        rows = await self._db(lambda s: store.list_vms(s, host=host.name))
+        known = {row.uuid for row in rows}
+        for row in rows:
+            if row.uuid in records and row.missing_since is not None:
+                await self._db(partial(store.clear_vm_missing, name=row.name))
+            elif row.uuid not in records and row.missing_since is None:
+                log.warning("VM %s vanished from host %s", row.name, host.name)
+                await self._db(partial(store.mark_vm_missing, name=row.name))
+        for uuid, record in records.items():
+            if uuid not in known:
+                await self._adopt(host, record)
+
+    async def _adopt(self, host: LibvirtHost, record: DomainRecord) -> None:
+        existing = await self._db(lambda s: store.find_vm_by_uuid(s, record.uuid))
+        if existing is not None:
+            # Known under another host: it moved (e.g. migrated outside Corral).
+            await self._db(lambda s: store.update_vm(s, existing.name, host=host.name))
+            return
+        if not _NAME.match(record.name) or ".." in record.name:
+            log.warning(
+                "not adopting domain %r on %s: name not valid in Corral", record.name, host.name
+            )
+            return
+        try:
+            await self._db(
+                lambda s: store.add_vm(
+                    s,
+                    uuid=record.uuid,
+                    name=record.name,
+                    host=host.name,
+                    created_by="libvirt",
+                    description=record.description,
+                    adopted=not record.corral_managed,
+                    accelerator=record.accelerator,
+                )
+            )
+        except Conflict as exc:
+            log.warning("not adopting domain %r on %s: %s", record.name, host.name, exc.message)
+            return
+        log.info("adopted domain %s (%s) on host %s", record.name, record.uuid, host.name)
+        self._bus.publish(Event("vm", "adopted", {"host": host.name, "name": record.name}))

@@ -1,0 +1,55 @@
+"""Wires the services together for one manager process."""
+
+from __future__ import annotations
+
+import logging
+
+from corral.config import Settings
+from corral.services._db import Db
+from corral.services.audit import AuditService
+from corral.services.auth import AuthService
+from corral.services.events import EventBus
+from corral.services.hosts import HostService
+from corral.services.locks import OperationLocks
+from corral.services.reconcile import Reconciler
+from corral.services.tasks import TaskService
+from corral.services.vm_extras import VmExtras
+from corral.services.vms import VmService
+from corral.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """Everything the API layer may call. ``start()`` connects hosts and reconciles."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store.from_url(settings.effective_database_url)
+        self.db = Db(self.store)
+        self.bus = EventBus()
+        self.audit = AuditService(self.db)
+        self.auth = AuthService(self.db)
+        self.tasks = TaskService(self.db, self.bus)
+        self.locks = OperationLocks()
+        # Hosts report events to the reconciler, which reads hosts: a forwarding lambda breaks
+        # the construction cycle.
+        self.hosts = HostService(self.db, settings.pool_dir, lambda e: self.reconciler.on_event(e))
+        self.reconciler = Reconciler(self.db, self.hosts, self.bus, settings.reconcile_interval_s)
+        self.vms = VmService(self.db, self.hosts, self.tasks, self.audit, self.locks)
+        self.extras = VmExtras(self.vms)
+
+    async def start(self) -> None:
+        interrupted = await self.tasks.recover_interrupted()
+        if interrupted:
+            log.warning("%d task(s) were interrupted by the last shutdown", len(interrupted))
+        s = self.settings
+        await self.hosts.start(s.local_host_name, s.local_host_uri, s.local_host_accelerator)
+        await self.reconciler.reconcile_all()
+        self.reconciler.start()
+
+    async def stop(self) -> None:
+        await self.tasks.shutdown()
+        await self.reconciler.stop()
+        await self.hosts.stop()
+        self.store.dispose()

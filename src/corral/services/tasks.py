@@ -1,0 +1,157 @@
+"""Long work as tasks: a row with state and progress, a coroutine doing the work, cancellation.
+
+A task's coroutine receives a :class:`TaskContext` to report progress and to learn it was
+cancelled. Progress writes are throttled so a fast loop does not hammer the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from corral import store
+from corral.errors import Cancelled, Conflict, CorralError
+from corral.model.task import TaskInfo, TaskState
+from corral.services._db import Db
+from corral.services.events import Event, EventBus
+from corral.services.principal import Principal
+
+log = logging.getLogger(__name__)
+
+TaskBody = Callable[["TaskContext"], Awaitable[dict[str, Any] | None]]
+
+_PROGRESS_INTERVAL_S = 0.25
+
+
+class TaskContext:
+    """Handed to a running task: report progress, check for cancellation."""
+
+    def __init__(self, service: TaskService, task_id: str) -> None:
+        self._service = service
+        self.id = task_id
+        self._last_write = 0.0
+        self._cancel_callbacks: list[Callable[[], None]] = []
+        self.cancel_requested = False
+
+    async def progress(
+        self,
+        fraction: float | None = None,
+        *,
+        phase: str | None = None,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+        force: bool = False,
+    ) -> None:
+        now = time.monotonic()
+        if not force and phase is None and now - self._last_write < _PROGRESS_INTERVAL_S:
+            return
+        self._last_write = now
+        if fraction is not None:
+            fraction = min(max(fraction, 0.0), 1.0)
+        await self._service.update(
+            self.id, progress=fraction, phase=phase, bytes_done=bytes_done, bytes_total=bytes_total
+        )
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Register an action that interrupts blocking work (e.g. libvirt ``abortJob``)."""
+        self._cancel_callbacks.append(callback)
+
+    def _fire_cancel(self) -> None:
+        self.cancel_requested = True
+        for callback in self._cancel_callbacks:
+            try:
+                callback()
+            except CorralError as exc:
+                log.warning("cancel callback of task %s failed: %s", self.id, exc)
+
+
+class TaskService:
+    def __init__(self, db: Db, bus: EventBus) -> None:
+        self._db = db
+        self._bus = bus
+        self._running: dict[str, tuple[asyncio.Task[None], TaskContext]] = {}
+
+    async def recover_interrupted(self) -> list[TaskInfo]:
+        """Tasks left pending/running by a previous manager process cannot resume: fail them
+        with a message that says so (the reconciler re-reads the real state from libvirt)."""
+        unfinished = await self._db(store.list_unfinished_tasks)
+        resolved = []
+        for task in unfinished:
+            message = (
+                "interrupted by a restart of the Corral manager; the VM's real state was "
+                "re-read from libvirt: check it and run the operation again if needed"
+            )
+            resolved.append(await self.update(task.id, state=TaskState.FAILED, error=message))
+        return resolved
+
+    async def update(self, task_id: str, **fields: Any) -> TaskInfo:
+        info = await self._db(lambda s: store.update_task(s, task_id, **fields))
+        self._bus.publish(Event("task", "updated", info.model_dump(mode="json")))
+        return info
+
+    async def start(
+        self, kind: str, target: str, principal: Principal, body: TaskBody, phase: str = ""
+    ) -> TaskInfo:
+        info = await self._db(
+            lambda s: store.create_task(
+                s, kind=kind, target=target, created_by=principal.user, phase=phase
+            )
+        )
+        context = TaskContext(self, info.id)
+        runner = asyncio.create_task(self._run(info.id, body, context), name=f"task-{info.id}")
+        self._running[info.id] = (runner, context)
+        runner.add_done_callback(lambda _: self._running.pop(info.id, None))
+        return info
+
+    async def _run(self, task_id: str, body: TaskBody, context: TaskContext) -> None:
+        try:
+            await self.update(task_id, state=TaskState.RUNNING)
+            result = await body(context)
+        except (asyncio.CancelledError, Cancelled):
+            await self._finish(task_id, TaskState.CANCELLED, error="cancelled by a user")
+        except CorralError as exc:
+            await self._finish(task_id, TaskState.FAILED, error=exc.message)
+        except Exception as exc:  # top level of a task: record, never lose the error
+            log.exception("task %s failed unexpectedly", task_id)
+            await self._finish(task_id, TaskState.FAILED, error=f"internal error: {exc}")
+        else:
+            await self._finish(task_id, TaskState.SUCCEEDED, result=result)
+
+    async def _finish(self, task_id: str, state: TaskState, **fields: Any) -> None:
+        try:
+            await self.update(task_id, state=state, **fields)
+        except Conflict:
+            log.info("task %s had already finished", task_id)
+
+    async def get(self, task_id: str) -> TaskInfo:
+        return await self._db(lambda s: store.get_task(s, task_id))
+
+    async def list_tasks(self, state: TaskState | None = None, limit: int = 100) -> list[TaskInfo]:
+        return await self._db(lambda s: store.list_tasks(s, state=state, limit=limit))
+
+    async def cancel(self, task_id: str) -> TaskInfo:
+        info = await self.get(task_id)
+        if info.state.finished:
+            raise Conflict(f"task {task_id} has already finished ({info.state.value})")
+        entry = self._running.get(task_id)
+        if entry is None:
+            return await self.update(task_id, state=TaskState.CANCELLED, error="cancelled")
+        runner, context = entry
+        context._fire_cancel()
+        runner.cancel()
+        try:
+            async with asyncio.timeout(30):
+                await asyncio.shield(runner)
+        except (asyncio.CancelledError, TimeoutError):
+            pass
+        return await self.get(task_id)
+
+    async def shutdown(self) -> None:
+        for runner, context in list(self._running.values()):
+            context._fire_cancel()
+            runner.cancel()
+        if self._running:
+            await asyncio.gather(*(r for r, _ in self._running.values()), return_exceptions=True)

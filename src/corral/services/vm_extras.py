@@ -1,0 +1,184 @@
+"""Snapshots, linked clones, screenshots, the serial log and the serial console of VMs."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from corral import store
+from corral.errors import Conflict, CorralError, InvalidRequest
+from corral.model.task import TaskInfo
+from corral.model.vm import CloneRequest, SnapshotInfo, SnapshotRequest, VmInfo, VmState
+from corral.services.principal import Principal
+from corral.services.tasks import TaskContext
+from corral.services.vm_provision import volume_name
+from corral.services.vms import VmService
+from corral.virt import DomainRecord, LibvirtHost, SerialConsole, VolumeRef
+
+
+class VmExtras:
+    def __init__(self, vms: VmService) -> None:
+        self._vms = vms
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    async def list_snapshots(self, name: str) -> list[SnapshotInfo]:
+        _row, host, record = await self._vms.record(name)
+        return await host.list_snapshots(record.uuid)
+
+    async def create_snapshot(
+        self, principal: Principal, name: str, req: SnapshotRequest
+    ) -> SnapshotInfo:
+        async def run() -> SnapshotInfo:
+            async with self._vms.locks.hold(name, "snapshot"):
+                _row, host, record = await self._vms.record(name)
+                return await host.create_snapshot(record.uuid, req.name, req.description)
+
+        return await run()
+
+    async def revert_snapshot(self, principal: Principal, name: str, snap: str) -> VmInfo:
+        async def run() -> VmInfo:
+            async with self._vms.locks.hold(name, "snapshot revert"):
+                _row, host, record = await self._vms.record(name)
+                await host.revert_snapshot(record.uuid, snap)
+            return await self._vms.get(name)
+
+        return await run()
+
+    async def delete_snapshot(self, principal: Principal, name: str, snap: str) -> None:
+        async def run() -> None:
+            async with self._vms.locks.hold(name, "snapshot delete"):
+                _row, host, record = await self._vms.record(name)
+                await host.delete_snapshot(record.uuid, snap)
+
+        await run()
+
+    # -- linked clone -------------------------------------------------------------------------
+
+    async def clone(self, principal: Principal, name: str, req: CloneRequest) -> TaskInfo:
+        _row, host, record = await self._vms.record(name)
+        await self._check_clone(host, record, req)
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            async with self._vms.locks.hold(name, "clone"), self._vms.locks.hold(req.name, "clone"):
+                await self._vms.audited(
+                    principal,
+                    "vm.clone",
+                    f"{name}->{req.name}",
+                    lambda: self._clone(ctx, principal, host, record, req),
+                )
+            return {"vm": req.name, "source": name}
+
+        return await self._vms.tasks.start("vm.clone", req.name, principal, body, "checking")
+
+    async def _check_clone(
+        self, host: LibvirtHost, record: DomainRecord, req: CloneRequest
+    ) -> None:
+        if await self._vms._db(lambda s: store.find_vm(s, req.name)) is not None:
+            raise Conflict(f"a VM named {req.name!r} already exists; choose another name")
+        if record.state != VmState.SHUTOFF:
+            raise Conflict(
+                f"VM {record.name!r} is {record.state.value}: a linked clone needs a shut-off "
+                "source, shut it down first"
+            )
+        if await host.list_snapshots(record.uuid):
+            raise Conflict(
+                f"VM {record.name!r} has snapshots; a linked clone freezes its disks as a shared "
+                "base, which its internal snapshots cannot follow: delete the snapshots first"
+            )
+        pool = {v.path for v in await host.list_volumes()}
+        for disk in record.disks:
+            if disk.device == "disk" and disk.path not in pool:
+                raise InvalidRequest(
+                    f"disk {disk.target} of VM {record.name!r} ({disk.path}) is not in Corral's "
+                    "storage pool; linked clones need pool volumes"
+                )
+
+    async def _clone(
+        self,
+        ctx: TaskContext,
+        principal: Principal,
+        host: LibvirtHost,
+        record: DomainRecord,
+        req: CloneRequest,
+    ) -> None:
+        """The source's current volumes become read-only bases; source and clone each get a
+        fresh qcow2 overlay on top, so neither can ever change what the other sees."""
+        volumes = {v.path: v for v in await host.list_volumes()}
+        disks = [d for d in record.disks if d.device == "disk"]
+        created: list[VolumeRef] = []
+        clone_paths: dict[str, str] = {}
+        source_paths: dict[str, str] = {}
+        clone_record: DomainRecord | None = None
+        suffix = secrets.token_hex(3)
+        try:
+            for index, disk in enumerate(disks):
+                await ctx.progress(index / (len(disks) + 1), phase=f"overlays for {disk.target}")
+                base = volumes[disk.path]
+                stem = base.name.removesuffix(".qcow2")
+                mine = await host.create_linked_clone(f"{stem}.{suffix}.qcow2", base.name)
+                created.append(mine)
+                theirs = await host.create_linked_clone(
+                    volume_name(req.name, disk.target), base.name
+                )
+                created.append(theirs)
+                source_paths[disk.target] = mine.path
+                clone_paths[disk.target] = theirs.path
+            await ctx.progress(phase="defining the clone", force=True)
+            clone_record = await host.clone_domain(
+                record.uuid, req.name, clone_paths, req.description
+            )
+            await host.set_disk_sources(record.uuid, source_paths)
+            await self._vms._db(
+                lambda s: store.add_vm(
+                    s,
+                    uuid=clone_record.uuid if clone_record else "",
+                    name=req.name,
+                    host=host.name,
+                    created_by=principal.user,
+                    description=clone_record.description if clone_record else "",
+                    accelerator=record.accelerator,
+                )
+            )
+        except BaseException:
+            await self._undo_clone(host, record, volumes, disks, clone_record, created)
+            raise
+
+    @staticmethod
+    async def _undo_clone(
+        host: LibvirtHost,
+        record: DomainRecord,
+        volumes: dict[str, VolumeRef],
+        disks: list[Any],
+        clone_record: DomainRecord | None,
+        created: list[VolumeRef],
+    ) -> None:
+        errors: list[str] = []
+        try:
+            await host.set_disk_sources(record.uuid, {d.target: d.path for d in disks})
+            if clone_record is not None:
+                await host.undefine_domain(clone_record.uuid)
+            for vol in reversed(created):
+                await host.delete_volume(vol.name)
+        except CorralError as exc:
+            errors.append(exc.message)
+        if errors:
+            raise CorralError("clone rollback incomplete: " + "; ".join(errors))
+
+    # -- console and screen -------------------------------------------------------------------
+
+    async def screenshot(self, name: str) -> bytes:
+        _row, host, record = await self._vms.record(name)
+        if record.state not in (VmState.RUNNING, VmState.PAUSED):
+            raise Conflict(f"VM {name!r} is {record.state.value}: start it to see its screen")
+        return await host.screenshot_png(record.uuid)
+
+    async def serial_log(self, name: str, tail_bytes: int | None) -> bytes:
+        row, host = await self._vms.locate(name)
+        return await host.read_serial_log(row.name, tail_bytes)
+
+    async def open_serial(self, name: str) -> SerialConsole:
+        _row, host, record = await self._vms.record(name)
+        if record.state not in (VmState.RUNNING, VmState.PAUSED):
+            raise Conflict(f"VM {name!r} is {record.state.value}: start it to use its console")
+        return await host.open_serial_console(record.uuid)

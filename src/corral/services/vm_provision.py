@@ -1,0 +1,184 @@
+"""Creating a VM: validate everything first, then build volumes and the domain, and roll back
+whatever was built if a later step fails (no orphan volume, domain or row)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral import store
+from corral.errors import Conflict, CorralError, InsufficientResources, InvalidRequest, NotFound
+from corral.model.vm import NicSpec, VmSpec
+from corral.services._db import Db
+from corral.services.principal import Principal
+from corral.services.tasks import TaskContext
+from corral.virt import DomainRecord, LibvirtHost, VolumeRef
+
+log = logging.getLogger(__name__)
+
+GIB = 1024**3
+
+
+def volume_name(vm: str, disk: str) -> str:
+    return f"{vm}-{disk}.qcow2"
+
+
+def _is_local(uri: str) -> bool:
+    # Paths in a request are checked only when the manager shares the host's filesystem.
+    return "://" in uri and uri.split("://", 1)[1].startswith("/")
+
+
+def _check_file(label: str, path: str) -> None:
+    if not os.path.isfile(path):
+        raise InvalidRequest(f"{label} {path!r} does not exist or is not a file: check the path")
+    if not os.access(path, os.R_OK):
+        raise InvalidRequest(f"{label} {path!r} is not readable by Corral")
+
+
+async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
+    """Every check that needs no change on the host. Returns the spec with its accelerator set."""
+    if await db(lambda s: store.find_vm(s, spec.name)) is not None:
+        raise Conflict(f"a VM named {spec.name!r} already exists; choose another name")
+    try:
+        await host.get_domain(spec.name)
+    except NotFound:
+        pass
+    else:
+        raise Conflict(
+            f"host {host.name!r} already has a libvirt domain named {spec.name!r}; choose another "
+            "name (it will appear in Corral's inventory at the next reconcile)"
+        )
+    caps = await host.capabilities()
+    if spec.vcpus > caps.cpus:
+        raise InsufficientResources(
+            f"host {host.name!r} has {caps.cpus} CPUs, VM {spec.name!r} asks for {spec.vcpus} "
+            f"vCPUs: ask for at most {caps.cpus} or pick another host"
+        )
+    if spec.memory_mib > caps.memory_mib:
+        raise InsufficientResources(
+            f"host {host.name!r} has {caps.memory_mib} MiB of memory, VM {spec.name!r} asks for "
+            f"{spec.memory_mib} MiB: ask for less or pick another host"
+        )
+    for disk in spec.disks:
+        if disk.import_path is not None:
+            _check_file(f"disk {disk.name!r}: import_path", disk.import_path)
+        if disk.base_image is not None and not await host.volume_exists(disk.base_image):
+            raise InvalidRequest(
+                f"disk {disk.name!r}: base image {disk.base_image!r} is not a volume in Corral's "
+                f"pool on host {host.name!r}; import it first"
+            )
+        if await host.volume_exists(volume_name(spec.name, disk.name)):
+            raise Conflict(
+                f"volume {volume_name(spec.name, disk.name)!r} already exists on host "
+                f"{host.name!r}; delete it or choose another VM name"
+            )
+    if _is_local(host.uri):
+        for label, path in (
+            ("cdrom", spec.cdrom),
+            ("boot kernel", spec.boot.kernel),
+            ("boot initrd", spec.boot.initrd),
+        ):
+            if path is not None:
+                _check_file(label, path)
+    accelerator = host.accelerator_for(spec.accelerator)
+    return spec.model_copy(update={"accelerator": accelerator})
+
+
+@dataclass
+class _Built:
+    volumes: list[VolumeRef] = field(default_factory=list)
+    domain: DomainRecord | None = None
+
+
+async def _resolve_nics(host: LibvirtHost, nics: list[NicSpec]) -> list[NicSpec]:
+    if not any(n.network == "nat" for n in nics):
+        return nics
+    network = await host.ensure_nat_network()
+    target = network or "user"
+    return [n.model_copy(update={"network": target}) if n.network == "nat" else n for n in nics]
+
+
+async def _build_volumes(
+    host: LibvirtHost, spec: VmSpec, built: _Built, ctx: TaskContext | None
+) -> None:
+    for index, disk in enumerate(spec.disks):
+        name = volume_name(spec.name, disk.name)
+        if disk.size_gib is not None:
+            vol = await host.create_blank_volume(name, int(disk.size_gib * GIB))
+        elif disk.base_image is not None:
+            vol = await host.create_linked_clone(name, disk.base_image)
+        else:
+            assert disk.import_path is not None
+            vol = await _import(host, name, disk.import_path, ctx, index, len(spec.disks))
+        built.volumes.append(vol)
+
+
+async def _import(
+    host: LibvirtHost, name: str, path: str, ctx: TaskContext | None, index: int, count: int
+) -> VolumeRef:
+    loop = asyncio.get_running_loop()
+    if ctx is not None:
+        await ctx.progress(index / count, phase=f"importing {os.path.basename(path)} as {name}")
+    last = 0.0
+
+    def progress(done: int, total: int) -> None:
+        # Called for every chunk, possibly from a worker thread: forward a few per second.
+        nonlocal last
+        now = time.monotonic()
+        if ctx is None or not total or (now - last < 0.25 and done < total):
+            return
+        last = now
+        fraction = (index + done / total) / count
+        coro = ctx.progress(fraction, bytes_done=done, bytes_total=total, force=True)
+        loop.call_soon_threadsafe(lambda: loop.create_task(coro))
+
+    def cancelled() -> bool:
+        return ctx is not None and ctx.cancel_requested
+
+    return await host.import_volume(name, Path(path), progress=progress, cancelled=cancelled)
+
+
+async def _rollback(host: LibvirtHost, built: _Built) -> None:
+    if built.domain is not None:
+        try:
+            await host.undefine_domain(built.domain.uuid)
+        except CorralError as exc:
+            log.error("rollback: could not undefine %s: %s", built.domain.name, exc.message)
+    for vol in reversed(built.volumes):
+        try:
+            await host.delete_volume(vol.name)
+        except CorralError as exc:
+            log.error("rollback: could not delete volume %s: %s", vol.name, exc.message)
+
+
+async def provision(
+    db: Db, host: LibvirtHost, spec: VmSpec, principal: Principal, ctx: TaskContext | None
+) -> str:
+    """Build the VM described by an already validated spec; returns the domain UUID."""
+    built = _Built()
+    try:
+        await _build_volumes(host, spec, built, ctx)
+        spec = spec.model_copy(update={"nics": await _resolve_nics(host, spec.nics)})
+        if ctx is not None:
+            await ctx.progress(phase="defining the domain", force=True)
+        built.domain = await host.define_domain(spec, built.volumes)
+        uuid = built.domain.uuid
+        await db(
+            lambda s: store.add_vm(
+                s,
+                uuid=uuid,
+                name=spec.name,
+                host=host.name,
+                created_by=principal.user,
+                description=spec.description,
+                accelerator=spec.accelerator,
+            )
+        )
+    except BaseException:
+        await _rollback(host, built)
+        raise
+    return uuid
