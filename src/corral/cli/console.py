@@ -137,11 +137,20 @@ def run_console(
     in_fd: int | None = None,
     out_fd: int | None = None,
 ) -> None:
-    """Relay the serial console at ``url`` until the user leaves; ``CliError`` if it broke."""
-    in_fd = sys.stdin.fileno() if in_fd is None else in_fd
-    out_fd = sys.stdout.fileno() if out_fd is None else out_fd
-    interactive = os.isatty(in_fd)
+    """Relay the serial console of VM ``name`` until the user leaves; ``CliError`` if it broke."""
     ws = _open(client, client.websocket_url(f"/vms/{seg(name)}/serial"))
+    try:
+        in_fd = sys.stdin.fileno() if in_fd is None else in_fd
+        out_fd = sys.stdout.fileno() if out_fd is None else out_fd
+        error = _relay(ws, name, in_fd, out_fd, linger_s)
+    finally:
+        ws.close()
+    if error is not None:
+        raise CliError(error)
+
+
+def _relay(ws: ClientConnection, name: str, in_fd: int, out_fd: int, linger_s: float) -> str | None:
+    interactive = os.isatty(in_fd)
     reader = _Reader(ws, out_fd)
     thread = threading.Thread(target=reader.run, name="console-output", daemon=True)
     if interactive:
@@ -158,8 +167,7 @@ def run_console(
         thread.join(timeout=5)
         if interactive:
             c.err.print()
-    if reader.error is not None:
-        raise CliError(reader.error)
+    return reader.error
 
 
 def console_command(

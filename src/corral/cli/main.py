@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from types import ModuleType
+from typing import Any
 
 import typer
 
 from corral.cli import audit, auth, host, task, token, user, vm
 from corral.cli import context as c
+from corral.cli.client import CliError
 
 app = typer.Typer(
     name="corral",
@@ -84,22 +85,47 @@ app.add_typer(user.app, name="user")
 app.add_typer(token.app, name="token")
 
 
-def _optional(module: str) -> ModuleType | None:
-    """The integrator's offline commands; the HTTP client works without them."""
+def _forward(ctx: typer.Context, module: str, attr: str) -> None:
+    """Run a command defined in ``module`` with the rest of the command line.
+
+    ``admin`` and ``serve`` import the server stack (database, libvirt, FastAPI); loading them
+    only when used keeps every other command quick to start.
+    """
     try:
-        return import_module(module)
+        target = getattr(import_module(module), attr)
     except ModuleNotFoundError as exc:
         if exc.name != module:
             raise
-        return None
+        raise CliError(f"`corral {ctx.info_name}` is not part of this installation") from None
+    if isinstance(target, typer.Typer):
+        # A group even with one sub-command: `corral admin init` keeps its "init".
+        typer.main.get_group(target).main(
+            args=ctx.args, prog_name=ctx.command_path, standalone_mode=True
+        )
+        return
+    single = typer.Typer(add_completion=False)
+    single.command()(target)
+    typer.main.get_command(single).main(
+        args=ctx.args, prog_name=ctx.command_path, standalone_mode=True
+    )
 
 
-_admin = _optional("corral.cli.admin")
-if _admin is not None:
-    app.add_typer(_admin.app, name="admin")
-_serve = _optional("corral.cli.serve")
-if _serve is not None:
-    app.command("serve")(_serve.serve)
+_FORWARD: dict[str, Any] = {
+    "context_settings": {"ignore_unknown_options": True, "allow_extra_args": True},
+    "add_help_option": False,
+}
+
+
+@app.command("admin", **_FORWARD)
+def admin(ctx: typer.Context) -> None:
+    """Offline set-up of this installation (database, first admin user)."""
+    _forward(ctx, "corral.cli.admin", "app")
+
+
+@app.command("serve", **_FORWARD)
+def serve(ctx: typer.Context) -> None:
+    """Run the Corral server (API and web UI)."""
+    _forward(ctx, "corral.cli.serve", "serve")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,7 @@ class CannedState:
     audit: list[AuditEntry] = field(default_factory=list)
     requests: list[tuple[str, str, Any, dict[str, str]]] = field(default_factory=list)
     serial_close: tuple[int, str] | None = None
+    serial_received: bytearray = field(default_factory=bytearray)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def reset(self) -> None:
@@ -89,7 +90,7 @@ class CannedState:
         )
         answers, current = [], task
         for update in self.task_plans.get(kind, [{"state": "succeeded", "progress": 100}]):
-            current = current.model_copy(update=update)
+            current = TaskInfo.model_validate({**current.model_dump(), **update})
             answers.append(current)
         self.task_answers[task.id] = answers
         return task
@@ -196,6 +197,11 @@ def _vm_routes(api: APIRouter, state: CannedState) -> None:
     @api.post("/vms")
     async def create_vm(body: dict[str, Any]) -> Response:
         name = body["name"]
+        if name == "invalid422":
+            return problem(422, "invalid VM spec", errors=[
+                {"loc": "disks.0.size_gib", "msg": "must be at most 65536"},
+                {"loc": "vcpus", "msg": "host local has only 2 CPUs"},
+            ])  # fmt: skip
         if name in state.vms:
             return problem(409, f"a VM named {name} exists already")
         vm = vm_info(name, VmState.SHUTOFF).model_copy(
@@ -297,13 +303,19 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
 
     @api.post("/tasks/{task_id}/cancel")
     async def cancel(task_id: str) -> Response:
-        cancelled = state.task_answers[task_id][-1].model_copy(update={"state": "cancelled"})
+        cancelled = state.task_answers[task_id][-1].model_copy(
+            update={"state": TaskState.CANCELLED}
+        )
         state.task_answers[task_id] = [cancelled]
         return _json(cancelled)
 
     @api.get("/hosts")
     async def hosts() -> Response:
         return _json(list(state.hosts.values()))
+
+    @api.get("/hosts/legacy-shape")
+    async def legacy_host() -> Response:
+        return JSONResponse({"name": "legacy-shape"})  # not a HostInfo: no uri, no connected
 
     @api.get("/hosts/{name}")
     async def host(name: str) -> Response:
@@ -344,10 +356,9 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
 
     @api.post("/users")
     async def add_user(body: dict[str, Any]) -> Response:
-        if len(body.get("password", "")) < 12:
-            return problem(
-                422, "password: too short", errors=[{"loc": "password", "msg": "too short"}]
-            )
+        if not any(ch.isdigit() for ch in body.get("password", "")):
+            return problem(422, "password: needs a digit",
+                           errors=[{"loc": "password", "msg": "needs a digit"}])  # fmt: skip
         user = UserInfo(name=body["name"], role=body["role"], created_at=NOW)
         state.users[user.name] = user
         return _json(user, 201)
@@ -375,6 +386,7 @@ def _serial_route(app: FastAPI, state: CannedState) -> None:
         try:
             while True:
                 data = await websocket.receive_bytes()
+                state.serial_received += data
                 if state.serial_close is not None:
                     await websocket.close(*state.serial_close)
                     return

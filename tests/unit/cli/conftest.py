@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from canned_api import CannedState, build_app
+from tests.unit.cli.canned_api import CannedState, build_app
 from typer.testing import CliRunner, Result
 
 from corral.cli.main import app

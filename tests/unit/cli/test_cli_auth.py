@@ -8,8 +8,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from canned_api import PASSWORD
-from conftest import CannedApi, Run
+from tests.unit.cli.canned_api import PASSWORD
+from tests.unit.cli.conftest import CannedApi, Run
 from typer.testing import Result
 
 from corral.cli import credentials

@@ -1,0 +1,85 @@
+"""``corral task …`` and task polling."""
+
+from __future__ import annotations
+
+import json
+
+from tests.unit.cli.conftest import CannedApi, Run
+
+from corral.cli.client import CorralClient
+from corral.cli.task import POLL_MAX_S, POLL_MIN_S, poll_task
+from corral.model.task import TaskInfo
+
+
+def _task(api: CannedApi, kind: str, plan: list[dict[str, object]]) -> TaskInfo:
+    api.state.task_plans[kind] = plan
+    return api.state.new_task(kind, "web1")
+
+
+def test_wait_shows_progress_and_succeeds(run: Run, api: CannedApi) -> None:
+    task = _task(api, "vm.migrate", [
+        {"state": "running", "phase": "copying memory", "progress": 40.0},
+        {"state": "running", "phase": "switching over", "progress": 90.0},
+        {"state": "succeeded", "phase": "done", "progress": 100.0},
+    ])  # fmt: skip
+    result = run("task", "wait", task.id)
+    assert result.exit_code == 0, result.output
+    assert "vm.migrate web1: done" in result.stderr
+    assert "100%" in result.stderr
+    assert f"task {task.id} (vm.migrate web1) succeeded" in result.stdout
+    # One GET per plan step (the first one also tells the CLI what the task is).
+    assert len(api.requests_to("GET", f"/tasks/{task.id}")) == 3
+
+
+def test_wait_failed_task_exits_1_with_its_error(run: Run, api: CannedApi) -> None:
+    task = _task(api, "vm.migrate", [
+        {"state": "running", "progress": 5.0},
+        {"state": "failed", "error": "host h2 has 1.2 GiB free, VM web1 needs 2 GiB"},
+    ])  # fmt: skip
+    result = run("task", "wait", task.id)
+    assert result.exit_code == 1
+    assert "error: host h2 has 1.2 GiB free, VM web1 needs 2 GiB" in result.stderr
+
+
+def test_wait_json_prints_the_final_task_even_when_it_failed(run: Run, api: CannedApi) -> None:
+    task = _task(api, "vm.migrate", [{"state": "failed", "error": "boom: do X"}])
+    result = run("task", "wait", task.id, "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["state"] == "failed"
+    assert "error: boom: do X" in result.stderr
+
+
+def test_cancelled_task_is_an_error(run: Run, api: CannedApi) -> None:
+    task = _task(api, "vm.migrate", [{"state": "running"}] * 3)
+    cancelled = run("task", "cancel", task.id)
+    assert cancelled.exit_code == 0, cancelled.output
+    assert f"task {task.id}: cancelled" in cancelled.stdout
+    result = run("task", "wait", task.id)
+    assert result.exit_code == 1
+    assert f"task {task.id} (vm.migrate web1) was cancelled" in result.stderr
+
+
+def test_list_and_show(run: Run, api: CannedApi) -> None:
+    task = _task(api, "vm.clone", [{"state": "running", "progress": 50, "phase": "copying"}])
+    listed = run("task", "list", "--limit", "5")
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.stdout.splitlines() if line.startswith(task.id))
+    assert row.split()[:5] == [task.id, "vm.clone", "web1", "running", "50%"]
+    assert api.requests_to("GET", "/tasks")[-1][3] == {"limit": "5"}
+    shown = run("task", "show", task.id, "--json")
+    assert json.loads(shown.stdout)["phase"] == "copying"
+    missing = run("task", "show", "task-99")
+    assert missing.exit_code == 1 and "error: no task task-99" in missing.stderr
+
+
+def test_poll_interval_is_bounded(api: CannedApi) -> None:
+    task = _task(api, "vm.migrate", [{"state": "running"}] * 6 + [{"state": "succeeded"}])
+    sleeps: list[float] = []
+    seen: list[str] = []
+    with CorralClient(api.url, api.state.token) as client:
+        final = poll_task(client, task, lambda t: seen.append(t.state), sleep=sleeps.append)
+    assert final.state == "succeeded"
+    assert seen[0] == "pending" and seen[-1] == "succeeded"
+    assert sleeps[0] == POLL_MIN_S
+    assert all(POLL_MIN_S <= s <= POLL_MAX_S for s in sleeps)
+    assert sleeps[-1] == POLL_MAX_S

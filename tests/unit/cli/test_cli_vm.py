@@ -1,0 +1,269 @@
+"""``corral vm …`` against the canned contract API: what is sent, printed and returned."""
+
+from __future__ import annotations
+
+import json
+
+from tests.unit.cli.canned_api import PNG, vm_info
+from tests.unit.cli.conftest import CannedApi, Run
+
+from corral.model.vm import VmState
+
+
+def _body(api: CannedApi, method: str, path: str) -> dict[str, object]:
+    (request,) = api.requests_to(method, path)
+    return json.loads(str(request[2]))  # type: ignore[no-any-return]
+
+
+def test_list_shows_a_table(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1"), "db1": vm_info("db1", VmState.SHUTOFF, "h2")}
+    result = run("vm", "list")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "HOST", "STATE", "VCPUS", "MEMORY", "UPTIME", "CPU", "TIME"]
+    web = next(line for line in lines if line.startswith("web1"))
+    assert web.split() == ["web1", "local", "running", "2", "2", "GiB", "3h", "25m", "1m", "15s"]
+    db = next(line for line in lines if line.startswith("db1"))
+    assert db.split()[:3] == ["db1", "h2", "shutoff"]
+    assert db.split()[6] == "-"  # no uptime when shut off
+
+
+def test_list_json_is_the_api_json(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1")}
+    result = run("vm", "list", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [api.state.vms["web1"].model_dump(mode="json")]
+    global_flag = run("--json", "vm", "list")
+    assert json.loads(global_flag.stdout) == json.loads(result.stdout)
+
+
+def test_list_host_filter_is_sent(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1"), "db1": vm_info("db1", host="h2")}
+    result = run("vm", "list", "--host", "h2")
+    assert "db1" in result.stdout and "web1" not in result.stdout
+    assert api.requests_to("GET", "/vms")[-1][3] == {"host": "h2"}
+
+
+def test_show_prints_details_and_disks(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1")}
+    result = run("vm", "show", "web1")
+    assert result.exit_code == 0, result.output
+    assert "running" in result.stdout
+    assert "/pool/web1-root.qcow2" in result.stdout
+    assert "10 GiB" in result.stdout
+
+
+def test_show_missing_vm_prints_the_api_detail(run: Run, api: CannedApi) -> None:
+    result = run("vm", "show", "nope")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: no VM named nope: `corral vm list` shows the VMs"
+    assert result.stdout == ""
+
+
+def test_create_sends_the_spec(run: Run, api: CannedApi) -> None:
+    result = run(
+        "vm", "create", "web2", "--vcpus", "2", "--memory", "2G",
+        "--disk", "size=10G", "--disk", "base=debian12,name=data,bus=sata",
+        "--nic", "network=nat", "--nic", "user", "--description", "a <test> & more",
+        "--accelerator", "tcg", "--host", "local",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = _body(api, "POST", "/vms")
+    assert body == {
+        "name": "web2",
+        "vcpus": 2,
+        "memory_mib": 2048,
+        "disks": [
+            {"name": "root", "size_gib": 10.0, "bus": "virtio"},
+            {"name": "data", "base_image": "debian12", "bus": "sata"},
+        ],
+        "nics": [{"network": "nat", "model": "virtio"}, {"network": "user", "model": "virtio"}],
+        "boot": {"source": "disk"},
+        "description": "a <test> & more",
+        "accelerator": "tcg",
+        "host": "local",
+    }
+    assert "created VM web2 on local" in result.stdout
+
+
+def test_create_kernel_boot_is_inferred(run: Run, api: CannedApi) -> None:
+    result = run(
+        "vm", "create", "k1", "--memory", "256", "--kernel", "/boot/vmlinuz",
+        "--initrd", "/boot/initrd.gz", "--cmdline", "console=ttyS0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    body = _body(api, "POST", "/vms")
+    assert body["boot"] == {
+        "source": "kernel",
+        "kernel": "/boot/vmlinuz",
+        "initrd": "/boot/initrd.gz",
+        "cmdline": "console=ttyS0",
+    }
+    assert body["memory_mib"] == 256
+
+
+def test_create_with_start_starts_it(run: Run, api: CannedApi) -> None:
+    result = run("vm", "create", "web3", "--disk", "size=1G", "--start")
+    assert result.exit_code == 0, result.output
+    assert api.requests_to("POST", "/vms/web3/start")
+    assert api.state.vms["web3"].state == VmState.RUNNING
+    assert "and started it" in result.stdout
+
+
+def test_create_usage_errors_exit_2_without_calling_the_api(run: Run, api: CannedApi) -> None:
+    cases = [
+        (["--memory", "lots"], "invalid size 'lots'"),
+        (["--disk", "size=1G,colour=red"], "unknown key 'colour'"),
+        (["--nic", "network=nat,model=ne2k"], "model"),
+        (["--boot", "floppy"], "floppy"),
+        (["--boot", "cdrom", "--disk", "size=1G"], "cdrom"),
+        ([], "boot source 'disk' needs at least one disk"),
+        (["--disk", "import=rel.qcow2"], "absolute path"),
+    ]
+    for extra, message in cases:
+        result = run("vm", "create", "bad", *extra)
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.stderr, (extra, result.stderr)
+    assert not api.requests_to("POST", "/vms")
+
+
+def test_create_with_import_waits_for_the_task(run: Run, api: CannedApi) -> None:
+    gib = 2**30
+    api.state.task_plans["vm.import"] = [
+        {"state": "running", "phase": "copying image", "progress": 25.0,
+         "bytes_done": gib // 4, "bytes_total": gib},
+        {"state": "running", "phase": "copying image", "progress": 75.0,
+         "bytes_done": 3 * gib // 4, "bytes_total": gib},
+        {"state": "succeeded", "phase": "done", "progress": 100.0,
+         "bytes_done": gib, "bytes_total": gib},
+    ]  # fmt: skip
+    result = run("vm", "create", "imp", "--disk", "import=/srv/a.qcow2")
+    assert result.exit_code == 0, result.output
+    assert len(api.requests_to("GET", "/tasks/task-1")) == 3
+    assert "vm.import imp" in result.stderr
+    assert "100%" in result.stderr
+    assert "1.0/1.0 GiB" in result.stderr
+    assert "created VM imp" in result.stdout
+
+
+def test_create_with_import_no_wait_prints_the_task_id(run: Run, api: CannedApi) -> None:
+    result = run("vm", "create", "imp", "--disk", "import=/srv/a.qcow2", "--no-wait")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "task-1"
+    assert not api.requests_to("GET", "/tasks/task-1")
+
+
+def test_create_failed_import_exits_1_with_the_task_error(run: Run, api: CannedApi) -> None:
+    api.state.task_plans["vm.import"] = [
+        {"state": "running", "progress": 10.0},
+        {"state": "failed", "error": "/srv/a.qcow2 is not a disk image: pick a qcow2 or raw file"},
+    ]
+    result = run("vm", "create", "imp", "--disk", "import=/srv/a.qcow2")
+    assert result.exit_code == 1
+    assert "error: /srv/a.qcow2 is not a disk image: pick a qcow2 or raw file" in result.stderr
+
+
+def test_create_conflict_is_reported(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1")}
+    result = run("vm", "create", "web1", "--disk", "size=1G")
+    assert result.exit_code == 1
+    assert "error: a VM named web1 exists already" in result.stderr
+
+
+def test_power_actions(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1", VmState.SHUTOFF)}
+    for action, state in [("start", "running"), ("pause", "paused"), ("resume", "running"),
+                          ("reboot", "running"), ("stop", "shutoff")]:  # fmt: skip
+        result = run("vm", action, "web1")
+        assert result.exit_code == 0, result.output
+        assert f"VM web1 ({state})" in result.stdout
+        assert api.state.vms["web1"].state == state
+    as_json = run("vm", "start", "web1", "--json")
+    assert json.loads(as_json.stdout)["state"] == "running"
+
+
+def test_shutdown_sends_timeout_and_force(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1")}
+    result = run("vm", "shutdown", "web1", "--timeout", "5", "--force")
+    assert result.exit_code == 0, result.output
+    assert _body(api, "POST", "/vms/web1/shutdown") == {"timeout_s": 5.0, "force": True}
+    assert "shut down VM web1" in result.stdout
+
+
+def test_shutdown_timeout_without_force_fails(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1")}
+    message = "VM web1 did not shut down within 60 s: retry with --force or use `vm stop`"
+    api.state.task_plans["vm.shutdown"] = [
+        {"state": "running", "phase": "waiting for the guest"},
+        {"state": "failed", "error": message},
+    ]
+    result = run("vm", "shutdown", "web1")
+    assert result.exit_code == 1
+    assert f"error: {message}" in result.stderr
+    assert _body(api, "POST", "/vms/web1/shutdown") == {"timeout_s": 60.0, "force": False}
+
+
+def test_delete_asks_unless_yes(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"old": vm_info("old", VmState.SHUTOFF)}
+    refused = run("vm", "delete", "old", input="n\n")
+    assert refused.exit_code == 1
+    assert "Delete VM old (disks are kept)?" in refused.stderr
+    assert "old" in api.state.vms
+    confirmed = run("vm", "delete", "old", "--delete-disks", input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert api.requests_to("DELETE", "/vms/old")[-1][3] == {"delete_disks": "true"}
+    assert "old" not in api.state.vms
+
+
+def test_delete_running_vm_conflict(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1")}
+    result = run("vm", "delete", "web1", "--yes")
+    assert result.exit_code == 1
+    assert "error: VM web1 is running: shut it down first" in result.stderr
+    assert api.requests_to("DELETE", "/vms/web1")[-1][3] == {}
+
+
+def test_clone(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"base": vm_info("base", VmState.SHUTOFF)}
+    result = run("vm", "clone", "base", "copy1", "--description", "from base")
+    assert result.exit_code == 0, result.output
+    assert _body(api, "POST", "/vms/base/clone") == {"name": "copy1", "description": "from base"}
+    assert "cloned VM base as copy1" in result.stdout
+    no_wait = run("vm", "clone", "base", "copy2", "--no-wait")
+    assert no_wait.stdout.strip() == "task-2"
+    bad = run("vm", "clone", "base", "bad/name")
+    assert bad.exit_code == 2
+
+
+def test_screenshot_writes_png(run: Run, api: CannedApi, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    api.state.vms = {"web1": vm_info("web1")}
+    target = tmp_path / "shot.png"
+    result = run("vm", "screenshot", "web1", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes() == PNG
+
+
+def test_log_and_tail(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1")}
+    api.state.logs["web1"] = bytearray(b"boot\nline2\nheartbeat 1\n")
+    assert run("vm", "log", "web1").stdout == "boot\nline2\nheartbeat 1\n"
+    tail = run("vm", "log", "web1", "--tail", "12")
+    assert tail.stdout == "heartbeat 1\n"
+    assert api.requests_to("GET", "/vms/web1/log")[-1][3] == {"tail_bytes": "12"}
+
+
+def test_snapshots(run: Run, api: CannedApi) -> None:
+    api.state.vms = {"web1": vm_info("web1")}
+    created = run("vm", "snapshot", "create", "web1", "before-upgrade", "--description", "x")
+    assert created.exit_code == 0, created.output
+    assert _body(api, "POST", "/vms/web1/snapshots") == {
+        "name": "before-upgrade",
+        "description": "x",
+    }
+    listed = run("vm", "snapshot", "list", "web1")
+    assert "before-upgrade" in listed.stdout and "*" in listed.stdout
+    assert run("vm", "snapshot", "revert", "web1", "before-upgrade").exit_code == 0
+    missing = run("vm", "snapshot", "revert", "web1", "nope")
+    assert missing.exit_code == 1 and "VM web1 has no snapshot nope" in missing.stderr
+    assert run("vm", "snapshot", "delete", "web1", "before-upgrade").exit_code == 0
+    assert json.loads(run("vm", "snapshot", "list", "web1", "--json").stdout) == []
