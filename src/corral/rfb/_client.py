@@ -38,6 +38,7 @@ from ._events import (
     LEDState,
     PointerEvent,
     QEMUKeyEvent,
+    Rect,
     ServerCutText,
     TLSRequired,
 )
@@ -77,6 +78,8 @@ class RFBClient:
         self.leds: LEDState | None = None
         self.clipboard: str | None = None
         self.bells = 0
+        self.last_update_rects: tuple[Rect, ...] = ()
+        self._size = (0, 0)
 
     # --- opening ----------------------------------------------------------------------------
     @classmethod
@@ -187,6 +190,7 @@ class RFBClient:
                 tls_done = True
             elif isinstance(event, Connected):
                 self.connected = event
+                self._size = (event.width, event.height)
                 return
 
     async def _read_loop(self) -> None:
@@ -207,9 +211,12 @@ class RFBClient:
 
     async def _handle(self, event: Event) -> None:
         if isinstance(event, DesktopResized):
-            # A resize invalidates the whole screen: ask for all of it again.
-            await self.request_update(incremental=False)
+            if (event.width, event.height) != self._size:
+                # A real resize invalidates the whole screen: ask for all of it again.
+                self._size = (event.width, event.height)
+                await self.request_update(incremental=False)
         elif isinstance(event, FramebufferUpdated) and event.rects:
+            self.last_update_rects = event.rects
             async with self._changed:
                 self._updates += 1
                 self._changed.notify_all()

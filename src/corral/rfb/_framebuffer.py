@@ -35,9 +35,19 @@ class Framebuffer:
         """The framebuffer as an ``(h, w, 3)`` uint8 view (not a copy)."""
         return self.pixels.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3]
 
-    def resize(self, width: int, height: int) -> None:
-        """Replace the framebuffer with a black one of the new size (what servers expect)."""
+    def resize(self, width: int, height: int) -> bool:
+        """Change the size, keeping the overlapping pixels; False if the size is unchanged.
+
+        QEMU repeats an ExtendedDesktopSize rectangle of the same size after every
+        non-incremental update request: that must not clear the screen.
+        """
+        if (width, height) == (self.width, self.height):
+            return False
+        old = self.pixels
         self.pixels = np.zeros((height, width), np.uint32)
+        h, w = min(height, old.shape[0]), min(width, old.shape[1])
+        self.pixels[:h, :w] = old[:h, :w]
+        return True
 
     def start_update(self) -> None:
         self._painted = 0

@@ -86,10 +86,11 @@ def qemu_vnc(
     """Run a TCG QEMU with VNC and QMP on UNIX sockets; yields (vnc socket, qmp socket)."""
     vnc = workdir / "vnc.sock"
     qmp = workdir / "qmp.sock"
+    serial = workdir / "serial.sock"
     argv = [
         "qemu-system-x86_64", "-accel", "tcg", "-display", "none", "-m", "256",
         "-vnc", f"unix:{vnc}{vnc_options}", "-qmp", f"unix:{qmp},server,nowait",
-        "-serial", f"file:{workdir / 'serial.log'}", "-no-reboot", *(extra or []),
+        "-serial", f"unix:{serial},server,nowait", "-no-reboot", *(extra or []),
     ]  # fmt: skip
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -109,3 +110,45 @@ def qemu_vnc(
             proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+
+class SerialShell:
+    """The guest's shell on ttyS0 (a QEMU UNIX socket chardev)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.seen = b""
+
+    @classmethod
+    async def connect(cls, qmp_socket: Path) -> SerialShell:
+        reader, writer = await asyncio.open_unix_connection(str(qmp_socket.parent / "serial.sock"))
+        return cls(reader, writer)
+
+    async def expect(self, needle: bytes, timeout: float = 120) -> bytes:
+        """Read until ``needle`` appears; returns everything read so far."""
+        async with asyncio.timeout(timeout):
+            while needle not in self.seen:
+                chunk = await self._reader.read(4096)
+                if not chunk:
+                    raise ConnectionError("serial console closed")
+                self.seen += chunk
+        return self.seen
+
+    async def run(self, command: str, marker: str, timeout: float = 60) -> bytes:
+        """Run a shell command that prints ``marker`` when done; output after the command."""
+        start = len(self.seen)
+        self._writer.write(command.encode() + b"\n")
+        await self._writer.drain()
+        async with asyncio.timeout(timeout):
+            while marker.encode() not in self.seen[start:].split(b"\n", 1)[-1]:
+                chunk = await self._reader.read(4096)
+                if not chunk:
+                    raise ConnectionError("serial console closed")
+                self.seen += chunk
+        return self.seen[start:]
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
