@@ -75,24 +75,29 @@ def _raw_terminal(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def _handshake_error(exc: InvalidStatus) -> CliError:
+def _handshake_error(exc: InvalidStatus, name: str) -> CliError:
     """The API refused the WebSocket: report its problem+json like any other answer."""
     response = exc.response
-    detail = f"the console was refused (HTTP {response.status_code})"
     with contextlib.suppress(ValueError, UnicodeDecodeError):
         body = json.loads(response.body or b"")
         if isinstance(body, dict) and isinstance(body.get("detail"), str):
-            detail = body["detail"]
-    return ApiError(response.status_code, detail)
+            return ApiError(response.status_code, body["detail"])
+    # A server that closes the WebSocket before accepting it answers a bare 403: no reason given.
+    return ApiError(
+        response.status_code,
+        f"the console of VM {name} was refused (HTTP {response.status_code}): check that you are "
+        "logged in (`corral whoami`), that your role may open consoles (operator or admin), and "
+        f"that VM {name} exists and is running",
+    )
 
 
-def _open(client: CorralClient, url: str) -> ClientConnection:
+def _open(client: CorralClient, url: str, name: str) -> ClientConnection:
     headers = {"Authorization": f"Bearer {client.token}"} if client.token else {}
     ssl = ssl_context(client.verify) if url.startswith("wss://") else None
     try:
         return connect(url, additional_headers=headers, ssl=ssl, open_timeout=OPEN_TIMEOUT_S)
     except InvalidStatus as exc:
-        raise _handshake_error(exc) from None
+        raise _handshake_error(exc, name) from None
     except (InvalidURI, InvalidHandshake) as exc:
         raise CliError(f"cannot open the console at {url}: {exc}") from None
     except TimeoutError:
@@ -138,7 +143,7 @@ def run_console(
     out_fd: int | None = None,
 ) -> None:
     """Relay the serial console of VM ``name`` until the user leaves; ``CliError`` if it broke."""
-    ws = _open(client, client.websocket_url(f"/vms/{seg(name)}/serial"))
+    ws = _open(client, client.websocket_url(f"/vms/{seg(name)}/serial"), name)
     try:
         in_fd = sys.stdin.fileno() if in_fd is None else in_fd
         out_fd = sys.stdout.fileno() if out_fd is None else out_fd

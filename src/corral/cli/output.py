@@ -44,6 +44,11 @@ def when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _row(table: Table, *cells: str | Text) -> None:
+    """Add a row; plain strings stay plain (server text like "[x]" is not Rich markup)."""
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
+
+
 def _table(*columns: str) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in columns:
@@ -56,14 +61,15 @@ def _details(rows: Iterable[tuple[str, str | Text]]) -> Table:
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for key, value in rows:
-        table.add_row(key, value)
+        _row(table, key, value)
     return table
 
 
 def vm_table(vms: Iterable[VmInfo]) -> Table:
     table = _table("NAME", "HOST", "STATE", "VCPUS", "MEMORY", "UPTIME", "CPU TIME")
     for vm in vms:
-        table.add_row(
+        _row(
+            table,
             vm.name,
             vm.host,
             state_text(vm.state),
@@ -98,14 +104,15 @@ def disk_table(vm: VmInfo) -> Table:
     table = _table("DISK", "TARGET", "BUS", "DEVICE", "SIZE", "PATH")
     for disk in vm.disks:
         size = human_bytes(disk.capacity_bytes) if disk.capacity_bytes is not None else "-"
-        table.add_row(disk.name, disk.target, disk.bus, disk.device, size, disk.path)
+        _row(table, disk.name, disk.target, disk.bus, disk.device, size, disk.path)
     return table
 
 
 def snapshot_table(snapshots: Iterable[SnapshotInfo]) -> Table:
     table = _table("NAME", "CREATED", "VM STATE", "CURRENT", "DESCRIPTION")
     for snap in snapshots:
-        table.add_row(
+        _row(
+            table,
             snap.name,
             when(snap.created_at),
             snap.vm_state,
@@ -118,14 +125,15 @@ def snapshot_table(snapshots: Iterable[SnapshotInfo]) -> Table:
 def task_progress_text(task: TaskInfo) -> str:
     if task.bytes_total:
         done = human_bytes(task.bytes_done or 0)
-        return f"{task.progress:.0f}% ({done} / {human_bytes(task.bytes_total)})"
-    return f"{task.progress:.0f}%"
+        return f"{task.progress:.0%} ({done} / {human_bytes(task.bytes_total)})"
+    return f"{task.progress:.0%}"
 
 
 def task_table(tasks: Iterable[TaskInfo]) -> Table:
     table = _table("ID", "KIND", "TARGET", "STATE", "PROGRESS", "PHASE", "BY", "CREATED")
     for task in tasks:
-        table.add_row(
+        _row(
+            table,
             task.id,
             task.kind,
             task.target,
@@ -160,7 +168,8 @@ def host_table(hosts: Iterable[HostInfo]) -> Table:
     table = _table("NAME", "URI", "CONNECTED", "ACCEL", "CPUS", "MEMORY", "FREE", "LAST ERROR")
     for host in hosts:
         caps = host.capabilities
-        table.add_row(
+        _row(
+            table,
             host.name,
             host.uri,
             Text("yes", style="green") if host.connected else Text("no", style="bold red"),
@@ -200,14 +209,15 @@ def host_details(host: HostInfo) -> Table:
 def user_table(users: Iterable[UserInfo]) -> Table:
     table = _table("NAME", "ROLE", "CREATED", "DISABLED")
     for user in users:
-        table.add_row(user.name, user.role, when(user.created_at), "yes" if user.disabled else "")
+        _row(table, user.name, user.role, when(user.created_at), "yes" if user.disabled else "")
     return table
 
 
 def token_table(tokens: Iterable[TokenInfo]) -> Table:
     table = _table("ID", "NAME", "USER", "CREATED", "EXPIRES", "LAST USED", "REVOKED")
     for token in tokens:
-        table.add_row(
+        _row(
+            table,
             token.id,
             token.name,
             token.user,
@@ -223,7 +233,8 @@ def audit_table(entries: Iterable[AuditEntry]) -> Table:
     table = _table("ID", "AT", "USER", "ACTION", "TARGET", "OUTCOME", "DETAIL")
     for entry in entries:
         style = "" if entry.outcome in ("ok", "success", "succeeded") else "red"
-        table.add_row(
+        _row(
+            table,
             str(entry.id),
             when(entry.at),
             entry.user,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -48,19 +49,25 @@ class _BytesColumn(ProgressColumn):
 
 
 def _describe(task: TaskInfo) -> str:
+    """Bar text (Rich markup): the server's words escaped, the outcome coloured."""
     phase = f": {task.phase}" if task.phase else ""
-    return f"{task.kind} {task.target}{phase}"
+    text = escape(f"{task.kind} {task.target}{phase}")
+    if task.state == TaskState.FAILED:
+        text += " [bold red]failed[/]"
+    elif task.state == TaskState.CANCELLED:
+        text += " [yellow]cancelled[/]"
+    return text
 
 
 def _bar_values(task: TaskInfo) -> tuple[float, float, bool]:
-    """(completed, total, has_bytes). ``progress`` is a percentage 0-100 per the contract."""
+    """(completed, total, has_bytes). ``progress`` is a fraction 0-1 (what the server reports)."""
     if task.bytes_total:
         done = task.bytes_done or 0
         if task.state == TaskState.SUCCEEDED:
             done = task.bytes_total
         return float(done), float(task.bytes_total), True
-    percent = 100.0 if task.state == TaskState.SUCCEEDED else max(0.0, min(task.progress, 100.0))
-    return percent, 100.0, False
+    fraction = 1.0 if task.state == TaskState.SUCCEEDED else max(0.0, min(task.progress, 1.0))
+    return fraction * 100, 100.0, False
 
 
 def poll_task(

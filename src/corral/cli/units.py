@@ -167,8 +167,9 @@ def human_bytes(count: int | float) -> str:
     """1536 -> '1.5 KiB'; exact multiples print without decimals ('2 GiB')."""
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            text = f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+        # Compare the rounded value: 1023.96 GiB reads better as "1 TiB" than "1024.0 GiB".
+        if abs(round(value, 1)) < 1024 or unit == "TiB":
+            text = f"{value:.1f}".removesuffix(".0")
             return f"{text} {unit}"
         value /= 1024
     raise AssertionError("unreachable")

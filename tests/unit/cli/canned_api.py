@@ -89,7 +89,7 @@ class CannedState:
             updated_at=NOW,
         )
         answers, current = [], task
-        for update in self.task_plans.get(kind, [{"state": "succeeded", "progress": 100}]):
+        for update in self.task_plans.get(kind, [{"state": "succeeded", "progress": 1}]):
             current = TaskInfo.model_validate({**current.model_dump(), **update})
             answers.append(current)
         self.task_answers[task.id] = answers
@@ -377,6 +377,10 @@ def _serial_route(app: FastAPI, state: CannedState) -> None:
     async def serial(websocket: WebSocket, name: str) -> None:
         if websocket.headers.get("authorization") != f"Bearer {state.token}":
             await websocket.send_denial_response(problem(401, "Authentication required"))
+            return
+        if name == "closes-early":
+            # Closing before accepting: the server answers a bare 403 without a reason.
+            await websocket.close(code=1008, reason="not allowed")
             return
         if name not in state.vms:
             await websocket.send_denial_response(problem(404, f"no VM named {name}"))

@@ -129,6 +129,7 @@ def test_tty_mode_is_raw_and_leaves_with_ctrl_bracket(api: CannedApi) -> None:
     [
         ("wrong", "web1", "error: not logged in or token revoked: run `corral login`"),
         (None, "nope", "error: no VM named nope"),
+        (None, "closes-early", "error: the console of VM closes-early was refused (HTTP 403)"),
     ],
 )
 def test_refused_console_reports_the_api_error(

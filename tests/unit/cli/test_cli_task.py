@@ -7,7 +7,7 @@ import json
 from tests.unit.cli.conftest import CannedApi, Run
 
 from corral.cli.client import CorralClient
-from corral.cli.task import POLL_MAX_S, POLL_MIN_S, poll_task
+from corral.cli.task import POLL_MAX_S, POLL_MIN_S, _bar_values, poll_task
 from corral.model.task import TaskInfo
 
 
@@ -18,13 +18,13 @@ def _task(api: CannedApi, kind: str, plan: list[dict[str, object]]) -> TaskInfo:
 
 def test_wait_shows_progress_and_succeeds(run: Run, api: CannedApi) -> None:
     task = _task(api, "vm.migrate", [
-        {"state": "running", "phase": "copying memory", "progress": 40.0},
-        {"state": "running", "phase": "switching over", "progress": 90.0},
-        {"state": "succeeded", "phase": "done", "progress": 100.0},
+        {"state": "running", "phase": "copying memory", "progress": 0.4},
+        {"state": "running", "phase": "switching over", "progress": 0.9},
+        {"state": "succeeded", "phase": "done [bold]3/3[/bold]", "progress": 1},
     ])  # fmt: skip
     result = run("task", "wait", task.id)
     assert result.exit_code == 0, result.output
-    assert "vm.migrate web1: done" in result.stderr
+    assert "vm.migrate web1: done [bold]3/3[/bold]" in result.stderr  # server text is not markup
     assert "100%" in result.stderr
     assert f"task {task.id} (vm.migrate web1) succeeded" in result.stdout
     # One GET per plan step (the first one also tells the CLI what the task is).
@@ -33,12 +33,13 @@ def test_wait_shows_progress_and_succeeds(run: Run, api: CannedApi) -> None:
 
 def test_wait_failed_task_exits_1_with_its_error(run: Run, api: CannedApi) -> None:
     task = _task(api, "vm.migrate", [
-        {"state": "running", "progress": 5.0},
+        {"state": "running", "progress": 0.05},
         {"state": "failed", "error": "host h2 has 1.2 GiB free, VM web1 needs 2 GiB"},
     ])  # fmt: skip
     result = run("task", "wait", task.id)
     assert result.exit_code == 1
     assert "error: host h2 has 1.2 GiB free, VM web1 needs 2 GiB" in result.stderr
+    assert "vm.migrate web1 failed" in result.stderr
 
 
 def test_wait_json_prints_the_final_task_even_when_it_failed(run: Run, api: CannedApi) -> None:
@@ -60,7 +61,7 @@ def test_cancelled_task_is_an_error(run: Run, api: CannedApi) -> None:
 
 
 def test_list_and_show(run: Run, api: CannedApi) -> None:
-    task = _task(api, "vm.clone", [{"state": "running", "progress": 50, "phase": "copying"}])
+    task = _task(api, "vm.clone", [{"state": "running", "progress": 0.5, "phase": "copying"}])
     listed = run("task", "list", "--limit", "5")
     assert listed.exit_code == 0, listed.output
     row = next(line for line in listed.stdout.splitlines() if line.startswith(task.id))
@@ -83,3 +84,13 @@ def test_poll_interval_is_bounded(api: CannedApi) -> None:
     assert sleeps[0] == POLL_MIN_S
     assert all(POLL_MIN_S <= s <= POLL_MAX_S for s in sleeps)
     assert sleeps[-1] == POLL_MAX_S
+
+
+def test_bar_uses_bytes_when_known_else_the_progress_fraction(api: CannedApi) -> None:
+    task = api.state.new_task("vm.migrate", "web1")
+    running = task.model_copy(update={"state": "running", "progress": 0.4})
+    assert _bar_values(running) == (40.0, 100.0, False)
+    with_bytes = running.model_copy(update={"bytes_done": 300, "bytes_total": 1200})
+    assert _bar_values(with_bytes) == (300.0, 1200.0, True)
+    done = running.model_copy(update={"state": "succeeded", "progress": 0.97})
+    assert _bar_values(done) == (100.0, 100.0, False)

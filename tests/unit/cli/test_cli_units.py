@@ -123,6 +123,8 @@ def test_human_formats() -> None:
     assert human_bytes(0) == "0 B"
     assert human_bytes(1536) == "1.5 KiB"
     assert human_bytes(2 * GIB) == "2 GiB"
+    assert human_bytes(1024 * GIB - 512) == "1 TiB"
+    assert human_bytes(1023 * GIB) == "1023 GiB"
     assert human_duration(None) == "-"
     assert human_duration(4.25) == "4.2s"
     assert human_duration(42) == "42s"

@@ -130,11 +130,11 @@ def test_create_usage_errors_exit_2_without_calling_the_api(run: Run, api: Canne
 def test_create_with_import_waits_for_the_task(run: Run, api: CannedApi) -> None:
     gib = 2**30
     api.state.task_plans["vm.import"] = [
-        {"state": "running", "phase": "copying image", "progress": 25.0,
+        {"state": "running", "phase": "copying image", "progress": 0.25,
          "bytes_done": gib // 4, "bytes_total": gib},
-        {"state": "running", "phase": "copying image", "progress": 75.0,
+        {"state": "running", "phase": "copying image", "progress": 0.75,
          "bytes_done": 3 * gib // 4, "bytes_total": gib},
-        {"state": "succeeded", "phase": "done", "progress": 100.0,
+        {"state": "succeeded", "phase": "done", "progress": 1,
          "bytes_done": gib, "bytes_total": gib},
     ]  # fmt: skip
     result = run("vm", "create", "imp", "--disk", "import=/srv/a.qcow2")
@@ -155,7 +155,7 @@ def test_create_with_import_no_wait_prints_the_task_id(run: Run, api: CannedApi)
 
 def test_create_failed_import_exits_1_with_the_task_error(run: Run, api: CannedApi) -> None:
     api.state.task_plans["vm.import"] = [
-        {"state": "running", "progress": 10.0},
+        {"state": "running", "progress": 0.1},
         {"state": "failed", "error": "/srv/a.qcow2 is not a disk image: pick a qcow2 or raw file"},
     ]
     result = run("vm", "create", "imp", "--disk", "import=/srv/a.qcow2")
@@ -267,3 +267,11 @@ def test_snapshots(run: Run, api: CannedApi) -> None:
     assert missing.exit_code == 1 and "VM web1 has no snapshot nope" in missing.stderr
     assert run("vm", "snapshot", "delete", "web1", "before-upgrade").exit_code == 0
     assert json.loads(run("vm", "snapshot", "list", "web1", "--json").stdout) == []
+
+
+def test_server_text_is_printed_literally_not_as_markup(run: Run, api: CannedApi) -> None:
+    odd = "[/] closes nothing [red]not red[/red]"
+    api.state.vms = {"web1": vm_info("web1").model_copy(update={"description": odd})}
+    result = run("vm", "show", "web1")
+    assert result.exit_code == 0, result.output
+    assert odd in result.stdout
