@@ -1,0 +1,37 @@
+"""The app's route table, flattened (FastAPI keeps included routers as lazy nodes)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, APIWebSocketRoute
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    name: str
+    method: str  # "WS" for WebSocket routes
+    path: str
+
+
+def _entries(route: Any, path: str) -> Iterator[RouteEntry]:
+    if isinstance(route, APIRoute):
+        for method in sorted(route.methods):
+            yield RouteEntry(route.name, method, path or route.path)
+    elif isinstance(route, APIWebSocketRoute):
+        yield RouteEntry(route.name, "WS", path or route.path)
+
+
+def iter_routes(app: FastAPI) -> Iterator[RouteEntry]:
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is None:
+            yield from _entries(route, "")
+            continue
+        for context in contexts():
+            # starlette_route carries the full path (with prefixes) for WebSocket routes too.
+            full = getattr(context.starlette_route, "path", "") or context.path
+            yield from _entries(context.original_route, full)

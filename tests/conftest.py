@@ -1,0 +1,62 @@
+"""Shared fixtures: one private libvirtd per test session, the test guests, a real Corral server.
+
+Integration tests never touch the system libvirtd: ``private_libvirtd`` runs its own daemon in
+private mount and network namespaces (see ``corral.testbed.private_libvirtd``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_images import DiskGuest, KernelGuest, build_disk_guest, build_kernel_guest
+from corral.testbed.private_libvirtd import PrivateLibvirtd
+
+REPO = Path(__file__).resolve().parents[1]
+GUEST_BUILD_DIR = REPO / "build" / "guests"
+
+
+@pytest.fixture(scope="session")
+def private_libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateLibvirtd]:
+    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("libvirtd"))
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def kernel_guest() -> KernelGuest:
+    return build_kernel_guest(GUEST_BUILD_DIR)
+
+
+@pytest.fixture(scope="session")
+def disk_guest() -> DiskGuest:
+    return build_disk_guest(GUEST_BUILD_DIR)
+
+
+@pytest.fixture
+def conn(private_libvirtd: PrivateLibvirtd) -> Iterator[libvirt.virConnect]:
+    """A direct libvirt connection, for checks independent of Corral."""
+    connection = libvirt.open(private_libvirtd.uri)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="session")
+def corral(
+    private_libvirtd: PrivateLibvirtd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CorralServer]:
+    """A real ``corral serve`` process managing the private libvirtd (TCG forced)."""
+    server = CorralServer(
+        tmp_path_factory.mktemp("corral"),
+        private_libvirtd.uri,
+        # Reconcile only on events during tests, so tests prove that events drive it.
+        extra_env={"CORRAL_RECONCILE_INTERVAL_S": "3600"},
+    )
+    server.start()
+    yield server
+    server.stop()

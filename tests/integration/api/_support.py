@@ -1,0 +1,65 @@
+"""Helpers for tests that drive a real Corral server."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from corral.testbed.guest_domains import wait_until
+from corral.testbed.guest_images import KernelGuest
+
+
+def kernel_vm(
+    name: str, guest: KernelGuest, *, disk_gib: float | None = 1, **extra: Any
+) -> dict[str, Any]:
+    """A VmSpec for the busybox test guest booted from kernel+initrd (with a blank qcow2 disk,
+    so internal snapshots have somewhere to live)."""
+    spec: dict[str, Any] = {
+        "name": name,
+        "vcpus": 1,
+        "memory_mib": 256,
+        "boot": {
+            "source": "kernel",
+            "kernel": str(guest.kernel),
+            "initrd": str(guest.initrd),
+            "cmdline": guest.cmdline,
+        },
+        "disks": [{"name": "data", "size_gib": disk_gib}] if disk_gib else [],
+        **extra,
+    }
+    return spec
+
+
+def wait_task(client: httpx.Client, task_id: str, timeout: float = 120) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        task: dict[str, Any] = client.get(f"/tasks/{task_id}").json()
+        return task if task["state"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_until(finished, timeout, f"task {task_id} to finish", interval=0.2)
+
+
+def serial_log(client: httpx.Client, name: str) -> bytes:
+    answer = client.get(f"/vms/{name}/log")
+    answer.raise_for_status()
+    return answer.content
+
+
+def wait_log(
+    client: httpx.Client, name: str, pattern: bytes, timeout: float = 90, start: int = 0
+) -> re.Match[bytes]:
+    regex = re.compile(pattern)
+
+    def found() -> re.Match[bytes] | None:
+        return regex.search(serial_log(client, name), start)
+
+    return wait_until(found, timeout, f"{pattern!r} in the serial log of {name}", interval=0.25)
+
+
+def wait_state(client: httpx.Client, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        vm: dict[str, Any] = client.get(f"/vms/{name}").json()
+        return vm if vm.get("state") == state else None
+
+    return wait_until(reached, timeout, f"VM {name} to be {state}", interval=0.2)

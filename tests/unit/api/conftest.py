@@ -1,0 +1,52 @@
+"""The API on libvirt's test:///default driver: fast, no guests, real services and store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+
+from corral.api.app import create_app
+from corral.config import Settings
+from corral.model.auth import Role
+from corral.services.runtime import Services
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@dataclass
+class Api:
+    client: TestClient
+    services: Services
+    tokens: dict[Role, str]
+
+    def headers(self, role: Role = Role.ADMIN) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One app per test module: argon2 and migrations are too slow to repeat per test; tests
+    that change state use names of their own."""
+    tmp_path = tmp_path_factory.mktemp("api")
+    settings = Settings(
+        data_dir=tmp_path,
+        local_host_name="test",
+        local_host_uri="test:///default",
+        pool_dir=str(tmp_path / "pool"),
+        reconcile_interval_s=3600,
+    )
+    services = Services(settings)
+    for role in Role:
+        services.auth.create_user_sync(role.value, PASSWORD, role)
+    with TestClient(create_app(settings, services)) as client:
+        tokens = {}
+        for role in Role:
+            answer = client.post(
+                "/api/v1/auth/login", json={"username": role.value, "password": PASSWORD}
+            )
+            assert answer.status_code == 201, answer.text
+            tokens[role] = answer.json()["secret"]
+        yield Api(client, services, tokens)
