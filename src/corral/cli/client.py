@@ -181,19 +181,23 @@ class CorralClient:
             if isinstance(exc.__context__, ssl.SSLCertVerificationError) or "CERTIFICATE" in str(
                 exc
             ):
-                raise CannotConnect(
-                    f"the TLS certificate of {self.url} is not trusted ({exc}): pass "
-                    "--ca-cert FILE with Corral's CA certificate (or --insecure for a test setup)"
-                ) from None
-            raise CannotConnect(
-                f"cannot reach Corral at {self.url}: is `make run` running?"
-            ) from None
+                raise self.untrusted(exc) from None
+            raise self.unreachable() from None
         except httpx.TimeoutException:
             raise CannotConnect(
                 f"Corral at {self.url} did not answer within {self.timeout:g} s"
             ) from None
         except httpx.TransportError as exc:
             raise CannotConnect(f"cannot talk to Corral at {self.url}: {exc}") from None
+
+    def untrusted(self, exc: Exception) -> CannotConnect:
+        return CannotConnect(
+            f"the TLS certificate of {self.url} is not trusted ({exc}): pass --ca-cert FILE "
+            "with Corral's CA certificate (or --insecure for a test setup)"
+        )
+
+    def unreachable(self) -> CannotConnect:
+        return CannotConnect(f"cannot reach Corral at {self.url}: is `make run` running?")
 
     def request(
         self,

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import select
+import ssl
 import sys
 import termios
 import threading
@@ -93,9 +94,9 @@ def _handshake_error(exc: InvalidStatus, name: str) -> CliError:
 
 def _open(client: CorralClient, url: str, name: str) -> ClientConnection:
     headers = {"Authorization": f"Bearer {client.token}"} if client.token else {}
-    ssl = ssl_context(client.verify) if url.startswith("wss://") else None
+    tls = ssl_context(client.verify) if url.startswith("wss://") else None
     try:
-        return connect(url, additional_headers=headers, ssl=ssl, open_timeout=OPEN_TIMEOUT_S)
+        return connect(url, additional_headers=headers, ssl=tls, open_timeout=OPEN_TIMEOUT_S)
     except InvalidStatus as exc:
         raise _handshake_error(exc, name) from None
     except (InvalidURI, InvalidHandshake) as exc:
@@ -104,10 +105,10 @@ def _open(client: CorralClient, url: str, name: str) -> ClientConnection:
         raise CannotConnect(
             f"the console at {url} did not answer in {OPEN_TIMEOUT_S:g} s"
         ) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise client.untrusted(exc) from None
     except OSError:
-        raise CannotConnect(
-            f"cannot reach Corral at {client.url}: is `make run` running?"
-        ) from None
+        raise client.unreachable() from None
 
 
 def _pump_input(ws: ClientConnection, in_fd: int, reader: _Reader) -> bool:

@@ -116,7 +116,8 @@ def report_error(exc: CliError) -> None:
     """``error: <detail>`` in red on stderr, with 422 field errors the detail does not repeat."""
     if isinstance(exc, ApiError) and exc.status == 401:
         message = NOT_LOGGED_IN
-        if exc.detail and exc.detail.lower() not in ("unauthorized", "authentication required"):
+        if "expire" in exc.detail.lower():
+            # The one server reason worth adding; others repeat "send a token" in other words.
             message += f" ({exc.detail})"
     else:
         message = exc.message

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 
-from tests.unit.cli.conftest import CannedApi, Run
+from tests.unit.cli.conftest import CannedApi, Run, cli_command
 
 from corral.cli.client import CorralClient
 from corral.cli.task import POLL_MAX_S, POLL_MIN_S, _bar_values, poll_task
@@ -94,3 +98,28 @@ def test_bar_uses_bytes_when_known_else_the_progress_fraction(api: CannedApi) ->
     assert _bar_values(with_bytes) == (300.0, 1200.0, True)
     done = running.model_copy(update={"state": "succeeded", "progress": 0.97})
     assert _bar_values(done) == (100.0, 100.0, False)
+
+
+def test_ctrl_c_stops_waiting_but_not_the_task(api: CannedApi) -> None:
+    task = _task(api, "vm.migrate", [{"state": "running", "progress": 0.1}] * 10_000)
+    proc = subprocess.Popen(
+        cli_command("task", "wait", task.id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **api.env()},
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while len(api.requests_to("GET", f"/tasks/{task.id}")) < 2:
+            assert time.monotonic() < deadline, "the CLI never polled the task"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130
+    assert f"stopped waiting; task {task.id} goes on: `corral task wait {task.id}`".encode() in (
+        stderr
+    )
+    assert not api.requests_to("POST", f"/tasks/{task.id}/cancel")
