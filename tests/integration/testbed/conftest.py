@@ -23,13 +23,18 @@ def private_libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Priva
 
 
 @pytest.fixture(scope="session")
-def kernel_guest() -> KernelGuest:
-    return build_kernel_guest(GUEST_BUILD_DIR)
+def guest_build_dir() -> Path:
+    return GUEST_BUILD_DIR
 
 
 @pytest.fixture(scope="session")
-def disk_guest() -> DiskGuest:
-    return build_disk_guest(GUEST_BUILD_DIR)
+def kernel_guest(guest_build_dir: Path) -> KernelGuest:
+    return build_kernel_guest(guest_build_dir)
+
+
+@pytest.fixture(scope="session")
+def disk_guest(guest_build_dir: Path) -> DiskGuest:
+    return build_disk_guest(guest_build_dir)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from lxml import etree
 from PIL import Image
 
 from corral.testbed.guest_domains import SerialLog, guest_domain_xml, serial_log_path, wait_until
@@ -206,3 +208,26 @@ def test_scroll_mode_keeps_the_heartbeat_on_serial(
     frames = [screenshot(conn, guest.dom).tobytes() for _ in range(3)]
     assert all(frame != first for frame in frames), "the VGA console is not scrolling"
     assert b"corral-scroll" not in guest.log.read()
+
+
+def test_hotplugged_virtio_disk_appears_in_the_guest(
+    conn: libvirt.virConnect, start_guest: StartGuest, kernel_guest: KernelGuest, tmp_path: Path
+) -> None:
+    guest = start_guest(kernel_guest)
+    offset = guest.wait_booted()
+    image = tmp_path / "extra.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
+    disk = etree.Element("disk", type="file", device="disk")
+    etree.SubElement(disk, "driver", name="qemu", type="qcow2")
+    etree.SubElement(disk, "source", file=str(image))
+    etree.SubElement(disk, "target", dev="vdb", bus="virtio")
+    guest.dom.attachDeviceFlags(
+        etree.tostring(disk, encoding="unicode"), libvirt.VIR_DOMAIN_AFFECT_LIVE
+    )
+    # The guest names the first virtio disk vda; 16 MiB = 32768 sectors. It waits for the disk
+    # itself, so the command can be typed right after the attach.
+    with serial_console(conn, guest.dom) as console:
+        console.send(
+            b"until [ -e /sys/block/vda ]; do usleep 100000; done; cat /sys/block/vda/size\n"
+        )
+        guest.log.wait_for(re.compile(rb"\n32768\r?\n"), 30, start=offset)

@@ -1,0 +1,73 @@
+"""The private libvirtd is isolated and cleans up after itself and after a crashed run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import libvirt
+import pytest
+
+from corral.testbed.guest_domains import guest_domain_xml
+from corral.testbed.guest_images import KernelGuest
+from corral.testbed.private_libvirtd import PrivateLibvirtd
+
+pytestmark = pytest.mark.integration
+
+
+def test_daemon_has_its_own_network_and_mounts(private_libvirtd: PrivateLibvirtd) -> None:
+    links = subprocess.run(
+        private_libvirtd.inside_command(["ip", "-o", "link", "show"]),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert [line.split(":")[1].strip() for line in links] == ["lo"]
+    assert "state UNKNOWN" in links[0] or "UP" in links[0]
+    # The bind mounts exist only inside: the test process's own mount table has none of them.
+    assert str(private_libvirtd.base) not in Path("/proc/self/mountinfo").read_text()
+    # The machine's own networks, pools and domains under /etc/libvirt are not copied in.
+    conn = libvirt.open(private_libvirtd.uri)
+    try:
+        assert conn.listAllNetworks() == []
+        assert conn.listAllStoragePools() == []
+    finally:
+        conn.close()
+
+
+def test_start_on_a_crashed_base_dir_kills_the_leftovers(
+    private_libvirtd: PrivateLibvirtd, kernel_guest: KernelGuest, tmp_path: Path
+) -> None:
+    base = tmp_path / "crashed"
+    # Reuse the session daemon's QEMU capabilities so this daemon skips the ~4 s probe.
+    shutil.copytree(private_libvirtd.base / "cache", base / "cache")
+    crashed = PrivateLibvirtd(base)
+    crashed.start()
+    conn = libvirt.open(crashed.uri)
+    conn.createXML(guest_domain_xml("leftover", kernel_guest), 0)
+    conn.close()
+    qemu_pid = int(crashed.host_path("/run/libvirt/qemu/leftover.pid").read_text())
+    old_holder = crashed.holder_pid
+    assert old_holder is not None
+    # The "crash": the object is forgotten without stop(); a new one starts on the same base.
+    fresh = PrivateLibvirtd(base)
+    try:
+        fresh.start()
+        assert _state(qemu_pid) in ("gone", "Z")
+        assert fresh.holder_pid not in (None, old_holder)
+        conn = libvirt.open(fresh.uri)
+        assert conn.listAllDomains() == []
+        conn.close()
+    finally:
+        fresh.stop()
+        crashed.stop()  # reaps its holder process; nothing else is left to do
+    assert fresh.holder_pid is None
+    fresh.stop()  # idempotent
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "gone"
