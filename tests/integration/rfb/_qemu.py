@@ -119,6 +119,7 @@ class SerialShell:
         self._reader = reader
         self._writer = writer
         self.seen = b""
+        self._count = 0
 
     @classmethod
     async def connect(cls, qmp_socket: Path) -> SerialShell:
@@ -135,13 +136,20 @@ class SerialShell:
                 self.seen += chunk
         return self.seen
 
-    async def run(self, command: str, marker: str, timeout: float = 60) -> bytes:
-        """Run a shell command that prints ``marker`` when done; output after the command."""
+    async def run(self, command: str, timeout: float = 60) -> bytes:
+        """Run a shell command; returns what the console printed until it finished.
+
+        The end marker is computed by the shell (``$((n+1))``) so the echoed command line
+        itself never contains it.
+        """
+        self._count += 1
+        marker = f"CMD-DONE-{self._count + 1000}".encode()
         start = len(self.seen)
-        self._writer.write(command.encode() + b"\n")
+        line = f"{command}; echo CMD-DONE-$(({self._count} + 1000))\n"
+        self._writer.write(line.encode())
         await self._writer.drain()
         async with asyncio.timeout(timeout):
-            while marker.encode() not in self.seen[start:].split(b"\n", 1)[-1]:
+            while marker not in self.seen[start:]:
                 chunk = await self._reader.read(4096)
                 if not chunk:
                     raise ConnectionError("serial console closed")

@@ -75,3 +75,56 @@ async def test_decoded_framebuffer_equals_qemu_screendump(
     assert img.shape == refs[0].shape
     assert img.any(), "the guest's console should not be black"
     assert used == {encoding}
+
+
+TYPED = "Hello, World! 0123456789 -=[];'`\\,./ ~!@#$%^&*()_+{}|:\"<>? abcXYZ"
+
+
+@pytest.mark.parametrize("qemu_keys", [True, False], ids=["qemu-scancodes", "keysyms"])
+async def test_type_text_reaches_the_guest(qemu_guest: tuple[Path, Path], qemu_keys: bool) -> None:
+    vnc, qmp_socket = qemu_guest
+    await _booted(qmp_socket)
+    shell = await SerialShell.connect(qmp_socket)
+    out = f"/tmp/typed-{int(qemu_keys)}"
+    encodings = (Encoding.RAW, Encoding.QEMU_EXTENDED_KEY_EVENT) if qemu_keys else (Encoding.RAW,)
+    try:
+        # One reader of tty1 at a time: a reader left by an earlier test would take the line.
+        await shell.run(f"killall cat 2>/dev/null; (cat /dev/tty1 > {out} &)")
+        async with await RFBClient.connect_unix(str(vnc), encodings=encodings) as client:
+            await client.screenshot()
+            assert client.conn.server_supports_qemu_key_events is qemu_keys
+            await client.type_text(TYPED + "\n")
+            async with asyncio.timeout(30):
+                while True:
+                    output = await shell.run(f"cat {out}")
+                    if TYPED.encode() in output:
+                        break
+                    await asyncio.sleep(0.2)  # poll interval of a bounded wait
+    finally:
+        await shell.close()
+
+
+async def test_screenshot_png_and_wait_for_image(qemu_guest: tuple[Path, Path]) -> None:
+    vnc, qmp_socket = qemu_guest
+    await _booted(qmp_socket)
+    qmp = await QMP.connect(qmp_socket)
+    await qmp.execute("stop")  # a still screen, so a crop of it stays on it
+    try:
+        async with await RFBClient.connect_unix(str(vnc)) as client:
+            png = await client.screenshot_png()
+            screen = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+            assert np.array_equal(screen, client.framebuffer)
+            # A template of some text on the console is found where it was cut from (or at an
+            # identical earlier spot).
+            ys, xs = np.nonzero(screen.any(axis=2))
+            y, x = int(ys[0]), int(xs[0])
+            template = screen[y : y + 16, x : x + 40].copy()
+            fx, fy = await client.wait_for_image(template, timeout=10)
+            assert np.array_equal(screen[fy : fy + 16, fx : fx + 40], template)
+            assert (fy, fx) <= (y, x)
+            noise = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            with pytest.raises(RFBTimeout):
+                await client.wait_for_image(noise, timeout=1)
+    finally:
+        await qmp.execute("cont")
+        await qmp.close()
