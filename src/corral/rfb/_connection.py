@@ -113,6 +113,11 @@ class RFBConnection:
         self.state = ConnectionState.HANDSHAKE
 
     @property
+    def vencrypt_subtype(self) -> int:
+        """The VeNCrypt subtype in use (0 without VeNCrypt)."""
+        return self._handshake.subtype
+
+    @property
     def server_supports_qemu_key_events(self) -> bool:
         return self._updates is not None and self._updates.qemu_key_events
 

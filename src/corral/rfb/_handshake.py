@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ._des import vnc_auth_response
-from ._errors import AuthenticationFailed, RemoteProtocolError, UnsupportedServer
+from ._errors import AuthenticationFailed, RemoteProtocolError, RFBError, UnsupportedServer
 from ._events import Connected, Event, SecurityType, TLSRequired, VeNCryptSubtype
 from ._limits import Limits
 from ._pixel import PixelFormat
@@ -125,7 +125,7 @@ class Handshake:
         if chosen == SecurityType.INVALID:
             raise AuthenticationFailed(f"server refused the connection: {self._reason(r)}")
         if chosen not in self._creds.security_types() or chosen == SecurityType.VENCRYPT:
-            raise UnsupportedServer(_no_common_security([chosen], self._creds))
+            raise _no_common_security([chosen], self._creds)
         self._chose(chosen)
         return None
 
@@ -139,7 +139,7 @@ class Handshake:
                 self._send(bytes([wanted]))
                 self._chose(wanted)
                 return None
-        raise UnsupportedServer(_no_common_security(offered, self._creds))
+        raise _no_common_security(offered, self._creds)
 
     def _chose(self, security: int) -> None:
         self.security = security
@@ -239,9 +239,24 @@ class Handshake:
     }
 
 
-def _no_common_security(offered: Sequence[int], creds: Credentials) -> str:
-    return (
-        f"server offers the security types {list(offered)}; this client can use "
-        f"{creds.security_types()} (give a password for VNC authentication, or an SSL context "
-        "for VeNCrypt)"
+def _no_common_security(offered: Sequence[int], creds: Credentials) -> RFBError:
+    """The error for "no security type in common": missing credentials or a foreign server."""
+    names = ", ".join(_security_name(t) for t in offered)
+    if SecurityType.VNC_AUTH in offered and creds.password is None:
+        return AuthenticationFailed(
+            f"server requires a password (it offers {names}): pass password=…"
+        )
+    if SecurityType.VENCRYPT in offered and not creds.tls:
+        return AuthenticationFailed(
+            f"server requires TLS (it offers {names}): pass ssl_context=… for VeNCrypt"
+        )
+    return UnsupportedServer(
+        f"server offers only the security types {names}, none of which this client supports"
     )
+
+
+def _security_name(value: int) -> str:
+    try:
+        return SecurityType(value).name
+    except ValueError:
+        return str(value)

@@ -9,7 +9,7 @@ import pytest
 
 from corral.testbed.guest_images import build_kernel_guest
 
-from ._qemu import qemu_vnc
+from rfb_qemu import qemu_vnc
 
 BUILD_DIR = Path(__file__).resolve().parents[3] / "build" / "guests"
 

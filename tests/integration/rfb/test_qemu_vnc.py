@@ -13,7 +13,7 @@ from PIL import Image
 
 from corral.rfb import Encoding, RFBClient, RFBTimeout
 
-from ._qemu import QMP, SerialShell
+from rfb_qemu import QMP, SerialShell
 
 pytestmark = pytest.mark.integration
 
