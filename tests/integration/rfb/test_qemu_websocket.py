@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.integration.rfb._qemu import QMP, qemu_vnc
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from corral.rfb import RFBClient
-
-from rfb_qemu import QMP, qemu_vnc
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +43,10 @@ async def test_screenshot_through_a_websocket_relay(tmp_path: Path) -> None:
     with qemu_vnc(tmp_path) as (vnc, qmp_socket):
         qmp = await QMP.connect(qmp_socket)
         async with serve(
-            lambda ws: _relay(ws, vnc, seen), "127.0.0.1", 0, subprotocols=["binary"]  # type: ignore[list-item]
+            lambda ws: _relay(ws, vnc, seen),
+            "127.0.0.1",
+            0,
+            subprotocols=["binary"],  # type: ignore[list-item]
         ) as server:
             port = server.sockets[0].getsockname()[1]
             url = f"ws://127.0.0.1:{port}/console"
