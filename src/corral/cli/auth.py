@@ -8,6 +8,7 @@ import socket
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from corral.cli import context as c
 from corral.cli import credentials
@@ -22,6 +23,7 @@ from corral.cli.client import (
     tls_verify,
 )
 from corral.cli.task import JsonOpt
+from corral.cli.units import validation_message
 from corral.model.auth import LoginRequest, NewToken, UserInfo
 
 
@@ -64,8 +66,8 @@ def login(
         body = LoginRequest(
             username=username, password=password, token_name=token_name or _default_token_name()
         )
-    except ValueError as exc:
-        c.usage_error(str(exc))
+    except ValidationError as exc:
+        c.usage_error(validation_message(exc))
     with CorralClient(target, None, verify=tls_verify(opts.insecure, opts.ca_cert)) as client:
         try:
             response = client.post("/auth/login", json=body.model_dump(mode="json"))

@@ -135,6 +135,13 @@ class CorralGroup(TyperGroup):
     One place for this (rather than a decorator per command), like httpx's single exception map.
     """
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # On a pipe, usage errors as one plain "Error: …" line (grep-able), not a Rich panel
+        # folded at 80 columns; terminals keep the panel.
+        if not sys.stderr.isatty():
+            self.rich_markup_mode = None
+        return super().main(*args, **kwargs)
+
     # ``Any``: the base class types ``ctx`` with Typer's private vendored click Context.
     def invoke(self, ctx: Any) -> Any:
         try:

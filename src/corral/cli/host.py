@@ -9,6 +9,7 @@ from corral.cli import context as c
 from corral.cli.client import parse, parse_list, seg
 from corral.cli.output import host_details, host_table
 from corral.cli.task import JsonOpt
+from corral.cli.units import validation_message
 from corral.model.host import HostCreate, HostInfo
 from corral.model.vm import Accelerator
 
@@ -47,7 +48,7 @@ def add(
     try:
         body = HostCreate(name=name, uri=uri, accelerator=accelerator)
     except ValidationError as exc:
-        c.usage_error(f"invalid host: {exc.errors()[0]['msg']}")
+        c.usage_error(validation_message(exc))
     response = c.client(ctx).post("/hosts", json=body.model_dump(mode="json", exclude_none=True))
     host = parse(response, HostInfo)
     state = "connected" if host.connected else f"not connected: {host.last_error or 'unknown'}"

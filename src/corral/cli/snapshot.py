@@ -9,6 +9,7 @@ from corral.cli import context as c
 from corral.cli.client import parse, parse_list, seg
 from corral.cli.output import snapshot_table
 from corral.cli.task import JsonOpt
+from corral.cli.units import validation_message
 from corral.model.vm import SnapshotInfo, SnapshotRequest, VmInfo
 
 app = typer.Typer(help="Snapshots of a VM.", no_args_is_help=True)
@@ -29,7 +30,7 @@ def create(
     try:
         body = SnapshotRequest(name=name, description=description).model_dump(mode="json")
     except ValidationError as exc:
-        c.usage_error(f"invalid snapshot: {exc.errors()[0]['msg']}", "SNAPSHOT")
+        c.usage_error(validation_message(exc), "SNAPSHOT")
     response = c.client(ctx).post(f"/vms/{seg(vm)}/snapshots", json=body)
     snap = parse(response, SnapshotInfo)
     c.emit(ctx, json_out, response.json(), lambda: c.info(f"created snapshot {snap.name} of {vm}"))

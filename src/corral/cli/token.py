@@ -9,6 +9,7 @@ from corral.cli import context as c
 from corral.cli.client import parse, parse_list, seg
 from corral.cli.output import token_table
 from corral.cli.task import JsonOpt
+from corral.cli.units import validation_message
 from corral.model.auth import NewToken, TokenCreate, TokenInfo
 
 app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -35,7 +36,7 @@ def create(
     try:
         body = TokenCreate(name=name, expires_in_days=expires_in_days)
     except ValidationError as exc:
-        c.usage_error(f"invalid token name {name!r}: {exc.errors()[0]['msg']}", "NAME")
+        c.usage_error(validation_message(exc), "NAME")
     response = c.client(ctx).post("/tokens", json=body.model_dump(mode="json", exclude_none=True))
     token = parse(response, NewToken)
 

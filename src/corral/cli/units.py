@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
+from corral.model.common import NAME_PATTERN
 from corral.model.vm import DiskSpec, NicSpec
 
 KIB = 1024
@@ -94,11 +95,23 @@ def _split_spec(text: str, allowed: Iterable[str], what: str, hint: str) -> dict
     return fields
 
 
-def _validation_message(exc: ValidationError) -> str:
+NAME_RULE = (
+    "must be 1-63 characters from A-Z a-z 0-9 . _ -, start with a letter or digit "
+    "and not contain '..'"
+)
+
+
+def validation_message(exc: ValidationError) -> str:
+    """pydantic's complaint in words a person can act on: ``field: what to do; …``."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == (
+            NAME_PATTERN
+        ):
+            msg = NAME_RULE
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
@@ -124,7 +137,7 @@ def parse_disk_spec(text: str, default_name: str = "root") -> DiskSpec:
     try:
         return DiskSpec.model_validate(values)
     except ValidationError as exc:
-        raise ValueError(f"invalid disk spec {text!r}: {_validation_message(exc)}") from None
+        raise ValueError(f"invalid disk spec {text!r}: {validation_message(exc)}") from None
 
 
 def parse_disk_specs(texts: Iterable[str]) -> list[DiskSpec]:
@@ -160,7 +173,7 @@ def parse_nic_spec(text: str) -> NicSpec:
     try:
         return NicSpec.model_validate(fields)
     except ValidationError as exc:
-        raise ValueError(f"invalid nic spec {text!r}: {_validation_message(exc)}") from None
+        raise ValueError(f"invalid nic spec {text!r}: {validation_message(exc)}") from None
 
 
 def human_bytes(count: int | float) -> str:

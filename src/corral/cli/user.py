@@ -10,6 +10,7 @@ from corral.cli.auth import read_password_stdin
 from corral.cli.client import parse, parse_list, seg
 from corral.cli.output import user_table
 from corral.cli.task import JsonOpt
+from corral.cli.units import validation_message
 from corral.model.auth import Role, UserCreate, UserInfo
 
 app = typer.Typer(help="Users and roles (admin).", no_args_is_help=True)
@@ -45,9 +46,7 @@ def add(
     try:
         body = UserCreate(name=name, password=password, role=role)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
-        c.usage_error(f"{field}: {error['msg']}")
+        c.usage_error(validation_message(exc))
     response = c.client(ctx).post("/users", json=body.model_dump(mode="json"))
     user = parse(response, UserInfo)
     c.emit(ctx, json_out, response.json(), lambda: c.info(f"added user {user.name} ({user.role})"))

@@ -8,12 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from corral.cli import console, snapshot, vm_create
 from corral.cli import context as c
 from corral.cli.client import ApiError, BadAnswer, CorralClient, parse, parse_list, seg
 from corral.cli.output import disk_table, vm_details, vm_table
 from corral.cli.task import JsonOpt, follow_task
+from corral.cli.units import validation_message
 from corral.model.vm import CloneRequest, ShutdownRequest, VmInfo
 
 app = typer.Typer(help="Virtual machines.", no_args_is_help=True)
@@ -125,8 +127,8 @@ def clone(
     """Make NEW a linked clone of the shut-off VM SRC."""
     try:
         body = CloneRequest(name=new_name, description=description).model_dump(mode="json")
-    except ValueError as exc:
-        c.usage_error(f"invalid name {new_name!r}: {exc}", "NEW")
+    except ValidationError as exc:
+        c.usage_error(validation_message(exc), "NEW")
     response = c.client(ctx).post(f"/vms/{seg(source)}/clone", json=body)
     task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
     if task is not None:

@@ -12,7 +12,12 @@ from corral.cli import context as c
 from corral.cli.client import parse, seg
 from corral.cli.output import vm_details
 from corral.cli.task import JsonOpt, follow_task
-from corral.cli.units import parse_disk_specs, parse_memory_mib, parse_nic_spec
+from corral.cli.units import (
+    parse_disk_specs,
+    parse_memory_mib,
+    parse_nic_spec,
+    validation_message,
+)
 from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmInfo, VmSpec
 
 
@@ -84,12 +89,7 @@ def build_spec(
             host=host,
         )
     except ValidationError as exc:
-        messages = []
-        for error in exc.errors():
-            loc = ".".join(str(p) for p in error["loc"])
-            msg = str(error["msg"]).removeprefix("Value error, ")
-            messages.append(f"{loc}: {msg}" if loc else msg)
-        c.usage_error("; ".join(messages))
+        c.usage_error(validation_message(exc))
 
 
 def create(

@@ -124,6 +124,9 @@ def test_create_usage_errors_exit_2_without_calling_the_api(run: Run, api: Canne
         result = run("vm", "create", "bad", *extra)
         assert result.exit_code == 2, (extra, result.output)
         assert message in result.stderr, (extra, result.stderr)
+    bad_name = run("vm", "create", "bad name", "--disk", "size=1G")
+    assert bad_name.exit_code == 2
+    assert "name: must be 1-63 characters from A-Z a-z 0-9 . _ -" in bad_name.stderr
     assert not api.requests_to("POST", "/vms")
 
 
