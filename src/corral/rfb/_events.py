@@ -135,6 +135,15 @@ class CursorShape(Event):
     hotspot_y: int
     rgba: npt.NDArray[np.uint8] = field(repr=False)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CursorShape):
+            return NotImplemented
+        return (self.hotspot_x, self.hotspot_y) == (other.hotspot_x, other.hotspot_y) and bool(
+            np.array_equal(self.rgba, other.rgba)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True, slots=True)
 class LEDState(Event):
