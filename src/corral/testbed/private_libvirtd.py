@@ -15,7 +15,7 @@ suite"). How it works:
   ==========================  =============  ============================================
   ``/etc/libvirt``            ``BASE/etc``   fresh ``libvirtd.conf``/``qemu.conf``/... (below)
   ``/var/lib/libvirt``        ``BASE/lib``   domain state, VNC sockets (``qemu/domain-N-x/``)
-  ``/var/cache/libvirt``      ``BASE/cache`` QEMU capabilities cache (kept across starts)
+  ``/var/cache/libvirt``      ``BASE/cache`` QEMU capabilities cache (kept; may be shared)
   ``/var/log/libvirt``        ``BASE/log``   ``libvirtd.log``, ``qemu/<domain>.log``
   ``/run/libvirt``            ``BASE/run``   sockets (``libvirt-sock``) and pid files
   ==========================  =============  ============================================
@@ -153,8 +153,14 @@ def _tail(path: Path, lines: int = 15) -> str:
 class PrivateLibvirtd:
     """A libvirtd + virtlogd in private mount and network namespaces, files under ``base_dir``."""
 
-    def __init__(self, base_dir: Path) -> None:
+    def __init__(self, base_dir: Path, shared_cache: Path | None = None) -> None:
+        """``shared_cache``: a directory to use as /var/cache/libvirt instead of ``BASE/cache``.
+
+        libvirt validates its cached QEMU capabilities itself, so daemons of several sessions (or
+        test directories) may share one cache and pay the ~4 s QEMU probe once.
+        """
         self.base = base_dir.resolve()
+        self.cache = (shared_cache or self.base / "cache").resolve()
         self._holder: subprocess.Popen[bytes] | None = None
 
     @property
@@ -170,10 +176,14 @@ class PrivateLibvirtd:
     def host_path(self, inside: str) -> Path:
         """Where the test process sees a path libvirt or QEMU reports from inside."""
         path = PurePosixPath(inside.replace("/var/run/", "/run/", 1))
-        for prefix, sub in MAPPED_DIRS.items():
+        for prefix in MAPPED_DIRS:
             if path.is_relative_to(prefix):
-                return self.base / sub / path.relative_to(prefix)
+                return self._outside(prefix) / path.relative_to(prefix)
         return Path(inside)
+
+    def _outside(self, inside_dir: str) -> Path:
+        sub = MAPPED_DIRS[inside_dir]
+        return self.cache if sub == "cache" else self.base / sub
 
     def inside_command(self, argv: list[str]) -> list[str]:
         """``argv`` wrapped in ``nsenter`` so it runs in the daemon's namespaces."""
@@ -262,10 +272,7 @@ class PrivateLibvirtd:
             "set -e",
             f'echo "$$ $(readlink /proc/$$/ns/mnt) $(readlink /proc/$$/ns/net)" '
             f">{q(str(self.base / 'namespace'))}",
-            *(
-                f"mount --bind {q(str(self.base / sub))} {q(inside)}"
-                for inside, sub in MAPPED_DIRS.items()
-            ),
+            *(f"mount --bind {q(str(self._outside(d)))} {q(d)}" for d in MAPPED_DIRS),
             "ip link set lo up",
             f"virtlogd -d -p {VIRTLOGD_PID}",
             f"libvirtd -d -p {LIBVIRTD_PID}",
@@ -276,8 +283,8 @@ class PrivateLibvirtd:
     def _prepare_dirs(self) -> None:
         for sub in _WIPED:
             shutil.rmtree(self.base / sub, ignore_errors=True)
-        for sub in MAPPED_DIRS.values():
-            (self.base / sub).mkdir(parents=True, exist_ok=True)
+        for inside in MAPPED_DIRS:
+            self._outside(inside).mkdir(parents=True, exist_ok=True)
         for sub in ("lib/qemu", "lib/images", "lib/boot", "lib/dnsmasq", "log/qemu"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         etc = self.base / "etc"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -40,9 +39,8 @@ def test_start_on_a_crashed_base_dir_kills_the_leftovers(
     private_libvirtd: PrivateLibvirtd, kernel_guest: KernelGuest, tmp_path: Path
 ) -> None:
     base = tmp_path / "crashed"
-    # Reuse the session daemon's QEMU capabilities so this daemon skips the ~4 s probe.
-    shutil.copytree(private_libvirtd.base / "cache", base / "cache")
-    crashed = PrivateLibvirtd(base)
+    # Share the session daemon's QEMU capabilities cache so this daemon skips the ~4 s probe.
+    crashed = PrivateLibvirtd(base, shared_cache=private_libvirtd.cache)
     crashed.start()
     conn = libvirt.open(crashed.uri)
     conn.createXML(guest_domain_xml("leftover", kernel_guest), 0)
@@ -51,7 +49,7 @@ def test_start_on_a_crashed_base_dir_kills_the_leftovers(
     old_holder = crashed.holder_pid
     assert old_holder is not None
     # The "crash": the object is forgotten without stop(); a new one starts on the same base.
-    fresh = PrivateLibvirtd(base)
+    fresh = PrivateLibvirtd(base, shared_cache=private_libvirtd.cache)
     try:
         fresh.start()
         assert _state(qemu_pid) in ("gone", "Z")

@@ -65,6 +65,8 @@ def test_host_path_maps_libvirt_directories_into_the_base(tmp_path: Path) -> Non
     assert daemon.host_path("/var/run/libvirt/qemu/a.pid") == tmp_path / "run/qemu/a.pid"
     assert daemon.host_path("/var/lib/libvirtx/a") == Path("/var/lib/libvirtx/a")
     assert daemon.uri == f"qemu+unix:///system?socket={tmp_path}/run/libvirt-sock"
+    shared = PrivateLibvirtd(tmp_path, shared_cache=tmp_path / "shared")
+    assert shared.host_path("/var/cache/libvirt/qemu/x.xml") == tmp_path / "shared/qemu/x.xml"
 
 
 def test_init_script_has_every_placeholder_filled() -> None:
