@@ -196,15 +196,15 @@ class RFBClient:
     async def _read_loop(self) -> None:
         try:
             while True:
-                data = await self._transport.read()
-                self.conn.receive_data(data)
+                # Drain first: the handshake may have left update bytes in the buffer.
                 while (event := self.conn.next_event()) is not NEED_DATA:
                     if isinstance(event, ConnectionClosed):
                         raise TruncatedStream("the VNC server closed the connection")
                     await self._handle(event)
                 if out := self.conn.data_to_send():
                     await self._transport.write(out)
-        except (RFBError, OSError) as exc:
+                self.conn.receive_data(await self._transport.read())
+        except Exception as exc:  # noqa: BLE001 - top of the reader task: hand it to waiters
             self._error = exc
         async with self._changed:
             self._changed.notify_all()

@@ -46,13 +46,26 @@ class StreamTransport:
         self._writer = writer
 
     async def read(self) -> bytes:
-        with map_transport_errors("reading from the VNC server"):
-            return await self._reader.read(_READ_SIZE)
+        try:
+            with map_transport_errors("reading from the VNC server"):
+                return await self._reader.read(_READ_SIZE)
+        except RFBConnectionError as exc:
+            # A reset or a failed write to a peer that closed is its end of stream: the
+            # protocol layer then says whether a message was cut short.
+            if isinstance(exc.__cause__, ConnectionResetError | BrokenPipeError):
+                return b""
+            raise
 
     async def write(self, data: bytes) -> None:
-        with map_transport_errors("writing to the VNC server"):
-            self._writer.write(data)
-            await self._writer.drain()
+        try:
+            with map_transport_errors("writing to the VNC server"):
+                self._writer.write(data)
+                await self._writer.drain()
+        except RFBConnectionError as exc:
+            # The peer closed: reading reports that (with what was left unfinished), so a
+            # failed write must not hide the reason behind "connection lost".
+            if not isinstance(exc.__cause__, ConnectionResetError | BrokenPipeError):
+                raise
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
         with map_transport_errors("starting TLS with the VNC server"):

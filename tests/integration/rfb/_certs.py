@@ -17,7 +17,7 @@ def _name(cn: str) -> x509.Name:
 
 def _cert(
     subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey, ca: bool, usage: ExtendedKeyUsageOID | None,
+    issuer_key: ec.EllipticCurvePrivateKey, ca: bool, usage: x509.ObjectIdentifier | None,
 ) -> x509.Certificate:  # fmt: skip
     now = datetime.datetime.now(datetime.UTC)
     builder = (

@@ -126,9 +126,9 @@ class SerialShell:
         reader, writer = await asyncio.open_unix_connection(str(qmp_socket.parent / "serial.sock"))
         return cls(reader, writer)
 
-    async def expect(self, needle: bytes, timeout: float = 120) -> bytes:
+    async def expect(self, needle: bytes, within: float = 120) -> bytes:
         """Read until ``needle`` appears; returns everything read so far."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while needle not in self.seen:
                 chunk = await self._reader.read(4096)
                 if not chunk:
@@ -136,7 +136,7 @@ class SerialShell:
                 self.seen += chunk
         return self.seen
 
-    async def run(self, command: str, timeout: float = 60) -> bytes:
+    async def run(self, command: str, within: float = 60) -> bytes:
         """Run a shell command; returns what the console printed until it finished.
 
         The end marker is computed by the shell (``$((n+1))``) so the echoed command line
@@ -148,7 +148,7 @@ class SerialShell:
         line = f"{command}; echo CMD-DONE-$(({self._count} + 1000))\n"
         self._writer.write(line.encode())
         await self._writer.drain()
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while marker not in self.seen[start:]:
                 chunk = await self._reader.read(4096)
                 if not chunk:

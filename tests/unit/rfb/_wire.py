@@ -17,9 +17,7 @@ from corral.rfb import RGBX32, Encoding, PixelFormat
 Pixels = npt.NDArray[np.uint32]
 
 
-def handshake(
-    width: int, height: int, name: bytes = b"test", pf: PixelFormat = RGBX32
-) -> bytes:
+def handshake(width: int, height: int, name: bytes = b"test", pf: PixelFormat = RGBX32) -> bytes:
     """RFB 3.8, security None, SecurityResult OK, ServerInit."""
     return (
         b"RFB 003.008\n"
@@ -187,10 +185,7 @@ def tight(pixels: Pixels, streams: list[zlib._Compress], mode: int = 0) -> bytes
     if mode == 1 and len(colours) <= 256:
         palette = {int(c): i for i, c in enumerate(colours.tolist())}
         index = np.vectorize(palette.__getitem__, otypes=[np.uint8])(pixels)
-        if len(colours) == 2:
-            data = np.packbits(index, axis=1).tobytes()
-        else:
-            data = index.tobytes()
+        data = np.packbits(index, axis=1).tobytes() if len(colours) == 2 else index.tobytes()
         head = bytes([0x40 | 0x10, 1, len(colours) - 1])  # stream 1, explicit palette filter
         head += b"".join(px(c)[:3] for c in palette)
         return head + _tight_data(data, streams[1])
@@ -204,7 +199,8 @@ def _gradient_encode(rgb: npt.NDArray[np.uint8], w: int, h: int) -> bytes:
     pad = np.zeros((h + 1, w + 1, 3), np.int32)
     pad[1:, 1:] = img
     est = np.clip(pad[1:, :-1] + pad[:-1, 1:] - pad[:-1, :-1], 0, 255)
-    return ((img - est) & 255).astype(np.uint8).tobytes()
+    diff: bytes = ((img - est) & 255).astype(np.uint8).tobytes()
+    return diff
 
 
 def _tight_data(data: bytes, stream: zlib._Compress) -> bytes:

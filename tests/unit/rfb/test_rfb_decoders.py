@@ -9,6 +9,8 @@ import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.rfb import _wire as wire
+from tests.unit.rfb._drive import chunked, feed
 
 from corral.rfb import (
     DesktopResized,
@@ -18,8 +20,6 @@ from corral.rfb import (
     Rect,
     RFBConnection,
 )
-from tests.unit.rfb import _wire as wire
-from tests.unit.rfb._drive import chunked, feed
 
 ALL = tuple(int(e) for e in Encoding)
 
