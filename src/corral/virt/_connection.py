@@ -110,6 +110,10 @@ class ManagedConnection:
             self._release(conn)
             await asyncio.to_thread(_close_quietly, conn)
 
+    def _drop(self, conn: libvirt.virConnect) -> None:
+        self._release(conn)
+        _close_quietly(conn)
+
     def _release(self, conn: libvirt.virConnect) -> None:
         self._events.deregister(conn)
         with contextlib.suppress(libvirt.libvirtError):
@@ -117,8 +121,13 @@ class ManagedConnection:
 
     # -- losing and regaining the connection --------------------------------------------------
     def _on_close(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
-        if conn is self._conn or self._conn is None:
-            self.connection_lost(_CLOSE_REASONS.get(reason, str(reason)))
+        # libvirt calls this from inside its event dispatch with the connection's locks held:
+        # any libvirt call made right here deadlocks the loop thread. Act on the next turn.
+        def later() -> None:
+            if conn is self._conn or self._conn is None:
+                self.connection_lost(_CLOSE_REASONS.get(reason, str(reason)))
+
+        asyncio.get_running_loop().call_soon(later)
 
     def connection_lost(self, reason: str) -> None:
         """Start reconnecting (once) unless closed; called in the loop thread."""
@@ -128,9 +137,9 @@ class ManagedConnection:
         self.state = ConnectionState.RECONNECTING
         conn, self._conn = self._conn, None
         if conn is not None:
-            self._release(conn)
-            # Closing a dead remote connection may block on its socket: not in the loop thread.
-            asyncio.get_running_loop().run_in_executor(None, _close_quietly, conn)
+            # Deregistering and closing a dead connection may block on its socket (or on
+            # libvirt's locks): never in the loop thread.
+            asyncio.get_running_loop().run_in_executor(None, self._drop, conn)
         self._emit(DomainEvent(self.name, None, None, EVENT_DISCONNECTED, "disconnected", reason))
         self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"reconnect {self.name}")
 
