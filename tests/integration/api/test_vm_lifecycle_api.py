@@ -84,9 +84,9 @@ def test_serial_console_over_websocket(corral: CorralServer, running_vm: str) ->
 
 def test_serial_console_refuses_bad_token(corral: CorralServer, running_vm: str) -> None:
     url = corral.url.replace("http", "ws") + f"/api/v1/vms/{running_vm}/serial"
-    with pytest.raises(Exception) as caught:
-        with ws_connect(url, additional_headers={"Authorization": "Bearer crl_wrong"}) as ws:
-            ws.recv(timeout=10)
+    bad = {"Authorization": "Bearer crl_wrong"}
+    with pytest.raises(Exception) as caught, ws_connect(url, additional_headers=bad) as ws:
+        ws.recv(timeout=10)
     assert "1008" in str(caught.value) or "403" in str(caught.value)
 
 
