@@ -77,8 +77,11 @@ def test_websocket_routes_require_an_operator(api: Api) -> None:
     assert _WS_ROUTES
     for path in _WS_ROUTES:
         for headers in ({}, api.headers(Role.VIEWER)):
-            with pytest.raises((WebSocketDisconnect, WebSocketDenialResponse)) as caught:
-                with api.client.websocket_connect(_concrete(path), headers=headers):
-                    pass
+            refused = (WebSocketDisconnect, WebSocketDenialResponse)
+            with (
+                pytest.raises(refused) as caught,
+                api.client.websocket_connect(_concrete(path), headers=headers),
+            ):
+                pass
             if isinstance(caught.value, WebSocketDisconnect):
                 assert caught.value.code == 1008
