@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from corral import store
@@ -21,7 +21,7 @@ from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
 from corral.store import Vm
-from corral.virt import DomainRecord, LibvirtHost
+from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 
 log = logging.getLogger(__name__)
 
@@ -299,17 +299,30 @@ class VmService:
         return notes
 
     async def _delete_disks(self, host: LibvirtHost, record: DomainRecord) -> list[str]:
+        """Delete the VM's pool volumes, then any linked-clone base nothing uses any more."""
         volumes = {v.path: v for v in await host.list_volumes()}
-        backing_in_use = {v.backing for v in volumes.values() if v.backing}
         notes = []
+        doomed: list[VolumeRef] = []
         for disk in record.disks:
             if disk.device != "disk":
                 continue
             vol = volumes.get(disk.path)
             if vol is None:
                 notes.append(f"kept {disk.path}: it is not in Corral's storage pool")
-            elif vol.path in backing_in_use or vol.name in backing_in_use:
+            elif self._backs_another(vol, volumes.values()):
                 notes.append(f"kept {vol.name}: a linked clone still uses it as its base")
             else:
-                await host.delete_volume(vol.name)
+                doomed.append(vol)
+        in_use = {d.path for r in await host.list_domains() for d in r.disks}
+        while doomed:
+            vol = doomed.pop()
+            await host.delete_volume(vol.name)
+            del volumes[vol.path]
+            base = volumes.get(vol.backing or "")
+            if base and base.path not in in_use and not self._backs_another(base, volumes.values()):
+                doomed.append(base)
         return notes
+
+    @staticmethod
+    def _backs_another(vol: VolumeRef, volumes: Iterable[VolumeRef]) -> bool:
+        return any(v.backing in (vol.path, vol.name) for v in volumes if v is not vol)

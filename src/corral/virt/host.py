@@ -18,7 +18,7 @@ import libvirt
 from corral.errors import InvalidRequest
 from corral.model.host import HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
-from corral.virt import _network, _records, _snapshots, _storage, _transfer
+from corral.virt import _clone, _network, _records, _snapshots, _storage, _transfer
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
 from corral.virt.console import SerialConsole
@@ -33,6 +33,9 @@ _UNDEFINE_FLAGS = (
     | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
     | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
 )
+
+
+_PERSISTENT_XML = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
 
 
 def _undefine(dom: libvirt.virDomain) -> None:
@@ -172,6 +175,28 @@ class LibvirtHost:
             f"define VM {spec.name} on host {self.name}",
             lambda c: _records.domain_record(c.defineXML(xml), self._started_at),
         )
+
+    async def clone_domain(
+        self, uuid: str, name: str, disk_paths: dict[str, str], description: str | None
+    ) -> DomainRecord:
+        """Define a copy of a domain under a new name, with its disks at ``disk_paths``
+        (target dev -> file), a new UUID and new MAC addresses."""
+
+        def job(conn: libvirt.virConnect) -> DomainRecord:
+            source = _lookup(conn, uuid).XMLDesc(_PERSISTENT_XML)
+            xml = _clone.clone_xml(source, name, disk_paths, description, self.pool_dir)
+            return _records.domain_record(conn.defineXML(xml), self._started_at)
+
+        return await self._conn.run(f"define clone {name} of domain {uuid}", job)
+
+    async def set_disk_sources(self, uuid: str, disk_paths: dict[str, str]) -> None:
+        """Point a (shut off) domain's disks at other files (target dev -> file)."""
+
+        def job(conn: libvirt.virConnect) -> None:
+            source = _lookup(conn, uuid).XMLDesc(_PERSISTENT_XML)
+            conn.defineXML(_clone.with_disk_sources(source, disk_paths))
+
+        await self._conn.run(f"change the disks of domain {uuid}", job)
 
     async def undefine_domain(self, uuid: str) -> None:
         await self._dom(f"undefine domain {uuid}", uuid, _undefine)
