@@ -76,12 +76,13 @@ def test_denied_calls_are_audited(api: Api) -> None:
 def test_websocket_routes_require_an_operator(api: Api) -> None:
     assert _WS_ROUTES
     for path in _WS_ROUTES:
-        for headers in ({}, api.headers(Role.VIEWER)):
+        for headers, expected in (({}, 401), (api.headers(Role.VIEWER), 403)):
             refused = (WebSocketDisconnect, WebSocketDenialResponse)
             with (
                 pytest.raises(refused) as caught,
                 api.client.websocket_connect(_concrete(path), headers=headers),
             ):
                 pass
-            if isinstance(caught.value, WebSocketDisconnect):
-                assert caught.value.code == 1008
+            assert isinstance(caught.value, WebSocketDenialResponse)
+            assert caught.value.status_code == expected
+            assert caught.value.json()["status"] == expected

@@ -9,6 +9,7 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from corral.api.deps import authenticate
+from corral.api.problems import problem, status_for
 from corral.errors import CorralError
 from corral.model.auth import Role
 from corral.services.runtime import Services
@@ -18,9 +19,16 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["vms"])
 
-# WebSocket close codes (RFC 6455 section 7.4 and the 4000-4999 private range).
-_POLICY = 1008
-_NOT_AVAILABLE = 4404
+
+
+async def _refuse(ws: WebSocket, exc: CorralError) -> None:
+    """Answer the handshake with an HTTP problem+json, so clients can show the reason; servers
+    without the denial-response extension get a policy-violation close instead."""
+    status, title = status_for(exc)
+    if "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(problem(status, title, exc.message))
+    else:
+        await ws.close(code=1008, reason=exc.message[:120])
 
 
 def _bearer(ws: WebSocket) -> str | None:
@@ -36,13 +44,13 @@ async def serial_console(ws: WebSocket, name: str) -> None:
         principal = await authenticate(ws, _bearer(ws))
         principal.require(Role.OPERATOR)
     except CorralError as exc:
-        await ws.close(code=_POLICY, reason=exc.message[:120])
+        await _refuse(ws, exc)
         return
     try:
         console = await svc.extras.open_serial(name)
     except CorralError as exc:
         await svc.audit.record(principal.user, "vm.serial", name, f"error: {exc.message}")
-        await ws.close(code=_NOT_AVAILABLE, reason=exc.message[:120])
+        await _refuse(ws, exc)
         return
     await svc.audit.record(principal.user, "vm.serial", name, "ok")
     await ws.accept()
