@@ -60,6 +60,7 @@ class ManagedConnection:
         self.state = ConnectionState.IDLE
         self._emit = emit
         self._conn: libvirt.virConnect | None = None
+        self._event_ids: list[int] = []
         self._events = DomainEventRegistration(name, emit)
         self._reconnect_task: asyncio.Task[None] | None = None
 
@@ -67,23 +68,31 @@ class ManagedConnection:
     async def connect(self) -> None:
         ensure_event_loop_impl()
         try:
-            conn = await self._open()
+            conn, ids = await self._open()
         except HostUnreachable as err:
             raise HostUnreachable(
                 f"cannot connect to libvirt host {self.name} at {self.uri}: {err.message}. "
                 "Check that libvirtd runs there, that the URI is right and that Corral may use it."
             ) from err
-        self._install(conn)
+        self._install(conn, ids)
 
-    async def _open(self) -> libvirt.virConnect:
-        def job() -> libvirt.virConnect:
+    async def _open(self) -> tuple[libvirt.virConnect, list[int]]:
+        """Open and subscribe in a worker thread: every step is a blocking RPC."""
+
+        def job() -> tuple[libvirt.virConnect, list[int]]:
             try:
                 conn = libvirt.open(self.uri)
             except libvirt.libvirtError as err:
                 raise HostUnreachable(err.get_error_message() or str(err)) from err
-            with contextlib.suppress(libvirt.libvirtError):  # local drivers have no keep-alive
-                conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
-            return conn
+            try:
+                with contextlib.suppress(libvirt.libvirtError):  # local drivers: no keep-alive
+                    conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
+                with contextlib.suppress(libvirt.libvirtError):  # test driver: no close callback
+                    conn.registerCloseCallback(self._on_close, None)
+                return conn, self._events.register(conn)
+            except libvirt.libvirtError as err:
+                _release(conn, [])
+                raise HostUnreachable(err.get_error_message() or str(err)) from err
 
         try:
             async with asyncio.timeout(self.call_timeout):
@@ -91,11 +100,9 @@ class ManagedConnection:
         except TimeoutError as err:
             raise HostUnreachable(f"no answer within {self.call_timeout:g} s") from err
 
-    def _install(self, conn: libvirt.virConnect) -> None:
-        with contextlib.suppress(libvirt.libvirtError):  # the test driver has no close callback
-            conn.registerCloseCallback(self._on_close, None)
-        self._events.register(conn)
+    def _install(self, conn: libvirt.virConnect, event_ids: list[int]) -> None:
         self._conn = conn
+        self._event_ids = event_ids
         self.state = ConnectionState.CONNECTED
 
     async def close(self) -> None:
@@ -107,17 +114,7 @@ class ManagedConnection:
                 await task
         conn, self._conn = self._conn, None
         if conn is not None:
-            self._release(conn)
-            await asyncio.to_thread(_close_quietly, conn)
-
-    def _drop(self, conn: libvirt.virConnect) -> None:
-        self._release(conn)
-        _close_quietly(conn)
-
-    def _release(self, conn: libvirt.virConnect) -> None:
-        self._events.deregister(conn)
-        with contextlib.suppress(libvirt.libvirtError):
-            conn.unregisterCloseCallback()
+            await asyncio.to_thread(_release, conn, self._event_ids)
 
     # -- losing and regaining the connection --------------------------------------------------
     def _on_close(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
@@ -139,7 +136,7 @@ class ManagedConnection:
         if conn is not None:
             # Deregistering and closing a dead connection may block on its socket (or on
             # libvirt's locks): never in the loop thread.
-            asyncio.get_running_loop().run_in_executor(None, self._drop, conn)
+            asyncio.get_running_loop().run_in_executor(None, _release, conn, self._event_ids)
         self._emit(DomainEvent(self.name, None, None, EVENT_DISCONNECTED, "disconnected", reason))
         self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"reconnect {self.name}")
 
@@ -147,16 +144,16 @@ class ManagedConnection:
         delay = BACKOFF_FIRST_S
         while self.state is ConnectionState.RECONNECTING:
             try:
-                conn = await self._open()
+                conn, ids = await self._open()
             except HostUnreachable as err:
                 log.info("host %s still unreachable (%s); retry in %.1f s", self.name, err, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             if self.state is not ConnectionState.RECONNECTING:
-                await asyncio.to_thread(_close_quietly, conn)
+                await asyncio.to_thread(_release, conn, ids)
                 return
-            self._install(conn)
+            self._install(conn, ids)
             log.info("reconnected to host %s", self.name)
             self._emit(DomainEvent(self.name, None, None, EVENT_CONNECTED, "connected"))
         self._reconnect_task = None
@@ -197,6 +194,10 @@ class ManagedConnection:
             raise
 
 
-def _close_quietly(conn: libvirt.virConnect) -> None:
+def _release(conn: libvirt.virConnect, event_ids: list[int]) -> None:
+    """Deregister and close (worker thread); errors of a dead connection do not matter."""
+    DomainEventRegistration.deregister(conn, event_ids)
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.unregisterCloseCallback()
     with contextlib.suppress(libvirt.libvirtError):
         conn.close()

@@ -59,10 +59,10 @@ class DomainEventRegistration:
     def __init__(self, host: str, emit: Callable[[DomainEvent], None]) -> None:
         self._host = host
         self._emit = emit
-        self._ids: list[int] = []
 
-    def register(self, conn: libvirt.virConnect) -> None:
-        self._ids = [
+    def register(self, conn: libvirt.virConnect) -> list[int]:
+        """Register on ``conn`` (blocking RPCs: call from a worker thread); returns the ids."""
+        return [
             conn.domainEventRegisterAny(
                 None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None
             ),
@@ -71,8 +71,8 @@ class DomainEventRegistration:
             ),
         ]
 
-    def deregister(self, conn: libvirt.virConnect) -> None:
-        ids, self._ids = self._ids, []
+    @staticmethod
+    def deregister(conn: libvirt.virConnect, ids: list[int]) -> None:
         for callback_id in ids:
             # When the connection is already gone there is nothing left to deregister.
             with contextlib.suppress(libvirt.libvirtError):

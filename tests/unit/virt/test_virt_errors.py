@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import libvirt
 import pytest
 from lxml import etree
@@ -30,11 +32,12 @@ def test_missing_domain_is_not_found(conn: libvirt.virConnect) -> None:
 def test_missing_volume_network_snapshot_are_not_found(conn: libvirt.virConnect) -> None:
     pool = conn.storagePoolLookupByName("default-pool")
     dom = conn.lookupByName("test")
-    for action in (
+    actions: list[Callable[[], object]] = [
         lambda: pool.storageVolLookupByName("nope.qcow2"),
         lambda: conn.networkLookupByName("nope-net"),
         lambda: dom.snapshotLookupByName("nope-snap", 0),
-    ):
+    ]
+    for action in actions:
         with pytest.raises(NotFound), map_libvirt_errors("look up"):
             action()
 

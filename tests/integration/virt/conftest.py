@@ -1,0 +1,49 @@
+"""A private libvirtd (own mount and network namespaces) and the kernel-boot test guest."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from corral.model.vm import Accelerator
+from corral.testbed.guest_images import KernelGuest, build_kernel_guest
+from corral.testbed.private_libvirtd import PrivateLibvirtd
+from corral.virt import LibvirtHost
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def virt_libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateLibvirtd]:
+    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("virt-libvirtd"))
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def kernel_guest() -> KernelGuest:
+    return build_kernel_guest(REPO / "build" / "guests")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def host(virt_libvirtd: PrivateLibvirtd) -> AsyncIterator[LibvirtHost]:
+    h = LibvirtHost("h1", virt_libvirtd.uri, forced_accelerator=Accelerator.TCG, call_timeout=60)
+    await h.connect()
+    await h.ensure_pool()
+    try:
+        yield h
+    finally:
+        await h.close()
