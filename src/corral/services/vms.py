@@ -293,6 +293,7 @@ class VmService:
                     f"VM {name!r} is {record.state.value}: shut it down or stop it first"
                 )
             await host.undefine_domain(record.uuid)
+            await host.delete_serial_log(record.name)
             if req.delete_disks:
                 notes = await self._delete_disks(host, record)
         await self._db(lambda s: store.delete_vm(s, name))

@@ -259,6 +259,19 @@ class LibvirtHost:
             lambda c: _transfer.download_tail(c, self._pool(c), log_name, tail_bytes),
         )
 
+    async def delete_serial_log(self, name: str) -> None:
+        """Remove VM ``name``'s serial log (it is appended to, so a later VM of the same name
+        would otherwise inherit it). No error if there is none."""
+        log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
+
+        def job(conn: libvirt.virConnect) -> None:
+            pool = self._pool(conn)
+            _storage.refresh(pool)
+            if log_name in pool.listVolumes():
+                pool.storageVolLookupByName(log_name).delete(0)
+
+        await self._conn.run(f"delete the serial log of VM {name}", job)
+
     async def open_serial_console(self, uuid: str) -> SerialConsole:
         conn = self._conn.require()
         stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)

@@ -140,6 +140,7 @@ def test_graceful_shutdown_then_delete_with_disks(
     pool.refresh()
     remaining = {pool.storageVolLookupByName(v).path() for v in pool.listVolumes()}
     assert not set(volumes) & remaining
+    assert f"{name}.serial.log" not in pool.listVolumes()
 
 
 def test_shutdown_timeout_is_a_clear_error_then_force(
