@@ -76,7 +76,9 @@ class RFBConnection:
         self.pixel_format = pixel_format
         self.encodings = tuple(encodings)
         self.state = ConnectionState.HANDSHAKE
-        self.framebuffer = Framebuffer(0, 0, self.limits.max_painted_pixels_per_update)
+        self.framebuffer = Framebuffer(
+            0, 0, self.limits.max_painted_pixels_per_update, pixel_format
+        )
         self._creds = Credentials(password, username, tls, shared)
         self._handshake = Handshake(self._creds, self.limits, self._queue)
         self._buf = bytearray()
@@ -167,12 +169,14 @@ class RFBConnection:
             f"({len(self._buf) - self._pos} bytes of it received)"
         )
 
-    def _commit(self, pos: int) -> None:
+    def _commit(self, pos: int) -> int:
+        """Keep everything before ``pos``; returns the position after any compaction."""
         self._pos = pos
         # Compact occasionally: deleting the prefix costs a copy of the rest.
         if pos > 65536 and pos * 2 > len(self._buf):
             del self._buf[:pos]
             self._pos = 0
+        return self._pos
 
     def _step(self, r: Reader) -> Event | None:
         if self._updates is not None:

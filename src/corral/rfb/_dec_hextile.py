@@ -1,10 +1,8 @@
-"""Hextile decoder: resumable tile by tile, painting each batch of tiles with numpy."""
+"""Hextile decoder: resumable tile by tile; tiles go to the framebuffer's ``PaintBatch``."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._errors import InvalidEncodingData, InvalidRectangle
+from ._errors import InvalidEncodingData
 from ._reader import DecodeContext, Reader
 
 _RAW, _BG, _FG, _ANY_SUBRECTS, _COLOURED = 1, 2, 4, 8, 16
@@ -13,8 +11,7 @@ _RAW, _BG, _FG, _ANY_SUBRECTS, _COLOURED = 1, 2, 4, 8, 16
 class HextileDecoder:
     """Decodes one Hextile rectangle; ``feed`` consumes whole tiles as they arrive.
 
-    A large rectangle arrives in many reads: parsing resumes at the first incomplete tile
-    instead of restarting, and each batch of parsed tiles is painted in a few numpy calls.
+    A rectangle split over several reads resumes at its first incomplete tile.
     """
 
     def __init__(self, ctx: DecodeContext, x: int, y: int, w: int, h: int) -> None:
@@ -23,51 +20,55 @@ class HextileDecoder:
         self._cols = (w + 15) // 16
         self._count = self._cols * ((h + 15) // 16)
         self._next = 0
-        self._bg = b""
-        self._fg = b""
+        self._bg = -1
+        self._fg = -1
+        self._epoch = -1
+        self._rect_no = 0
 
     def feed(self, r: Reader) -> bool:
-        """Parse and paint all complete tiles in the buffer; True when the rectangle is done."""
-        bpp = self._ctx.pixel_format.bytes_per_pixel
+        """Parse all complete tiles in the buffer; True when the rectangle is done."""
+        ctx = self._ctx
+        batch = ctx.framebuffer.batch
+        if self._epoch != batch.epoch or not batch.pending:
+            self._rect_no = batch.add_rect(self._x, self._y, self._w, self._h)
+            self._epoch = batch.epoch
+        rect_no = self._rect_no
+        bpp = ctx.pixel_format.bytes_per_pixel
+        colour = ctx.read_colour
+        fills, sub_meta, csub_meta = batch.fills, batch.sub_meta, batch.csub_meta
         buf = r.buf
         end = len(buf)
         pos = r.pos
-        fills: list[tuple[int, int, int, int, bytes]] = []
-        raws: list[tuple[int, int, int, int, bytes]] = []
-        # Subrectangle batches: (tile x, tile y, tile w, tile h, data, colour or b"" if coloured)
-        subs: list[tuple[int, int, int, int, bytes, bytes]] = []
+        x0, y0, w, h, cols, count = self._x, self._y, self._w, self._h, self._cols, self._count
         bg, fg = self._bg, self._fg
         i = self._next
-        while i < self._count:
-            if pos >= end:
-                break
-            row, col = divmod(i, self._cols)
-            tx, ty = col * 16, row * 16
-            tw, th = min(16, self._w - tx), min(16, self._h - ty)
+        while i < count and pos < end:
+            row, col = divmod(i, cols)
+            tx, ty = x0 + col * 16, y0 + row * 16
+            tw = min(16, w - col * 16)
+            th = min(16, h - row * 16)
             kind = buf[pos]
             p = pos + 1
             if kind & _RAW:
                 n = tw * th * bpp
                 if p + n > end:
                     break
-                raws.append((tx, ty, tw, th, bytes(buf[p : p + n])))
+                batch.raw_meta += (rect_no, tx, ty, tw, th, 0)
+                batch.raw_data += buf[p : p + n]
                 pos = p + n
                 i += 1
                 continue
+            new_bg, new_fg, nsub = bg, fg, 0
             if kind & _BG:
                 if p + bpp > end:
                     break
-                new_bg = bytes(buf[p : p + bpp])
+                new_bg = colour(buf, p)
                 p += bpp
-            else:
-                new_bg = bg
-            new_fg = fg
             if kind & _FG:
                 if p + bpp > end:
                     break
-                new_fg = bytes(buf[p : p + bpp])
+                new_fg = colour(buf, p)
                 p += bpp
-            nsub = 0
             if kind & _ANY_SUBRECTS:
                 if p >= end:
                     break
@@ -76,67 +77,21 @@ class HextileDecoder:
             size = nsub * (2 + bpp) if kind & _COLOURED else nsub * 2
             if p + size > end:
                 break
-            if not new_bg:
+            if new_bg < 0:
                 raise InvalidEncodingData("server sent a Hextile tile without a background")
-            fills.append((tx, ty, tw, th, new_bg))
+            fills += (rect_no, tx, ty, tw, th, new_bg)
             if nsub:
-                if not kind & _COLOURED and not new_fg:
-                    raise InvalidEncodingData("server sent Hextile subrects without a foreground")
-                colour = b"" if kind & _COLOURED else new_fg
-                subs.append((tx, ty, tw, th, bytes(buf[p : p + size]), colour))
+                if kind & _COLOURED:
+                    csub_meta += (rect_no, tx, ty, tw, th, nsub, 0)
+                    batch.csub_data += buf[p : p + size]
+                else:
+                    if new_fg < 0:
+                        raise InvalidEncodingData("server sent Hextile subrects without a colour")
+                    sub_meta += (rect_no, tx, ty, tw, th, nsub, new_fg)
+                    batch.sub_xy += buf[p : p + size]
             bg, fg = new_bg, new_fg
             pos = p + size
             i += 1
         self._bg, self._fg, self._next = bg, fg, i
         r.pos = pos
-        self._paint(fills, raws, subs)
-        return i >= self._count
-
-    def _paint(
-        self,
-        fills: list[tuple[int, int, int, int, bytes]],
-        raws: list[tuple[int, int, int, int, bytes]],
-        subs: list[tuple[int, int, int, int, bytes, bytes]],
-    ) -> None:
-        pf = self._ctx.pixel_format
-        fb = self._ctx.framebuffer
-        x0, y0 = self._x, self._y
-        if fills:
-            values = pf.pixels_to_rgbx(b"".join(f[4] for f in fills), len(fills))
-            for (tx, ty, tw, th, _), value in zip(fills, values.tolist(), strict=True):
-                fb.fill(x0 + tx, y0 + ty, tw, th, value)
-        for tx, ty, tw, th, data in raws:
-            fb.put(x0 + tx, y0 + ty, pf.pixels_to_rgbx(data, tw * th).reshape(th, tw))
-        if subs:
-            self._paint_subrects(subs)
-
-    def _paint_subrects(self, subs: list[tuple[int, int, int, int, bytes, bytes]]) -> None:
-        pf = self._ctx.pixel_format
-        bpp = pf.bytes_per_pixel
-        parts_xy, parts_colour, origin, limit = [], [], [], []
-        for tx, ty, tw, th, data, colour in subs:
-            if colour:
-                n = len(data) // 2
-                parts_xy.append(np.frombuffer(data, np.uint8).reshape(n, 2))
-                parts_colour.append(pf.pixels_to_rgbx(colour, 1).repeat(n))
-            else:
-                n = len(data) // (bpp + 2)
-                rows = np.frombuffer(data, np.uint8).reshape(n, bpp + 2)
-                parts_colour.append(pf.pixels_to_rgbx(np.ascontiguousarray(rows[:, :bpp]), n))
-                parts_xy.append(rows[:, bpp:])
-            origin.append(np.array([[tx, ty]] * n, np.int64).reshape(n, 2))
-            limit.append(np.array([[tw, th]] * n, np.int64).reshape(n, 2))
-        xy = np.concatenate(parts_xy).astype(np.int64)
-        org = np.concatenate(origin)
-        lim = np.concatenate(limit)
-        sx, sy = xy[:, 0] >> 4, xy[:, 0] & 15
-        sw, sh = (xy[:, 1] >> 4) + 1, (xy[:, 1] & 15) + 1
-        if np.any(sx + sw > lim[:, 0]) or np.any(sy + sh > lim[:, 1]):
-            raise InvalidRectangle("server sent a Hextile subrectangle outside its tile")
-        self._ctx.framebuffer.paint_rects(
-            org[:, 0] + sx + self._x,
-            org[:, 1] + sy + self._y,
-            sw,
-            sh,
-            np.concatenate(parts_colour),
-        )
+        return i >= count

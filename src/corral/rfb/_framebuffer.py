@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from ._batch import PaintBatch
 from ._errors import InvalidRectangle, LimitExceeded
-from ._pixel import U32Array
+from ._pixel import PixelFormat, U32Array
 
 IntArray = npt.NDArray[np.int64]
 
@@ -18,10 +19,15 @@ class Framebuffer:
     class, which checks bounds and counts painted pixels against the per-update budget.
     """
 
-    def __init__(self, width: int, height: int, paint_budget: int) -> None:
+    def __init__(self, width: int, height: int, paint_budget: int, pf: PixelFormat) -> None:
         self.pixels: U32Array = np.zeros((height, width), np.uint32)
         self._paint_budget = paint_budget
         self._painted = 0
+        self.batch = PaintBatch(pf)
+
+    def flush(self) -> None:
+        """Apply pending batched paints (see ``PaintBatch``)."""
+        self.batch.flush(self.pixels, self.charge)
 
     @property
     def width(self) -> int:
@@ -33,6 +39,8 @@ class Framebuffer:
 
     def rgb(self) -> npt.NDArray[np.uint8]:
         """The framebuffer as an ``(h, w, 3)`` uint8 view (not a copy)."""
+        if self.batch.pending:
+            self.flush()
         return self.pixels.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3]
 
     def resize(self, width: int, height: int) -> bool:
@@ -41,6 +49,8 @@ class Framebuffer:
         QEMU repeats an ExtendedDesktopSize rectangle of the same size after every
         non-incremental update request: that must not clear the screen.
         """
+        if self.batch.pending:
+            self.flush()
         if (width, height) == (self.width, self.height):
             return False
         old = self.pixels
@@ -70,16 +80,22 @@ class Framebuffer:
             )
 
     def fill(self, x: int, y: int, w: int, h: int, value: int) -> None:
+        if self.batch.pending:
+            self.flush()
         self.charge(w * h)
         self.pixels[y : y + h, x : x + w] = value
 
     def put(self, x: int, y: int, block: U32Array) -> None:
+        if self.batch.pending:
+            self.flush()
         h, w = block.shape
         self.charge(w * h)
         self.pixels[y : y + h, x : x + w] = block
 
     def copy(self, src_x: int, src_y: int, x: int, y: int, w: int, h: int) -> None:
         self.check_rect(src_x, src_y, w, h, "CopyRect source")
+        if self.batch.pending:
+            self.flush()
         self.charge(w * h)
         # numpy detects the overlap and copies through a temporary.
         self.pixels[y : y + h, x : x + w] = self.pixels[src_y : src_y + h, src_x : src_x + w]
@@ -93,6 +109,8 @@ class Framebuffer:
         in-order batches of at most ``_BATCH`` pixels so memory stays bounded; a rectangle
         larger than a batch is filled with a slice.
         """
+        if self.batch.pending:
+            self.flush()
         counts = ws * hs
         self.charge(int(counts.sum()))
         ends = np.cumsum(counts)

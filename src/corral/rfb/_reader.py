@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._errors import InvalidEncodingData, LimitExceeded
@@ -14,6 +15,7 @@ from ._pixel import PixelFormat
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _S32 = struct.Struct(">i")
+_U32LE = struct.Struct("<I")
 
 
 class NeedData(Exception):
@@ -88,6 +90,46 @@ class DecodeContext:
         default_factory=lambda: [zlib.decompressobj() for _ in range(4)]
     )
     decompressed: int = 0
+    _colours: dict[bytes, int] = field(default_factory=dict)
+    cpixel_size: int = field(init=False)
+    read_colour: Callable[[bytes | bytearray, int], int] = field(init=False)
+    read_ccolour: Callable[[bytes | bytearray, int], int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cpixel_size = self.pixel_format.cpixel_size
+        self.read_colour = self._read_rgbx32 if self.pixel_format.is_rgbx32 else self._read_any
+        self.read_ccolour = (
+            self._read_rgb24 if self.pixel_format.cpixel_size == 3 and self.pixel_format.is_rgbx32
+            else self._read_any_c
+        )  # fmt: skip
+
+    # Single pixel values as RGBX words, from a wire pixel at ``buf[pos]``.
+    @staticmethod
+    def _read_rgbx32(buf: bytes | bytearray, pos: int) -> int:
+        return int(_U32LE.unpack_from(buf, pos)[0]) & 0xFFFFFF
+
+    @staticmethod
+    def _read_rgb24(buf: bytes | bytearray, pos: int) -> int:
+        return buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+
+    def _read_any(self, buf: bytes | bytearray, pos: int) -> int:
+        wire = bytes(buf[pos : pos + self.pixel_format.bytes_per_pixel])
+        value = self._colours.get(wire)
+        if value is None:
+            if len(self._colours) > 4096:
+                self._colours.clear()
+            value = self._colours[wire] = int(self.pixel_format.pixels_to_rgbx(wire, 1)[0])
+        return value
+
+    def _read_any_c(self, buf: bytes | bytearray, pos: int) -> int:
+        wire = bytes(buf[pos : pos + self.pixel_format.cpixel_size])
+        key = b"c" + wire
+        value = self._colours.get(key)
+        if value is None:
+            if len(self._colours) > 4096:
+                self._colours.clear()
+            value = self._colours[key] = int(self.pixel_format.cpixels_to_rgbx(wire, 1)[0])
+        return value
 
     def start_update(self) -> None:
         self.decompressed = 0

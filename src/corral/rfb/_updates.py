@@ -37,7 +37,9 @@ _DECODERS: dict[int, _Decoder] = {
     Encoding.ZRLE: decode_zrle,
     Encoding.TIGHT: decode_tight,
     Encoding.TIGHT_PNG: lambda r, c, x, y, w, h: decode_tight(r, c, x, y, w, h, png=True),
+    Encoding.HEXTILE: lambda r, c, x, y, w, h: None,  # resumable: handled in _rects
 }
+_RECT = struct.Struct(">HHHHi")
 _UNLIMITED_RECTS = 0xFFFF  # with LastRect: "count until the LastRect rectangle"
 
 
@@ -61,7 +63,7 @@ class UpdateParser:
         self._phase = _Phase.MESSAGE
         self._remaining = 0
         self._seen = 0
-        self._rects: list[Rect] = []
+        self._done_rects: list[tuple[int, int, int, int, int]] = []
         self._hextile: HextileDecoder | None = None
         self._pending: Event | None = None
 
@@ -69,7 +71,9 @@ class UpdateParser:
     def idle(self) -> bool:
         return self._phase is _Phase.MESSAGE and self._pending is None
 
-    def step(self, r: Reader, commit: Callable[[int], None]) -> Event | None:
+    def step(self, r: Reader, commit: Callable[[int], int]) -> Event | None:
+        """Parse from ``r``; ``commit(pos)`` keeps finished work and returns the new position
+        (the buffer may be compacted)."""
         if self._pending is not None:
             event, self._pending = self._pending, None
             return event
@@ -77,13 +81,69 @@ class UpdateParser:
             return self._message(r)
         if self._phase is _Phase.RECT_BODY:
             assert self._hextile is not None
-            done = self._hextile.feed(r)
-            if not done:
-                commit(r.pos)  # keep the tiles already painted
+            if not self._hextile.feed(r):
+                commit(r.pos)  # keep the tiles already parsed
                 raise NeedData
             self._hextile = None
-            return self._rect_done()
-        return self._rect(r)
+            self._phase = _Phase.RECT_HEADER
+            r.pos = commit(r.pos)
+            done = self._rect_done()
+            if done is not None:
+                return done
+        return self._rects(r, commit)
+
+    def _rects(self, r: Reader, commit: Callable[[int], int]) -> Event | None:
+        """Decode rectangles until the update ends, an event is due or data runs out.
+
+        One loop for all rectangles: QEMU sends dozens of tiny ones per update, so the
+        per-rectangle overhead is what decoding speed is made of.
+        """
+        buf = r.buf
+        ctx = self.ctx
+        fb = ctx.framebuffer
+        allowed, decoders, rects = self.allowed, _DECODERS, self._done_rects
+        while True:
+            pos = r.pos
+            if pos + 12 > len(buf):
+                raise NeedData
+            x, y, w, h, encoding = _RECT.unpack_from(buf, pos)
+            r.pos = pos + 12
+            if encoding not in allowed:
+                raise UnsupportedServer(f"server used encoding {encoding}, which was not requested")
+            decoder = decoders.get(encoding)
+            if decoder is None:
+                return self._special(r, encoding, x, y, w, h)
+            if x + w > fb.width or y + h > fb.height:
+                fb.check_rect(x, y, w, h)
+            if encoding == Encoding.HEXTILE:
+                hextile = HextileDecoder(ctx, x, y, w, h)
+                if not hextile.feed(r):
+                    rects.append((x, y, w, h, encoding))
+                    self._hextile = hextile
+                    self._phase = _Phase.RECT_BODY
+                    commit(r.pos)
+                    raise NeedData
+            else:
+                decoder(r, ctx, x, y, w, h)
+            rects.append((x, y, w, h, encoding))
+            r.pos = commit(r.pos)
+            if fb.batch.full:
+                fb.flush()
+            done = self._rect_done()
+            if done is not None:
+                return done
+
+    def _special(self, r: Reader, encoding: int, x: int, y: int, w: int, h: int) -> Event | None:
+        if encoding == Encoding.LAST_RECT:
+            return self._finish()
+        if encoding in _PSEUDO:
+            event = self._pseudo(r, encoding, x, y, w, h)
+            done = self._rect_done()
+            if event is None:
+                return done
+            self._pending = done
+            return event
+        raise UnsupportedServer(f"server used encoding {encoding}, which cannot be decoded")
 
     def _message(self, r: Reader) -> Event | None:
         kind = r.u8()
@@ -95,7 +155,7 @@ class UpdateParser:
                 self._check_rects(count)
             self._remaining = -1 if unlimited else count
             self._seen = 0
-            self._rects = []
+            self._done_rects = []
             self.ctx.start_update()
             self._phase = _Phase.RECT_HEADER
             return self._finish() if count == 0 else None
@@ -135,38 +195,6 @@ class UpdateParser:
             self._queue(our_capabilities(limits))
         return event
 
-    def _rect(self, r: Reader) -> Event | None:
-        x, y, w, h = r.u16(), r.u16(), r.u16(), r.u16()
-        encoding = r.s32()
-        if encoding not in self.allowed:
-            raise UnsupportedServer(
-                f"server used encoding {encoding}, which the client did not ask for"
-            )
-        if encoding == Encoding.LAST_RECT:
-            return self._finish()
-        if encoding in _PSEUDO:
-            event = self._pseudo(r, encoding, x, y, w, h)
-            done = self._rect_done()
-            if event is None:
-                return done
-            self._pending = done
-            return event
-        self.ctx.framebuffer.check_rect(x, y, w, h)
-        rect = Rect(x, y, w, h, encoding)
-        if encoding == Encoding.HEXTILE:
-            self._hextile = HextileDecoder(self.ctx, x, y, w, h)
-            self._rects.append(rect)
-            self._phase = _Phase.RECT_BODY
-            return None
-        decoder = _DECODERS.get(encoding)
-        if decoder is None:
-            raise UnsupportedServer(
-                f"server used encoding {encoding}, which this client cannot decode"
-            )
-        decoder(r, self.ctx, x, y, w, h)
-        self._rects.append(rect)
-        return self._rect_done()
-
     def _pseudo(self, r: Reader, encoding: int, x: int, y: int, w: int, h: int) -> Event | None:
         ctx = self.ctx
         if encoding == Encoding.DESKTOP_SIZE:
@@ -201,7 +229,9 @@ class UpdateParser:
 
     def _finish(self) -> Event:
         self._phase = _Phase.MESSAGE
-        rects, self._rects = tuple(self._rects), []
+        self.ctx.framebuffer.flush()
+        rects = tuple(Rect(*t) for t in self._done_rects)
+        self._done_rects = []
         return FramebufferUpdated(rects)
 
 
