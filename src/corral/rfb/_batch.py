@@ -21,6 +21,7 @@ from ._errors import InvalidEncodingData, InvalidRectangle
 from ._pixel import PixelFormat, U32Array
 
 I64 = npt.NDArray[np.int64]
+# Bounds of one batch: its memory, and the work of one flush (subrectangles count 256 pixels).
 _MAX_RECTS = 256
 _MAX_PIXELS = 1 << 20
 
@@ -44,6 +45,7 @@ class PaintBatch:
     def __init__(self, pf: PixelFormat) -> None:
         self.pf = pf
         self.pending = False
+        self.zrle_expand: Callable[[PaintBatch], None] | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -65,6 +67,9 @@ class PaintBatch:
         self.run_lengths: list[int] = []
         self.pixels = 0
         self.epoch = getattr(self, "epoch", 0) + 1
+        # ZRLE rectangles waiting for one decompression: (rect, x, y, w, h, compressed).
+        self.zrle_queue: list[tuple[int, int, int, int, int, bytes]] = []
+        self.zrle_bound = 0
 
     def add_rect(self, x: int, y: int, w: int, h: int) -> int:
         """Register a rectangle; returns its sequence number for the ops that paint it."""
@@ -75,13 +80,15 @@ class PaintBatch:
 
     @property
     def full(self) -> bool:
-        return len(self.rects) >= 4 * _MAX_RECTS or self.pixels >= _MAX_PIXELS
+        return self.pixels >= _MAX_PIXELS or len(self.rects) >= 4 * _MAX_RECTS
 
     # --- flushing ---------------------------------------------------------------------------
     def flush(self, pixels: U32Array, charge: Callable[[int], None]) -> None:
         """Apply everything to ``pixels``; ``charge(n)`` counts painted pixels first."""
         if not self.pending:
             return
+        if self.zrle_queue and self.zrle_expand is not None:
+            self.zrle_expand(self)
         width = pixels.shape[1]
         overlap = len(self.rects) > 4 and _overlapping(self.rects)
         # A few fills are cheaper as slices than vectorised (numpy calls cost ~µs each).
@@ -169,11 +176,10 @@ class PaintBatch:
         row = np.arange(row_tile.size) - np.repeat(np.cumsum(th) - th, th)
         if len(set(meta[3::8])) == 1 and len(set(meta[5::8])) == 1:
             # One tile width and index size (the usual case): rows are evenly spaced.
-            bits, tw = meta[5], meta[3]
-            rb = (tw * bits + 7) // 8
-            row_start = np.arange(row_tile.size) * rb
-            row_base = (m[row_tile, 2] + row) * width + m[row_tile, 1]
-            return self._packed_group(bits, rb, raw, row_tile, m, row_start, row_base)
+            row_bytes = (meta[3] * meta[5] + 7) // 8
+            starts = np.arange(row_tile.size) * row_bytes
+            bases = (m[row_tile, 2] + row) * width + m[row_tile, 1]
+            return self._packed_group(meta[5], row_bytes, raw, row_tile, m, starts, bases)
         tw, bits = m[:, 3], m[:, 5]
         rb = (tw * bits + 7) // 8
         tile_start = np.cumsum(rb * th) - rb * th

@@ -132,6 +132,9 @@ class RFBConnection:
         """The next event, ``NEED_DATA``, or ``PAUSED`` (start TLS, then ``tls_started``)."""
         if self.state is ConnectionState.ERROR:
             raise LocalProtocolError("the connection already failed; open a new one")
+        if self.framebuffer.error is not None:  # found while painting lazily
+            self.state = ConnectionState.ERROR
+            raise self.framebuffer.error
         try:
             return self._next_event()
         except RemoteProtocolError:

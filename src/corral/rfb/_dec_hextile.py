@@ -81,6 +81,7 @@ class HextileDecoder:
                 raise InvalidEncodingData("server sent a Hextile tile without a background")
             fills += (rect_no, tx, ty, tw, th, new_bg)
             if nsub:
+                batch.pixels += nsub << 8
                 if kind & _COLOURED:
                     csub_meta += (rect_no, tx, ty, tw, th, nsub, 0)
                     batch.csub_data += buf[p : p + size]

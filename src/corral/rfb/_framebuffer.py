@@ -6,41 +6,57 @@ import numpy as np
 import numpy.typing as npt
 
 from ._batch import PaintBatch
-from ._errors import InvalidRectangle, LimitExceeded
+from ._errors import InvalidRectangle, LimitExceeded, RemoteProtocolError
 from ._pixel import PixelFormat, U32Array
 
 IntArray = npt.NDArray[np.int64]
 
 
 class Framebuffer:
-    """An ``(height, width)`` array of RGBX words (little-endian bytes R, G, B, 0).
+    """An ``(height, width)`` array of RGBX words (little-endian bytes R, G, B, pad).
 
     ``rgb()`` is a zero-copy ``(height, width, 3)`` uint8 view. Every write goes through this
     class, which checks bounds and counts painted pixels against the per-update budget.
+
+    Small Hextile and ZRLE tiles are painted lazily (see ``PaintBatch``): reading ``pixels``
+    or ``rgb()`` applies them first, and may therefore raise the ``RemoteProtocolError`` of
+    malformed data found only then (the connection reports it too).
     """
 
     def __init__(self, width: int, height: int, paint_budget: int, pf: PixelFormat) -> None:
-        self.pixels: U32Array = np.zeros((height, width), np.uint32)
+        self._pixels: U32Array = np.zeros((height, width), np.uint32)
         self._paint_budget = paint_budget
         self._painted = 0
         self.batch = PaintBatch(pf)
+        self.error: RemoteProtocolError | None = None
 
     def flush(self) -> None:
         """Apply pending batched paints (see ``PaintBatch``)."""
-        self.batch.flush(self.pixels, self.charge)
+        if self.error is not None:
+            raise self.error
+        try:
+            self.batch.flush(self._pixels, self.charge)
+        except RemoteProtocolError as exc:
+            self.error = exc
+            raise
+
+    @property
+    def pixels(self) -> U32Array:
+        """The ``(height, width)`` uint32 RGBX array, with every decoded update applied."""
+        if self.batch.pending:
+            self.flush()
+        return self._pixels
 
     @property
     def width(self) -> int:
-        return int(self.pixels.shape[1])
+        return int(self._pixels.shape[1])
 
     @property
     def height(self) -> int:
-        return int(self.pixels.shape[0])
+        return int(self._pixels.shape[0])
 
     def rgb(self) -> npt.NDArray[np.uint8]:
         """The framebuffer as an ``(h, w, 3)`` uint8 view (not a copy)."""
-        if self.batch.pending:
-            self.flush()
         return self.pixels.view(np.uint8).reshape(self.height, self.width, 4)[:, :, :3]
 
     def resize(self, width: int, height: int) -> bool:
@@ -49,14 +65,12 @@ class Framebuffer:
         QEMU repeats an ExtendedDesktopSize rectangle of the same size after every
         non-incremental update request: that must not clear the screen.
         """
-        if self.batch.pending:
-            self.flush()
+        old = self.pixels
         if (width, height) == (self.width, self.height):
             return False
-        old = self.pixels
-        self.pixels = np.zeros((height, width), np.uint32)
+        self._pixels = np.zeros((height, width), np.uint32)
         h, w = min(height, old.shape[0]), min(width, old.shape[1])
-        self.pixels[:h, :w] = old[:h, :w]
+        self._pixels[:h, :w] = old[:h, :w]
         return True
 
     def start_update(self) -> None:
@@ -80,17 +94,15 @@ class Framebuffer:
             )
 
     def fill(self, x: int, y: int, w: int, h: int, value: int) -> None:
-        if self.batch.pending:
-            self.flush()
+        pixels = self.pixels
         self.charge(w * h)
-        self.pixels[y : y + h, x : x + w] = value
+        pixels[y : y + h, x : x + w] = value
 
     def put(self, x: int, y: int, block: U32Array) -> None:
-        if self.batch.pending:
-            self.flush()
+        pixels = self.pixels
         h, w = block.shape
         self.charge(w * h)
-        self.pixels[y : y + h, x : x + w] = block
+        pixels[y : y + h, x : x + w] = block
 
     def copy(self, src_x: int, src_y: int, x: int, y: int, w: int, h: int) -> None:
         self.check_rect(src_x, src_y, w, h, "CopyRect source")

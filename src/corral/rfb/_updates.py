@@ -6,6 +6,8 @@ import enum
 import struct
 from collections.abc import Callable
 
+import numpy as np
+
 from ._clipboard import handle_extended_clipboard, our_capabilities
 from ._dec_basic import decode_copy_rect, decode_raw, decode_rre, decode_zlib
 from ._dec_hextile import HextileDecoder
@@ -40,6 +42,7 @@ _DECODERS: dict[int, _Decoder] = {
     Encoding.HEXTILE: lambda r, c, x, y, w, h: None,  # resumable: handled in _rects
 }
 _RECT = struct.Struct(">HHHHi")
+_HEXTILE = int(Encoding.HEXTILE)
 _UNLIMITED_RECTS = 0xFFFF  # with LastRect: "count until the LastRect rectangle"
 
 
@@ -96,26 +99,36 @@ class UpdateParser:
         """Decode rectangles until the update ends, an event is due or data runs out.
 
         One loop for all rectangles: QEMU sends dozens of tiny ones per update, so the
-        per-rectangle overhead is what decoding speed is made of.
+        per-rectangle overhead is what decoding speed is made of (hence the inlined raw path).
         """
         buf = r.buf
         ctx = self.ctx
         fb = ctx.framebuffer
+        width, height = fb.width, fb.height
         allowed, decoders, rects = self.allowed, _DECODERS, self._done_rects
+        fast_raw = ctx.pixel_format.is_rgbx32
         while True:
             pos = r.pos
             if pos + 12 > len(buf):
                 raise NeedData
             x, y, w, h, encoding = _RECT.unpack_from(buf, pos)
-            r.pos = pos + 12
+            r.pos = pos = pos + 12
             if encoding not in allowed:
                 raise UnsupportedServer(f"server used encoding {encoding}, which was not requested")
             decoder = decoders.get(encoding)
             if decoder is None:
                 return self._special(r, encoding, x, y, w, h)
-            if x + w > fb.width or y + h > fb.height:
+            if x + w > width or y + h > height:
                 fb.check_rect(x, y, w, h)
-            if encoding == Encoding.HEXTILE:
+            if encoding == 0 and fast_raw:
+                end = pos + 4 * w * h
+                if end > len(buf):
+                    raise NeedData
+                block = np.frombuffer(buf, np.uint32, w * h, pos).reshape(h, w)
+                fb.put(x, y, block)
+                del block  # release the view: the buffer may be compacted below
+                r.pos = end
+            elif encoding == _HEXTILE:
                 hextile = HextileDecoder(ctx, x, y, w, h)
                 if not hextile.feed(r):
                     rects.append((x, y, w, h, encoding))
@@ -129,9 +142,11 @@ class UpdateParser:
             r.pos = commit(r.pos)
             if fb.batch.full:
                 fb.flush()
-            done = self._rect_done()
-            if done is not None:
-                return done
+            self._seen += 1
+            if self._remaining < 0:
+                self._check_rects(self._seen)
+            elif self._seen >= self._remaining:
+                return self._finish()
 
     def _special(self, r: Reader, encoding: int, x: int, y: int, w: int, h: int) -> Event | None:
         if encoding == Encoding.LAST_RECT:
@@ -229,6 +244,8 @@ class UpdateParser:
 
     def _finish(self) -> Event:
         self._phase = _Phase.MESSAGE
+        # Paint at the end of every update: the event promises a finished framebuffer, and
+        # errors in deferred data surface here, from next_event.
         self.ctx.framebuffer.flush()
         rects = tuple(Rect(*t) for t in self._done_rects)
         self._done_rects = []

@@ -70,7 +70,8 @@ def hextile(pixels: Pixels, mode: int = 0) -> bytes:
             if len(colours) == 1:
                 out += b"\x02" + px(int(colours[0]))
             elif mode == 2 and len(colours) == 2:
-                bg, fg = int(colours[np.argmax(counts)]), int(colours[np.argmin(counts)])
+                bg_index = int(np.argmax(counts))
+                bg, fg = int(colours[bg_index]), int(colours[1 - bg_index])
                 subs = _runs(tile, bg)
                 out += b"\x0e" + px(bg) + px(fg) + bytes([len(subs)])
                 out += b"".join(bytes([x << 4 | y, (n - 1) << 4]) for x, y, n, _ in subs)
