@@ -13,11 +13,12 @@ import re
 from functools import partial
 
 from corral import store
-from corral.errors import Conflict, CorralError
+from corral.errors import Conflict, CorralError, NotFound
 from corral.model.common import NAME_PATTERN
 from corral.services._db import Db
 from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
+from corral.services.locks import OperationLocks
 from corral.virt import DomainEvent, DomainRecord, LibvirtHost
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,11 @@ _INVENTORY_DETAILS = {"defined", "undefined"}
 
 
 class Reconciler:
-    def __init__(self, db: Db, hosts: HostService, bus: EventBus, interval_s: float) -> None:
+    def __init__(
+        self, db: Db, hosts: HostService, bus: EventBus, locks: OperationLocks, interval_s: float
+    ) -> None:
         self._db = db
+        self._locks = locks
         self._hosts = hosts
         self._bus = bus
         self._interval_s = interval_s
@@ -90,17 +94,24 @@ class Reconciler:
     async def reconcile_host(self, host: LibvirtHost) -> None:
         if not host.connected:
             return
-        records = {r.uuid: r for r in await host.list_domains()}
+        # Rows first: a VM created between the two reads then has its domain in ``records``,
+        # instead of a fresh row looking missing against a stale domain list.
         rows = await self._db(lambda s: store.list_vms(s, host=host.name))
+        records = {r.uuid: r for r in await host.list_domains()}
         known = {row.uuid for row in rows}
         for row in rows:
-            if row.uuid in records and row.missing_since is not None:
-                await self._db(partial(store.clear_vm_missing, name=row.name))
-            elif row.uuid not in records and row.missing_since is None:
-                log.warning("VM %s vanished from host %s", row.name, host.name)
-                await self._db(partial(store.mark_vm_missing, name=row.name))
+            try:
+                if row.uuid in records and row.missing_since is not None:
+                    await self._db(partial(store.clear_vm_missing, name=row.name))
+                elif row.uuid not in records and row.missing_since is None:
+                    if self._locks.busy(row.name) is None:
+                        log.warning("VM %s vanished from host %s", row.name, host.name)
+                        await self._db(partial(store.mark_vm_missing, name=row.name))
+            except NotFound:
+                pass  # deleted through Corral meanwhile
         for uuid, record in records.items():
-            if uuid not in known:
+            # A domain being created or cloned right now is not foreign: its row is on the way.
+            if uuid not in known and self._locks.busy(record.name) is None:
                 await self._adopt(host, record)
 
     async def _adopt(self, host: LibvirtHost, record: DomainRecord) -> None:

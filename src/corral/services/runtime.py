@@ -35,7 +35,9 @@ class Services:
         # Hosts report events to the reconciler, which reads hosts: a forwarding lambda breaks
         # the construction cycle.
         self.hosts = HostService(self.db, settings.pool_dir, lambda e: self.reconciler.on_event(e))
-        self.reconciler = Reconciler(self.db, self.hosts, self.bus, settings.reconcile_interval_s)
+        self.reconciler = Reconciler(
+            self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
+        )
         self.vms = VmService(self.db, self.hosts, self.tasks, self.audit, self.locks)
         self.extras = VmExtras(self.vms)
 
