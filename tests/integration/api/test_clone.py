@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import httpx
 import libvirt
 import pytest
-from tests.integration.api._support import kernel_vm, wait_log, wait_task
 
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_images import KernelGuest
+from tests.integration.api._support import kernel_vm, wait_log, wait_task
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import httpx
 import libvirt
 import pytest
-from tests.integration.api._support import kernel_vm, wait_log, wait_state
 
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_domains import guest_domain_xml, wait_until
 from corral.testbed.guest_images import KernelGuest
 from corral.testbed.private_libvirtd import PrivateLibvirtd
+from tests.integration.api._support import kernel_vm, wait_log, wait_state
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import httpx
 import libvirt
 import pytest
 from PIL import Image
-from tests.integration.api._support import kernel_vm, wait_log, wait_state, wait_task
 from websockets.sync.client import connect as ws_connect
 
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_images import KernelGuest
+from tests.integration.api._support import kernel_vm, wait_log, wait_state, wait_task
 
 NAME = "api-life"
 

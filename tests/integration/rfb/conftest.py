@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.rfb._qemu import qemu_vnc
 
 from corral.testbed.guest_images import build_kernel_guest
+from tests.integration.rfb._qemu import qemu_vnc
 
 BUILD_DIR = Path(__file__).resolve().parents[3] / "build" / "guests"
 

@@ -7,10 +7,10 @@ import ssl
 from pathlib import Path
 
 import pytest
-from tests.integration.rfb._certs import make_pki
-from tests.integration.rfb._qemu import QMP, qemu_vnc
 
 from corral.rfb import AuthenticationFailed, RFBClient, SecurityType, VeNCryptSubtype
+from tests.integration.rfb._certs import make_pki
+from tests.integration.rfb._qemu import QMP, qemu_vnc
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image
-from tests.integration.rfb._qemu import QMP, SerialShell
 
 from corral.rfb import Encoding, RFBClient, RFBTimeout
+from tests.integration.rfb._qemu import QMP, SerialShell
 
 pytestmark = pytest.mark.integration
 

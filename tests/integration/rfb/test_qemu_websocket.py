@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.integration.rfb._qemu import QMP, qemu_vnc
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from corral.rfb import RFBClient
+from tests.integration.rfb._qemu import QMP, qemu_vnc
 
 pytestmark = pytest.mark.integration
 

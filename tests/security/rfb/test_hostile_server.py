@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.security.rfb._hostile import hostile_server, peak_memory, play
-from tests.unit.rfb import _wire as wire
 
 from corral.rfb import (
     BGR233,
@@ -29,6 +27,8 @@ from corral.rfb import (
     TruncatedStream,
     UnsupportedServer,
 )
+from tests.security.rfb._hostile import hostile_server, peak_memory, play
+from tests.unit.rfb import _wire as wire
 
 ALL = tuple(int(e) for e in Encoding)
 MiB = 1 << 20

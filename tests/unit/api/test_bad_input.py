@@ -6,9 +6,9 @@ from typing import Any
 
 import libvirt
 import pytest
-from tests.unit.api.conftest import Api
 
 from corral import store
+from tests.unit.api.conftest import Api
 
 
 def _inventory(api: Api) -> tuple[set[str], set[str], set[str]]:

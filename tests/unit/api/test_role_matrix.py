@@ -8,11 +8,11 @@ import re
 import pytest
 from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
-from tests.unit.api.conftest import Api
 
 from corral.api.app import create_app
 from corral.api.route_table import iter_routes
 from corral.model.auth import Role
+from tests.unit.api.conftest import Api
 
 PUBLIC = {"auth.login", "healthz", "metrics"}
 SELF_SERVICE = {"token.create", "token.revoke"}  # a viewer manages their own tokens

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from tests.unit.cli.canned_api import CannedState, build_app
 from typer.testing import CliRunner, Result
 
 from corral.cli.main import app
+from tests.unit.cli.canned_api import CannedState, build_app
 
 
 @dataclass

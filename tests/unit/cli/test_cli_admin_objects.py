@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+from corral.model.auth import AuditEntry
 from tests.unit.cli.canned_api import NOW, vm_info
 from tests.unit.cli.conftest import CannedApi, Run
-
-from corral.model.auth import AuditEntry
 
 
 def test_hosts(run: Run, api: CannedApi) -> None:

@@ -8,11 +8,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from tests.unit.cli.canned_api import PASSWORD
-from tests.unit.cli.conftest import CannedApi, Run
 from typer.testing import Result
 
 from corral.cli import credentials
+from tests.unit.cli.canned_api import PASSWORD
+from tests.unit.cli.conftest import CannedApi, Run
 
 
 def _login(run: Run, api: CannedApi, password: str = PASSWORD) -> Result:

@@ -9,6 +9,7 @@ import time
 
 import pexpect
 import pytest
+
 from tests.unit.cli.canned_api import vm_info
 from tests.unit.cli.conftest import CannedApi, Run, cli_command
 

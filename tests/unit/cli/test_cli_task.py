@@ -8,11 +8,10 @@ import signal
 import subprocess
 import time
 
-from tests.unit.cli.conftest import CannedApi, Run, cli_command
-
 from corral.cli.client import CorralClient
 from corral.cli.task import POLL_MAX_S, POLL_MIN_S, _bar_values, poll_task
 from corral.model.task import TaskInfo
+from tests.unit.cli.conftest import CannedApi, Run, cli_command
 
 
 def _task(api: CannedApi, kind: str, plan: list[dict[str, object]]) -> TaskInfo:

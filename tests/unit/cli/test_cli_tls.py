@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 from tests.unit.cli.canned_api import CannedState, build_app, vm_info
 from tests.unit.cli.conftest import cli_command
 

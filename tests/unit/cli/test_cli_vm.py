@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+from corral.model.vm import VmState
 from tests.unit.cli.canned_api import PNG, vm_info
 from tests.unit.cli.conftest import CannedApi, Run
-
-from corral.model.vm import VmState
 
 
 def _body(api: CannedApi, method: str, path: str) -> dict[str, object]:

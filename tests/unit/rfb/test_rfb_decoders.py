@@ -9,8 +9,6 @@ import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.rfb import _wire as wire
-from tests.unit.rfb._drive import chunked, feed
 
 from corral.rfb import (
     DesktopResized,
@@ -20,6 +18,8 @@ from corral.rfb import (
     Rect,
     RFBConnection,
 )
+from tests.unit.rfb import _wire as wire
+from tests.unit.rfb._drive import chunked, feed
 
 ALL = tuple(int(e) for e in Encoding)
 

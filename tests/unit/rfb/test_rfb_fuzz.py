@@ -10,8 +10,6 @@ import struct
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tests.unit.rfb import _wire as wire
-from tests.unit.rfb._drive import chunked, feed
 
 from corral.rfb import (
     AuthenticationFailed,
@@ -21,6 +19,8 @@ from corral.rfb import (
     RemoteProtocolError,
     RFBConnection,
 )
+from tests.unit.rfb import _wire as wire
+from tests.unit.rfb._drive import chunked, feed
 
 ALL = tuple(int(e) for e in Encoding)
 SMALL = Limits(max_decompressed_bytes_per_update=1 << 20, max_cut_text_bytes=1 << 16)

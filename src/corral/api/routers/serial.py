@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["vms"])
 
 
-
 async def _refuse(ws: WebSocket, exc: CorralError) -> None:
     """Answer the handshake with an HTTP problem+json, so clients can show the reason; servers
     without the denial-response extension get a policy-violation close instead."""

@@ -1,0 +1,67 @@
+"""Task cancellation, and the unauthenticated edges: health, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import libvirt
+import pytest
+
+from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_images import KernelGuest
+from tests.integration.api._support import kernel_vm, wait_task
+
+
+@pytest.fixture(scope="module")
+def client(corral: CorralServer) -> Iterator[httpx.Client]:
+    with corral.client() as c:
+        yield c
+
+
+def test_cancelled_import_leaves_nothing(
+    client: httpx.Client, conn: libvirt.virConnect, tmp_path: Path
+) -> None:
+    image = tmp_path / "big.raw"
+    with image.open("wb") as handle:
+        handle.truncate(3 * 1024**3)  # sparse: cheap to make, slow enough to stream
+    pool = conn.storagePoolLookupByName("corral")
+    pool.refresh()
+    before = set(pool.listVolumes())
+    spec = {"name": "cancel-me", "memory_mib": 64, "disks": [{"import_path": str(image)}]}
+    answer = client.post("/vms", json=spec)
+    assert answer.status_code == 202, answer.text
+    task_id = answer.json()["id"]
+    cancelled = client.post(f"/tasks/{task_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    task = wait_task(client, task_id)
+    assert task["state"] == "cancelled", task
+    pool.refresh()
+    assert set(pool.listVolumes()) == before
+    assert client.get("/vms/cancel-me").status_code == 404
+    assert "cancel-me" not in [d.name() for d in conn.listAllDomains()]
+    again = client.post(f"/tasks/{task_id}/cancel")
+    assert again.status_code == 409 and "already finished" in again.json()["detail"]
+
+
+def test_health_metrics_and_openapi_need_no_token(
+    corral: CorralServer, client: httpx.Client, kernel_guest: KernelGuest
+) -> None:
+    assert client.post("/vms", json=kernel_vm("metered", kernel_guest, disk_gib=None)).is_success
+    client.post("/vms/metered/start")
+    try:
+        assert httpx.get(f"{corral.url}/healthz").json() == {"status": "ok"}
+        metrics = httpx.get(f"{corral.url}/metrics").text
+        running = next(
+            line for line in metrics.splitlines() if line.startswith('corral_vms{state="running"}')
+        )
+        assert float(running.split()[-1]) >= 1
+        assert "corral_api_request_seconds_bucket" in metrics
+        assert "corral_hosts_connected 1.0" in metrics
+        schema = httpx.get(f"{corral.url}/openapi.json").json()
+        assert "/api/v1/vms/{name}/shutdown" in schema["paths"]
+        assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    finally:
+        client.post("/vms/metered/stop")
+        client.delete("/vms/metered")
