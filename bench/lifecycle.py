@@ -20,12 +20,12 @@ from pathlib import Path
 import libvirt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import report  # noqa: E402
+from _report import report
 
-from corral.testbed.corral_server import CorralServer  # noqa: E402
-from corral.testbed.guest_domains import guest_domain_xml, serial_log_path  # noqa: E402
-from corral.testbed.guest_images import KernelGuest, build_kernel_guest  # noqa: E402
-from corral.testbed.private_libvirtd import PrivateLibvirtd  # noqa: E402
+from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_domains import guest_domain_xml, serial_log_path
+from corral.testbed.guest_images import KernelGuest, build_kernel_guest
+from corral.testbed.private_libvirtd import PrivateLibvirtd
 
 REPO = Path(__file__).resolve().parents[1]
 HEARTBEAT = re.compile(rb"corral-heartbeat \d+")

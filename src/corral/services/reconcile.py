@@ -103,10 +103,13 @@ class Reconciler:
             try:
                 if row.uuid in records and row.missing_since is not None:
                     await self._db(partial(store.clear_vm_missing, name=row.name))
-                elif row.uuid not in records and row.missing_since is None:
-                    if self._locks.busy(row.name) is None:
-                        log.warning("VM %s vanished from host %s", row.name, host.name)
-                        await self._db(partial(store.mark_vm_missing, name=row.name))
+                elif (
+                    row.uuid not in records
+                    and row.missing_since is None
+                    and self._locks.busy(row.name) is None
+                ):
+                    log.warning("VM %s vanished from host %s", row.name, host.name)
+                    await self._db(partial(store.mark_vm_missing, name=row.name))
             except NotFound:
                 pass  # deleted through Corral meanwhile
         for uuid, record in records.items():
