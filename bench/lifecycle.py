@@ -87,16 +87,18 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     guest = build_kernel_guest(REPO / "build" / "guests")
-    with tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp:
-        with PrivateLibvirtd(Path(tmp) / "libvirtd") as daemon:
-            with CorralServer(Path(tmp) / "corral", daemon.uri) as server:
-                # One warm-up each: the first domain start pays QEMU's capability probe.
-                run_raw(daemon, guest, "warm-raw")
-                run_corral(server, guest, "warm-corral")
-                raw, corral = [], []
-                for i in range(args.runs):
-                    raw.append(run_raw(daemon, guest, f"raw-{i}"))
-                    corral.append(run_corral(server, guest, f"corral-{i}"))
+    with (
+        tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp,
+        PrivateLibvirtd(Path(tmp) / "libvirtd") as daemon,
+        CorralServer(Path(tmp) / "corral", daemon.uri) as server,
+    ):
+        # One warm-up each: the first domain start pays QEMU's capability probe.
+        run_raw(daemon, guest, "warm-raw")
+        run_corral(server, guest, "warm-corral")
+        raw, corral = [], []
+        for i in range(args.runs):
+            raw.append(run_raw(daemon, guest, f"raw-{i}"))
+            corral.append(run_corral(server, guest, f"corral-{i}"))
     rows: list[dict[str, object]] = [
         {"run": i + 1, "libvirt_s": r, "corral_s": c, "ratio": c / r}
         for i, (r, c) in enumerate(zip(raw, corral, strict=True))

@@ -18,7 +18,7 @@ def _no_dot_dot(value: str) -> str:
     return value
 
 
-#: Names of VMs, disks, snapshots, hosts, users: 1–63 characters from ``[A-Za-z0-9._-]``, starting
+#: Names of VMs, disks, snapshots, hosts, users: 1-63 characters from ``[A-Za-z0-9._-]``, starting
 #: with a letter or digit and never containing ``..`` (they become file and volume names).
 Name = Annotated[
     str,
