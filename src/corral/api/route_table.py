@@ -19,7 +19,7 @@ class RouteEntry:
 
 def _entries(route: Any, path: str) -> Iterator[RouteEntry]:
     if isinstance(route, APIRoute):
-        for method in sorted(route.methods):
+        for method in sorted(route.methods or ()):
             yield RouteEntry(route.name, method, path or route.path)
     elif isinstance(route, APIWebSocketRoute):
         yield RouteEntry(route.name, "WS", path or route.path)
