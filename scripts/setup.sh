@@ -58,6 +58,8 @@ if [ $want_tests = 1 ]; then
     fi
     su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='corral'\"" | grep -q 1 ||
         su postgres -c "psql -q -c \"CREATE ROLE corral LOGIN SUPERUSER PASSWORD 'corral-test'\""
+    # The guests are built from .deb files that `apt-get download` fetches: it needs apt's lists.
+    compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null || apt-get update -qq
     log "building test guests (cached under build/)"
     .venv/bin/python -m corral.testbed.guest_images build build/guests
 fi
