@@ -1,0 +1,6 @@
+"""atheris harness: the rre decoder of corral.rfb (see _rfb_target.py)."""
+
+from _rfb_target import Encoding, main, rect_target
+
+if __name__ == "__main__":
+    main(rect_target(Encoding.RRE))
