@@ -169,13 +169,13 @@ class _Transport:
     def write(self, data: bytes) -> None:
         pass
 
-    def writeSequence(self, data: list[bytes]) -> None:  # noqa: N802 - Twisted's name
+    def writeSequence(self, data: list[bytes]) -> None:
         pass
 
-    def loseConnection(self) -> None:  # noqa: N802
+    def loseConnection(self) -> None:
         raise RuntimeError("vncdotool gave up on the recording")
 
-    def getPeer(self) -> object:  # noqa: N802
+    def getPeer(self) -> object:
         return None
 
 
@@ -222,7 +222,7 @@ def main() -> None:
         mb = rec.size / 1e6
         row: dict[str, object] = {
             "encoding": name, "MB": mb, "updates": updates, "MB/s": mb / seconds,
-            "updates/s": updates / seconds, "× real time": rec.duration / seconds,
+            "updates/s": updates / seconds, "x real time": rec.duration / seconds,
             "vncdotool MB/s": "-", "speed-up": "-",
         }  # fmt: skip
         factors.append(rec.duration / seconds)

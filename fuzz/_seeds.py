@@ -22,12 +22,14 @@ def seeds() -> dict[str, list[bytes]]:
         "rfb_rre": [small + wire.rre(5, [(7, 0, 0, 2, 2), (9, 1, 1, 3, 3)])],
         "rfb_hextile": [size + wire.hextile(img, m) for m in range(3)],
         "rfb_zrle": [size + wire.zrle(img, zlib.compressobj(), m) for m in range(3)],
-        "rfb_tight": [size + wire.tight(img, [zlib.compressobj() for _ in range(4)], m)
-                      for m in range(3)],  # fmt: skip
+        "rfb_tight": [
+            size + wire.tight(img, [zlib.compressobj() for _ in range(4)], m) for m in range(3)
+        ],
         "rfb_cursor": [small + wire.raw(img[:4, :4]) + b"\xf0" * 4],
         "rfb_desktopsize": [size + b"\x01\0\0\0" + b"\0" * 16],
-        "rfb_stream": [b"\x00" + wire.handshake(8, 8) + wire.update(
-            wire.rect(0, 0, 2, 2, 0, b"\0" * 16))],
+        "rfb_stream": [
+            b"\x00" + wire.handshake(8, 8) + wire.update(wire.rect(0, 0, 2, 2, 0, b"\0" * 16))
+        ],
     }
     z = zlib.compressobj()
     data = z.compress(wire.raw(img)) + z.flush(zlib.Z_SYNC_FLUSH)
