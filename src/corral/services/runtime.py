@@ -12,6 +12,7 @@ from corral.services.events import EventBus
 from corral.services.hosts import HostService
 from corral.services.locks import OperationLocks
 from corral.services.reconcile import Reconciler
+from corral.services.recovery import recover
 from corral.services.tasks import TaskService
 from corral.services.vm_extras import VmExtras
 from corral.services.vms import VmService
@@ -42,11 +43,9 @@ class Services:
         self.extras = VmExtras(self.vms)
 
     async def start(self) -> None:
-        interrupted = await self.tasks.recover_interrupted()
-        if interrupted:
-            log.warning("%d task(s) were interrupted by the last shutdown", len(interrupted))
         s = self.settings
         await self.hosts.start(s.local_host_name, s.local_host_uri, s.local_host_accelerator)
+        await recover(self.db, self.tasks, self.hosts)
         await self.reconciler.reconcile_all()
         self.reconciler.start()
 

@@ -120,6 +120,13 @@ class CorralServer:
             self._process.wait()
         self._process = None
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to clean up."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
     def restart(self) -> None:
         self.stop()
         self.start()

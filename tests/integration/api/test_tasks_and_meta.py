@@ -10,6 +10,7 @@ import libvirt
 import pytest
 
 from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
 from tests.integration.api._support import kernel_vm, wait_task
 
@@ -43,6 +44,36 @@ def test_cancelled_import_leaves_nothing(
     assert "cancel-me" not in [d.name() for d in conn.listAllDomains()]
     again = client.post(f"/tasks/{task_id}/cancel")
     assert again.status_code == 409 and "already finished" in again.json()["detail"]
+
+
+def test_a_crash_mid_import_is_resolved_at_the_next_start(
+    client: httpx.Client, corral: CorralServer, conn: libvirt.virConnect, tmp_path: Path
+) -> None:
+    image = tmp_path / "big.raw"
+    with image.open("wb") as handle:
+        handle.truncate(4 * 1024**3)
+    pool = conn.storagePoolLookupByName("corral")
+    pool.refresh()
+    before = set(pool.listVolumes())
+    spec = {"name": "crash-me", "memory_mib": 64, "disks": [{"import_path": str(image)}]}
+    task_id = client.post("/vms", json=spec).json()["id"]
+    wait_until(
+        lambda: (client.get(f"/tasks/{task_id}").json().get("bytes_done") or 0) > 0,
+        30,
+        "the import to make progress",
+        interval=0.05,
+    )
+    corral.kill()
+    pool.refresh()
+    assert set(pool.listVolumes()) != before  # the crash left a partial volume behind
+    corral.start()
+    with corral.client() as fresh:
+        task = fresh.get(f"/tasks/{task_id}").json()
+        assert task["state"] == "failed"
+        assert "interrupted by a restart" in task["error"]
+        assert fresh.get("/vms/crash-me").status_code == 404
+    pool.refresh()
+    assert set(pool.listVolumes()) == before
 
 
 def test_health_metrics_and_openapi_need_no_token(

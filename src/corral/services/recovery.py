@@ -1,0 +1,42 @@
+"""Resolve what a crashed manager left half-done: interrupted tasks and their partial volumes."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from corral import store
+from corral.errors import CorralError
+from corral.services._db import Db
+from corral.services.hosts import HostService
+from corral.services.tasks import TaskService
+from corral.virt import LibvirtHost
+
+log = logging.getLogger(__name__)
+
+
+async def recover(db: Db, tasks: TaskService, hosts: HostService) -> None:
+    """Fail interrupted tasks; for an interrupted ``vm.create`` whose VM never got its row,
+    delete the volumes it had made (named ``VM-DISK.qcow2``) that no domain uses."""
+    interrupted = await tasks.recover_interrupted()
+    if interrupted:
+        log.warning("%d task(s) were interrupted by the last shutdown", len(interrupted))
+    for task in interrupted:
+        if task.kind != "vm.create":
+            continue
+        if await db(partial(store.find_vm, name=task.target)) is not None:
+            continue
+        for host in hosts.all():
+            if host.connected:
+                await _remove_orphans(host, task.target)
+
+
+async def _remove_orphans(host: LibvirtHost, vm: str) -> None:
+    try:
+        used = {d.path for r in await host.list_domains() for d in r.disks}
+        for vol in await host.list_volumes():
+            if vol.name.startswith(f"{vm}-") and vol.path not in used:
+                log.warning("deleting volume %s left by an interrupted creation", vol.name)
+                await host.delete_volume(vol.name)
+    except CorralError as exc:
+        log.error("could not clean up after the interrupted creation of %s: %s", vm, exc.message)
