@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import numpy.typing as npt
 
-from corral.rfb import RGBX32, Encoding, PixelFormat
+from corral.rfb import RGBX32, PixelFormat
 
 Pixels = npt.NDArray[np.uint32]
 
@@ -209,6 +209,3 @@ def _tight_data(data: bytes, stream: zlib._Compress) -> bytes:
         return data
     compressed = stream.compress(data) + stream.flush(zlib.Z_SYNC_FLUSH)
     return compact_length(len(compressed)) + compressed
-
-
-__all__ = ["Encoding"]
