@@ -26,6 +26,7 @@ from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_domains import guest_domain_xml, serial_log_path
 from corral.testbed.guest_images import KernelGuest, build_kernel_guest
 from corral.testbed.private_libvirtd import PrivateLibvirtd
+from corral.testbed.vm_specs import kernel_vm
 
 REPO = Path(__file__).resolve().parents[1]
 HEARTBEAT = re.compile(rb"corral-heartbeat \d+")
@@ -60,16 +61,7 @@ def run_raw(daemon: PrivateLibvirtd, guest: KernelGuest, name: str) -> float:
 
 
 def run_corral(server: CorralServer, guest: KernelGuest, name: str) -> float:
-    spec = {
-        "name": name,
-        "memory_mib": 256,
-        "boot": {
-            "source": "kernel",
-            "kernel": str(guest.kernel),
-            "initrd": str(guest.initrd),
-            "cmdline": guest.cmdline,
-        },
-    }
+    spec = kernel_vm(name, guest, disk_gib=None)
     with server.client() as client:
         started = time.perf_counter()
         client.post("/vms", json=spec).raise_for_status()

@@ -8,28 +8,9 @@ from typing import Any
 import httpx
 
 from corral.testbed.guest_domains import wait_until
-from corral.testbed.guest_images import KernelGuest
+from corral.testbed.vm_specs import kernel_vm
 
-
-def kernel_vm(
-    name: str, guest: KernelGuest, *, disk_gib: float | None = 1, **extra: Any
-) -> dict[str, Any]:
-    """A VmSpec for the busybox test guest booted from kernel+initrd (with a blank qcow2 disk,
-    so internal snapshots have somewhere to live)."""
-    spec: dict[str, Any] = {
-        "name": name,
-        "vcpus": 1,
-        "memory_mib": 256,
-        "boot": {
-            "source": "kernel",
-            "kernel": str(guest.kernel),
-            "initrd": str(guest.initrd),
-            "cmdline": guest.cmdline,
-        },
-        "disks": [{"name": "data", "size_gib": disk_gib}] if disk_gib else [],
-        **extra,
-    }
-    return spec
+__all__ = ["kernel_vm", "serial_log", "wait_log", "wait_state", "wait_task"]
 
 
 def wait_task(client: httpx.Client, task_id: str, timeout: float = 120) -> dict[str, Any]:
