@@ -26,6 +26,25 @@ _MAX_RECTS = 256
 _MAX_PIXELS = 1 << 20
 
 
+class TileCache:
+    """Decoded tiles by their encoded bytes, up to a total number of pixels."""
+
+    def __init__(self, max_pixels: int = 1 << 20) -> None:
+        self._tiles: dict[tuple[int, int, bytes], U32Array] = {}
+        self._pixels = 0
+        self._max = max_pixels
+
+    def get(self, key: tuple[int, int, bytes]) -> U32Array | None:
+        return self._tiles.get(key)
+
+    def put(self, key: tuple[int, int, bytes], block: U32Array) -> None:
+        if self._pixels + block.size > self._max:
+            self._tiles.clear()
+            self._pixels = 0
+        self._tiles[key] = block
+        self._pixels += block.size
+
+
 def rect_pixels(xs: I64, ys: I64, ws: I64, hs: I64, width: int) -> tuple[I64, I64]:
     """Flat framebuffer indices of every pixel of the rectangles (row-major in each), and the
     index of the rectangle each pixel belongs to."""
@@ -46,6 +65,7 @@ class PaintBatch:
         self.pf = pf
         self.pending = False
         self.zrle_expand: Callable[[PaintBatch], None] | None = None
+        self.cache: TileCache | None = None
         self._clear()
 
     def _clear(self) -> None:
@@ -67,6 +87,9 @@ class PaintBatch:
         self.run_lengths: list[int] = []
         self.pixels = 0
         self.epoch = getattr(self, "epoch", 0) + 1
+        self.block_meta: list[int] = []  # rect, x, y, w, h of ready RGBX blocks (tile cache)
+        self.blocks: list[U32Array] = []
+        self.to_cache: list[tuple[int, int, int, int, bytes]] = []  # x, y, w, h, tile bytes
         # ZRLE rectangles waiting for one decompression: (rect, x, y, w, h, compressed).
         self.zrle_queue: list[tuple[int, int, int, int, int, bytes]] = []
         self.zrle_bound = 0
@@ -93,26 +116,29 @@ class PaintBatch:
         overlap = len(self.rects) > 4 and _overlapping(self.rects)
         # A few fills are cheaper as slices than vectorised (numpy calls cost ~µs each).
         fills = self.fills if not overlap and len(self.fills) <= 6 * 128 else []
+        blocks = self.blocks if not overlap and len(self.blocks) <= 128 else []
+        block_meta = self.block_meta
         parts = [p for p in (None if fills else self._fills(width), self._subrects(width),
-                             self._raw(width), self._packed(width), self._runs(width))
+                             self._raw(width), self._packed(width), self._runs(width),
+                             None if blocks else self._blocks(width))
                  if p is not None]  # fmt: skip
+        to_cache = self.to_cache
         self._clear()
         total = sum(int(p[1].size) for p in parts)
         total += sum(fills[i + 3] * fills[i + 4] for i in range(0, len(fills), 6))
+        total += sum(int(b.size) for b in blocks)
         charge(total)
         for i in range(0, len(fills), 6):
             _, x, y, w, h, value = fills[i : i + 6]
             pixels[y : y + h, x : x + w] = value
-        flat = pixels.reshape(-1)
-        if overlap:
-            keys = np.concatenate([p[0] for p in parts])
-            order = np.argsort(keys, kind="stable")
-            flat[np.concatenate([p[1] for p in parts])[order]] = np.concatenate(
-                [p[2] for p in parts]
-            )[order]
-            return
-        for _, index, values in parts:
-            flat[index] = values
+        for i, block in enumerate(blocks):
+            _, x, y, w, h = block_meta[5 * i : 5 * i + 5]
+            pixels[y : y + h, x : x + w] = block
+        _scatter(pixels.reshape(-1), parts, overlap)
+        if self.cache is not None and not overlap:
+            # The tiles' pixels are final now (nothing in the batch overlapped them).
+            for x, y, w, h, key in to_cache:
+                self.cache.put((w, h, key), pixels[y : y + h, x : x + w].copy())
 
     def _fills(self, width: int) -> tuple[I64, I64, U32Array] | None:
         if not self.fills:
@@ -214,6 +240,13 @@ class PaintBatch:
         palette = np.asarray(self.palette, np.uint32)
         return np.repeat(m[row_tile, 0], tw), index, palette[colour]
 
+    def _blocks(self, width: int) -> tuple[I64, I64, U32Array] | None:
+        if not self.block_meta:
+            return None
+        m = np.asarray(self.block_meta, np.int64).reshape(-1, 5)
+        index, owner = rect_pixels(m[:, 1], m[:, 2], m[:, 3], m[:, 4], width)
+        return m[owner, 0], index, np.concatenate([b.reshape(-1) for b in self.blocks])
+
     def _runs(self, width: int) -> tuple[I64, I64, U32Array] | None:
         if not self.run_meta:
             return None
@@ -230,6 +263,18 @@ def _lut(bits: int) -> npt.NDArray[np.int64]:
 
 
 _LUT = {1: _lut(1), 2: _lut(2), 4: _lut(4)}
+
+
+def _scatter(flat: U32Array, parts: list[tuple[I64, I64, U32Array]], overlap: bool) -> None:
+    """Write each part's values at its indices; in rectangle order if rectangles overlap."""
+    if not overlap:
+        for _, index, values in parts:
+            flat[index] = values
+        return
+    keys = np.concatenate([p[0] for p in parts])
+    order = np.argsort(keys, kind="stable")
+    index = np.concatenate([p[1] for p in parts])[order]
+    flat[index] = np.concatenate([p[2] for p in parts])[order]
 
 
 def _concat(parts: list[tuple[I64, I64, U32Array]]) -> tuple[I64, I64, U32Array] | None:

@@ -19,7 +19,10 @@ def decode_zrle(r: Reader, ctx: DecodeContext, x: int, y: int, w: int, h: int) -
     """
     length = r.u32()
     check_compressed_length(ctx.limits, length)
-    compressed = r.take(length)
+    queue_zrle(ctx, x, y, w, h, r.take(length))
+
+
+def queue_zrle(ctx: DecodeContext, x: int, y: int, w: int, h: int, compressed: bytes) -> None:
     tiles = ((w + _TILE - 1) // _TILE) * ((h + _TILE - 1) // _TILE)
     # Largest legitimate tile data: every pixel an RLE run of one (pixel + length byte),
     # plus each tile's subencoding byte and a 127-colour palette.
@@ -69,40 +72,58 @@ def _tile(data: bytes, pos: int, ctx: DecodeContext, batch: PaintBatch, rect_no:
     if pos >= len(data):
         raise _short()
     kind = data[pos]
+    start = pos
     pos += 1
     cpix = ctx.cpixel_size
-    n = tw * th
-    if kind == 0:
-        if pos + n * cpix > len(data):
-            raise _short()
-        batch.raw_meta += (rect_no, x, y, tw, th, 1)
-        batch.raw_cdata += data[pos : pos + n * cpix]
-        return pos + n * cpix
     if kind == 1:
         if pos + cpix > len(data):
             raise _short()
         batch.fills += (rect_no, x, y, tw, th, ctx.read_ccolour(data, pos))
         return pos + cpix
-    if kind >= 130 or 2 <= kind <= 16:
-        size = kind - 128 if kind >= 130 else kind
-        end = pos + size * cpix
-        if end > len(data):
-            raise _short()
-        read = ctx.read_ccolour
-        palette = [read(data, p) for p in range(pos, end, cpix)]
-        if kind >= 130:
-            return _palette_rle(data, end, palette, batch, (rect_no, x, y, tw, th))
+    if kind == 0:
+        end = pos + tw * th * cpix
+    elif 2 <= kind <= 16:
         bits = 1 if kind == 2 else 2 if kind <= 4 else 4
-        packed = ((tw * bits + 7) // 8) * th
-        if end + packed > len(data):
-            raise _short()
-        batch.packed_meta += (rect_no, x, y, tw, th, bits, len(batch.palette), size)
-        batch.palette += palette
-        batch.packed += data[end : end + packed]
-        return end + packed
+        end = pos + kind * cpix + ((tw * bits + 7) // 8) * th
+    elif kind >= 128:
+        return _rle_tile(data, pos, kind, ctx, batch, (rect_no, x, y, tw, th))
+    else:
+        raise InvalidEncodingData(f"server sent a ZRLE tile with the unused subencoding {kind}")
+    if end > len(data):
+        raise _short()
+    # Text consoles repeat the same few tiles: reuse their decoded pixels.
+    key = data[start:end]
+    cached = ctx.tile_cache.get((tw, th, key))
+    if cached is not None:
+        batch.block_meta += (rect_no, x, y, tw, th)
+        batch.blocks.append(cached)
+        return end
+    batch.to_cache.append((x, y, tw, th, key))
+    if kind == 0:
+        batch.raw_meta += (rect_no, x, y, tw, th, 1)
+        batch.raw_cdata += data[pos:end]
+        return end
+    read = ctx.read_ccolour
+    palette_end = pos + kind * cpix
+    batch.packed_meta += (rect_no, x, y, tw, th, bits, len(batch.palette), kind)
+    batch.palette += [read(data, p) for p in range(pos, palette_end, cpix)]
+    batch.packed += data[palette_end:end]
+    return end
+
+
+def _rle_tile(data: bytes, pos: int, kind: int, ctx: DecodeContext, batch: PaintBatch,
+              tile: tuple[int, int, int, int, int]) -> int:  # fmt: skip
     if kind == 128:
-        return _plain_rle(data, pos, ctx, batch, (rect_no, x, y, tw, th))
-    raise InvalidEncodingData(f"server sent a ZRLE tile with the unused subencoding {kind}")
+        return _plain_rle(data, pos, ctx, batch, tile)
+    if kind == 129:
+        raise InvalidEncodingData("server sent a ZRLE tile with the unused subencoding 129")
+    size = kind - 128
+    end = pos + size * ctx.cpixel_size
+    if end > len(data):
+        raise _short()
+    read = ctx.read_ccolour
+    palette = [read(data, p) for p in range(pos, end, ctx.cpixel_size)]
+    return _palette_rle(data, end, palette, batch, tile)
 
 
 def _run_length(data: bytes, pos: int) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ._batch import TileCache
 from ._errors import InvalidEncodingData, LimitExceeded
 from ._framebuffer import Framebuffer
 from ._limits import Limits
@@ -92,11 +93,14 @@ class DecodeContext:
     decompressed: int = 0
     _colours: dict[bytes, int] = field(default_factory=dict)
     cpixel_size: int = field(init=False)
+    tile_cache: TileCache = field(init=False)
     read_colour: Callable[[bytes | bytearray, int], int] = field(init=False)
     read_ccolour: Callable[[bytes | bytearray, int], int] = field(init=False)
 
     def __post_init__(self) -> None:
         self.cpixel_size = self.pixel_format.cpixel_size
+        self.tile_cache = TileCache()
+        self.framebuffer.batch.cache = self.tile_cache
         self.read_colour = self._read_rgbx32 if self.pixel_format.is_rgbx32 else self._read_any
         self.read_ccolour = (
             self._read_rgb24 if self.pixel_format.cpixel_size == 3 and self.pixel_format.is_rgbx32

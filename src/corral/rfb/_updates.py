@@ -12,7 +12,7 @@ from ._clipboard import handle_extended_clipboard, our_capabilities
 from ._dec_basic import decode_copy_rect, decode_raw, decode_rre, decode_zlib
 from ._dec_hextile import HextileDecoder
 from ._dec_tight import decode_tight
-from ._dec_zrle import decode_zrle
+from ._dec_zrle import decode_zrle, queue_zrle
 from ._errors import RemoteProtocolError, UnsupportedServer
 from ._events import (
     Bell,
@@ -28,7 +28,7 @@ from ._events import (
     ServerCutText,
 )
 from ._pseudo import decode_cursor, decode_extended_desktop_size
-from ._reader import DecodeContext, NeedData, Reader
+from ._reader import DecodeContext, NeedData, Reader, check_compressed_length
 
 _Decoder = Callable[[Reader, DecodeContext, int, int, int, int], None]
 _DECODERS: dict[int, _Decoder] = {
@@ -43,6 +43,8 @@ _DECODERS: dict[int, _Decoder] = {
 }
 _RECT = struct.Struct(">HHHHi")
 _HEXTILE = int(Encoding.HEXTILE)
+_ZRLE = int(Encoding.ZRLE)
+_U32 = struct.Struct(">I")
 _UNLIMITED_RECTS = 0xFFFF  # with LastRect: "count until the LastRect rectangle"
 
 
@@ -107,6 +109,7 @@ class UpdateParser:
         width, height = fb.width, fb.height
         allowed, decoders, rects = self.allowed, _DECODERS, self._done_rects
         fast_raw = ctx.pixel_format.is_rgbx32
+        max_compressed = ctx.limits.max_compressed_rect_bytes
         while True:
             pos = r.pos
             if pos + 12 > len(buf):
@@ -127,6 +130,16 @@ class UpdateParser:
                 block = np.frombuffer(buf, np.uint32, w * h, pos).reshape(h, w)
                 fb.put(x, y, block)
                 del block  # release the view: the buffer may be compacted below
+                r.pos = end
+            elif encoding == _ZRLE and pos + 4 <= len(buf):
+                # Inlined decode_zrle (queueing only): it runs once per tiny rectangle.
+                (length,) = _U32.unpack_from(buf, pos)
+                end = pos + 4 + length
+                if length > max_compressed:
+                    check_compressed_length(ctx.limits, length)
+                if end > len(buf):
+                    raise NeedData
+                queue_zrle(ctx, x, y, w, h, bytes(buf[pos + 4 : end]))
                 r.pos = end
             elif encoding == _HEXTILE:
                 hextile = HextileDecoder(ctx, x, y, w, h)
