@@ -151,3 +151,23 @@ def test_desktop_size_resizes_and_keeps_pixels() -> None:
     assert events == [DesktopResized(16, 4), FramebufferUpdated(())]
     assert conn.framebuffer.pixels.shape == (4, 16)
     assert (conn.framebuffer.pixels[:, :8] == 0x123456).all()
+
+
+def test_repeated_and_overlapping_zrle_tiles() -> None:
+    """Tiles decoded once are reused from the tile cache; overlapping rectangles keep order."""
+    a = np.array([[1, 2] * 8] * 10, np.uint32) * 0x10101
+    b = a[:, ::-1].copy()
+    encoder = Encoder()
+    conn = connected(64, 40)
+    expected = np.zeros((40, 64), np.uint32)
+    for step in range(6):
+        x, y = 8 * step, 3 * step
+        img = a if step % 2 else b
+        rects = [wire.rect(x, y, 16, 10, *encoder.encode("zrle", img, 0))]
+        expected[y : y + 10, x : x + 16] = img
+        # The same place again in the same update, with the other picture: the last one wins.
+        other = b if step % 2 else a
+        rects.append(wire.rect(x + 4, y, 16, 10, *encoder.encode("zrle", other, 0)))
+        expected[y : y + 10, x + 4 : x + 20] = other
+        feed(conn, [wire.update(*rects)])
+        np.testing.assert_array_equal(conn.framebuffer.pixels, expected)
