@@ -104,6 +104,15 @@ class RFBConnection:
         self._out.clear()
         return out
 
+    def take_unparsed(self) -> bytes:
+        """Hand over the stream: buffered server bytes not parsed yet (a proxy relays them
+        after ``Connected``; drop ``data_to_send()`` then, the relayed client sets its own
+        pixel format and encodings)."""
+        rest = bytes(self._buf[self._pos :])
+        del self._buf[:]
+        self._pos = 0
+        return rest
+
     def _queue(self, data: bytes) -> None:
         self._out += data
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -88,6 +89,16 @@ class Connected(Event):
     height: int
     name: str
     server_pixel_format: PixelFormat
+
+    def server_init_bytes(self) -> bytes:
+        """This ServerInit as the server sent it: for a proxy that re-offers the session."""
+        name = self.name.encode()
+        return (
+            struct.pack(">HH", self.width, self.height)
+            + self.server_pixel_format.to_bytes()
+            + struct.pack(">I", len(name))
+            + name
+        )
 
 
 @dataclass(frozen=True, slots=True)

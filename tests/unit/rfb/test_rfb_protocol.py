@@ -255,3 +255,18 @@ def test_misuse_is_a_local_error() -> None:
     assert _connected().next_event() is NEED_DATA
     with pytest.raises(LocalProtocolError, match="true-colour"):
         RFBConnection(pixel_format=PixelFormat(8, 8, False, False, 0, 0, 0, 0, 0, 0))
+
+
+def test_handover_to_a_relay() -> None:
+    """A console proxy does the handshake, then relays: it needs ServerInit and the rest."""
+    conn = RFBConnection()
+    server_init = wire.handshake(4, 3, b"web1")[18:]
+    events = feed(conn, [wire.handshake(4, 3, b"web1") + b"\x02\x02"])
+    connected = events[0]
+    assert isinstance(connected, Connected)
+    assert connected.server_init_bytes() == server_init
+    assert conn.take_unparsed() == b""  # the two bells were parsed as events already
+    conn2 = RFBConnection()
+    conn2.receive_data(wire.handshake(4, 3) + b"\x02")
+    assert isinstance(conn2.next_event(), Connected)
+    assert conn2.take_unparsed() == b"\x02"
