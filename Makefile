@@ -13,6 +13,12 @@ test:
 	bash scripts/setup.sh --test
 	bash scripts/check
 	$(PY) -m pytest -p no:cacheprovider tests
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+FUZZ_SECONDS ?= 10
+
+fuzz:
+	bash fuzz/run.sh 60
 
 setup:
 	bash scripts/setup.sh
