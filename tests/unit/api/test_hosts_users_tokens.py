@@ -1,0 +1,90 @@
+"""Hosts, users and tokens through the API (libvirt's test:/// driver as the hosts)."""
+
+from __future__ import annotations
+
+from corral.model.auth import Role
+from tests.unit.api.conftest import PASSWORD, Api
+
+
+def test_add_and_remove_a_host(api: Api) -> None:
+    added = api.client.post(
+        "/api/v1/hosts",
+        json={"name": "second", "uri": "test:///default", "accelerator": "tcg"},
+        headers=api.headers(),
+    )
+    assert added.status_code == 201, added.text
+    assert added.json()["connected"] is True and added.json()["accelerator"] == "tcg"
+    names = [h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()]
+    assert names == ["test", "second"]
+    dup = api.client.post(
+        "/api/v1/hosts", json={"name": "second", "uri": "test:///default"}, headers=api.headers()
+    )
+    assert dup.status_code == 409
+    assert api.client.delete("/api/v1/hosts/second", headers=api.headers()).status_code == 204
+    assert api.client.get("/api/v1/hosts/second", headers=api.headers()).status_code == 404
+
+
+def test_unreachable_host_is_refused_and_not_recorded(api: Api) -> None:
+    answer = api.client.post(
+        "/api/v1/hosts",
+        json={"name": "ghost", "uri": "qemu+unix:///system?socket=/nonexistent/sock"},
+        headers=api.headers(),
+    )
+    assert answer.status_code == 503, answer.text
+    assert "cannot connect" in answer.json()["detail"]
+    assert api.client.get("/api/v1/hosts/ghost", headers=api.headers()).status_code == 404
+
+
+def test_a_host_with_vms_cannot_be_removed(api: Api) -> None:
+    # The test driver's own domain "test" was adopted on host "test" at start-up.
+    answer = api.client.delete("/api/v1/hosts/test", headers=api.headers())
+    assert answer.status_code == 409
+    assert "migrate or delete them first" in answer.json()["detail"]
+
+
+def test_users_roles_and_the_last_admin(api: Api) -> None:
+    made = api.client.post(
+        "/api/v1/users",
+        json={"name": "alice", "password": PASSWORD, "role": "operator"},
+        headers=api.headers(),
+    )
+    assert made.status_code == 201 and made.json()["role"] == "operator"
+    short = api.client.post(
+        "/api/v1/users", json={"name": "bob", "password": "short"}, headers=api.headers()
+    )
+    assert short.status_code == 422 and "password" in short.json()["detail"]
+    login = api.client.post("/api/v1/auth/login", json={"username": "alice", "password": "x"})
+    assert login.status_code == 401 and "wrong user name or password" in login.json()["detail"]
+    me = api.client.delete("/api/v1/users/admin", headers=api.headers())
+    assert me.status_code == 422 and "own user" in me.json()["detail"]
+    assert api.client.delete("/api/v1/users/alice", headers=api.headers()).status_code == 204
+
+
+def test_tokens_are_shown_once_and_revocable(api: Api) -> None:
+    made = api.client.post(
+        "/api/v1/tokens",
+        json={"name": "ci", "expires_in_days": 1},
+        headers=api.headers(Role.VIEWER),
+    )
+    assert made.status_code == 201
+    secret, token_id = made.json()["secret"], made.json()["id"]
+    mine = {"Authorization": f"Bearer {secret}"}
+    assert api.client.get("/api/v1/auth/whoami", headers=mine).json()["name"] == "viewer"
+    listed = api.client.get("/api/v1/tokens", headers=api.headers(Role.VIEWER)).json()
+    assert all("secret" not in t for t in listed)
+    assert {t["user"] for t in listed} == {"viewer"}
+    # Another user cannot even see that the token exists.
+    other = api.client.delete(f"/api/v1/tokens/{token_id}", headers=api.headers(Role.OPERATOR))
+    assert other.status_code == 404
+    revoked = api.client.delete(f"/api/v1/tokens/{token_id}", headers=mine)
+    assert revoked.status_code == 204
+    assert api.client.get("/api/v1/auth/whoami", headers=mine).status_code == 401
+
+
+def test_secrets_never_reach_the_audit_log(api: Api) -> None:
+    api.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
+    entries = api.client.get("/api/v1/audit?limit=1000", headers=api.headers()).json()
+    text = repr(entries)
+    assert PASSWORD not in text
+    assert not any(secret in text for secret in api.tokens.values())
+    assert any(e["action"] == "auth.login" and e["user"] == "admin" for e in entries)
