@@ -9,6 +9,7 @@
     ├── PermissionDenied             authenticated, but the role does not allow it             (403)
     ├── OperationTimeout             e.g. graceful shutdown did not finish in time             (504)
     ├── Cancelled                    a task was cancelled by a user                            (409)
+    ├── RateLimited                  too many attempts (failed logins)                         (429)
     └── HostError                    libvirt or the host failed (converted in ``corral.virt``) (502)
         └── HostUnreachable          the host connection is down                               (503)
 
@@ -56,6 +57,10 @@ class OperationTimeout(CorralError):
 
 class Cancelled(CorralError):
     """A task was cancelled."""
+
+
+class RateLimited(CorralError):
+    """Too many attempts in a short time; the message says how long to wait."""
 
 
 class HostError(CorralError):

@@ -26,6 +26,7 @@ _STATUS: list[tuple[type[errors.CorralError], int, str]] = [
     (errors.PermissionDenied, 403, "Permission denied"),
     (errors.OperationTimeout, 504, "Operation timed out"),
     (errors.Cancelled, 409, "Cancelled"),
+    (errors.RateLimited, 429, "Too many requests"),
     (errors.HostUnreachable, 503, "Host unreachable"),
     (errors.HostError, 502, "Host error"),
 ]

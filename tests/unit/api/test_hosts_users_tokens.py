@@ -88,3 +88,19 @@ def test_secrets_never_reach_the_audit_log(api: Api) -> None:
     assert PASSWORD not in text
     assert not any(secret in text for secret in api.tokens.values())
     assert any(e["action"] == "auth.login" and e["user"] == "admin" for e in entries)
+
+
+def test_password_guessing_is_throttled(api: Api) -> None:
+    for _ in range(5):
+        wrong = api.client.post(
+            "/api/v1/auth/login", json={"username": "operator", "password": "guess"}
+        )
+        assert wrong.status_code == 401
+    blocked = api.client.post(
+        "/api/v1/auth/login", json={"username": "operator", "password": PASSWORD}
+    )
+    assert blocked.status_code == 429
+    assert "too many failed logins" in blocked.json()["detail"]
+    # Other users are not affected.
+    other = api.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
+    assert other.status_code == 201
