@@ -146,9 +146,7 @@ class VmService:
         return result
 
     async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:
-        host = self.hosts.connected(spec.host) if spec.host else self.hosts.get()
-        if not host.connected:
-            host = self.hosts.connected(host.name)
+        host = self.hosts.connected(spec.host or self.hosts.get().name)
 
         async def _validate() -> VmSpec:
             return await vm_provision.validate(self._db, host, spec)
