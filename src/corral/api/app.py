@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import corral
 from corral.api.middleware import AuditMiddleware
 from corral.api.problems import install_handlers
-from corral.api.routers import auth, hosts, serial, tasks, vms
+from corral.api.routers import auth, console, hosts, serial, tasks, vms
 from corral.config import Settings, load_settings
 from corral.metrics import REGISTRY
 from corral.services.runtime import Services
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(AuditMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, serial, tasks):
+    for module in (auth, hosts, vms, console, serial, tasks):
         api.include_router(module.router)
     app.include_router(api)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from corral.cli import console, snapshot, vm_create
+from corral.cli import console, snapshot, vm_create, vm_screen
 from corral.cli import context as c
 from corral.cli.client import ApiError, BadAnswer, CorralClient, parse, parse_list, seg
 from corral.cli.output import disk_table, vm_details, vm_table
@@ -221,3 +221,4 @@ def log(
 
 app.command("console")(console.console_command)
 app.add_typer(snapshot.app, name="snapshot")
+vm_screen.register(app)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -147,6 +148,20 @@ class RFBClient:
         return await cls._open(WebSocketTransport(ws), timeout, options)
 
     @classmethod
+    async def connect_socket(
+        cls, sock: socket.socket, *, timeout: float = 10.0, **options: Any
+    ) -> Self:
+        """Speak RFB over an already connected stream socket (e.g. one that libvirt's
+        ``openGraphicsFD`` handed over); the client owns and closes it from now on."""
+        try:
+            with map_transport_errors("taking over a VNC socket"):
+                reader, writer = await asyncio.open_connection(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        return await cls._open(StreamTransport(reader, writer), timeout, options)
+
+    @classmethod
     async def _open(cls, transport: Transport, timeout: float, options: dict[str, Any]) -> Self:
         ssl_context = options.pop("ssl_context", None)
         server_hostname = options.pop("server_hostname", None)
@@ -241,6 +256,20 @@ class RFBClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         await self._transport.close()
+
+    async def finish_input(self, timeout: float = 10.0) -> None:
+        """Half-close and wait until the server closes too: it has then acted on all input
+        sent before. Needed because QEMU discards what it has not read yet when a client hangs
+        up, so ``close()`` right after typing can lose keys. (A WebSocket cannot half-close:
+        there this returns at once.) Call ``close()`` afterwards."""
+        self._check()
+        if self._reader is None or not await self._transport.write_eof():
+            return
+        done, _ = await asyncio.wait({self._reader}, timeout=timeout)
+        if not done:
+            raise RFBTimeout(f"the VNC server did not close the connection within {timeout} s")
+        if self._error is not None and not isinstance(self._error, TruncatedStream):
+            raise self._error
 
     async def __aenter__(self) -> Self:
         return self
@@ -337,6 +366,18 @@ class RFBClient:
         downs = [self._key_messages(k, True) for k in keys]
         ups = [self._key_messages(k, False) for k in reversed(keys)]
         await self._send(*downs, *ups)
+
+    @staticmethod
+    def key_events(text: str = "", combos: Iterable[str] = ()) -> int:
+        """How many key events ``type_text(text)`` and ``press(combo)`` for each combo send;
+        raises ``LocalProtocolError`` where they would, so a caller can refuse bad input before
+        sending any of it, and pace its input (QEMU passes one key event on per 10 ms)."""
+        events = 0
+        for char in text:
+            events += 4 if key_for_char(char).shift else 2
+        for combo in combos:
+            events += 2 * len(parse_combo(combo))
+        return events
 
     async def key_down(self, combo: str) -> None:
         await self._send(*(self._key_messages(k, True) for k in parse_combo(combo)))

@@ -24,6 +24,9 @@ class Transport(Protocol):
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None: ...
 
+    async def write_eof(self) -> bool:
+        """Half-close (no more data from us); False if the transport cannot."""
+
     async def close(self) -> None: ...
 
 
@@ -71,6 +74,13 @@ class StreamTransport:
         with map_transport_errors("starting TLS with the VNC server"):
             await self._writer.start_tls(context, server_hostname=server_hostname)
 
+    async def write_eof(self) -> bool:
+        if not self._writer.can_write_eof():
+            return False
+        with map_transport_errors("closing the VNC connection for writing"):
+            self._writer.write_eof()
+        return True
+
     async def close(self) -> None:
         self._writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):
@@ -103,6 +113,9 @@ class WebSocketTransport:
         raise RFBConnectionError(
             "VeNCrypt TLS inside a WebSocket is not supported: use wss:// for transport security"
         )
+
+    async def write_eof(self) -> bool:
+        return False  # a WebSocket closes both ways at once
 
     async def close(self) -> None:
         with contextlib.suppress(WebSocketException, OSError):

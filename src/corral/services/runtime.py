@@ -14,6 +14,7 @@ from corral.services.locks import OperationLocks
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
 from corral.services.tasks import TaskService
+from corral.services.vm_console import VmConsole
 from corral.services.vm_extras import VmExtras
 from corral.services.vms import VmService
 from corral.store import Store
@@ -41,6 +42,7 @@ class Services:
         )
         self.vms = VmService(self.db, self.hosts, self.tasks, self.audit, self.locks)
         self.extras = VmExtras(self.vms)
+        self.console = VmConsole(self.vms)
 
     async def start(self) -> None:
         s = self.settings

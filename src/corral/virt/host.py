@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ import libvirt
 from corral.errors import InvalidRequest
 from corral.model.host import HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
-from corral.virt import _clone, _network, _records, _snapshots, _storage, _transfer
+from corral.virt import _clone, _network, _records, _snapshots, _storage, _transfer, _vnc
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
 from corral.virt.console import SerialConsole
@@ -281,6 +282,15 @@ class LibvirtHost:
             lambda c: _lookup(c, uuid).openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE),
         )
         return SerialConsole(stream, what)
+
+    async def open_vnc(self, uuid: str) -> socket.socket:
+        """A connected socket to the domain's VNC server, without VNC authentication (the
+        caller owns it). Only for hosts reached over a local UNIX socket."""
+        _vnc.require_local(self.name, self.uri)
+        return await self._conn.run(
+            f"open the screen (VNC) of domain {uuid}",
+            lambda c: _vnc.open_graphics_socket(_lookup(c, uuid)),
+        )
 
     # -- storage -----------------------------------------------------------------------------
     def _pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:

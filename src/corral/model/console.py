@@ -1,0 +1,94 @@
+"""Scripted console input and screen matching: ``TypeRequest``, ``WaitScreenRequest``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Most characters one request may type. QEMU passes key events on one per 10 ms, so typing
+#: takes 20-45 ms per character (Shift costs two more events).
+MAX_TEXT_CHARS = 1024
+#: Largest template PNG accepted, in bytes (before base64).
+MAX_TEMPLATE_BYTES = 4 * 1024 * 1024
+#: Longest wait for an image, in seconds (the HTTP request stays open that long).
+MAX_WAIT_S = 600.0
+
+_TYPEABLE_CONTROLS = "\n\t"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TypeRequest(_Strict):
+    """Text typed on the VM's keyboard (US layout), then ``keys`` pressed in turn."""
+
+    text: str = Field(
+        default="",
+        max_length=MAX_TEXT_CHARS,
+        description="printable ASCII; '\\n' presses Enter and '\\t' Tab",
+    )
+    keys: str | None = Field(
+        default=None,
+        max_length=256,
+        description="key combinations pressed after the text, separated by spaces: "
+        "'enter', 'ctrl-alt-delete', 'ctrl-u enter', 'f2'",
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _typeable(cls, text: str) -> str:
+        for index, char in enumerate(text):
+            if not (" " <= char <= "~" or char in _TYPEABLE_CONTROLS):
+                raise ValueError(
+                    f"character {char!r} at position {index} cannot be typed: text may hold "
+                    "printable ASCII, newline and tab (key presses on a US layout); send other "
+                    "keys with 'keys'"
+                )
+        return text
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if not self.text and not self.combos():
+            raise ValueError("give text to type, keys to press, or both")
+        return self
+
+    def combos(self) -> list[str]:
+        return (self.keys or "").split()
+
+
+class WaitScreenRequest(_Strict):
+    """Wait until a PNG image (e.g. cropped from a screenshot) appears exactly on the screen."""
+
+    image_png_base64: str = Field(
+        min_length=1,
+        max_length=(MAX_TEMPLATE_BYTES + 2) // 3 * 4,
+        description=f"the template: a PNG of at most {MAX_TEMPLATE_BYTES // 2**20} MiB, "
+        "base64-encoded; every pixel must match",
+    )
+    timeout_s: float = Field(default=30, gt=0, le=MAX_WAIT_S)
+
+    @field_validator("image_png_base64")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(
+                "not valid base64: encode the PNG file's bytes (e.g. `base64 -w0 image.png`)"
+            ) from None
+        return value
+
+    def image_png(self) -> bytes:
+        return base64.b64decode(self.image_png_base64, validate=True)
+
+
+class ScreenMatch(BaseModel):
+    """Where the image was found (top-left corner, screen pixels) and how long it took."""
+
+    x: int
+    y: int
+    elapsed_s: float

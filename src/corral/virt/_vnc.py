@@ -1,0 +1,48 @@
+"""A VNC connection to a domain's display, handed over by libvirt (``virDomainOpenGraphicsFD``).
+
+libvirt gives QEMU one end of a socket pair as a new VNC client (QMP ``add_client``) and passes
+the other end to us over the libvirtd UNIX socket (SCM_RIGHTS). No VNC port or socket path has
+to be reachable, and ``SKIPAUTH`` skips VNC authentication: whoever may use this libvirt
+connection may control the domain anyway. File descriptors only travel over UNIX sockets, so this
+works for local hosts only; remote hosts need VNC over TLS through the console proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+
+import libvirt
+
+from corral.errors import InvalidRequest
+
+#: libvirt transports that reach libvirtd over a local UNIX socket (``qemu:///system``,
+#: ``qemu+unix:///system?socket=…``).
+_LOCAL_TRANSPORTS = ("", "unix")
+
+
+def passes_fds(uri: str) -> bool:
+    """True when ``uri`` reaches libvirtd over a local UNIX socket (FD passing works)."""
+    parts = urllib.parse.urlsplit(uri)
+    _driver, _, transport = parts.scheme.partition("+")
+    return transport in _LOCAL_TRANSPORTS and not parts.hostname
+
+
+def require_local(host: str, uri: str) -> None:
+    if not passes_fds(uri):
+        raise InvalidRequest(
+            f"host {host} is reached at {uri}: Corral can open VM screens for typing and "
+            "screen matching only on hosts connected over a local UNIX socket for now; VNC "
+            "over TLS to remote hosts comes with the web console"
+        )
+
+
+def open_graphics_socket(dom: libvirt.virDomain) -> socket.socket:
+    """A connected stream socket to the domain's first graphics device (worker thread)."""
+    fd = dom.openGraphicsFD(0, libvirt.VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH)
+    try:
+        return socket.socket(fileno=fd)
+    except OSError:
+        os.close(fd)
+        raise
