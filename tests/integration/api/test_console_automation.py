@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import secrets
 import string
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -183,19 +185,19 @@ def banner(client: httpx.Client, vm: str, shell: SerialShell) -> bytes:
 
 
 def test_cli_finds_a_template_cut_from_a_screenshot(
-    corral: CorralServer, vm: str, banner: bytes, tmp_path: Any
+    corral: CorralServer, vm: str, banner: bytes, tmp_path: Path
 ) -> None:
     template = tmp_path / "banner.png"
     template.write_bytes(banner)
     out = ok(corral, "vm", "wait-screen", vm, "--image", str(template), "--timeout", "30")
     assert re.fullmatch(rf"found banner\.png on VM {vm} at x=0 y=0 after \d+\.\d s\n", out)
     as_json = ok(corral, "--json", "vm", "wait-screen", vm, "--image", str(template))
-    found = __import__("json").loads(as_json)
+    found = json.loads(as_json)
     assert (found["x"], found["y"]) == (0, 0) and 0 <= found["elapsed_s"] < 30
 
 
 def test_cli_times_out_on_an_image_that_never_appears(
-    corral: CorralServer, vm: str, tmp_path: Any
+    corral: CorralServer, vm: str, tmp_path: Path
 ) -> None:
     noise = np.random.default_rng(7).integers(0, 256, (12, 20, 3), dtype=np.uint8)
     template = tmp_path / "noise.png"
