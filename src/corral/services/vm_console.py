@@ -148,7 +148,8 @@ class VmConsole:
 
     async def wait_screen(self, name: str, template_png: bytes, timeout_s: float) -> ScreenMatch:
         """Wait until the PNG ``template_png`` appears on the screen, pixel for pixel."""
-        template = decode_template(template_png)
+        # Decoding up to 4096x4096 pixels takes a while: not in the event loop.
+        template = await asyncio.to_thread(decode_template, template_png)
         started = time.monotonic()
         async with self._screen(name, _VIEWING_STATES, "see its screen") as client:
             height, width = template.shape[:2]
