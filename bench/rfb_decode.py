@@ -5,10 +5,12 @@ whose VGA text console scrolls constantly (``corral.scroll=1``), into build/rfb-
 (kept: later runs reuse them; ``--record`` re-records). Then decodes each recording into a
 framebuffer and prints MB/s, updates/s and the factor over real time; raw, hextile and ZRLE are
 also decoded by vncdotool's ``VNCDoToolClient`` updating its PIL screen (it cannot decode zlib,
-tight or tightpng). ``--json`` prints ``speedup_raw``, ``speedup_hextile``, ``speedup_zrle``
-and ``min_realtime_factor``.
+tight or tightpng). Each side decodes each recording ``--repeat`` times with a fresh client and
+the median time counts (the machine is shared; one-time warm-up such as numpy's first calls is
+not decoding). ``--json`` prints ``speedup_raw``, ``speedup_hextile``, ``speedup_zrle`` and
+``min_realtime_factor``.
 
-    .venv/bin/python bench/rfb_decode.py [--json] [--record] [--seconds 10]
+    .venv/bin/python bench/rfb_decode.py [--json] [--record] [--seconds 10] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import struct
 import subprocess
 import sys
@@ -211,6 +214,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--record", action="store_true", help="record the sessions again")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each recording")
+    parser.add_argument("--repeat", type=int, default=3, help="decodes per side; median counts")
     parser.add_argument("--dir", type=Path, default=REPO / "build" / "rfb-recordings")
     args = parser.parse_args()
     recordings = _recordings(args.dir, args.seconds, args.record)
@@ -218,7 +222,8 @@ def main() -> None:
     headline: dict[str, float] = {}
     factors = []
     for name, rec in recordings.items():
-        seconds, updates = decode_corral(rec)
+        runs = [decode_corral(rec) for _ in range(args.repeat)]
+        seconds, updates = statistics.median([r[0] for r in runs]), runs[0][1]
         mb = rec.size / 1e6
         row: dict[str, object] = {
             "encoding": name, "MB": mb, "updates": updates, "MB/s": mb / seconds,
@@ -227,7 +232,7 @@ def main() -> None:
         }  # fmt: skip
         factors.append(rec.duration / seconds)
         if name in VNCDOTOOL:
-            theirs = decode_vncdotool(rec)
+            theirs = statistics.median([decode_vncdotool(rec) for _ in range(args.repeat)])
             row["vncdotool MB/s"] = mb / theirs
             row["speed-up"] = theirs / seconds
             headline[f"speedup_{name}"] = theirs / seconds
