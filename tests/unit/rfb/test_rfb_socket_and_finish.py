@@ -30,7 +30,7 @@ async def _serve(sock: socket.socket, received: bytearray, *, close_at_eof: bool
     if close_at_eof:
         writer.close()
     else:
-        await asyncio.sleep(3600)  # a server that never hangs up (cancelled by the test)
+        await asyncio.Event().wait()  # a server that never hangs up (cancelled by the test)
 
 
 async def test_connect_socket_speaks_rfb_over_a_given_socket() -> None:
