@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from datetime import UTC, datetime
 from functools import partial
 
 from corral import store
 from corral.errors import Conflict, CorralError, NotFound
 from corral.model.common import NAME_PATTERN
+from corral.model.vm import VmState
 from corral.services._db import Db
 from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(NAME_PATTERN)
 _INVENTORY_DETAILS = {"defined", "undefined"}
+_START_STOP = {"started", "stopped", "crashed"}
+_ALIVE = {VmState.RUNNING, VmState.PAUSED, VmState.SHUTTING_DOWN, VmState.BLOCKED}
 
 
 class Reconciler:
@@ -39,6 +43,7 @@ class Reconciler:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
 
     def on_event(self, event: DomainEvent) -> None:
         """Called by hosts in the loop thread: publish, and schedule a reconcile when the
@@ -58,6 +63,13 @@ class Reconciler:
         if event.kind == "connected" or event.detail in _INVENTORY_DETAILS:
             self._pending.add(event.host)
             self._wake.set()
+        if event.uuid and event.detail in _START_STOP:
+            at = datetime.now(UTC) if event.detail == "started" else None
+            job = asyncio.create_task(
+                self._db(partial(store.set_vm_started, uuid=event.uuid, at=at))
+            )
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="reconciler")
@@ -66,6 +78,7 @@ class Reconciler:
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        await asyncio.gather(*self._jobs, return_exceptions=True)
 
     async def _run(self) -> None:
         while True:
@@ -101,7 +114,11 @@ class Reconciler:
         known = {row.uuid for row in rows}
         for row in rows:
             try:
-                if row.uuid in records and row.missing_since is not None:
+                record = records.get(row.uuid)
+                if record is not None and row.started_at and record.state not in _ALIVE:
+                    # Stopped while Corral was not looking.
+                    await self._db(partial(store.set_vm_started, uuid=row.uuid, at=None))
+                if record is not None and row.missing_since is not None:
                     await self._db(partial(store.clear_vm_missing, name=row.name))
                 elif (
                     row.uuid not in records

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from corral import store
@@ -26,6 +27,16 @@ from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.2
+
+
+def _uptime(row: Vm, record: DomainRecord) -> float | None:
+    """libvirt has no uptime: virt knows it for starts it saw; the row remembers starts seen
+    before a manager restart."""
+    if record.uptime_s is not None:
+        return record.uptime_s
+    if row.started_at is None or record.state in (VmState.SHUTOFF, VmState.CRASHED):
+        return None
+    return max(0.0, (datetime.now(UTC) - row.started_at).total_seconds())
 
 
 def vm_info(row: Vm, record: DomainRecord | None, host_connected: bool) -> VmInfo:
@@ -51,7 +62,7 @@ def vm_info(row: Vm, record: DomainRecord | None, host_connected: bool) -> VmInf
         state=record.state,
         vcpus=record.vcpus,
         memory_mib=record.memory_mib,
-        uptime_s=record.uptime_s,
+        uptime_s=_uptime(row, record),
         cpu_time_s=record.cpu_time_s,
         description=record.description,
         accelerator=record.accelerator,

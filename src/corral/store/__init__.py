@@ -49,6 +49,7 @@ from corral.store.vms import (
     get_vm_by_uuid,
     list_vms,
     mark_vm_missing,
+    set_vm_started,
     update_vm,
 )
 
@@ -99,6 +100,7 @@ __all__ = [
     "set_disabled",
     "set_password",
     "set_role",
+    "set_vm_started",
     "task_info",
     "token_info",
     "update_task",

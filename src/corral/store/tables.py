@@ -116,6 +116,8 @@ class Vm(Base):
     created_by: Mapped[str] = mapped_column(String(NAME_LEN))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     missing_since: Mapped[datetime | None]
+    #: When Corral last saw the domain start (libvirt has no uptime API); None when unknown.
+    started_at: Mapped[datetime | None]
 
     # Joined: callers need ``vm.host.name`` after the session has closed.
     host: Mapped[Host] = relationship(lazy="joined")

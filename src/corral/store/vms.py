@@ -132,6 +132,15 @@ def clear_vm_missing(session: Session, name: str) -> Vm:
     return vm
 
 
+def set_vm_started(session: Session, uuid: str, at: datetime | None) -> None:
+    """Record (or, with None, forget) when the VM with ``uuid`` started; unknown UUIDs are
+    ignored (an event may arrive before the VM's row)."""
+    vm = find_vm_by_uuid(session, uuid)
+    if vm is not None:
+        vm.started_at = at
+        session.flush()
+
+
 def delete_vm(session: Session, name: str) -> None:
     session.delete(get_vm(session, name))
     session.flush()

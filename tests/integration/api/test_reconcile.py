@@ -89,6 +89,8 @@ def test_corral_restart_rebuilds_state_from_libvirt(
     client.post(f"/vms/{name}/start")
     wait_log(client, name, rb"corral-heartbeat \d+")
     before = _listed(client)
+    uptime_before = client.get(f"/vms/{name}").json()["uptime_s"]
+    assert uptime_before is not None and uptime_before > 0
 
     corral.stop()
     # While Corral is down, the world changes: one domain appears, the running VM pauses.
@@ -100,6 +102,8 @@ def test_corral_restart_rebuilds_state_from_libvirt(
         after = {vm["name"]: vm for vm in fresh.get("/vms").json()}
         assert set(before) | {"born-offline"} == set(after)
         assert after[name]["state"] == "paused"
+        # libvirt has no uptime; Corral remembered when it saw the VM start.
+        assert after[name]["uptime_s"] > uptime_before
         assert after["born-offline"]["adopted"] is True
         assert fresh.post(f"/vms/{name}/resume").json()["state"] == "running"
         fresh.post(f"/vms/{name}/stop")
