@@ -53,7 +53,7 @@ class HextileDecoder:
                 n = tw * th * bpp
                 if p + n > end:
                     break
-                batch.raw_meta += (rect_no, tx, ty, tw, th, 0)
+                batch.raw_meta += (rect_no, tx, ty, tw, th)
                 batch.raw_data += buf[p : p + n]
                 pos = p + n
                 i += 1

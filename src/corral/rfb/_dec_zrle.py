@@ -100,10 +100,6 @@ def _beyond(data: bytes, pos: int) -> InvalidEncodingData:
     )
 
 
-# The name _updates.py's inlined rectangle loop imports (from when rectangles were queued).
-queue_zrle = paint_zrle
-
-
 def _short() -> InvalidEncodingData:
     return InvalidEncodingData("server's ZRLE tile runs past the end of its rectangle data")
 

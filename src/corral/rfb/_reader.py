@@ -100,7 +100,6 @@ class DecodeContext:
     def __post_init__(self) -> None:
         self.cpixel_size = self.pixel_format.cpixel_size
         self.tile_cache = TileCache()
-        self.framebuffer.batch.cache = self.tile_cache
         self.read_colour = self._read_rgbx32 if self.pixel_format.is_rgbx32 else self._read_any
         self.read_ccolour = (
             self._read_rgb24 if self.pixel_format.cpixel_size == 3 and self.pixel_format.is_rgbx32

@@ -12,7 +12,7 @@ from ._clipboard import handle_extended_clipboard, our_capabilities
 from ._dec_basic import decode_copy_rect, decode_raw, decode_rre, decode_zlib
 from ._dec_hextile import HextileDecoder
 from ._dec_tight import decode_tight
-from ._dec_zrle import decode_zrle, queue_zrle
+from ._dec_zrle import decode_zrle, paint_zrle
 from ._errors import RemoteProtocolError, UnsupportedServer
 from ._events import (
     Bell,
@@ -132,14 +132,14 @@ class UpdateParser:
                 del block  # release the view: the buffer may be compacted below
                 r.pos = end
             elif encoding == _ZRLE and pos + 4 <= len(buf):
-                # Inlined decode_zrle (queueing only): it runs once per tiny rectangle.
+                # Inlined decode_zrle: it runs once per tiny rectangle.
                 (length,) = _U32.unpack_from(buf, pos)
                 end = pos + 4 + length
                 if length > max_compressed:
                     check_compressed_length(ctx.limits, length)
                 if end > len(buf):
                     raise NeedData
-                queue_zrle(ctx, x, y, w, h, bytes(buf[pos + 4 : end]))
+                paint_zrle(ctx, x, y, w, h, bytes(buf[pos + 4 : end]))
                 r.pos = end
             elif encoding == _HEXTILE:
                 hextile = HextileDecoder(ctx, x, y, w, h)

@@ -171,3 +171,35 @@ def test_repeated_and_overlapping_zrle_tiles() -> None:
         expected[y : y + 10, x + 4 : x + 20] = other
         feed(conn, [wire.update(*rects)])
         np.testing.assert_array_equal(conn.framebuffer.pixels, expected)
+
+
+# Overlapping rectangles in a 80x48 framebuffer; the last one spans several ZRLE tiles.
+_OVERLAPPING = [(0, 0, 40, 30), (20, 10, 40, 30), (8, 4, 70, 40)]
+
+
+@pytest.mark.parametrize("colours", [(2, 5, 20), (1, 2, 1)])
+@pytest.mark.parametrize("mode", [0, 1, 2])
+@pytest.mark.parametrize("order", ["HZ", "ZH", "HZH", "ZHZ"])
+def test_overlapping_hextile_and_zrle_paint_in_wire_order(
+    order: str, mode: int, colours: tuple[int, int, int]
+) -> None:
+    """Hextile tiles wait in the paint batch while ZRLE paints each rectangle at once: in one
+    update, overlapping rectangles of both must still end up painted in the order sent."""
+    rng = np.random.default_rng(mode * 10 + len(order))
+    encoder = Encoder()
+    rects = []
+    expected = np.zeros((48, 80), np.uint32)
+    for i, kind in enumerate(order):
+        x, y, w, h = _OVERLAPPING[i]
+        # Disjoint palettes: every overlapped pixel shows which rectangle painted last.
+        palette = np.uint32((i + 1) << 20) | rng.integers(0, 1 << 20, colours[i], np.uint32)
+        img = palette[rng.integers(0, colours[i], (h, w))]
+        enc, body = encoder.encode("hextile" if kind == "H" else "zrle", img, mode)
+        rects.append(wire.rect(x, y, w, h, enc, body))
+        expected[y : y + h, x : x + w] = img
+    message = wire.update(*rects)
+    for chunks in ([message], chunked(message, 7)):
+        conn = connected(80, 48)
+        events = feed(conn, chunks)
+        assert [type(e) for e in events] == [FramebufferUpdated]
+        np.testing.assert_array_equal(conn.framebuffer.pixels, expected)
