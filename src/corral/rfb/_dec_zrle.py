@@ -28,7 +28,9 @@ def decode_zrle(r: Reader, ctx: DecodeContext, x: int, y: int, w: int, h: int) -
     paint_zrle(ctx, x, y, w, h, r.take(length))
 
 
-def paint_zrle(ctx: DecodeContext, x: int, y: int, w: int, h: int, compressed: bytes) -> None:
+def paint_zrle(
+    ctx: DecodeContext, x: int, y: int, w: int, h: int, compressed: bytes | bytearray
+) -> None:
     """Decode one ZRLE rectangle (already checked to lie inside the framebuffer)."""
     fb = ctx.framebuffer
     if fb.batch.pending:
@@ -63,7 +65,9 @@ def paint_zrle(ctx: DecodeContext, x: int, y: int, w: int, h: int, compressed: b
         raise _beyond(data, end)
 
 
-def _paint_tiles(ctx: DecodeContext, x: int, y: int, w: int, h: int, compressed: bytes) -> None:
+def _paint_tiles(
+    ctx: DecodeContext, x: int, y: int, w: int, h: int, compressed: bytes | bytearray
+) -> None:
     cpix = ctx.cpixel_size
     tiles = ((w + _TILE - 1) // _TILE) * ((h + _TILE - 1) // _TILE)
     data = _inflate(ctx, compressed, w * h * (cpix + 2) + tiles * (1 + 127 * cpix))
@@ -79,7 +83,7 @@ def _paint_tiles(ctx: DecodeContext, x: int, y: int, w: int, h: int, compressed:
         raise _beyond(data, pos)
 
 
-def _inflate(ctx: DecodeContext, compressed: bytes, bound: int) -> bytes:
+def _inflate(ctx: DecodeContext, compressed: bytes | bytearray, bound: int) -> bytes:
     """The rectangle's tile data; ``bound`` is the most its tiles can legitimately take:
     every pixel an RLE run of one (pixel + length byte), plus per tile its subencoding byte
     and a 127-colour palette."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -101,8 +102,11 @@ class Connected(Event):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Rect:
+class Rect(NamedTuple):
+    """One rectangle of a ``FramebufferUpdated``. A named tuple, not a frozen dataclass like
+    the events: QEMU sends ~18 rectangles per update, and a dataclass's ``__init__`` cost
+    ~0.6 µs each (a named tuple ~0.2 µs)."""
+
     x: int
     y: int
     width: int

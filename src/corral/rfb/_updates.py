@@ -139,7 +139,8 @@ class UpdateParser:
                     check_compressed_length(ctx.limits, length)
                 if end > len(buf):
                     raise NeedData
-                paint_zrle(ctx, x, y, w, h, bytes(buf[pos + 4 : end]))
+                # A bytearray slice is a copy (no bytes() needed): nothing holds on to buf.
+                paint_zrle(ctx, x, y, w, h, buf[pos + 4 : end])
                 r.pos = end
             elif encoding == _HEXTILE:
                 hextile = HextileDecoder(ctx, x, y, w, h)
@@ -260,7 +261,7 @@ class UpdateParser:
         # Paint at the end of every update: the event promises a finished framebuffer, and
         # errors in deferred data surface here, from next_event.
         self.ctx.framebuffer.flush()
-        rects = tuple(Rect(*t) for t in self._done_rects)
+        rects = tuple(map(Rect._make, self._done_rects))
         self._done_rects = []
         return FramebufferUpdated(rects)
 

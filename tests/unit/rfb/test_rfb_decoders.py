@@ -203,3 +203,18 @@ def test_overlapping_hextile_and_zrle_paint_in_wire_order(
         events = feed(conn, chunks)
         assert [type(e) for e in events] == [FramebufferUpdated]
         np.testing.assert_array_equal(conn.framebuffer.pixels, expected)
+
+
+def test_rect_is_an_immutable_hashable_value() -> None:
+    rect = Rect(1, 2, 16, 10, Encoding.ZRLE)
+    assert (rect.x, rect.y, rect.width, rect.height, rect.encoding) == (1, 2, 16, 10, 16)
+    assert rect == Rect(1, 2, 16, 10, 16) and rect != Rect(1, 2, 16, 10, Encoding.HEXTILE)
+    assert len({rect, Rect(1, 2, 16, 10, 16)}) == 1
+    assert repr(Rect(1, 2, 16, 10, 16)) == "Rect(x=1, y=2, width=16, height=10, encoding=16)"
+    with pytest.raises(AttributeError):
+        rect.x = 5  # type: ignore[misc]
+    match rect:
+        case Rect(x, y, encoding=Encoding.ZRLE):
+            assert (x, y) == (1, 2)
+        case _:
+            pytest.fail("Rect does not match by position and keyword")
