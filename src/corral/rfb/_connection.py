@@ -120,8 +120,14 @@ class RFBConnection:
         """Tell the connection TLS is now active; later bytes are the decrypted stream."""
         if self.state is not ConnectionState.WAIT_TLS:
             raise LocalProtocolError("tls_started called while no TLS handshake was requested")
+        self._refuse_plaintext()
         self._handshake.tls_started()
         self.state = ConnectionState.HANDSHAKE
+
+    def _refuse_plaintext(self) -> None:
+        if self._pos < len(self._buf):
+            self.state = ConnectionState.ERROR
+            raise RemoteProtocolError("server sent plaintext after agreeing to start TLS")
 
     @property
     def vencrypt_subtype(self) -> int:
@@ -155,6 +161,7 @@ class RFBConnection:
             if self._events:
                 return self._events.popleft()
             if self.state is ConnectionState.WAIT_TLS:
+                self._refuse_plaintext()
                 return PAUSED
             if self.state is ConnectionState.CLOSED:
                 return ConnectionClosed()

@@ -192,8 +192,8 @@ class Handshake:
         if self.subtype not in _TLS_SUBTYPES:
             self._send_plain()
             return None
-        if r.available():
-            raise RemoteProtocolError("server sent plaintext after agreeing to start TLS")
+        # Bytes after the ack would be plaintext where only TLS may follow: the connection
+        # refuses them whether they came in this read or a later one (see RFBConnection).
         self.state = HandshakeState.WAIT_TLS
         return TLSRequired(VeNCryptSubtype(self.subtype))
 

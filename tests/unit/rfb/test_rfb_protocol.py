@@ -125,11 +125,23 @@ def test_vencrypt_asks_the_transport_for_tls(password: str | None) -> None:
     assert conn.vencrypt_subtype == subtype
 
 
-def test_vencrypt_plaintext_after_the_tls_ack_is_refused() -> None:
+@pytest.mark.parametrize("chunk", [1, 7, 1000])
+def test_vencrypt_plaintext_after_the_tls_ack_is_refused(chunk: int) -> None:
+    """Whether the plaintext comes with the ack or in a later read (a fuzzer found the
+    chunked case slipping through), it is refused, and never taken for the TLS stream."""
     conn = RFBConnection(tls=True)
     server = b"RFB 003.008\n\x01\x13\x00\x02\x00\x01" + struct.pack(">I", 260) + b"\x01" + b"junk"
+    chunks = [server[i : i + chunk] for i in range(0, len(server), chunk)]
     with pytest.raises(RemoteProtocolError, match="plaintext"):
-        feed(conn, [server])
+        feed(conn, chunks)
+
+
+def test_tls_started_refuses_buffered_plaintext() -> None:
+    conn = RFBConnection(tls=True)
+    _vencrypt_to_tls(conn, VeNCryptSubtype.X509_NONE)
+    conn.receive_data(b"junk")
+    with pytest.raises(RemoteProtocolError, match="plaintext"):
+        conn.tls_started()
 
 
 def _connected() -> RFBConnection:
