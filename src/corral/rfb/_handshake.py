@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ._des import vnc_auth_response
-from ._errors import AuthenticationFailed, RemoteProtocolError, RFBError, UnsupportedServer
+from ._errors import AuthenticationFailed, RFBError, UnsupportedServer
 from ._events import Connected, Event, SecurityType, TLSRequired, VeNCryptSubtype
 from ._limits import Limits
 from ._pixel import PixelFormat
