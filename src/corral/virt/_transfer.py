@@ -128,11 +128,15 @@ def download_tail(
         vol = _lookup_volume(pool, name)
         if vol is None:
             return b""
-    size = int(vol.info()[1])
-    offset = 0 if tail_bytes is None else max(0, size - tail_bytes)
-    if size - offset <= 0:
-        return b""
     stream = conn.newStream(0)
+    if tail_bytes is None:
+        vol.download(stream, 0, 0, 0)  # length 0: to the end, whatever it is now
+        return _recv_all(stream)
+    size = int(vol.info()[1])
+    offset = max(0, size - tail_bytes)
+    if size - offset <= 0:
+        stream.abort()
+        return b""
     vol.download(stream, offset, size - offset, 0)
     return _recv_all(stream)
 

@@ -82,6 +82,7 @@ class LibvirtHost:
         self._subscribers: list[Callable[[DomainEvent], None]] = []
         self._started_at: dict[str, float] = {}
         self._capabilities: HostCapabilities | None = None
+        self._log_pool: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
         self._conn = ManagedConnection(name, uri, call_timeout, self._emit)
 
     # -- connection and events ---------------------------------------------------------------
@@ -255,10 +256,20 @@ class LibvirtHost:
 
     async def read_serial_log(self, name: str, tail_bytes: int | None = None) -> bytes:
         log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
-        return await self._conn.run(
-            f"read the serial log of VM {name}",
-            lambda c: _transfer.download_tail(c, self._pool(c), log_name, tail_bytes),
-        )
+
+        def job(conn: libvirt.virConnect) -> bytes:
+            # Logs are polled often: reuse the pool handle instead of three RPCs to re-ensure
+            # it each time; forget it on any error (pool removed, connection replaced).
+            cached = self._log_pool
+            if cached is None or cached[0] is not conn:
+                cached = self._log_pool = (conn, self._pool(conn))
+            try:
+                return _transfer.download_tail(conn, cached[1], log_name, tail_bytes)
+            except libvirt.libvirtError:
+                self._log_pool = None
+                raise
+
+        return await self._conn.run(f"read the serial log of VM {name}", job)
 
     async def delete_serial_log(self, name: str) -> None:
         """Remove VM ``name``'s serial log (it is appended to, so a later VM of the same name
