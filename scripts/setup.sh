@@ -37,7 +37,8 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.lock .venv/.corral-lock; t
 fi
 
 if [ -f package-lock.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; }; then
-    log "npm ci"
+    command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    log "npm ci (front-end packages: htmx, noVNC)"
     npm ci --silent --no-audit --no-fund
     touch node_modules
 fi
