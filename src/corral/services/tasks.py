@@ -24,17 +24,57 @@ log = logging.getLogger(__name__)
 TaskBody = Callable[["TaskContext"], Awaitable[dict[str, Any] | None]]
 
 _PROGRESS_INTERVAL_S = 0.25
+_CANCEL_GRACE_S = 10.0
+
+
+async def _finished_within(runner: asyncio.Task[None], seconds: float) -> bool:
+    try:
+        async with asyncio.timeout(seconds):
+            await asyncio.shield(runner)
+    except TimeoutError:
+        return False
+    except asyncio.CancelledError:
+        if not runner.done():
+            raise
+    return True
 
 
 class TaskContext:
-    """Handed to a running task: report progress, check for cancellation."""
+    """Handed to a running task: report progress, learn about cancellation.
+
+    Progress is coalesced: callers report as often as they like (even per chunk, from sync
+    callbacks in the loop thread); one writer stores the newest figures at most a few times a
+    second, one write at a time, so writes never overtake each other.
+    """
 
     def __init__(self, service: TaskService, task_id: str) -> None:
         self._service = service
         self.id = task_id
+        self._latest: dict[str, Any] = {}
         self._last_write = 0.0
-        self._cancel_callbacks: list[Callable[[], None]] = []
+        self._writer: asyncio.Task[None] | None = None
         self.cancel_requested = False
+
+    def report(
+        self,
+        fraction: float | None = None,
+        *,
+        phase: str | None = None,
+        bytes_done: int | None = None,
+        bytes_total: int | None = None,
+    ) -> None:
+        """Record progress without waiting (call in the event loop thread)."""
+        if fraction is not None:
+            self._latest["progress"] = min(max(fraction, 0.0), 1.0)
+        for key, value in (
+            ("phase", phase),
+            ("bytes_done", bytes_done),
+            ("bytes_total", bytes_total),
+        ):
+            if value is not None:
+                self._latest[key] = value
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_latest())
 
     async def progress(
         self,
@@ -45,27 +85,32 @@ class TaskContext:
         bytes_total: int | None = None,
         force: bool = False,
     ) -> None:
-        now = time.monotonic()
-        if not force and phase is None and now - self._last_write < _PROGRESS_INTERVAL_S:
+        """Like :meth:`report`; with ``force``, wait until it is stored. Raises
+        :class:`Cancelled` once a user asked to cancel: reporting is where long work notices."""
+        if self.cancel_requested:
+            raise Cancelled("cancelled by a user")
+        self.report(fraction, phase=phase, bytes_done=bytes_done, bytes_total=bytes_total)
+        if force:
+            await self.settle()
+
+    async def _write_latest(self) -> None:
+        while self._latest:
+            delay = self._last_write + _PROGRESS_INTERVAL_S - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            fields, self._latest = self._latest, {}
+            self._last_write = time.monotonic()
+            await self._service.update(self.id, **fields)
+
+    async def settle(self) -> None:
+        """Wait for pending progress writes; a task that already finished ignores them."""
+        writer = self._writer
+        if writer is None:
             return
-        self._last_write = now
-        if fraction is not None:
-            fraction = min(max(fraction, 0.0), 1.0)
-        await self._service.update(
-            self.id, progress=fraction, phase=phase, bytes_done=bytes_done, bytes_total=bytes_total
-        )
-
-    def on_cancel(self, callback: Callable[[], None]) -> None:
-        """Register an action that interrupts blocking work (e.g. libvirt ``abortJob``)."""
-        self._cancel_callbacks.append(callback)
-
-    def _fire_cancel(self) -> None:
-        self.cancel_requested = True
-        for callback in self._cancel_callbacks:
-            try:
-                callback()
-            except CorralError as exc:
-                log.warning("cancel callback of task %s failed: %s", self.id, exc)
+        try:
+            await asyncio.shield(writer)
+        except CorralError as exc:
+            log.info("progress of task %s not stored: %s", self.id, exc.message)
 
 
 class TaskService:
@@ -111,16 +156,19 @@ class TaskService:
             await self.update(task_id, state=TaskState.RUNNING)
             result = await body(context)
         except (asyncio.CancelledError, Cancelled):
-            await self._finish(task_id, TaskState.CANCELLED, error="cancelled by a user")
+            await self._finish(context, TaskState.CANCELLED, error="cancelled by a user")
         except CorralError as exc:
-            await self._finish(task_id, TaskState.FAILED, error=exc.message)
+            await self._finish(context, TaskState.FAILED, error=exc.message)
         except Exception as exc:  # top level of a task: record, never lose the error
             log.exception("task %s failed unexpectedly", task_id)
-            await self._finish(task_id, TaskState.FAILED, error=f"internal error: {exc}")
+            await self._finish(context, TaskState.FAILED, error=f"internal error: {exc}")
         else:
-            await self._finish(task_id, TaskState.SUCCEEDED, result=result)
+            await self._finish(context, TaskState.SUCCEEDED, result=result)
 
-    async def _finish(self, task_id: str, state: TaskState, **fields: Any) -> None:
+    async def _finish(self, context: TaskContext, state: TaskState, **fields: Any) -> None:
+        # Progress still being written must land before the final state, not after it.
+        await context.settle()
+        task_id = context.id
         try:
             await self.update(task_id, state=state, **fields)
         except Conflict:
@@ -140,18 +188,19 @@ class TaskService:
         if entry is None:
             return await self.update(task_id, state=TaskState.CANCELLED, error="cancelled")
         runner, context = entry
-        context._fire_cancel()
-        runner.cancel()
-        try:
-            async with asyncio.timeout(30):
-                await asyncio.shield(runner)
-        except (asyncio.CancelledError, TimeoutError):
-            pass
+        # Cooperative first: work running in a thread (an image upload) stops and cleans up
+        # after itself at its next check; cancelling the coroutine alone would leave that
+        # thread running past the task's end. Only a task that ignores the request is
+        # interrupted.
+        context.cancel_requested = True
+        if not await _finished_within(runner, _CANCEL_GRACE_S):
+            runner.cancel()
+            await _finished_within(runner, 30)
         return await self.get(task_id)
 
     async def shutdown(self) -> None:
         for runner, context in list(self._running.values()):
-            context._fire_cancel()
+            context.cancel_requested = True
             runner.cancel()
         if self._running:
             await asyncio.gather(*(r for r, _ in self._running.values()), return_exceptions=True)

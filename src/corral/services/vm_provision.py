@@ -3,10 +3,8 @@ whatever was built if a later step fails (no orphan volume, domain or row)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,21 +118,12 @@ async def _build_volumes(
 async def _import(
     host: LibvirtHost, name: str, path: str, ctx: TaskContext | None, index: int, count: int
 ) -> VolumeRef:
-    loop = asyncio.get_running_loop()
     if ctx is not None:
         await ctx.progress(index / count, phase=f"importing {os.path.basename(path)} as {name}")
-    last = 0.0
 
     def progress(done: int, total: int) -> None:
-        # Called for every chunk, possibly from a worker thread: forward a few per second.
-        nonlocal last
-        now = time.monotonic()
-        if ctx is None or not total or (now - last < 0.25 and done < total):
-            return
-        last = now
-        fraction = (index + done / total) / count
-        coro = ctx.progress(fraction, bytes_done=done, bytes_total=total, force=True)
-        loop.call_soon_threadsafe(lambda: loop.create_task(coro))
+        if ctx is not None and total:
+            ctx.report((index + done / total) / count, bytes_done=done, bytes_total=total)
 
     def cancelled() -> bool:
         return ctx is not None and ctx.cancel_requested
