@@ -106,28 +106,13 @@ def _recv_all(stream: libvirt.virStream) -> bytes:
     return buffer.getvalue()
 
 
-def _lookup_volume(pool: libvirt.virStoragePool, name: str) -> libvirt.virStorageVol | None:
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as err:
-        if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            return None
-        raise
-
-
 def download_tail(
     conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: str, tail_bytes: int | None
 ) -> bytes:
     """The last ``tail_bytes`` (all when None) of volume ``name``; b"" if it does not exist."""
-    # A pool refresh re-reads every volume's header: costly when a log is polled several times
-    # a second (it stole CPU from the guests). Refresh only while the log is still unknown;
-    # vol.info() re-stats the one file, so the size below is current.
-    vol = _lookup_volume(pool, name)
+    vol = _storage.find(pool, name)
     if vol is None:
-        _storage.refresh(pool)
-        vol = _lookup_volume(pool, name)
-        if vol is None:
-            return b""
+        return b""
     stream = conn.newStream(0)
     if tail_bytes is None:
         vol.download(stream, 0, 0, 0)  # length 0: to the end, whatever it is now

@@ -7,6 +7,7 @@ Each public method is a thin async wrapper: the blocking libvirt work is a small
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import socket
@@ -82,7 +83,7 @@ class LibvirtHost:
         self._subscribers: list[Callable[[DomainEvent], None]] = []
         self._started_at: dict[str, float] = {}
         self._capabilities: HostCapabilities | None = None
-        self._log_pool: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
+        self._pool_handle: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
         self._conn = ManagedConnection(name, uri, call_timeout, self._emit)
 
     # -- connection and events ---------------------------------------------------------------
@@ -256,20 +257,10 @@ class LibvirtHost:
 
     async def read_serial_log(self, name: str, tail_bytes: int | None = None) -> bytes:
         log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
-
-        def job(conn: libvirt.virConnect) -> bytes:
-            # Logs are polled often: reuse the pool handle instead of three RPCs to re-ensure
-            # it each time; forget it on any error (pool removed, connection replaced).
-            cached = self._log_pool
-            if cached is None or cached[0] is not conn:
-                cached = self._log_pool = (conn, self._pool(conn))
-            try:
-                return _transfer.download_tail(conn, cached[1], log_name, tail_bytes)
-            except libvirt.libvirtError:
-                self._log_pool = None
-                raise
-
-        return await self._conn.run(f"read the serial log of VM {name}", job)
+        return await self._conn.run(
+            f"read the serial log of VM {name}",
+            lambda c: _transfer.download_tail(c, self._pool(c), log_name, tail_bytes),
+        )
 
     async def delete_serial_log(self, name: str) -> None:
         """Remove VM ``name``'s serial log (it is appended to, so a later VM of the same name
@@ -277,10 +268,9 @@ class LibvirtHost:
         log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
 
         def job(conn: libvirt.virConnect) -> None:
-            pool = self._pool(conn)
-            _storage.refresh(pool)
-            if log_name in pool.listVolumes():
-                pool.storageVolLookupByName(log_name).delete(0)
+            vol = _storage.find(self._pool(conn), log_name)
+            if vol is not None:
+                vol.delete(0)
 
         await self._conn.run(f"delete the serial log of VM {name}", job)
 
@@ -305,7 +295,17 @@ class LibvirtHost:
 
     # -- storage -----------------------------------------------------------------------------
     def _pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
-        return _storage.ensure_pool(conn, self.pool_name, self.pool_dir)
+        """Corral's pool on this connection. Ensuring it (look up, define, start, autostart)
+        costs several RPCs; serial logs are polled many times a second, so the handle is kept
+        per connection and re-ensured only when the pool stopped being active."""
+        cached = self._pool_handle
+        if cached is not None and cached[0] is conn:
+            with contextlib.suppress(libvirt.libvirtError):
+                if cached[1].isActive():
+                    return cached[1]
+        pool = _storage.ensure_pool(conn, self.pool_name, self.pool_dir)
+        self._pool_handle = (conn, pool)
+        return pool
 
     async def ensure_pool(self) -> None:
         await self._conn.run(f"prepare storage pool {self.pool_name}", self._pool)
