@@ -10,6 +10,7 @@ from corral.errors import CorralError
 from corral.services._db import Db
 from corral.services.hosts import HostService
 from corral.services.tasks import TaskService
+from corral.services.vm_provision import backs_another
 from corral.virt import LibvirtHost
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,14 @@ async def recover(db: Db, tasks: TaskService, hosts: HostService) -> None:
 async def _remove_orphans(host: LibvirtHost, vm: str) -> None:
     try:
         used = {d.path for r in await host.list_domains() for d in r.disks}
-        for vol in await host.list_volumes():
-            if vol.name.startswith(f"{vm}-") and vol.path not in used:
+        volumes = await host.list_volumes()
+        for vol in volumes:
+            # Never a volume a domain uses, nor a base that linked clones stand on.
+            if (
+                vol.name.startswith(f"{vm}-")
+                and vol.path not in used
+                and not backs_another(vol, volumes)
+            ):
                 log.warning("deleting volume %s left by an interrupted creation", vol.name)
                 await host.delete_volume(vol.name)
     except CorralError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -319,7 +319,7 @@ class VmService:
             vol = volumes.get(disk.path)
             if vol is None:
                 notes.append(f"kept {disk.path}: it is not in Corral's storage pool")
-            elif self._backs_another(vol, volumes.values()):
+            elif vm_provision.backs_another(vol, volumes.values()):
                 notes.append(f"kept {vol.name}: a linked clone still uses it as its base")
             else:
                 doomed.append(vol)
@@ -329,10 +329,10 @@ class VmService:
             await host.delete_volume(vol.name)
             del volumes[vol.path]
             base = volumes.get(vol.backing or "")
-            if base and base.path not in in_use and not self._backs_another(base, volumes.values()):
+            if (
+                base
+                and base.path not in in_use
+                and not vm_provision.backs_another(base, volumes.values())
+            ):
                 doomed.append(base)
         return notes
-
-    @staticmethod
-    def _backs_another(vol: VolumeRef, volumes: Iterable[VolumeRef]) -> bool:
-        return any(v.backing in (vol.path, vol.name) for v in volumes if v is not vol)
