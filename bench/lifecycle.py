@@ -15,6 +15,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import libvirt
@@ -34,10 +35,10 @@ POLL_S = 0.05
 TIMEOUT_S = 120
 
 
-def _poll(read: object, what: str) -> None:
+def _poll(read: Callable[[], bytes], what: str) -> None:
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        if HEARTBEAT.search(read()):  # type: ignore[operator]
+        if HEARTBEAT.search(read()):
             return
         time.sleep(POLL_S)
     raise TimeoutError(f"no heartbeat from {what} within {TIMEOUT_S} s")

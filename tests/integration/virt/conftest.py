@@ -9,11 +9,8 @@ import pytest
 import pytest_asyncio
 
 from corral.model.vm import Accelerator
-from corral.testbed.guest_images import KernelGuest, build_kernel_guest
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.virt import LibvirtHost
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,11 +28,6 @@ def virt_libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateL
         yield daemon
     finally:
         daemon.stop()
-
-
-@pytest.fixture(scope="session")
-def kernel_guest() -> KernelGuest:
-    return build_kernel_guest(REPO / "build" / "guests")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
