@@ -25,7 +25,13 @@ from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
 from corral.virt.console import SerialConsole
 from corral.virt.domain_xml import HostDefaults, build_domain
-from corral.virt.types import EVENT_LIFECYCLE, DomainEvent, DomainRecord, VolumeRef
+from corral.virt.types import (
+    EVENT_DISCONNECTED,
+    EVENT_LIFECYCLE,
+    DomainEvent,
+    DomainRecord,
+    VolumeRef,
+)
 
 log = logging.getLogger(__name__)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
@@ -96,12 +102,17 @@ class LibvirtHost:
         await self.capabilities()
 
     async def close(self) -> None:
+        # The cached pool handle holds a reference on its connection: drop it, or the
+        # connection outlives close().
+        self._pool_handle = None
         await self._conn.close()
 
     def subscribe(self, callback: Callable[[DomainEvent], None]) -> None:
         self._subscribers.append(callback)
 
     def _emit(self, event: DomainEvent) -> None:
+        if event.kind == EVENT_DISCONNECTED:
+            self._pool_handle = None  # belongs to the dead connection
         if event.kind == EVENT_LIFECYCLE and event.uuid is not None:
             if event.detail == "started":
                 self._started_at[event.uuid] = time.monotonic()
