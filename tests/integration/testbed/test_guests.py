@@ -204,9 +204,16 @@ def test_scroll_mode_keeps_the_heartbeat_on_serial(
 ) -> None:
     guest = start_guest(kernel_guest, extra_cmdline="corral.scroll=1")
     guest.heartbeat_after(guest.wait_booted())
-    first = screenshot(conn, guest.dom).tobytes()
-    frames = [screenshot(conn, guest.dom).tobytes() for _ in range(3)]
-    assert all(frame != first for frame in frames), "the VGA console is not scrolling"
+    # Keeps changing: three times in a row a new frame differs from the one before. Each wait
+    # is bounded; back-to-back screenshots can land between two writes of a loaded guest.
+    frames = [screenshot(conn, guest.dom).tobytes()]
+
+    def changed() -> bytes | None:
+        frame = screenshot(conn, guest.dom).tobytes()
+        return frame if frame != frames[-1] else None
+
+    for _ in range(3):
+        frames.append(wait_until(changed, 10, "the VGA console to scroll", interval=0.05))
     assert b"corral-scroll" not in guest.log.read()
 
 
