@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.get("/metrics", tags=["meta"], name="metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> PlainTextResponse:
         # VM states are counted at scrape time: libvirt, not Corral, knows them.
-        await request.app.state.services.vms.list_vms()
+        await request.app.state.services.vms.inventory.list_vms()
         return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

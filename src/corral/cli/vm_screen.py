@@ -51,7 +51,7 @@ def type_command(
         body = TypeRequest(text=text, keys=keys).model_dump(mode="json", exclude_none=True)
     except ValidationError as exc:
         c.usage_error(validation_message(exc), "TEXT")
-    # The server paces typing to QEMU's rate (see corral.services.vm_console).
+    # The server paces typing to QEMU's rate (see corral.services.vms.console_automation).
     client = dataclasses.replace(c.client(ctx), timeout=SLACK_S + SECONDS_PER_CHAR * len(text))
     with client:
         client.post(f"/vms/{seg(name)}/console/type", json=body)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from corral import store
+from corral.errors import CorralError
 from corral.model.auth import AuditEntry
 from corral.services._db import Db
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class AuditService:
@@ -24,6 +29,19 @@ class AuditService:
             )
         )
         log.info("audit user=%s action=%s target=%s outcome=%s", user, action, target, outcome)
+
+    async def outcome(
+        self, user: str, action: str, target: str, op: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Run ``op`` and audit how it ended: for work done inside a task (the API middleware
+        audits the request that started it)."""
+        try:
+            result = await op()
+        except CorralError as exc:
+            await self.record(user, action, target, f"error: {exc.message}")
+            raise
+        await self.record(user, action, target, "ok")
+        return result
 
     async def list_entries(
         self, limit: int = 100, user: str | None = None, action: str | None = None

@@ -10,7 +10,7 @@ from corral.errors import CorralError
 from corral.services._db import Db
 from corral.services.hosts import HostService
 from corral.services.tasks import TaskService
-from corral.services.vm_provision import backs_another
+from corral.services.vms._volumes import backs_another
 from corral.virt import LibvirtHost
 
 log = logging.getLogger(__name__)

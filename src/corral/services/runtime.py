@@ -14,9 +14,7 @@ from corral.services.locks import OperationLocks
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
 from corral.services.tasks import TaskService
-from corral.services.vm_console import VmConsole
-from corral.services.vm_extras import VmExtras
-from corral.services.vms import VmService
+from corral.services.vms import VmServices
 from corral.store import Store
 
 log = logging.getLogger(__name__)
@@ -40,9 +38,7 @@ class Services:
         self.reconciler = Reconciler(
             self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
         )
-        self.vms = VmService(self.db, self.hosts, self.tasks, self.audit, self.locks)
-        self.extras = VmExtras(self.vms)
-        self.console = VmConsole(self.vms)
+        self.vms = VmServices.build(self.db, self.hosts, self.tasks, self.audit, self.locks)
 
     async def start(self) -> None:
         s = self.settings

@@ -14,7 +14,7 @@ router = APIRouter(tags=["vms"])
 async def type_text(name: str, body: TypeRequest, svc: Svc, _: Operator) -> Response:
     """Type ``text`` (US layout), then press ``keys``; answers once the VM's display has
     received every key event."""
-    await svc.console.type_text(name, body)
+    await svc.vms.console.type_text(name, body)
     return Response(status_code=204)
 
 
@@ -26,4 +26,4 @@ async def type_text(name: str, body: TypeRequest, svc: Svc, _: Operator) -> Resp
 async def wait_screen(name: str, body: WaitScreenRequest, svc: Svc, _: Operator) -> ScreenMatch:
     """Wait until the PNG template appears on the screen, pixel for pixel (operators only: the
     request may hold a VNC connection for up to ``timeout_s``)."""
-    return await svc.console.wait_screen(name, body.image_png(), body.timeout_s)
+    return await svc.vms.console.wait_screen(name, body.image_png(), body.timeout_s)

@@ -46,7 +46,7 @@ async def serial_console(ws: WebSocket, name: str) -> None:
         await _refuse(ws, exc)
         return
     try:
-        console = await svc.extras.open_serial(name)
+        console = await svc.vms.serial.open(name)
     except CorralError as exc:
         await svc.audit.record(principal.user, "vm.serial", name, f"error: {exc.message}")
         await _refuse(ws, exc)

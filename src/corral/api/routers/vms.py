@@ -29,7 +29,7 @@ def accepted(response: Response, task: TaskInfo) -> TaskInfo:
 
 @router.get("/vms", name="vm.list")
 async def list_vms(svc: Svc, _: Viewer, host: str | None = None) -> list[VmInfo]:
-    return await svc.vms.list_vms(host)
+    return await svc.vms.inventory.list_vms(host)
 
 
 @router.post(
@@ -42,7 +42,7 @@ async def create_vm(
     spec: VmSpec, request: Request, response: Response, svc: Svc, who: Operator
 ) -> VmInfo | TaskInfo:
     request.state.audit_target = spec.name
-    result = await svc.vms.create(who, spec)
+    result = await svc.vms.create.create(who, spec)
     if isinstance(result, TaskInfo):
         return accepted(response, result)
     return result
@@ -50,69 +50,69 @@ async def create_vm(
 
 @router.get("/vms/{name}", name="vm.show")
 async def show_vm(name: str, svc: Svc, _: Viewer) -> VmInfo:
-    return await svc.vms.get(name)
+    return await svc.vms.inventory.get(name)
 
 
 @router.delete("/vms/{name}", name="vm.delete", status_code=204)
 async def delete_vm(name: str, svc: Svc, who: Operator, delete_disks: bool = False) -> Response:
-    notes = await svc.vms.delete(who, name, DeleteRequest(delete_disks=delete_disks))
+    notes = await svc.vms.delete.delete(who, name, DeleteRequest(delete_disks=delete_disks))
     headers = {"Corral-Notes": "; ".join(notes)} if notes else None
     return Response(status_code=204, headers=headers)
 
 
 @router.post("/vms/{name}/start", name="vm.start")
 async def start_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
-    return await svc.vms.start(who, name)
+    return await svc.vms.power.start(who, name)
 
 
 @router.post("/vms/{name}/shutdown", name="vm.shutdown", status_code=202)
 async def shutdown_vm(
     name: str, response: Response, svc: Svc, who: Operator, body: ShutdownRequest | None = None
 ) -> TaskInfo:
-    task = await svc.vms.shutdown(who, name, body or ShutdownRequest())
+    task = await svc.vms.power.shutdown(who, name, body or ShutdownRequest())
     return accepted(response, task)
 
 
 @router.post("/vms/{name}/stop", name="vm.stop")
 async def stop_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
-    return await svc.vms.stop(who, name)
+    return await svc.vms.power.stop(who, name)
 
 
 @router.post("/vms/{name}/reboot", name="vm.reboot")
 async def reboot_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
-    return await svc.vms.reboot(who, name)
+    return await svc.vms.power.reboot(who, name)
 
 
 @router.post("/vms/{name}/pause", name="vm.pause")
 async def pause_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
-    return await svc.vms.pause(who, name)
+    return await svc.vms.power.pause(who, name)
 
 
 @router.post("/vms/{name}/resume", name="vm.resume")
 async def resume_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
-    return await svc.vms.resume(who, name)
+    return await svc.vms.power.resume(who, name)
 
 
 @router.get("/vms/{name}/snapshots", name="vm.snapshot.list")
 async def list_snapshots(name: str, svc: Svc, _: Viewer) -> list[SnapshotInfo]:
-    return await svc.extras.list_snapshots(name)
+    return await svc.vms.snapshots.list_snapshots(name)
 
 
 @router.post("/vms/{name}/snapshots", name="vm.snapshot.create", status_code=201)
 async def create_snapshot(
     name: str, body: SnapshotRequest, svc: Svc, who: Operator
 ) -> SnapshotInfo:
-    return await svc.extras.create_snapshot(who, name, body)
+    return await svc.vms.snapshots.create(who, name, body)
 
 
 @router.post("/vms/{name}/snapshots/{snap}/revert", name="vm.snapshot.revert")
 async def revert_snapshot(name: str, snap: str, svc: Svc, who: Operator) -> VmInfo:
-    return await svc.extras.revert_snapshot(who, name, snap)
+    return await svc.vms.snapshots.revert(who, name, snap)
 
 
 @router.delete("/vms/{name}/snapshots/{snap}", name="vm.snapshot.delete", status_code=204)
 async def delete_snapshot(name: str, snap: str, svc: Svc, who: Operator) -> Response:
-    await svc.extras.delete_snapshot(who, name, snap)
+    await svc.vms.snapshots.delete(who, name, snap)
     return Response(status_code=204)
 
 
@@ -120,7 +120,7 @@ async def delete_snapshot(name: str, snap: str, svc: Svc, who: Operator) -> Resp
 async def clone_vm(
     name: str, body: CloneRequest, response: Response, svc: Svc, who: Operator
 ) -> TaskInfo:
-    return accepted(response, await svc.extras.clone(who, name, body))
+    return accepted(response, await svc.vms.clone.clone(who, name, body))
 
 
 @router.get(
@@ -130,7 +130,7 @@ async def clone_vm(
     responses={200: {"content": {"image/png": {}}}},
 )
 async def screenshot(name: str, svc: Svc, _: Viewer) -> Response:
-    png = await svc.extras.screenshot(name)
+    png = await svc.vms.screenshot.png(name)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
@@ -146,5 +146,5 @@ async def serial_log(
     _: Viewer,
     tail_bytes: Annotated[int | None, Query(ge=1, le=64 * 1024 * 1024)] = None,
 ) -> Response:
-    data = await svc.extras.serial_log(name, tail_bytes)
+    data = await svc.vms.serial.log(name, tail_bytes)
     return Response(data, media_type="text/plain; charset=utf-8")

@@ -1,4 +1,4 @@
-"""Snapshots, linked clones, screenshots, the serial log and the serial console of VMs."""
+"""Linked clones: the source's disks become a shared read-only base under two overlays."""
 
 from __future__ import annotations
 
@@ -8,73 +8,49 @@ from typing import Any
 from corral import store
 from corral.errors import Conflict, CorralError, InvalidRequest
 from corral.model.task import TaskInfo
-from corral.model.vm import CloneRequest, SnapshotInfo, SnapshotRequest, VmInfo, VmState
+from corral.model.vm import CloneRequest, VmState
+from corral.services.audit import AuditService
+from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
-from corral.services.tasks import TaskContext
-from corral.services.vm_provision import volume_name
-from corral.services.vms import VmService
-from corral.virt import DomainRecord, LibvirtHost, SerialConsole, VolumeRef
+from corral.services.tasks import TaskContext, TaskService
+from corral.services.vms._volumes import volume_name
+from corral.services.vms.inventory import VmInventory
+from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 
 
-class VmExtras:
-    def __init__(self, vms: VmService) -> None:
-        self._vms = vms
-
-    # -- snapshots ----------------------------------------------------------------------------
-
-    async def list_snapshots(self, name: str) -> list[SnapshotInfo]:
-        _row, host, record = await self._vms.record(name)
-        return await host.list_snapshots(record.uuid)
-
-    async def create_snapshot(
-        self, principal: Principal, name: str, req: SnapshotRequest
-    ) -> SnapshotInfo:
-        async def run() -> SnapshotInfo:
-            async with self._vms.locks.hold(name, "snapshot"):
-                _row, host, record = await self._vms.record(name)
-                return await host.create_snapshot(record.uuid, req.name, req.description)
-
-        return await run()
-
-    async def revert_snapshot(self, principal: Principal, name: str, snap: str) -> VmInfo:
-        async def run() -> VmInfo:
-            async with self._vms.locks.hold(name, "snapshot revert"):
-                _row, host, record = await self._vms.record(name)
-                await host.revert_snapshot(record.uuid, snap)
-            return await self._vms.get(name)
-
-        return await run()
-
-    async def delete_snapshot(self, principal: Principal, name: str, snap: str) -> None:
-        async def run() -> None:
-            async with self._vms.locks.hold(name, "snapshot delete"):
-                _row, host, record = await self._vms.record(name)
-                await host.delete_snapshot(record.uuid, snap)
-
-        await run()
-
-    # -- linked clone -------------------------------------------------------------------------
+class VmCloning:
+    def __init__(
+        self,
+        inventory: VmInventory,
+        tasks: TaskService,
+        audit: AuditService,
+        locks: OperationLocks,
+    ) -> None:
+        self._inventory = inventory
+        self._tasks = tasks
+        self._audit = audit
+        self._locks = locks
 
     async def clone(self, principal: Principal, name: str, req: CloneRequest) -> TaskInfo:
-        _row, host, record = await self._vms.record(name)
+        _row, host, record = await self._inventory.record(name)
         await self._check_clone(host, record, req)
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
-            async with self._vms.locks.hold(name, "clone"), self._vms.locks.hold(req.name, "clone"):
-                await self._vms.audited(
-                    principal,
+            async with self._locks.hold(name, "clone"), self._locks.hold(req.name, "clone"):
+                await self._audit.outcome(
+                    principal.user,
                     "vm.clone",
                     f"{name}->{req.name}",
                     lambda: self._clone(ctx, principal, host, record, req),
                 )
             return {"vm": req.name, "source": name}
 
-        return await self._vms.tasks.start("vm.clone", req.name, principal, body, "checking")
+        return await self._tasks.start("vm.clone", req.name, principal, body, "checking")
 
     async def _check_clone(
         self, host: LibvirtHost, record: DomainRecord, req: CloneRequest
     ) -> None:
-        if await self._vms._db(lambda s: store.find_vm(s, req.name)) is not None:
+        if await self._inventory.db(lambda s: store.find_vm(s, req.name)) is not None:
             raise Conflict(f"a VM named {req.name!r} already exists; choose another name")
         if record.state != VmState.SHUTOFF:
             raise Conflict(
@@ -129,7 +105,7 @@ class VmExtras:
                 record.uuid, req.name, clone_paths, req.description
             )
             await host.set_disk_sources(record.uuid, source_paths)
-            await self._vms._db(
+            await self._inventory.db(
                 lambda s: store.add_vm(
                     s,
                     uuid=clone_record.uuid if clone_record else "",
@@ -164,21 +140,3 @@ class VmExtras:
             errors.append(exc.message)
         if errors:
             raise CorralError("clone rollback incomplete: " + "; ".join(errors))
-
-    # -- console and screen -------------------------------------------------------------------
-
-    async def screenshot(self, name: str) -> bytes:
-        _row, host, record = await self._vms.record(name)
-        if record.state not in (VmState.RUNNING, VmState.PAUSED):
-            raise Conflict(f"VM {name!r} is {record.state.value}: start it to see its screen")
-        return await host.screenshot_png(record.uuid)
-
-    async def serial_log(self, name: str, tail_bytes: int | None) -> bytes:
-        row, host = await self._vms.locate(name)
-        return await host.read_serial_log(row.name, tail_bytes)
-
-    async def open_serial(self, name: str) -> SerialConsole:
-        _row, host, record = await self._vms.record(name)
-        if record.state not in (VmState.RUNNING, VmState.PAUSED):
-            raise Conflict(f"VM {name!r} is {record.state.value}: start it to use its console")
-        return await host.open_serial_console(record.uuid)

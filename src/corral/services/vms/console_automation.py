@@ -24,7 +24,7 @@ from corral.errors import Conflict, HostError, InvalidRequest, OperationTimeout
 from corral.model.console import ScreenMatch, TypeRequest
 from corral.model.vm import VmState
 from corral.rfb import LocalProtocolError, RFBClient, RFBError, RFBTimeout
-from corral.services.vms import VmService
+from corral.services.vms.inventory import VmInventory
 
 U8Array = npt.NDArray[np.uint8]
 
@@ -115,14 +115,14 @@ async def _paced_input(client: RFBClient, text: str, combos: list[str]) -> None:
 class VmConsole:
     """Keyboard input and screen matching on a VM's display."""
 
-    def __init__(self, vms: VmService) -> None:
-        self._vms = vms
+    def __init__(self, inventory: VmInventory) -> None:
+        self._inventory = inventory
 
     @asynccontextmanager
     async def _screen(
         self, name: str, states: Collection[VmState], purpose: str
     ) -> AsyncIterator[RFBClient]:
-        _row, host, record = await self._vms.record(name)
+        _row, host, record = await self._inventory.record(name)
         if record.state not in states:
             raise Conflict(f"VM {name!r} is {record.state.value}: start it to {purpose}")
         sock = await host.open_vnc(record.uuid)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,20 +14,10 @@ from corral.model.vm import NicSpec, VmSpec
 from corral.services._db import Db
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
+from corral.services.vms._volumes import GIB, volume_name
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 
 log = logging.getLogger(__name__)
-
-GIB = 1024**3
-
-
-def volume_name(vm: str, disk: str) -> str:
-    return f"{vm}-{disk}.qcow2"
-
-
-def backs_another(vol: VolumeRef, volumes: Iterable[VolumeRef]) -> bool:
-    """Whether another volume is a linked clone (qcow2 overlay) on top of ``vol``."""
-    return any(v.backing in (vol.path, vol.name) for v in volumes if v is not vol)
 
 
 def _is_local(uri: str) -> bool:

@@ -1,0 +1,70 @@
+"""VM use cases, one module each; ``VmServices`` holds one instance of every use case.
+
+    inventory.py           look up, list and show VMs (every other use case starts here)
+    create.py              create (a task when a disk is imported); _provision.py builds it
+    power.py               start, stop, reboot, pause, resume, graceful shutdown
+    delete.py              delete a VM and, on request, its disks
+    snapshots.py           internal snapshots
+    clone.py               linked clones
+    screenshot.py          a PNG of the screen
+    serial.py              serial log and live serial console
+    console_automation.py  type on the keyboard, wait for an image on the screen (VNC)
+
+A new VM use case gets its own module here and a field in ``VmServices``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corral.services._db import Db
+from corral.services.audit import AuditService
+from corral.services.hosts import HostService
+from corral.services.locks import OperationLocks
+from corral.services.tasks import TaskService
+from corral.services.vms.clone import VmCloning
+from corral.services.vms.console_automation import VmConsole
+from corral.services.vms.create import VmCreation
+from corral.services.vms.delete import VmDeletion
+from corral.services.vms.inventory import VmInventory, vm_info
+from corral.services.vms.power import VmPower
+from corral.services.vms.screenshot import VmScreenshot
+from corral.services.vms.serial import VmSerial
+from corral.services.vms.snapshots import VmSnapshots
+
+__all__ = ["VmServices", "vm_info"]
+
+
+@dataclass(frozen=True)
+class VmServices:
+    inventory: VmInventory
+    create: VmCreation
+    power: VmPower
+    delete: VmDeletion
+    snapshots: VmSnapshots
+    clone: VmCloning
+    screenshot: VmScreenshot
+    serial: VmSerial
+    console: VmConsole
+
+    @classmethod
+    def build(
+        cls,
+        db: Db,
+        hosts: HostService,
+        tasks: TaskService,
+        audit: AuditService,
+        locks: OperationLocks,
+    ) -> VmServices:
+        inventory = VmInventory(db, hosts)
+        return cls(
+            inventory=inventory,
+            create=VmCreation(inventory, tasks, audit, locks),
+            power=VmPower(inventory, tasks, audit, locks),
+            delete=VmDeletion(inventory, locks),
+            snapshots=VmSnapshots(inventory, locks),
+            clone=VmCloning(inventory, tasks, audit, locks),
+            screenshot=VmScreenshot(inventory),
+            serial=VmSerial(inventory),
+            console=VmConsole(inventory),
+        )

@@ -1,0 +1,54 @@
+"""Creating a VM: at once when nothing is imported, else as a task with progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral.model.task import TaskInfo
+from corral.model.vm import VmInfo, VmSpec
+from corral.services.audit import AuditService
+from corral.services.locks import OperationLocks
+from corral.services.principal import Principal
+from corral.services.tasks import TaskContext, TaskService
+from corral.services.vms import _provision
+from corral.services.vms.inventory import VmInventory
+from corral.virt import LibvirtHost
+
+
+class VmCreation:
+    def __init__(
+        self,
+        inventory: VmInventory,
+        tasks: TaskService,
+        audit: AuditService,
+        locks: OperationLocks,
+    ) -> None:
+        self._inventory = inventory
+        self._tasks = tasks
+        self._audit = audit
+        self._locks = locks
+
+    async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:
+        hosts = self._inventory.hosts
+        host = hosts.connected(spec.host or hosts.get().name)
+        checked = await _provision.validate(self._inventory.db, host, spec)
+        if any(d.import_path for d in checked.disks):
+            return await self._create_task(principal, host, checked)
+        async with self._locks.hold(checked.name, "create"):
+            await _provision.provision(self._inventory.db, host, checked, principal, None)
+        return await self._inventory.get(checked.name)
+
+    async def _create_task(self, principal: Principal, host: LibvirtHost, spec: VmSpec) -> TaskInfo:
+        db = self._inventory.db
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            async with self._locks.hold(spec.name, "create"):
+                uuid = await self._audit.outcome(
+                    principal.user,
+                    "vm.create",
+                    spec.name,
+                    lambda: _provision.provision(db, host, spec, principal, ctx),
+                )
+            return {"vm": spec.name, "uuid": uuid}
+
+        return await self._tasks.start("vm.create", spec.name, principal, body, "queued")

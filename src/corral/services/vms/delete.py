@@ -1,0 +1,69 @@
+"""Deleting a VM: its domain, its serial log and, on request, its disks (never a base that a
+linked clone still stands on)."""
+
+from __future__ import annotations
+
+from corral import store
+from corral.errors import Conflict, NotFound
+from corral.model.vm import DeleteRequest, VmState
+from corral.services.locks import OperationLocks
+from corral.services.principal import Principal
+from corral.services.vms._volumes import backs_another
+from corral.services.vms.inventory import VmInventory
+from corral.virt import DomainRecord, LibvirtHost, VolumeRef
+
+
+class VmDeletion:
+    def __init__(self, inventory: VmInventory, locks: OperationLocks) -> None:
+        self._inventory = inventory
+        self._locks = locks
+
+    async def delete(self, principal: Principal, name: str, req: DeleteRequest) -> list[str]:
+        """Returns notes on disks kept (e.g. a disk another VM's linked clone still uses)."""
+        async with self._locks.hold(name, "delete"):
+            return await self._delete(name, req)
+
+    async def _delete(self, name: str, req: DeleteRequest) -> list[str]:
+        row, host = await self._inventory.locate(name)
+        notes: list[str] = []
+        try:
+            record = await host.get_domain(row.uuid)
+        except NotFound:
+            record = None
+        if record is not None:
+            if record.state not in (VmState.SHUTOFF, VmState.CRASHED):
+                raise Conflict(
+                    f"VM {name!r} is {record.state.value}: shut it down or stop it first"
+                )
+            await host.undefine_domain(record.uuid)
+            await host.delete_serial_log(record.name)
+            if req.delete_disks:
+                notes = await _delete_disks(host, record)
+        await self._inventory.db(lambda s: store.delete_vm(s, name))
+        return notes
+
+
+async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
+    """Delete the VM's pool volumes, then any linked-clone base nothing uses any more."""
+    volumes = {v.path: v for v in await host.list_volumes()}
+    notes = []
+    doomed: list[VolumeRef] = []
+    for disk in record.disks:
+        if disk.device != "disk":
+            continue
+        vol = volumes.get(disk.path)
+        if vol is None:
+            notes.append(f"kept {disk.path}: it is not in Corral's storage pool")
+        elif backs_another(vol, volumes.values()):
+            notes.append(f"kept {vol.name}: a linked clone still uses it as its base")
+        else:
+            doomed.append(vol)
+    in_use = {d.path for r in await host.list_domains() for d in r.disks}
+    while doomed:
+        vol = doomed.pop()
+        await host.delete_volume(vol.name)
+        del volumes[vol.path]
+        base = volumes.get(vol.backing or "")
+        if base and base.path not in in_use and not backs_another(base, volumes.values()):
+            doomed.append(base)
+    return notes

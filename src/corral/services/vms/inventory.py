@@ -1,0 +1,121 @@
+"""Finding VMs and showing them: inventory rows joined with libvirt's runtime records."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from corral import store
+from corral.errors import CorralError, NotFound
+from corral.metrics import VMS_BY_STATE
+from corral.model.vm import VmInfo, VmState
+from corral.services._db import Db
+from corral.services.hosts import HostService
+from corral.store import Vm
+from corral.virt import DomainRecord, LibvirtHost
+
+log = logging.getLogger(__name__)
+
+
+def _uptime(row: Vm, record: DomainRecord) -> float | None:
+    """libvirt has no uptime: virt knows it for starts it saw; the row remembers starts seen
+    before a manager restart."""
+    if record.uptime_s is not None:
+        return record.uptime_s
+    if row.started_at is None or record.state in (VmState.SHUTOFF, VmState.CRASHED):
+        return None
+    return max(0.0, (datetime.now(UTC) - row.started_at).total_seconds())
+
+
+def vm_info(row: Vm, record: DomainRecord | None, host_connected: bool) -> VmInfo:
+    """Inventory (row) + runtime (record). No record: ``missing`` if the host answered,
+    ``unknown`` if the host is unreachable."""
+    if record is None:
+        state = VmState.MISSING if host_connected else VmState.UNKNOWN
+        return VmInfo(
+            uuid=row.uuid,
+            name=row.name,
+            host=row.host.name,
+            state=state,
+            vcpus=0,
+            memory_mib=0,
+            description=row.description,
+            adopted=row.adopted,
+            created_at=row.created_at,
+        )
+    return VmInfo(
+        uuid=row.uuid,
+        name=row.name,
+        host=row.host.name,
+        state=record.state,
+        vcpus=record.vcpus,
+        memory_mib=record.memory_mib,
+        uptime_s=_uptime(row, record),
+        cpu_time_s=record.cpu_time_s,
+        description=record.description,
+        accelerator=record.accelerator,
+        adopted=row.adopted,
+        disks=record.disks,
+        created_at=row.created_at,
+    )
+
+
+class VmInventory:
+    """Lookups every VM use case starts with, and the read-only views (list, show)."""
+
+    def __init__(self, db: Db, hosts: HostService) -> None:
+        self.db = db
+        self.hosts = hosts
+
+    async def row(self, name: str) -> Vm:
+        return await self.db(lambda s: store.get_vm(s, name))
+
+    async def locate(self, name: str) -> tuple[Vm, LibvirtHost]:
+        row = await self.row(name)
+        return row, self.hosts.connected(row.host.name)
+
+    async def record(self, name: str) -> tuple[Vm, LibvirtHost, DomainRecord]:
+        row, host = await self.locate(name)
+        try:
+            return row, host, await host.get_domain(row.uuid)
+        except NotFound:
+            raise NotFound(
+                f"VM {name!r} is in the inventory but its domain is gone from host "
+                f"{host.name!r}; delete it from Corral with `corral vm delete {name}`"
+            ) from None
+
+    async def get(self, name: str) -> VmInfo:
+        row = await self.row(name)
+        host = self.hosts.get(row.host.name)
+        record = None
+        if host.connected:
+            try:
+                record = await host.get_domain(row.uuid)
+            except NotFound:
+                record = None
+        return vm_info(row, record, host.connected)
+
+    async def list_vms(self, host_name: str | None = None) -> list[VmInfo]:
+        if host_name is not None:
+            self.hosts.get(host_name)
+        rows = await self.db(lambda s: store.list_vms(s, host=host_name))
+        records: dict[str, dict[str, DomainRecord]] = {}
+        for host in self.hosts.all():
+            if host.connected and (host_name is None or host.name == host_name):
+                try:
+                    records[host.name] = {r.uuid: r for r in await host.list_domains()}
+                except CorralError as exc:
+                    log.warning("listing domains of %s failed: %s", host.name, exc.message)
+        result = []
+        for row in rows:
+            found = records.get(row.host.name)
+            result.append(vm_info(row, (found or {}).get(row.uuid), found is not None))
+        self._count_states(result, host_name)
+        return result
+
+    @staticmethod
+    def _count_states(vms: list[VmInfo], host_name: str | None) -> None:
+        if host_name is not None:
+            return
+        for state in VmState:
+            VMS_BY_STATE.labels(state.value).set(sum(1 for v in vms if v.state == state))
