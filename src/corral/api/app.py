@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = services or Services(settings or load_settings())
         app.state.services = svc
+        loop = type(asyncio.get_running_loop())
+        log.info("Corral %s starting (event loop: %s)", corral.__version__, loop.__module__)
         await svc.start()
         try:
             yield

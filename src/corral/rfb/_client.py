@@ -21,7 +21,13 @@ from PIL import Image
 from websockets.asyncio.client import connect as ws_connect
 
 from ._connection import RFBConnection
-from ._errors import AuthenticationFailed, RFBError, RFBTimeout, TruncatedStream
+from ._errors import (
+    AuthenticationFailed,
+    LocalProtocolError,
+    RFBError,
+    RFBTimeout,
+    TruncatedStream,
+)
 from ._events import (
     NEED_DATA,
     PAUSED,
@@ -74,6 +80,9 @@ class RFBClient:
         self._updates = 0
         self._error: BaseException | None = None
         self._closed = False
+        # Set by finish_input(): from then on nothing may be written (the socket is
+        # half-closed), whatever the server still sends.
+        self._input_finished = False
         self.connected: Connected | None = None
         self.cursor: CursorShape | None = None
         self.leds: LEDState | None = None
@@ -216,7 +225,8 @@ class RFBClient:
                     if isinstance(event, ConnectionClosed):
                         raise TruncatedStream("the VNC server closed the connection")
                     await self._handle(event)
-                if out := self.conn.data_to_send():
+                out = self.conn.data_to_send()
+                if out and not self._input_finished:
                     await self._transport.write(out)
                 self.conn.receive_data(await self._transport.read())
         except Exception as exc:  # noqa: BLE001 - top of the reader task: hand it to waiters
@@ -229,7 +239,8 @@ class RFBClient:
             if (event.width, event.height) != self._size:
                 # A real resize invalidates the whole screen: ask for all of it again.
                 self._size = (event.width, event.height)
-                await self.request_update(incremental=False)
+                if not self._input_finished:
+                    await self.request_update(incremental=False)
         elif isinstance(event, FramebufferUpdated) and event.rects:
             self.last_update_rects = event.rects
             async with self._changed:
@@ -263,6 +274,9 @@ class RFBClient:
         up, so ``close()`` right after typing can lose keys. (A WebSocket cannot half-close:
         there this returns at once.) Call ``close()`` afterwards."""
         self._check()
+        if self._input_finished:
+            return
+        self._input_finished = True
         if self._reader is None or not await self._transport.write_eof():
             return
         done, _ = await asyncio.wait({self._reader}, timeout=timeout)
@@ -301,6 +315,11 @@ class RFBClient:
             raise RFBError("the VNC client is closed")
 
     async def _send(self, *messages: Any) -> None:
+        if self._input_finished:
+            raise LocalProtocolError(
+                "input is finished (finish_input() half-closed the connection): open a new "
+                "session to send more"
+            )
         self._check()
         await self._transport.write(b"".join(self.conn.send(m) for m in messages))
 

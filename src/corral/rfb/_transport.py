@@ -11,7 +11,7 @@ from typing import Protocol
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosedOK, WebSocketException
 
-from ._errors import RFBConnectionError
+from ._errors import LocalProtocolError, RFBConnectionError
 
 _READ_SIZE = 1 << 18
 
@@ -47,6 +47,7 @@ class StreamTransport:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self._eof_sent = False
 
     async def read(self) -> bytes:
         try:
@@ -60,6 +61,9 @@ class StreamTransport:
             raise
 
     async def write(self, data: bytes) -> None:
+        if self._eof_sent:
+            # asyncio raises RuntimeError here; say whose fault it is instead.
+            raise LocalProtocolError("cannot write to the VNC server after half-closing")
         try:
             with map_transport_errors("writing to the VNC server"):
                 self._writer.write(data)
@@ -77,6 +81,7 @@ class StreamTransport:
     async def write_eof(self) -> bool:
         if not self._writer.can_write_eof():
             return False
+        self._eof_sent = True
         with map_transport_errors("closing the VNC connection for writing"):
             self._writer.write_eof()
         return True

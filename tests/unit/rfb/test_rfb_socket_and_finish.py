@@ -99,3 +99,36 @@ def test_key_events_counts_and_checks_input() -> None:
         RFBClient.key_events("a\x07")
     with pytest.raises(LocalProtocolError, match="unknown key 'foo'"):
         RFBClient.key_events(combos=["ctrl-foo"])
+
+
+async def _serve_then_talk_after_eof(sock: socket.socket, after_eof: bytes) -> None:
+    """Like QEMU with a changing screen: at the client's EOF it still sends ``after_eof`` (an
+    update that makes a client want to answer), then closes."""
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(wire.handshake(4, 2))
+    while await reader.read(4096):
+        pass
+    writer.write(after_eof)
+    await writer.drain()
+    await asyncio.sleep(0.05)  # let the client react before the end of the stream
+    writer.close()
+
+
+_RESIZE = wire.update(wire.rect(0, 0, 8, 4, Encoding.DESKTOP_SIZE))
+# A server's Extended Clipboard capabilities: the client answers with its own.
+_CLIPBOARD_CAPS = struct.pack(">BxxxiII", 3, -8, 0x01000001, 1024)
+
+
+@pytest.mark.parametrize("after_eof", [_RESIZE, _CLIPBOARD_CAPS], ids=["resize", "clipboard"])
+async def test_finish_input_never_writes_after_the_half_close(after_eof: bytes) -> None:
+    ours, theirs = socket.socketpair()
+    server = asyncio.create_task(_serve_then_talk_after_eof(theirs, after_eof))
+    client = await RFBClient.connect_socket(ours, timeout=5)
+    try:
+        await client.type_text("x")
+        await client.finish_input(timeout=5)  # was: RuntimeError "write() after write_eof()"
+        with pytest.raises(LocalProtocolError, match="finish_input"):
+            await client.type_text("y")
+    finally:
+        await client.close()
+    await asyncio.wait_for(server, 5)

@@ -86,5 +86,6 @@ async def _relay(ws: WebSocket, console: SerialConsole) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        with contextlib.suppress(RuntimeError):
+        # The client may be gone already (it hung up first): closing then is a no-op.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await ws.close()

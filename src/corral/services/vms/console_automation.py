@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 import warnings
 from collections.abc import AsyncIterator, Collection, Iterator
@@ -27,6 +28,7 @@ from corral.rfb import LocalProtocolError, RFBClient, RFBError, RFBTimeout
 from corral.services.vms.inventory import VmInventory
 
 U8Array = npt.NDArray[np.uint8]
+log = logging.getLogger(__name__)
 
 #: Bound on opening the VNC session (libvirt hand-over plus the RFB handshake).
 CONNECT_TIMEOUT_S = 10.0
@@ -98,6 +100,11 @@ def _map_rfb_errors(name: str) -> Iterator[None]:
         ) from exc
     except RFBError as exc:
         raise HostError(f"the screen (VNC) of VM {name!r} failed: {exc.message}") from exc
+    except (OSError, RuntimeError) as exc:
+        # The socket layer under corral.rfb: whatever it raises leaves as Corral's own error
+        # (logged with its traceback, since it means a bug or an unexpected host failure).
+        log.exception("VNC session of VM %s failed", name)
+        raise HostError(f"the screen (VNC) of VM {name!r} failed: {exc}") from exc
 
 
 async def _paced_input(client: RFBClient, text: str, combos: list[str]) -> None:
