@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import errors
 from corral.model.common import NAME_PATTERN
+from corral.model.host import LIBVIRT_URI_PATTERN, LIBVIRT_URI_RULE
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,11 @@ def _message(err: dict[str, Any]) -> str:
         return "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", ""))
     if kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
         return _NAME_RULE
+    if (
+        kind == "string_pattern_mismatch"
+        and err.get("ctx", {}).get("pattern") == LIBVIRT_URI_PATTERN
+    ):
+        return LIBVIRT_URI_RULE
     if kind == "model_attributes_type" and tuple(err.get("loc", ())) == ("body",):
         return "the request body must be a JSON object sent with Content-Type: application/json"
     if kind == "extra_forbidden":

@@ -3,45 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from corral import store
-from corral.errors import AuthenticationRequired, Conflict, InvalidRequest, RateLimited
+from corral.errors import AuthenticationRequired, Conflict, InvalidRequest
 from corral.model.auth import NewToken, Role, TokenInfo, UserCreate, UserInfo
 from corral.services._db import Db
+from corral.services.login_throttle import LoginThrottle
 from corral.services.passwords import hash_password, verify_password
 from corral.services.principal import Principal
 
 _BAD_LOGIN = "wrong user name or password"
-_FAILURES_ALLOWED = 5
-_FAILURE_WINDOW_S = 60.0
-
-
-class LoginThrottle:
-    """At most a few failed logins per user name per minute: slows password guessing without
-    locking the real user out for long. In memory, per manager process."""
-
-    def __init__(self) -> None:
-        self._failures: dict[str, list[float]] = {}
-
-    def check(self, username: str) -> None:
-        now = time.monotonic()
-        recent = [t for t in self._failures.get(username, []) if now - t < _FAILURE_WINDOW_S]
-        self._failures[username] = recent
-        if len(recent) >= _FAILURES_ALLOWED:
-            wait = _FAILURE_WINDOW_S - (now - recent[0])
-            raise RateLimited(
-                f"too many failed logins for {username!r}; wait {wait:.0f} s and try again"
-            )
-
-    def failed(self, username: str) -> None:
-        self._failures.setdefault(username, []).append(time.monotonic())
-
-    def succeeded(self, username: str) -> None:
-        self._failures.pop(username, None)
 
 
 class AuthService:
@@ -58,16 +32,19 @@ class AuthService:
         user, token = found
         return Principal(user=user.name, role=Role(user.role), token_id=token.id)
 
-    async def login(self, username: str, password: str, token_name: str) -> NewToken:
-        self._throttle.check(username)
+    async def login(
+        self, username: str, password: str, token_name: str, client: str = "local"
+    ) -> NewToken:
+        """``client``: the caller's address, which failed logins are counted against."""
+        self._throttle.check(username, client)
         user = await self._db(lambda s: store.find_user(s, username))
         # argon2 runs in a thread: it is deliberately slow and must not block the event loop.
         stored = user.password_hash if user is not None else None
         ok = await asyncio.to_thread(verify_password, stored, password)
         if user is None or not ok or user.disabled:
-            self._throttle.failed(username)
+            self._throttle.failed(username, client)
             raise AuthenticationRequired(_BAD_LOGIN)
-        self._throttle.succeeded(username)
+        self._throttle.succeeded(username, client)
         return await self.create_token(user.name, token_name, None)
 
     async def create_token(self, user: str, name: str, expires_in_days: int | None) -> NewToken:

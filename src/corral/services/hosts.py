@@ -32,6 +32,8 @@ class HostService:
         self._hosts: dict[str, LibvirtHost] = {}
         self._errors: dict[str, str] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
+        # Hosts whose daemon another host row already is: kept disconnected, never reconciled.
+        self._duplicates: set[str] = set()
 
     async def start(self, local_name: str, local_uri: str, local_accel: Accelerator | None) -> None:
         rows = await self._db(store.list_hosts)
@@ -53,8 +55,27 @@ class HostService:
             self._errors[name] = exc.message
             log.warning("host %s (%s) is not reachable yet: %s", name, uri, exc.message)
             self._retries[name] = asyncio.create_task(self._retry(host))
+        else:
+            await self._claim(host)
         self._update_gauge()
         return host
+
+    async def _claim(self, host: LibvirtHost) -> bool:
+        """Record which daemon ``host`` is. A daemon another host row already is (registered
+        twice before Corral checked) is disconnected: counting it twice would double its CPUs
+        and memory, and its domains would be adopted for both."""
+        libvirt_id = host.libvirt_id
+        if libvirt_id is None:
+            return True
+        try:
+            await self._db(lambda s: store.claim_libvirt_id(s, host.name, libvirt_id))
+        except Conflict as exc:
+            log.error("host %s: %s", host.name, exc.message)
+            self._errors[host.name] = exc.message
+            self._duplicates.add(host.name)
+            await host.close()
+            return False
+        return True
 
     async def _retry(self, host: LibvirtHost) -> None:
         attempt = 0
@@ -68,6 +89,8 @@ class HostService:
                 self._errors[host.name] = exc.message
                 continue
             self._errors.pop(host.name, None)
+            if not await self._claim(host):
+                break
             self._on_event(DomainEvent(host.name, None, None, "connected", "connected"))
         self._retries.pop(host.name, None)
         self._update_gauge()
@@ -129,11 +152,23 @@ class HostService:
         try:
             # Refuse a host that cannot be reached now: a typo in a URI should fail loudly.
             await probe.connect()
+            libvirt_id = probe.libvirt_id
         finally:
             await probe.close()
-        await self._db(lambda s: store.add_host(s, request.name, request.uri, request.accelerator))
+        twin = next((h for h in self._hosts.values() if h.libvirt_id == libvirt_id), None)
+        if twin is not None and libvirt_id is not None:
+            raise Conflict(store.already_registered(twin.name, libvirt_id))
+        # The unique libvirt_id column settles concurrent registrations of one daemon.
+        await self._db(
+            lambda s: store.add_host(
+                s, request.name, request.uri, request.accelerator, libvirt_id=libvirt_id
+            )
+        )
         await self._attach(request.name, request.uri, request.accelerator)
         return await self.info(request.name)
+
+    def is_duplicate(self, name: str) -> bool:
+        return name in self._duplicates
 
     async def remove(self, name: str) -> None:
         host = self.get(name)
@@ -150,4 +185,5 @@ class HostService:
             retry.cancel()
         await host.close()
         del self._hosts[name]
+        self._duplicates.discard(name)
         self._update_gauge()

@@ -134,9 +134,32 @@ class Reconciler:
             if uuid not in known and self._locks.busy(record.name) is None:
                 await self._adopt(host, record)
 
+    async def _still_on(self, host_name: str, uuid: str) -> bool:
+        try:
+            other = self._hosts.get(host_name)
+        except NotFound:
+            return False
+        if not other.connected:
+            return False
+        try:
+            await other.get_domain(uuid)
+        except NotFound:
+            return False
+        except CorralError:
+            return True  # cannot tell: moving it on a guess could be wrong
+        return True
+
     async def _adopt(self, host: LibvirtHost, record: DomainRecord) -> None:
         existing = await self._db(lambda s: store.find_vm_by_uuid(s, record.uuid))
         if existing is not None:
+            if await self._still_on(existing.host.name, record.uuid):
+                # One domain seen on two hosts: the same daemon registered twice, or a
+                # migration in flight. Never give a VM two hosts; leave it where it is.
+                log.warning(
+                    "domain %s (%s) is on host %s and on host %s: not adopting it twice",
+                    record.name, record.uuid, existing.host.name, host.name,
+                )  # fmt: skip
+                return
             # Known under another host: it moved (e.g. migrated outside Corral).
             await self._db(lambda s: store.update_vm(s, existing.name, host=host.name))
             return

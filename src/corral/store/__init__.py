@@ -8,7 +8,17 @@ readable after the session ends; ``*_info`` functions turn them into ``corral.mo
 
 from corral.store.audit import append_audit, audit_info, list_audit
 from corral.store.db import Store, alembic_config, make_engine, upgrade
-from corral.store.hosts import add_host, delete_host, find_host, get_host, host_info, list_hosts
+from corral.store.hosts import (
+    add_host,
+    already_registered,
+    claim_libvirt_id,
+    delete_host,
+    find_host,
+    find_host_by_libvirt_id,
+    get_host,
+    host_info,
+    list_hosts,
+)
 from corral.store.tables import ApiToken, Base, Host, Task, User, Vm
 from corral.store.tasks import (
     create_task,
@@ -65,9 +75,11 @@ __all__ = [
     "add_host",
     "add_vm",
     "alembic_config",
+    "already_registered",
     "append_audit",
     "audit_info",
     "authenticate_token",
+    "claim_libvirt_id",
     "clear_vm_missing",
     "count_admins",
     "create_task",
@@ -77,6 +89,7 @@ __all__ = [
     "delete_user",
     "delete_vm",
     "find_host",
+    "find_host_by_libvirt_id",
     "find_user",
     "find_vm",
     "find_vm_by_uuid",

@@ -30,15 +30,54 @@ def host_info(
     )
 
 
-def add_host(session: Session, name: str, uri: str, accelerator: Accelerator | None = None) -> Host:
+def add_host(
+    session: Session,
+    name: str,
+    uri: str,
+    accelerator: Accelerator | None = None,
+    libvirt_id: str | None = None,
+) -> Host:
     host = Host(
-        name=name, uri=uri, accelerator=Accelerator(accelerator).value if accelerator else None
+        name=name,
+        uri=uri,
+        accelerator=Accelerator(accelerator).value if accelerator else None,
+        libvirt_id=libvirt_id,
     )
-    with conflict_on_integrity(
-        session, lambda: f"a host named {name!r} already exists; choose another name"
-    ):
+
+    def explain() -> str:
+        twin = find_host_by_libvirt_id(session, libvirt_id) if libvirt_id else None
+        if twin is not None and twin.name != name:
+            return already_registered(twin.name, libvirt_id or "")
+        return f"a host named {name!r} already exists; choose another name"
+
+    with conflict_on_integrity(session, explain):
         session.add(host)
     return host
+
+
+def already_registered(existing: str, libvirt_id: str) -> str:
+    what = libvirt_id.replace("uuid:", "host UUID ", 1).replace("uri:", "URI ", 1)
+    return (
+        f"this libvirt host is already registered as {existing!r} ({what}): registering it "
+        "twice would count its CPUs and memory twice; use that host, or remove it first with "
+        f"`corral host remove {existing}`"
+    )
+
+
+def find_host_by_libvirt_id(session: Session, libvirt_id: str) -> Host | None:
+    return session.scalars(select(Host).where(Host.libvirt_id == libvirt_id)).one_or_none()
+
+
+def claim_libvirt_id(session: Session, name: str, libvirt_id: str) -> None:
+    """Record which daemon host ``name`` is; Conflict if another host already is that daemon."""
+    host = get_host(session, name)
+    if host.libvirt_id == libvirt_id:
+        return
+    twin = find_host_by_libvirt_id(session, libvirt_id)
+    if twin is not None:
+        raise Conflict(already_registered(twin.name, libvirt_id))
+    with conflict_on_integrity(session, lambda: already_registered("another host", libvirt_id)):
+        host.libvirt_id = libvirt_id
 
 
 def find_host(session: Session, name: str) -> Host | None:

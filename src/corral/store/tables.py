@@ -95,6 +95,10 @@ class Host(Base):
     uri: Mapped[str] = mapped_column(String(1024))
     accelerator: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Which libvirt daemon this is (``uuid:`` + capabilities' host UUID, else ``uri:`` + URI):
+    #: unique, so one daemon is never registered twice under two names. NULL until the host
+    #: was first reached.
+    libvirt_id: Mapped[str | None] = mapped_column(String(1100), unique=True)
 
 
 class Vm(Base):

@@ -107,6 +107,16 @@ class LibvirtHost:
         self._pool_handle = None
         await self._conn.close()
 
+    @property
+    def libvirt_id(self) -> str | None:
+        """Which libvirt daemon this is: ``uuid:`` + the host UUID of its capabilities, else
+        ``uri:`` + the URI (libvirt's test driver has no host UUID). None before the first
+        connection."""
+        caps = self._capabilities
+        if caps is None:
+            return None
+        return f"uuid:{caps.host_uuid}" if caps.host_uuid else f"uri:{self.uri}"
+
     def subscribe(self, callback: Callable[[DomainEvent], None]) -> None:
         self._subscribers.append(callback)
 

@@ -106,6 +106,21 @@ def test_snapshots(client: httpx.Client, running_vm: str) -> None:
     assert missing.status_code == 404
 
 
+def test_a_vm_without_a_qcow2_disk_cannot_have_snapshots(
+    client: httpx.Client, kernel_guest: KernelGuest
+) -> None:
+    name = "api-nosnap"
+    made = client.post("/vms", json=kernel_vm(name, kernel_guest, disk_gib=None))
+    assert made.status_code == 201, made.text
+    try:
+        answer = client.post(f"/vms/{name}/snapshots", json={"name": "s1"})
+        assert answer.status_code == 422, answer.text
+        assert "snapshots are stored inside qcow2 disk images" in answer.json()["detail"]
+        assert client.get(f"/vms/{name}/snapshots").json() == []
+    finally:
+        assert client.delete(f"/vms/{name}").status_code == 204
+
+
 def test_reboot_boots_again(client: httpx.Client, running_vm: str) -> None:
     size = len(client.get(f"/vms/{running_vm}/log").content)
     assert client.post(f"/vms/{running_vm}/reboot").status_code == 200

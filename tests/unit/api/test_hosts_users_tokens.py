@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
 from corral.model.auth import Role
 from tests.unit.api.conftest import PASSWORD, Api
 
+NODE_XML = (
+    "<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads>"
+    "<active>2</active><mhz>2000</mhz></cpu><memory>4194304</memory></node>"
+)
 
-def test_add_and_remove_a_host(api: Api) -> None:
+
+@pytest.fixture
+def other_host_uri(tmp_path: Path) -> str:
+    """A second, distinct libvirt host: the test driver with a node file of its own."""
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_XML)
+    return f"test://{node}"
+
+
+def test_add_and_remove_a_host(api: Api, other_host_uri: str) -> None:
     added = api.client.post(
         "/api/v1/hosts",
-        json={"name": "second", "uri": "test:///default", "accelerator": "tcg"},
+        json={"name": "second", "uri": other_host_uri, "accelerator": "tcg"},
         headers=api.headers(),
     )
     assert added.status_code == 201, added.text
@@ -17,9 +37,10 @@ def test_add_and_remove_a_host(api: Api) -> None:
     names = [h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()]
     assert names == ["test", "second"]
     dup = api.client.post(
-        "/api/v1/hosts", json={"name": "second", "uri": "test:///default"}, headers=api.headers()
+        "/api/v1/hosts", json={"name": "second", "uri": other_host_uri}, headers=api.headers()
     )
     assert dup.status_code == 409
+    assert "a host named 'second' already exists" in dup.json()["detail"]
     assert api.client.delete("/api/v1/hosts/second", headers=api.headers()).status_code == 204
     assert api.client.get("/api/v1/hosts/second", headers=api.headers()).status_code == 404
 
@@ -33,6 +54,64 @@ def test_unreachable_host_is_refused_and_not_recorded(api: Api) -> None:
     assert answer.status_code == 503, answer.text
     assert "cannot connect" in answer.json()["detail"]
     assert api.client.get("/api/v1/hosts/ghost", headers=api.headers()).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("0", "must be a libvirt URI"),
+        ("qemu:///sys\x00tem", "must be a libvirt URI"),
+        ("qemu:///system\x1b[2J", "must be a libvirt URI"),
+        ("qemu:///system\ud800", "valid string"),
+        ("qemu:///syst\u00e8me", "must be a libvirt URI"),
+        ("qemu+ssh:///system", "transport 'ssh' needs a host name"),
+        ("qemu:///", "path is /system"),
+        ("http://h2/system", "must be a libvirt URI"),
+        ("qemu:///system with spaces", "must be a libvirt URI"),
+    ],
+)
+def test_malformed_uris_are_refused_with_the_rule(api: Api, uri: str, says: str) -> None:
+    # Built by hand: a lone surrogate cannot pass through a JSON encoder.
+    body = '{"name": "bad-uri", "uri": ' + json.dumps(uri) + "}"
+    answer = api.client.post(
+        "/api/v1/hosts",
+        content=body.encode("utf-8", "surrogatepass"),
+        headers={**api.headers(), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    detail = answer.json()["detail"]
+    assert detail.startswith("uri: ") and says in detail
+    assert api.client.get("/api/v1/hosts/bad-uri", headers=api.headers()).status_code == 404
+
+
+def test_one_libvirt_host_is_registered_once(api: Api) -> None:
+    # "test" is test:///default already: the same daemon under another name is refused.
+    again = api.client.post(
+        "/api/v1/hosts", json={"name": "again", "uri": "test:///default"}, headers=api.headers()
+    )
+    assert again.status_code == 409, again.text
+    assert "already registered as 'test'" in again.json()["detail"]
+    names = [h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()]
+    assert "again" not in names
+
+
+def test_concurrent_registrations_of_one_host_leave_one(api: Api, other_host_uri: str) -> None:
+    def add(index: int) -> int:
+        answer = api.client.post(
+            "/api/v1/hosts",
+            json={"name": f"twin{index}", "uri": other_host_uri},
+            headers=api.headers(),
+        )
+        return answer.status_code
+
+    with ThreadPoolExecutor(9) as pool:
+        statuses = sorted(pool.map(add, range(9)))
+    assert statuses == [201] + [409] * 8
+    hosts = api.client.get("/api/v1/hosts", headers=api.headers()).json()
+    twins = [h["name"] for h in hosts if h["name"].startswith("twin")]
+    assert len(twins) == 1
+    assert api.client.delete(f"/api/v1/hosts/{twins[0]}", headers=api.headers()).status_code == 204
 
 
 def test_a_host_with_vms_cannot_be_removed(api: Api) -> None:
@@ -104,3 +183,7 @@ def test_password_guessing_is_throttled(api: Api) -> None:
     # Other users are not affected.
     other = api.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
     assert other.status_code == 201
+    # Nor is the same user from another address: the guesser cannot lock them out.
+    elsewhere = TestClient(api.client.app, client=("198.18.0.7", 50001))
+    real = elsewhere.post("/api/v1/auth/login", json={"username": "operator", "password": PASSWORD})
+    assert real.status_code == 201, real.text

@@ -9,7 +9,7 @@ import pytest
 import corral.virt
 from corral.errors import Conflict, HostUnreachable, InvalidRequest, NotFound
 from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmSpec, VmState
-from corral.virt import DomainEvent, LibvirtHost
+from corral.virt import DomainEvent, LibvirtHost, VolumeRef
 
 KERNEL = BootSpec(source="kernel", kernel="/srv/k/vmlinuz", cmdline="console=ttyS0")
 
@@ -112,8 +112,29 @@ async def test_missing_domain_is_not_found(host: LibvirtHost) -> None:
         await host.start("00000000-0000-4000-8000-00000000dead")
 
 
+def _volume(name: str, fmt: str) -> VolumeRef:
+    return VolumeRef(name=name, path=f"/pool/{name}", format=fmt, capacity_bytes=2**30)
+
+
+async def test_snapshots_need_a_qcow2_disk(host: LibvirtHost, unique: str) -> None:
+    diskless = await host.define_domain(VmSpec(name=f"nosnap-{unique}", boot=KERNEL), [])
+    raw_spec = VmSpec(name=f"rawsnap-{unique}", disks=[DiskSpec(size_gib=1)])
+    raw = await host.define_domain(raw_spec, [_volume("r.img", "raw")])
+    try:
+        with pytest.raises(InvalidRequest, match="has no disk: snapshots are stored inside"):
+            await host.create_snapshot(diskless.uuid, "s1", "")
+        with pytest.raises(InvalidRequest, match=r"not qcow2: vda \(raw format\)"):
+            await host.create_snapshot(raw.uuid, "s1", "")
+        assert await host.list_snapshots(diskless.uuid) == []
+        assert await host.list_snapshots(raw.uuid) == []
+    finally:
+        await host.undefine_domain(diskless.uuid)
+        await host.undefine_domain(raw.uuid)
+
+
 async def test_snapshots(host: LibvirtHost, unique: str) -> None:
-    record = await host.define_domain(VmSpec(name=f"snap-{unique}", boot=KERNEL), [])
+    spec = VmSpec(name=f"snap-{unique}", boot=KERNEL, disks=[DiskSpec(size_gib=1)])
+    record = await host.define_domain(spec, [_volume(f"snap-{unique}.qcow2", "qcow2")])
     try:
         await host.start(record.uuid)
         snap = await host.create_snapshot(record.uuid, "s1", "before <upgrade>")

@@ -14,7 +14,8 @@ router = APIRouter(tags=["auth"])
 async def login(body: LoginRequest, request: Request, svc: Svc) -> NewToken:
     """Trade a user name and password for a new API token (shown once)."""
     request.state.audit_user = body.username
-    return await svc.auth.login(body.username, body.password, body.token_name)
+    client = request.client.host if request.client else "unknown"
+    return await svc.auth.login(body.username, body.password, body.token_name, client)
 
 
 @router.get("/auth/whoami", name="auth.whoami")
