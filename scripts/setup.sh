@@ -36,9 +36,19 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.lock .venv/.corral-lock; t
     cp requirements.lock .venv/.corral-lock
 fi
 
+# `corral` on the default PATH of every login shell: a link to this checkout's entry point.
+# Never replace a `corral` that is not such a link (another installation's, say).
+link=/usr/local/bin/corral
+target="$PWD/.venv/bin/corral"
+if [ -L "$link" ] || [ ! -e "$link" ]; then
+    [ "$(readlink "$link" 2>/dev/null)" = "$target" ] || { log "linking $link -> $target"; ln -sfn "$target" "$link"; }
+else
+    log "warning: $link exists and is not a link; not replacing it (use $target)"
+fi
+
 if [ -f package-lock.json ] && { [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; }; then
     command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
-    log "npm ci (front-end packages: htmx, noVNC)"
+    log "npm ci (front-end packages from package-lock.json)"
     npm ci --silent --no-audit --no-fund
     touch node_modules
 fi

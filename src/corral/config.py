@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     shutdown_timeout_s: float = Field(default=60.0, gt=0)
     allowed_origins: list[str] = Field(default_factory=list)
+    node_modules_dir: Path | None = Field(
+        default=None,
+        description="where `npm ci` put the front-end packages; default: the checkout's",
+    )
     log_level: str = "info"
 
     @property

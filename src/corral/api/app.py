@@ -18,6 +18,8 @@ from corral.api.routers import auth, console, hosts, serial, tasks, vms
 from corral.config import Settings, load_settings
 from corral.metrics import REGISTRY
 from corral.services.runtime import Services
+from corral.web import api_docs
+from corral.web.assets import default_node_modules, mount_assets
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         description="KVM/QEMU virtualization manager. Authenticate with `Authorization: Bearer`.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        # FastAPI's own /docs and /redoc load their scripts from public CDNs: ours come from
+        # the pinned npm packages (corral.web.api_docs).
+        docs_url=None,
+        redoc_url=None,
     )
+    configured = settings or (services.settings if services else None)
+    node_modules = configured.node_modules_dir if configured else None
+    app.state.node_modules = node_modules or default_node_modules()
     install_handlers(app)
     app.add_middleware(AuditMiddleware)
 
@@ -54,6 +63,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for module in (auth, hosts, vms, console, serial, tasks):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(api_docs.router)
+    mount_assets(app, app.state.node_modules)
 
     @app.get("/healthz", tags=["meta"], name="healthz")
     async def healthz() -> dict[str, str]:

@@ -14,7 +14,7 @@ from corral.api.route_table import iter_routes
 from corral.model.auth import Role
 from tests.unit.api.conftest import Api
 
-PUBLIC = {"auth.login", "healthz", "metrics"}
+PUBLIC = {"auth.login", "healthz", "metrics", "api_docs"}  # api_docs: a static page
 SELF_SERVICE = {"token.create", "token.revoke"}  # a viewer manages their own tokens
 ADMIN_READS = {"user.list", "audit.list"}
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
