@@ -2,9 +2,9 @@
 
 Test guests and private libvirtd
 --------------------------------
-Integration tests must not use the system daemon (its domains are the user's), so each test session
-starts its own ``virtlogd`` + ``libvirtd`` (see ``docs/testbed.md``, "One private libvirtd for the test
-suite"). How it works:
+Integration tests must not use the system daemon (its domains are the user's), so each test
+session starts its own ``virtlogd`` + ``libvirtd`` (see ``docs/testbed.md``, "One private libvirtd
+for the test suite"). How it works:
 
 * ``unshare --mount --net --propagation private`` starts a *holder* shell in a new mount namespace
   and a new network namespace. It records its pid and namespace ids in ``BASE/namespace``, brings
