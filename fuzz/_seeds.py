@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.unit.rfb import _viewer as viewer
 from tests.unit.rfb import _wire as wire
 
 
@@ -35,7 +36,41 @@ def seeds() -> dict[str, list[bytes]]:
     data = z.compress(wire.raw(img)) + z.flush(zlib.Z_SYNC_FLUSH)
     out["rfb_zlib"] = [size + len(data).to_bytes(4, "big") + data]
     out["rfb_tightpng"] = [size + b"\x80\x01\x02\x03"]
+    out.update(relay_seeds())
     return out
+
+
+def relay_seeds() -> dict[str, list[bytes]]:
+    """noVNC's first messages, then one of every other client message (and each handshake)."""
+    every = [
+        viewer.key(0xFF0D, True),
+        viewer.qemu_key(0xFF54, True, 0xE050),
+        viewer.pointer(1, 2, 1),
+        viewer.extended_pointer(1, 2, 0x101),
+        viewer.cut_text("café"),
+        viewer.clipboard_caps(),
+        viewer.extended_clipboard(viewer.NOTIFY, viewer.TEXT),
+        viewer.clipboard_provide("héllo\nwörld"),
+        viewer.continuous_updates(True, 0, 0, 8, 8),
+        viewer.fence(0x80000001, b"abc"),
+        viewer.xvp(2),
+        viewer.set_desktop_size(8, 8),
+        viewer.qemu_audio(0),
+        viewer.qemu_audio(2, 3, 2, 44100),
+    ]
+    first = viewer.novnc_first_messages(64, 48)
+    return {
+        "rfb_client_messages": [
+            b"\x00" + first,
+            b"\x00" + b"".join(m for m in every if m != every[3]),
+            b"\x01" + b"".join(m for m in every if m != every[2]),
+        ],
+        "rfb_relay_handshake": [
+            viewer.handshake(8) + first + every[0],
+            viewer.handshake(7, shared=False) + first,
+            viewer.handshake(3) + every[2],
+        ],
+    }
 
 
 def main(directory: Path) -> None:

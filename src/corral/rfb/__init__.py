@@ -4,9 +4,15 @@ Two layers, in the style of h11: ``RFBConnection`` is the sans-IO protocol core 
 events out; messages in, bytes out; decoded pixels in a numpy framebuffer), and ``RFBClient``
 is the asyncio client over TCP, UNIX sockets or WebSockets. Servers are untrusted: every size
 is checked against ``Limits`` before anything is allocated.
+
+For a relay (a console proxy between a viewer and the server), two more sans-IO pieces face the
+viewer: ``RelayServerHandshake`` plays the server's side of the handshake (RFB 3.8, security
+None, the real server's ServerInit), and ``ClientMessageReader`` frames the viewer's messages
+into ``ClientMessage`` events carrying their raw bytes and a classification to filter on.
 """
 
 from ._client import RFBClient
+from ._client_messages import ClientMessageReader, ReaderState
 from ._connection import DEFAULT_ENCODINGS, ConnectionState, RFBConnection
 from ._errors import (
     AuthenticationFailed,
@@ -55,6 +61,26 @@ from ._events import (
 from ._framebuffer import Framebuffer
 from ._limits import Limits
 from ._pixel import BGR233, RGB565, RGBX32, PixelFormat
+from ._relay_events import (
+    ClientClipboard,
+    ClientContinuousUpdates,
+    ClientFence,
+    ClientKeyEvent,
+    ClientMessage,
+    ClientMessageKind,
+    ClientPointerEvent,
+    ClientQEMUAudio,
+    ClientQEMUKeyEvent,
+    ClientSetDesktopSize,
+    ClientSetEncodings,
+    ClientSetPixelFormat,
+    ClientUpdateRequest,
+    ClientVersion,
+    ClientXVP,
+    RelayReady,
+    SecurityChosen,
+)
+from ._relay_server import RelayHandshakeState, RelayServerHandshake
 
 __all__ = [
     "BGR233",
@@ -65,7 +91,23 @@ __all__ = [
     "RGBX32",
     "AuthenticationFailed",
     "Bell",
+    "ClientClipboard",
+    "ClientContinuousUpdates",
     "ClientCutText",
+    "ClientFence",
+    "ClientKeyEvent",
+    "ClientMessage",
+    "ClientMessageKind",
+    "ClientMessageReader",
+    "ClientPointerEvent",
+    "ClientQEMUAudio",
+    "ClientQEMUKeyEvent",
+    "ClientSetDesktopSize",
+    "ClientSetEncodings",
+    "ClientSetPixelFormat",
+    "ClientUpdateRequest",
+    "ClientVersion",
+    "ClientXVP",
     "ClipboardAction",
     "ClipboardCapabilities",
     "ClipboardProvided",
@@ -97,9 +139,14 @@ __all__ = [
     "RFBConnectionError",
     "RFBError",
     "RFBTimeout",
+    "ReaderState",
     "Rect",
+    "RelayHandshakeState",
+    "RelayReady",
+    "RelayServerHandshake",
     "RemoteProtocolError",
     "Screen",
+    "SecurityChosen",
     "SecurityType",
     "ServerCutText",
     "SetEncodings",

@@ -11,7 +11,7 @@ from ._limits import Limits
 
 TEXT = 1
 CAPS, REQUEST, PEEK, NOTIFY, PROVIDE = (1 << 24, 1 << 25, 1 << 26, 1 << 27, 1 << 28)
-_FORMATS = 0xFFFF
+FORMATS = 0xFFFF
 
 
 def _cut_text_message(payload: bytes) -> bytes:
@@ -37,36 +37,38 @@ def handle_extended_clipboard(payload: bytes, limits: Limits) -> Event:
     (flags,) = struct.unpack_from(">I", payload)
     body = payload[4:]
     if flags & CAPS:
-        count = bin(flags & _FORMATS).count("1")
+        count = bin(flags & FORMATS).count("1")
         if len(body) < 4 * count:
             raise InvalidEncodingData("server's clipboard capabilities are truncated")
         return ClipboardCapabilities(flags, struct.unpack_from(f">{count}I", body))
     if flags & PROVIDE:
-        return ClipboardProvided(_provided_text(flags, body, limits))
-    return ClipboardAction(flags & ~_FORMATS, flags & _FORMATS)
+        return ClipboardProvided(provided_text(flags, body, limits))
+    return ClipboardAction(flags & ~FORMATS, flags & FORMATS)
 
 
-def _provided_text(flags: int, body: bytes, limits: Limits) -> str | None:
+def provided_text(flags: int, body: bytes, limits: Limits, who: str = "server") -> str | None:
+    """The text format of a Provide message's zlib ``body`` (None without it); ``who`` sent it
+    ("server", or "viewer" for a relay), for the error messages."""
     inflater = zlib.decompressobj()
     try:
         data = inflater.decompress(body, limits.max_cut_text_bytes + 1)
     except zlib.error as exc:
-        raise InvalidEncodingData(f"server sent corrupt clipboard data: {exc}") from None
+        raise InvalidEncodingData(f"{who} sent corrupt clipboard data: {exc}") from None
     if len(data) > limits.max_cut_text_bytes or inflater.unconsumed_tail:
         raise LimitExceeded(
-            f"server sent more than {limits.max_cut_text_bytes} bytes of clipboard data; raise "
-            "Limits.max_cut_text_bytes if this server is trusted"
+            f"{who} sent more than {limits.max_cut_text_bytes} bytes of clipboard data; raise "
+            f"Limits.max_cut_text_bytes if this {who} is trusted"
         )
     pos = 0
     for bit in range(16):
         if not flags & (1 << bit):
             continue
         if pos + 4 > len(data):
-            raise InvalidEncodingData("server's clipboard data is truncated")
+            raise InvalidEncodingData(f"{who}'s clipboard data is truncated")
         (size,) = struct.unpack_from(">I", data, pos)
         chunk = data[pos + 4 : pos + 4 + size]
         if len(chunk) != size:
-            raise InvalidEncodingData("server's clipboard data is truncated")
+            raise InvalidEncodingData(f"{who}'s clipboard data is truncated")
         pos += 4 + size
         if bit == 0:
             return chunk.split(b"\0", 1)[0].decode("utf-8", "replace").replace("\r\n", "\n")

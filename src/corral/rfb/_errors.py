@@ -2,18 +2,21 @@
 
     RFBError                         base of every error this package raises on purpose
     ├── LocalProtocolError           the caller used the API wrongly (our fault)
-    ├── RemoteProtocolError          the server broke the RFB protocol (its fault)
+    ├── RemoteProtocolError          the peer broke the RFB protocol (its fault): the server,
+    │                                or the viewer of a relay
     │   ├── TruncatedStream          the connection ended in the middle of a message
     │   ├── InvalidRectangle         a rectangle or CopyRect source lies outside the framebuffer
-    │   ├── InvalidEncodingData      corrupt pixel data: bad zlib stream, palette, tile, image …
+    │   ├── InvalidEncodingData      corrupt pixel or clipboard data: bad zlib stream, palette …
     │   ├── UnsupportedServer        no protocol version or security type we can speak
-    │   └── LimitExceeded            the server asked for more than ``Limits`` allows
+    │   └── LimitExceeded            the peer asked for more than ``Limits`` allows
     ├── AuthenticationFailed         the server refused our credentials or security handshake
     ├── RFBConnectionError           the transport failed (refused, reset, TLS failure)
     └── RFBTimeout                   a bounded wait (update, image match) ran out of time
 
-``LimitExceeded`` is a ``RemoteProtocolError`` because only a hostile or broken server triggers it;
-fuzz targets rely on the rule "input decodes or raises RemoteProtocolError".
+``LimitExceeded`` is a ``RemoteProtocolError`` because only a hostile or broken peer triggers it;
+fuzz targets rely on the rule "input decodes or raises RemoteProtocolError". On a relay's viewer
+side (``RelayServerHandshake``, ``ClientMessageReader``) the remote is the viewer, and the
+messages say so ("the viewer sent …").
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class LocalProtocolError(RFBError):
 
 
 class RemoteProtocolError(RFBError):
-    """The server sent something that violates the RFB protocol."""
+    """The peer sent something that violates the RFB protocol: the server, or for a relay's
+    ``RelayServerHandshake`` and ``ClientMessageReader``, the viewer."""
 
 
 class TruncatedStream(RemoteProtocolError):

@@ -70,7 +70,8 @@ NEED_DATA = _Sentinel("NEED_DATA")
 """``next_event()`` needs more bytes from the server before it can go on."""
 
 PAUSED = _Sentinel("PAUSED")
-"""``next_event()`` waits for the caller: TLS must be started (see ``TLSRequired``)."""
+"""``next_event()`` waits for the caller: TLS must be started (see ``TLSRequired``), or a
+finished ``RelayServerHandshake`` must hand the stream over (``take_unparsed()``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,8 @@ class ColourMapEntries(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionClosed(Event):
-    """The server closed the connection cleanly between messages."""
+    """The peer closed the connection cleanly between messages (the server; for a relay's
+    ``ClientMessageReader``, the viewer)."""
 
 
 # --- client-to-server messages (``RFBConnection.send``) ---------------------------------------

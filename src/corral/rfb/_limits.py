@@ -1,4 +1,4 @@
-"""Hard limits on what a server may make the client allocate or compute."""
+"""Hard limits on what a server (or a relay's viewer) may make us allocate or compute."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ class Limits:
 
     The defaults allow an 8K desktop and everything a real server sends, while keeping one
     connection's worst case around a few hundred MiB of memory and a bounded amount of work.
+    A relay's ``ClientMessageReader`` applies ``max_cut_text_bytes``, ``max_client_encodings``
+    and ``max_client_screens`` to what a viewer sends.
     """
 
     max_width: int = 8192
@@ -30,6 +32,9 @@ class Limits:
     max_name_bytes: int = 64 << 10
     max_reason_bytes: int = 64 << 10
     max_compressed_rect_bytes: int = 64 << 20
+    # A viewer's SetEncodings (noVNC sends about 25) and SetDesktopSize (noVNC sends 1 screen).
+    max_client_encodings: int = 1024
+    max_client_screens: int = 16
 
     def check_size(self, width: int, height: int, what: str) -> None:
         """Raise ``LimitExceeded`` if a framebuffer of this size is not allowed."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import corral.rfb
 from corral.rfb import (
     BGR233,
     NEED_DATA,
@@ -46,6 +47,83 @@ from tests.unit.rfb._drive import feed
 
 ALL = tuple(int(e) for e in Encoding)
 INIT = struct.pack(">HH", 4, 3) + RGBX32.to_bytes() + b"\x00\x00\x00\x02vm"
+
+
+def test_public_names_are_exactly_the_api() -> None:
+    """Deliberate API: adding a name here is a decision (httpx does the same)."""
+    assert sorted(corral.rfb.__all__) == [
+        "AuthenticationFailed",
+        "BGR233",
+        "Bell",
+        "ClientClipboard",
+        "ClientContinuousUpdates",
+        "ClientCutText",
+        "ClientFence",
+        "ClientKeyEvent",
+        "ClientMessage",
+        "ClientMessageKind",
+        "ClientMessageReader",
+        "ClientPointerEvent",
+        "ClientQEMUAudio",
+        "ClientQEMUKeyEvent",
+        "ClientSetDesktopSize",
+        "ClientSetEncodings",
+        "ClientSetPixelFormat",
+        "ClientUpdateRequest",
+        "ClientVersion",
+        "ClientXVP",
+        "ClipboardAction",
+        "ClipboardCapabilities",
+        "ClipboardProvided",
+        "ColourMapEntries",
+        "Connected",
+        "ConnectionClosed",
+        "ConnectionState",
+        "CursorShape",
+        "DEFAULT_ENCODINGS",
+        "DesktopResized",
+        "Encoding",
+        "Event",
+        "Framebuffer",
+        "FramebufferUpdateRequest",
+        "FramebufferUpdated",
+        "InvalidEncodingData",
+        "InvalidRectangle",
+        "KeyEvent",
+        "LEDState",
+        "LimitExceeded",
+        "Limits",
+        "LocalProtocolError",
+        "Message",
+        "NEED_DATA",
+        "PAUSED",
+        "PixelFormat",
+        "PointerEvent",
+        "QEMUExtendedKeyEventsSupported",
+        "QEMUKeyEvent",
+        "RFBClient",
+        "RFBConnection",
+        "RFBConnectionError",
+        "RFBError",
+        "RFBTimeout",
+        "RGB565",
+        "RGBX32",
+        "ReaderState",
+        "Rect",
+        "RelayHandshakeState",
+        "RelayReady",
+        "RelayServerHandshake",
+        "RemoteProtocolError",
+        "Screen",
+        "SecurityChosen",
+        "SecurityType",
+        "ServerCutText",
+        "SetEncodings",
+        "TLSRequired",
+        "TruncatedStream",
+        "UnsupportedServer",
+        "VeNCryptSubtype",
+    ]
 
 
 @pytest.mark.parametrize(
