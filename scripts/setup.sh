@@ -9,10 +9,12 @@ want_tests=0
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 missing=()
+lists=(scripts/apt-packages.txt)
+[ $want_tests = 1 ] && lists+=(scripts/apt-packages-test.txt)
 while read -r pkg; do
     case "$pkg" in ''|'#'*) continue ;; esac
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done < scripts/apt-packages.txt
+done < <(cat "${lists[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
     log "apt: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

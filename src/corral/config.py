@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         description="where `npm ci` put the front-end packages; default: the checkout's",
     )
     log_level: str = "info"
+    session_idle_minutes: float = Field(
+        default=30, gt=0, description="a browser session ends after this long without a request"
+    )
+    session_max_hours: float = Field(
+        default=12, gt=0, description="a browser session ends this long after login, used or not"
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -14,12 +14,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import corral
 from corral.api.middleware import AuditMiddleware
 from corral.api.problems import install_handlers
-from corral.api.routers import auth, console, hosts, serial, tasks, vms
+from corral.api.routers import auth, console, events, hosts, serial, tasks, vms
 from corral.config import Settings, load_settings
 from corral.metrics import REGISTRY
 from corral.services.runtime import Services
 from corral.web import api_docs
 from corral.web.assets import default_node_modules, mount_assets
+from corral.web.errors import install_page_handlers, page_error
+from corral.web.pages import admin as admin_pages
+from corral.web.pages import dashboard, session, vm_create
+from corral.web.pages import vms as vm_pages
+from corral.web.security_headers import SecurityHeaders
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +61,19 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     configured = settings or (services.settings if services else None)
     node_modules = configured.node_modules_dir if configured else None
     app.state.node_modules = node_modules or default_node_modules()
-    install_handlers(app)
+    install_handlers(app, page_error)
+    install_page_handlers(app)
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(SecurityHeaders)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, console, serial, tasks):
+    for module in (auth, hosts, vms, console, serial, tasks, events):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(api_docs.router)
+    # vm_create before vm_pages: /vms/new must not be taken for a VM named "new".
+    for page in (session, dashboard, vm_create, vm_pages, admin_pages):
+        app.include_router(page.router)
     mount_assets(app, app.state.node_modules)
 
     @app.get("/healthz", tags=["meta"], name="healthz")

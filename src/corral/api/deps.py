@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from corral.api.browser import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf, check_origin
 from corral.errors import AuthenticationRequired
 from corral.model.auth import Role
 from corral.services.principal import Principal
@@ -23,12 +24,21 @@ def services(request: HTTPConnection) -> Services:
 
 
 async def authenticate(request: HTTPConnection, token: str | None) -> Principal:
-    if not token:
+    """An API token (``Authorization: Bearer``), else a browser session cookie; a
+    state-changing call with a session must also pass the origin and CSRF checks."""
+    if token:
+        principal = await services(request).auth.authenticate(token)
+    elif secret := request.cookies.get(SESSION_COOKIE):
+        principal, session = await services(request).auth.authenticate_session(secret)
+        request.state.web_session = session
+        if request.scope["type"] == "http" and request.scope["method"] not in SAFE_METHODS:
+            check_origin(request)
+            check_csrf(request.headers.get(CSRF_HEADER), session.csrf_token)
+    else:
         raise AuthenticationRequired(
             "this call needs an API token: send 'Authorization: Bearer TOKEN' "
-            "(get one with `corral login`)"
+            "(get one with `corral login`), or log in to the web UI"
         )
-    principal = await services(request).auth.authenticate(token)
     request.state.principal = principal
     return principal
 

@@ -14,6 +14,9 @@ from corral.metrics import API_LATENCY
 log = logging.getLogger(__name__)
 
 _MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+#: The API and the web UI's actions; UI routes are named ``ui.<action>`` and audited as
+#: ``<action>``, so a VM started from a page and one started by the CLI read the same.
+_AUDITED = ("/api/", "/ui/", "/login", "/logout")
 
 
 def _outcome(status: int, state: dict[str, Any]) -> str:
@@ -25,7 +28,7 @@ def _outcome(status: int, state: dict[str, Any]) -> str:
 
 
 class AuditMiddleware:
-    """Every mutating call under /api/v1 leaves an audit entry: who, what, target, outcome."""
+    """Every mutating call (API and web UI) leaves an audit entry: who, what, target, outcome."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,7 +54,7 @@ class AuditMiddleware:
             API_LATENCY.labels(scope["method"], template, str(status)).observe(
                 time.perf_counter() - started
             )
-            if scope["method"] in _MUTATING and scope["path"].startswith("/api/"):
+            if scope["method"] in _MUTATING and scope["path"].startswith(_AUDITED):
                 await self._audit(scope, route, status)
 
     @staticmethod
@@ -59,7 +62,8 @@ class AuditMiddleware:
         state: dict[str, Any] = scope.get("state", {})
         principal = state.get("principal")
         user = principal.user if principal else str(state.get("audit_user", "anonymous"))
-        action = getattr(route, "name", None) or f"{scope['method']} {scope['path']}"
+        name = getattr(route, "name", None)
+        action = name.removeprefix("ui.") if name else f"{scope['method']} {scope['path']}"
         target = str(state.get("audit_target", "")) or "/".join(
             str(v) for v in scope.get("path_params", {}).values()
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import errors
@@ -77,33 +79,58 @@ def _message(err: dict[str, Any]) -> str:
     return str(err.get("msg", "invalid")).removeprefix("Value error, ")
 
 
-def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
-    items = []
-    for err in exc.errors():
-        msg = _message(err)
-        items.append({"loc": _loc(tuple(err.get("loc", ()))), "msg": msg})
+def validation_items(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """pydantic's errors as ``{"loc": "disks.0.size_gib", "msg": "…"}`` a person can act on
+    (shared by the API's 422 answers and the web UI's form messages)."""
+    return [{"loc": _loc(tuple(err.get("loc", ()))), "msg": _message(err)} for err in errors]
+
+
+def _validation_detail(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]]]:
+    items = validation_items(errors)
     detail = "; ".join(f"{i['loc']}: {i['msg']}" for i in items) or "invalid request"
     return detail, items
 
 
-def install_handlers(app: FastAPI) -> None:
+#: Renders an error for a web page instead of problem+json: (request, status, title, detail).
+PageError = Callable[[Request, int, str, str], Response]
+
+#: Paths answered with problem+json; everything else is the web UI.
+_API_PREFIXES = ("/api/", "/openapi.json", "/healthz", "/metrics")
+
+
+def install_handlers(app: FastAPI, page_error: PageError | None = None) -> None:
+    """Corral's errors become problem+json under the API, pages (``page_error``) elsewhere."""
+
+    def answer(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
+        if page_error is not None and not request.url.path.startswith(_API_PREFIXES):
+            return page_error(request, status, title, detail)
+        return problem(status, title, detail, **extra)
+
     @app.exception_handler(errors.CorralError)
-    async def _corral(request: Request, exc: errors.CorralError) -> JSONResponse:
+    async def _corral(request: Request, exc: errors.CorralError) -> Response:
         status, title = status_for(exc)
         request.state.problem_detail = exc.message
-        return problem(status, title, exc.message)
+        return answer(request, status, title, exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail, items = _validation_detail(exc)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        detail, items = _validation_detail(exc.errors())
         request.state.problem_detail = detail
-        return problem(422, "Invalid request", detail, errors=items)
+        return answer(request, 422, "Invalid request", detail, errors=items)
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(request: Request, exc: ValidationError) -> Response:
+        # A model built inside a handler (a form turned into a request): still the caller's
+        # input, so 422 with the same messages, never a 500.
+        detail, items = _validation_detail(exc.errors())
+        request.state.problem_detail = detail
+        return answer(request, 422, "Invalid request", detail, errors=items)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return answer(request, exc.status_code, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return problem(500, "Internal error", "internal error; see the server log")
+        return answer(request, 500, "Internal error", "internal error; see the server log")

@@ -15,14 +15,15 @@ class RouteEntry:
     name: str
     method: str  # "WS" for WebSocket routes
     path: str
+    route: APIRoute | APIWebSocketRoute | None = None
 
 
 def _entries(route: Any, path: str) -> Iterator[RouteEntry]:
     if isinstance(route, APIRoute):
         for method in sorted(route.methods or ()):
-            yield RouteEntry(route.name, method, path or route.path)
+            yield RouteEntry(route.name, method, path or route.path, route)
     elif isinstance(route, APIWebSocketRoute):
-        yield RouteEntry(route.name, "WS", path or route.path)
+        yield RouteEntry(route.name, "WS", path or route.path, route)
 
 
 def iter_routes(app: FastAPI) -> Iterator[RouteEntry]:

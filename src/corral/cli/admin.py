@@ -13,7 +13,7 @@ from corral.cli import credentials
 from corral.config import load_settings
 from corral.model.auth import Role
 from corral.services._db import Db
-from corral.services.auth import AuthService
+from corral.services.auth import create_user_offline
 from corral.services.passwords import generate_password
 
 app = typer.Typer(help="Offline administration of this installation.", no_args_is_help=True)
@@ -45,7 +45,7 @@ def init(
             _out.print("[red]error:[/] this installation already has users; nothing changed")
             raise typer.Exit(1)
         password = generate_password()
-        AuthService(db).create_user_sync(admin_name, password, Role.ADMIN)
+        create_user_offline(db, admin_name, password, Role.ADMIN)
         _out.print(f"Created admin user [bold]{admin_name}[/]. Its password is shown only now:")
         _out.print(f"\n    {password}\n", markup=False, highlight=False)
         if save_login:

@@ -62,6 +62,7 @@ def build_spec(
     description: str,
     accelerator: Accelerator | None,
     host: str | None,
+    start: bool = False,
 ) -> VmSpec:
     """The ``VmSpec`` the options describe; ``typer.BadParameter`` (exit 2) when they don't."""
     memory_mib: int = _parse_or_usage("--memory", parse_memory_mib, memory)
@@ -87,6 +88,7 @@ def build_spec(
             description=description,
             accelerator=accelerator,
             host=host,
+            start=start,
         )
     except ValidationError as exc:
         c.usage_error(validation_message(exc))
@@ -127,8 +129,6 @@ def create(
     json_out: bool = JsonOpt,
 ) -> None:
     """Create a VM (and start it with --start)."""
-    if start and no_wait:
-        c.usage_error("--start has to wait for the VM to exist: drop --no-wait or --start")
     spec = build_spec(
         name=name,
         vcpus=vcpus,
@@ -143,6 +143,7 @@ def create(
         description=description,
         accelerator=accelerator,
         host=host,
+        start=start,
     )
     client = c.client(ctx)
     response = client.post("/vms", json=spec.model_dump(mode="json", exclude_none=True))
@@ -150,8 +151,6 @@ def create(
         if follow_task(ctx, response, no_wait=no_wait, json_flag=json_out) is None:
             return
         response = client.get(f"/vms/{seg(name)}")
-    if start:
-        response = client.post(f"/vms/{seg(name)}/start")
     vm = parse(response, VmInfo)
 
     def render() -> None:

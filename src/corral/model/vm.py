@@ -106,6 +106,7 @@ class VmSpec(_Strict):
     description: Description = ""
     accelerator: Accelerator | None = None
     host: Name | None = None
+    start: bool = Field(default=False, description="start the VM once it is created")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -130,6 +131,12 @@ class DiskInfo(BaseModel):
     device: Literal["disk", "cdrom"] = "disk"
 
 
+class NicInfo(BaseModel):
+    mac: str
+    network: str = Field(description="libvirt network name, or 'user' for user-mode networking")
+    model: str = ""
+
+
 class VmInfo(BaseModel):
     """A VM as Corral sees it: inventory from the database, runtime state from libvirt."""
 
@@ -145,6 +152,7 @@ class VmInfo(BaseModel):
     accelerator: Accelerator | None = None
     adopted: bool = False
     disks: list[DiskInfo] = Field(default_factory=list)
+    nics: list[NicInfo] = Field(default_factory=list)
     created_at: datetime | None = None
 
 

@@ -11,6 +11,7 @@ from corral import store
 from corral.errors import AuthenticationRequired, Conflict, InvalidRequest
 from corral.model.auth import NewToken, Role, TokenInfo, UserCreate, UserInfo
 from corral.services._db import Db
+from corral.services.events import Event, EventBus
 from corral.services.login_throttle import LoginThrottle
 from corral.services.passwords import hash_password, verify_password
 from corral.services.principal import Principal
@@ -19,9 +20,11 @@ _BAD_LOGIN = "wrong user name or password"
 
 
 class AuthService:
-    def __init__(self, db: Db) -> None:
+    def __init__(self, db: Db, bus: EventBus, session_policy: store.SessionPolicy) -> None:
         self._db = db
+        self._bus = bus
         self._throttle = LoginThrottle()
+        self.session_policy = session_policy
 
     async def authenticate(self, secret: str) -> Principal:
         found = await self._db(lambda s: store.authenticate_token(s, secret))
@@ -32,10 +35,9 @@ class AuthService:
         user, token = found
         return Principal(user=user.name, role=Role(user.role), token_id=token.id)
 
-    async def login(
-        self, username: str, password: str, token_name: str, client: str = "local"
-    ) -> NewToken:
-        """``client``: the caller's address, which failed logins are counted against."""
+    async def _check_password(self, username: str, password: str, client: str) -> str:
+        """The user's name if the password is right; ``client`` (the caller's address) is what
+        failed logins are counted against."""
         self._throttle.check(username, client)
         user = await self._db(lambda s: store.find_user(s, username))
         # argon2 runs in a thread: it is deliberately slow and must not block the event loop.
@@ -45,7 +47,51 @@ class AuthService:
             self._throttle.failed(username, client)
             raise AuthenticationRequired(_BAD_LOGIN)
         self._throttle.succeeded(username, client)
-        return await self.create_token(user.name, token_name, None)
+        return user.name
+
+    async def login(
+        self, username: str, password: str, token_name: str, client: str = "local"
+    ) -> NewToken:
+        name = await self._check_password(username, password, client)
+        return await self.create_token(name, token_name, None)
+
+    async def login_session(
+        self, username: str, password: str, client: str
+    ) -> tuple[store.SessionView, str]:
+        """A browser session: its view and the cookie secret."""
+        name = await self._check_password(username, password, client)
+        return await self._db(lambda s: store.create_session(s, name, client))
+
+    async def authenticate_session(self, secret: str) -> tuple[Principal, store.SessionView]:
+        policy = self.session_policy
+        found = await self._db(lambda s: store.authenticate_session(s, secret, policy))
+        if found is None:
+            raise AuthenticationRequired(
+                "your session has ended (logged out, idle or too old): log in again"
+            )
+        principal = Principal(user=found.user, role=Role(found.role), session_id=found.id)
+        return principal, found
+
+    async def current(self, principal: Principal) -> Principal | None:
+        """The caller as they stand now — None once their session or token has ended — for
+        long-lived streams (consoles, events) that must end with the caller's rights."""
+        if principal.session_id is not None:
+            session_id, policy = principal.session_id, self.session_policy
+            view = await self._db(lambda s: store.live_session(s, session_id, policy))
+            if view is None:
+                return None
+            return Principal(user=view.user, role=Role(view.role), session_id=view.id)
+        if principal.token_id is not None:
+            token_id = principal.token_id
+            found = await self._db(lambda s: store.live_token(s, token_id))
+            if found is None:
+                return None
+            return Principal(user=found[0], role=Role(found[1]), token_id=token_id)
+        return principal
+
+    async def logout_session(self, session_id: str) -> None:
+        await self._db(lambda s: store.end_session(s, session_id))
+        self._bus.publish(Event("session", "ended", {"id": session_id}))
 
     async def create_token(self, user: str, name: str, expires_in_days: int | None) -> NewToken:
         expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
@@ -89,8 +135,10 @@ class AuthService:
         await self._db(_delete)
 
     def create_user_sync(self, name: str, password: str, role: Role) -> UserInfo:
-        """For ``corral admin init`` (offline, no event loop)."""
-        password_hash = hash_password(password)
-        return self._db.sync(
-            lambda s: store.user_info(store.create_user(s, name, password_hash, role))
-        )
+        return create_user_offline(self._db, name, password, role)
+
+
+def create_user_offline(db: Db, name: str, password: str, role: Role) -> UserInfo:
+    """For ``corral admin init`` (offline, no event loop)."""
+    password_hash = hash_password(password)
+    return db.sync(lambda s: store.user_info(store.create_user(s, name, password_hash, role)))

@@ -12,11 +12,14 @@ _RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller. ``token_id`` is None for sessions created offline (admin init)."""
+    """An authenticated caller: by API token (``token_id``), by browser session (``session_id``),
+    or neither for work Corral does offline (``admin init``)."""
 
     user: str
     role: Role
     token_id: str | None = None
+    #: Set when the caller is a browser session (cookie) rather than an API token.
+    session_id: str | None = None
 
     def allows(self, needed: Role) -> bool:
         return _RANK[self.role] >= _RANK[needed]

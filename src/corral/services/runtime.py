@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from corral.config import Settings
 from corral.services._db import Db
@@ -15,7 +16,7 @@ from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
 from corral.services.tasks import TaskService
 from corral.services.vms import VmServices
-from corral.store import Store
+from corral.store import SessionPolicy, Store
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,14 @@ class Services:
         self.db = Db(self.store)
         self.bus = EventBus()
         self.audit = AuditService(self.db)
-        self.auth = AuthService(self.db)
+        self.auth = AuthService(
+            self.db,
+            self.bus,
+            SessionPolicy(
+                idle=timedelta(minutes=settings.session_idle_minutes),
+                absolute=timedelta(hours=settings.session_max_hours),
+            ),
+        )
         self.tasks = TaskService(self.db, self.bus)
         self.locks = OperationLocks()
         # Hosts report events to the reconciler, which reads hosts: a forwarding lambda breaks

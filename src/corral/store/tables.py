@@ -84,6 +84,24 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(back_populates="tokens", lazy="joined")
 
 
+class WebSession(Base):
+    """A browser session: the cookie holds a secret whose SHA-256 is kept here (like tokens).
+    ``csrf_token`` is not secret from its user: it proves a request came from Corral's pages."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid_hex)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    client: Mapped[str] = mapped_column(String(255), default="")
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
 class Host(Base):
     __tablename__ = "hosts"
     __table_args__ = (

@@ -105,3 +105,17 @@ def list_tokens(session: Session, user_name: str | None = None) -> list[TokenInf
     if user_name is not None:
         query = query.where(User.name == user_name)
     return [token_info(t) for t in session.scalars(query)]
+
+
+def live_token(
+    session: Session, token_id: str, *, now: datetime | None = None
+) -> tuple[str, str] | None:
+    """(user name, role) of a token that still works (not revoked or expired, user enabled),
+    else None; without recording a use (long-lived streams ask this)."""
+    now = now or utcnow()
+    token = session.get(ApiToken, token_id)
+    if token is None or token.revoked_at is not None or token.user.disabled:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    return token.user.name, token.user.role

@@ -10,7 +10,7 @@ import libvirt
 from lxml import etree
 
 from corral.model.host import HostCapabilities
-from corral.model.vm import Accelerator, DiskInfo, VmState
+from corral.model.vm import Accelerator, DiskInfo, NicInfo, VmState
 from corral.virt.domain_xml import Domain
 from corral.virt.types import DomainRecord
 
@@ -51,6 +51,17 @@ def _disks(dom: libvirt.virDomain, domain: Domain) -> list[DiskInfo]:
     return result
 
 
+def _nics(domain: Domain) -> list[NicInfo]:
+    return [
+        NicInfo(
+            mac=nic.mac or "",
+            network=nic.source_network or (nic.type or ""),
+            model=nic.model or "",
+        )
+        for nic in domain.devices.interfaces
+    ]
+
+
 def domain_record(dom: libvirt.virDomain, started_at: dict[str, float]) -> DomainRecord:
     """Build the record; ``started_at`` maps UUIDs to the monotonic time a start was seen."""
     xml = dom.XMLDesc(0)
@@ -72,6 +83,7 @@ def domain_record(dom: libvirt.virDomain, started_at: dict[str, float]) -> Domai
         description=domain.description,
         accelerator=domain.accelerator,
         disks=_disks(dom, domain),
+        nics=_nics(domain),
         corral_managed=domain.corral_managed,
         xml=xml,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from corral.model.vm import Accelerator, DiskInfo, VmState
+from corral.model.vm import Accelerator, DiskInfo, NicInfo, VmState
 
 #: ``DomainEvent.kind`` values.
 EVENT_LIFECYCLE = "lifecycle"
@@ -57,5 +57,6 @@ class DomainRecord:
     description: str
     accelerator: Accelerator | None
     disks: list[DiskInfo] = field(default_factory=list)
+    nics: list[NicInfo] = field(default_factory=list)
     corral_managed: bool = False
     xml: str = ""

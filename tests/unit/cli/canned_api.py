@@ -204,7 +204,7 @@ def _vm_routes(api: APIRouter, state: CannedState) -> None:
             ])  # fmt: skip
         if name in state.vms:
             return problem(409, f"a VM named {name} exists already")
-        vm = vm_info(name, VmState.SHUTOFF).model_copy(
+        vm = vm_info(name, VmState.RUNNING if body.get("start") else VmState.SHUTOFF).model_copy(
             update={"vcpus": body.get("vcpus", 1), "memory_mib": body.get("memory_mib", 512)}
         )
         state.vms[name] = vm

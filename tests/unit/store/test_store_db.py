@@ -31,7 +31,16 @@ from corral.store import (
     upgrade,
 )
 
-TABLES = {"users", "api_tokens", "hosts", "vms", "tasks", "audit_log", "alembic_version"}
+TABLES = {
+    "users",
+    "api_tokens",
+    "web_sessions",
+    "hosts",
+    "vms",
+    "tasks",
+    "audit_log",
+    "alembic_version",
+}
 
 
 def _head() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from corral.errors import CorralError
 from corral.model.task import TaskInfo
 from corral.model.vm import VmInfo, VmSpec
 from corral.services.audit import AuditService
@@ -35,7 +36,9 @@ class VmCreation:
         if any(d.import_path for d in checked.disks):
             return await self._create_task(principal, host, checked)
         async with self._locks.hold(checked.name, "create"):
-            await _provision.provision(self._inventory.db, host, checked, principal, None)
+            uuid = await _provision.provision(self._inventory.db, host, checked, principal, None)
+            if checked.start:
+                await _start_created(host, checked.name, uuid)
         return await self._inventory.get(checked.name)
 
     async def _create_task(self, principal: Principal, host: LibvirtHost, spec: VmSpec) -> TaskInfo:
@@ -49,6 +52,18 @@ class VmCreation:
                     spec.name,
                     lambda: _provision.provision(db, host, spec, principal, ctx),
                 )
-            return {"vm": spec.name, "uuid": uuid}
+                if spec.start:
+                    await ctx.progress(phase="starting the VM", force=True)
+                    await _start_created(host, spec.name, uuid)
+            return {"vm": spec.name, "uuid": uuid, "started": spec.start}
 
         return await self._tasks.start("vm.create", spec.name, principal, body, "queued")
+
+
+async def _start_created(host: LibvirtHost, name: str, uuid: str) -> None:
+    try:
+        await host.start(uuid)
+    except CorralError as exc:
+        # The VM exists and stays: say so, or the caller would think nothing happened.
+        exc.message = f"VM {name!r} was created but did not start: {exc.message}"
+        raise

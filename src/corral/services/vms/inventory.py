@@ -56,6 +56,7 @@ def vm_info(row: Vm, record: DomainRecord | None, host_connected: bool) -> VmInf
         accelerator=record.accelerator,
         adopted=row.adopted,
         disks=record.disks,
+        nics=record.nics,
         created_at=row.created_at,
     )
 

@@ -1,0 +1,76 @@
+"""``GET /api/v1/events``: Corral's events as Server-Sent Events (the UI's live updates)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from corral.api.deps import Svc, Viewer
+from corral.model.auth import Role
+from corral.services.events import Event
+from corral.services.rights_watch import until_rights_end
+
+router = APIRouter(tags=["events"])
+
+#: Topics a client may see; others (e.g. ``session``) are internal.
+PUBLIC_TOPICS = frozenset({"vm", "host", "task"})
+#: A comment line this often keeps proxies from closing an idle stream.
+KEEPALIVE_S = 15.0
+
+EVENT_STREAM = "text/event-stream"
+
+
+def format_event(event: Event, event_id: int) -> bytes:
+    data = json.dumps({"kind": event.kind, **event.data}, separators=(",", ":"))
+    return f"id: {event_id}\nevent: {event.topic}\ndata: {data}\n\n".encode()
+
+
+@router.get(
+    "/events",
+    name="event.stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+            "description": "a stream of `event: vm|host|task` messages whose `data` is JSON "
+            "with a `kind` (e.g. `started`, `updated`) and the object's fields; it ends when "
+            "the caller's session or token does",
+        }
+    },
+)
+async def event_stream(svc: Svc, who: Viewer) -> StreamingResponse:
+    """Live events of every host: VM lifecycle, host connection, task progress."""
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b": corral events\n\n"
+        ended = asyncio.create_task(until_rights_end(svc.auth, svc.bus, who, Role.VIEWER))
+        count = 0
+        try:
+            async with svc.bus.subscribe() as events:
+                while not ended.done():
+                    getter = asyncio.ensure_future(events.get())
+                    done, _ = await asyncio.wait(
+                        {getter, ended}, timeout=KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getter not in done:
+                        getter.cancel()
+                        if not ended.done():
+                            yield b": keep-alive\n\n"
+                        continue
+                    event = getter.result()
+                    if event.topic in PUBLIC_TOPICS:
+                        count += 1
+                        yield format_event(event, count)
+            yield f"event: end\ndata: {json.dumps({'reason': ended.result()})}\n\n".encode()
+        finally:
+            ended.cancel()
+
+    return StreamingResponse(
+        stream(),
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,114 @@
+"""The create-VM form: the same ``VmSpec`` as the API, its messages shown next to the fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+
+from corral.api.problems import validation_items
+from corral.errors import CorralError
+from corral.model.task import TaskInfo
+from corral.model.vm import VmSpec
+from corral.services.runtime import Services
+from corral.web.page_auth import PageOperator
+from corral.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "host": "",
+    "vcpus": "1",
+    "memory_mib": "512",
+    "accelerator": "",
+    "disk_source": "blank",
+    "disk_size_gib": "10",
+    "disk_image": "",
+    "boot_source": "disk",
+    "cdrom": "",
+    "kernel": "",
+    "initrd": "",
+    "cmdline": "",
+    "network": "nat",
+    "description": "",
+    "start": False,
+}
+
+
+def _none_if_blank(value: str) -> str | None:
+    return value.strip() or None
+
+
+def spec_from_form(form: dict[str, Any]) -> dict[str, Any]:
+    """The form's fields as a ``VmSpec`` document (validation is the model's job)."""
+    disks: list[dict[str, Any]] = []
+    source = form["disk_source"]
+    if source == "blank":
+        disks.append({"name": "root", "size_gib": form["disk_size_gib"] or None})
+    elif source == "import":
+        disks.append({"name": "root", "import_path": _none_if_blank(form["disk_image"])})
+    elif source == "base":
+        disks.append({"name": "root", "base_image": _none_if_blank(form["disk_image"])})
+    network = form["network"]
+    return {
+        "name": form["name"].strip(),
+        "vcpus": form["vcpus"] or None,
+        "memory_mib": form["memory_mib"] or None,
+        "disks": disks,
+        "cdrom": _none_if_blank(form["cdrom"]),
+        "nics": [] if network == "none" else [{"network": network}],
+        "boot": {
+            "source": form["boot_source"],
+            "kernel": _none_if_blank(form["kernel"]),
+            "initrd": _none_if_blank(form["initrd"]),
+            "cmdline": _none_if_blank(form["cmdline"]),
+        },
+        "description": form["description"],
+        "accelerator": _none_if_blank(form["accelerator"]),
+        "host": _none_if_blank(form["host"]),
+        "start": bool(form["start"]),
+    }
+
+
+async def _form_context(svc: Services, form: dict[str, Any]) -> dict[str, Any]:
+    return {"form": form, "hosts": [h.name for h in svc.hosts.all()], "errors": {}, "task": None}
+
+
+@router.get("/vms/new", name="ui.vm.new")
+async def new_vm(request: Request, _: PageOperator) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    context = await _form_context(svc, dict(DEFAULTS))
+    return render(request, "vm_new.html", {"active": "new", **context})
+
+
+@router.post("/ui/vms", name="ui.vm.create")
+async def create_vm(request: Request, who: PageOperator) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    raw = await request.form()
+    form = {key: raw.get(key, default) for key, default in DEFAULTS.items()}
+    form = {k: (v if isinstance(v, str | bool) else default) for (k, v), default
+            in zip(form.items(), DEFAULTS.values(), strict=True)}  # fmt: skip
+    form["start"] = raw.get("start") == "1"
+    context = await _form_context(svc, form)
+    request.state.audit_target = form["name"]
+    try:
+        spec = VmSpec.model_validate(spec_from_form(form))
+        result = await svc.vms.create.create(who, spec)
+    except ValidationError as exc:
+        context["errors"] = {item["loc"]: item["msg"] for item in validation_items(exc.errors())}
+        request.state.problem_detail = "; ".join(context["errors"].values())
+        return render(request, "fragments/vm_form.html", context, status=422)
+    except CorralError as exc:
+        # Shown above the form (a name taken, a host without room…); 422 lets htmx swap it in.
+        context["errors"] = {"form": exc.message}
+        request.state.problem_detail = exc.message
+        return render(request, "fragments/vm_form.html", context, status=422)
+    if isinstance(result, TaskInfo):
+        context["task"] = result
+        return render(request, "fragments/vm_form.html", context)
+    response = HTMLResponse("", status_code=200)
+    response.headers["HX-Redirect"] = f"/vms/{spec.name}"
+    return response

@@ -1,0 +1,130 @@
+"""A VM's page: specs, disks, NICs, snapshots, tasks, serial log, and its actions."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from corral.errors import CorralError
+from corral.model.vm import DeleteRequest, ShutdownRequest, SnapshotRequest, VmState
+from corral.services.principal import Principal
+from corral.services.runtime import Services
+from corral.web.page_auth import PageOperator, PageViewer
+from corral.web.templating import render
+
+router = APIRouter(include_in_schema=False)
+
+#: Terminal control sequences in the serial log, stripped for display.
+_ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]|\r")
+LOG_TAIL_BYTES = 16 * 1024
+
+
+async def _context(svc: Services, name: str) -> dict[str, Any]:
+    vm = await svc.vms.inventory.get(name)
+    snapshots: list[Any] = []
+    note = ""
+    if vm.state not in (VmState.MISSING, VmState.UNKNOWN):
+        try:
+            snapshots = await svc.vms.snapshots.list_snapshots(name)
+        except CorralError as exc:
+            note = exc.message
+    tasks = [t for t in await svc.tasks.list_tasks(limit=200) if t.target == name][:10]
+    return {"vm": vm, "snapshots": snapshots, "snapshot_note": note, "tasks": tasks}
+
+
+def _log_text(raw: bytes) -> str:
+    return _ANSI.sub(b"", raw).decode("utf-8", "replace")
+
+
+@router.get("/vms/{name}", name="ui.vm")
+async def vm_page(request: Request, name: str, _: PageViewer) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    return render(request, "vm.html", {"active": "dashboard", **await _context(svc, name)})
+
+
+@router.get("/ui/fragments/vms/{name}", name="ui.fragment.vm")
+async def vm_fragment(request: Request, name: str, _: PageViewer) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    return render(request, "fragments/vm_detail.html", await _context(svc, name))
+
+
+@router.get("/ui/fragments/vms/{name}/log", name="ui.fragment.vm_log")
+async def vm_log(request: Request, name: str, _: PageViewer) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    try:
+        raw = await svc.vms.serial.log(name, LOG_TAIL_BYTES)
+    except CorralError as exc:
+        return HTMLResponse(html.escape(f"(no serial log: {exc.message})"))
+    return HTMLResponse(html.escape(_log_text(raw)))
+
+
+Action = Callable[[Services, Principal, str], Awaitable[object]]
+
+_ACTIONS: dict[str, Action] = {
+    "start": lambda svc, who, name: svc.vms.power.start(who, name),
+    "stop": lambda svc, who, name: svc.vms.power.stop(who, name),
+    "reboot": lambda svc, who, name: svc.vms.power.reboot(who, name),
+    "pause": lambda svc, who, name: svc.vms.power.pause(who, name),
+    "resume": lambda svc, who, name: svc.vms.power.resume(who, name),
+    "shutdown": lambda svc, who, name: svc.vms.power.shutdown(who, name, ShutdownRequest()),
+}
+
+
+def _action_route(action: str) -> None:
+    async def run(request: Request, name: str, who: PageOperator) -> HTMLResponse:
+        svc: Services = request.app.state.services
+        await _ACTIONS[action](svc, who, name)
+        return render(request, "fragments/vm_detail.html", await _context(svc, name))
+
+    run.__name__ = f"vm_{action}"
+    router.add_api_route(
+        f"/ui/vms/{{name}}/{action}", run, methods=["POST"], name=f"ui.vm.{action}"
+    )
+
+
+for _action in _ACTIONS:
+    _action_route(_action)
+
+
+@router.post("/ui/vms/{name}/delete", name="ui.vm.delete")
+async def delete_vm(request: Request, name: str, who: PageOperator) -> Response:
+    svc: Services = request.app.state.services
+    await svc.vms.delete.delete(who, name, DeleteRequest(delete_disks=True))
+    return Response(status_code=204, headers={"HX-Redirect": "/"})
+
+
+@router.post("/ui/vms/{name}/snapshots", name="ui.vm.snapshot.create")
+async def create_snapshot(
+    request: Request,
+    name: str,
+    who: PageOperator,
+    snapshot: Annotated[str, Form(alias="name", max_length=63)],
+    description: Annotated[str, Form(max_length=1024)] = "",
+) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    req = SnapshotRequest(name=snapshot, description=description)
+    await svc.vms.snapshots.create(who, name, req)
+    return render(request, "fragments/vm_detail.html", await _context(svc, name))
+
+
+@router.post("/ui/vms/{name}/snapshots/{snap}/revert", name="ui.vm.snapshot.revert")
+async def revert_snapshot(
+    request: Request, name: str, snap: str, who: PageOperator
+) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    await svc.vms.snapshots.revert(who, name, snap)
+    return render(request, "fragments/vm_detail.html", await _context(svc, name))
+
+
+@router.post("/ui/vms/{name}/snapshots/{snap}/delete", name="ui.vm.snapshot.delete")
+async def delete_snapshot(
+    request: Request, name: str, snap: str, who: PageOperator
+) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    await svc.vms.snapshots.delete(who, name, snap)
+    return render(request, "fragments/vm_detail.html", await _context(svc, name))
