@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import corral
 from corral.api.middleware import AuditMiddleware
 from corral.api.problems import install_handlers
-from corral.api.routers import auth, console, events, hosts, serial, tasks, vms
+from corral.api.routers import auth, console, console_ws, events, hosts, serial, tasks, vms
 from corral.config import Settings, load_settings
 from corral.metrics import REGISTRY
 from corral.services.runtime import Services
@@ -22,7 +22,7 @@ from corral.web import api_docs
 from corral.web.assets import default_node_modules, mount_assets
 from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
-from corral.web.pages import dashboard, session, vm_create
+from corral.web.pages import consoles, dashboard, session, vm_create
 from corral.web.pages import vms as vm_pages
 from corral.web.security_headers import SecurityHeaders
 
@@ -67,12 +67,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(SecurityHeaders)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, console, serial, tasks, events):
+    for module in (auth, hosts, vms, console, console_ws, serial, tasks, events):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(api_docs.router)
     # vm_create before vm_pages: /vms/new must not be taken for a VM named "new".
-    for page in (session, dashboard, vm_create, vm_pages, admin_pages):
+    for page in (session, dashboard, vm_create, consoles, vm_pages, admin_pages):
         app.include_router(page.router)
     mount_assets(app, app.state.node_modules)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -92,3 +92,21 @@ class ScreenMatch(BaseModel):
     x: int
     y: int
     elapsed_s: float
+
+
+class ConsoleTicketRequest(_Strict):
+    kind: Literal["vnc", "serial"] = Field(
+        default="vnc", description="the screen (VNC, for noVNC) or the first serial port"
+    )
+
+
+class ConsoleTicketInfo(BaseModel):
+    """Open ``url`` as a WebSocket (subprotocol ``binary``) within ``expires_in_s`` seconds,
+    from the same origin and with the same session or token that asked for the ticket."""
+
+    ticket: str
+    kind: Literal["vnc", "serial"]
+    vm: str
+    url: str
+    expires_in_s: float
+    view_only: bool = Field(description="keyboard, mouse and clipboard input are dropped")

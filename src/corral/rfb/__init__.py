@@ -81,6 +81,7 @@ from ._relay_events import (
     SecurityChosen,
 )
 from ._relay_server import RelayHandshakeState, RelayServerHandshake
+from ._upstream import Upstream, open_upstream, open_upstream_socket
 
 __all__ = [
     "BGR233",
@@ -153,5 +154,8 @@ __all__ = [
     "TLSRequired",
     "TruncatedStream",
     "UnsupportedServer",
+    "Upstream",
     "VeNCryptSubtype",
+    "open_upstream",
+    "open_upstream_socket",
 ]

@@ -22,7 +22,6 @@ from websockets.asyncio.client import connect as ws_connect
 
 from ._connection import RFBConnection
 from ._errors import (
-    AuthenticationFailed,
     LocalProtocolError,
     RFBError,
     RFBTimeout,
@@ -30,7 +29,6 @@ from ._errors import (
 )
 from ._events import (
     NEED_DATA,
-    PAUSED,
     Bell,
     ClientCutText,
     ClipboardProvided,
@@ -47,11 +45,11 @@ from ._events import (
     QEMUKeyEvent,
     Rect,
     ServerCutText,
-    TLSRequired,
 )
 from ._keys import SHIFT, Key, key_for_char, parse_combo
 from ._match import find_template
 from ._transport import StreamTransport, Transport, WebSocketTransport, map_transport_errors
+from ._upstream import run_handshake
 
 U8Array = npt.NDArray[np.uint8]
 
@@ -190,32 +188,13 @@ class RFBClient:
         return client
 
     async def _handshake(self) -> None:
-        conn = self.conn
-        tls_done = False
-        while True:
-            try:
-                event = conn.next_event()
-            except TruncatedStream:
-                if tls_done:
-                    raise AuthenticationFailed(
-                        "the VNC server closed the connection right after the TLS handshake: "
-                        "it probably rejected the client certificate"
-                    ) from None
-                raise
-            if out := conn.data_to_send():
-                await self._transport.write(out)
-            if event is NEED_DATA:
-                conn.receive_data(await self._transport.read())
-            elif isinstance(event, TLSRequired) or event is PAUSED:
-                if self._ssl_context is None:
-                    raise AuthenticationFailed("the server wants TLS but no SSL context was given")
-                await self._transport.start_tls(self._ssl_context, self._server_hostname)
-                conn.tls_started()
-                tls_done = True
-            elif isinstance(event, Connected):
-                self.connected = event
-                self._size = (event.width, event.height)
-                return
+        event = await run_handshake(
+            self._transport, self.conn, self._ssl_context, self._server_hostname
+        )
+        if out := self.conn.data_to_send():
+            await self._transport.write(out)  # our pixel format and encodings
+        self.connected = event
+        self._size = (event.width, event.height)
 
     async def _read_loop(self) -> None:
         try:

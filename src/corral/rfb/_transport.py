@@ -78,6 +78,10 @@ class StreamTransport:
         with map_transport_errors("starting TLS with the VNC server"):
             await self._writer.start_tls(context, server_hostname=server_hostname)
 
+    def streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The streams underneath (after ``start_tls``, the TLS-wrapped ones)."""
+        return self._reader, self._writer
+
     async def write_eof(self) -> bool:
         if not self._writer.can_write_eof():
             return False

@@ -9,6 +9,7 @@ from corral.config import Settings
 from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.auth import AuthService
+from corral.services.console_tickets import ConsoleTickets
 from corral.services.events import EventBus
 from corral.services.hosts import HostService
 from corral.services.locks import OperationLocks
@@ -40,6 +41,7 @@ class Services:
         )
         self.tasks = TaskService(self.db, self.bus)
         self.locks = OperationLocks()
+        self.console_tickets = ConsoleTickets()
         # Hosts report events to the reconciler, which reads hosts: a forwarding lambda breaks
         # the construction cycle.
         self.hosts = HostService(self.db, settings.pool_dir, lambda e: self.reconciler.on_event(e))

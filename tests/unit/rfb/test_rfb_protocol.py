@@ -122,7 +122,10 @@ def test_public_names_are_exactly_the_api() -> None:
         "TLSRequired",
         "TruncatedStream",
         "UnsupportedServer",
+        "Upstream",
         "VeNCryptSubtype",
+        "open_upstream",
+        "open_upstream_socket",
     ]
 
 

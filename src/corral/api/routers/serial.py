@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from corral.api.deps import authenticate
-from corral.api.problems import problem, status_for
+from corral.api.ws_common import bearer, refuse
 from corral.errors import CorralError
 from corral.model.auth import Role
 from corral.services.runtime import Services
@@ -20,46 +21,39 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["vms"])
 
 
-async def _refuse(ws: WebSocket, exc: CorralError) -> None:
-    """Answer the handshake with an HTTP problem+json, so clients can show the reason; servers
-    without the denial-response extension get a policy-violation close instead."""
-    status, title = status_for(exc)
-    if "websocket.http.response" in ws.scope.get("extensions", {}):
-        await ws.send_denial_response(problem(status, title, exc.message))
-    else:
-        await ws.close(code=1008, reason=exc.message[:120])
-
-
-def _bearer(ws: WebSocket) -> str | None:
-    header = ws.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token else None
-
-
 @router.websocket("/vms/{name}/serial", name="vm.serial")
 async def serial_console(ws: WebSocket, name: str) -> None:
     svc: Services = ws.app.state.services
     try:
-        principal = await authenticate(ws, _bearer(ws))
+        principal = await authenticate(ws, bearer(ws))
         principal.require(Role.OPERATOR)
     except CorralError as exc:
-        await _refuse(ws, exc)
+        await refuse(ws, exc)
         return
     try:
         console = await svc.vms.serial.open(name)
     except CorralError as exc:
         await svc.audit.record(principal.user, "vm.serial", name, f"error: {exc.message}")
-        await _refuse(ws, exc)
+        await refuse(ws, exc)
         return
     await svc.audit.record(principal.user, "vm.serial", name, "ok")
     await ws.accept()
     try:
-        await _relay(ws, console)
+        await relay_serial(ws, console)
     finally:
         await console.close()
 
 
-async def _relay(ws: WebSocket, console: SerialConsole) -> None:
+async def relay_serial(
+    ws: WebSocket,
+    console: SerialConsole,
+    *,
+    view_only: bool = False,
+    rights_end: Callable[[], Awaitable[str]] | None = None,
+) -> None:
+    """Pipe console bytes both ways (a viewer's input is dropped) until either side closes or
+    ``rights_end()`` returns."""
+
     async def to_client() -> None:
         while data := await console.read():
             await ws.send_bytes(data)
@@ -70,10 +64,16 @@ async def _relay(ws: WebSocket, console: SerialConsole) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("bytes") or (message.get("text") or "").encode()
-            if data:
+            if data and not view_only:
                 await console.write(data)
 
-    tasks = [asyncio.create_task(to_client()), asyncio.create_task(to_console())]
+    tasks: list[asyncio.Future[object]] = [
+        asyncio.ensure_future(to_client()),
+        asyncio.ensure_future(to_console()),
+    ]
+    if rights_end is not None:
+        tasks.append(asyncio.ensure_future(rights_end()))
+    code = 1000
     try:
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
@@ -83,9 +83,12 @@ async def _relay(ws: WebSocket, console: SerialConsole) -> None:
                 exc, WebSocketDisconnect | CorralError
             ):
                 raise exc
+        if len(tasks) == 3 and tasks[2] in done:
+            code = 1008  # the caller's session or rights ended
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         # The client may be gone already (it hung up first): closing then is a no-op.
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await ws.close()
+            await ws.close(code=code)

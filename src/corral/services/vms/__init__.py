@@ -9,6 +9,7 @@
     screenshot.py          a PNG of the screen
     serial.py              serial log and live serial console
     console_automation.py  type on the keyboard, wait for an image on the screen (VNC)
+    screen_source.py       how a VM's screen (VNC) is reached: the one interface for all of these
 
 A new VM use case gets its own module here and a field in ``VmServices``.
 """
@@ -28,6 +29,7 @@ from corral.services.vms.create import VmCreation
 from corral.services.vms.delete import VmDeletion
 from corral.services.vms.inventory import VmInventory, vm_info
 from corral.services.vms.power import VmPower
+from corral.services.vms.screen_source import VmScreenSource
 from corral.services.vms.screenshot import VmScreenshot
 from corral.services.vms.serial import VmSerial
 from corral.services.vms.snapshots import VmSnapshots
@@ -46,6 +48,7 @@ class VmServices:
     screenshot: VmScreenshot
     serial: VmSerial
     console: VmConsole
+    screen_source: VmScreenSource
 
     @classmethod
     def build(
@@ -57,6 +60,7 @@ class VmServices:
         locks: OperationLocks,
     ) -> VmServices:
         inventory = VmInventory(db, hosts)
+        source = VmScreenSource(inventory)
         return cls(
             inventory=inventory,
             create=VmCreation(inventory, tasks, audit, locks),
@@ -66,5 +70,6 @@ class VmServices:
             clone=VmCloning(inventory, tasks, audit, locks),
             screenshot=VmScreenshot(inventory),
             serial=VmSerial(inventory),
-            console=VmConsole(inventory),
+            console=VmConsole(source),
+            screen_source=source,
         )

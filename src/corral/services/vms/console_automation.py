@@ -21,16 +21,16 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from corral.errors import Conflict, HostError, InvalidRequest, OperationTimeout
+from corral.errors import HostError, InvalidRequest, OperationTimeout
 from corral.model.console import ScreenMatch, TypeRequest
 from corral.model.vm import VmState
 from corral.rfb import LocalProtocolError, RFBClient, RFBError, RFBTimeout
-from corral.services.vms.inventory import VmInventory
+from corral.services.vms.screen_source import VIEWING_STATES, VmScreenSource
 
 U8Array = npt.NDArray[np.uint8]
 log = logging.getLogger(__name__)
 
-#: Bound on opening the VNC session (libvirt hand-over plus the RFB handshake).
+#: Bound on waiting for the server to take the last keys (after the half-close).
 CONNECT_TIMEOUT_S = 10.0
 #: Typing pace. QEMU's VNC server passes key events to the guest one per ``key-delay-ms``
 #: (10 ms by default) and queues only about 340 of them, dropping the rest (a dropped release
@@ -42,8 +42,6 @@ EVENT_PACE_S = 0.011
 MAX_TEMPLATE_SIDE = 4096
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TYPING_STATES = (VmState.RUNNING,)
-# A paused VM's screen can still be read (it just does not change).
-_VIEWING_STATES = (VmState.RUNNING, VmState.PAUSED)
 
 
 def decode_template(png: bytes) -> U8Array:
@@ -122,19 +120,15 @@ async def _paced_input(client: RFBClient, text: str, combos: list[str]) -> None:
 class VmConsole:
     """Keyboard input and screen matching on a VM's display."""
 
-    def __init__(self, inventory: VmInventory) -> None:
-        self._inventory = inventory
+    def __init__(self, source: VmScreenSource) -> None:
+        self._source = source
 
     @asynccontextmanager
     async def _screen(
         self, name: str, states: Collection[VmState], purpose: str
     ) -> AsyncIterator[RFBClient]:
-        _row, host, record = await self._inventory.record(name)
-        if record.state not in states:
-            raise Conflict(f"VM {name!r} is {record.state.value}: start it to {purpose}")
-        sock = await host.open_vnc(record.uuid)
         with _map_rfb_errors(name):
-            client = await RFBClient.connect_socket(sock, timeout=CONNECT_TIMEOUT_S)
+            client = await self._source.client(name, states, purpose)
         try:
             yield client
         finally:
@@ -158,7 +152,7 @@ class VmConsole:
         # Decoding up to 4096x4096 pixels takes a while: not in the event loop.
         template = await asyncio.to_thread(decode_template, template_png)
         started = time.monotonic()
-        async with self._screen(name, _VIEWING_STATES, "see its screen") as client:
+        async with self._screen(name, VIEWING_STATES, "see its screen") as client:
             height, width = template.shape[:2]
             if width > client.width or height > client.height:
                 raise InvalidRequest(

@@ -16,8 +16,13 @@ class VmSerial:
         row, host = await self._inventory.locate(name)
         return await host.read_serial_log(row.name, tail_bytes)
 
-    async def open(self, name: str) -> SerialConsole:
-        _row, host, record = await self._inventory.record(name)
+    async def check_open(self, name: str) -> None:
+        """Conflict unless the serial console can be opened now (before issuing a ticket)."""
+        _row, _host, record = await self._inventory.record(name)
         if record.state not in (VmState.RUNNING, VmState.PAUSED):
             raise Conflict(f"VM {name!r} is {record.state.value}: start it to use its console")
+
+    async def open(self, name: str) -> SerialConsole:
+        await self.check_open(name)
+        _row, host, record = await self._inventory.record(name)
         return await host.open_serial_console(record.uuid)

@@ -1,0 +1,100 @@
+"""One-time console tickets: how a browser opens a console WebSocket.
+
+A page asks for a ticket (``POST /api/v1/vms/{name}/console/ticket``) and opens the WebSocket
+with it. A ticket lives 30 seconds, opens one connection, and is bound to the user and their
+session or token, to one VM and console kind, and to the Origin the page was served from (a
+page of another site cannot use a ticket it stole: CVE-2015-0259's lesson).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from corral.errors import PermissionDenied
+from corral.model.auth import Role
+from corral.services.principal import Principal
+
+TICKET_TTL_S = 30.0
+#: Outstanding tickets kept at most (expired ones are pruned first): a bound, not a quota.
+MAX_OUTSTANDING = 10_000
+
+
+class ConsoleKind(StrEnum):
+    VNC = "vnc"
+    SERIAL = "serial"
+
+
+@dataclass(frozen=True)
+class ConsoleTicket:
+    secret: str
+    principal: Principal
+    vm: str
+    kind: ConsoleKind
+    origin: str | None
+    view_only: bool
+    expires_at: float
+
+
+def _same_caller(a: Principal, b: Principal) -> bool:
+    return a.user == b.user and a.session_id == b.session_id and a.token_id == b.token_id
+
+
+class ConsoleTickets:
+    """In memory, per manager process (a console connects to the process that issued it)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tickets: dict[str, ConsoleTicket] = {}
+
+    def issue(
+        self, principal: Principal, vm: str, kind: ConsoleKind, origin: str | None
+    ) -> ConsoleTicket:
+        now = self._clock()
+        self._prune(now)
+        while len(self._tickets) >= MAX_OUTSTANDING:
+            self._tickets.pop(next(iter(self._tickets)))
+        ticket = ConsoleTicket(
+            secret=secrets.token_urlsafe(32),
+            principal=principal,
+            vm=vm,
+            kind=kind,
+            origin=origin,
+            view_only=not principal.allows(Role.OPERATOR),
+            expires_at=now + TICKET_TTL_S,
+        )
+        self._tickets[ticket.secret] = ticket
+        return ticket
+
+    def _prune(self, now: float) -> None:
+        for secret in [s for s, t in self._tickets.items() if t.expires_at <= now]:
+            del self._tickets[secret]
+
+    def redeem(
+        self, secret: str, caller: Principal, kind: ConsoleKind, origin: str | None
+    ) -> ConsoleTicket:
+        """Use a ticket (once): PermissionDenied saying why when it does not fit."""
+        ticket = self._tickets.pop(secret, None) if secret else None
+        if ticket is None or not hmac.compare_digest(ticket.secret, secret):
+            raise PermissionDenied(
+                "console ticket unknown or already used: ask for a new one (each opens one "
+                "connection)"
+            )
+        if ticket.expires_at <= self._clock():
+            raise PermissionDenied(
+                f"console ticket expired (tickets live {TICKET_TTL_S:g} s): ask for a new one"
+            )
+        if not _same_caller(ticket.principal, caller):
+            raise PermissionDenied("this console ticket was issued to another session")
+        if ticket.kind is not kind:
+            raise PermissionDenied(f"this ticket opens a {ticket.kind.value} console, not {kind}")
+        if ticket.origin != origin:
+            raise PermissionDenied(
+                f"console ticket issued to origin {ticket.origin or '(none)'}, used from "
+                f"{origin or '(none)'}"
+            )
+        return ticket
