@@ -5,6 +5,7 @@
     ├── NotFound                     no such VM, host, task, user, snapshot…                   (404)
     ├── Conflict                     name taken, VM in the wrong state, operation in progress  (409)
     ├── InsufficientResources        host lacks memory, vCPUs or disk space                    (409)
+    │   └── NoHostFits               no host can take a VM; ``refusals`` says why, per host    (409)
     ├── AuthenticationRequired       no or bad credentials                                     (401)
     ├── PermissionDenied             authenticated, but the role does not allow it             (403)
     ├── OperationTimeout             e.g. graceful shutdown did not finish in time             (504)
@@ -17,6 +18,8 @@ Only ``corral.api`` maps these to HTTP status codes; the numbers above are that 
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 
 class CorralError(Exception):
@@ -41,6 +44,23 @@ class Conflict(CorralError):
 
 class InsufficientResources(Conflict):
     """The host lacks the memory, vCPUs or disk space the request needs."""
+
+
+class HostRefusal(NamedTuple):
+    """Why one host cannot take a VM: the ``constraint`` that failed and a ``detail`` sentence."""
+
+    host: str
+    constraint: str  # memory, vcpus, cpu_load, anti_affinity, maintenance, standby
+    detail: str  # "h1 has 1024 MiB free"
+
+
+class NoHostFits(InsufficientResources):
+    """No host can take the VM ``vm``; ``refusals`` holds one entry per host considered."""
+
+    def __init__(self, message: str, vm: str, refusals: tuple[HostRefusal, ...]) -> None:
+        super().__init__(message)
+        self.vm = vm
+        self.refusals = refusals
 
 
 class AuthenticationRequired(CorralError):
