@@ -75,7 +75,7 @@ class ConsoleTickets:
             del self._tickets[secret]
 
     def redeem(
-        self, secret: str, caller: Principal, kind: ConsoleKind, origin: str | None
+        self, secret: str, caller: Principal, vm: str, kind: ConsoleKind, origin: str | None
     ) -> ConsoleTicket:
         """Use a ticket (once): PermissionDenied saying why when it does not fit."""
         ticket = self._tickets.pop(secret, None) if secret else None
@@ -90,6 +90,8 @@ class ConsoleTickets:
             )
         if not _same_caller(ticket.principal, caller):
             raise PermissionDenied("this console ticket was issued to another session")
+        if ticket.vm != vm:
+            raise PermissionDenied(f"this ticket opens the console of VM {ticket.vm!r}, not {vm!r}")
         if ticket.kind is not kind:
             raise PermissionDenied(f"this ticket opens a {ticket.kind.value} console, not {kind}")
         if ticket.origin != origin:

@@ -26,13 +26,12 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from websockets.sync.client import connect as ws_connect
 
 from corral.errors import OperationTimeout
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
-from tests.integration.api._support import kernel_vm, wait_log
+from tests.integration.api._support import SerialShell, kernel_vm, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -42,29 +41,6 @@ CELL_HEIGHT = 16  # VGA text mode: 720x400 pixels, 80x25 cells of 9x16
 # Scrolling region rows 3-25: rows 1-2 keep still while the heartbeat scrolls the rest.
 DRAW_BANNER = rf"printf '\033[3;25r\033[1;1H\033[2K%s\033[25;1H' {BANNER} >/dev/tty0"
 CLEAR_BANNER = r"printf '\0337\033[1;1H\033[2K\0338' >/dev/tty0"
-
-
-class SerialShell:
-    """Commands for the guest's shell on ttyS0, through ``/api/v1/vms/NAME/serial``."""
-
-    def __init__(self, corral: CorralServer, name: str) -> None:
-        self._url = corral.url.replace("http", "ws", 1) + f"/api/v1/vms/{name}/serial"
-        self._headers = {"Authorization": f"Bearer {corral.token}"}
-        self._count = 0
-
-    def run(self, command: str, timeout: float = 60) -> bytes:
-        """Run ``command``; what the console printed until it finished. The end marker is
-        computed by the shell, so the echoed command line never contains it."""
-        self._count += 1
-        marker = f"SHELL-DONE-{self._count + 1000}".encode()
-        seen = b""
-        deadline = time.monotonic() + timeout
-        with ws_connect(self._url, additional_headers=self._headers) as ws:
-            ws.send(f"{command}; echo SHELL-DONE-$(({self._count} + 1000))\n".encode())
-            while marker not in seen:
-                data = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
-                seen += data if isinstance(data, bytes) else data.encode()
-        return seen
 
 
 def ok(corral: CorralServer, *args: str) -> str:

@@ -56,7 +56,7 @@ async def console_ticket(
         ticket=ticket.secret,
         kind=kind.value,
         vm=name,
-        url=f"/api/v1/console/{kind.value}?ticket={ticket.secret}",
+        url=f"/api/v1/vms/{name}/{kind.value}?ticket={ticket.secret}",
         expires_in_s=TICKET_TTL_S,
         view_only=ticket.view_only,
     )

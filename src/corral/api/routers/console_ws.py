@@ -1,10 +1,11 @@
-"""Console WebSockets opened with a one-time ticket: the browser's VNC screen and serial port.
+"""Console WebSockets: a VM's screen (VNC) and its first serial port.
 
-``/api/v1/console/vnc?ticket=…`` (noVNC, subprotocol ``binary``) and
-``/api/v1/console/serial?ticket=…`` (xterm.js). The caller authenticates as for any API call (the
-page's session cookie, or a Bearer token) *and* presents a ticket issued to that same session
-or token, for that console kind, from that Origin. Every refusal happens before the upgrade
-(HTTP 401/403 problem+json, nothing relayed) and is audited.
+``/api/v1/vms/NAME/vnc?ticket=…`` (noVNC, subprotocol ``binary``) and
+``/api/v1/vms/NAME/serial?ticket=…`` (xterm.js): the caller authenticates as for any API call
+(the page's session cookie, or a Bearer token) *and* presents a one-time ticket issued to that
+same session or token, for that VM and console kind, from that Origin. The serial console also
+takes a Bearer token alone (operators; ``corral vm console``). Every refusal happens before the
+upgrade (HTTP 401/403 problem+json, nothing relayed) and is audited.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from fastapi import APIRouter, WebSocket
 from corral.api.browser import origin_allowed
 from corral.api.console_relay import relay
 from corral.api.deps import authenticate
-from corral.api.routers.serial import relay_serial
+from corral.api.serial_relay import relay_serial
 from corral.api.ws_common import bearer, refuse
 from corral.errors import CorralError, HostError, PermissionDenied
 from corral.model.auth import Role
 from corral.rfb import RFBError
 from corral.services.console_tickets import ConsoleKind, ConsoleTicket
+from corral.services.principal import Principal
 from corral.services.rights_watch import until_rights_end
 from corral.services.runtime import Services
 
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["vms"])
 
 
-async def _admit(ws: WebSocket, kind: ConsoleKind) -> ConsoleTicket | None:
+async def _admit(ws: WebSocket, name: str, kind: ConsoleKind) -> ConsoleTicket | None:
     """The redeemed ticket, or None after refusing (and auditing) the handshake."""
     svc: Services = ws.app.state.services
     origin = ws.headers.get("origin")
@@ -41,31 +43,30 @@ async def _admit(ws: WebSocket, kind: ConsoleKind) -> ConsoleTicket | None:
         who = caller.user
         if origin is not None and not origin_allowed(ws, origin):
             raise PermissionDenied(f"console connections from origin {origin!r} are refused")
-        return svc.console_tickets.redeem(ticket_secret, caller, kind, origin)
+        return svc.console_tickets.redeem(ticket_secret, caller, name, kind, origin)
     except CorralError as exc:
-        await svc.audit.record(who, f"vm.console.{kind.value}", "", "denied", exc.message)
+        await svc.audit.record(who, f"vm.console.{kind.value}", name, "denied", exc.message)
         await refuse(ws, exc)
         return None
 
 
-@router.websocket("/console/vnc", name="console.vnc")
-async def vnc_console(ws: WebSocket) -> None:
+@router.websocket("/vms/{name}/vnc", name="vm.console.vnc")
+async def vnc_console(ws: WebSocket, name: str) -> None:
     svc: Services = ws.app.state.services
-    ticket = await _admit(ws, ConsoleKind.VNC)
+    ticket = await _admit(ws, name, ConsoleKind.VNC)
     if ticket is None:
         return
     action, user = "vm.console.vnc", ticket.principal.user
     try:
         try:
-            upstream = await svc.vms.screen_source.upstream(ticket.vm)
+            upstream = await svc.vms.screen_source.upstream(name)
         except RFBError as exc:
-            raise HostError(f"the screen (VNC) of VM {ticket.vm!r} failed: {exc.message}") from exc
+            raise HostError(f"the screen (VNC) of VM {name!r} failed: {exc.message}") from exc
     except CorralError as exc:
-        await svc.audit.record(user, action, ticket.vm, f"error: {exc.message}")
+        await svc.audit.record(user, action, name, f"error: {exc.message}")
         await refuse(ws, exc)
         return
-    mode = "view-only" if ticket.view_only else "full control"
-    await svc.audit.record(user, action, ticket.vm, "ok", mode)
+    await svc.audit.record(user, action, name, "ok", "view-only" if ticket.view_only else "")
     subprotocols = ws.scope.get("subprotocols", [])
     await ws.accept(subprotocol="binary" if "binary" in subprotocols else None)
     needed = Role.VIEWER if ticket.view_only else Role.OPERATOR
@@ -75,32 +76,54 @@ async def vnc_console(ws: WebSocket) -> None:
         view_only=ticket.view_only,
         rights_end=lambda: until_rights_end(svc.auth, svc.bus, ticket.principal, needed),
     )
-    log.info("console of VM %s for %s ended: %s", ticket.vm, user, reason)
+    log.info("console of VM %s for %s ended: %s", name, user, reason)
 
 
-@router.websocket("/console/serial", name="console.serial")
-async def serial_console(ws: WebSocket) -> None:
+async def _bearer_operator(ws: WebSocket, name: str) -> Principal | None:
+    """``corral vm console``: an operator's API token alone opens the serial console."""
     svc: Services = ws.app.state.services
-    ticket = await _admit(ws, ConsoleKind.SERIAL)
-    if ticket is None:
-        return
-    action, user = "vm.console.serial", ticket.principal.user
+    who = "anonymous"
     try:
-        console = await svc.vms.serial.open(ticket.vm)
+        principal = await authenticate(ws, bearer(ws))
+        who = principal.user
+        principal.require(Role.OPERATOR)
     except CorralError as exc:
-        await svc.audit.record(user, action, ticket.vm, f"error: {exc.message}")
+        await svc.audit.record(who, "vm.serial", name, "denied", exc.message)
+        await refuse(ws, exc)
+        return None
+    return principal
+
+
+@router.websocket("/vms/{name}/serial", name="vm.serial")
+async def serial_console(ws: WebSocket, name: str) -> None:
+    svc: Services = ws.app.state.services
+    view_only = False
+    if "ticket" in ws.query_params:
+        ticket = await _admit(ws, name, ConsoleKind.SERIAL)
+        if ticket is None:
+            return
+        principal, view_only = ticket.principal, ticket.view_only
+    else:
+        found = await _bearer_operator(ws, name)
+        if found is None:
+            return
+        principal = found
+    action, user = "vm.serial", principal.user
+    try:
+        console = await svc.vms.serial.open(name)
+    except CorralError as exc:
+        await svc.audit.record(user, action, name, f"error: {exc.message}")
         await refuse(ws, exc)
         return
-    mode = "view-only" if ticket.view_only else "full control"
-    await svc.audit.record(user, action, ticket.vm, "ok", mode)
+    await svc.audit.record(user, action, name, "ok", "view-only" if view_only else "")
     await ws.accept(subprotocol="binary" if "binary" in ws.scope.get("subprotocols", []) else None)
-    needed = Role.VIEWER if ticket.view_only else Role.OPERATOR
+    needed = Role.VIEWER if view_only else Role.OPERATOR
     try:
         await relay_serial(
             ws,
             console,
-            view_only=ticket.view_only,
-            rights_end=lambda: until_rights_end(svc.auth, svc.bus, ticket.principal, needed),
+            view_only=view_only,
+            rights_end=lambda: until_rights_end(svc.auth, svc.bus, principal, needed),
         )
     finally:
         await console.close()

@@ -1,47 +1,15 @@
-"""The serial console over a WebSocket: binary frames carry console bytes both ways."""
+"""The serial console's relay: console bytes both ways over a WebSocket (binary frames)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from corral.api.deps import authenticate
-from corral.api.ws_common import bearer, refuse
 from corral.errors import CorralError
-from corral.model.auth import Role
-from corral.services.runtime import Services
 from corral.virt import SerialConsole
-
-log = logging.getLogger(__name__)
-
-router = APIRouter(tags=["vms"])
-
-
-@router.websocket("/vms/{name}/serial", name="vm.serial")
-async def serial_console(ws: WebSocket, name: str) -> None:
-    svc: Services = ws.app.state.services
-    try:
-        principal = await authenticate(ws, bearer(ws))
-        principal.require(Role.OPERATOR)
-    except CorralError as exc:
-        await refuse(ws, exc)
-        return
-    try:
-        console = await svc.vms.serial.open(name)
-    except CorralError as exc:
-        await svc.audit.record(principal.user, "vm.serial", name, f"error: {exc.message}")
-        await refuse(ws, exc)
-        return
-    await svc.audit.record(principal.user, "vm.serial", name, "ok")
-    await ws.accept()
-    try:
-        await relay_serial(ws, console)
-    finally:
-        await console.close()
 
 
 async def relay_serial(
