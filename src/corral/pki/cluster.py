@@ -209,6 +209,25 @@ class ClusterPki:
     def forget_host(self, name: str) -> None:
         shutil.rmtree(self.host_dir(name), ignore_errors=True)
 
+    def save_pending(self, name: str, certs: HostCertificates, address: str) -> None:
+        """Certificates of a bundle not installed yet; ``host add NAME`` adopts them."""
+        directory = private_dir(self.root / "pending" / name)
+        for purpose, issued in certs.issued().items():
+            write_atomic(directory / f"{purpose.value}.pem", issued.cert_pem, CERT_MODE)
+        write_atomic(directory / "address", address.encode(), CERT_MODE)
+
+    def adopt_pending(self, name: str) -> str | None:
+        """Make a bundle's certificates host ``name``'s; the address they name, if any."""
+        pending = self.root / "pending" / name
+        if not pending.is_dir():
+            return None
+        address = (pending / "address").read_text().strip()
+        (pending / "address").unlink()
+        self.forget_host(name)
+        private_dir(self.root / "hosts")
+        pending.rename(self.host_dir(name))
+        return address or None
+
     def host_certs(self, name: str) -> list[CertInfo]:
         directory = self.host_dir(name)
         infos = []
