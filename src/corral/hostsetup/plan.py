@@ -33,9 +33,13 @@ def host_payload(
         HostFile(j(mig, "server-key.pem"), certs.migration_server.key_pem, QEMU_KEY, "qemu"),
         HostFile(j(mig, "client-cert.pem"), certs.migration_client.cert_pem, CERT),
         HostFile(j(mig, "client-key.pem"), certs.migration_client.key_pem, QEMU_KEY, "qemu"),
-        # VNC servers trust only the console client CA: Corral's console proxy alone.
-        HostFile(j(vnc, "ca-cert.pem"), certs.console_client_ca, CERT),
-        HostFile(j(vnc, "server-cert.pem"), certs.vnc_server.cert_pem, CERT),
+        # Clients: the console client CA (Corral's console proxy alone) and the one-shot
+        # issuer of this host's own VNC certificate, which QEMU needs to accept its own
+        # certificate and whose CRL revokes that certificate for clients.
+        HostFile(j(vnc, "ca-cert.pem"), certs.console_client_ca + certs.vnc_issuer, CERT),
+        HostFile(j(vnc, "ca-crl.pem"), certs.vnc_crl, CERT),
+        # The chain up to the VNC server CA, which Corral's console proxy trusts.
+        HostFile(j(vnc, "server-cert.pem"), certs.vnc_server.cert_pem + certs.vnc_issuer, CERT),
         HostFile(j(vnc, "server-key.pem"), certs.vnc_server.key_pem, QEMU_KEY, "qemu"),
     ]
     blocks = [

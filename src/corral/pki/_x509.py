@@ -40,6 +40,10 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def crl_pem(crl: x509.CertificateRevocationList) -> bytes:
+    return crl.public_bytes(serialization.Encoding.PEM)
+
+
 def load_key(pem: bytes) -> PrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -69,9 +73,17 @@ class LeafProfile:
 
 
 def _base(
-    name: x509.Name, issuer: x509.Name, public: ec.EllipticCurvePublicKey, days: int
+    name: x509.Name,
+    issuer: x509.Name,
+    public: ec.EllipticCurvePublicKey,
+    days: int,
+    cap: datetime.datetime | None = None,
 ) -> x509.CertificateBuilder:
+    """Common fields; never valid beyond ``cap`` (the issuer's own expiry)."""
     now = utcnow()
+    until = now + datetime.timedelta(days=days)
+    if cap is not None:
+        until = min(until, cap)
     return (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -79,17 +91,33 @@ def _base(
         .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_after(until)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
     )
 
 
-def make_ca(name: x509.Name, days: int) -> tuple[PrivateKey, x509.Certificate]:
-    """A self-signed CA that signs end-entity certificates only (path length 0)."""
+def make_ca(
+    name: x509.Name,
+    days: int,
+    *,
+    path_length: int = 0,
+    issuer: tuple[PrivateKey, x509.Certificate] | None = None,
+) -> tuple[PrivateKey, x509.Certificate]:
+    """A CA: self-signed, or signed by ``issuer`` (a subordinate); ``path_length`` 0 signs
+    end-entity certificates only."""
     key = new_key()
+    signer_key, issuer_name = (issuer[0], issuer[1].subject) if issuer else (key, name)
+    cap = issuer[1].not_valid_after_utc if issuer else None
+    builder = _base(name, issuer_name, key.public_key(), days, cap)
+    if issuer is not None:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()),
+            critical=False,
+        )
     cert = (
-        _base(name, name, key.public_key(), days)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        builder.add_extension(
+            x509.BasicConstraints(ca=True, path_length=path_length), critical=True
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=False,
@@ -104,9 +132,35 @@ def make_ca(name: x509.Name, days: int) -> tuple[PrivateKey, x509.Certificate]:
             ),
             critical=True,
         )
-        .sign(key, hashes.SHA256())
+        .sign(signer_key, hashes.SHA256())
     )
     return key, cert
+
+
+def make_crl(
+    ca_key: PrivateKey, ca_cert: x509.Certificate, revoked: list[x509.Certificate]
+) -> x509.CertificateRevocationList:
+    """A CRL from ``ca_cert`` revoking ``revoked``, valid as long as the CA."""
+    now = utcnow()
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - _BACKDATE)
+        .next_update(ca_cert.not_valid_after_utc)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .add_extension(x509.CRLNumber(1), critical=False)
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - _BACKDATE)
+            .build()
+        )
+    return builder.sign(ca_key, hashes.SHA256())
 
 
 def _general_names(dns_names: Sequence[str], ips: Sequence[str]) -> list[x509.GeneralName]:
@@ -136,7 +190,7 @@ def issue_leaf(
     if profile.client:
         usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
     builder = (
-        _base(name, ca_cert.subject, key.public_key(), days)
+        _base(name, ca_cert.subject, key.public_key(), days, ca_cert.not_valid_after_utc)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -158,8 +212,6 @@ def issue_leaf(
             critical=False,
         )
     )
-    if ca_cert.not_valid_after_utc < utcnow() + datetime.timedelta(days=days):
-        builder = builder.not_valid_after(ca_cert.not_valid_after_utc)
     general = _general_names(dns_names, ips)
     if general:
         builder = builder.add_extension(x509.SubjectAlternativeName(general), critical=False)

@@ -31,10 +31,13 @@ class Issued:
 class CertificateAuthority:
     """A CA on disk; :meth:`ensure` creates it the first time."""
 
-    def __init__(self, directory: Path, common_name: str, organization: str) -> None:
+    def __init__(
+        self, directory: Path, common_name: str, organization: str, path_length: int = 0
+    ) -> None:
         self.directory = directory
         self.common_name = common_name
         self.organization = organization
+        self.path_length = path_length
 
     @property
     def cert_path(self) -> Path:
@@ -59,7 +62,9 @@ class CertificateAuthority:
             return False
         private_dir(self.directory)
         key, cert = _x509.make_ca(
-            _x509.subject(self.common_name, self.organization), CA_VALIDITY_DAYS
+            _x509.subject(self.common_name, self.organization),
+            CA_VALIDITY_DAYS,
+            path_length=self.path_length,
         )
         write_atomic(self.key_path, _x509.key_pem(key), KEY_MODE)
         write_atomic(self.cert_path, _x509.cert_pem(cert), CERT_MODE)
@@ -93,6 +98,39 @@ class CertificateAuthority:
             ips=ips,
         )
         return Issued(_x509.cert_pem(cert), _x509.key_pem(key))
+
+    def issue_sealed(
+        self,
+        common_name: str,
+        profile: _x509.LeafProfile,
+        *,
+        dns_names: Sequence[str] = (),
+        ips: Sequence[str] = (),
+        days: int = LEAF_VALIDITY_DAYS,
+    ) -> tuple[Issued, bytes, bytes]:
+        """A leaf signed by a one-shot subordinate CA whose key is thrown away at once, so it
+        never signs anything else; and a CRL from it revoking that very leaf. Returns the
+        leaf, the subordinate's certificate and the CRL (PEM).
+
+        What it is for: QEMU insists that a TLS server's own certificate chain to its
+        ``ca-cert.pem``, and ignores a client certificate's purpose, so with a shared CA a
+        host's VNC server certificate would open VNC servers as a client. With the
+        subordinate and the CRL in the host's VNC directory, the host's own certificate is
+        revoked for clients there (QEMU checks the CRL for peers, not for itself) and no other
+        host's certificate chains to anything the host trusts."""
+        root_key = _x509.load_key(self.key_path.read_bytes())
+        sub_key, sub = _x509.make_ca(
+            _x509.subject(f"{common_name} one-shot {self.common_name}", self.organization),
+            days,
+            issuer=(root_key, self.cert),
+        )
+        key, cert = _x509.issue_leaf(
+            sub_key, sub, _x509.subject(common_name), profile, days, dns_names=dns_names, ips=ips
+        )
+        crl = _x509.make_crl(sub_key, sub, [cert])
+        del sub_key
+        issued = Issued(_x509.cert_pem(cert), _x509.key_pem(key))
+        return issued, _x509.cert_pem(sub), _x509.crl_pem(crl)
 
     def write_issued(self, issued: Issued, cert_path: Path, key_path: Path) -> None:
         private_dir(cert_path.parent)

@@ -58,7 +58,11 @@ class HostCertificates:
     migration_client: Issued
     #: The CA the host's VNC servers trust for *clients*: the console client CA.
     console_client_ca: bytes
+    #: Signed by a one-shot subordinate of the VNC server CA (``vnc_issuer``), which also
+    #: revoked it (``vnc_crl``): see ``CertificateAuthority.issue_sealed``.
     vnc_server: Issued
+    vnc_issuer: bytes
+    vnc_crl: bytes
 
     def issued(self) -> dict[CertPurpose, Issued]:
         return {
@@ -90,8 +94,9 @@ class ClusterPki:
         self.migration_ca = CertificateAuthority(
             self.root / "migration-ca", "Corral migration CA", ORGANIZATION
         )
+        # Path length 1: each host's VNC certificate comes from a one-shot subordinate.
         self.vnc_server_ca = CertificateAuthority(
-            self.root / "vnc-server-ca", "Corral VNC server CA", ORGANIZATION
+            self.root / "vnc-server-ca", "Corral VNC server CA", ORGANIZATION, path_length=1
         )
         self.console_client_ca = CertificateAuthority(
             self.root / "console-client-ca", "Corral console client CA", ORGANIZATION
@@ -187,6 +192,9 @@ class ClusterPki:
         def issue(ca: CertificateAuthority, profile: _x509.LeafProfile) -> Issued:
             return ca.issue(name, profile, dns_names=dns, ips=ip_list)
 
+        vnc, vnc_issuer, vnc_crl = self.vnc_server_ca.issue_sealed(
+            name, SERVER, dns_names=dns, ips=ip_list
+        )
         return HostCertificates(
             libvirt_ca=self.libvirt_ca.cert_pem,
             libvirt_server=issue(self.libvirt_ca, SERVER),
@@ -194,7 +202,9 @@ class ClusterPki:
             migration_server=issue(self.migration_ca, SERVER),
             migration_client=issue(self.migration_ca, CLIENT),
             console_client_ca=self.console_client_ca.cert_pem,
-            vnc_server=issue(self.vnc_server_ca, SERVER),
+            vnc_server=vnc,
+            vnc_issuer=vnc_issuer,
+            vnc_crl=vnc_crl,
         )
 
     def host_dir(self, name: str) -> Path:

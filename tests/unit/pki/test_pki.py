@@ -52,7 +52,8 @@ def test_four_distinct_cas(pki: ClusterPki) -> None:
     assert len(subjects) == len(keys) == 4
     for ca in pki.authorities:
         constraints = ca.cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        assert constraints.ca and constraints.path_length == 0
+        # The VNC server CA signs one-shot issuers (see the revocation test below).
+        assert constraints.ca and constraints.path_length == (ca is pki.vnc_server_ca)
 
 
 def _verify_server(ca_pem: bytes, cert_pem: bytes, name: str) -> None:
@@ -73,7 +74,6 @@ def test_host_certificates_chain_to_their_ca_only(pki: ClusterPki) -> None:
     for cert_pem, ca in (
         (certs.libvirt_server.cert_pem, pki.libvirt_ca),
         (certs.migration_server.cert_pem, pki.migration_ca),
-        (certs.vnc_server.cert_pem, pki.vnc_server_ca),
     ):
         for name in ("h2", "198.18.0.2", "h2.example"):
             _verify_server(ca.cert_pem, cert_pem, name)
@@ -168,16 +168,21 @@ def test_console_context_opens_a_host_vnc_server_and_nothing_else_does(
     tmp_path: Path, pki: ClusterPki
 ) -> None:
     certs = pki.issue_host("h3", "198.18.0.3")
-    # A host's VNC server as QEMU configures it: its server cert, clients from the console CA.
+    # A host's VNC server as QEMU is configured: its certificate with the chain up to the VNC
+    # server CA; clients from the console CA or (revoked, below) its own one-shot issuer.
     vnc = _server_context(
-        tmp_path, certs.vnc_server.cert_pem, certs.vnc_server.key_pem, certs.console_client_ca
+        tmp_path,
+        certs.vnc_server.cert_pem + certs.vnc_issuer,
+        certs.vnc_server.key_pem,
+        certs.console_client_ca + certs.vnc_issuer,
     )
     _handshake(vnc, pki.console_client_context(), "198.18.0.3")
-    # The host's own VNC server certificate as a client certificate: refused.
+    # Another host's VNC server certificate as a client certificate: refused.
+    other = pki.issue_host("h4", "198.18.0.4")
     (tmp_path / "ca2.pem").write_bytes(pki.vnc_server_ca.cert_pem)
     impostor = ssl.create_default_context(cafile=str(tmp_path / "ca2.pem"))
-    (tmp_path / "vc.pem").write_bytes(certs.vnc_server.cert_pem)
-    (tmp_path / "vk.pem").write_bytes(certs.vnc_server.key_pem)
+    (tmp_path / "vc.pem").write_bytes(other.vnc_server.cert_pem + other.vnc_issuer)
+    (tmp_path / "vk.pem").write_bytes(other.vnc_server.key_pem)
     impostor.load_cert_chain(tmp_path / "vc.pem", tmp_path / "vk.pem")
     with pytest.raises(ssl.SSLError):
         _handshake(vnc, impostor, "198.18.0.3")
@@ -187,3 +192,20 @@ def test_console_context_opens_a_host_vnc_server_and_nothing_else_does(
     )
     with pytest.raises(ssl.SSLCertVerificationError):
         _handshake(libvirtd, pki.console_client_context(), "198.18.0.3")
+
+
+def test_a_hosts_own_vnc_certificate_is_revoked_by_its_one_shot_issuer(pki: ClusterPki) -> None:
+    """QEMU needs its own certificate to chain to its ca-cert.pem; the one-shot issuer's CRL
+    (checked by QEMU for clients only) revokes exactly that certificate."""
+    certs = pki.issue_host("h6", "198.18.0.6")
+    leaf, issuer = certs.vnc_server.cert, load_cert(certs.vnc_issuer)
+    assert leaf.issuer == issuer.subject
+    constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert constraints.ca and constraints.path_length == 0
+    assert issuer.issuer == pki.vnc_server_ca.cert.subject
+    crl = x509.load_pem_x509_crl(certs.vnc_crl)
+    assert crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    assert [r.serial_number for r in crl] == [leaf.serial_number]
+    # Each host gets its own issuer: nothing one host trusts signed another host's certificate.
+    assert load_cert(pki.issue_host("h6", "198.18.0.6").vnc_issuer).subject == issuer.subject
+    assert pki.issue_host("h7", "198.18.0.7").vnc_issuer != certs.vnc_issuer
