@@ -113,6 +113,8 @@ def allocate_slot(first: int = 100, last: int = 199) -> tuple[int, IO[str]]:
 
 @dataclass(frozen=True)
 class TestbedHost:
+    __test__ = False  # not a pytest test class
+
     name: str
     index: int
     address: str
