@@ -227,7 +227,6 @@ if ! restart_new; then
 fi
 if [ "$MODE" = direct ]; then
     finish committed "installed; libvirtd listens for TLS"
-    rm -rf "$S"
     exit 0
 fi
 status applied "libvirtd restarted; waiting for the manager's confirmation"

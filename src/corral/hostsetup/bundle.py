@@ -18,9 +18,12 @@ umask 077
 mkdir -p {staging}
 staging=$(mktemp -d {staging}/XXXXXXXX)
 cp -R "$here/manifest" "$here/activate.sh" "$here/files" "$here/conf" "$staging/"
-sh "$staging/activate.sh" "$staging" direct
-status=$?
-[ -f "$staging/status" ] && cat "$staging/status"
+status=0
+sh "$staging/activate.sh" "$staging" direct 2>"$staging/activate.log" || status=$?
+cat "$staging/status" 2>/dev/null
+[ $status = 0 ] || tail -n 5 "$staging/activate.log" >&2
+rm -rf "$staging"
+rmdir {staging} 2>/dev/null || true
 exit $status
 """
 

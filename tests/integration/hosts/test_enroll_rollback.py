@@ -13,8 +13,9 @@ import pytest
 from corral import store
 from corral.config import Settings
 from corral.errors import HostError
+from corral.hostsetup.bundle import write_bundle
 from corral.model.auth import Role
-from corral.model.host import HostEnroll, SshAccess
+from corral.model.host import HostBundleRequest, HostCreate, HostEnroll, SshAccess
 from corral.model.task import TaskInfo
 from corral.services.principal import Principal
 from corral.services.runtime import Services
@@ -140,3 +141,23 @@ async def test_enrollment_that_fails_half_way_leaves_the_host_as_it_was(
 
 async def _no_hook(_step: str) -> None:
     return None
+
+
+async def test_a_bundle_installed_by_hand_then_added(
+    services: Services, bed: MultiHostTestbed, tmp_path: Path
+) -> None:
+    host = bed.hosts[0]
+    bundle = await services.enrollment.bundle(HostBundleRequest(name="rb2", address=host.address))
+    directory = tmp_path / "bundle"
+    write_bundle(directory, [(f.path, f.content.encode(), f.mode) for f in bundle.files])
+    done = await asyncio.to_thread(
+        subprocess.run, host.inside(["sh", str(directory / "install.sh")]),
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "committed" in done.stdout
+    assert not (host.base / "run" / "corral-enroll").exists()
+    info = await services.hosts.add(HostCreate(name="rb2", uri=bundle.uri))
+    assert info.status.value == "connected"
+    assert info.enrolled and info.address == host.address
+    assert len(info.certificates) == 4
