@@ -158,7 +158,7 @@ class HostService:
         )
 
     async def list_hosts(self) -> list[HostInfo]:
-        return [await self.info(name) for name in sorted(self._hosts)]
+        return [await self.info(name) for name in self._hosts]
 
     def check_name_free(self, name: str) -> None:
         if name in self._hosts:
