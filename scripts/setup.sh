@@ -18,8 +18,16 @@ done < <(cat "${lists[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
     log "apt: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Install services without starting them (openssh-server would start the machine's own
+    # sshd): a policy-rc.d for the duration, unless the machine already has one.
+    policy_made=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+        policy_made=1
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ $policy_made = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # Debian's udev rule gives /dev/kvm root:kvm 0660; without it (0600 here) libvirt decides KVM

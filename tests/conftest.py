@@ -13,7 +13,9 @@ import libvirt
 import pytest
 
 from corral.testbed.corral_server import CorralServer
+from corral.testbed.enroll import enroll_all
 from corral.testbed.guest_images import DiskGuest, KernelGuest, build_disk_guest, build_kernel_guest
+from corral.testbed.multihost import MultiHostTestbed, allocate_slot
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,3 +62,39 @@ def corral(
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHostTestbed]:
+    """Three libvirt hosts h1-h3 in namespaces on a slot of their own (198.18.SLOT.0/24), each
+    with libvirtd and sshd; not enrolled (see ``multihost_corral``)."""
+    slot, lock = allocate_slot()
+    bed = MultiHostTestbed(tmp_path_factory.mktemp("testbed"), hosts=3, slot=slot)
+    try:
+        bed.up()
+        yield bed
+    finally:
+        bed.down()
+        lock.close()
+
+
+@pytest.fixture(scope="session")
+def multihost_corral(
+    private_libvirtd: PrivateLibvirtd,
+    testbed: MultiHostTestbed,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[CorralServer]:
+    """A real ``corral serve`` with h1-h3 enrolled over SSH (``POST /hosts/enroll``), reached
+    over qemu+tls; its local host is the private libvirtd."""
+    server = CorralServer(
+        tmp_path_factory.mktemp("corral-multihost"),
+        private_libvirtd.uri,
+        extra_env={"CORRAL_RECONCILE_INTERVAL_S": "3600"},
+    )
+    server.start()
+    try:
+        with server.client() as client:
+            enroll_all(client, testbed)
+        yield server
+    finally:
+        server.stop()

@@ -12,6 +12,12 @@ VMS_BY_STATE = Gauge(
 HOSTS_CONNECTED = Gauge(
     "corral_hosts_connected", "Hosts with a live libvirt connection", registry=REGISTRY
 )
+CERT_EXPIRY = Gauge(
+    "corral_cert_expiry_seconds",
+    "Seconds until a certificate Corral issued expires (host _manager: Corral's own and the CAs)",
+    ["host", "purpose"],
+    registry=REGISTRY,
+)
 API_LATENCY = Histogram(
     "corral_api_request_seconds",
     "API request latency",

@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def metrics(request: Request) -> PlainTextResponse:
         # VM states are counted at scrape time: libvirt, not Corral, knows them.
         await request.app.state.services.vms.inventory.list_vms()
+        request.app.state.services.hosts.update_cert_metrics()
         return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

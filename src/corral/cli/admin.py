@@ -12,6 +12,7 @@ from corral import store
 from corral.cli import credentials
 from corral.config import load_settings
 from corral.model.auth import Role
+from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.auth import create_user_offline
 from corral.services.passwords import generate_password
@@ -32,9 +33,12 @@ def init(
         help="Also store an API token for this machine's `corral` CLI (mode 0600).",
     ),
 ) -> None:
-    """Create (or migrate) the database and the first admin; print its password once."""
+    """Create (or migrate) the database, the cluster's CAs and the first admin; print the
+    admin's password once."""
     settings = load_settings()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for done in ClusterPki(settings.data_dir).ensure():
+        _out.print(f"PKI: {done}")
     db = Db(store.Store.from_url(settings.effective_database_url))
     try:
         users = db.sync(store.list_users)

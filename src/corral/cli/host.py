@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import typer
 from pydantic import ValidationError
 
 from corral.cli import context as c
 from corral.cli.client import parse, parse_list, seg
 from corral.cli.output import host_details, host_table
-from corral.cli.task import JsonOpt
+from corral.cli.task import JsonOpt, follow_task
 from corral.cli.units import validation_message
-from corral.model.host import HostCreate, HostInfo
+from corral.model.host import (
+    HostBundle,
+    HostBundleRequest,
+    HostCreate,
+    HostEnroll,
+    HostInfo,
+    RotateCertsRequest,
+    SshAccess,
+)
 from corral.model.vm import Accelerator
 
 app = typer.Typer(help="Hypervisor hosts (libvirt daemons).", no_args_is_help=True)
@@ -60,3 +71,137 @@ def remove(ctx: typer.Context, name: str = NameArg) -> None:
     """Remove a host without VMs (admin)."""
     c.client(ctx).delete(f"/hosts/{seg(name)}")
     c.info(f"removed host {name}")
+
+
+SshOpt = typer.Option(
+    None, "--ssh", metavar="USER@HOST", help="Log in over SSH as USER@HOST (normally root@ADDRESS)."
+)
+SshKeyOpt = typer.Option(
+    None,
+    "--ssh-key",
+    metavar="PATH",
+    help="Private key file on the Corral server (default: ssh's).",
+)
+SshPortOpt = typer.Option(22, "--ssh-port", help="SSH port.")
+NoWaitOpt = typer.Option(False, "--no-wait", help="Print the task id instead of waiting.")
+
+
+def _ssh(destination: str, key: str | None, port: int) -> SshAccess:
+    key_path = str(Path(key).expanduser().resolve()) if key else None
+    try:
+        return SshAccess(destination=destination, port=port, key_path=key_path)
+    except ValidationError as exc:
+        c.usage_error(validation_message(exc), "--ssh")
+
+
+@app.command("enroll")
+def enroll(
+    ctx: typer.Context,
+    name: str = NameArg,
+    address: str = typer.Argument(
+        ...,
+        metavar="ADDRESS",
+        help="IP address or DNS name of the host (its certificates name it).",
+    ),
+    ssh: str | None = SshOpt,
+    ssh_key: str | None = SshKeyOpt,
+    ssh_port: int = SshPortOpt,
+    bundle: Path | None = typer.Option(
+        None, "--bundle", metavar="DIR", help="Write the files and an install.sh to DIR instead."
+    ),
+    accelerator: Accelerator | None = typer.Option(
+        None, "--accelerator", help="Force kvm or tcg on this host (default: best available)."
+    ),
+    no_wait: bool = NoWaitOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Enroll a host (admin): certificates, libvirtd and QEMU TLS configuration, qemu+tls.
+
+    Over SSH (--ssh root@ADDRESS) Corral installs everything and connects; a failure at any
+    step leaves the host as it was. With --bundle DIR it writes the files and an install.sh to
+    run on the host by hand, then `corral host add NAME URI` (the URI is printed) finishes.
+    """
+    if (ssh is None) == (bundle is None):
+        c.usage_error("give either --ssh USER@HOST or --bundle DIR", "--ssh")
+    client = c.client(ctx)
+    if bundle is not None:
+        try:
+            body = HostBundleRequest(name=name, address=address)
+        except ValidationError as exc:
+            c.usage_error(validation_message(exc))
+        _write_bundle(ctx, client.post("/hosts/bundle", json=body.model_dump(mode="json")), bundle)
+        return
+    assert ssh is not None
+    try:
+        request = HostEnroll(
+            name=name, address=address, ssh=_ssh(ssh, ssh_key, ssh_port), accelerator=accelerator
+        )
+    except ValidationError as exc:
+        c.usage_error(validation_message(exc))
+    response = client.post("/hosts/enroll", json=request.model_dump(mode="json", exclude_none=True))
+    task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
+    if task is not None:
+        uri = (task.result or {}).get("uri")
+        c.emit(
+            ctx, json_out, task.model_dump(mode="json"),
+            lambda: c.info(f"enrolled host {name}: connected over {uri}"),
+        )  # fmt: skip
+
+
+def _write_bundle(ctx: typer.Context, response: httpx.Response, directory: Path) -> None:
+    from corral.hostsetup.bundle import write_bundle
+
+    bundle = parse(response, HostBundle)
+    try:
+        write_bundle(directory, [(f.path, f.content.encode(), f.mode) for f in bundle.files])
+    except (OSError, ValueError) as exc:
+        c.usage_error(str(exc), "--bundle")
+    c.info(
+        f"wrote {len(bundle.files)} files to {directory} (keys included: keep it private).\n"
+        f"Copy it to the host and run install.sh there as root, then:\n"
+        f"    corral host add {bundle.name} '{bundle.uri}'"
+    )
+
+
+@app.command("maintenance")
+def maintenance(
+    ctx: typer.Context,
+    name: str = NameArg,
+    state: str = typer.Argument(..., metavar="on|off", help="on: take no new VMs; off: back."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Put a host in maintenance (no new VMs go there) or take it out (admin)."""
+    if state not in ("on", "off"):
+        c.usage_error("say on or off", "state")
+    response = c.client(ctx).request(
+        "PUT", f"/hosts/{seg(name)}/maintenance", json={"enabled": state == "on"}
+    )
+    host = parse(response, HostInfo)
+    c.emit(ctx, json_out, response.json(), lambda: c.info(f"host {host.name}: {host.status}"))
+
+
+@app.command("rotate-certs")
+def rotate_certs(
+    ctx: typer.Context,
+    name: str = NameArg,
+    ssh: str | None = SshOpt,
+    ssh_key: str | None = SshKeyOpt,
+    ssh_port: int = SshPortOpt,
+    no_wait: bool = NoWaitOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Issue new certificates for an enrolled host and install them over SSH (admin); running
+    guests' VNC servers switch to the new certificate."""
+    body = RotateCertsRequest(ssh=_ssh(ssh, ssh_key, ssh_port) if ssh else None)
+    response = c.client(ctx).post(
+        f"/hosts/{seg(name)}/rotate-certs", json=body.model_dump(mode="json", exclude_none=True)
+    )
+    task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
+    if task is not None:
+        reloaded = (task.result or {}).get("vnc_reloaded", [])
+        c.emit(
+            ctx, json_out, task.model_dump(mode="json"),
+            lambda: c.info(
+                f"new certificates on host {name}; VNC reloaded in {len(reloaded)} running VM(s)"
+            ),
+        )  # fmt: skip

@@ -1,7 +1,8 @@
 """The ``corral`` command: assembles the command groups and the global options.
 
-Every command except ``admin`` and ``serve`` (offline set-up and the server itself) only speaks
-HTTP to the API through ``corral.cli.client.CorralClient``.
+Every command except ``admin``, ``serve`` and ``testbed`` (offline set-up, the server itself,
+namespace hosts on this machine) only speaks HTTP to the API through
+``corral.cli.client.CorralClient``.
 """
 
 from __future__ import annotations
@@ -120,6 +121,12 @@ _FORWARD: dict[str, Any] = {
 def admin(ctx: typer.Context) -> None:
     """Offline set-up of this installation (database, first admin user)."""
     _forward(ctx, "corral.cli.admin", "app")
+
+
+@app.command("testbed", **_FORWARD)
+def testbed(ctx: typer.Context) -> None:
+    """Several libvirt hosts on this machine from namespaces (demos, tests)."""
+    _forward(ctx, "corral.cli.testbed", "app")
 
 
 @app.command("serve", **_FORWARD)

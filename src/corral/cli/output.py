@@ -164,19 +164,38 @@ def task_details(task: TaskInfo) -> Table:
     )
 
 
+_STATUS_STYLE = {"connected": "green", "unreachable": "bold red", "maintenance": "yellow"}
+
+
+def _status(host: HostInfo) -> Text:
+    return Text(host.status.value, style=_STATUS_STYLE.get(host.status.value, ""))
+
+
+def cert_expiry(host: HostInfo) -> str:
+    """When the first of the host's certificates expires, in days ("-": none issued)."""
+    if not host.certificates:
+        return "-"
+    soonest = min(host.certificates, key=lambda cert: cert.not_after)
+    days = soonest.expires_in_s / 86400
+    return f"{soonest.not_after:%Y-%m-%d} ({days:.0f} d)" if days >= 0 else "EXPIRED"
+
+
 def host_table(hosts: Iterable[HostInfo]) -> Table:
-    table = _table("NAME", "URI", "CONNECTED", "ACCEL", "CPUS", "MEMORY", "FREE", "LAST ERROR")
+    table = _table(
+        "NAME", "STATUS", "URI", "ACCEL", "CPUS", "MEMORY", "FREE", "CERTS EXPIRE", "LAST ERROR"
+    )
     for host in hosts:
         caps = host.capabilities
         _row(
             table,
             host.name,
+            _status(host),
             host.uri,
-            Text("yes", style="green") if host.connected else Text("no", style="bold red"),
             host.accelerator or (",".join(caps.accelerators) if caps else "-"),
             str(caps.cpus) if caps else "-",
             human_mib(caps.memory_mib) if caps else "-",
             human_mib(caps.free_memory_mib) if caps else "-",
+            cert_expiry(host),
             host.last_error or "",
         )
     return table
@@ -186,9 +205,17 @@ def host_details(host: HostInfo) -> Table:
     rows: list[tuple[str, str | Text]] = [
         ("Name", host.name),
         ("URI", host.uri),
+        ("Status", _status(host)),
         ("Connected", Text("yes", style="green") if host.connected else Text("no", style="red")),
         ("Accelerator", host.accelerator or "best available"),
     ]
+    if host.address:
+        rows.append(("Address", host.address))
+    for cert in host.certificates:
+        rows.append(
+            (f"Cert {cert.purpose.value}", f"expires {cert.not_after:%Y-%m-%d %H:%M} UTC "
+             f"({cert.expires_in_s / 86400:.0f} days), issuer {cert.issuer}")
+        )  # fmt: skip
     caps = host.capabilities
     if caps is not None:
         rows += [

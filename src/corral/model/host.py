@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from corral.model.common import Name
+from corral.model.pki import CertInfo
 from corral.model.vm import Accelerator
 
 
@@ -29,12 +33,30 @@ class HostCapabilities(BaseModel):
     qemu_version: str | None = None
 
 
+class HostStatus(StrEnum):
+    CONNECTED = "connected"
+    UNREACHABLE = "unreachable"
+    MAINTENANCE = "maintenance"  # takes no new VMs, whatever its connection
+
+
 class HostInfo(BaseModel):
     name: str
     uri: str
+    status: HostStatus = HostStatus.UNREACHABLE
     connected: bool
+    maintenance: bool = False
     accelerator: Accelerator | None = Field(
         default=None, description="forced accelerator for this host; None = best available"
+    )
+    address: str | None = Field(
+        default=None,
+        description="enrolled hosts: the address their certificates name (TLS, VNC, migration)",
+    )
+    enrolled: bool = Field(
+        default=False, description="Corral issued this host's certificates (`corral host enroll`)"
+    )
+    certificates: list[CertInfo] = Field(
+        default_factory=list, description="certificates Corral issued to the host, with expiry"
     )
     capabilities: HostCapabilities | None = None
     last_error: str | None = None
@@ -80,3 +102,88 @@ class HostCreate(BaseModel):
     name: Name
     uri: LibvirtUri = Field(description="the libvirt URI: " + LIBVIRT_URI_RULE)
     accelerator: Accelerator | None = None
+
+
+def _check_address(address: str) -> str:
+    """An IP address or a DNS name: what the host's certificates will name."""
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        pass
+    labels = address.rstrip(".").split(".")
+    if not all(_LABEL.fullmatch(label) for label in labels) or len(address) > 253:
+        raise ValueError("must be an IP address or a DNS name (letters, digits, '-' and '.')")
+    return address.rstrip(".").lower()
+
+
+_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+HostAddress = Annotated[
+    str, StringConstraints(min_length=1, max_length=253), AfterValidator(_check_address)
+]
+
+#: root@HOST: what ``ssh`` is given (no options, no spaces, nothing starting with "-").
+SSH_DESTINATION_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,31}@[A-Za-z0-9][A-Za-z0-9.:_-]{0,252}$"
+SshDestination = Annotated[
+    str, StringConstraints(min_length=3, max_length=300, pattern=SSH_DESTINATION_PATTERN)
+]
+
+
+class SshAccess(BaseModel):
+    """How Corral logs in to a host to install certificates (as root)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    destination: SshDestination = Field(description="USER@HOST, normally root@ADDRESS")
+    port: int = Field(default=22, ge=1, le=65535)
+    key_path: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="private key file on the Corral server (default: ssh's own choice)",
+    )
+
+
+class HostEnroll(BaseModel):
+    """Enroll a host over SSH: certificates, libvirtd/QEMU TLS configuration, qemu+tls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    address: HostAddress = Field(description="IP address or DNS name Corral and peers reach")
+    ssh: SshAccess
+    accelerator: Accelerator | None = None
+
+
+class HostBundleRequest(BaseModel):
+    """Certificates and configuration for a host, to install by hand (``install.sh``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    address: HostAddress
+
+
+class BundleFile(BaseModel):
+    path: str = Field(description="relative path in the bundle directory")
+    mode: int = Field(description="file mode, e.g. 0o600 for keys")
+    content: str
+
+
+class HostBundle(BaseModel):
+    name: str
+    uri: str = Field(description="the URI to add the host with once install.sh ran")
+    files: list[BundleFile]
+
+
+class MaintenanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+class RotateCertsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ssh: SshAccess | None = Field(
+        default=None, description="SSH access; default: what the host was enrolled with"
+    )

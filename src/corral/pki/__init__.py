@@ -1,1 +1,21 @@
+"""Corral's cluster PKI (``cryptography``): one CA per trust relation, certificates for hosts
+and for Corral itself, kept under ``DATA_DIR/pki/`` (see :mod:`corral.pki.cluster`)."""
 
+from corral.pki.authority import CertificateAuthority, Issued
+from corral.pki.cluster import (
+    CONSOLE_CLIENT_CN,
+    LIBVIRT_CLIENT_CN,
+    ClusterPki,
+    HostCertificates,
+    cert_info,
+)
+
+__all__ = [
+    "CONSOLE_CLIENT_CN",
+    "LIBVIRT_CLIENT_CN",
+    "CertificateAuthority",
+    "ClusterPki",
+    "HostCertificates",
+    "Issued",
+    "cert_info",
+]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
 from corral.config import Settings
+from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.auth import AuthService
 from corral.services.console_tickets import ConsoleTickets
 from corral.services.events import EventBus
-from corral.services.hosts import HostService
+from corral.services.hosts import CertRotation, HostEnrollment, HostService
 from corral.services.locks import OperationLocks
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
@@ -44,7 +46,16 @@ class Services:
         self.console_tickets = ConsoleTickets()
         # Hosts report events to the reconciler, which reads hosts: a forwarding lambda breaks
         # the construction cycle.
-        self.hosts = HostService(self.db, settings.pool_dir, lambda e: self.reconciler.on_event(e))
+        self.pki = ClusterPki(settings.data_dir)
+        self.hosts = HostService(
+            self.db, settings.pool_dir, lambda e: self.reconciler.on_event(e), self.pki
+        )
+        self.enrollment = HostEnrollment(
+            self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir
+        )
+        self.cert_rotation = CertRotation(
+            self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir
+        )
         self.reconciler = Reconciler(
             self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
         )
@@ -52,6 +63,10 @@ class Services:
 
     async def start(self) -> None:
         s = self.settings
+        # The cluster's CAs and Corral's own certificates: made on first start, renewed in
+        # their last 30 days.
+        for done in await asyncio.to_thread(self.pki.ensure):
+            log.info("PKI: %s", done)
         await self.hosts.start(s.local_host_name, s.local_host_uri, s.local_host_accelerator)
         await recover(self.db, self.tasks, self.hosts)
         await self.reconciler.reconcile_all()

@@ -17,7 +17,10 @@ from corral.store.hosts import (
     find_host_by_libvirt_id,
     get_host,
     host_info,
+    host_ssh,
     list_hosts,
+    set_maintenance,
+    update_enrollment,
 )
 from corral.store.tables import ApiToken, Base, Host, Task, User, Vm
 from corral.store.tasks import (
@@ -114,6 +117,7 @@ __all__ = [
     "get_vm",
     "get_vm_by_uuid",
     "host_info",
+    "host_ssh",
     "list_audit",
     "list_hosts",
     "list_tasks",
@@ -127,11 +131,13 @@ __all__ = [
     "mark_vm_missing",
     "revoke_token",
     "set_disabled",
+    "set_maintenance",
     "set_password",
     "set_role",
     "set_vm_started",
     "task_info",
     "token_info",
+    "update_enrollment",
     "update_task",
     "update_vm",
     "upgrade",

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from corral.errors import Conflict
-from corral.model.host import HostCapabilities, HostInfo
+from corral.model.host import HostCapabilities, HostInfo, HostStatus, SshAccess
+from corral.model.pki import CertInfo
 from corral.model.vm import Accelerator
 from corral.store._integrity import conflict_on_integrity, not_found
 from corral.store.tables import Host, Vm
@@ -18,13 +19,24 @@ def host_info(
     connected: bool = False,
     capabilities: HostCapabilities | None = None,
     last_error: str | None = None,
+    certificates: list[CertInfo] | None = None,
 ) -> HostInfo:
-    """The stored half of a HostInfo; the live half (connection, capabilities) comes as args."""
+    """The stored half of a HostInfo; the live half (connection, capabilities, certificates
+    on disk) comes as args."""
+    if host.maintenance:
+        status = HostStatus.MAINTENANCE
+    else:
+        status = HostStatus.CONNECTED if connected else HostStatus.UNREACHABLE
     return HostInfo(
         name=host.name,
         uri=host.uri,
+        status=status,
         connected=connected,
+        maintenance=host.maintenance,
         accelerator=Accelerator(host.accelerator) if host.accelerator else None,
+        address=host.address,
+        enrolled=host.address is not None,
+        certificates=certificates or [],
         capabilities=capabilities,
         last_error=last_error,
     )
@@ -36,13 +48,19 @@ def add_host(
     uri: str,
     accelerator: Accelerator | None = None,
     libvirt_id: str | None = None,
+    *,
+    address: str | None = None,
+    ssh: SshAccess | None = None,
 ) -> Host:
     host = Host(
         name=name,
         uri=uri,
         accelerator=Accelerator(accelerator).value if accelerator else None,
         libvirt_id=libvirt_id,
+        address=address,
     )
+    if ssh is not None:
+        _set_ssh(host, ssh)
 
     def explain() -> str:
         twin = find_host_by_libvirt_id(session, libvirt_id) if libvirt_id else None
@@ -105,3 +123,33 @@ def delete_host(session: Session, name: str) -> None:
         )
     session.delete(host)
     session.flush()
+
+
+def _set_ssh(host: Host, ssh: SshAccess) -> None:
+    host.ssh_destination, host.ssh_port, host.ssh_key_path = ssh.destination, ssh.port, ssh.key_path
+
+
+def host_ssh(host: Host) -> SshAccess | None:
+    """How the host was reached over SSH when it was enrolled, if it was."""
+    if host.ssh_destination is None:
+        return None
+    return SshAccess(
+        destination=host.ssh_destination, port=host.ssh_port or 22, key_path=host.ssh_key_path
+    )
+
+
+def update_enrollment(
+    session: Session, name: str, address: str | None, ssh: SshAccess | None
+) -> None:
+    host = get_host(session, name)
+    host.address = address
+    if ssh is not None:
+        _set_ssh(host, ssh)
+    session.flush()
+
+
+def set_maintenance(session: Session, name: str, enabled: bool) -> Host:
+    host = get_host(session, name)
+    host.maintenance = enabled
+    session.flush()
+    return host

@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -117,6 +118,14 @@ class Host(Base):
     #: unique, so one daemon is never registered twice under two names. NULL until the host
     #: was first reached.
     libvirt_id: Mapped[str | None] = mapped_column(String(1100), unique=True)
+    #: Maintenance: the host takes no new VMs (placement skips it).
+    maintenance: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Enrolled hosts: the address their certificates name (VNC and migration use it) and how
+    #: Corral reaches them over SSH to rotate certificates (a key path on the Corral server).
+    address: Mapped[str | None] = mapped_column(String(255))
+    ssh_destination: Mapped[str | None] = mapped_column(String(300))
+    ssh_port: Mapped[int | None] = mapped_column(Integer)
+    ssh_key_path: Mapped[str | None] = mapped_column(String(1024))
 
 
 class Vm(Base):

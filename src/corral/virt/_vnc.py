@@ -14,6 +14,7 @@ import socket
 import urllib.parse
 
 import libvirt
+from lxml import etree
 
 from corral.errors import InvalidRequest
 
@@ -46,3 +47,20 @@ def open_graphics_socket(dom: libvirt.virDomain) -> socket.socket:
     except OSError:
         os.close(fd)
         raise
+
+
+def graphics_endpoint(dom: libvirt.virDomain) -> tuple[str, int] | None:
+    """(address, port) of a running domain's VNC server on the network, None when it listens
+    on a UNIX socket or has no VNC (worker thread)."""
+    root = etree.fromstring(dom.XMLDesc(0).encode())
+    graphics = root.find("./devices/graphics[@type='vnc']")
+    if graphics is None:
+        return None
+    port = graphics.get("port", "-1")
+    listen = graphics.find("listen")
+    if listen is not None and listen.get("type") == "socket":
+        return None
+    address = (listen.get("address") if listen is not None else None) or graphics.get("listen")
+    if not address or not port.isdigit() or int(port) <= 0:
+        return None
+    return address, int(port)

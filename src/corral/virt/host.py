@@ -20,11 +20,12 @@ import libvirt
 from corral.errors import InvalidRequest
 from corral.model.host import HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
-from corral.virt import _clone, _network, _records, _snapshots, _storage, _transfer, _vnc
+from corral.virt import _clone, _network, _qmp, _records, _snapshots, _storage, _transfer, _vnc
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
 from corral.virt.console import SerialConsole
 from corral.virt.domain_xml import HostDefaults, build_domain
+from corral.virt.domain_xml.graphics import Graphics
 from corral.virt.types import (
     EVENT_DISCONNECTED,
     EVENT_LIFECYCLE,
@@ -186,6 +187,11 @@ class LibvirtHost:
             arch=arch,
             nat_network=nat_network,
             serial_log_dir=self.pool_dir,
+            # Local hosts: a UNIX socket. Others: qemu.conf's vnc_listen, which enrollment sets
+            # to the host's address with TLS and client certificates.
+            vnc_listen=(
+                Graphics.LISTEN_SOCKET if _vnc.passes_fds(self.uri) else Graphics.LISTEN_ADDRESS
+            ),
         )
 
     async def define_domain(
@@ -312,6 +318,21 @@ class LibvirtHost:
         return await self._conn.run(
             f"open the screen (VNC) of domain {uuid}",
             lambda c: _vnc.open_graphics_socket(_lookup(c, uuid)),
+        )
+
+    async def vnc_endpoint(self, uuid: str) -> tuple[str, int] | None:
+        """(address, port) of a running domain's VNC server on the network (remote hosts; on
+        enrolled hosts it speaks VeNCrypt X509None: connect with
+        ``ClusterPki.console_client_context()``); None for a UNIX socket or no VNC."""
+        return await self._conn.run(
+            f"read the VNC address of domain {uuid}",
+            lambda c: _vnc.graphics_endpoint(_lookup(c, uuid)),
+        )
+
+    async def reload_vnc_certificates(self, uuid: str) -> None:
+        """Make a running domain's VNC server re-read its TLS certificates (QMP display-reload)."""
+        await self._dom(
+            f"reload the VNC certificates of domain {uuid}", uuid, _qmp.reload_vnc_certificates
         )
 
     # -- storage -----------------------------------------------------------------------------

@@ -336,6 +336,7 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
         info = HostInfo(
             name=body["name"],
             uri=body["uri"],
+            status="connected",
             connected=True,
             accelerator=body.get("accelerator"),
             capabilities=caps,

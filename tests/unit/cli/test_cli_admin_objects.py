@@ -19,7 +19,7 @@ def test_hosts(run: Run, api: CannedApi) -> None:
     }  # fmt: skip
     listed = run("host", "list")
     row = next(line for line in listed.stdout.splitlines() if line.startswith("h2"))
-    assert row.split()[:6] == ["h2", "qemu+tls://h2/system", "yes", "tcg", "2", "4"]
+    assert row.split()[:6] == ["h2", "connected", "qemu+tls://h2/system", "tcg", "2", "4"]
     shown = run("host", "show", "h2")
     assert "9.0.0" in shown.stdout and "x86_64" in shown.stdout
     api.state.vms = {"web1": vm_info("web1", host="h2")}

@@ -33,6 +33,7 @@ class VmCloning:
 
     async def clone(self, principal: Principal, name: str, req: CloneRequest) -> TaskInfo:
         _row, host, record = await self._inventory.record(name)
+        self._inventory.hosts.for_new_vm(host.name)  # a clone is a new VM on the same host
         await self._check_clone(host, record, req)
 
         async def body(ctx: TaskContext) -> dict[str, Any]:

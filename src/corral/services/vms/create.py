@@ -31,7 +31,7 @@ class VmCreation:
 
     async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:
         hosts = self._inventory.hosts
-        host = hosts.connected(spec.host or hosts.get().name)
+        host = hosts.for_new_vm(spec.host)
         checked = await _provision.validate(self._inventory.db, host, spec)
         if any(d.import_path for d in checked.disks):
             return await self._create_task(principal, host, checked)

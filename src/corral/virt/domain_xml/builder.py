@@ -33,6 +33,8 @@ class HostDefaults:
     nat_network: str | None = None  # the network behind NicSpec "nat"; None: user-mode instead
     serial_log_dir: str = "/var/lib/libvirt/corral/images"
     video: str = Video.MODEL_VIRTIO
+    #: Graphics.LISTEN_SOCKET (local hosts) or Graphics.LISTEN_ADDRESS (qemu.conf's vnc_listen)
+    vnc_listen: str = Graphics.LISTEN_SOCKET
 
 
 def _target_names(buses: list[DiskBus]) -> list[str]:
@@ -118,7 +120,9 @@ def _add_devices(domain: Domain, spec: VmSpec, disks: list[VolumeRef], host: Hos
     console = devices.add_child(Console())
     console.type, console.target_type, console.target_port = "pty", "serial", 0
     graphics = devices.add_child(Graphics())
-    graphics.type, graphics.listen_type = Graphics.TYPE_VNC, Graphics.LISTEN_SOCKET
+    graphics.type, graphics.listen_type = Graphics.TYPE_VNC, host.vnc_listen
+    if host.vnc_listen == Graphics.LISTEN_ADDRESS:
+        graphics.autoport = "yes"
     video = devices.add_child(Video())
     video.model = host.video
 

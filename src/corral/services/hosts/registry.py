@@ -1,4 +1,4 @@
-"""The hosts Corral manages and their live libvirt connections."""
+"""The hosts Corral manages: live libvirt connections, maintenance, certificates on record."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from collections.abc import Callable
 
 from corral import store
 from corral.errors import Conflict, CorralError, HostUnreachable, NotFound
-from corral.metrics import HOSTS_CONNECTED
-from corral.model.host import HostCreate, HostInfo
+from corral.metrics import CERT_EXPIRY, HOSTS_CONNECTED
+from corral.model.host import HostCreate, HostInfo, SshAccess
 from corral.model.vm import Accelerator
+from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.virt import DomainEvent, LibvirtHost
 
@@ -25,11 +26,15 @@ class HostService:
     """Owns one :class:`LibvirtHost` per host row; a host that cannot be reached at start-up is
     retried in the background (LibvirtHost itself handles reconnects after the first success)."""
 
-    def __init__(self, db: Db, pool_dir: str, on_event: EventHandler) -> None:
+    def __init__(
+        self, db: Db, pool_dir: str, on_event: EventHandler, pki: ClusterPki | None = None
+    ) -> None:
         self._db = db
         self._pool_dir = pool_dir
         self._on_event = on_event
+        self.pki = pki
         self._hosts: dict[str, LibvirtHost] = {}
+        self._maintenance: set[str] = set()
         self._errors: dict[str, str] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
         # Hosts whose daemon another host row already is: kept disconnected, never reconciled.
@@ -42,6 +47,8 @@ class HostService:
             rows = await self._db(store.list_hosts)
         for row in rows:
             accel = Accelerator(row.accelerator) if row.accelerator else None
+            if row.maintenance:
+                self._maintenance.add(row.name)
             await self._attach(row.name, row.uri, accel)
 
     async def _attach(self, name: str, uri: str, accel: Accelerator | None) -> LibvirtHost:
@@ -111,6 +118,9 @@ class HostService:
             if not self._hosts:
                 raise NotFound("Corral manages no host yet: add one with `corral host add`")
             return next(iter(self._hosts.values()))
+        return self._named(name)
+
+    def _named(self, name: str) -> LibvirtHost:
         try:
             return self._hosts[name]
         except KeyError:
@@ -138,34 +148,122 @@ class HostService:
                 caps = await host.capabilities()
             except CorralError as exc:
                 self._errors[name] = exc.message
+        certs = self.pki.host_certs(name) if self.pki is not None else []
         return store.host_info(
-            row, connected=host.connected, capabilities=caps, last_error=self._errors.get(name)
+            row,
+            connected=host.connected,
+            capabilities=caps,
+            last_error=self._errors.get(name),
+            certificates=certs,
         )
 
     async def list_hosts(self) -> list[HostInfo]:
         return [await self.info(name) for name in self._hosts]
 
-    async def add(self, request: HostCreate) -> HostInfo:
-        if request.name in self._hosts:
-            raise Conflict(f"a host named {request.name!r} already exists")
-        probe = LibvirtHost(request.name, request.uri, forced_accelerator=request.accelerator)
+    def check_name_free(self, name: str) -> None:
+        if name in self._hosts:
+            raise Conflict(f"a host named {name!r} already exists; choose another name")
+
+    async def identify(self, name: str, uri: str, *, itself: str | None = None) -> str | None:
+        """Connect to ``uri`` once and say which daemon it is (its libvirt id); Conflict if a
+        registered host already is that daemon. Refuses a host that cannot be reached now: a
+        typo in a URI should fail loudly."""
+        probe = LibvirtHost(name, uri)
         try:
-            # Refuse a host that cannot be reached now: a typo in a URI should fail loudly.
             await probe.connect()
             libvirt_id = probe.libvirt_id
         finally:
             await probe.close()
-        twin = next((h for h in self._hosts.values() if h.libvirt_id == libvirt_id), None)
+        twin = next(
+            (h for h in self._hosts.values() if h.libvirt_id == libvirt_id and h.name != itself),
+            None,
+        )
         if twin is not None and libvirt_id is not None:
             raise Conflict(store.already_registered(twin.name, libvirt_id))
+        return libvirt_id
+
+    async def add(self, request: HostCreate) -> HostInfo:
+        self.check_name_free(request.name)
+        libvirt_id = await self.identify(request.name, request.uri)
+        # A host installed from a bundle: the certificates issued for it become its own.
+        address = self.pki.adopt_pending(request.name) if self.pki is not None else None
+        return await self.register(
+            request.name, request.uri, request.accelerator, libvirt_id, address=address
+        )
+
+    async def register(
+        self,
+        name: str,
+        uri: str,
+        accelerator: Accelerator | None,
+        libvirt_id: str | None,
+        *,
+        address: str | None = None,
+        ssh: SshAccess | None = None,
+    ) -> HostInfo:
+        """Record a host already identified and connect to it."""
+        self.check_name_free(name)
         # The unique libvirt_id column settles concurrent registrations of one daemon.
         await self._db(
             lambda s: store.add_host(
-                s, request.name, request.uri, request.accelerator, libvirt_id=libvirt_id
+                s, name, uri, accelerator, libvirt_id=libvirt_id, address=address, ssh=ssh
             )
         )
-        await self._attach(request.name, request.uri, request.accelerator)
-        return await self.info(request.name)
+        await self._attach(name, uri, accelerator)
+        return await self.info(name)
+
+    # -- maintenance -------------------------------------------------------------------------
+    def in_maintenance(self, name: str) -> bool:
+        return name in self._maintenance
+
+    async def set_maintenance(self, name: str, enabled: bool) -> HostInfo:
+        self.get(name)
+        await self._db(lambda s: store.set_maintenance(s, name, enabled))
+        if enabled:
+            self._maintenance.add(name)
+        else:
+            self._maintenance.discard(name)
+        return await self.info(name)
+
+    def for_new_vm(self, name: str | None) -> LibvirtHost:
+        """The host a new VM goes to: the named one unless it is in maintenance (Conflict), else
+        the first connected host not in maintenance."""
+        if name is not None:
+            self.get(name)
+            if name in self._maintenance:
+                raise Conflict(
+                    f"host {name!r} is in maintenance and takes no new VMs: pick another host, "
+                    f"or end it with `corral host maintenance {name} off`"
+                )
+            return self.connected(name)
+        candidates = [h for h in self._hosts.values() if h.name not in self._maintenance]
+        if not candidates:
+            if not self._hosts:
+                raise NotFound("Corral manages no host yet: add one with `corral host add`")
+            raise Conflict("every host is in maintenance: end maintenance on one of them first")
+        host = next((h for h in candidates if h.connected), candidates[0])
+        return self.connected(host.name)
+
+    async def wait_connected(self, name: str, seconds: float) -> bool:
+        host = self.get(name)
+        for _ in range(int(seconds / 0.2)):
+            if host.connected:
+                break
+            await asyncio.sleep(0.2)
+        return host.connected
+
+    def update_cert_metrics(self) -> None:
+        """Seconds until every certificate Corral issued expires, by host and purpose
+        (``_manager``: Corral's own certificates and the CAs)."""
+        if self.pki is None:
+            return
+        CERT_EXPIRY.clear()
+        for info in self.pki.manager_certs():
+            label = info.subject if info.purpose.value == "ca" else info.purpose.value
+            CERT_EXPIRY.labels("_manager", label).set(info.expires_in_s)
+        for name in self._hosts:
+            for info in self.pki.host_certs(name):
+                CERT_EXPIRY.labels(name, info.purpose.value).set(info.expires_in_s)
 
     def is_duplicate(self, name: str) -> bool:
         return name in self._duplicates
@@ -186,4 +284,7 @@ class HostService:
         await host.close()
         del self._hosts[name]
         self._duplicates.discard(name)
+        self._maintenance.discard(name)
+        if self.pki is not None:
+            self.pki.forget_host(name)
         self._update_gauge()

@@ -1,0 +1,97 @@
+"""``corral testbed``: N libvirt hosts on this machine from namespaces, enrolled into Corral.
+
+A local admin and demo tool like ``corral admin`` (it needs root and builds namespaces here),
+not an API client only: it builds the hosts itself, then enrolls them through Corral's API
+(``POST /hosts/enroll``, over SSH to each host's own sshd), as the CLI is logged in.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import typer
+from rich.console import Console
+
+from corral.cli import credentials
+from corral.errors import CorralError
+from corral.testbed.enroll import enroll_all, remove_all
+from corral.testbed.multihost import MultiHostTestbed
+
+app = typer.Typer(help="Several libvirt hosts on this machine (namespaces).", no_args_is_help=True)
+_out = Console()
+
+DirOpt = typer.Option(
+    Path("/var/lib/corral-testbed"), "--dir", help="Where the hosts keep their files."
+)
+SlotOpt = typer.Option(
+    0, "--slot", min=0, max=99, help="Network 198.18.SLOT.0/24 (tests use 100-199)."
+)
+
+
+def _api() -> httpx.Client | None:
+    """A client logged in as the CLI is (CORRAL_URL / CORRAL_TOKEN, else `corral login`)."""
+    creds = credentials.load()
+    url = os.environ.get("CORRAL_URL") or (creds.url if creds else None)
+    token = os.environ.get("CORRAL_TOKEN") or (creds.token if creds else None)
+    if not url or not token:
+        return None
+    return httpx.Client(
+        base_url=f"{url.rstrip('/')}/api/v1",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+@app.command("up")
+def up(
+    hosts: int = typer.Option(3, "--hosts", min=1, max=50, help="How many hosts."),
+    directory: Path = DirOpt,
+    slot: int = SlotOpt,
+    enroll: bool = typer.Option(
+        True, "--enroll/--no-enroll", help="Enroll them into Corral (needs `corral login`)."
+    ),
+    accelerator: str = typer.Option("tcg", "--accelerator", help="Accelerator for their VMs."),
+) -> None:
+    """Build N hosts (h1…hN at 198.18.SLOT.1…) and enroll them; replaces a previous test bed
+    of the same slot."""
+    testbed = MultiHostTestbed(directory, hosts=hosts, slot=slot)
+    client = _api() if enroll else None
+    if enroll and client is None:
+        _out.print("[red]error:[/] not logged in: `corral login` first, or --no-enroll")
+        raise typer.Exit(1)
+    try:
+        if client is not None:
+            remove_all(client, testbed)
+        testbed.up()
+        _out.print(
+            f"{hosts} hosts up: " + ", ".join(f"{h.name} {h.address}" for h in testbed.hosts)
+        )
+        if client is not None:
+            enroll_all(client, testbed, accelerator)
+            _out.print("enrolled over SSH; see `corral host list`")
+    except (CorralError, httpx.HTTPError) as exc:
+        _out.print(f"[red]error:[/] {getattr(exc, 'message', exc)}")
+        raise typer.Exit(1) from None
+
+
+@app.command("down")
+def down(
+    directory: Path = DirOpt,
+    slot: int = SlotOpt,
+    hosts: int = typer.Option(50, "--hosts", hidden=True),
+) -> None:
+    """Remove the test bed's hosts from Corral (with their VMs), then stop every process of
+    the hosts and delete their namespaces, links and bridge."""
+    testbed = MultiHostTestbed(directory, hosts=hosts, slot=slot)
+    client = _api()
+    if client is not None:
+        try:
+            removed = remove_all(client, testbed)
+            if removed:
+                _out.print("removed from Corral: " + ", ".join(removed))
+        except (CorralError, httpx.HTTPError) as exc:
+            _out.print(f"[yellow]warning:[/] could not remove the hosts from Corral: {exc}")
+    testbed.down()
+    _out.print(f"test bed of slot {slot} is down")

@@ -1,0 +1,119 @@
+"""Rotating a host's certificates: new ones from the same CAs, installed like at enrollment,
+then every running guest's VNC server re-reads its certificate (QMP ``display-reload``)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from corral import store
+from corral.errors import Conflict, CorralError, HostError
+from corral.hostsetup import host_payload
+from corral.model.host import RotateCertsRequest
+from corral.model.task import TaskInfo
+from corral.model.vm import VmState
+from corral.pki import ClusterPki
+from corral.services._db import Db
+from corral.services.audit import AuditService
+from corral.services.hosts import _install
+from corral.services.hosts.registry import HostService
+from corral.services.principal import Principal
+from corral.services.tasks import TaskContext, TaskService
+
+
+class CertRotation:
+    def __init__(
+        self,
+        db: Db,
+        hosts: HostService,
+        pki: ClusterPki,
+        tasks: TaskService,
+        audit: AuditService,
+        data_dir: Path,
+        checkpoint: _install.Checkpoint = _install.no_checkpoint,
+    ) -> None:
+        self._db = db
+        self._hosts = hosts
+        self._pki = pki
+        self._tasks = tasks
+        self._audit = audit
+        self.known_hosts = data_dir / "ssh" / "known_hosts"
+        self.checkpoint = checkpoint
+        self._busy: set[str] = set()
+
+    async def rotate(
+        self, principal: Principal, name: str, request: RotateCertsRequest
+    ) -> TaskInfo:
+        self._hosts.get(name)
+        row = await self._db(lambda s: store.get_host(s, name))
+        if row.address is None:
+            raise Conflict(
+                f"host {name!r} was added by URI, not enrolled: Corral issued no certificates "
+                f"for it (remove it and `corral host enroll {name} ADDRESS --ssh root@ADDRESS`)"
+            )
+        ssh = request.ssh or store.host_ssh(row)
+        if ssh is None:
+            raise Conflict(
+                f"no SSH access is recorded for host {name!r} (it was installed from a bundle): "
+                "give one with --ssh root@ADDRESS"
+            )
+        if name in self._busy:
+            raise Conflict(f"host {name!r} is busy rotating its certificates already")
+        address, libvirt_id = row.address, row.libvirt_id
+        self._busy.add(name)
+
+        async def work(ctx: TaskContext) -> dict[str, Any]:
+            installer = _install.installer_for(ssh, self.known_hosts)
+            await ctx.progress(0.05, phase="checking the host over SSH")
+            facts = await installer.probe()
+            await ctx.progress(0.2, phase="issuing certificates")
+            certs = await asyncio.to_thread(self._pki.issue_host, name, address, facts.dns_names())
+            payload = host_payload(certs, address, facts.host_uuid or str(uuid.uuid4()))
+            uri = _install.tls_uri(address, self._pki.libvirt_pkipath)
+
+            async def verify() -> None:
+                if await self._hosts.identify(name, uri, itself=name) != libvirt_id:
+                    raise HostError(f"{address} is no longer the libvirt daemon of host {name}")
+
+            await _install.install(installer, payload, ctx, verify, self.checkpoint)
+            self._pki.save_host_certs(name, certs)
+            if request.ssh is not None:
+                await self._db(lambda s: store.update_enrollment(s, name, address, request.ssh))
+            await ctx.progress(0.9, phase="reloading the VNC certificates of running guests")
+            reloaded = await self._reload_vnc(name)
+            return {"host": name, "vnc_reloaded": reloaded}
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            try:
+                return await self._audit.outcome(
+                    principal.user, "host.rotate-certs", name, lambda: work(ctx)
+                )
+            finally:
+                self._busy.discard(name)
+
+        try:
+            return await self._tasks.start("host.rotate-certs", name, principal, body, "queued")
+        except BaseException:
+            self._busy.discard(name)
+            raise
+
+    async def _reload_vnc(self, name: str) -> list[str]:
+        """Running guests whose VNC server now serves the new certificate."""
+        if not await self._hosts.wait_connected(name, 30):
+            raise HostError(
+                f"host {name} did not reconnect after libvirtd restarted; its new "
+                "certificates are installed, running guests keep the old VNC certificate "
+                "until they restart"
+            )
+        host = self._hosts.get(name)
+        done = []
+        for record in await host.list_domains():
+            if record.state is VmState.RUNNING:
+                try:
+                    await host.reload_vnc_certificates(record.uuid)
+                except CorralError as exc:
+                    raise HostError(f"VM {record.name}: {exc.message}") from exc
+                done.append(record.name)
+        return done

@@ -1,0 +1,121 @@
+"""Enrolling a host: over SSH (a task) or as a bundle an administrator installs by hand.
+
+Over SSH: check the host (root, libvirtd, QEMU, tools), issue its certificates, stage them with
+the configuration, let the host-side installer back up and replace the files and restart
+libvirtd with TLS, connect over ``qemu+tls://`` as Corral will, and only then confirm. Any
+failure — including SSH dying half-way — leaves the host as it was and records nothing, so
+enrollment can simply be run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+from corral import store
+from corral.errors import Conflict, InvalidRequest
+from corral.hostsetup import HostPaths, host_payload
+from corral.hostsetup.bundle import bundle_files
+from corral.model.host import BundleFile, HostBundle, HostBundleRequest, HostEnroll
+from corral.model.task import TaskInfo
+from corral.pki import ClusterPki
+from corral.services._db import Db
+from corral.services.audit import AuditService
+from corral.services.hosts import _install
+from corral.services.hosts.registry import HostService
+from corral.services.principal import Principal
+from corral.services.tasks import TaskContext, TaskService
+
+
+class HostEnrollment:
+    def __init__(
+        self,
+        db: Db,
+        hosts: HostService,
+        pki: ClusterPki,
+        tasks: TaskService,
+        audit: AuditService,
+        data_dir: Path,
+        checkpoint: _install.Checkpoint = _install.no_checkpoint,
+    ) -> None:
+        self._db = db
+        self._hosts = hosts
+        self._pki = pki
+        self._tasks = tasks
+        self._audit = audit
+        self.known_hosts = data_dir / "ssh" / "known_hosts"
+        self.checkpoint = checkpoint
+        self.confirm_s = _install.CONFIRM_S
+        self._busy: set[str] = set()
+
+    async def _check_new(self, name: str, address: str) -> None:
+        self._hosts.check_name_free(name)
+        if name in self._busy:
+            raise Conflict(f"host {name!r} is being enrolled already; see `corral task list`")
+        rows = await self._db(store.list_hosts)
+        twin = next((r.name for r in rows if r.address == address), None)
+        if twin is not None:
+            raise Conflict(f"address {address} is already host {twin!r}'s")
+
+    async def enroll(self, principal: Principal, request: HostEnroll) -> TaskInfo:
+        name, address = request.name, request.address
+        await self._check_new(name, address)
+        key = request.ssh.key_path
+        if key is not None and not await asyncio.to_thread(Path(key).is_file):
+            raise InvalidRequest(f"ssh.key_path: no such file on the Corral server: {key}")
+        self._busy.add(name)
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            try:
+                return await self._audit.outcome(
+                    principal.user, "host.enroll", name, lambda: self._enroll(ctx, request)
+                )
+            finally:
+                self._busy.discard(name)
+
+        try:
+            return await self._tasks.start("host.enroll", name, principal, body, "queued")
+        except BaseException:
+            self._busy.discard(name)
+            raise
+
+    async def _enroll(self, ctx: TaskContext, request: HostEnroll) -> dict[str, Any]:
+        name, address = request.name, request.address
+        installer = _install.installer_for(request.ssh, self.known_hosts)
+        await ctx.progress(0.05, phase="checking the host over SSH")
+        facts = await installer.probe()
+        await ctx.progress(0.2, phase="issuing certificates")
+        certs = await asyncio.to_thread(self._pki.issue_host, name, address, facts.dns_names())
+        payload = host_payload(certs, address, facts.host_uuid or str(uuid.uuid4()))
+        uri = _install.tls_uri(address, self._pki.libvirt_pkipath)
+
+        async def verify() -> str | None:
+            return await self._hosts.identify(name, uri)
+
+        libvirt_id = await _install.install(
+            installer, payload, ctx, verify, self.checkpoint, self.confirm_s
+        )
+        await ctx.progress(0.95, phase="registering the host")
+        self._pki.save_host_certs(name, certs)
+        await self._hosts.register(
+            name, uri, request.accelerator, libvirt_id, address=address, ssh=request.ssh
+        )
+        return {"host": name, "uri": uri, "arch": facts.arch}
+
+    async def bundle(self, request: HostBundleRequest) -> HostBundle:
+        """Everything ``host enroll`` would install, as files with an ``install.sh``; the
+        certificates are kept as pending until ``corral host add NAME URI``."""
+        name, address = request.name, request.address
+        await self._check_new(name, address)
+        certs = await asyncio.to_thread(self._pki.issue_host, name, address)
+        payload = host_payload(certs, address, str(uuid.uuid4()))
+        uri = _install.tls_uri(address, self._pki.libvirt_pkipath)
+        self._pki.save_pending(name, certs, address)
+        files = bundle_files(payload, name, uri, HostPaths().staging_root)
+        return HostBundle(
+            name=name,
+            uri=uri,
+            files=[BundleFile(path=p, mode=m, content=data.decode()) for p, data, m in files],
+        )
