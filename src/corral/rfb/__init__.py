@@ -81,7 +81,7 @@ from ._relay_events import (
     SecurityChosen,
 )
 from ._relay_server import RelayHandshakeState, RelayServerHandshake
-from ._upstream import Upstream, open_upstream, open_upstream_socket
+from ._upstream import Upstream, open_upstream, open_upstream_socket, open_upstream_tcp
 
 __all__ = [
     "BGR233",
@@ -158,4 +158,5 @@ __all__ = [
     "VeNCryptSubtype",
     "open_upstream",
     "open_upstream_socket",
+    "open_upstream_tcp",
 ]

@@ -110,3 +110,19 @@ async def open_upstream_socket(
         sock.close()
         raise
     return await open_upstream(reader, writer, timeout=timeout, **options)  # type: ignore[arg-type]
+
+
+async def open_upstream_tcp(
+    host: str,
+    port: int,
+    *,
+    timeout: float = 10.0,  # noqa: ASYNC109 - an explicit bound, enforced inside
+    **options: object,
+) -> Upstream:
+    """``open_upstream`` over a new TCP connection (e.g. VeNCrypt to a remote host: pass
+    ``ssl_context`` and ``server_hostname``)."""
+    with map_transport_errors(f"connecting to {host}:{port}"):
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, limit=1 << 20), timeout
+        )
+    return await open_upstream(reader, writer, timeout=timeout, **options)  # type: ignore[arg-type]

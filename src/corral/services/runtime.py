@@ -59,7 +59,9 @@ class Services:
         self.reconciler = Reconciler(
             self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
         )
-        self.vms = VmServices.build(self.db, self.hosts, self.tasks, self.audit, self.locks)
+        self.vms = VmServices.build(
+            self.db, self.hosts, self.tasks, self.audit, self.locks, self.pki
+        )
 
     async def start(self) -> None:
         s = self.settings

@@ -109,6 +109,11 @@ class LibvirtHost:
         await self._conn.close()
 
     @property
+    def passes_fds(self) -> bool:
+        """libvirt is reached over a local UNIX socket: sockets (VNC) can be handed over."""
+        return _vnc.passes_fds(self.uri)
+
+    @property
     def libvirt_id(self) -> str | None:
         """Which libvirt daemon this is: ``uuid:`` + the host UUID of its capabilities, else
         ``uri:`` + the URI (libvirt's test driver has no host UUID). None before the first

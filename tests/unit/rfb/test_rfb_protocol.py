@@ -126,6 +126,7 @@ def test_public_names_are_exactly_the_api() -> None:
         "VeNCryptSubtype",
         "open_upstream",
         "open_upstream_socket",
+        "open_upstream_tcp",
     ]
 
 

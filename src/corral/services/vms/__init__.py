@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.hosts import HostService
@@ -58,9 +59,10 @@ class VmServices:
         tasks: TaskService,
         audit: AuditService,
         locks: OperationLocks,
+        pki: ClusterPki,
     ) -> VmServices:
         inventory = VmInventory(db, hosts)
-        source = VmScreenSource(inventory)
+        source = VmScreenSource(inventory, pki)
         return cls(
             inventory=inventory,
             create=VmCreation(inventory, tasks, audit, locks),
