@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import errors
-from corral.model.common import NAME_PATTERN
+from corral.model.rules import pattern_rule
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,20 @@ def status_for(exc: errors.CorralError) -> tuple[int, str]:
     return 500, "Internal error"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    merged = dict(headers or {})
+    if status == 401:
+        merged["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=merged)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -52,18 +61,12 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-_NAME_RULE = (
-    "must be 1-63 characters from A-Z a-z 0-9 . _ -, start with a letter or digit "
-    "and not contain '..'"
-)
-
-
 def _message(err: dict[str, Any]) -> str:
     kind = err.get("type")
     if kind == "json_invalid":
         return "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", ""))
-    if kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
-        return _NAME_RULE
+    if (rule := pattern_rule(err)) is not None:
+        return rule
     if kind == "model_attributes_type" and tuple(err.get("loc", ())) == ("body",):
         return "the request body must be a JSON object sent with Content-Type: application/json"
     if kind == "extra_forbidden":
@@ -95,7 +98,8 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), str(exc.detail))
+        # Keep Starlette's headers: a 405 must say which methods are allowed (Allow).
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -53,12 +53,14 @@ from ._events import (
     VeNCryptSubtype,
 )
 from ._framebuffer import Framebuffer
+from ._keys import KEY_NAMES
 from ._limits import Limits
 from ._pixel import BGR233, RGB565, RGBX32, PixelFormat
 
 __all__ = [
     "BGR233",
     "DEFAULT_ENCODINGS",
+    "KEY_NAMES",
     "NEED_DATA",
     "PAUSED",
     "RGB565",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from corral import store
-from corral.errors import AuthenticationRequired, Conflict, InvalidRequest, RateLimited
+from corral.errors import AuthenticationRequired, Conflict, RateLimited
 from corral.model.auth import NewToken, Role, TokenInfo, UserCreate, UserInfo
 from corral.services._db import Db
 from corral.services.passwords import hash_password, verify_password
@@ -101,7 +101,9 @@ class AuthService:
 
     async def delete_user(self, principal: Principal, name: str) -> None:
         if name == principal.user:
-            raise InvalidRequest("you cannot delete your own user; ask another admin")
+            # A state of the caller, not a malformed request: the same call from another admin
+            # would do.
+            raise Conflict("you cannot delete your own user; ask another admin")
 
         def _delete(session: Session) -> None:
             user = store.get_user(session, name)

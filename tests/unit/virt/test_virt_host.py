@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import corral.virt
-from corral.errors import Conflict, HostUnreachable, InvalidRequest, NotFound
+from corral.errors import Conflict, HostUnreachable, InsufficientResources, NotFound
 from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmSpec, VmState
 from corral.virt import DomainEvent, LibvirtHost
 
@@ -46,7 +46,7 @@ async def test_capabilities_and_accelerator_choice(host: LibvirtHost) -> None:
     assert caps.accelerators == [Accelerator.TCG]  # the test driver offers no KVM
     assert host.accelerator_for(None) is Accelerator.TCG
     assert host.accelerator_for(Accelerator.TCG) is Accelerator.TCG
-    with pytest.raises(InvalidRequest, match="KVM"):
+    with pytest.raises(InsufficientResources, match="KVM"):
         host.accelerator_for(Accelerator.KVM)
     forced = LibvirtHost("f", "test:///default", forced_accelerator=Accelerator.TCG)
     assert forced.accelerator_for(None) is Accelerator.TCG

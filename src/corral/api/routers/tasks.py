@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from corral.api.deps import Admin, Operator, Svc, Viewer
+from corral.api.openapi import problem_responses
+from corral.api.params import IdPath
 from corral.model.auth import AuditEntry
 from corral.model.task import TaskInfo, TaskState
 
@@ -24,12 +26,17 @@ async def list_tasks(
 
 
 @router.get("/tasks/{task_id}", name="task.show", tags=["tasks"])
-async def show_task(task_id: str, svc: Svc, _: Viewer) -> TaskInfo:
+async def show_task(task_id: IdPath, svc: Svc, _: Viewer) -> TaskInfo:
     return await svc.tasks.get(task_id)
 
 
-@router.post("/tasks/{task_id}/cancel", name="task.cancel", tags=["tasks"])
-async def cancel_task(task_id: str, svc: Svc, _: Operator) -> TaskInfo:
+@router.post(
+    "/tasks/{task_id}/cancel",
+    name="task.cancel",
+    tags=["tasks"],
+    responses=problem_responses((409, "the task has finished already")),
+)
+async def cancel_task(task_id: IdPath, svc: Svc, _: Operator) -> TaskInfo:
     return await svc.tasks.cancel(task_id)
 
 
