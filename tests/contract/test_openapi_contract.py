@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import schemathesis
@@ -31,15 +29,29 @@ from tests.contract._app import ADMIN, PASSWORD, ContractApp, build
 
 SEED = 20240611
 #: Bounds that keep the whole run within two minutes on the 2-core CI machine.
-MAX_EXAMPLES = 25
-MAX_STEPS = 20
+MAX_EXAMPLES = 50
+MAX_STEPS = 30
 TIME_BUDGET_S = 120
 
 CONFIG = {
     "seed": SEED,
     "generation": {"deterministic": True, "database": "none", "max-examples": MAX_EXAMPLES},
     "phases": {"stateful": {"max-steps": MAX_STEPS}},
-    "checks": {"enabled": True},
+    # Every check, with one widening: 502 and 503 are how Corral says "libvirt or the host
+    # failed" (test:///default cannot open a VM's screen; an unknown host URI cannot be
+    # reached). They count as server errors only where the operation does not document them,
+    # which status_code_conformance checks. A 500 (or any other 5xx) always fails the run.
+    "checks": {
+        "enabled": True,
+        "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", "502", "503"]},
+    },
+    # Show request bodies in the report (they are made up); only credentials stay hidden.
+    "output": {
+        "sanitization": {
+            "keys-to-sanitize": ["authorization", "password", "secret"],
+            "sensitive-markers": ["password", "secret", "token"],
+        }
+    },
 }
 
 

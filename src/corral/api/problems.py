@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import errors
+from corral.api.route_table import allowed_methods
 from corral.model.rules import pattern_rule
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,18 @@ def install_handlers(app: FastAPI) -> None:
         return problem(422, "Invalid request", detail, errors=items)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Keep Starlette's headers: a 405 must say which methods are allowed (Allow).
-        return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's answer to a body json.loads cannot even read (not UTF-8, nested too
+            # deep): the same 422 as any other body that is not valid JSON.
+            detail = "the request body is not valid JSON: it must be UTF-8 text, nested sanely"
+            request.state.problem_detail = detail
+            return problem(422, "Invalid request", detail, errors=[{"loc": "body", "msg": detail}])
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: Allow lists every method of the resource, not just one route's.
+            headers["Allow"] = ", ".join(sorted(allowed_methods(app, request.scope)))
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

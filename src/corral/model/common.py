@@ -28,12 +28,22 @@ Name = Annotated[
     str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)
 ]
 
-#: An absolute path on the host (ISO, kernel, image to import): it starts with ``/``.
-ABSOLUTE_PATH_PATTERN = r"^/"
+#: An absolute path on the host (ISO, kernel, image to import): it starts with ``/`` and holds
+#: no control characters (they end up in libvirt's XML, which cannot carry them, and a NUL
+#: cannot be in a path at all).
+ABSOLUTE_PATH_PATTERN = r"^/[^\x00-\x1f\x7f\ufffe\uffff]*$"
+
+#: Text that XML 1.0 can carry (libvirt keeps it in XML): no control characters but tab, newline
+#: and carriage return.
+XML_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*$"
 
 AbsolutePath = Annotated[
     str, StringConstraints(pattern=ABSOLUTE_PATH_PATTERN, min_length=1, max_length=4096)
 ]
 
-#: Free text shown to people (VM descriptions). Any characters; XML escaping is lxml's job.
+#: Free text shown to people (VM descriptions). Any characters; XML escaping is lxml's job, and
+#: what XML cannot carry goes into Corral's metadata (see virt.domain_xml.metadata).
 Description = Annotated[str, StringConstraints(max_length=1024)]
+
+#: Free text libvirt keeps in XML as it is (snapshot descriptions, kernel command lines).
+XmlText = Annotated[str, StringConstraints(max_length=4096, pattern=XML_TEXT_PATTERN)]

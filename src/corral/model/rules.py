@@ -3,7 +3,7 @@ reports a mismatch by quoting the regex, people get the sentence (API answers an
 
 from __future__ import annotations
 
-from corral.model.common import ABSOLUTE_PATH_PATTERN, NAME_PATTERN
+from corral.model.common import ABSOLUTE_PATH_PATTERN, NAME_PATTERN, XML_TEXT_PATTERN
 from corral.model.console import BASE64_PATTERN, KEYS_PATTERN
 from corral.rfb import KEY_NAMES
 
@@ -14,7 +14,9 @@ NAME_RULE = (
 
 PATTERN_RULES: dict[str, str] = {
     NAME_PATTERN: NAME_RULE,
-    ABSOLUTE_PATH_PATTERN: "must be an absolute path (starting with /)",
+    ABSOLUTE_PATH_PATTERN: "must be an absolute path (starting with /), without control characters",
+    XML_TEXT_PATTERN: "control characters other than tab, newline and carriage return cannot "
+    "be stored here",
     BASE64_PATTERN: "not valid base64: encode the PNG file's bytes (e.g. `base64 -w0 image.png`)",
     KEYS_PATTERN: "key combinations separated by spaces, keys joined with '-' (e.g. 'ctrl-u "
     "enter'); a key is one printable character or one of " + ", ".join(sorted(KEY_NAMES)),

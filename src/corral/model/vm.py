@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from corral.model.common import AbsolutePath, Description, Name
+from corral.model.common import AbsolutePath, Description, Name, XmlText
 
 
 class Accelerator(StrEnum):
@@ -103,7 +103,7 @@ class BootSpec(_Strict):
     source: Literal["disk", "cdrom", "kernel"] = "disk"
     kernel: AbsolutePath | None = None
     initrd: AbsolutePath | None = None
-    cmdline: str | None = Field(default=None, max_length=4096)
+    cmdline: XmlText | None = None
 
     @model_validator(mode="after")
     def _kernel_needs_path(self) -> Self:
@@ -200,7 +200,8 @@ class SnapshotInfo(BaseModel):
 
 class SnapshotRequest(_Strict):
     name: Name
-    description: Description = ""
+    # libvirt keeps it in the snapshot's XML as it is (no metadata to fall back on).
+    description: Annotated[XmlText, StringConstraints(max_length=1024)] = ""
 
 
 class CloneRequest(_Strict):
@@ -210,7 +211,8 @@ class CloneRequest(_Strict):
 
 class ShutdownRequest(_Strict):
     timeout_s: float = Field(default=60, gt=0, le=3600)
-    force: bool = False
+    # Strict: the document says boolean, so 0, 1 or "yes" are refused rather than guessed at.
+    force: bool = Field(default=False, strict=True)
 
 
 class DeleteRequest(_Strict):

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 
 from corral.api.deps import Admin, Operator, Svc, Viewer
 from corral.api.openapi import problem_responses
-from corral.api.params import IdPath
+from corral.api.params import IdPath, NameQuery
 from corral.model.auth import AuditEntry
+from corral.model.common import XML_TEXT_PATTERN
 from corral.model.task import TaskInfo, TaskState
 
 router = APIRouter()
@@ -45,7 +46,9 @@ async def list_audit(
     svc: Svc,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    user: str | None = None,
-    action: str | None = None,
+    user: NameQuery = None,
+    action: Annotated[
+        str | None, Query(max_length=255, pattern=XML_TEXT_PATTERN, description="e.g. vm.create")
+    ] = None,
 ) -> list[AuditEntry]:
     return await svc.audit.list_entries(limit, user, action)
