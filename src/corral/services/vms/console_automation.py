@@ -161,7 +161,8 @@ class VmConsole:
         async with self._screen(name, _VIEWING_STATES, "see its screen") as client:
             height, width = template.shape[:2]
             if width > client.width or height > client.height:
-                raise InvalidRequest(
+                # A well-formed template that does not fit this VM's screen as it is now.
+                raise Conflict(
                     f"the template is {width}x{height} pixels but the screen of VM {name!r} is "
                     f"{client.width}x{client.height}: crop a smaller region of a screenshot"
                 )
