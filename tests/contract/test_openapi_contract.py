@@ -9,6 +9,10 @@ its schema, and a schema-valid request that is refused (400/422).
 
 The serial console is a WebSocket, not an HTTP operation; the document leaves it out and so
 does this run (tests/unit/api covers it).
+
+It drives schemathesis's engine (what `st run` runs) from one test rather than its pytest
+plugin: the engine runs every phase, stateful included, and reports every finding at once, and
+`schemathesis.pytest.from_fixture` sets `Function._nodeid`, which pytest 9 no longer has.
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ def test_the_app_keeps_its_openapi_contract(contract_app: ContractApp) -> None:
         elif isinstance(event, events.PhaseFinished):
             phases[event.phase.name] = event.status
         elif isinstance(event, events.NonFatalError | events.FatalError):
-            errors.append(str(event.info if hasattr(event, "info") else event))
+            errors.append(str(getattr(event, "info", event)))
     elapsed = time.monotonic() - started
     print(
         f"contract run: {statistic.total_cases} cases in {elapsed:.1f} s, "
