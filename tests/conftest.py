@@ -84,7 +84,7 @@ def multihost_corral(
     testbed: MultiHostTestbed,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[CorralServer]:
-    """A real ``corral serve`` with h1-h3 enrolled over SSH (``POST /hosts/enroll``), reached
+    """A real ``corral serve`` with h1-h3 enrolled over SSH (``POST /host-enrollments``), reached
     over qemu+tls; its local host is the private libvirtd."""
     server = CorralServer(
         tmp_path_factory.mktemp("corral-multihost"),

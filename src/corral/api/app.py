@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import corral
 from corral.api.middleware import AuditMiddleware
+from corral.api.openapi import CorralAPI, document_errors
 from corral.api.problems import install_handlers
 from corral.api.routers import auth, console, console_ws, events, hosts, tasks, vms
 from corral.config import Settings, load_settings
@@ -47,10 +48,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             await svc.stop()
 
-    app = FastAPI(
+    app = CorralAPI(
         title="Corral",
         version=corral.__version__,
-        description="KVM/QEMU virtualization manager. Authenticate with `Authorization: Bearer`.",
+        description="KVM/QEMU virtualization manager. Authenticate with `Authorization: Bearer`. "
+        "Errors are RFC 9457 `application/problem+json` (schema `Problem`). The serial console "
+        "is a WebSocket at `/api/v1/vms/{name}/serial`, not an HTTP operation, so it is not "
+        "listed here.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
         # FastAPI's own /docs and /redoc load their scripts from public CDNs: ours come from
@@ -68,7 +72,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, hosts, vms, console, console_ws, tasks, events):
-        api.include_router(module.router)
+        api.include_router(document_errors(module.router))
     app.include_router(api)
     app.include_router(api_docs.router)
     # vm_create before vm_pages: /vms/new must not be taken for a VM named "new".
@@ -80,7 +84,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", tags=["meta"], name="metrics", response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["meta"],
+        name="metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics(request: Request) -> PlainTextResponse:
         # VM states are counted at scrape time: libvirt, not Corral, knows them.
         await request.app.state.services.vms.inventory.list_vms()

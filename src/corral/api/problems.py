@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import errors
-from corral.model.common import NAME_PATTERN
-from corral.model.host import LIBVIRT_URI_PATTERN, LIBVIRT_URI_RULE
+from corral.api.route_table import allowed_methods
+from corral.model.rules import pattern_rule
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,20 @@ def status_for(exc: errors.CorralError) -> tuple[int, str]:
     return 500, "Internal error"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    merged = dict(headers or {})
+    if status == 401:
+        merged["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=merged)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -55,23 +63,12 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-_NAME_RULE = (
-    "must be 1-63 characters from A-Z a-z 0-9 . _ -, start with a letter or digit "
-    "and not contain '..'"
-)
-
-
 def _message(err: dict[str, Any]) -> str:
     kind = err.get("type")
     if kind == "json_invalid":
         return "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", ""))
-    if kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == NAME_PATTERN:
-        return _NAME_RULE
-    if (
-        kind == "string_pattern_mismatch"
-        and err.get("ctx", {}).get("pattern") == LIBVIRT_URI_PATTERN
-    ):
-        return LIBVIRT_URI_RULE
+    if (rule := pattern_rule(err)) is not None:
+        return rule
     if kind == "model_attributes_type" and tuple(err.get("loc", ())) == ("body",):
         return "the request body must be a JSON object sent with Content-Type: application/json"
     if kind == "extra_forbidden":
@@ -128,7 +125,19 @@ def install_handlers(app: FastAPI, page_error: PageError | None = None) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return answer(request, exc.status_code, str(exc.detail), str(exc.detail))
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's answer to a body json.loads cannot even read (not UTF-8, nested too
+            # deep): the same 422 as any other body that is not valid JSON.
+            detail = "the request body is not valid JSON: it must be UTF-8 text, nested sanely"
+            request.state.problem_detail = detail
+            return problem(422, "Invalid request", detail, errors=[{"loc": "body", "msg": detail}])
+        if page_error is not None and not request.url.path.startswith(_API_PREFIXES):
+            return page_error(request, exc.status_code, str(exc.detail), str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: Allow lists every method of the resource, not just one route's.
+            headers["Allow"] = ", ".join(sorted(allowed_methods(app, request.scope)))
+        return problem(exc.status_code, str(exc.detail), str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

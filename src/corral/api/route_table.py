@@ -8,6 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.routing import Match
+from starlette.types import Scope
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,20 @@ def iter_routes(app: FastAPI) -> Iterator[RouteEntry]:
             # starlette_route carries the full path (with prefixes) for WebSocket routes too.
             full = getattr(context.starlette_route, "path", "") or context.path
             yield from _entries(context.original_route, full)
+
+
+def _contexts(app: FastAPI) -> Iterator[Any]:
+    for route in app.routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        yield from contexts() if contexts is not None else (route,)
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> set[str]:
+    """Every method some route serves at the request's path. Starlette's 405 names only the
+    first route that matched the path, but GET and POST on one path are two routes here."""
+    methods: set[str] = set()
+    for context in _contexts(app):
+        match, _ = context.matches({**scope, "method": ""})
+        if match is not Match.NONE:
+            methods |= set(getattr(context, "methods", None) or ())
+    return methods

@@ -129,7 +129,7 @@ def enroll(
             body = HostBundleRequest(name=name, address=address)
         except ValidationError as exc:
             c.usage_error(validation_message(exc))
-        _write_bundle(ctx, client.post("/hosts/bundle", json=body.model_dump(mode="json")), bundle)
+        _write_bundle(ctx, client.post("/host-bundles", json=body.model_dump(mode="json")), bundle)
         return
     assert ssh is not None
     try:
@@ -138,7 +138,8 @@ def enroll(
         )
     except ValidationError as exc:
         c.usage_error(validation_message(exc))
-    response = client.post("/hosts/enroll", json=request.model_dump(mode="json", exclude_none=True))
+    payload = request.model_dump(mode="json", exclude_none=True)
+    response = client.post("/host-enrollments", json=payload)
     task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
     if task is not None:
         uri = (task.result or {}).get("uri")

@@ -2,7 +2,7 @@
 
 A local admin and demo tool like ``corral admin`` (it needs root and builds namespaces here),
 not an API client only: it builds the hosts itself, then enrolls them through Corral's API
-(``POST /hosts/enroll``, over SSH to each host's own sshd), as the CLI is logged in.
+(``POST /host-enrollments``, over SSH to each host's own sshd), as the CLI is logged in.
 """
 
 from __future__ import annotations

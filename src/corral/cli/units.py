@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
-from corral.model.common import NAME_PATTERN
+from corral.model.rules import pattern_rule
 from corral.model.vm import DiskSpec, NicSpec
 
 KIB = 1024
@@ -95,23 +95,12 @@ def _split_spec(text: str, allowed: Iterable[str], what: str, hint: str) -> dict
     return fields
 
 
-NAME_RULE = (
-    "must be 1-63 characters from A-Z a-z 0-9 . _ -, start with a letter or digit "
-    "and not contain '..'"
-)
-
-
 def validation_message(exc: ValidationError) -> str:
     """pydantic's complaint in words a person can act on: ``field: what to do; …``."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") == (
-            NAME_PATTERN
-        ):
-            msg = NAME_RULE
-        else:
-            msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = pattern_rule(dict(err)) or str(err["msg"]).removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 

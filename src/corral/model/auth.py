@@ -36,9 +36,11 @@ class UserCreate(BaseModel):
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=63)
+    # User and token names follow the name rules: a login with any other user name could not
+    # succeed anyway, and the database never sees characters it cannot store (NUL).
+    username: Name
     password: str = Field(min_length=1, max_length=1024)
-    token_name: str = Field(default="cli", min_length=1, max_length=63)
+    token_name: Name = "cli"
 
 
 class TokenCreate(BaseModel):

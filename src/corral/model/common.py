@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import StringConstraints
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+#: Characters from ``[A-Za-z0-9._-]``, a letter or digit first, never two dots in a row: every
+#: dot is followed by another character or ends the name. One regex that pydantic, JSON Schema
+#: (the OpenAPI document) and the fuzzers all read the same way, so it spells "no '..'" without
+#: a look-ahead. The length (1-63) is a separate constraint.
+NAME_PATTERN = r"^[A-Za-z0-9](?:\.?[A-Za-z0-9_-])*\.?$"
+NAME_MAX_LENGTH = 63
+
+_NAME = re.compile(NAME_PATTERN)
 
 
-def _no_dot_dot(value: str) -> str:
-    if ".." in value:
-        raise ValueError(
-            "must be 1-63 characters from A-Z a-z 0-9 . _ -, start with a letter or digit "
-            "and not contain '..'"
-        )
-    return value
+def is_name(value: str) -> bool:
+    """True for a valid ``Name`` (for names that come from libvirt rather than a request)."""
+    return len(value) <= NAME_MAX_LENGTH and _NAME.match(value) is not None
 
 
 #: Names of VMs, disks, snapshots, hosts, users: 1-63 characters from ``[A-Za-z0-9._-]``, starting
 #: with a letter or digit and never containing ``..`` (they become file and volume names).
 Name = Annotated[
-    str,
-    StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=63),
-    AfterValidator(_no_dot_dot),
+    str, StringConstraints(pattern=NAME_PATTERN, min_length=1, max_length=NAME_MAX_LENGTH)
 ]
 
-#: Free text shown to people (VM descriptions). Any characters; XML escaping is lxml's job.
+#: An absolute path on the host (ISO, kernel, image to import): it starts with ``/`` and holds
+#: no control characters (they end up in libvirt's XML, which cannot carry them, and a NUL
+#: cannot be in a path at all).
+ABSOLUTE_PATH_PATTERN = r"^/[^\x00-\x1f\x7f\ufffe\uffff]*$"
+
+#: Text that XML 1.0 can carry (libvirt keeps it in XML): no control characters but tab, newline
+#: and carriage return.
+XML_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]*$"
+
+AbsolutePath = Annotated[
+    str, StringConstraints(pattern=ABSOLUTE_PATH_PATTERN, min_length=1, max_length=4096)
+]
+
+#: Free text shown to people (VM descriptions). Any characters; XML escaping is lxml's job, and
+#: what XML cannot carry goes into Corral's metadata (see virt.domain_xml.metadata).
 Description = Annotated[str, StringConstraints(max_length=1024)]
+
+#: Free text libvirt keeps in XML as it is (snapshot descriptions, kernel command lines).
+XmlText = Annotated[str, StringConstraints(max_length=4096, pattern=XML_TEXT_PATTERN)]

@@ -6,11 +6,10 @@ import ipaddress
 import re
 from enum import StrEnum
 from typing import Annotated
-from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
-from corral.model.common import Name
+from corral.model.common import AbsolutePath, Name
 from corral.model.pki import CertInfo
 from corral.model.vm import Accelerator
 
@@ -64,35 +63,22 @@ class HostInfo(BaseModel):
 
 #: The libvirt URIs Corral can manage: the QEMU driver over any of libvirt's transports, and
 #: libvirt's in-process test driver (for trying Corral out and for its own tests).
-LIBVIRT_URI_PATTERN = r"^(qemu|test)(\+(unix|ssh|libssh|libssh2|tls|tcp|ext))?://[!-~]*$"
+LIBVIRT_URI_PATTERN = (
+    # the QEMU driver: /system or /session, a host name for the network transports
+    # (the authority: printable ASCII but "/", "?" and "#")
+    r'^(qemu(\+(unix|ext))?://[!"$-.0->@-~]*/(system|session)'
+    r'|qemu\+(ssh|libssh|libssh2|tls|tcp)://[!"$-.0->@-~]+/(system|session)'
+    # libvirt's test driver: /default or a node file
+    r'|test://[!"$-.0->@-~]*/[!"$->@-~]+)(\?[!-~]*)?$'
+)
 LIBVIRT_URI_RULE = (
     "must be a libvirt URI of printable ASCII without spaces: qemu:///system (this machine), "
     "qemu+ssh://[USER@]HOST/system or qemu+tls://HOST/system (another host; also qemu+tcp, "
     "qemu+libssh2, qemu+unix:///system?socket=PATH), or test:///default (libvirt's test driver)"
 )
-_REMOTE = {"ssh", "libssh", "libssh2", "tls", "tcp"}
-
-
-def _check_libvirt_uri(uri: str) -> str:
-    """What the pattern cannot say: the path each driver needs, a host for remote transports."""
-    parts = urlsplit(uri)
-    driver, _, transport = parts.scheme.partition("+")
-    if driver == "qemu" and parts.path not in ("/system", "/session"):
-        raise ValueError(
-            f"the QEMU driver's path is /system (or /session), not {parts.path or 'empty'!r}: "
-            + LIBVIRT_URI_RULE
-        )
-    if driver == "test" and not parts.path.startswith("/"):
-        raise ValueError("the test driver needs a path: test:///default or test:///FILE.xml")
-    if transport in _REMOTE and not parts.hostname:
-        raise ValueError(f"transport {transport!r} needs a host name: {LIBVIRT_URI_RULE}")
-    return uri
-
-
 LibvirtUri = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1024, pattern=LIBVIRT_URI_PATTERN),
-    AfterValidator(_check_libvirt_uri),
 ]
 
 
@@ -118,8 +104,13 @@ def _check_address(address: str) -> str:
 
 _LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
+#: An IPv4 address or a DNS name (what the host's certificates will name).
+_DNS_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST_ADDRESS_PATTERN = rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*\.?$"
 HostAddress = Annotated[
-    str, StringConstraints(min_length=1, max_length=253), AfterValidator(_check_address)
+    str,
+    StringConstraints(min_length=1, max_length=253, pattern=HOST_ADDRESS_PATTERN),
+    AfterValidator(_check_address),
 ]
 
 #: root@HOST: what ``ssh`` is given (no options, no spaces, nothing starting with "-").
@@ -136,9 +127,8 @@ class SshAccess(BaseModel):
 
     destination: SshDestination = Field(description="USER@HOST, normally root@ADDRESS")
     port: int = Field(default=22, ge=1, le=65535)
-    key_path: str | None = Field(
+    key_path: AbsolutePath | None = Field(
         default=None,
-        max_length=1024,
         description="private key file on the Corral server (default: ssh's own choice)",
     )
 
@@ -178,7 +168,7 @@ class HostBundle(BaseModel):
 class MaintenanceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    enabled: StrictBool
 
 
 class RotateCertsRequest(BaseModel):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from corral.model.common import Description, Name
+from corral.model.common import AbsolutePath, Description, Name, XmlText
 
 
 class Accelerator(StrEnum):
@@ -43,14 +43,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _present(field: str, json_type: str) -> dict[str, Any]:
+    """JSON Schema for "``field`` is given and not null"."""
+    return {"required": [field], "properties": {field: {"type": json_type}}}
+
+
 class DiskSpec(_Strict):
     """One disk. Exactly one source: ``size_gib`` (blank), ``base_image`` (linked clone of a
     volume in Corral's pool) or ``import_path`` (copy of an image file on the host)."""
 
+    # The document states the one-source rule too, so that clients and fuzzers see it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                _present("size_gib", "number"),
+                _present("base_image", "string"),
+                _present("import_path", "string"),
+            ]
+        }
+    )
+
     name: Name = "root"
     size_gib: float | None = Field(default=None, gt=0, le=65536)
     base_image: Name | None = None
-    import_path: str | None = Field(default=None, min_length=1, max_length=4096)
+    import_path: AbsolutePath | None = None
     bus: DiskBus = DiskBus.VIRTIO
 
     @model_validator(mode="after")
@@ -61,8 +77,6 @@ class DiskSpec(_Strict):
                 f"disk {self.name!r}: give exactly one of size_gib (blank disk), base_image "
                 "(linked clone) or import_path (copy an image file)"
             )
-        if self.import_path is not None and not self.import_path.startswith("/"):
-            raise ValueError(f"disk {self.name!r}: import_path must be an absolute path")
         return self
 
 
@@ -72,35 +86,65 @@ class NicSpec(_Strict):
 
     network: Name = "nat"
     model: Literal["virtio", "e1000", "rtl8139"] = "virtio"
-    mac: str | None = Field(default=None, pattern=r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
+    # Unicast only (the first octet's lowest bit clear): libvirt refuses multicast addresses.
+    mac: str | None = Field(default=None, pattern=r"^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$")
 
 
 class BootSpec(_Strict):
     """Where the VM boots from."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["source"], "properties": {"source": {"const": "kernel"}}},
+            "then": _present("kernel", "string"),
+        }
+    )
+
     source: Literal["disk", "cdrom", "kernel"] = "disk"
-    kernel: str | None = Field(default=None, max_length=4096)
-    initrd: str | None = Field(default=None, max_length=4096)
-    cmdline: str | None = Field(default=None, max_length=4096)
+    kernel: AbsolutePath | None = None
+    initrd: AbsolutePath | None = None
+    cmdline: XmlText | None = None
 
     @model_validator(mode="after")
     def _kernel_needs_path(self) -> Self:
-        if self.source == "kernel" and not self.kernel:
+        if self.source == "kernel" and self.kernel is None:
             raise ValueError("boot source 'kernel' needs a kernel path")
-        for label, path in (("kernel", self.kernel), ("initrd", self.initrd)):
-            if path is not None and not path.startswith("/"):
-                raise ValueError(f"boot {label} must be an absolute path")
         return self
 
 
 class VmSpec(_Strict):
-    """A request to create a VM."""
+    """A request to create a VM. Disk names must be unique within it (a rule JSON Schema
+    cannot state; the other cross-field rules are in the document)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {
+                    # Also true when boot or boot.source is left out: "disk" is the default.
+                    "if": {"properties": {"boot": {"properties": {"source": {"const": "disk"}}}}},
+                    "then": {"required": ["disks"], "properties": {"disks": {"minItems": 1}}},
+                },
+                {
+                    "if": {
+                        "required": ["boot"],
+                        "properties": {
+                            "boot": {
+                                "required": ["source"],
+                                "properties": {"source": {"const": "cdrom"}},
+                            }
+                        },
+                    },
+                    "then": _present("cdrom", "string"),
+                },
+            ]
+        }
+    )
 
     name: Name
     vcpus: int = Field(default=1, ge=1, le=512)
     memory_mib: int = Field(default=512, ge=16, le=4 * 1024 * 1024)
     disks: list[DiskSpec] = Field(default_factory=list, max_length=16)
-    cdrom: str | None = Field(default=None, min_length=1, max_length=4096)
+    cdrom: AbsolutePath | None = Field(default=None, description="an ISO file on the host")
     nics: list[NicSpec] = Field(default_factory=list, max_length=8)
     boot: BootSpec = BootSpec()
     description: Description = ""
@@ -113,8 +157,6 @@ class VmSpec(_Strict):
         names = [d.name for d in self.disks]
         if len(names) != len(set(names)):
             raise ValueError("disk names must be unique within a VM")
-        if self.cdrom is not None and not self.cdrom.startswith("/"):
-            raise ValueError("cdrom must be an absolute path to an ISO file")
         if self.boot.source == "cdrom" and self.cdrom is None:
             raise ValueError("boot source 'cdrom' needs a cdrom ISO path")
         if self.boot.source == "disk" and not self.disks:
@@ -166,7 +208,8 @@ class SnapshotInfo(BaseModel):
 
 class SnapshotRequest(_Strict):
     name: Name
-    description: Description = ""
+    # libvirt keeps it in the snapshot's XML as it is (no metadata to fall back on).
+    description: Annotated[XmlText, StringConstraints(max_length=1024)] = ""
 
 
 class CloneRequest(_Strict):
@@ -176,7 +219,8 @@ class CloneRequest(_Strict):
 
 class ShutdownRequest(_Strict):
     timeout_s: float = Field(default=60, gt=0, le=3600)
-    force: bool = False
+    # Strict: the document says boolean, so 0, 1 or "yes" are refused rather than guessed at.
+    force: bool = Field(default=False, strict=True)
 
 
 class DeleteRequest(_Strict):

@@ -55,8 +55,14 @@ def load_cert(pem: bytes) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem)
 
 
+#: X.509 (RFC 5280 ub-common-name) allows at most 64 characters in a common name.
+MAX_COMMON_NAME = 64
+
+
 def subject(common_name: str, organization: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    """A subject; a longer common name is cut to 64 characters (the SANs, not the CN, carry
+    the names that are checked)."""
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name[:MAX_COMMON_NAME])]
     if organization:
         attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
     return x509.Name(attrs)

@@ -59,6 +59,7 @@ from ._events import (
     VeNCryptSubtype,
 )
 from ._framebuffer import Framebuffer
+from ._keys import KEY_NAMES
 from ._limits import Limits
 from ._pixel import BGR233, RGB565, RGBX32, PixelFormat
 from ._relay_events import (
@@ -86,6 +87,7 @@ from ._upstream import Upstream, open_upstream, open_upstream_socket, open_upstr
 __all__ = [
     "BGR233",
     "DEFAULT_ENCODINGS",
+    "KEY_NAMES",
     "NEED_DATA",
     "PAUSED",
     "RGB565",

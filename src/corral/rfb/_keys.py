@@ -60,6 +60,9 @@ _NAMED: dict[str, Key] = {
 _NAMED.update({f"f{i}": Key(0xFFBE + i - 1, 0x3B + i - 1) for i in range(1, 11)})
 _NAMED.update({"f11": Key(0xFFC8, 0x57), "f12": Key(0xFFC9, 0x58)})
 
+#: Names ``parse_combo`` knows (case-insensitive), besides single characters.
+KEY_NAMES: frozenset[str] = frozenset(_NAMED)
+
 _ROWS = (
     ("1234567890-=", "!@#$%^&*()_+", 0x02),
     ("qwertyuiop[]", "QWERTYUIOP{}", 0x10),
@@ -89,6 +92,9 @@ def parse_combo(combo: str) -> list[Key]:
     keys = []
     parts = [combo] if len(combo) == 1 else combo.split("-")
     for part in parts:
+        if not part:
+            # "ctrl-" or "a--b": a dash must join two keys ("-" alone is the minus key).
+            raise LocalProtocolError(f"empty key name in {combo!r}: join keys with one '-'")
         key = _NAMED.get(part.lower()) if len(part) > 1 else key_for_char(part)
         if key is None:
             raise LocalProtocolError(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from corral import store
-from corral.errors import AuthenticationRequired, Conflict, InvalidRequest
+from corral.errors import AuthenticationRequired, Conflict
 from corral.model.auth import NewToken, Role, TokenInfo, UserCreate, UserInfo
 from corral.services._db import Db
 from corral.services.events import Event, EventBus
@@ -124,7 +124,9 @@ class AuthService:
 
     async def delete_user(self, principal: Principal, name: str) -> None:
         if name == principal.user:
-            raise InvalidRequest("you cannot delete your own user; ask another admin")
+            # A state of the caller, not a malformed request: the same call from another admin
+            # would do.
+            raise Conflict("you cannot delete your own user; ask another admin")
 
         def _delete(session: Session) -> None:
             user = store.get_user(session, name)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from datetime import UTC, datetime
 from functools import partial
 
 from corral import store
 from corral.errors import Conflict, CorralError, NotFound
-from corral.model.common import NAME_PATTERN
+from corral.model.common import is_name
 from corral.model.vm import VmState
 from corral.services._db import Db
 from corral.services.events import Event, EventBus
@@ -25,7 +24,6 @@ from corral.virt import DomainEvent, DomainRecord, LibvirtHost
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(NAME_PATTERN)
 _INVENTORY_DETAILS = {"defined", "undefined"}
 _START_STOP = {"started", "stopped", "crashed"}
 _ALIVE = {VmState.RUNNING, VmState.PAUSED, VmState.SHUTTING_DOWN, VmState.BLOCKED}
@@ -163,7 +161,7 @@ class Reconciler:
             # Known under another host: it moved (e.g. migrated outside Corral).
             await self._db(lambda s: store.update_vm(s, existing.name, host=host.name))
             return
-        if not _NAME.match(record.name) or ".." in record.name:
+        if not is_name(record.name):
             log.warning(
                 "not adopting domain %r on %s: name not valid in Corral", record.name, host.name
             )

@@ -1,5 +1,5 @@
 """Enrolling a test bed's hosts into a running Corral through its API (the real
-``POST /hosts/enroll`` path, over SSH to each host's sshd), and removing them again."""
+``POST /host-enrollments`` path, over SSH to each host's sshd), and removing them again."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def enroll_all(
     ids = []
     for host in testbed.hosts:
         body = enroll_request(testbed, host.name, accelerator)
-        ids.append(_check(client.post("/hosts/enroll", json=body), f"enroll {host.name}")["id"])
+        ids.append(_check(client.post("/host-enrollments", json=body), f"enroll {host.name}")["id"])
     tasks = [wait_task(client, task_id) for task_id in ids]
     failed = [f"{t['target']}: {t['error']}" for t in tasks if t["state"] != "succeeded"]
     if failed:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import libvirt
 from lxml import etree
 
-from corral.errors import InvalidRequest
+from corral.errors import Conflict
 from corral.model.vm import SnapshotInfo
 from corral.virt._xmlgen import snapshot_xml
 from corral.virt.domain_xml import Domain
@@ -38,14 +38,14 @@ def check_snapshottable(dom: libvirt.virDomain) -> None:
     domain = Domain.from_xml(dom.XMLDesc(0))
     disks = [d for d in domain.devices.disks if d.device != Disk.DEVICE_CDROM and not d.readonly]
     if not disks:
-        raise InvalidRequest(
+        raise Conflict(
             f"VM {dom.name()!r} has no disk: snapshots are stored inside qcow2 disk images, so "
             "a VM needs a qcow2 disk (e.g. `--disk size=1G`) to have snapshots"
         )
     other = [d for d in disks if d.driver_type != "qcow2"]
     if other:
         listed = ", ".join(f"{d.target_dev} ({d.driver_type or 'unknown'} format)" for d in other)
-        raise InvalidRequest(
+        raise Conflict(
             f"VM {dom.name()!r} cannot have snapshots: they are stored inside qcow2 disk "
             f"images and these disks are not qcow2: {listed}; convert them to qcow2 or remove "
             "them"

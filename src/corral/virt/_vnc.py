@@ -16,7 +16,7 @@ import urllib.parse
 import libvirt
 from lxml import etree
 
-from corral.errors import InvalidRequest
+from corral.errors import Conflict
 
 #: libvirt transports that reach libvirtd over a local UNIX socket (``qemu:///system``,
 #: ``qemu+unix:///system?socket=…``).
@@ -32,7 +32,7 @@ def passes_fds(uri: str) -> bool:
 
 def require_local(host: str, uri: str) -> None:
     if not passes_fds(uri):
-        raise InvalidRequest(
+        raise Conflict(
             f"host {host} is reached at {uri}: Corral can open VM screens for typing and "
             "screen matching only on hosts connected over a local UNIX socket for now; VNC "
             "over TLS to remote hosts comes with the web console"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import libvirt
 
-from corral.errors import InvalidRequest
+from corral.errors import InsufficientResources
 from corral.model.host import HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
 from corral.virt import _clone, _network, _qmp, _records, _snapshots, _storage, _transfer, _vnc
@@ -157,7 +157,7 @@ class LibvirtHost:
         offered = self._capabilities.accelerators if self._capabilities else [Accelerator.TCG]
         choice = requested or self.forced_accelerator
         if choice is Accelerator.KVM and Accelerator.KVM not in offered:
-            raise InvalidRequest(
+            raise InsufficientResources(
                 f"host {self.name} cannot run KVM guests (no usable /dev/kvm): "
                 "ask for accelerator 'tcg' or pick another host"
             )

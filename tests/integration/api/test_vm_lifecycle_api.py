@@ -114,7 +114,7 @@ def test_a_vm_without_a_qcow2_disk_cannot_have_snapshots(
     assert made.status_code == 201, made.text
     try:
         answer = client.post(f"/vms/{name}/snapshots", json={"name": "s1"})
-        assert answer.status_code == 422, answer.text
+        assert answer.status_code == 409, answer.text
         assert "snapshots are stored inside qcow2 disk images" in answer.json()["detail"]
         assert client.get(f"/vms/{name}/snapshots").json() == []
     finally:

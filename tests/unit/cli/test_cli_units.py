@@ -87,7 +87,7 @@ def test_disk_spec_base_and_import() -> None:
         ("size=10G,colour=red", "unknown key 'colour'"),
         ("size=10G,size=2G", "'size' given twice"),
         ("size=lots", "invalid size 'lots'"),
-        ("import=relative.qcow2", "import_path must be an absolute path"),
+        ("import=relative.qcow2", "import_path: must be an absolute path"),
         ("size=1G,bus=floppy", "bus"),
         ("size=1G,name=../etc", "name"),
         ("size=,name=x", "is not key=value"),

@@ -209,3 +209,17 @@ def test_a_hosts_own_vnc_certificate_is_revoked_by_its_one_shot_issuer(pki: Clus
     # Each host gets its own issuer: nothing one host trusts signed another host's certificate.
     assert load_cert(pki.issue_host("h6", "198.18.0.6").vnc_issuer).subject == issuer.subject
     assert pki.issue_host("h7", "198.18.0.7").vnc_issuer != certs.vnc_issuer
+
+
+def test_the_longest_host_name_gets_certificates(pki: ClusterPki) -> None:
+    # A 63-character name (the longest a host may have) with a 64-character DNS address: the
+    # one-shot VNC issuer's common name would pass X.509's 64-character limit (a fuzzer's 500).
+    name = "h" + "0" * 62
+    certs = pki.issue_host(name, "a" * 63 + ".example")
+    issuer = load_cert(certs.vnc_issuer)
+    cn = issuer.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)[0].value
+    assert len(str(cn)) <= 64
+    sans = load_cert(certs.vnc_server.cert_pem).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert name in sans.value.get_values_for_type(x509.DNSName)

@@ -89,6 +89,7 @@ def test_public_names_are_exactly_the_api() -> None:
         "FramebufferUpdated",
         "InvalidEncodingData",
         "InvalidRectangle",
+        "KEY_NAMES",
         "KeyEvent",
         "LEDState",
         "LimitExceeded",

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import corral.virt
-from corral.errors import Conflict, HostUnreachable, InvalidRequest, NotFound
+from corral.errors import Conflict, HostUnreachable, InsufficientResources, NotFound
 from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmSpec, VmState
 from corral.virt import DomainEvent, LibvirtHost, VolumeRef
 
@@ -46,7 +46,7 @@ async def test_capabilities_and_accelerator_choice(host: LibvirtHost) -> None:
     assert caps.accelerators == [Accelerator.TCG]  # the test driver offers no KVM
     assert host.accelerator_for(None) is Accelerator.TCG
     assert host.accelerator_for(Accelerator.TCG) is Accelerator.TCG
-    with pytest.raises(InvalidRequest, match="KVM"):
+    with pytest.raises(InsufficientResources, match="KVM"):
         host.accelerator_for(Accelerator.KVM)
     forced = LibvirtHost("f", "test:///default", forced_accelerator=Accelerator.TCG)
     assert forced.accelerator_for(None) is Accelerator.TCG
@@ -121,9 +121,9 @@ async def test_snapshots_need_a_qcow2_disk(host: LibvirtHost, unique: str) -> No
     raw_spec = VmSpec(name=f"rawsnap-{unique}", disks=[DiskSpec(size_gib=1)])
     raw = await host.define_domain(raw_spec, [_volume("r.img", "raw")])
     try:
-        with pytest.raises(InvalidRequest, match="has no disk: snapshots are stored inside"):
+        with pytest.raises(Conflict, match="has no disk: snapshots are stored inside"):
             await host.create_snapshot(diskless.uuid, "s1", "")
-        with pytest.raises(InvalidRequest, match=r"not qcow2: vda \(raw format\)"):
+        with pytest.raises(Conflict, match=r"not qcow2: vda \(raw format\)"):
             await host.create_snapshot(raw.uuid, "s1", "")
         assert await host.list_snapshots(diskless.uuid) == []
         assert await host.list_snapshots(raw.uuid) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corral.errors import HostError, InvalidRequest
+from corral.errors import Conflict, HostError
 from corral.virt import LibvirtHost
 from corral.virt._vnc import passes_fds
 
@@ -28,7 +28,7 @@ def test_fd_passing_needs_a_local_unix_socket(uri: str, local: bool) -> None:
 
 async def test_remote_hosts_are_refused_before_any_libvirt_call() -> None:
     host = LibvirtHost("h2", "qemu+tls://h2/system")  # never connected
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(Conflict) as caught:
         await host.open_vnc("00000000-0000-0000-0000-000000000001")
     assert "host h2" in caught.value.message
     assert "VNC over TLS to remote hosts comes with the web console" in caught.value.message

@@ -5,12 +5,26 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Admin, Svc, Viewer
+from corral.api.openapi import problem_responses
+from corral.api.params import IdPath, NamePath
 from corral.model.auth import LoginRequest, NewToken, TokenCreate, TokenInfo, UserCreate, UserInfo
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/login", name="auth.login", status_code=201)
+@router.post(
+    "/auth/login",
+    name="auth.login",
+    status_code=201,
+    responses=problem_responses(
+        (401, "wrong user name or password, or the user is disabled"),
+        (
+            429,
+            "too many failed logins for this user name within a minute; the detail says "
+            "how long to wait",
+        ),
+    ),
+)
 async def login(body: LoginRequest, request: Request, svc: Svc) -> NewToken:
     """Trade a user name and password for a new API token (shown once)."""
     request.state.audit_user = body.username
@@ -35,7 +49,7 @@ async def create_token(body: TokenCreate, svc: Svc, who: Viewer) -> NewToken:
 
 
 @router.delete("/tokens/{token_id}", name="token.revoke", status_code=204)
-async def revoke_token(token_id: str, svc: Svc, who: Viewer) -> Response:
+async def revoke_token(token_id: IdPath, svc: Svc, who: Viewer) -> Response:
     await svc.auth.revoke_token(who, token_id)
     return Response(status_code=204)
 
@@ -45,12 +59,17 @@ async def list_users(svc: Svc, _: Admin) -> list[UserInfo]:
     return await svc.auth.list_users()
 
 
-@router.post("/users", name="user.create", status_code=201)
+@router.post("/users", name="user.create", status_code=201, responses=problem_responses(409))
 async def create_user(body: UserCreate, svc: Svc, _: Admin) -> UserInfo:
     return await svc.auth.create_user(body)
 
 
-@router.delete("/users/{name}", name="user.delete", status_code=204)
-async def delete_user(name: str, svc: Svc, who: Admin) -> Response:
+@router.delete(
+    "/users/{name}",
+    name="user.delete",
+    status_code=204,
+    responses=problem_responses((409, "the user is you, or the last admin")),
+)
+async def delete_user(name: NamePath, svc: Svc, who: Admin) -> Response:
     await svc.auth.delete_user(who, name)
     return Response(status_code=204)

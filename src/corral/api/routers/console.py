@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Operator, Svc, Viewer
+from corral.api.openapi import on_host
+from corral.api.params import NamePath
 from corral.model.console import (
     ConsoleTicketInfo,
     ConsoleTicketRequest,
@@ -16,9 +18,21 @@ from corral.services.console_tickets import TICKET_TTL_S, ConsoleKind
 
 router = APIRouter(tags=["vms"])
 
+_NOT_RUNNING = (409, "the VM is not running")
+_NOT_RUNNING_OR_TOO_WIDE = (
+    409,
+    "the VM is neither running nor paused, or the template is larger than its screen",
+)
+_SLOW_SCREEN = (504, "the VM's screen (VNC) did not answer in time")
 
-@router.post("/vms/{name}/console/type", name="vm.console.type", status_code=204)
-async def type_text(name: str, body: TypeRequest, svc: Svc, _: Operator) -> Response:
+
+@router.post(
+    "/vms/{name}/console/type",
+    name="vm.console.type",
+    status_code=204,
+    responses=on_host(_NOT_RUNNING, _SLOW_SCREEN),
+)
+async def type_text(name: NamePath, body: TypeRequest, svc: Svc, _: Operator) -> Response:
     """Type ``text`` (US layout), then press ``keys``; answers once the VM's display has
     received every key event."""
     await svc.vms.console.type_text(name, body)
@@ -28,11 +42,17 @@ async def type_text(name: str, body: TypeRequest, svc: Svc, _: Operator) -> Resp
 @router.post(
     "/vms/{name}/console/wait-screen",
     name="vm.console.wait_screen",
-    responses={504: {"description": "the image did not appear within timeout_s"}},
+    responses=on_host(
+        _NOT_RUNNING_OR_TOO_WIDE,
+        (504, "the image did not appear within timeout_s, or the screen did not answer"),
+    ),
 )
-async def wait_screen(name: str, body: WaitScreenRequest, svc: Svc, _: Operator) -> ScreenMatch:
+async def wait_screen(
+    name: NamePath, body: WaitScreenRequest, svc: Svc, _: Operator
+) -> ScreenMatch:
     """Wait until the PNG template appears on the screen, pixel for pixel (operators only: the
-    request may hold a VNC connection for up to ``timeout_s``)."""
+    request may hold a VNC connection for up to ``timeout_s``). A template that is not an opaque
+    PNG of at most 4096x4096 pixels is refused with 422; one larger than the screen with 409."""
     return await svc.vms.console.wait_screen(name, body.image_png(), body.timeout_s)
 
 

@@ -48,6 +48,7 @@ async def event_stream(svc: Svc, who: Viewer) -> StreamingResponse:
     async def stream() -> AsyncIterator[bytes]:
         yield b": corral events\n\n"
         ended = asyncio.create_task(until_rights_end(svc.auth, svc.bus, who, Role.VIEWER))
+        getter: asyncio.Future[Event] | None = None
         count = 0
         try:
             async with svc.bus.subscribe() as events:
@@ -67,7 +68,11 @@ async def event_stream(svc: Svc, who: Viewer) -> StreamingResponse:
                         yield format_event(event, count)
             yield f"event: end\ndata: {json.dumps({'reason': ended.result()})}\n\n".encode()
         finally:
-            ended.cancel()
+            # The client went away mid-wait: nothing may be left pending.
+            for task in (ended, getter):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(ended, *(t for t in (getter,) if t), return_exceptions=True)
 
     return StreamingResponse(
         stream(),

@@ -6,7 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Admin, Svc, Viewer
-from corral.api.routers.vms import accepted
+from corral.api.openapi import on_host, problem_responses
+from corral.api.params import NamePath
+from corral.api.routers.vms import ACCEPTED, accepted
 from corral.model.host import (
     HostBundle,
     HostBundleRequest,
@@ -27,25 +29,44 @@ async def list_hosts(svc: Svc, _: Viewer) -> list[HostInfo]:
 
 
 @router.get("/hosts/{name}", name="host.show")
-async def show_host(name: str, svc: Svc, _: Viewer) -> HostInfo:
+async def show_host(name: NamePath, svc: Svc, _: Viewer) -> HostInfo:
     return await svc.hosts.info(name)
 
 
-@router.post("/hosts", name="host.add", status_code=201)
+@router.post(
+    "/hosts",
+    name="host.add",
+    status_code=201,
+    responses=on_host((409, "a host with this name (or this libvirt URI) is registered already")),
+)
 async def add_host(body: HostCreate, svc: Svc, _: Admin) -> HostInfo:
     return await svc.hosts.add(body)
 
 
-@router.post("/hosts/enroll", name="host.enroll", status_code=202)
-async def enroll_host(
-    body: HostEnroll, request: Request, response: Response, svc: Svc, who: Admin
-) -> TaskInfo:
+@router.post(
+    "/host-enrollments",
+    name="host.enroll",
+    status_code=202,
+    response_model=TaskInfo,
+    responses={
+        **ACCEPTED,
+        **problem_responses(
+            (404, "the SSH key file is not on the Corral server"),
+            (409, "a host with this name exists already"),
+        ),
+    },
+)
+async def enroll_host(body: HostEnroll, request: Request, svc: Svc, who: Admin) -> Response:
     """Enroll a host over SSH: a task (certificates, libvirtd/QEMU TLS, qemu+tls)."""
     request.state.audit_target = body.name
-    return accepted(response, await svc.enrollment.enroll(who, body))
+    return accepted(await svc.enrollment.enroll(who, body))
 
 
-@router.post("/hosts/bundle", name="host.bundle")
+@router.post(
+    "/host-bundles",
+    name="host.bundle",
+    responses=problem_responses((409, "a host with this name exists already")),
+)
 async def host_bundle(body: HostBundleRequest, request: Request, svc: Svc, _: Admin) -> HostBundle:
     """Certificates, keys and configuration for a host with an ``install.sh`` to run there by
     hand; then add the host with the returned URI."""
@@ -54,24 +75,31 @@ async def host_bundle(body: HostBundleRequest, request: Request, svc: Svc, _: Ad
 
 
 @router.put("/hosts/{name}/maintenance", name="host.maintenance")
-async def set_maintenance(name: str, body: MaintenanceRequest, svc: Svc, _: Admin) -> HostInfo:
+async def set_maintenance(name: NamePath, body: MaintenanceRequest, svc: Svc, _: Admin) -> HostInfo:
     """In maintenance a host takes no new VMs (create and clone there are refused)."""
     return await svc.hosts.set_maintenance(name, body.enabled)
 
 
-@router.post("/hosts/{name}/rotate-certs", name="host.rotate_certs", status_code=202)
+@router.post(
+    "/hosts/{name}/rotate-certs",
+    name="host.rotate_certs",
+    status_code=202,
+    response_model=TaskInfo,
+    responses={**ACCEPTED, **on_host((409, "the host was not enrolled by Corral, or is busy"))},
+)
 async def rotate_certs(
-    name: str,
-    response: Response,
-    svc: Svc,
-    who: Admin,
-    body: RotateCertsRequest | None = None,
-) -> TaskInfo:
+    name: NamePath, svc: Svc, who: Admin, body: RotateCertsRequest | None = None
+) -> Response:
     task = await svc.cert_rotation.rotate(who, name, body or RotateCertsRequest())
-    return accepted(response, task)
+    return accepted(task)
 
 
-@router.delete("/hosts/{name}", name="host.remove", status_code=204)
-async def remove_host(name: str, svc: Svc, _: Admin) -> Response:
+@router.delete(
+    "/hosts/{name}",
+    name="host.remove",
+    status_code=204,
+    responses=problem_responses((409, "the host still has VMs")),
+)
+async def remove_host(name: NamePath, svc: Svc, _: Admin) -> Response:
     await svc.hosts.remove(name)
     return Response(status_code=204)

@@ -7,7 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from corral.api.deps import Admin, Operator, Svc, Viewer
+from corral.api.openapi import problem_responses
+from corral.api.params import IdPath, NameQuery
 from corral.model.auth import AuditEntry
+from corral.model.common import XML_TEXT_PATTERN
 from corral.model.task import TaskInfo, TaskState
 
 router = APIRouter()
@@ -24,12 +27,17 @@ async def list_tasks(
 
 
 @router.get("/tasks/{task_id}", name="task.show", tags=["tasks"])
-async def show_task(task_id: str, svc: Svc, _: Viewer) -> TaskInfo:
+async def show_task(task_id: IdPath, svc: Svc, _: Viewer) -> TaskInfo:
     return await svc.tasks.get(task_id)
 
 
-@router.post("/tasks/{task_id}/cancel", name="task.cancel", tags=["tasks"])
-async def cancel_task(task_id: str, svc: Svc, _: Operator) -> TaskInfo:
+@router.post(
+    "/tasks/{task_id}/cancel",
+    name="task.cancel",
+    tags=["tasks"],
+    responses=problem_responses((409, "the task has finished already")),
+)
+async def cancel_task(task_id: IdPath, svc: Svc, _: Operator) -> TaskInfo:
     return await svc.tasks.cancel(task_id)
 
 
@@ -38,7 +46,9 @@ async def list_audit(
     svc: Svc,
     _: Admin,
     limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    user: str | None = None,
-    action: str | None = None,
+    user: NameQuery = None,
+    action: Annotated[
+        str | None, Query(max_length=255, pattern=XML_TEXT_PATTERN, description="e.g. vm.create")
+    ] = None,
 ) -> list[AuditEntry]:
     return await svc.audit.list_entries(limit, user, action)

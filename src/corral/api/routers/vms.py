@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from corral.api.deps import Operator, Svc, Viewer
+from corral.api.openapi import on_host, problem_responses
+from corral.api.params import NamePath, NameQuery
 from corral.model.task import TaskInfo
 from corral.model.vm import (
     CloneRequest,
@@ -20,15 +23,29 @@ from corral.model.vm import (
 
 router = APIRouter(tags=["vms"])
 
+_LOCATION = {
+    "Location": {
+        "description": "the task's URL: poll it for progress and the outcome",
+        "schema": {"type": "string"},
+        "required": True,
+    }
+}
+#: The answer of long work: a task, and where to follow it.
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "the work runs as a task", "model": TaskInfo, "headers": _LOCATION}
+}
+_STATE = (409, "the VM is in the wrong state for this, or busy with another operation")
 
-def accepted(response: Response, task: TaskInfo) -> TaskInfo:
-    response.status_code = 202
-    response.headers["Location"] = f"/api/v1/tasks/{task.id}"
-    return task
+
+def accepted(task: TaskInfo) -> JSONResponse:
+    """202 with the task and its URL. A response of its own, so that a route's 2xx model (e.g.
+    VmInfo for a create without import) does not apply to it."""
+    location = {"Location": f"/api/v1/tasks/{task.id}"}
+    return JSONResponse(task.model_dump(mode="json"), status_code=202, headers=location)
 
 
-@router.get("/vms", name="vm.list")
-async def list_vms(svc: Svc, _: Viewer, host: str | None = None) -> list[VmInfo]:
+@router.get("/vms", name="vm.list", responses=problem_responses((404, "no such host")))
+async def list_vms(svc: Svc, _: Viewer, host: NameQuery = None) -> list[VmInfo]:
     return await svc.vms.inventory.list_vms(host)
 
 
@@ -36,100 +53,160 @@ async def list_vms(svc: Svc, _: Viewer, host: str | None = None) -> list[VmInfo]
     "/vms",
     name="vm.create",
     status_code=201,
-    responses={202: {"model": TaskInfo, "description": "a disk is imported: a task"}},
+    response_model=VmInfo,
+    responses={
+        **ACCEPTED,
+        **on_host(
+            (404, "no such host, base image or file (ISO, kernel, initrd, image to import)"),
+            (409, "the name is taken, or the host lacks memory, vCPUs, disk space or KVM"),
+        ),
+    },
 )
-async def create_vm(
-    spec: VmSpec, request: Request, response: Response, svc: Svc, who: Operator
-) -> VmInfo | TaskInfo:
+async def create_vm(spec: VmSpec, request: Request, svc: Svc, who: Operator) -> VmInfo | Response:
     request.state.audit_target = spec.name
     result = await svc.vms.create.create(who, spec)
     if isinstance(result, TaskInfo):
-        return accepted(response, result)
+        return accepted(result)
     return result
 
 
-@router.get("/vms/{name}", name="vm.show")
-async def show_vm(name: str, svc: Svc, _: Viewer) -> VmInfo:
+@router.get("/vms/{name}", name="vm.show", responses=on_host())
+async def show_vm(name: NamePath, svc: Svc, _: Viewer) -> VmInfo:
     return await svc.vms.inventory.get(name)
 
 
-@router.delete("/vms/{name}", name="vm.delete", status_code=204)
-async def delete_vm(name: str, svc: Svc, who: Operator, delete_disks: bool = False) -> Response:
+@router.delete(
+    "/vms/{name}",
+    name="vm.delete",
+    status_code=204,
+    responses={
+        204: {
+            "description": "deleted",
+            "headers": {
+                "Corral-Notes": {
+                    "description": "what was left behind, e.g. disks still used by clones",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **on_host(_STATE),
+    },
+)
+async def delete_vm(
+    name: NamePath, svc: Svc, who: Operator, delete_disks: bool = False
+) -> Response:
     notes = await svc.vms.delete.delete(who, name, DeleteRequest(delete_disks=delete_disks))
     headers = {"Corral-Notes": "; ".join(notes)} if notes else None
     return Response(status_code=204, headers=headers)
 
 
-@router.post("/vms/{name}/start", name="vm.start")
-async def start_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
+@router.post("/vms/{name}/start", name="vm.start", responses=on_host(_STATE))
+async def start_vm(name: NamePath, svc: Svc, who: Operator) -> VmInfo:
     return await svc.vms.power.start(who, name)
 
 
-@router.post("/vms/{name}/shutdown", name="vm.shutdown", status_code=202)
+@router.post(
+    "/vms/{name}/shutdown",
+    name="vm.shutdown",
+    status_code=202,
+    response_model=TaskInfo,
+    responses={**ACCEPTED, **on_host(_STATE)},
+)
 async def shutdown_vm(
-    name: str, response: Response, svc: Svc, who: Operator, body: ShutdownRequest | None = None
-) -> TaskInfo:
+    name: NamePath, svc: Svc, who: Operator, body: ShutdownRequest | None = None
+) -> Response:
     task = await svc.vms.power.shutdown(who, name, body or ShutdownRequest())
-    return accepted(response, task)
+    return accepted(task)
 
 
-@router.post("/vms/{name}/stop", name="vm.stop")
-async def stop_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
+@router.post("/vms/{name}/stop", name="vm.stop", responses=on_host(_STATE))
+async def stop_vm(name: NamePath, svc: Svc, who: Operator) -> VmInfo:
     return await svc.vms.power.stop(who, name)
 
 
-@router.post("/vms/{name}/reboot", name="vm.reboot")
-async def reboot_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
+@router.post("/vms/{name}/reboot", name="vm.reboot", responses=on_host(_STATE))
+async def reboot_vm(name: NamePath, svc: Svc, who: Operator) -> VmInfo:
     return await svc.vms.power.reboot(who, name)
 
 
-@router.post("/vms/{name}/pause", name="vm.pause")
-async def pause_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
+@router.post("/vms/{name}/pause", name="vm.pause", responses=on_host(_STATE))
+async def pause_vm(name: NamePath, svc: Svc, who: Operator) -> VmInfo:
     return await svc.vms.power.pause(who, name)
 
 
-@router.post("/vms/{name}/resume", name="vm.resume")
-async def resume_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
+@router.post("/vms/{name}/resume", name="vm.resume", responses=on_host(_STATE))
+async def resume_vm(name: NamePath, svc: Svc, who: Operator) -> VmInfo:
     return await svc.vms.power.resume(who, name)
 
 
-@router.get("/vms/{name}/snapshots", name="vm.snapshot.list")
-async def list_snapshots(name: str, svc: Svc, _: Viewer) -> list[SnapshotInfo]:
+@router.get("/vms/{name}/snapshots", name="vm.snapshot.list", responses=on_host())
+async def list_snapshots(name: NamePath, svc: Svc, _: Viewer) -> list[SnapshotInfo]:
     return await svc.vms.snapshots.list_snapshots(name)
 
 
-@router.post("/vms/{name}/snapshots", name="vm.snapshot.create", status_code=201)
+@router.post(
+    "/vms/{name}/snapshots",
+    name="vm.snapshot.create",
+    status_code=201,
+    responses=on_host((409, "the snapshot name is taken, or the VM is busy or cannot snapshot")),
+)
 async def create_snapshot(
-    name: str, body: SnapshotRequest, svc: Svc, who: Operator
+    name: NamePath, body: SnapshotRequest, svc: Svc, who: Operator
 ) -> SnapshotInfo:
     return await svc.vms.snapshots.create(who, name, body)
 
 
-@router.post("/vms/{name}/snapshots/{snap}/revert", name="vm.snapshot.revert")
-async def revert_snapshot(name: str, snap: str, svc: Svc, who: Operator) -> VmInfo:
+@router.post(
+    "/vms/{name}/snapshots/{snap}/revert", name="vm.snapshot.revert", responses=on_host(_STATE)
+)
+async def revert_snapshot(name: NamePath, snap: NamePath, svc: Svc, who: Operator) -> VmInfo:
     return await svc.vms.snapshots.revert(who, name, snap)
 
 
-@router.delete("/vms/{name}/snapshots/{snap}", name="vm.snapshot.delete", status_code=204)
-async def delete_snapshot(name: str, snap: str, svc: Svc, who: Operator) -> Response:
+@router.delete(
+    "/vms/{name}/snapshots/{snap}",
+    name="vm.snapshot.delete",
+    status_code=204,
+    responses=on_host(_STATE),
+)
+async def delete_snapshot(name: NamePath, snap: NamePath, svc: Svc, who: Operator) -> Response:
     await svc.vms.snapshots.delete(who, name, snap)
     return Response(status_code=204)
 
 
-@router.post("/vms/{name}/clone", name="vm.clone", status_code=202)
-async def clone_vm(
-    name: str, body: CloneRequest, response: Response, svc: Svc, who: Operator
-) -> TaskInfo:
-    return accepted(response, await svc.vms.clone.clone(who, name, body))
+@router.post(
+    "/vms/{name}/clone",
+    name="vm.clone",
+    status_code=202,
+    response_model=TaskInfo,
+    responses={
+        **ACCEPTED,
+        **on_host(
+            (
+                409,
+                "the clone's name is taken, or the source is not shut off, has snapshots, "
+                "or has disks outside Corral's pool",
+            ),
+        ),
+    },
+)
+async def clone_vm(name: NamePath, body: CloneRequest, svc: Svc, who: Operator) -> Response:
+    return accepted(await svc.vms.clone.clone(who, name, body))
 
 
 @router.get(
     "/vms/{name}/screenshot",
     name="vm.screenshot",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={
+        200: {
+            "description": "the screen as a PNG image",
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **on_host((409, "the VM is not running")),
+    },
 )
-async def screenshot(name: str, svc: Svc, _: Viewer) -> Response:
+async def screenshot(name: NamePath, svc: Svc, _: Viewer) -> Response:
     png = await svc.vms.screenshot.png(name)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
@@ -138,10 +215,16 @@ async def screenshot(name: str, svc: Svc, _: Viewer) -> Response:
     "/vms/{name}/log",
     name="vm.log",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}},
+    responses={
+        200: {
+            "description": "the serial console's log (the last `tail_bytes` bytes)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **on_host(),
+    },
 )
 async def serial_log(
-    name: str,
+    name: NamePath,
     svc: Svc,
     _: Viewer,
     tail_bytes: Annotated[int | None, Query(ge=1, le=64 * 1024 * 1024)] = None,

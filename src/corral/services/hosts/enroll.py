@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from corral import store
-from corral.errors import Conflict, InvalidRequest
+from corral.errors import Conflict, NotFound
 from corral.hostsetup import HostPaths, host_payload
 from corral.hostsetup.bundle import bundle_files
 from corral.model.host import BundleFile, HostBundle, HostBundleRequest, HostEnroll
@@ -63,8 +63,8 @@ class HostEnrollment:
         name, address = request.name, request.address
         await self._check_new(name, address)
         key = request.ssh.key_path
-        if key is not None and not await asyncio.to_thread(Path(key).is_file):
-            raise InvalidRequest(f"ssh.key_path: no such file on the Corral server: {key}")
+        if key is not None and not await asyncio.to_thread(_is_file, key):
+            raise NotFound(f"ssh.key_path: no such file on the Corral server: {key}")
         self._busy.add(name)
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
@@ -119,3 +119,10 @@ class HostEnrollment:
             uri=uri,
             files=[BundleFile(path=p, mode=m, content=data.decode()) for p, data, m in files],
         )
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except OSError:  # a name too long for the file system, say: not a file there
+        return False

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral import store
-from corral.errors import Conflict, CorralError, InsufficientResources, InvalidRequest, NotFound
+from corral.errors import Conflict, CorralError, InsufficientResources, NotFound
 from corral.model.vm import NicSpec, VmSpec
 from corral.services._db import Db
 from corral.services.principal import Principal
@@ -26,10 +26,12 @@ def _is_local(uri: str) -> bool:
 
 
 def _check_file(label: str, path: str) -> None:
+    # The request is well formed either way: what is missing is on the host, like an unknown
+    # host or base image (404), or the file's permissions are in the way (409).
     if not os.path.isfile(path):
-        raise InvalidRequest(f"{label} {path!r} does not exist or is not a file: check the path")
+        raise NotFound(f"{label} {path!r} does not exist or is not a file: check the path")
     if not os.access(path, os.R_OK):
-        raise InvalidRequest(f"{label} {path!r} is not readable by Corral")
+        raise Conflict(f"{label} {path!r} is not readable by Corral: check its permissions")
 
 
 async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
@@ -60,7 +62,7 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
         if disk.import_path is not None:
             _check_file(f"disk {disk.name!r}: import_path", disk.import_path)
         if disk.base_image is not None and not await host.volume_exists(disk.base_image):
-            raise InvalidRequest(
+            raise NotFound(
                 f"disk {disk.name!r}: base image {disk.base_image!r} is not a volume in Corral's "
                 f"pool on host {host.name!r}; import it first"
             )

@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from corral import store
-from corral.errors import Conflict, CorralError, InvalidRequest
+from corral.errors import Conflict, CorralError
 from corral.model.task import TaskInfo
 from corral.model.vm import CloneRequest, VmState
 from corral.services.audit import AuditService
@@ -66,7 +66,7 @@ class VmCloning:
         pool = {v.path for v in await host.list_volumes()}
         for disk in record.disks:
             if disk.device == "disk" and disk.path not in pool:
-                raise InvalidRequest(
+                raise Conflict(
                     f"disk {disk.target} of VM {record.name!r} ({disk.path}) is not in Corral's "
                     "storage pool; linked clones need pool volumes"
                 )

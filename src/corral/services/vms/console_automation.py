@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from corral.errors import HostError, InvalidRequest, OperationTimeout
+from corral.errors import Conflict, HostError, InvalidRequest, OperationTimeout
 from corral.model.console import ScreenMatch, TypeRequest
 from corral.model.vm import VmState
 from corral.rfb import LocalProtocolError, RFBClient, RFBError, RFBTimeout
@@ -155,7 +155,8 @@ class VmConsole:
         async with self._screen(name, VIEWING_STATES, "see its screen") as client:
             height, width = template.shape[:2]
             if width > client.width or height > client.height:
-                raise InvalidRequest(
+                # A well-formed template that does not fit this VM's screen as it is now.
+                raise Conflict(
                     f"the template is {width}x{height} pixels but the screen of VM {name!r} is "
                     f"{client.width}x{client.height}: crop a smaller region of a screenshot"
                 )

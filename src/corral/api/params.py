@@ -1,0 +1,26 @@
+"""Path and query parameters that name objects: the same rules as the names in request bodies,
+so the document tells clients (and fuzzers) which values can exist at all."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+
+from corral.model.common import NAME_MAX_LENGTH, NAME_PATTERN
+from corral.model.rules import NAME_RULE as _NAME_RULE
+
+#: A VM, host, user or snapshot name in a path.
+NamePath = Annotated[
+    str,
+    Path(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN, description=_NAME_RULE),
+]
+
+#: A host name as a query filter.
+NameQuery = Annotated[
+    str | None,
+    Query(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN, description=_NAME_RULE),
+]
+
+#: Task and token ids: Corral issues 32 lowercase hex digits.
+IdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
