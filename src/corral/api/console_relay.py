@@ -91,21 +91,29 @@ async def _to_server(ws: WebSocket, upstream: Upstream, unparsed: bytes, view_on
     reader = Reader(limits=VIEWER_LIMITS, unparsed=unparsed)
     writer = upstream.writer
     while True:
-        out: list[bytes] = []
-        while (message := reader.next_event()) is not NEED_DATA:
-            if isinstance(message, ConnectionClosed):
-                return "the viewer closed the console"
-            assert isinstance(message, ClientMessage)  # the reader's only other event
-            if view_only and (message.changes_guest or message.kind is ClientMessageKind.CLIPBOARD):
-                continue  # a viewer watches: no keys, pointer, clipboard, resize or power
-            out.append(message.raw)
-        if out:
-            writer.write(b"".join(out))
-            await writer.drain()
         try:
-            reader.receive_data(await _receive(ws))
+            out = _forwardable(reader, view_only)
         except RemoteProtocolError as exc:
             raise ViewerGone(POLICY, exc.message) from exc
+        if out is None:
+            return "the viewer closed the console"
+        if out:
+            writer.write(out)
+            await writer.drain()
+        reader.receive_data(await _receive(ws))
+
+
+def _forwardable(reader: Reader, view_only: bool) -> bytes | None:
+    """The raw bytes of every complete message to pass on (None once the viewer closed)."""
+    out: list[bytes] = []
+    while (message := reader.next_event()) is not NEED_DATA:
+        if isinstance(message, ConnectionClosed):
+            return None
+        assert isinstance(message, ClientMessage)  # the reader's only other event
+        if view_only and (message.changes_guest or message.kind is ClientMessageKind.CLIPBOARD):
+            continue  # a viewer watches: no keys, pointer, clipboard, resize or power
+        out.append(message.raw)
+    return b"".join(out)
 
 
 async def relay(
