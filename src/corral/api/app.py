@@ -14,7 +14,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import corral
 from corral.api.middleware import AuditMiddleware
 from corral.api.problems import install_handlers
-from corral.api.routers import auth, console, console_ws, events, hosts, serial, tasks, vms
+from corral.api.routers import (
+    auth,
+    console,
+    console_ws,
+    events,
+    hosts,
+    images,
+    serial,
+    tasks,
+    vms,
+)
+from corral.api.unread_body import CloseUnreadBody
 from corral.config import Settings, load_settings
 from corral.metrics import REGISTRY
 from corral.services.runtime import Services
@@ -65,9 +76,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_page_handlers(app)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(CloseUnreadBody)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, console, console_ws, serial, tasks, events):
+    for module in (auth, hosts, vms, images, console, console_ws, serial, tasks, events):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(api_docs.router)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from corral.model.common import Description, Name
+from corral.model.common import NAME_PATTERN, Description, Name
+
+_IMAGE_NAME = re.compile(NAME_PATTERN)
 
 
 class Accelerator(StrEnum):
@@ -100,7 +103,18 @@ class VmSpec(_Strict):
     vcpus: int = Field(default=1, ge=1, le=512)
     memory_mib: int = Field(default=512, ge=16, le=4 * 1024 * 1024)
     disks: list[DiskSpec] = Field(default_factory=list, max_length=16)
-    cdrom: str | None = Field(default=None, min_length=1, max_length=4096)
+    cdrom: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="an ISO image of the host's image library (its name), or the absolute path "
+        "of an ISO file on the host",
+    )
+    cdrom_drive: bool = Field(
+        default=False,
+        description="give the VM a CD-ROM drive even without `cdrom` (empty), so media can be "
+        "inserted while it runs; CD-ROM drives cannot be hot-plugged",
+    )
     nics: list[NicSpec] = Field(default_factory=list, max_length=8)
     boot: BootSpec = BootSpec()
     description: Description = ""
@@ -113,10 +127,17 @@ class VmSpec(_Strict):
         names = [d.name for d in self.disks]
         if len(names) != len(set(names)):
             raise ValueError("disk names must be unique within a VM")
-        if self.cdrom is not None and not self.cdrom.startswith("/"):
-            raise ValueError("cdrom must be an absolute path to an ISO file")
+        if (
+            self.cdrom is not None
+            and not self.cdrom.startswith("/")
+            and not (_IMAGE_NAME.fullmatch(self.cdrom) and ".." not in self.cdrom)
+        ):
+            raise ValueError(
+                "cdrom must be the name of an ISO image in the library or an absolute path to "
+                "an ISO file"
+            )
         if self.boot.source == "cdrom" and self.cdrom is None:
-            raise ValueError("boot source 'cdrom' needs a cdrom ISO path")
+            raise ValueError("boot source 'cdrom' needs a cdrom ISO (image name or path)")
         if self.boot.source == "disk" and not self.disks:
             raise ValueError("boot source 'disk' needs at least one disk")
         return self

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from corral.api.deps import Operator, Svc, Viewer
+from corral.model.image import CdromRequest
 from corral.model.task import TaskInfo
 from corral.model.vm import (
     CloneRequest,
@@ -91,6 +92,21 @@ async def pause_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
 @router.post("/vms/{name}/resume", name="vm.resume")
 async def resume_vm(name: str, svc: Svc, who: Operator) -> VmInfo:
     return await svc.vms.power.resume(who, name)
+
+
+@router.post(
+    "/vms/{name}/cdrom",
+    name="vm.cdrom",
+    responses={
+        409: {"description": "a running VM without a CD-ROM drive, or the VM or image is busy"},
+        422: {"description": "an unknown image, one of another host, or a disk image"},
+    },
+)
+async def change_cdrom(name: str, body: CdromRequest, svc: Svc, who: Operator) -> VmInfo:
+    """Insert an ISO image of the VM's host into its CD-ROM drive (``{"image": NAME}``) or
+    eject it (``{"eject": true}``), running or shut off. A shut-off VM without a drive gets
+    one (SATA); a running one is refused: CD-ROM drives cannot be hot-plugged."""
+    return await svc.vms.media.change(who, name, body)
 
 
 @router.get("/vms/{name}/snapshots", name="vm.snapshot.list")
