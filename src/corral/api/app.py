@@ -34,6 +34,7 @@ from corral.web.assets import default_node_modules, mount_assets
 from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
 from corral.web.pages import consoles, dashboard, session, vm_create
+from corral.web.pages import images as image_pages
 from corral.web.pages import vms as vm_pages
 from corral.web.security_headers import SecurityHeaders
 
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(api)
     app.include_router(api_docs.router)
     # vm_create before vm_pages: /vms/new must not be taken for a VM named "new".
-    for page in (session, dashboard, vm_create, consoles, vm_pages, admin_pages):
+    for page in (session, dashboard, vm_create, consoles, vm_pages, image_pages, admin_pages):
         app.include_router(page.router)
     mount_assets(app, app.state.node_modules)
 

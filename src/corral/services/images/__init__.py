@@ -186,9 +186,7 @@ class ImageLibrary:
         async with self.hold(host.name, name, "an upload"):
             upload = Upload(host, name, kind, total, principal, self._tasks, self._audit)
             await upload.check()
-            task = await upload.run(
-                chunks, lambda tid: self._relabel(host.name, name, f"an upload (task {tid})")
-            )
+            task = await upload.run(chunks, lambda what: self._relabel(host.name, name, what))
         image = await self.on_host(host, name)
         if image is None:
             raise HostError(f"image {name!r} was uploaded but is gone from host {host.name!r}")

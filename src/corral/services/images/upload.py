@@ -153,9 +153,10 @@ class Upload:
         if block:
             yield bytes(block)
 
-    async def run(self, chunks: AsyncIterator[bytes], started: Callable[[str], None]) -> TaskInfo:
+    async def run(self, chunks: AsyncIterator[bytes], hold_as: Callable[[str], None]) -> TaskInfo:
         """Probe the head, then stream everything as a task; the finished task, or the error
-        that ended it."""
+        that ended it. ``hold_as`` relabels the hold on the image: "an upload (task …)" hides
+        it; once its bytes are complete, it is shown while the task finishes."""
         head = await self._read_head(chunks)
         probe = probe_header(head, self.total, self.name)
         kind = decide_kind(self.kind, probe, self.name)
@@ -163,7 +164,7 @@ class Upload:
         failure: list[CorralError] = []
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
-            started(ctx.id)
+            hold_as(f"an upload (task {ctx.id})")
             try:
                 await self._audit.outcome(
                     self._principal.user,
@@ -171,6 +172,7 @@ class Upload:
                     self.target,
                     lambda: self._stream(ctx, volume, probe, head, chunks),
                 )
+                hold_as(f"the end of its upload (task {ctx.id})")
             except CorralError as exc:
                 failure.append(exc)
                 raise
