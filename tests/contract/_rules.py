@@ -8,17 +8,21 @@ Everything else a request must satisfy is in the OpenAPI document. These two are
   a base64 string near the 5.6-million-character limit and sends ``0`` as the body while still
   calling the case positive; such a case gets a real template too.
 
-Only positive cases are touched: negative ones are meant to break rules.
+Only positive cases are touched by those: negative ones are meant to break rules. Every case,
+though, is kept on this machine (``_confine``).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import re
 from typing import Any
 
 from PIL import Image
 from schemathesis import Case, GenerationMode
+
+from corral.model.host import HOST_ADDRESS_PATTERN, LIBVIRT_URI_PATTERN
 
 
 def _positive(case: Case) -> bool:
@@ -53,13 +57,49 @@ def _png_template(drawn: str) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+#: Where a fuzzed request may make Corral connect: nowhere but this machine's loopback and
+#: libvirt's in-process test driver. A schema-valid ``qemu:///system`` would register the
+#: machine's own libvirtd (its pools and domains are the user's); ``qemu+tcp://8.8.8.8/…`` or an
+#: enrollment over SSH would send traffic off the machine.
+# Well-formed, never reachable (503), and not the system daemon's socket.
+CONFINED_URI = "qemu+unix:///system?socket=/nonexistent/corral-contract/libvirt-sock"
+CONFINED_ADDRESS = "127.0.0.1"
+CLOSED_PORT = 1  # tcpmux: nothing listens there, ssh fails at once
+
+
+def _confine(case: Case) -> None:
+    label = f"{case.operation.method.upper()} {case.operation.path}"
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    if label == "POST /api/v1/hosts" and isinstance(body.get("uri"), str):
+        if re.fullmatch(LIBVIRT_URI_PATTERN, body["uri"]):
+            body["uri"] = CONFINED_URI
+    elif label in ("POST /api/v1/host-enrollments", "POST /api/v1/host-bundles"):
+        if isinstance(body.get("address"), str) and re.fullmatch(
+            HOST_ADDRESS_PATTERN, body["address"]
+        ):
+            body["address"] = CONFINED_ADDRESS
+        ssh = body.get("ssh")
+        if isinstance(ssh, dict):
+            destination = ssh.get("destination")
+            if isinstance(destination, str) and "@" in destination:
+                ssh["destination"] = destination.split("@", 1)[0] + "@" + CONFINED_ADDRESS
+            if isinstance(ssh.get("port"), int):
+                ssh["port"] = CLOSED_PORT
+
+
 def apply(case: Case) -> Case:
-    """``map_case`` hook body: make positive cases satisfy the unstated rules."""
+    """``map_case`` hook body: keep every case on this machine, and make positive cases satisfy
+    the unstated rules."""
+    _confine(case)
     if not _positive(case):
         return case
     label = f"{case.operation.method.upper()} {case.operation.path}"
     if label == "POST /api/v1/vms" and isinstance(case.body, dict):
         _unique_disk_names(case.body)
+    elif label == "PUT /api/v1/images/{name}":
+        case.body = _image_bytes(case.query or {})
     elif label == "POST /api/v1/vms/{name}/console/wait-screen":
         if not isinstance(case.body, dict):
             case.body = {"image_png_base64": ""}
@@ -67,3 +107,11 @@ def apply(case: Case) -> Case:
         if isinstance(drawn, str):
             case.body["image_png_base64"] = _png_template(drawn)
     return case
+
+
+def _image_bytes(query: dict[str, Any]) -> bytes:
+    """The body of an image upload, of the kind asked: which bytes make an image is not a
+    schema's to say (an ISO 9660 volume descriptor at 32769, else raw disk bytes)."""
+    if query.get("kind") == "iso":
+        return bytes(32769) + b"CD001" + bytes(2043)
+    return bytes(4096)

@@ -33,7 +33,7 @@ from tests.contract._app import ADMIN, PASSWORD, ContractApp, build
 
 SEED = 20240611
 #: Bounds that keep the whole run within two minutes on the 2-core CI machine.
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 30
 MAX_STEPS = 30
 TIME_BUDGET_S = 120
 
@@ -122,10 +122,7 @@ def test_the_app_keeps_its_openapi_contract(contract_app: ContractApp) -> None:
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(str(getattr(event, "info", event)))
     elapsed = time.monotonic() - started
-    print(
-        f"contract run: {statistic.total_cases} cases in {elapsed:.1f} s, "
-        f"{statistic.filtered_failures} findings left to main's host URI fix"
-    )
+    print(f"contract run: {statistic.total_cases} cases in {elapsed:.1f} s")
 
     findings = _report(statistic)
     assert not errors, "\n".join(errors)

@@ -15,7 +15,17 @@ import corral
 from corral.api.middleware import AuditMiddleware
 from corral.api.openapi import CorralAPI, document_errors
 from corral.api.problems import install_handlers
-from corral.api.routers import auth, console, console_ws, events, hosts, tasks, vms
+from corral.api.routers import (
+    auth,
+    console,
+    console_ws,
+    events,
+    hosts,
+    images,
+    tasks,
+    vms,
+)
+from corral.api.unread_body import CloseUnreadBody
 from corral.config import Settings, load_settings
 from corral.metrics import REGISTRY
 from corral.services.runtime import Services
@@ -24,6 +34,7 @@ from corral.web.assets import default_node_modules, mount_assets
 from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
 from corral.web.pages import consoles, dashboard, session, vm_create
+from corral.web.pages import images as image_pages
 from corral.web.pages import vms as vm_pages
 from corral.web.security_headers import SecurityHeaders
 
@@ -69,14 +80,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_page_handlers(app)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(CloseUnreadBody)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, console, console_ws, tasks, events):
+    for module in (auth, hosts, vms, images, console, console_ws, tasks, events):
         api.include_router(document_errors(module.router))
     app.include_router(api)
     app.include_router(api_docs.router)
     # vm_create before vm_pages: /vms/new must not be taken for a VM named "new".
-    for page in (session, dashboard, vm_create, consoles, vm_pages, admin_pages):
+    for page in (session, dashboard, vm_create, consoles, vm_pages, image_pages, admin_pages):
         app.include_router(page.router)
     mount_assets(app, app.state.node_modules)
 

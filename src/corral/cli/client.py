@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ssl
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -211,6 +211,28 @@ class CorralClient:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         with self._map_transport_errors():
             response = self.http.request(method, path, json=json, params=clean or None)
+        if response.status_code >= 400:
+            raise _problem(response)
+        return response
+
+    def put_stream(
+        self,
+        path: str,
+        body: Iterable[bytes],
+        length: int,
+        *,
+        params: dict[str, Any] | None = None,
+        answer_timeout: float = 300.0,
+    ) -> httpx.Response:
+        """PUT ``length`` bytes from ``body`` as they come (no buffering), then wait up to
+        ``answer_timeout`` s for the answer (the server finishes its side first)."""
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
+        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, answer_timeout))
+        with self._map_transport_errors():
+            response = self.http.put(
+                path, content=body, params=clean or None, headers=headers, timeout=timeout
+            )
         if response.status_code >= 400:
             raise _problem(response)
         return response

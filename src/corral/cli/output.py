@@ -11,6 +11,7 @@ from rich.text import Text
 from corral.cli.units import human_bytes, human_duration, human_mib
 from corral.model.auth import AuditEntry, TokenInfo, UserInfo
 from corral.model.host import HostInfo
+from corral.model.image import ImageInfo
 from corral.model.task import TaskInfo, TaskState
 from corral.model.vm import SnapshotInfo, VmInfo, VmState
 
@@ -105,6 +106,15 @@ def disk_table(vm: VmInfo) -> Table:
     for disk in vm.disks:
         size = human_bytes(disk.capacity_bytes) if disk.capacity_bytes is not None else "-"
         _row(table, disk.name, disk.target, disk.bus, disk.device, size, disk.path)
+    return table
+
+
+def image_table(images: Iterable[ImageInfo]) -> Table:
+    table = _table("NAME", "HOST", "KIND", "FORMAT", "SIZE", "USED BY")
+    for image in images:
+        size = human_bytes(image.capacity_bytes)
+        _row(table, image.name, image.host, image.kind, image.format, size,
+             ", ".join(image.used_by) or "-")  # fmt: skip
     return table
 
 

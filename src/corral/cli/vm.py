@@ -78,6 +78,27 @@ for _action, _done, _doc in (
     app.command(_action)(_power_command(_action, _done, _doc))
 
 
+@app.command("cdrom")
+def cdrom(
+    ctx: typer.Context,
+    name: str = NameArg,
+    insert: str | None = typer.Option(
+        None, "--insert", metavar="IMAGE", help="An ISO image of the VM's host to insert."
+    ),
+    eject: bool = typer.Option(False, "--eject", help="Eject the media."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Change the CD-ROM media of a running or shut-off VM (a shut-off VM without a CD-ROM
+    drive gets one)."""
+    if (insert is None) == (not eject):
+        c.usage_error("give either --insert IMAGE or --eject")
+    body = {"image": insert} if insert is not None else {"eject": True}
+    response = c.client(ctx).post(f"/vms/{seg(name)}/cdrom", json=body)
+    vm = parse(response, VmInfo)
+    done = f"inserted {insert} into" if insert else "ejected the CD-ROM of"
+    c.emit(ctx, json_out, response.json(), lambda: c.info(f"{done} VM {vm.name}"))
+
+
 @app.command("shutdown")
 def shutdown(
     ctx: typer.Context,

@@ -63,6 +63,7 @@ def build_spec(
     accelerator: Accelerator | None,
     host: str | None,
     start: bool = False,
+    cdrom_drive: bool = False,
 ) -> VmSpec:
     """The ``VmSpec`` the options describe; ``typer.BadParameter`` (exit 2) when they don't."""
     memory_mib: int = _parse_or_usage("--memory", parse_memory_mib, memory)
@@ -83,6 +84,7 @@ def build_spec(
             memory_mib=memory_mib,
             disks=disk_specs,
             cdrom=cdrom,
+            cdrom_drive=cdrom_drive,
             nics=nic_specs,
             boot=boot_spec,
             description=description,
@@ -105,7 +107,18 @@ def create(
         help="size=10G[,name=data][,bus=virtio] | base=IMAGE | import=/path/to.qcow2 "
         "(repeat for more disks).",
     ),
-    cdrom: str | None = typer.Option(None, "--cdrom", help="ISO file on the host."),
+    cdrom: str | None = typer.Option(
+        None,
+        "--cdrom",
+        help="ISO image of the host's library (`corral image list`), or an ISO "
+        "file's absolute path on the host.",
+    ),
+    cdrom_drive: bool = typer.Option(
+        False,
+        "--cdrom-drive",
+        help="An (empty) CD-ROM drive even without --cdrom, so media "
+        "can be inserted while the VM runs (`corral vm cdrom`).",
+    ),
     nic: list[str] = typer.Option(
         [], "--nic", help="network=nat|user|NAME[,model=virtio][,mac=…] (repeatable)."
     ),
@@ -144,9 +157,13 @@ def create(
         accelerator=accelerator,
         host=host,
         start=start,
+        cdrom_drive=cdrom_drive,
     )
     client = c.client(ctx)
-    response = client.post("/vms", json=spec.model_dump(mode="json", exclude_none=True))
+    # cdrom_drive only when asked: servers from before it refuse fields they do not know.
+    unasked = {"cdrom_drive"} if not cdrom_drive else None
+    body = spec.model_dump(mode="json", exclude_none=True, exclude=unasked)
+    response = client.post("/vms", json=body)
     if response.status_code == 202:
         if follow_task(ctx, response, no_wait=no_wait, json_flag=json_out) is None:
             return

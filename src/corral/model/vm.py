@@ -8,7 +8,17 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from corral.model.common import AbsolutePath, Description, Name, XmlText
+from corral.model.common import (
+    ABSOLUTE_PATH_PATTERN,
+    NAME_PATTERN,
+    AbsolutePath,
+    Description,
+    Name,
+    XmlText,
+)
+
+#: A CD-ROM source: an absolute path on the host, or the name of an image in the library.
+CDROM_PATTERN = f"({ABSOLUTE_PATH_PATTERN})|({NAME_PATTERN})"
 
 
 class Accelerator(StrEnum):
@@ -144,7 +154,19 @@ class VmSpec(_Strict):
     vcpus: int = Field(default=1, ge=1, le=512)
     memory_mib: int = Field(default=512, ge=16, le=4 * 1024 * 1024)
     disks: list[DiskSpec] = Field(default_factory=list, max_length=16)
-    cdrom: AbsolutePath | None = Field(default=None, description="an ISO file on the host")
+    cdrom: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        pattern=CDROM_PATTERN,
+        description="an ISO image of the host's image library (its name), or the absolute path "
+        "of an ISO file on the host",
+    )
+    cdrom_drive: bool = Field(
+        default=False,
+        description="give the VM a CD-ROM drive even without `cdrom` (empty), so media can be "
+        "inserted while it runs; CD-ROM drives cannot be hot-plugged",
+    )
     nics: list[NicSpec] = Field(default_factory=list, max_length=8)
     boot: BootSpec = BootSpec()
     description: Description = ""
@@ -158,7 +180,7 @@ class VmSpec(_Strict):
         if len(names) != len(set(names)):
             raise ValueError("disk names must be unique within a VM")
         if self.boot.source == "cdrom" and self.cdrom is None:
-            raise ValueError("boot source 'cdrom' needs a cdrom ISO path")
+            raise ValueError("boot source 'cdrom' needs a cdrom ISO (image name or path)")
         if self.boot.source == "disk" and not self.disks:
             raise ValueError("boot source 'disk' needs at least one disk")
         return self

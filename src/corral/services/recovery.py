@@ -7,8 +7,10 @@ from functools import partial
 
 from corral import store
 from corral.errors import CorralError
+from corral.model.image import ImageKind
 from corral.services._db import Db
 from corral.services.hosts import HostService
+from corral.services.images import image_volume
 from corral.services.tasks import TaskService
 from corral.services.vms._volumes import backs_another
 from corral.virt import LibvirtHost
@@ -18,11 +20,15 @@ log = logging.getLogger(__name__)
 
 async def recover(db: Db, tasks: TaskService, hosts: HostService) -> None:
     """Fail interrupted tasks; for an interrupted ``vm.create`` whose VM never got its row,
-    delete the volumes it had made (named ``VM-DISK.qcow2``) that no domain uses."""
+    delete the volumes it had made (named ``VM-DISK.qcow2``) that no domain uses; for an
+    interrupted ``image.upload`` (target ``HOST/NAME``), the partial image."""
     interrupted = await tasks.recover_interrupted()
     if interrupted:
         log.warning("%d task(s) were interrupted by the last shutdown", len(interrupted))
     for task in interrupted:
+        if task.kind == "image.upload":
+            await _remove_partial_image(hosts, task.target)
+            continue
         if task.kind != "vm.create":
             continue
         if await db(partial(store.find_vm, name=task.target)) is not None:
@@ -47,3 +53,19 @@ async def _remove_orphans(host: LibvirtHost, vm: str) -> None:
                 await host.delete_volume(vol.name)
     except CorralError as exc:
         log.error("could not clean up after the interrupted creation of %s: %s", vm, exc.message)
+
+
+async def _remove_partial_image(hosts: HostService, target: str) -> None:
+    host_name, _, name = target.partition("/")
+    host = next((h for h in hosts.all() if h.name == host_name and h.connected), None)
+    if host is None or not name:
+        return
+    try:
+        used = await host.disk_users()
+        for kind in ImageKind:
+            volume = await host.find_volume(image_volume(kind, name))
+            if volume is not None and volume.path not in used:
+                log.warning("deleting image %s left by an interrupted upload", volume.name)
+                await host.delete_volume(volume.name)
+    except CorralError as exc:
+        log.error("could not clean up after the interrupted upload of %s: %s", target, exc.message)

@@ -14,6 +14,7 @@ from corral.services.auth import AuthService
 from corral.services.console_tickets import ConsoleTickets
 from corral.services.events import EventBus
 from corral.services.hosts import CertRotation, HostEnrollment, HostService
+from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
@@ -59,8 +60,9 @@ class Services:
         self.reconciler = Reconciler(
             self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
         )
+        self.images = ImageLibrary(self.hosts, self.tasks, self.audit)
         self.vms = VmServices.build(
-            self.db, self.hosts, self.tasks, self.audit, self.locks, self.pki
+            self.db, self.hosts, self.tasks, self.audit, self.locks, self.pki, self.images
         )
 
     async def start(self) -> None:

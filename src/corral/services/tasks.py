@@ -151,6 +151,18 @@ class TaskService:
         runner.add_done_callback(lambda _: self._running.pop(info.id, None))
         return info
 
+    async def run(
+        self, kind: str, target: str, principal: Principal, body: TaskBody, phase: str = ""
+    ) -> TaskInfo:
+        """Start a task and wait until it finished; its final state (never raises for the
+        task's own failure). For work a request carries out while the caller waits, but that
+        others should see progress, and be able to cancel, like any task (uploads)."""
+        info = await self.start(kind, target, principal, body, phase)
+        entry = self._running.get(info.id)
+        if entry is not None:
+            await asyncio.wait({entry[0]})
+        return await self.get(info.id)
+
     async def _run(self, task_id: str, body: TaskBody, context: TaskContext) -> None:
         try:
             await self.update(task_id, state=TaskState.RUNNING)

@@ -89,6 +89,27 @@ def domain_record(dom: libvirt.virDomain, started_at: dict[str, float]) -> Domai
     )
 
 
+def disk_users(conn: libvirt.virConnect) -> dict[str, set[str]]:
+    """File or device path -> names of the domains whose disks or CD-ROM drives hold it, in
+    their live or their persistent definition (the next boot counts too)."""
+    users: dict[str, set[str]] = {}
+    for dom in conn.listAllDomains(0):
+        try:
+            xmls = [dom.XMLDesc(0)]
+            if dom.isActive() and dom.isPersistent():
+                xmls.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+            name = dom.name()
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            continue  # vanished meanwhile: uses nothing
+        for xml in xmls:
+            for disk in Domain.from_xml(xml).devices.disks:
+                if disk.path:
+                    users.setdefault(disk.path, set()).add(name)
+    return users
+
+
 def _version(number: int) -> str:
     major, rest = divmod(number, 1_000_000)
     minor, micro = divmod(rest, 1000)

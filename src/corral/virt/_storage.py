@@ -16,7 +16,6 @@ log = logging.getLogger(__name__)
 
 #: Serial logs live in the pool so they can be downloaded; they are not disk images.
 SERIAL_LOG_SUFFIX = ".serial.log"
-QCOW2_MAGIC = b"QFI\xfb"
 
 
 def ensure_pool(conn: libvirt.virConnect, name: str, path: str) -> libvirt.virStoragePool:
@@ -44,12 +43,14 @@ def refresh(pool: libvirt.virStoragePool) -> None:
 
 def volume_ref(vol: libvirt.virStorageVol) -> VolumeRef:
     doc = etree.fromstring(vol.XMLDesc(0).encode())
+    _type, capacity, allocation = vol.info()
     return VolumeRef(
         name=vol.name(),
         path=vol.path(),
         format=_attr(doc, "target/format", "raw"),
-        capacity_bytes=int(vol.info()[1]),
+        capacity_bytes=int(capacity),
         backing=doc.findtext("backingStore/path"),
+        allocation_bytes=int(allocation),
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,31 +15,82 @@ from PIL import Image
 
 from corral.errors import Cancelled, InvalidRequest
 from corral.virt import _storage
+from corral.virt._probe import HEAD_BYTES, probe_header
 from corral.virt._xmlgen import volume_xml
 from corral.virt.types import VolumeRef
 
 CHUNK = 1024 * 1024
-_QCOW2_HEADER = struct.Struct(">4sIQI I Q")  # magic, version, backing offset, size, bits, size
 
 
 def probe_image(source: Path) -> tuple[str, int]:
-    """(format, virtual size) from the file's header; raw when it is not qcow2.
-
-    A qcow2 image naming a backing file is refused: on the host it could point at any file.
-    """
+    """(format, virtual size) of an image file; raw when it is not qcow2 (see ``probe_header``)."""
     with source.open("rb") as handle:
-        header = handle.read(_QCOW2_HEADER.size)
-    if not header.startswith(_storage.QCOW2_MAGIC):
-        return "raw", source.stat().st_size
-    if len(header) < _QCOW2_HEADER.size:
-        raise InvalidRequest(f"{source} starts like a qcow2 image but its header is truncated")
-    _magic, _version, backing_offset, _bsize, _bits, size = _QCOW2_HEADER.unpack(header)
-    if backing_offset:
-        raise InvalidRequest(
-            f"{source} is a qcow2 image with a backing file; flatten it first "
-            f"(qemu-img convert -O qcow2 {source} flat.qcow2) and import that"
-        )
-    return "qcow2", int(size)
+        head = handle.read(HEAD_BYTES)
+    probe = probe_header(head, source.stat().st_size, str(source))
+    return probe.format, probe.capacity
+
+
+class VolumeUpload:
+    """A new volume being filled through a libvirt stream (blocking calls: worker threads).
+
+    :meth:`create` makes the volume and opens the stream for exactly ``total`` bytes; unless
+    :meth:`finish` succeeds after all of them were sent, :meth:`abort` must follow, and it
+    deletes the volume again: an upload leaves a whole volume or none.
+    """
+
+    def __init__(self, vol: libvirt.virStorageVol, stream: libvirt.virStream, total: int) -> None:
+        self.vol = vol
+        self.total = total
+        self.done = 0
+        self._stream = stream
+
+    @classmethod
+    def create(
+        cls,
+        conn: libvirt.virConnect,
+        pool: libvirt.virStoragePool,
+        name: str,
+        fmt: str,
+        capacity: int,
+        total: int,
+    ) -> VolumeUpload:
+        """Conflict if ``name`` is taken, InsufficientResources if the pool lacks ``total``."""
+        _storage.check_new(pool, name, total)
+        vol = pool.createXML(volume_xml(name, capacity, fmt), 0)
+        try:
+            stream = conn.newStream(0)
+            vol.upload(stream, 0, total, 0)
+        except BaseException:
+            with contextlib.suppress(libvirt.libvirtError):
+                vol.delete(0)
+            raise
+        return cls(vol, stream, total)
+
+    def send(self, data: bytes) -> None:
+        if self.done + len(data) > self.total:
+            raise InvalidRequest(
+                f"volume {self.vol.name()}: more than the announced {self.total} bytes arrived"
+            )
+        view = memoryview(data)
+        while view:
+            sent = self._stream.send(bytes(view))
+            view = view[sent:]
+        self.done += len(data)
+
+    def finish(self) -> VolumeRef:
+        if self.done != self.total:
+            raise InvalidRequest(
+                f"volume {self.vol.name()}: {self.done} of {self.total} bytes arrived"
+            )
+        self._stream.finish()
+        return _storage.volume_ref(self.vol)
+
+    def abort(self) -> None:
+        """Stop the stream and delete the volume; never raises for libvirt's sake."""
+        with contextlib.suppress(libvirt.libvirtError):
+            self._stream.abort()
+        with contextlib.suppress(libvirt.libvirtError):
+            self.vol.delete(0)
 
 
 def upload(
@@ -54,44 +104,18 @@ def upload(
     """Create volume ``name`` and stream ``source`` into it; delete it again on any failure."""
     fmt, capacity = probe_image(source)
     total = source.stat().st_size
-    _storage.check_new(pool, name, total)
-    vol = pool.createXML(volume_xml(name, capacity, fmt), 0)
-    try:
-        _send_file(conn, vol, source, total, progress, cancelled)
-    except BaseException:
-        with contextlib.suppress(libvirt.libvirtError):
-            vol.delete(0)
-        raise
-    return _storage.volume_ref(vol)
-
-
-def _send_file(
-    conn: libvirt.virConnect,
-    vol: libvirt.virStorageVol,
-    source: Path,
-    total: int,
-    progress: Callable[[int, int], None],
-    cancelled: Callable[[], bool],
-) -> None:
-    stream = conn.newStream(0)
-    vol.upload(stream, 0, total, 0)
-    done = 0
+    job = VolumeUpload.create(conn, pool, name, fmt, capacity, total)
     try:
         with source.open("rb") as handle:
             progress(0, total)
             while chunk := handle.read(CHUNK):
                 if cancelled():
-                    raise Cancelled(f"import of {source} into volume {vol.name()} was cancelled")
-                view = memoryview(chunk)
-                while view:
-                    sent = stream.send(bytes(view))
-                    view = view[sent:]
-                done += len(chunk)
-                progress(done, total)
-        stream.finish()
+                    raise Cancelled(f"import of {source} into volume {name} was cancelled")
+                job.send(chunk)
+                progress(job.done, total)
+        return job.finish()
     except BaseException:
-        with contextlib.suppress(libvirt.libvirtError):
-            stream.abort()
+        job.abort()
         raise
 
 

@@ -17,12 +17,23 @@ from pathlib import Path
 
 import libvirt
 
-from corral.errors import InsufficientResources
+from corral.errors import Conflict, InsufficientResources
 from corral.model.host import HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
-from corral.virt import _clone, _network, _qmp, _records, _snapshots, _storage, _transfer, _vnc
+from corral.virt import (
+    _clone,
+    _media,
+    _network,
+    _qmp,
+    _records,
+    _snapshots,
+    _storage,
+    _transfer,
+    _vnc,
+)
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
+from corral.virt._upload import VolumeWriter
 from corral.virt.console import SerialConsole
 from corral.virt.domain_xml import HostDefaults, build_domain
 from corral.virt.domain_xml.graphics import Graphics
@@ -254,6 +265,38 @@ class LibvirtHost:
     async def resume(self, uuid: str) -> None:
         await self._dom(f"resume domain {uuid}", uuid, lambda d: d.resume())
 
+    async def change_media(self, uuid: str, path: str | None) -> None:
+        """Put ``path`` (None: nothing) in the domain's first CD-ROM drive. A running domain
+        changes at once and for later boots; a shut-off one is redefined, with a new drive
+        when it has none. A running domain without a drive is a Conflict (no CD-ROM hot-plug).
+        The guest's tray lock is overridden, like ``virsh change-media --force``."""
+
+        def job(conn: libvirt.virConnect) -> None:
+            dom = _lookup(conn, uuid)
+            if not dom.isActive():
+                conn.defineXML(_media.with_media(dom.XMLDesc(_PERSISTENT_XML), path))
+                return
+            device = _media.cdrom_device_xml(dom.XMLDesc(0), path)
+            if device is None:
+                raise Conflict(
+                    f"VM {dom.name()!r} is running and has no CD-ROM drive, which cannot be "
+                    "added while it runs: shut it down, then insert the image (Corral adds a "
+                    "drive), or create VMs with a CD-ROM drive (cdrom_drive)"
+                )
+            flags = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
+            if dom.isPersistent():
+                flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+            dom.updateDeviceFlags(device, flags)
+
+        what = f"insert {path} into" if path else "eject the CD-ROM of"
+        await self._conn.run(f"{what} domain {uuid}", job)
+
+    async def disk_users(self) -> dict[str, set[str]]:
+        """Path -> names of the domains whose disks or CD-ROM drives hold it (live or next
+        boot)."""
+        return await self._conn.run(f"list the disks of the domains on host {self.name}",
+                                    _records.disk_users)  # fmt: skip
+
     async def set_description(self, uuid: str, description: str) -> None:
         await self._dom(
             f"set the description of domain {uuid}", uuid, lambda d: set_description(d, description)
@@ -396,6 +439,29 @@ class LibvirtHost:
             bounded=False,
         )
 
+    async def pool_free_bytes(self) -> int:
+        """Free space in Corral's pool (as of a refresh now)."""
+
+        def job(conn: libvirt.virConnect) -> int:
+            pool = self._pool(conn)
+            _storage.refresh(pool)
+            return int(pool.info()[3])
+
+        return await self._conn.run(f"read the free space of pool {self.pool_name}", job)
+
+    async def open_upload(
+        self, name: str, fmt: str, capacity_bytes: int, total_bytes: int
+    ) -> VolumeWriter:
+        """Create volume ``name`` (``fmt``, ``capacity_bytes`` as a guest sees it) to be filled
+        with exactly ``total_bytes`` through the returned writer."""
+        job = await self._conn.run(
+            f"create volume {name} for an upload",
+            lambda c: _transfer.VolumeUpload.create(
+                c, self._pool(c), name, fmt, capacity_bytes, total_bytes
+            ),
+        )
+        return VolumeWriter(self._conn, job, name)
+
     async def resize_volume(self, name: str, size_bytes: int) -> None:
         await self._conn.run(
             f"resize volume {name}",
@@ -406,6 +472,13 @@ class LibvirtHost:
         await self._conn.run(
             f"delete volume {name}", lambda c: _storage.lookup(self._pool(c), name).delete(0)
         )
+
+    async def find_volume(self, name: str) -> VolumeRef | None:
+        def job(conn: libvirt.virConnect) -> VolumeRef | None:
+            vol = _storage.find(self._pool(conn), name)
+            return None if vol is None else _storage.volume_ref(vol)
+
+        return await self._conn.run(f"look up volume {name}", job)
 
     async def volume_exists(self, name: str) -> bool:
         return await self._conn.run(

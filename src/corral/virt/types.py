@@ -34,13 +34,15 @@ class DomainEvent:
 
 @dataclass(frozen=True)
 class VolumeRef:
-    """A volume in Corral's storage pool. ``path`` is the path as the host sees it."""
+    """A volume in Corral's storage pool. ``path`` is the path as the host sees it;
+    ``capacity_bytes`` is the size a guest sees, ``allocation_bytes`` what it takes on disk."""
 
     name: str
     path: str
     format: str
     capacity_bytes: int
     backing: str | None = None
+    allocation_bytes: int | None = None
 
 
 @dataclass(frozen=True)

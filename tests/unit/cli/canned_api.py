@@ -20,8 +20,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from corral.model.auth import AuditEntry, NewToken, Role, TokenInfo, UserInfo
 from corral.model.host import HostCapabilities, HostInfo
+from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 from corral.model.task import TaskInfo, TaskState
 from corral.model.vm import Accelerator, DiskInfo, SnapshotInfo, VmInfo, VmState
+
+ISO_MAGIC_OFFSET = 32769
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -63,6 +66,9 @@ class CannedState:
     hosts: dict[str, HostInfo] = field(default_factory=dict)
     users: dict[str, UserInfo] = field(default_factory=dict)
     snapshots: dict[str, list[SnapshotInfo]] = field(default_factory=dict)
+    images: dict[str, ImageInfo] = field(default_factory=dict)
+    #: Bytes each upload received, by image name.
+    uploads: dict[str, bytes] = field(default_factory=dict)
     logs: dict[str, bytearray] = field(default_factory=dict)
     #: Successive answers of GET /tasks/{id}: each GET pops one until the last remains.
     task_answers: dict[str, list[TaskInfo]] = field(default_factory=dict)
@@ -127,7 +133,12 @@ def build_app(state: CannedState) -> FastAPI:
     async def auth_and_record(request: Request, call_next: Any) -> Response:
         body = await request.body()
         state.requests.append(
-            (request.method, request.url.path, body.decode() or None, dict(request.query_params))
+            (
+                request.method,
+                request.url.path,
+                body.decode(errors="replace") or None,
+                dict(request.query_params),
+            )
         )
         if request.url.path != "/api/v1/auth/login" and request.url.path.startswith("/api/"):
             header = request.headers.get("authorization", "")
@@ -138,6 +149,7 @@ def build_app(state: CannedState) -> FastAPI:
 
     _auth_routes(api, state)
     _vm_routes(api, state)
+    _image_routes(api, state)
     _other_routes(api, state)
     app.include_router(api)
     _serial_route(app, state)
@@ -279,6 +291,20 @@ def _vm_extra_routes(api: APIRouter, state: CannedState) -> None:
         state.snapshots[name] = [s for s in state.snapshots.get(name, []) if s.name != snap]
         return Response(status_code=204)
 
+    @api.post("/vms/{name}/cdrom")
+    async def cdrom(name: str, body: dict[str, Any]) -> Response:
+        vm = _vm_or_404(state, name)
+        if isinstance(vm, JSONResponse):
+            return vm
+        image = state.images.get(body.get("image") or "")
+        if not body.get("eject") and image is None:
+            return problem(422, f"no image named {body.get('image')!r} on host {vm.host!r}")
+        drive = DiskInfo(name="sda", target="sda", path=image.path if image else "", bus="sata",
+                         device="cdrom")  # fmt: skip
+        disks = [d for d in vm.disks if d.device != "cdrom"] + [drive]
+        state.vms[name] = vm.model_copy(update={"disks": disks})
+        return _json(state.vms[name])
+
     @api.get("/vms/{name}/screenshot")
     async def screenshot(name: str) -> Response:
         return Response(PNG, media_type="image/png")
@@ -289,6 +315,52 @@ def _vm_extra_routes(api: APIRouter, state: CannedState) -> None:
         if tail_bytes is not None:
             data = data[-tail_bytes:]
         return PlainTextResponse(data)
+
+
+def _image_routes(api: APIRouter, state: CannedState) -> None:
+    @api.get("/images")
+    async def images(host: str | None = None) -> Response:
+        return _json([i for i in state.images.values() if host is None or i.host == host])
+
+    @api.get("/images/{name}")
+    async def image(name: str) -> Response:
+        found = state.images.get(name)
+        return problem(404, f"no image named {name!r}") if found is None else _json(found)
+
+    @api.put("/images/{name}")
+    async def upload(
+        name: str, request: Request, kind: str | None = None, host: str = "local"
+    ) -> Response:
+        if "content-length" not in request.headers:
+            return problem(411, "send the image with a Content-Length header")
+        body = await request.body()
+        is_iso = body[ISO_MAGIC_OFFSET : ISO_MAGIC_OFFSET + 5] == b"CD001"
+        if kind == "iso" and not is_iso:
+            return problem(422, f"{name} is no ISO 9660 or UDF image")
+        state.uploads[name] = body
+        info = ImageInfo(
+            name=name,
+            host=host,
+            kind=ImageKind.ISO if is_iso else ImageKind.DISK,
+            format="raw",
+            size_bytes=len(body),
+            capacity_bytes=len(body),
+            path=f"/pool/_iso.{name}",
+        )
+        state.images[name] = info
+        task = state.new_task("image.upload", f"{host}/{name}")
+        done = task.model_copy(update={"state": TaskState.SUCCEEDED, "progress": 1.0})
+        return _json(ImageUploaded(image=info, task=done), 201)
+
+    @api.delete("/images/{name}")
+    async def delete_image(name: str) -> Response:
+        found = state.images.get(name)
+        if found is None:
+            return problem(404, f"no image named {name!r}")
+        if found.used_by:
+            return problem(409, f"image {name!r} is used by VM(s) {', '.join(found.used_by)}")
+        del state.images[name]
+        return Response(status_code=204)
 
 
 def _other_routes(api: APIRouter, state: CannedState) -> None:

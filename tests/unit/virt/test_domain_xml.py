@@ -73,6 +73,18 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
         [_vol("installer-root.qcow2"), _vol("installer-legacy.img", "raw")],
         HostDefaults(accelerator=Accelerator.TCG, machine="q35", video=Video.MODEL_VGA),
     ),
+    "empty_cdrom_drive": (
+        VmSpec(
+            name="media",
+            vcpus=2,
+            memory_mib=512,
+            disks=[DiskSpec(name="root", size_gib=4)],
+            cdrom_drive=True,
+            nics=[NicSpec(network="user")],
+        ),
+        [_vol("media-root.qcow2")],
+        HostDefaults(accelerator=Accelerator.TCG),
+    ),
     "control_chars": (
         VmSpec(name="odd", boot=KERNEL, description="line1\r\nbell\x07 nul\x00 ok"),
         [],

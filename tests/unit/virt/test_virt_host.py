@@ -18,11 +18,15 @@ def test_public_names_are_exactly_the_api() -> None:
     assert sorted(corral.virt.__all__) == [
         "DomainEvent",
         "DomainRecord",
+        "HEAD_BYTES",
+        "ImageProbe",
         "LibvirtHost",
         "SerialConsole",
         "VolumeRef",
+        "VolumeWriter",
         "ensure_event_loop_impl",
         "map_libvirt_errors",
+        "probe_header",
     ]
 
 

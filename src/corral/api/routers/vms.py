@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from corral.api.deps import Operator, Svc, Viewer
 from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath, NameQuery
+from corral.model.image import CdromRequest
 from corral.model.task import TaskInfo
 from corral.model.vm import (
     CloneRequest,
@@ -137,6 +138,25 @@ async def pause_vm(name: NamePath, svc: Svc, who: Operator) -> VmInfo:
 @router.post("/vms/{name}/resume", name="vm.resume", responses=on_host(_STATE))
 async def resume_vm(name: NamePath, svc: Svc, who: Operator) -> VmInfo:
     return await svc.vms.power.resume(who, name)
+
+
+@router.post(
+    "/vms/{name}/cdrom",
+    name="vm.cdrom",
+    responses=on_host(
+        (404, "no such VM, or no such image on the VM's host"),
+        (
+            409,
+            "a running VM without a CD-ROM drive, an image of another host or a disk image, "
+            "or the VM or image is busy",
+        ),
+    ),
+)
+async def change_cdrom(name: NamePath, body: CdromRequest, svc: Svc, who: Operator) -> VmInfo:
+    """Insert an ISO image of the VM's host into its CD-ROM drive (``{"image": NAME}``) or
+    eject it (``{"eject": true}``), running or shut off. A shut-off VM without a drive gets
+    one (SATA); a running one is refused: CD-ROM drives cannot be hot-plugged."""
+    return await svc.vms.media.change(who, name, body)
 
 
 @router.get("/vms/{name}/snapshots", name="vm.snapshot.list", responses=on_host())

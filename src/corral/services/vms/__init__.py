@@ -9,6 +9,7 @@
     screenshot.py          a PNG of the screen
     serial.py              serial log and live serial console
     console_automation.py  type on the keyboard, wait for an image on the screen (VNC)
+    media.py               CD-ROM media: insert an image of the library, eject
     screen_source.py       how a VM's screen (VNC) is reached: the one interface for all of these
 
 A new VM use case gets its own module here and a field in ``VmServices``.
@@ -22,6 +23,7 @@ from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.hosts import HostService
+from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
 from corral.services.tasks import TaskService
 from corral.services.vms.clone import VmCloning
@@ -29,6 +31,7 @@ from corral.services.vms.console_automation import VmConsole
 from corral.services.vms.create import VmCreation
 from corral.services.vms.delete import VmDeletion
 from corral.services.vms.inventory import VmInventory, vm_info
+from corral.services.vms.media import VmMedia
 from corral.services.vms.power import VmPower
 from corral.services.vms.screen_source import VmScreenSource
 from corral.services.vms.screenshot import VmScreenshot
@@ -50,6 +53,7 @@ class VmServices:
     serial: VmSerial
     console: VmConsole
     screen_source: VmScreenSource
+    media: VmMedia
 
     @classmethod
     def build(
@@ -60,12 +64,13 @@ class VmServices:
         audit: AuditService,
         locks: OperationLocks,
         pki: ClusterPki,
+        images: ImageLibrary,
     ) -> VmServices:
         inventory = VmInventory(db, hosts)
         source = VmScreenSource(inventory, pki)
         return cls(
             inventory=inventory,
-            create=VmCreation(inventory, tasks, audit, locks),
+            create=VmCreation(inventory, tasks, audit, locks, images),
             power=VmPower(inventory, tasks, audit, locks),
             delete=VmDeletion(inventory, locks),
             snapshots=VmSnapshots(inventory, locks),
@@ -74,4 +79,5 @@ class VmServices:
             serial=VmSerial(inventory),
             console=VmConsole(source),
             screen_source=source,
+            media=VmMedia(inventory, images, locks),
         )

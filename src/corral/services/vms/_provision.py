@@ -10,8 +10,10 @@ from pathlib import Path
 
 from corral import store
 from corral.errors import Conflict, CorralError, InsufficientResources, NotFound
+from corral.model.image import ImageKind
 from corral.model.vm import NicSpec, VmSpec
 from corral.services._db import Db
+from corral.services.images import image_volume
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
 from corral.services.vms._volumes import GIB, volume_name
@@ -32,6 +34,15 @@ def _check_file(label: str, path: str) -> None:
         raise NotFound(f"{label} {path!r} does not exist or is not a file: check the path")
     if not os.access(path, os.R_OK):
         raise Conflict(f"{label} {path!r} is not readable by Corral: check its permissions")
+
+
+async def base_volume(host: LibvirtHost, name: str) -> str | None:
+    """The volume a ``base_image`` of ``name`` means: a pool volume of that name (as before
+    the library existed), else the library's disk image ``name``; None when neither exists."""
+    for volume in (name, image_volume(ImageKind.DISK, name)):
+        if await host.volume_exists(volume):
+            return volume
+    return None
 
 
 async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
@@ -61,10 +72,11 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
     for disk in spec.disks:
         if disk.import_path is not None:
             _check_file(f"disk {disk.name!r}: import_path", disk.import_path)
-        if disk.base_image is not None and not await host.volume_exists(disk.base_image):
+        if disk.base_image is not None and await base_volume(host, disk.base_image) is None:
             raise NotFound(
-                f"disk {disk.name!r}: base image {disk.base_image!r} is not a volume in Corral's "
-                f"pool on host {host.name!r}; import it first"
+                f"disk {disk.name!r}: base image {disk.base_image!r} is neither a disk image of "
+                f"the library nor a volume in Corral's pool on host {host.name!r}; upload it "
+                "first (`corral image upload FILE --kind disk`)"
             )
         if await host.volume_exists(volume_name(spec.name, disk.name)):
             raise Conflict(
@@ -73,7 +85,8 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
             )
     if _is_local(host.uri):
         for label, path in (
-            ("cdrom", spec.cdrom),
+            # Not an image name of the library: that is resolved to its volume later.
+            ("cdrom", spec.cdrom if spec.cdrom and spec.cdrom.startswith("/") else None),
             ("boot kernel", spec.boot.kernel),
             ("boot initrd", spec.boot.initrd),
         ):
@@ -105,7 +118,8 @@ async def _build_volumes(
         if disk.size_gib is not None:
             vol = await host.create_blank_volume(name, int(disk.size_gib * GIB))
         elif disk.base_image is not None:
-            vol = await host.create_linked_clone(name, disk.base_image)
+            base = await base_volume(host, disk.base_image)
+            vol = await host.create_linked_clone(name, base or disk.base_image)
         else:
             assert disk.import_path is not None
             vol = await _import(host, name, disk.import_path, ctx, index, len(spec.disks))

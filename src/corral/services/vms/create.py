@@ -8,6 +8,7 @@ from corral.errors import CorralError
 from corral.model.task import TaskInfo
 from corral.model.vm import VmInfo, VmSpec
 from corral.services.audit import AuditService
+from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
@@ -23,16 +24,21 @@ class VmCreation:
         tasks: TaskService,
         audit: AuditService,
         locks: OperationLocks,
+        images: ImageLibrary,
     ) -> None:
         self._inventory = inventory
         self._tasks = tasks
         self._audit = audit
         self._locks = locks
+        self._images = images
 
     async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:
         hosts = self._inventory.hosts
         host = hosts.for_new_vm(spec.host)
         checked = await _provision.validate(self._inventory.db, host, spec)
+        if checked.cdrom is not None and not checked.cdrom.startswith("/"):
+            iso = await self._images.iso_for(host, checked.cdrom, vm=checked.name)
+            checked = checked.model_copy(update={"cdrom": iso.path})
         if any(d.import_path for d in checked.disks):
             return await self._create_task(principal, host, checked)
         async with self._locks.hold(checked.name, "create"):

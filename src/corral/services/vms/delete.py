@@ -1,11 +1,12 @@
 """Deleting a VM: its domain, its serial log and, on request, its disks (never a base that a
-linked clone still stands on)."""
+linked clone still stands on, nor a disk image of the library)."""
 
 from __future__ import annotations
 
 from corral import store
 from corral.errors import Conflict, NotFound
 from corral.model.vm import DeleteRequest, VmState
+from corral.services.images import is_image_volume
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
 from corral.services.vms._volumes import backs_another
@@ -64,6 +65,11 @@ async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
         await host.delete_volume(vol.name)
         del volumes[vol.path]
         base = volumes.get(vol.backing or "")
-        if base and base.path not in in_use and not backs_another(base, volumes.values()):
+        if (
+            base
+            and base.path not in in_use
+            and not is_image_volume(base.name)  # the library's: stays until deleted there
+            and not backs_another(base, volumes.values())
+        ):
             doomed.append(base)
     return notes

@@ -18,6 +18,9 @@ from corral.virt.domain_xml.video import Video
 from corral.virt.types import VolumeRef
 
 _DEV_PREFIX = {DiskBus.VIRTIO: "vd", DiskBus.SATA: "sd", DiskBus.SCSI: "sd", DiskBus.IDE: "hd"}
+#: q35 has no IDE; SATA works on pc (libvirt adds an AHCI controller) and q35. Neither can be
+#: hot-plugged: a CD-ROM drive exists from the VM's definition on, media change at any time.
+CDROM_BUS = DiskBus.SATA
 #: NicSpec.network values with a meaning of their own; anything else names a libvirt network.
 NIC_NAT = "nat"
 NIC_USER = "user"
@@ -70,7 +73,8 @@ def _disk(volume: VolumeRef, target: str, bus: DiskBus) -> Disk:
     return disk
 
 
-def _cdrom(path: str, target: str) -> Disk:
+def cdrom_disk(path: str | None, target: str) -> Disk:
+    """A read-only CD-ROM drive holding ``path`` (None: an empty drive, media inserted later)."""
     disk = Disk()
     disk.type = Disk.TYPE_FILE
     disk.device = Disk.DEVICE_CDROM
@@ -78,9 +82,18 @@ def _cdrom(path: str, target: str) -> Disk:
     disk.driver_type = "raw"
     disk.source_file = path
     disk.target_dev = target
-    disk.target_bus = DiskBus.SATA.value  # q35 has no IDE; SATA works on pc and q35
+    disk.target_bus = CDROM_BUS.value
     disk.readonly = True
     return disk
+
+
+def free_target(bus: DiskBus, used: set[str]) -> str:
+    """The first target name of ``bus``'s letters (``sda``, ``sdb``…) that ``used`` lacks."""
+    prefix = _DEV_PREFIX[bus]
+    index = 0
+    while prefix + _letters(index) in used:
+        index += 1
+    return prefix + _letters(index)
 
 
 def _interface(nic: NicSpec, nat_network: str | None) -> Interface:
@@ -100,13 +113,14 @@ def _add_devices(domain: Domain, spec: VmSpec, disks: list[VolumeRef], host: Hos
     devices = domain.devices
     corral = domain.metadata.corral(create=True)
     assert corral is not None
-    buses = [d.bus for d in spec.disks] + ([DiskBus.SATA] if spec.cdrom else [])
+    drive = spec.cdrom is not None or spec.cdrom_drive
+    buses = [d.bus for d in spec.disks] + ([CDROM_BUS] if drive else [])
     targets = _target_names(buses)
     for disk_spec, volume, target in zip(spec.disks, disks, targets, strict=False):
         devices.add_child(_disk(volume, target, disk_spec.bus))
         corral.add_disk(disk_spec.name, target)
-    if spec.cdrom:
-        devices.add_child(_cdrom(spec.cdrom, targets[-1]))
+    if drive:
+        devices.add_child(cdrom_disk(spec.cdrom, targets[-1]))
     if DiskBus.SCSI in buses:
         controller = devices.add_child(Controller())
         controller.type, controller.index, controller.model = "scsi", "0", "virtio-scsi"

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from corral.api.problems import validation_items
 from corral.errors import CorralError
+from corral.model.image import ImageKind
 from corral.model.task import TaskInfo
 from corral.model.vm import VmSpec
 from corral.services.runtime import Services
@@ -29,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "disk_image": "",
     "boot_source": "disk",
     "cdrom": "",
+    "cdrom_drive": False,
     "kernel": "",
     "initrd": "",
     "cmdline": "",
@@ -59,6 +61,7 @@ def spec_from_form(form: dict[str, Any]) -> dict[str, Any]:
         "memory_mib": form["memory_mib"] or None,
         "disks": disks,
         "cdrom": _none_if_blank(form["cdrom"]),
+        "cdrom_drive": bool(form["cdrom_drive"]),
         "nics": [] if network == "none" else [{"network": network}],
         "boot": {
             "source": form["boot_source"],
@@ -74,7 +77,19 @@ def spec_from_form(form: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _form_context(svc: Services, form: dict[str, Any]) -> dict[str, Any]:
-    return {"form": form, "hosts": [h.name for h in svc.hosts.all()], "errors": {}, "task": None}
+    try:
+        images = await svc.images.list_images()
+    except CorralError:
+        images = []  # the form works without suggestions
+    return {
+        "form": form,
+        "hosts": [h.name for h in svc.hosts.all()],
+        "errors": {},
+        "task": None,
+        # Offered as suggestions (any host: the API says when the chosen host lacks one).
+        "iso_names": sorted({i.name for i in images if i.kind is ImageKind.ISO}),
+        "disk_image_names": sorted({i.name for i in images if i.kind is ImageKind.DISK}),
+    }
 
 
 @router.get("/vms/new", name="ui.vm.new")
@@ -92,6 +107,7 @@ async def create_vm(request: Request, who: PageOperator) -> HTMLResponse:
     form = {k: (v if isinstance(v, str | bool) else default) for (k, v), default
             in zip(form.items(), DEFAULTS.values(), strict=True)}  # fmt: skip
     form["start"] = raw.get("start") == "1"
+    form["cdrom_drive"] = raw.get("cdrom_drive") == "1"
     context = await _form_context(svc, form)
     request.state.audit_target = form["name"]
     try:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from corral.errors import CorralError
+from corral.model.image import CdromRequest, ImageInfo, ImageKind
 from corral.model.vm import DeleteRequest, ShutdownRequest, SnapshotRequest, VmState
 from corral.services.principal import Principal
 from corral.services.runtime import Services
@@ -27,14 +28,23 @@ LOG_TAIL_BYTES = 16 * 1024
 async def _context(svc: Services, name: str) -> dict[str, Any]:
     vm = await svc.vms.inventory.get(name)
     snapshots: list[Any] = []
+    images: list[ImageInfo] = []
     note = ""
     if vm.state not in (VmState.MISSING, VmState.UNKNOWN):
         try:
             snapshots = await svc.vms.snapshots.list_snapshots(name)
+            images = await svc.images.list_images(vm.host)
         except CorralError as exc:
             note = exc.message
     tasks = [t for t in await svc.tasks.list_tasks(limit=200) if t.target == name][:10]
-    return {"vm": vm, "snapshots": snapshots, "snapshot_note": note, "tasks": tasks}
+    return {
+        "vm": vm,
+        "snapshots": snapshots,
+        "snapshot_note": note,
+        "tasks": tasks,
+        "isos": [i for i in images if i.kind is ImageKind.ISO],
+        "image_names": {i.path: i.name for i in images},
+    }
 
 
 def _log_text(raw: bytes) -> str:
@@ -96,6 +106,20 @@ async def delete_vm(request: Request, name: str, who: PageOperator) -> Response:
     svc: Services = request.app.state.services
     await svc.vms.delete.delete(who, name, DeleteRequest(delete_disks=True))
     return Response(status_code=204, headers={"HX-Redirect": "/"})
+
+
+@router.post("/ui/vms/{name}/cdrom", name="ui.vm.cdrom")
+async def change_cdrom(
+    request: Request,
+    name: str,
+    who: PageOperator,
+    image: Annotated[str, Form(max_length=63)] = "",
+    eject: Annotated[str, Form(max_length=1)] = "",
+) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    req = CdromRequest(eject=True) if eject == "1" else CdromRequest(image=image or None)
+    await svc.vms.media.change(who, name, req)
+    return render(request, "fragments/vm_detail.html", await _context(svc, name))
 
 
 @router.post("/ui/vms/{name}/snapshots", name="ui.vm.snapshot.create")

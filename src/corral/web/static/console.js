@@ -1,6 +1,9 @@
 // The VNC console: noVNC (from the pinned npm package) over Corral's ticketed WebSocket proxy.
 import RFB from "/vendor/novnc/core/rfb.js";
 import { consoleTicket, csrfToken, Reconnector, wsUrl } from "/static/console-common.js";
+import {
+  imageName, insertIntoCdrom, isIso, sizeText, uploadImage, UploadError, UploadProgress,
+} from "/static/upload.js";
 
 const root = document.getElementById("console");
 const vm = root.dataset.vm;
@@ -100,6 +103,80 @@ const sendClip = document.getElementById("send-clipboard");
 if (sendClip) sendClip.addEventListener("click", () => {
   if (rfb) rfb.clipboardPasteFrom(document.getElementById("clipboard-text").value);
 });
+
+// Drop an ISO file on the screen: it is uploaded into the library of the VM's host, then
+// inserted into the VM's CD-ROM drive (operators only: the drop zone exists for them).
+function hasFiles(event) {
+  return Boolean(event.dataTransfer) && Array.from(event.dataTransfer.types).includes("Files");
+}
+
+const uploadBox = document.getElementById("upload");
+let dropping = false;
+
+async function dropIso(files, progress) {
+  if (files.length !== 1) {
+    progress.show("refused", "drop one ISO file at a time");
+    return;
+  }
+  const file = files[0];
+  if (!(await isIso(file))) {
+    progress.show("refused", `${file.name} is not an ISO image (no ISO 9660 or UDF signature): `
+      + "only ISO images go into a CD-ROM drive");
+    return;
+  }
+  const name = imageName(file.name);
+  dropping = true;
+  let uploaded = false;
+  try {
+    progress.show("uploading", `uploading ${name}…`, 0);
+    await uploadImage(file, {
+      name, host: root.dataset.host, kind: "iso",
+      onProgress: (sent, total) => progress.show(
+        "uploading", `uploading ${name}: ${sizeText(sent)} of ${sizeText(total)}`, sent / total),
+    });
+    uploaded = true;
+    progress.show("inserting", `inserting ${name} into the CD-ROM drive…`, null);
+    await insertIntoCdrom(vm, name);
+    progress.show("done", `${name} is in the CD-ROM drive of ${vm}`, 1);
+  } catch (error) {
+    const detail = error instanceof UploadError ? error.message : String(error);
+    progress.show("failed", uploaded
+      ? `${name} was uploaded to the image library, but inserting it failed: ${detail}`
+      : detail);
+  } finally {
+    dropping = false;
+    if (rfb) rfb.focus();
+  }
+}
+
+if (uploadBox && root.dataset.operator === "true") {
+  const progress = new UploadProgress(uploadBox);
+  // A file dropped beside the screen would make the browser leave the console to show it.
+  for (const type of ["dragover", "drop"]) {
+    document.addEventListener(type, (event) => { if (hasFiles(event)) event.preventDefault(); });
+  }
+  for (const type of ["dragenter", "dragover"]) {
+    screen.addEventListener(type, (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+      screen.classList.add("dropping");
+    });
+  }
+  screen.addEventListener("dragleave", (event) => {
+    if (!screen.contains(event.relatedTarget)) screen.classList.remove("dropping");
+  });
+  screen.addEventListener("drop", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    screen.classList.remove("dropping");
+    if (dropping) {
+      window.corral.flash("an upload is running: wait until it is done, then drop the next file");
+      return;
+    }
+    dropIso(Array.from(event.dataTransfer.files), progress);
+  });
+}
 
 window.corralConsole = {
   get connected() { return screen.dataset.connected === "true"; },

@@ -1,0 +1,55 @@
+"""Domain XML rewrites for CD-ROM media (pure functions on XML text, like ``virsh change-media``).
+
+Media change acts on the domain's first CD-ROM drive. A running domain keeps its devices: the
+drive's ``<disk>`` element with a new ``<source>`` goes to ``updateDeviceFlags``. A shut-off
+domain is redefined with the change, and gets a drive (SATA, the next free ``sdX``) when it has
+none.
+"""
+
+from __future__ import annotations
+
+from corral.errors import Conflict
+from corral.virt.domain_xml import Domain, cdrom_disk, free_target
+from corral.virt.domain_xml.builder import CDROM_BUS
+from corral.virt.domain_xml.disk import Disk
+
+
+def _first_cdrom(domain: Domain) -> Disk | None:
+    return next((d for d in domain.devices.disks if d.device == Disk.DEVICE_CDROM), None)
+
+
+def _set_media(disk: Disk, path: str | None) -> None:
+    """Replace the drive's source (and what libvirt derived from the old one) by ``path``."""
+    for stale in ("source", "backingStore"):
+        for node in disk.node.findall(stale):
+            disk.node.remove(node)
+    if path is not None:
+        disk.type = Disk.TYPE_FILE
+        disk.driver_type = "raw"
+        disk.source_file = path
+    disk.readonly = True
+
+
+def cdrom_device_xml(domain_xml: str, path: str | None) -> str | None:
+    """The first CD-ROM drive's ``<disk>`` holding ``path`` (None: empty), for
+    ``updateDeviceFlags``; None when the domain has no CD-ROM drive."""
+    disk = _first_cdrom(Domain.from_xml(domain_xml))
+    if disk is None:
+        return None
+    _set_media(disk, path)
+    return disk.to_xml()
+
+
+def with_media(domain_xml: str, path: str | None) -> str:
+    """The (inactive) domain with ``path`` in its first CD-ROM drive (None: ejected). A domain
+    without a drive gets one for an insert; ejecting from it is a Conflict."""
+    domain = Domain.from_xml(domain_xml)
+    disk = _first_cdrom(domain)
+    if disk is None:
+        if path is None:
+            raise Conflict(f"VM {domain.name!r} has no CD-ROM drive: there is nothing to eject")
+        used = {d.target_dev for d in domain.devices.disks if d.target_dev}
+        domain.devices.add_child(cdrom_disk(path, free_target(CDROM_BUS, used)))
+    else:
+        _set_media(disk, path)
+    return domain.to_xml()
