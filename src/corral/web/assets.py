@@ -14,7 +14,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_PACKAGES: dict[str, str] = {
     "swagger-ui": "swagger-ui-dist",
     "htmx": "htmx.org/dist",
-    "htmx-sse": "htmx-ext-sse/dist",
     "pico": "@picocss/pico",
     "novnc": "@novnc/novnc",
     "xterm": "@xterm/xterm",

@@ -36,7 +36,7 @@ async def _context(svc: Services, name: str) -> dict[str, Any]:
             images = await svc.images.list_images(vm.host)
         except CorralError as exc:
             note = exc.message
-    tasks = [t for t in await svc.tasks.list_tasks(limit=200) if t.target == name][:10]
+    tasks = await _tasks_of(svc, name)
     return {
         "vm": vm,
         "snapshots": snapshots,
@@ -45,6 +45,11 @@ async def _context(svc: Services, name: str) -> dict[str, Any]:
         "isos": [i for i in images if i.kind is ImageKind.ISO],
         "image_names": {i.path: i.name for i in images},
     }
+
+
+async def _tasks_of(svc: Services, name: str) -> list[Any]:
+    """The VM's ten latest tasks."""
+    return [t for t in await svc.tasks.list_tasks(limit=200) if t.target == name][:10]
 
 
 def _log_text(raw: bytes) -> str:
@@ -61,6 +66,12 @@ async def vm_page(request: Request, name: str, _: PageViewer) -> HTMLResponse:
 async def vm_fragment(request: Request, name: str, _: PageViewer) -> HTMLResponse:
     svc: Services = request.app.state.services
     return render(request, "fragments/vm_detail.html", await _context(svc, name))
+
+
+@router.get("/ui/fragments/vms/{name}/tasks", name="ui.fragment.vm_tasks")
+async def vm_tasks(request: Request, name: str, _: PageViewer) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    return render(request, "fragments/task_list.html", {"tasks": await _tasks_of(svc, name)})
 
 
 @router.get("/ui/fragments/vms/{name}/log", name="ui.fragment.vm_log")

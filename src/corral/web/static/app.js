@@ -31,3 +31,40 @@ document.addEventListener("htmx:sendError", () => {
 });
 
 window.corral = { csrfToken, flash };
+
+// Live pages: one event stream (Server-Sent Events) per page. Every element marked
+// data-live="vm task host" re-fetches itself (its hx-get, on "corral:refresh") when events of
+// those topics arrive: at most once a second while they keep coming, and always after the
+// last one, so a burst never leaves a stale final state on the screen.
+const REFRESH_EVERY_MS = 1000;
+const REFRESH_SETTLE_MS = 150;
+
+function scheduleRefresh(element, timers) {
+  const state = timers.get(element) || { timer: null, last: 0 };
+  timers.set(element, state);
+  if (state.timer !== null) return; // the refresh already scheduled will show this event too
+  const wait = Math.max(REFRESH_SETTLE_MS, state.last + REFRESH_EVERY_MS - Date.now());
+  state.timer = setTimeout(() => {
+    state.timer = null;
+    state.last = Date.now();
+    if (element.isConnected) window.htmx.trigger(element, "corral:refresh");
+  }, wait);
+}
+
+function startLiveUpdates() {
+  if (!document.querySelector("[data-live]")) return;
+  const timers = new Map();
+  const source = new EventSource("/api/v1/events");
+  for (const topic of ["vm", "task", "host"]) {
+    source.addEventListener(topic, () => {
+      for (const element of document.querySelectorAll(`[data-live~="${topic}"]`)) {
+        scheduleRefresh(element, timers);
+      }
+    });
+  }
+  // The server ends the stream when the session ends: no reconnecting then.
+  source.addEventListener("end", () => source.close());
+  window.corral.liveSource = source;
+}
+
+document.addEventListener("DOMContentLoaded", startLiveUpdates);

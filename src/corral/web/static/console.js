@@ -50,8 +50,9 @@ async function connect() {
 scale.addEventListener("change", () => { if (rfb) rfb.scaleViewport = scale.checked; });
 
 document.getElementById("fullscreen").addEventListener("click", async () => {
+  // The whole console (toolbar included), so its buttons stay at hand in full screen.
   if (document.fullscreenElement) await document.exitFullscreen();
-  else await screen.requestFullscreen();
+  else await root.requestFullscreen();
   if (rfb) rfb.focus();
 });
 
