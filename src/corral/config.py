@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     )
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8080, ge=1, le=65535)
+    tls_cert: Path | None = Field(
+        default=None, description="HTTPS certificate (chain) file; with tls_key, always HTTPS"
+    )
+    tls_key: Path | None = Field(default=None, description="the private key of tls_cert")
+    public_names: list[str] = Field(
+        default_factory=list,
+        description="extra DNS names or addresses for Corral's own HTTPS certificate",
+    )
     local_host_name: str = "local"
     local_host_uri: str = "qemu:///system"
     local_host_accelerator: Accelerator | None = None

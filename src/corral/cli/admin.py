@@ -11,11 +11,13 @@ from rich.console import Console
 from corral import store
 from corral.cli import credentials
 from corral.config import load_settings
+from corral.errors import InvalidRequest
 from corral.model.auth import Role
 from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.auth import create_user_offline
 from corral.services.passwords import generate_password
+from corral.serving import plan_serving
 
 app = typer.Typer(help="Offline administration of this installation.", no_args_is_help=True)
 _out = Console()
@@ -54,10 +56,18 @@ def init(
         _out.print(f"\n    {password}\n", markup=False, highlight=False)
         if save_login:
             info, secret = db.sync(lambda s: store.create_token(s, admin_name, "local-cli"))
-            url = f"http://{settings.listen_host}:{settings.listen_port}"
+            try:
+                serving = plan_serving(settings)
+            except InvalidRequest as exc:
+                _out.print(f"[red]error:[/] {exc.message}", markup=True, highlight=False)
+                raise typer.Exit(2) from None
             path = credentials.save(
                 credentials.Credentials(
-                    url=url, token=secret, token_id=info.id, username=admin_name
+                    url=serving.local_url(settings),
+                    token=secret,
+                    token_id=info.id,
+                    username=admin_name,
+                    ca_cert=str(serving.ca_cert) if serving.ca_cert else None,
                 )
             )
             _out.print(f"The local `corral` CLI is logged in as {admin_name} ({path}).")

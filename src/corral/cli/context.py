@@ -61,7 +61,11 @@ class CliOptions:
     def client(self) -> CorralClient:
         if self._client is None:
             url, token = self.resolved()
-            self._client = CorralClient(url, token, verify=tls_verify(self.insecure, self.ca_cert))
+            ca_cert = self.ca_cert
+            stored = credentials.load()
+            if ca_cert is None and stored is not None and normalize_url(stored.url) == url:
+                ca_cert = stored.ca_cert  # the CA `corral admin init` recorded for this server
+            self._client = CorralClient(url, token, verify=tls_verify(self.insecure, ca_cert))
         return self._client
 
     def close(self) -> None:

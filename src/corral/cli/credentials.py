@@ -23,6 +23,8 @@ class Credentials:
     token: str
     token_id: str | None = None
     username: str | None = None
+    #: The CA to verify the server with (Corral's own web CA), when it serves HTTPS with one.
+    ca_cert: str | None = None
 
     def __repr__(self) -> str:
         # The secret must never end up in a traceback or a log line.
@@ -56,11 +58,13 @@ def load() -> Credentials | None:
         return None
     token_id = data.get("token_id")
     username = data.get("username")
+    ca_cert = data.get("ca_cert")
     return Credentials(
         url=url,
         token=token,
         token_id=token_id if isinstance(token_id, str) else None,
         username=username if isinstance(username, str) else None,
+        ca_cert=ca_cert if isinstance(ca_cert, str) else None,
     )
 
 
@@ -74,6 +78,8 @@ def save(creds: Credentials) -> Path:
         data["token_id"] = creds.token_id
     if creds.username is not None:
         data["username"] = creds.username
+    if creds.ca_cert is not None:
+        data["ca_cert"] = creds.ca_cert
     path = directory / FILE_NAME
     tmp = directory / f".{FILE_NAME}.{os.getpid()}.tmp"
     # O_EXCL + 0600 from the first byte: the secret is never readable by others, even briefly.

@@ -17,6 +17,7 @@ class CertPurpose(StrEnum):
     VNC_SERVER = "vnc-server"  # QEMU's VNC servers (VNC server CA)
     LIBVIRT_CLIENT = "libvirt-client"  # Corral connecting to libvirtd (libvirt CA)
     CONSOLE_CLIENT = "console-client"  # Corral's console proxy (console client CA, alone)
+    WEB_SERVER = "web-server"  # Corral's own HTTPS (web CA), when it listens beyond loopback
     CA = "ca"  # a certificate authority
 
 

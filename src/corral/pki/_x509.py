@@ -235,3 +235,15 @@ def is_ip(text: str) -> bool:
 def common_name(cert: x509.Certificate) -> str:
     attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else cert.subject.rfc4514_string()
+
+
+def subject_alt_names(cert: x509.Certificate) -> tuple[set[str], set[str]]:
+    """(DNS names, IP addresses) a certificate names."""
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set(), set()
+    return (
+        set(sans.get_values_for_type(x509.DNSName)),
+        {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)},
+    )

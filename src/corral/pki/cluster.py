@@ -40,6 +40,7 @@ ORGANIZATION = "Corral"
 #: The subject of Corral's libvirt client certificate; hosts' ``tls_allowed_dn_list`` allows
 #: only this name (one attribute, so GnuTLS's DN order cannot matter).
 LIBVIRT_CLIENT_CN = "corral-manager"
+WEB_SERVER_CN = "corral-web"
 CONSOLE_CLIENT_CN = "corral-console-proxy"
 RENEW_BEFORE = datetime.timedelta(days=30)
 
@@ -101,10 +102,18 @@ class ClusterPki:
         self.console_client_ca = CertificateAuthority(
             self.root / "console-client-ca", "Corral console client CA", ORGANIZATION
         )
+        # Browsers and the CLI trust this one for Corral's own HTTPS (nothing else).
+        self.web_ca = CertificateAuthority(self.root / "web-ca", "Corral web CA", ORGANIZATION)
 
     @property
     def authorities(self) -> tuple[CertificateAuthority, ...]:
-        return (self.libvirt_ca, self.migration_ca, self.vnc_server_ca, self.console_client_ca)
+        return (
+            self.libvirt_ca,
+            self.migration_ca,
+            self.vnc_server_ca,
+            self.console_client_ca,
+            self.web_ca,
+        )
 
     # -- Corral's own certificates -----------------------------------------------------------
     @property
@@ -154,6 +163,35 @@ class ClusterPki:
                 return False
         ca.write_issued(ca.issue(cn, CLIENT), cert_path, key_path)
         return True
+
+    @property
+    def web_dir(self) -> Path:
+        return self.root / "manager" / "web"
+
+    def ensure_web_certificate(self, dns_names: list[str], ips: list[str]) -> tuple[Path, Path]:
+        """Corral's HTTPS certificate (from the web CA) naming ``dns_names`` and ``ips``: issued
+        when missing, expiring within 30 days, or naming something else; (cert, key) paths."""
+        cert_path, key_path = self.web_dir / "server-cert.pem", self.web_dir / "server-key.pem"
+        with locked(self.root):
+            self.web_ca.ensure()
+            private_dir(self.web_dir)
+            if cert_path.exists() and key_path.exists():
+                cert = _x509.load_cert(cert_path.read_bytes())
+                fresh = cert.not_valid_after_utc - _x509.utcnow() > RENEW_BEFORE
+                sans = _x509.subject_alt_names(cert)
+                if (
+                    fresh
+                    and cert.issuer == self.web_ca.cert.subject
+                    and sans
+                    == (
+                        set(dns_names),
+                        set(ips),
+                    )
+                ):
+                    return cert_path, key_path
+            issued = self.web_ca.issue(WEB_SERVER_CN, SERVER, dns_names=dns_names, ips=ips)
+            self.web_ca.write_issued(issued, cert_path, key_path)
+        return cert_path, key_path
 
     def console_client_context(self) -> ssl.SSLContext:
         """A client context for VeNCrypt X509None to hosts' VNC servers: trusts the VNC server

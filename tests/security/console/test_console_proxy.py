@@ -146,3 +146,13 @@ def test_viewer_role_is_what_the_ticket_says(corral: CorralServer, viewer_token:
     )
     assert answer.json()["view_only"] is True
     assert Role.VIEWER.value == "viewer"
+
+
+def test_tickets_never_land_in_the_server_log(corral: CorralServer, vm: str) -> None:
+    url, headers = _ws_url(corral, corral.token)
+    secret = url.split("ticket=", 1)[1]
+    with ws_connect(url, additional_headers=headers, subprotocols=["binary"]) as ws:  # type: ignore[list-item]
+        _handshake(ws)
+    log = corral.log_path.read_text(errors="replace")
+    assert "ticket=***" in log  # uvicorn logged the handshake, redacted
+    assert secret not in log
