@@ -16,6 +16,7 @@ _PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <title>Corral API</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/vendor/swagger-ui/swagger-ui.css">
 </head>
 <body>

@@ -16,7 +16,7 @@ def test_docs_page_references_only_local_files(api: Api) -> None:
     assert csp["script-src"] == "'self'" and csp["default-src"] == "'self'"
     assert "<script>" not in page.text  # no inline script
     references = _REFERENCE.findall(page.text)
-    assert len(references) == 3
+    assert len(references) == 4
     for ref in references:
         assert ref.startswith("/"), f"{ref} is not served by Corral"
         got = api.client.get(ref)
