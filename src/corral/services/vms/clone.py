@@ -9,28 +9,14 @@ from corral import store
 from corral.errors import Conflict, CorralError
 from corral.model.task import TaskInfo
 from corral.model.vm import CloneRequest, VmState
-from corral.services.audit import AuditService
-from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
-from corral.services.tasks import TaskContext, TaskService
+from corral.services.tasks import TaskContext
+from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms._volumes import volume_name
-from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 
 
-class VmCloning:
-    def __init__(
-        self,
-        inventory: VmInventory,
-        tasks: TaskService,
-        audit: AuditService,
-        locks: OperationLocks,
-    ) -> None:
-        self._inventory = inventory
-        self._tasks = tasks
-        self._audit = audit
-        self._locks = locks
-
+class VmCloning(TaskUseCase):
     async def clone(self, principal: Principal, name: str, req: CloneRequest) -> TaskInfo:
         _row, host, record = await self._inventory.record(name)
         self._inventory.hosts.for_new_vm(host.name)  # a clone is a new VM on the same host

@@ -13,11 +13,12 @@ from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
 from corral.services.vms import _provision
+from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms.inventory import VmInventory
 from corral.virt import LibvirtHost
 
 
-class VmCreation:
+class VmCreation(TaskUseCase):
     def __init__(
         self,
         inventory: VmInventory,
@@ -26,10 +27,7 @@ class VmCreation:
         locks: OperationLocks,
         images: ImageLibrary,
     ) -> None:
-        self._inventory = inventory
-        self._tasks = tasks
-        self._audit = audit
-        self._locks = locks
+        super().__init__(inventory, tasks, audit, locks)
         self._images = images
 
     async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:

@@ -10,29 +10,15 @@ from typing import Any
 from corral.errors import Conflict, OperationTimeout
 from corral.model.task import TaskInfo
 from corral.model.vm import ShutdownRequest, VmInfo, VmState
-from corral.services.audit import AuditService
-from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
-from corral.services.tasks import TaskContext, TaskService
-from corral.services.vms.inventory import VmInventory
+from corral.services.tasks import TaskContext
+from corral.services.vms._use_case import TaskUseCase
 from corral.virt import DomainRecord, LibvirtHost
 
 _POLL_S = 0.2
 
 
-class VmPower:
-    def __init__(
-        self,
-        inventory: VmInventory,
-        tasks: TaskService,
-        audit: AuditService,
-        locks: OperationLocks,
-    ) -> None:
-        self._inventory = inventory
-        self._tasks = tasks
-        self._audit = audit
-        self._locks = locks
-
+class VmPower(TaskUseCase):
     async def _power(
         self, name: str, op: Callable[[LibvirtHost, DomainRecord], Awaitable[None]]
     ) -> VmInfo:
