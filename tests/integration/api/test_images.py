@@ -177,6 +177,37 @@ def _raw_upload(corral: CorralServer, name: str, total: int, first: bytes) -> so
     return sock
 
 
+def _answer_while_sending(sock: socket.socket, data: bytes, sent: int, timeout: float = 30) -> str:
+    """Send ``data`` from ``sent`` on in 64 KiB steps until the whole HTTP answer (headers and
+    body) has come back; the answer as text."""
+    sock.settimeout(0.05)
+    answer = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sent < len(data):
+            try:
+                sock.sendall(data[sent : sent + 64 * 1024])
+                sent += 64 * 1024
+            except OSError:
+                sent = len(data)  # the server closed its side: only read now
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            break
+        answer += chunk
+        head, sep, body = answer.partition(b"\r\n\r\n")
+        length = next(
+            (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+             if line.lower().startswith(b"content-length:")),
+            None,
+        )  # fmt: skip
+        if sep and length is not None and len(body) >= length:
+            break
+    return answer.decode(errors="replace")
+
+
 def _running_upload(client: httpx.Client, conn: libvirt.virConnect, name: str) -> dict[str, Any]:
     def started() -> dict[str, Any] | None:
         task = _upload_task(client, name)
@@ -208,13 +239,12 @@ def test_a_cancelled_upload_leaves_no_volume(
     try:
         task = _running_upload(client, conn, "cancel.iso")
         assert 0 < task["bytes_done"] < len(data) or task["bytes_done"] == 0
-        # More bytes after the cancel request: the upload notices at its next block.
+        # The upload notices the cancel at its next block: keep sending a little at a time
+        # until the server answers (whenever the cancel request gets there).
         cancel = threading.Thread(target=lambda: client.post(f"/tasks/{task['id']}/cancel"))
         cancel.start()
-        time.sleep(0.5)
-        sock.sendall(data[2 * MIB : 3 * MIB + 1])
+        answer = _answer_while_sending(sock, data, 2 * MIB)
         cancel.join()
-        answer = sock.recv(65536).decode(errors="replace")
         assert answer.startswith("HTTP/1.1 409"), answer
         assert "cancelled" in answer
     finally:
