@@ -32,13 +32,15 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+# while it is open, and every asyncio test after it would then fail to start its own.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     assert os.access(CHROMIUM, os.X_OK), "Debian's chromium is missing: run scripts/setup.sh --test"
     with tempfile.TemporaryDirectory(prefix="corral-chromium-"):

@@ -165,4 +165,11 @@ async def abort_quietly(installer: RemoteInstaller, staging: str, reason: str) -
         )
     if outcome.state == "rolled-back":
         return "the host's previous configuration was restored"
+    if outcome.state == "lost":
+        # No commit ever reached it, and without one the installer only ends by restoring the
+        # old configuration: it rolled back by itself before the abort arrived.
+        return (
+            "the host had already restored its previous configuration by itself "
+            f"({outcome.message})"
+        )
     return f"rolling back on the host reported {outcome.state}: {outcome.message}"

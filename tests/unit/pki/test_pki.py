@@ -32,12 +32,12 @@ def _mode(path: Path) -> int:
 def test_ensure_is_idempotent_and_keys_are_private(tmp_path: Path) -> None:
     cluster = ClusterPki(tmp_path)
     done = cluster.ensure()
-    assert len(done) == 6  # four CAs, two manager certificates
+    assert len(done) == 7  # five CAs, two manager certificates
     before = {p: p.read_bytes() for p in cluster.root.rglob("*.pem")}
     assert cluster.ensure() == []
     assert {p: p.read_bytes() for p in cluster.root.rglob("*.pem")} == before
     keys = [p for p in before if "key" in p.name]
-    assert len(keys) == 6
+    assert len(keys) == 7
     assert all(_mode(p) == 0o600 for p in keys)
     assert all(_mode(p) == 0o700 for p in cluster.root.rglob("*") if p.is_dir())
     assert _mode(cluster.root) == 0o700
@@ -46,10 +46,11 @@ def test_ensure_is_idempotent_and_keys_are_private(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
-def test_four_distinct_cas(pki: ClusterPki) -> None:
+def test_one_distinct_ca_per_trust_relation(pki: ClusterPki) -> None:
+    # libvirt, migration, VNC servers, the console proxy alone, and Corral's own HTTPS.
     subjects = {ca.cert.subject for ca in pki.authorities}
     keys = {ca.cert.public_key().public_numbers() for ca in pki.authorities}  # type: ignore[union-attr]
-    assert len(subjects) == len(keys) == 4
+    assert len(subjects) == len(keys) == 5
     for ca in pki.authorities:
         constraints = ca.cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         # The VNC server CA signs one-shot issuers (see the revocation test below).
@@ -122,7 +123,7 @@ def test_expiry_of_host_and_manager_certificates(tmp_path: Path, pki: ClusterPki
     manager = {(i.purpose, i.subject) for i in pki.manager_certs()}
     assert (CertPurpose.LIBVIRT_CLIENT, "corral-manager") in manager
     assert (CertPurpose.CONSOLE_CLIENT, "corral-console-proxy") in manager
-    assert sum(1 for p, _ in manager if p is CertPurpose.CA) == 4
+    assert sum(1 for p, _ in manager if p is CertPurpose.CA) == 5
 
 
 def _handshake(server: ssl.SSLContext, client: ssl.SSLContext, hostname: str) -> None:
