@@ -14,7 +14,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 import corral
 from corral.api.middleware import AuditMiddleware
 from corral.api.problems import install_handlers
-from corral.api.routers import auth, console, console_ws, events, hosts, tasks, vms
+from corral.api.routers import (
+    auth,
+    console,
+    console_ws,
+    events,
+    hosts,
+    migrations,
+    tasks,
+    vms,
+)
 from corral.config import Settings, load_settings
 from corral.metrics import REGISTRY
 from corral.services.runtime import Services
@@ -67,7 +76,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(SecurityHeaders)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, console, console_ws, tasks, events):
+    for module in (auth, hosts, vms, migrations, console, console_ws, tasks, events):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(api_docs.router)
