@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 P = MigrationPhase
 KIND = "vm.migrate"
-POLL_S = 0.5
+POLL_S = 0.5  # job statistics
+TICK_S = 0.2  # how soon a cancel is noticed
 
 
 def _mib(value: int | None) -> str:
@@ -126,13 +127,13 @@ class VmMigration:
         if transport.encrypted:
             return
         allowed = (await self._cluster.get()).allow_insecure_migration
-        outcome = "allowed" if allowed else "refused: allow_insecure_migration is off"
+        why = "allowed by the cluster" if allowed else "refused: allow_insecure_migration is off"
         await self._audit.record(
             principal.user,
             "vm.migrate.unencrypted",
             name,
-            outcome,
-            f"transport {transport.name}: guest memory crosses the network unencrypted",
+            "ok" if allowed else "denied",
+            f"transport {transport.name} ({why}): guest memory crosses the network unencrypted",
         )
         if not allowed:
             raise PermissionDenied(
@@ -228,34 +229,55 @@ class VmMigration:
         migration: DomainMigration,
         runner: asyncio.Task[None],
     ) -> None:
-        """Until libvirt returns: statistics into the task, cancel → abort, post-copy switch."""
+        """Until libvirt returns: statistics into the task, cancel → abort, post-copy switch.
+        A statistics call can block for seconds while libvirt sets the migration up, so it
+        runs beside the loop, which keeps noticing a cancel within a tick."""
         switch = PostcopySwitch() if record.info.request.postcopy else None
-        while not runner.done():
-            await asyncio.wait({runner}, timeout=POLL_S)
-            if runner.done():
-                return
-            if ctx.cancel_requested and record.phase is P.MIGRATING:
-                await record.advance(P.ABORTING, "cancelled by a user: aborting the job")
-                with contextlib.suppress(CorralError):  # it may have just finished
-                    await migration.abort()
-            try:
-                stats = await migration.stats()
-            except CorralError as exc:
-                log.info("migration statistics of %s: %s", record.info.vm, exc.message)
-                continue
-            if stats is None:
-                continue
-            record.observe(stats)
-            if switch is not None and record.phase is P.MIGRATING and switch.should_switch(stats):
-                await migration.start_postcopy()
-                await record.advance(P.POSTCOPY, "pre-copy did not converge: post-copy")
-            ctx.report(
-                fraction(stats),
-                phase=progress_text(record.info),
-                bytes_done=stats.data_processed,
-                bytes_total=(stats.data_processed or 0) + (stats.data_remaining or 0) or None,
-                result={"migration": record.info.model_dump(mode="json")},
-            )
+        reading: asyncio.Task[MigrationStats | None] | None = None
+        next_read = 0.0
+        try:
+            while not runner.done():
+                if reading is None and asyncio.get_running_loop().time() >= next_read:
+                    reading = asyncio.create_task(migration.stats())
+                waiting: set[asyncio.Future[Any]] = {runner} | ({reading} if reading else set())
+                await asyncio.wait(waiting, timeout=TICK_S, return_when=asyncio.FIRST_COMPLETED)
+                if runner.done():
+                    return
+                if ctx.cancel_requested and record.phase is P.MIGRATING:
+                    await record.advance(P.ABORTING, "cancelled by a user: aborting the job")
+                    with contextlib.suppress(CorralError):  # it may have just finished
+                        await migration.abort()
+                if reading is None or not reading.done():
+                    continue
+                next_read = asyncio.get_running_loop().time() + POLL_S
+                stats = self._reading(record, reading)
+                reading = None
+                if stats is None:
+                    continue
+                record.observe(stats)
+                if switch and record.phase is P.MIGRATING and switch.should_switch(stats):
+                    await migration.start_postcopy()
+                    await record.advance(P.POSTCOPY, "pre-copy did not converge: post-copy")
+                ctx.report(
+                    fraction(stats),
+                    phase=progress_text(record.info),
+                    bytes_done=stats.data_processed,
+                    bytes_total=(stats.data_processed or 0) + (stats.data_remaining or 0) or None,
+                    result={"migration": record.info.model_dump(mode="json")},
+                )
+        finally:
+            if reading is not None:
+                reading.cancel()
+
+    @staticmethod
+    def _reading(
+        record: MigrationRecord, reading: asyncio.Task[MigrationStats | None]
+    ) -> MigrationStats | None:
+        try:
+            return reading.result()
+        except CorralError as exc:
+            log.info("migration statistics of %s: %s", record.info.vm, exc.message)
+            return None
 
     async def _failed(
         self,
@@ -303,7 +325,16 @@ class VmMigration:
         with contextlib.suppress(CorralError):
             info.completed = await migration.completed_stats()
         await record.advance(P.COMPLETED, "inventory updated")
+        ctx.report(1.0, phase=self.done_text(info))
         return self.result(info)
+
+    @staticmethod
+    def done_text(info: MigrationInfo) -> str:
+        done = info.completed
+        figures = ""
+        if done is not None and done.time_elapsed_ms is not None:
+            figures = f" ({done.time_elapsed_ms / 1000:.1f} s, downtime {done.downtime_ms} ms)"
+        return f"VM {info.vm} runs on {info.destination}{figures}"
 
     @staticmethod
     def result(info: MigrationInfo) -> dict[str, Any]:
@@ -322,6 +353,7 @@ class VmMigration:
     async def settle(self, ctx: TaskContext, record: MigrationRecord) -> dict[str, Any]:
         """From UNCERTAIN: wait for the hosts, find where the domain is, end the task."""
         info = record.info
+        ctx.report(phase=f"{info.source} → {info.destination}: finding out where VM {info.vm} is")
         await ctx.settle()
         outcome: Outcome = await self._outcomes.find(info.uuid, info.source, info.destination)
         if outcome.on_destination:
@@ -332,6 +364,7 @@ class VmMigration:
                 src: LibvirtHost = self._inventory.hosts.get(info.source)
                 info.completed = await DomainMigration(src, dest, info.uuid).completed_stats()
             await record.advance(P.COMPLETED, "inventory updated")
+            ctx.report(1.0, phase=self.done_text(info))
             return self.result(info)
         was_cancel = any(step.phase == "aborting" for step in info.steps)
         message = outcome.note
@@ -349,6 +382,7 @@ class VmMigration:
         release = self._locks.acquire(name, "migration (resumed)")
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
+            ctx.survives_restart = True
             try:
                 if info is None or not MigrationPhase[info.phase.upper()].libvirt_involved:
                     raise MigrationFailed(

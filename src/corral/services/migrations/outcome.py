@@ -61,7 +61,11 @@ class OutcomeFinder:
         dst = self._hosts.get(destination)
         if not src.connected:
             return f"source host {source} is not connected"
-        if await DomainMigration(src, dst, uuid).stats() is not None:
+        try:
+            running = await DomainMigration(src, dst, uuid).stats() is not None
+        except NotFound:
+            running = False  # gone from the source: it moved (or vanished)
+        if running:
             return f"the migration is still running on {source}"
         on_source = await _domain(src, uuid)
         if on_source is not None:

@@ -292,11 +292,12 @@ class Preflight:
         xml = await MigrationProbe.migratable_xml(source, record.uuid)
         vm = vm_facts(record, xml, source_caps.arch)
         dest = await self._destination(request.to, vm, xml, request)
-        raise_refusals(refusals(vm, source.name, source_caps, dest, request), name, request.to)
         source_end = await self.endpoint(source.name)
-        dest_end = await self.endpoint(request.to)
-        problems = tuple(transport.check(source_end, dest_end, request))
-        dest = replace(dest, transport_problems=problems)
+        dest_end = source_end
+        if dest.known:
+            dest_end = await self.endpoint(request.to)
+            problems = tuple(transport.check(source_end, dest_end, request))
+            dest = replace(dest, transport_problems=problems)
         raise_refusals(refusals(vm, source.name, source_caps, dest, request), name, request.to)
         return Checked(
             vm=vm,
