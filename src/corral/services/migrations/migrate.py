@@ -105,6 +105,10 @@ class VmMigration:
         self._logs = logs
         self._preflight = Preflight(inventory, inventory.hosts)
         self._outcomes = OutcomeFinder(inventory.hosts)
+        #: How a migration reaches libvirt (tests put a fake in its place).
+        self.migration_factory: Callable[[LibvirtHost, LibvirtHost, str], DomainMigration] = (
+            DomainMigration
+        )
 
     # -- the request ---------------------------------------------------------------------------
     async def endpoint(self, host: str) -> MigrationEndpoint:
@@ -202,7 +206,7 @@ class VmMigration:
     ) -> dict[str, Any]:
         record = MigrationRecord(info, self._persister(ctx))
         await record.advance(P.PREPARED, "pre-flight checks passed")
-        migration = DomainMigration(checked.source, checked.destination, info.uuid)
+        migration = self.migration_factory(checked.source, checked.destination, info.uuid)
         started = datetime.now(UTC)
         await record.advance(P.MIGRATING, f"libvirt on {info.source} migrates")
         ctx.report(0.0, phase=progress_text(info))
