@@ -46,6 +46,16 @@ def test_a_vague_socket_error_becomes_the_lost_destination() -> None:
     assert "h1's libvirtd log: operation failed: Lost connection to destination host" in text
 
 
+def test_a_lost_destination_explains_a_broken_tls_stream_too() -> None:
+    """The destination's QEMU went away with its libvirtd: TLS breaks as a consequence."""
+    text = _with(
+        libvirt_message="internal error: client socket is closed",
+        qemu_detail="Cannot write to TLS channel: Input/output error",
+        log_lines=("operation failed: Lost connection to destination host",),
+    )
+    assert "h1 lost its connection to the libvirt daemon of h2" in text
+
+
 def test_hosts_that_force_tls_say_how_to_allow_plain_streams() -> None:
     text = _with(
         transport="insecure",

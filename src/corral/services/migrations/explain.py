@@ -48,16 +48,16 @@ def _cause(e: FailureEvidence) -> str:
             f"{dst}'s certificate must come from Corral's migration CA and name {dst}'s "
             f"address; `corral host rotate-certs {dst}` installs a fresh one"
         )
+    if _has(
+        everything, "Lost connection to destination", "client socket is closed", "End of file"
+    ) and (not e.destination_alive or _has(everything, "Lost connection to destination")):
+        return f"{src} lost its connection to the libvirt daemon of {dst} (did it stop or restart?)"
     if e.encrypted and _has(e.qemu_detail or "", "TLS channel"):
         return (
             f"the encrypted migration stream from {src} to {dst} broke: TLS found bytes that "
             "were changed or cut in transit (a faulty link, a middlebox, or an attacker "
             "between the hosts)"
         )
-    if _has(
-        everything, "Lost connection to destination", "client socket is closed", "End of file"
-    ) and (not e.destination_alive or _has(everything, "Lost connection to destination")):
-        return f"{src} lost its connection to the libvirt daemon of {dst} (did it stop or restart?)"
     if _has(everything, "canceled by client", "operation aborted"):
         return "the migration was aborted"
     if _has(everything, "Permission denied (publickey", "Host key verification failed"):
