@@ -48,12 +48,19 @@ def migrate(
         None, "--bandwidth", metavar="MIB/S", help="Cap the migration stream (default: none)."
     ),
     parallel: int | None = typer.Option(
-        None, "--parallel", metavar="N", help="Send memory over N connections (multifd, 2-32)."
+        None,
+        "--parallel",
+        metavar="N",
+        help="Send memory over N connections (multifd, 1-32; default: the transport's "
+        "choice, 2 for tls).",
     ),
     auto_converge: bool = typer.Option(
         True,
         "--auto-converge/--no-auto-converge",
         help="Slow a guest that dirties memory faster than it can be sent.",
+    ),
+    xbzrle: bool = typer.Option(
+        False, "--xbzrle", help="Delta-compress pages sent again (one stream only)."
     ),
     postcopy: bool = typer.Option(
         False,
@@ -76,6 +83,7 @@ def migrate(
             bandwidth_mib_s=bandwidth,
             parallel_connections=parallel,
             auto_converge=auto_converge,
+            xbzrle=xbzrle,
             postcopy=postcopy,
             storage=StorageMode.COPY if copy_storage else StorageMode.SHARED,
         )

@@ -32,7 +32,8 @@ class StorageMode(StrEnum):
 
 class MigrationRequest(BaseModel):
     """``POST /vms/{name}/migrate``. Defaults are Corral's tuning (see README, "Live
-    migration"): TLS, 300 ms max downtime, auto-converge, no bandwidth cap."""
+    migration"): TLS over two parallel connections, 300 ms max downtime, auto-converge, no
+    bandwidth cap."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -53,14 +54,20 @@ class MigrationRequest(BaseModel):
     )
     parallel_connections: int | None = Field(
         default=None,
-        ge=2,
+        ge=1,
         le=32,
-        description="multifd: send memory over this many connections (none: one stream)",
+        description="multifd: send memory over this many connections (1: one stream; none: "
+        "the transport's choice, 2 for tls without post-copy)",
     )
     auto_converge: bool = Field(
         default=True,
         description="slow the guest's vCPUs down when it dirties memory faster than the stream "
         "can send it",
+    )
+    xbzrle: bool = Field(
+        default=False,
+        description="delta-compress pages sent again (XBZRLE; for guests that rewrite small "
+        "parts of pages). One stream only: QEMU cannot combine it with parallel connections",
     )
     postcopy: bool = Field(
         default=False,

@@ -32,6 +32,7 @@ _FLAGS: dict[MigrationFlag, int] = {
     MigrationFlag.PARALLEL: libvirt.VIR_MIGRATE_PARALLEL,
     MigrationFlag.NON_SHARED_DISK: libvirt.VIR_MIGRATE_NON_SHARED_DISK,
     MigrationFlag.ABORT_ON_ERROR: libvirt.VIR_MIGRATE_ABORT_ON_ERROR,
+    MigrationFlag.COMPRESSED: libvirt.VIR_MIGRATE_COMPRESSED,
 }
 
 
@@ -50,6 +51,9 @@ def libvirt_call(plan: MigrationPlan) -> tuple[str, dict[str, Any], int]:
         params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] = plan.auto_converge_initial
     if plan.auto_converge_increment is not None:
         params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT] = plan.auto_converge_increment
+    if plan.xbzrle_cache_bytes is not None:
+        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "xbzrle"
+        params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION_XBZRLE_CACHE] = plan.xbzrle_cache_bytes
     params.update(plan.extra)
     flags = 0
     for flag in plan.flags:

@@ -44,6 +44,7 @@ def test_migrate_sends_the_defaults_and_reports_time_and_downtime(run: Run, api:
         "transport": "tls",
         "max_downtime_ms": 300,
         "auto_converge": True,
+        "xbzrle": False,
         "postcopy": False,
         "storage": "shared",
     }
@@ -68,13 +69,14 @@ def test_migrate_options(run: Run, api: CannedApi) -> None:
         "max_downtime_ms": 100,
         "bandwidth_mib_s": 200,
         "auto_converge": False,
+        "xbzrle": False,
         "postcopy": False,
         "storage": "copy",
     }
 
 
 def test_migrate_checks_options_before_sending(run: Run, api: CannedApi) -> None:
-    result = run("vm", "migrate", "web1", "--to", "h2", "--parallel", "1")
+    result = run("vm", "migrate", "web1", "--to", "h2", "--parallel", "0")
     assert result.exit_code == 2
     assert not api.requests_to("POST", "/vms/web1/migrate")
 

@@ -13,6 +13,7 @@ import libvirt
 import pytest
 
 from corral.model.migration import MigrationRequest, StorageMode
+from corral.services.migrations.migrate import fit_plan
 from corral.virt import _migrate
 from corral.virt.transports import (
     BUILTIN,
@@ -46,9 +47,11 @@ def test_tls_is_peer_to_peer_with_qemu_tls_to_the_enrolled_address() -> None:
     plan = TlsTransport().plan(H1, H2, _request())
     assert plan.destination_uri == "qemu+tls://198.18.0.2/system"
     assert plan.stream_uri == "tcp://198.18.0.2"
-    assert plan.flags == COMMON | {F.TLS, F.AUTO_CONVERGE}
+    assert plan.flags == COMMON | {F.TLS, F.AUTO_CONVERGE, F.PARALLEL}
+    assert plan.parallel_connections == 2  # Corral's default for TLS
+    assert plan.xbzrle_cache_bytes is None
     assert plan.max_downtime_ms == 300
-    assert plan.bandwidth_mib_s is None and plan.parallel_connections is None
+    assert plan.bandwidth_mib_s is None
     assert TlsTransport.encrypted
 
 
@@ -93,11 +96,38 @@ def test_request_options_become_flags_and_parameters() -> None:
     assert flags == wanted
 
 
-def test_auto_converge_is_tuned() -> None:
+def test_corrals_tuning_for_tls() -> None:
+    """Two multifd connections and a tuned auto-converge; one stream when asked, with
+    post-copy or XBZRLE (QEMU combines neither with multifd)."""
     _uri, params, flags = _migrate.libvirt_call(TlsTransport().plan(H1, H2, _request()))
     assert flags & libvirt.VIR_MIGRATE_AUTO_CONVERGE
     assert params[libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INITIAL] > 20  # QEMU's default
     assert libvirt.VIR_MIGRATE_PARAM_AUTO_CONVERGE_INCREMENT in params
+    assert flags & libvirt.VIR_MIGRATE_PARALLEL
+    assert params[libvirt.VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS] == 2
+    for one_stream in ({"parallel_connections": 1}, {"postcopy": True}, {"xbzrle": True}):
+        plan = TlsTransport().plan(H1, H2, _request(**one_stream))
+        assert F.PARALLEL not in plan.flags and plan.parallel_connections is None, one_stream
+    xbzrle = TlsTransport().plan(H1, H2, _request(xbzrle=True))
+    _uri, params, flags = _migrate.libvirt_call(xbzrle)
+    assert flags & libvirt.VIR_MIGRATE_COMPRESSED
+    assert params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] == "xbzrle"
+    assert params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION_XBZRLE_CACHE] == 64 * 2**20
+    # Asked for both: the connections win, XBZRLE is dropped.
+    both = TlsTransport().plan(H1, H2, _request(xbzrle=True, parallel_connections=4))
+    assert F.COMPRESSED not in both.flags and both.xbzrle_cache_bytes is None
+    # Other transports send one stream unless asked.
+    assert InsecureTransport().plan(H1, H2, _request()).parallel_connections is None
+
+
+def test_the_xbzrle_cache_fits_the_guest() -> None:
+    plan = TlsTransport().plan(H1, H2, _request(xbzrle=True))
+    assert fit_plan(plan, 1024).xbzrle_cache_bytes == 64 * 2**20
+    assert fit_plan(plan, 256).xbzrle_cache_bytes == 64 * 2**20
+    assert fit_plan(plan, 200).xbzrle_cache_bytes == 32 * 2**20  # a power of two <= 50 MiB
+    assert fit_plan(plan, 2).xbzrle_cache_bytes == 2**20
+    plain = TlsTransport().plan(H1, H2, _request())
+    assert fit_plan(plain, 1024) is plain
 
 
 def test_insecure_sends_the_stream_without_tls_but_talks_tls_between_daemons() -> None:

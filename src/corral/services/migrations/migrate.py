@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +77,15 @@ def progress_text(info: MigrationInfo) -> str:
     if stats.downtime_ms is not None and (stats.iteration or 0) > 1:
         parts.append(f"expected downtime {stats.downtime_ms} ms")
     return f"{head}: " + ", ".join(parts)
+
+
+def fit_plan(plan: MigrationPlan, memory_mib: int) -> MigrationPlan:
+    """The plan with what depends on the guest: XBZRLE's cache at most a quarter of its
+    memory (a power of two, at least 1 MiB)."""
+    if plan.xbzrle_cache_bytes is None:
+        return plan
+    cap = max(2**20, 1 << ((memory_mib * 2**20 // 4).bit_length() - 1))
+    return replace(plan, xbzrle_cache_bytes=min(plan.xbzrle_cache_bytes, cap))
 
 
 def fraction(stats: MigrationStats) -> float:
@@ -160,7 +170,10 @@ class VmMigration:
         release = self._locks.acquire(name, "migration")
         try:
             checked = await self._preflight.check(name, request, transport)
-            plan = transport.plan(checked.source_endpoint, checked.destination_endpoint, request)
+            plan = fit_plan(
+                transport.plan(checked.source_endpoint, checked.destination_endpoint, request),
+                checked.vm.memory_mib,
+            )
             info = new_info(
                 vm=name,
                 uuid=checked.vm.uuid,

@@ -41,6 +41,7 @@ class MigrationFlag(StrEnum):
     PARALLEL = "parallel"
     NON_SHARED_DISK = "non_shared_disk"
     ABORT_ON_ERROR = "abort_on_error"
+    COMPRESSED = "compressed"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class MigrationPlan:
     #: auto-converge: initial vCPU throttle and its step per pass, percent.
     auto_converge_initial: int | None = None
     auto_converge_increment: int | None = None
+    #: XBZRLE's cache on the source, bytes (None: no XBZRLE).
+    xbzrle_cache_bytes: int | None = None
     extra: Mapping[str, str | int] = field(default_factory=dict)
 
 
@@ -99,6 +102,9 @@ class MigrationPlan:
 #: enough that the stream catches up in a few passes (QEMU's own defaults are 20 and 10).
 AUTO_CONVERGE_INITIAL = 30
 AUTO_CONVERGE_INCREMENT = 20
+#: XBZRLE's cache: enough for a busy guest's hot pages; the service caps it at a quarter of
+#: the guest's memory.
+XBZRLE_CACHE_BYTES = 64 * 2**20
 
 
 def host_in_uri(address: str) -> str:
@@ -124,6 +130,8 @@ class MigrationTransport(abc.ABC):
     #: True when guest memory is encrypted on the wire: Corral refuses transports that are
     #: not unless an admin allowed it for the cluster (``allow_insecure_migration``).
     encrypted: ClassVar[bool]
+    #: Connections (multifd) when the request leaves it to the transport; None: one stream.
+    default_parallel_connections: ClassVar[int | None] = None
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         """``options``: this transport's table of Corral's ``migration_transports`` setting
@@ -164,10 +172,15 @@ class MigrationTransport(abc.ABC):
             flags.add(MigrationFlag.AUTO_CONVERGE)
         if request.postcopy:
             flags.add(MigrationFlag.POSTCOPY)
-        if request.parallel_connections:
+        parallel = self.parallel_connections(request)
+        if parallel:
             flags.add(MigrationFlag.PARALLEL)
         if request.storage is StorageMode.COPY:
             flags.add(MigrationFlag.NON_SHARED_DISK)
+        # QEMU cannot combine XBZRLE with multifd.
+        xbzrle = request.xbzrle and not parallel
+        if xbzrle:
+            flags.add(MigrationFlag.COMPRESSED)
         return MigrationPlan(
             transport=self.name,
             destination_uri=route.destination_uri,
@@ -176,10 +189,22 @@ class MigrationTransport(abc.ABC):
             tls_destination=route.tls_destination,
             max_downtime_ms=request.max_downtime_ms,
             bandwidth_mib_s=request.bandwidth_mib_s,
-            parallel_connections=request.parallel_connections,
+            parallel_connections=parallel,
             auto_converge_initial=AUTO_CONVERGE_INITIAL if request.auto_converge else None,
             auto_converge_increment=AUTO_CONVERGE_INCREMENT if request.auto_converge else None,
+            xbzrle_cache_bytes=XBZRLE_CACHE_BYTES if xbzrle else None,
         )
+
+    def parallel_connections(self, request: MigrationRequest) -> int | None:
+        """How many multifd connections (None: one stream). The request decides (1 means
+        one); else the transport's default, except with post-copy or XBZRLE, which QEMU does
+        not combine with multifd."""
+        wanted = request.parallel_connections
+        if wanted is None:
+            if request.postcopy or request.xbzrle:
+                return None
+            wanted = self.default_parallel_connections
+        return wanted if wanted and wanted > 1 else None
 
 
 def need_enrolled(endpoint: MigrationEndpoint, role: str) -> list[str]:

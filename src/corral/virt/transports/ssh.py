@@ -37,7 +37,7 @@ class SshTransport(MigrationTransport):
                 f"destination host {destination.name} has no address or SSH access on record "
                 "(it was added by URI): enroll it to migrate to it over ssh"
             )
-        if request.parallel_connections:
+        if request.parallel_connections and request.parallel_connections > 1:
             problems.append(
                 "transport ssh tunnels one stream: parallel connections (multifd) need "
                 "transport tls"
