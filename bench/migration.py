@@ -6,7 +6,7 @@ transport alike), ``--runs`` times:
 
     plain          transport insecure, no tuning (the cost floor; admin-enabled for the bench)
     default        what ``corral vm migrate NAME --to HOST`` does: TLS with Corral's tuning
-                   (two multifd connections, auto-converge)
+                   (auto-converge starting at 30 %, +20 % a pass)
     tls            TLS, no tuning (``virsh migrate --tls``)
     tls+multifd4   TLS with 4 multifd channels, no tuning
     ssh            tunnelled over qemu+ssh, no tuning

@@ -51,8 +51,7 @@ def migrate(
         None,
         "--parallel",
         metavar="N",
-        help="Send memory over N connections (multifd, 1-32; default: the transport's "
-        "choice, 2 for tls).",
+        help="Send memory over N connections (multifd, 1-32; default: one stream).",
     ),
     auto_converge: bool = typer.Option(
         True,

@@ -32,8 +32,7 @@ class StorageMode(StrEnum):
 
 class MigrationRequest(BaseModel):
     """``POST /vms/{name}/migrate``. Defaults are Corral's tuning (see README, "Live
-    migration"): TLS over two parallel connections, 300 ms max downtime, auto-converge, no
-    bandwidth cap."""
+    migration"): TLS, 300 ms max downtime, auto-converge (tuned), no bandwidth cap."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -56,8 +55,8 @@ class MigrationRequest(BaseModel):
         default=None,
         ge=1,
         le=32,
-        description="multifd: send memory over this many connections (1: one stream; none: "
-        "the transport's choice, 2 for tls without post-copy)",
+        description="multifd: send memory over this many connections (1 or none: one stream; "
+        "none lets a transport choose)",
     )
     auto_converge: bool = Field(
         default=True,

@@ -33,11 +33,6 @@ class TlsTransport(MigrationTransport):
     name = "tls"
     description = "QEMU native TLS, mutual X.509 from Corral's migration CA (the default)"
     encrypted = True
-    #: Two multifd connections: TLS costs QEMU 7.2 one record (and one system call) per page
-    #: and header on a single stream; two streams share that work between threads. Measured
-    #: on the test bed (bench/migration.py): ~18 % faster than one stream; more connections
-    #: only add contention on small hosts.
-    default_parallel_connections = 2
 
     def check(
         self, source: MigrationEndpoint, destination: MigrationEndpoint, request: MigrationRequest
