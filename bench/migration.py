@@ -226,6 +226,9 @@ def main() -> int:
         bed, server = setup(Path(tmp), slot)
         try:
             results, damaged = measure(server, bed, args.runs, modes)
+        except BaseException:
+            print(f"Corral's log:\n{server.log_tail(6000)}", file=sys.stderr)
+            raise
         finally:
             server.stop()
             bed.down()

@@ -396,3 +396,33 @@ def test_insecure_with_the_admin_switch_puts_the_canary_on_the_wire(
     assert [e["outcome"] for e in audit[:3]] == ["ok", "ok", "denied"]
     qemu_conf = (testbed.host(to).etc_dirs[1] / "qemu.conf").read_text()
     assert "migrate_tls_force = 1" in qemu_conf
+
+
+# -- storage ---------------------------------------------------------------------------------------
+def test_storage_copy_moves_the_disk_over_tls(
+    api: httpx.Client, kernel_guest: KernelGuest, testbed: MultiHostTestbed
+) -> None:
+    """A VM with a disk in Corral's pool (not shared between test-bed hosts): refused with
+    storage shared, moved with storage copy (NBD over the same TLS), the source's stale copy
+    removed, so it can come back the same way."""
+    name = "mig-disk"
+    answer = api.post("/vms", json=kernel_vm(name, kernel_guest, disk_gib=1, host="h1"))
+    assert answer.status_code == 201, answer.text
+    assert api.post(f"/vms/{name}/start").status_code == 200
+    try:
+        wait_until(lambda: last_heartbeat(api, name) > 1, 90, f"{name}'s heartbeat")
+        shared = api.post(f"/vms/{name}/migrate", json={"to": "h2"})
+        assert shared.status_code == 409 and "storage copy" in shared.json()["detail"]
+        task = migrate(api, name, "h2", storage="copy")
+        assert task["state"] == "succeeded", task["error"]
+        [path] = task["result"]["source_disks_removed"]
+        running_on(api, name, "h2")
+        pool = Path("lib") / "corral" / "images" / Path(path).name
+        assert (testbed.host("h2").base / pool).exists()
+        assert not (testbed.host("h1").base / pool).exists()
+        back = migrate(api, name, "h1", storage="copy")
+        assert back["state"] == "succeeded", back["error"]
+        running_on(api, name, "h1")
+    finally:
+        api.post(f"/vms/{name}/stop")
+        api.delete(f"/vms/{name}", params={"delete_disks": "true"})

@@ -26,7 +26,7 @@ from corral.errors import (
     MigrationFailed,
     PermissionDenied,
 )
-from corral.model.migration import MigrationInfo, MigrationRequest, MigrationStats
+from corral.model.migration import MigrationInfo, MigrationRequest, MigrationStats, StorageMode
 from corral.model.task import TaskInfo
 from corral.services.audit import AuditService
 from corral.services.cluster import ClusterSettingsService
@@ -162,8 +162,6 @@ class VmMigration:
         principal: Principal,
         name: str,
         request: MigrationRequest,
-        *,
-        on_start: Callable[[TaskInfo], None] | None = None,
     ) -> TaskInfo:
         transport = self.transport(request.transport)
         await self._consent(principal, name, transport)
@@ -201,8 +199,6 @@ class VmMigration:
         except BaseException:
             release()
             raise
-        if on_start is not None:
-            on_start(task)
         return task
 
     # -- the task ------------------------------------------------------------------------------
@@ -237,7 +233,27 @@ class VmMigration:
             # next Corral resolves the task (UNCERTAIN). A user's cancel went through _watch.
             runner.cancel()
             raise
-        return await self._finish(ctx, record, migration)
+        result = await self._finish(ctx, record, migration)
+        if info.request.storage is StorageMode.COPY:
+            result["source_disks_removed"] = await self._remove_copied(checked)
+        return result
+
+    async def _remove_copied(self, checked: Checked) -> list[str]:
+        """After a storage copy the source's volumes are stale copies (and would block a later
+        copy back): delete those in Corral's pool that no domain on the source uses. Best
+        effort: what could not go is logged, the migration succeeded anyway."""
+        paths = {path for _target, path, device in checked.vm.disks if device == "disk"}
+        removed = []
+        try:
+            used = {d.path for r in await checked.source.list_domains() for d in r.disks}
+            for volume in await checked.source.list_volumes():
+                if volume.path in paths and volume.path not in used:
+                    await checked.source.delete_volume(volume.name)
+                    removed.append(volume.path)
+        except CorralError as exc:
+            log.warning("stale disks of %s stay on %s: %s", checked.vm.name, checked.source.name,
+                        exc.message)  # fmt: skip
+        return removed
 
     async def _watch(
         self,
