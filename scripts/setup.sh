@@ -37,13 +37,17 @@ if [ -c /dev/kvm ]; then
     chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
 fi
 
-if [ ! -x .venv/bin/python ] || ! cmp -s requirements.lock .venv/.corral-lock; then
+# Reinstalled when the lock or pyproject.toml changed (new entry points, e.g. migration
+# transports, are registered by the editable install).
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements.lock .venv/.corral-lock \
+    || ! cmp -s pyproject.toml .venv/.corral-pyproject; then
     log "python: .venv from requirements.lock"
     command -v uv >/dev/null || python3 -m pip install -q uv
     [ -x .venv/bin/python ] || uv venv -q .venv -p "$(command -v python3)"
     uv pip install -q -p .venv -r requirements.lock
     uv pip install -q -p .venv --no-deps -e .
     cp requirements.lock .venv/.corral-lock
+    cp pyproject.toml .venv/.corral-pyproject
 fi
 
 # `corral` on the default PATH of every login shell: a link to this checkout's entry point.

@@ -6,6 +6,7 @@ private mount and network namespaces (see ``corral.testbed.private_libvirtd``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,11 +86,15 @@ def multihost_corral(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[CorralServer]:
     """A real ``corral serve`` with h1-h3 enrolled over SSH (``POST /host-enrollments``), reached
-    over qemu+tls; its local host is the private libvirtd."""
+    over qemu+tls; its local host is the private libvirtd. Migrations over ssh use the test
+    bed's own ssh client wrapper (its key and known host keys)."""
     server = CorralServer(
         tmp_path_factory.mktemp("corral-multihost"),
         private_libvirtd.uri,
-        extra_env={"CORRAL_RECONCILE_INTERVAL_S": "3600"},
+        extra_env={
+            "CORRAL_RECONCILE_INTERVAL_S": "3600",
+            "CORRAL_MIGRATION_TRANSPORTS": json.dumps(testbed.migration_transport_options()),
+        },
     )
     server.start()
     try:

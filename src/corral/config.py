@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     session_idle_minutes: float = Field(
         default=30, gt=0, description="a browser session ends after this long without a request"
     )
+    migration_transports: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="options of each migration transport, by name (TOML tables "
+        "[migration_transports.ssh] command = …; env: JSON)",
+    )
     session_max_hours: float = Field(
         default=12, gt=0, description="a browser session ends this long after login, used or not"
     )

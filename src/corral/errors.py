@@ -12,7 +12,9 @@
     ├── Cancelled                    a task was cancelled by a user                            (409)
     ├── RateLimited                  too many attempts (failed logins)                         (429)
     └── HostError                    libvirt or the host failed (converted in ``corral.virt``) (502)
-        └── HostUnreachable          the host connection is down                               (503)
+        ├── HostUnreachable          the host connection is down                               (503)
+        └── MigrationFailed          a live migration the hosts ran failed; the VM is on its
+                                     source (a task's error, rarely an answer)                 (502)
 
 Only ``corral.api`` maps these to HTTP status codes; the numbers above are that mapping.
 """
@@ -89,3 +91,12 @@ class HostError(CorralError):
 
 class HostUnreachable(HostError):
     """The connection to the host is down."""
+
+
+class MigrationFailed(HostError):
+    """A live migration failed between the hosts; the VM keeps running on its source.
+    ``code`` is libvirt's error code (0 when not from libvirt)."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code

@@ -243,6 +243,9 @@ class CorralClient:
     def post(self, path: str, json: Any = None) -> httpx.Response:
         return self.request("POST", path, json=json)
 
+    def patch(self, path: str, json: Any = None) -> httpx.Response:
+        return self.request("PATCH", path, json=json)
+
     def delete(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         return self.request("DELETE", path, params=params)
 

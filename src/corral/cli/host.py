@@ -191,8 +191,9 @@ def rotate_certs(
     no_wait: bool = NoWaitOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Issue new certificates for an enrolled host and install them over SSH (admin); running
-    guests' VNC servers switch to the new certificate."""
+    """Issue new certificates for an enrolled host and install them over SSH (admin), with its
+    configuration as the cluster's settings want it now; running guests' VNC servers switch to
+    the new certificate."""
     body = RotateCertsRequest(ssh=_ssh(ssh, ssh_key, ssh_port) if ssh else None)
     response = c.client(ctx).post(
         f"/hosts/{seg(name)}/rotate-certs", json=body.model_dump(mode="json", exclude_none=True)
@@ -205,4 +206,28 @@ def rotate_certs(
             lambda: c.info(
                 f"new certificates on host {name}; VNC reloaded in {len(reloaded)} running VM(s)"
             ),
+        )  # fmt: skip
+
+
+@app.command("evacuate")
+def evacuate(
+    ctx: typer.Context,
+    name: str = NameArg,
+    transport: str | None = typer.Option(
+        None, "--transport", help="How the VMs move (default: tls, QEMU native TLS)."
+    ),
+    no_wait: bool = NoWaitOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Put a host in maintenance and live-migrate every VM off it, each to the connected host
+    with the most free memory (admin)."""
+    body = {"transport": transport} if transport else {}
+    response = c.client(ctx).post(f"/hosts/{seg(name)}/evacuate", json=body)
+    task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
+    if task is not None:
+        moved = (task.result or {}).get("moved", [])
+        where = ", ".join(f"{m['vm']} → {m['to']}" for m in moved) or "no VMs to move"
+        c.emit(
+            ctx, json_out, task.model_dump(mode="json"),
+            lambda: c.info(f"host {name} is empty and in maintenance ({where})"),
         )  # fmt: skip

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from corral.cli.units import human_bytes, human_duration, human_mib
 from corral.model.auth import AuditEntry, TokenInfo, UserInfo
+from corral.model.cluster import ClusterSettings
 from corral.model.host import HostInfo
 from corral.model.image import ImageInfo
 from corral.model.task import TaskInfo, TaskState
@@ -280,4 +281,13 @@ def audit_table(entries: Iterable[AuditEntry]) -> Table:
             Text(entry.outcome, style=style),
             entry.detail,
         )
+    return table
+
+
+def settings_table(settings: ClusterSettings) -> Table:
+    table = _table("SETTING", "VALUE", "MEANING")
+    for key, field in type(settings).model_fields.items():
+        value = getattr(settings, key)
+        shown = str(value).lower() if isinstance(value, bool) else str(value)
+        _row(table, key, shown, field.description or "")
     return table

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from corral.cli import console, snapshot, vm_create, vm_screen
+from corral.cli import console, snapshot, vm_create, vm_migrate, vm_screen
 from corral.cli import context as c
 from corral.cli.client import ApiError, BadAnswer, CorralClient, parse, parse_list, seg
 from corral.cli.output import disk_table, vm_details, vm_table
@@ -28,6 +28,7 @@ LOG_POLL_S = 0.5
 
 
 app.command("create")(vm_create.create)
+app.command("migrate")(vm_migrate.migrate)
 
 
 @app.command("list")

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 
 from corral.hostsetup.layout import HostPaths
-from corral.pki import LIBVIRT_CLIENT_CN
+from corral.pki import HOST_CLIENT_CN_PREFIX, LIBVIRT_CLIENT_CN
 
 BEGIN = "# BEGIN Corral (written by `corral host enroll`: changes inside this block are lost)"
 END = "# END Corral"
@@ -45,8 +45,9 @@ def _block(
 
 def libvirtd_block(paths: HostPaths, listen_ip: str | None, host_uuid: str) -> ConfigBlock:
     """libvirtd listens for TLS (on ``listen_ip``, else on every address), admits only clients
-    with Corral's certificate, and has its own ``host_uuid`` (two hosts with the same UUID
-    cannot migrate to each other; an existing ``host_uuid`` is kept)."""
+    with Corral's certificate or another host's (``CN=corral-host-*``, for peer-to-peer
+    migration; only Corral's libvirt CA issues them), and has its own ``host_uuid`` (two hosts
+    with the same UUID cannot migrate to each other; an existing ``host_uuid`` is kept)."""
     settings: list[tuple[str, str | int | list[str]]] = [
         ("listen_tls", 1),
         ("listen_tcp", 0),
@@ -60,15 +61,18 @@ def libvirtd_block(paths: HostPaths, listen_ip: str | None, host_uuid: str) -> C
         ("cert_file", paths.libvirt_cert),
         ("key_file", paths.libvirt_key),
         ("tls_no_verify_certificate", 0),
-        ("tls_allowed_dn_list", [f"CN={LIBVIRT_CLIENT_CN}"]),
+        ("tls_allowed_dn_list", [f"CN={LIBVIRT_CLIENT_CN}", f"CN={HOST_CLIENT_CN_PREFIX}*"]),
         ("host_uuid", host_uuid),
     ]
     return _block(paths.libvirtd_conf, settings, {"host_uuid"})
 
 
-def qemu_block(paths: HostPaths, vnc_listen: str) -> ConfigBlock:
+def qemu_block(paths: HostPaths, vnc_listen: str, *, plain_migration: bool = False) -> ConfigBlock:
     """VNC only over TLS with a verified client certificate (the console client CA signs just
-    Corral's console proxy), migration only over TLS, verified both ways."""
+    Corral's console proxy), migration over TLS verified both ways — and *only* over TLS or a
+    tunnel (``migrate_tls_force``) unless an admin allowed unencrypted migration for the
+    cluster (``allow_insecure_migration``) before this host was enrolled or its certificates
+    rotated: then the host also accepts plain TCP migration streams Corral asks for."""
     settings: list[tuple[str, str | int | list[str]]] = [
         ("vnc_listen", vnc_listen),
         ("vnc_tls", 1),
@@ -76,6 +80,6 @@ def qemu_block(paths: HostPaths, vnc_listen: str) -> ConfigBlock:
         ("vnc_tls_x509_verify", 1),
         ("migrate_tls_x509_cert_dir", paths.migrate_dir),
         ("migrate_tls_x509_verify", 1),
-        ("migrate_tls_force", 1),
+        ("migrate_tls_force", 0 if plain_migration else 1),
     ]
     return _block(paths.qemu_conf, settings, set())

@@ -17,6 +17,10 @@ class HostPaths:
     libvirt_ca: str = "/etc/pki/CA/cacert.pem"
     libvirt_cert: str = "/etc/pki/libvirt/servercert.pem"
     libvirt_key: str = "/etc/pki/libvirt/private/serverkey.pem"
+    #: libvirtd's own client certificate (libvirt's default paths for root): the source of a
+    #: peer-to-peer migration connects to the destination's libvirtd with it.
+    libvirt_client_cert: str = "/etc/pki/libvirt/clientcert.pem"
+    libvirt_client_key: str = "/etc/pki/libvirt/private/clientkey.pem"
     migrate_dir: str = "/etc/pki/libvirt-migrate"
     vnc_dir: str = "/etc/pki/libvirt-vnc"
     #: Staging directories of the installer (tmpfs on most hosts: keys never reach a disk

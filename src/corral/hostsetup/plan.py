@@ -19,7 +19,11 @@ def host_payload(
     address: str,
     host_uuid: str,
     paths: HostPaths | None = None,
+    *,
+    plain_migration: bool = False,
 ) -> Payload:
+    """Files and configuration blocks for a host; ``plain_migration`` lets it accept
+    unencrypted migration streams (the cluster's ``allow_insecure_migration``)."""
     p = paths or HostPaths()
     listen_ip = address if is_ip(address) else None
     mig, vnc = p.migrate_dir, p.vnc_dir
@@ -28,6 +32,8 @@ def host_payload(
         HostFile(p.libvirt_ca, certs.libvirt_ca, CERT),
         HostFile(p.libvirt_cert, certs.libvirt_server.cert_pem, CERT),
         HostFile(p.libvirt_key, certs.libvirt_server.key_pem, KEY),
+        HostFile(p.libvirt_client_cert, certs.libvirt_client.cert_pem, CERT),
+        HostFile(p.libvirt_client_key, certs.libvirt_client.key_pem, KEY),
         HostFile(j(mig, "ca-cert.pem"), certs.migration_ca, CERT),
         HostFile(j(mig, "server-cert.pem"), certs.migration_server.cert_pem, CERT),
         HostFile(j(mig, "server-key.pem"), certs.migration_server.key_pem, QEMU_KEY, "qemu"),
@@ -44,6 +50,6 @@ def host_payload(
     ]
     blocks = [
         libvirtd_block(p, listen_ip, host_uuid),
-        qemu_block(p, listen_ip or "0.0.0.0"),
+        qemu_block(p, listen_ip or "0.0.0.0", plain_migration=plain_migration),
     ]
     return Payload(files, [(b.path, b.keys, b.text) for b in blocks])

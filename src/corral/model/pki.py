@@ -9,9 +9,11 @@ from pydantic import BaseModel, Field
 
 
 class CertPurpose(StrEnum):
-    """What a certificate is for. The first four live on hosts, the rest on the manager."""
+    """What a certificate is for. The first five live on hosts, the rest on the manager."""
 
     LIBVIRT_SERVER = "libvirt-server"  # libvirtd's TLS listener (libvirt CA)
+    # A host's libvirtd connecting to another host's: peer-to-peer migration (libvirt CA)
+    LIBVIRT_PEER_CLIENT = "libvirt-peer-client"
     MIGRATION_SERVER = "migration-server"  # QEMU receiving a migration (migration CA)
     MIGRATION_CLIENT = "migration-client"  # QEMU sending a migration (migration CA)
     VNC_SERVER = "vnc-server"  # QEMU's VNC servers (VNC server CA)

@@ -14,6 +14,10 @@
                             ``?pkipath=`` wants it (``cacert.pem clientcert.pem clientkey.pem``)
 ``manager/console/``        the console proxy's certificate and the VNC server CA
 ``hosts/NAME/``             the certificates (never the keys) issued to each host, for expiry
+
+Each host gets a libvirt *client* certificate too (``CN=corral-host-NAME``, libvirt CA): in a
+peer-to-peer migration the source host's libvirtd opens ``qemu+tls://DESTINATION/system`` with
+it, and hosts' ``tls_allowed_dn_list`` admits ``CN=corral-manager`` and ``CN=corral-host-*``.
 ==========================  =========================================================
 
 Keys are 0600 in 0700 directories. :meth:`ClusterPki.ensure` creates whatever is missing and
@@ -41,6 +45,10 @@ ORGANIZATION = "Corral"
 #: only this name (one attribute, so GnuTLS's DN order cannot matter).
 LIBVIRT_CLIENT_CN = "corral-manager"
 WEB_SERVER_CN = "corral-web"
+#: Hosts' own libvirt client certificates (``CN=corral-host-NAME``): peer-to-peer migration,
+#: where the source host's libvirtd connects to the destination's. Hosts allow
+#: ``CN=corral-host-*``; only Corral's libvirt CA issues names of that form.
+HOST_CLIENT_CN_PREFIX = "corral-host-"
 CONSOLE_CLIENT_CN = "corral-console-proxy"
 RENEW_BEFORE = datetime.timedelta(days=30)
 
@@ -54,6 +62,8 @@ class HostCertificates:
 
     libvirt_ca: bytes
     libvirt_server: Issued
+    #: The host's libvirtd as a client of other hosts' (peer-to-peer migration).
+    libvirt_client: Issued
     migration_ca: bytes
     migration_server: Issued
     migration_client: Issued
@@ -68,10 +78,16 @@ class HostCertificates:
     def issued(self) -> dict[CertPurpose, Issued]:
         return {
             CertPurpose.LIBVIRT_SERVER: self.libvirt_server,
+            CertPurpose.LIBVIRT_PEER_CLIENT: self.libvirt_client,
             CertPurpose.MIGRATION_SERVER: self.migration_server,
             CertPurpose.MIGRATION_CLIENT: self.migration_client,
             CertPurpose.VNC_SERVER: self.vnc_server,
         }
+
+
+def host_client_cn(name: str) -> str:
+    """The common name of host ``name``'s libvirt client certificate."""
+    return f"{HOST_CLIENT_CN_PREFIX}{name}"
 
 
 def cert_info(cert: x509.Certificate, purpose: CertPurpose) -> CertInfo:
@@ -236,6 +252,7 @@ class ClusterPki:
         return HostCertificates(
             libvirt_ca=self.libvirt_ca.cert_pem,
             libvirt_server=issue(self.libvirt_ca, SERVER),
+            libvirt_client=self.libvirt_ca.issue(host_client_cn(name), CLIENT),
             migration_ca=self.migration_ca.cert_pem,
             migration_server=issue(self.migration_ca, SERVER),
             migration_client=issue(self.migration_ca, CLIENT),
@@ -281,6 +298,7 @@ class ClusterPki:
         infos = []
         for purpose in (
             CertPurpose.LIBVIRT_SERVER,
+            CertPurpose.LIBVIRT_PEER_CLIENT,
             CertPurpose.MIGRATION_SERVER,
             CertPurpose.MIGRATION_CLIENT,
             CertPurpose.VNC_SERVER,

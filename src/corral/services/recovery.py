@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from corral import store
 from corral.errors import CorralError
 from corral.model.image import ImageKind
+from corral.model.task import TaskInfo, TaskState
 from corral.services._db import Db
 from corral.services.hosts import HostService
 from corral.services.images import image_volume
@@ -18,14 +20,33 @@ from corral.virt import LibvirtHost
 log = logging.getLogger(__name__)
 
 
-async def recover(db: Db, tasks: TaskService, hosts: HostService) -> None:
-    """Fail interrupted tasks; for an interrupted ``vm.create`` whose VM never got its row,
-    delete the volumes it had made (named ``VM-DISK.qcow2``) that no domain uses; for an
-    interrupted ``image.upload`` (target ``HOST/NAME``), the partial image."""
-    interrupted = await tasks.recover_interrupted()
+Resume = Callable[[TaskInfo], Awaitable[None]]
+
+
+async def recover(
+    db: Db,
+    tasks: TaskService,
+    hosts: HostService,
+    resumers: dict[str, Resume] | None = None,
+) -> None:
+    """Fail interrupted tasks, except running ones whose kind has a resumer (a migration the
+    source host went on with): those are handed to it. For an interrupted ``vm.create`` whose
+    VM never got its row, delete the volumes it had made (named ``VM-DISK.qcow2``) that no
+    domain uses; for an interrupted ``image.upload`` (target ``HOST/NAME``), the partial
+    image."""
+    resumers = resumers or {}
+    interrupted = await tasks.recover_interrupted(frozenset(resumers))
     if interrupted:
         log.warning("%d task(s) were interrupted by the last shutdown", len(interrupted))
     for task in interrupted:
+        if task.kind in resumers and task.state is TaskState.RUNNING:
+            log.warning("resuming task %s (%s %s)", task.id, task.kind, task.target)
+            try:
+                await resumers[task.kind](task)
+            except CorralError as exc:
+                log.error("could not resume task %s: %s", task.id, exc.message)
+                await tasks.update(task.id, state=TaskState.FAILED, error=exc.message)
+            continue
         if task.kind == "image.upload":
             await _remove_partial_image(hosts, task.target)
             continue

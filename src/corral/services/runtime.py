@@ -11,16 +11,19 @@ from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.auth import AuthService
+from corral.services.cluster import ClusterSettingsService
 from corral.services.console_tickets import ConsoleTickets
 from corral.services.events import EventBus
 from corral.services.hosts import CertRotation, HostEnrollment, HostService
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
+from corral.services.migrations import MIGRATE_KIND, MigrationServices
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
 from corral.services.tasks import TaskService
 from corral.services.vms import VmServices
 from corral.store import SessionPolicy, Store
+from corral.virt.transports import load_transports
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class Services:
         self.tasks = TaskService(self.db, self.bus)
         self.locks = OperationLocks()
         self.console_tickets = ConsoleTickets()
+        self.cluster = ClusterSettingsService(self.db, self.audit)
         # Hosts report events to the reconciler, which reads hosts: a forwarding lambda breaks
         # the construction cycle.
         self.pki = ClusterPki(settings.data_dir)
@@ -52,10 +56,10 @@ class Services:
             self.db, settings.pool_dir, lambda e: self.reconciler.on_event(e), self.pki
         )
         self.enrollment = HostEnrollment(
-            self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir
+            self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir, self.cluster
         )
         self.cert_rotation = CertRotation(
-            self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir
+            self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir, self.cluster
         )
         self.reconciler = Reconciler(
             self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
@@ -63,6 +67,15 @@ class Services:
         self.images = ImageLibrary(self.hosts, self.tasks, self.audit)
         self.vms = VmServices.build(
             self.db, self.hosts, self.tasks, self.audit, self.locks, self.pki, self.images
+        )
+        self.migrations = MigrationServices.build(
+            self.vms.inventory,
+            self.tasks,
+            self.audit,
+            self.locks,
+            load_transports(settings.migration_transports),
+            self.cluster,
+            settings.data_dir,
         )
 
     async def start(self) -> None:
@@ -72,7 +85,7 @@ class Services:
         for done in await asyncio.to_thread(self.pki.ensure):
             log.info("PKI: %s", done)
         await self.hosts.start(s.local_host_name, s.local_host_uri, s.local_host_accelerator)
-        await recover(self.db, self.tasks, self.hosts)
+        await recover(self.db, self.tasks, self.hosts, {MIGRATE_KIND: self.migrations.resume})
         await self.reconciler.reconcile_all()
         self.reconciler.start()
 

@@ -54,6 +54,11 @@ class TaskContext:
         self._last_write = 0.0
         self._writer: asyncio.Task[None] | None = None
         self.cancel_requested = False
+        #: Set when the manager stops: a task that ``survives_restart`` (its work goes on
+        #: without Corral, like a peer-to-peer migration) then stays unfinished in the
+        #: database, for the next manager process to resume.
+        self.shutting_down = False
+        self.survives_restart = False
 
     def report(
         self,
@@ -62,14 +67,17 @@ class TaskContext:
         phase: str | None = None,
         bytes_done: int | None = None,
         bytes_total: int | None = None,
+        result: dict[str, Any] | None = None,
     ) -> None:
-        """Record progress without waiting (call in the event loop thread)."""
+        """Record progress without waiting (call in the event loop thread). ``result`` is
+        stored as the task's result while it runs (a migration's persisted steps)."""
         if fraction is not None:
             self._latest["progress"] = min(max(fraction, 0.0), 1.0)
         for key, value in (
             ("phase", phase),
             ("bytes_done", bytes_done),
             ("bytes_total", bytes_total),
+            ("result", result),
         ):
             if value is not None:
                 self._latest[key] = value
@@ -119,12 +127,17 @@ class TaskService:
         self._bus = bus
         self._running: dict[str, tuple[asyncio.Task[None], TaskContext]] = {}
 
-    async def recover_interrupted(self) -> list[TaskInfo]:
-        """Tasks left pending/running by a previous manager process cannot resume: fail them
-        with a message that says so (the reconciler re-reads the real state from libvirt)."""
+    async def recover_interrupted(self, resumable: frozenset[str] = frozenset()) -> list[TaskInfo]:
+        """Tasks left pending/running by a previous manager process: fail them with a message
+        that says so (the reconciler re-reads the real state from libvirt), except running
+        tasks of the ``resumable`` kinds, which are returned as they are for their use case
+        to resume."""
         unfinished = await self._db(store.list_unfinished_tasks)
         resolved = []
         for task in unfinished:
+            if task.kind in resumable and task.state is TaskState.RUNNING:
+                resolved.append(task)
+                continue
             message = (
                 "interrupted by a restart of the Corral manager; the VM's real state was "
                 "re-read from libvirt: check it and run the operation again if needed"
@@ -163,11 +176,28 @@ class TaskService:
             await asyncio.wait({entry[0]})
         return await self.get(info.id)
 
-    async def _run(self, task_id: str, body: TaskBody, context: TaskContext) -> None:
+    async def resume(self, task: TaskInfo, body: TaskBody) -> None:
+        """Run ``body`` for a task a previous manager process left running (it resolves what
+        happened meanwhile and finishes the task)."""
+        context = TaskContext(self, task.id)
+        runner = asyncio.create_task(
+            self._run(task.id, body, context, resumed=True), name=f"task-{task.id}"
+        )
+        self._running[task.id] = (runner, context)
+        runner.add_done_callback(lambda _: self._running.pop(task.id, None))
+
+    async def _run(
+        self, task_id: str, body: TaskBody, context: TaskContext, *, resumed: bool = False
+    ) -> None:
         try:
-            await self.update(task_id, state=TaskState.RUNNING)
+            if not resumed:
+                await self.update(task_id, state=TaskState.RUNNING)
             result = await body(context)
         except (asyncio.CancelledError, Cancelled):
+            if context.shutting_down and context.survives_restart:
+                log.info("task %s left running for the next manager process", task_id)
+                await context.settle()
+                return
             await self._finish(context, TaskState.CANCELLED, error="cancelled by a user")
         except CorralError as exc:
             await self._finish(context, TaskState.FAILED, error=exc.message)
@@ -210,9 +240,23 @@ class TaskService:
             await _finished_within(runner, 30)
         return await self.get(task_id)
 
+    async def wait(self, task_id: str, poll_s: float = 0.5) -> TaskInfo:
+        """Until the task finished; its final row."""
+        while True:
+            entry = self._running.get(task_id)
+            if entry is not None:
+                await asyncio.wait({entry[0]}, timeout=poll_s)
+            info = await self.get(task_id)
+            if info.state.finished:
+                return info
+            if entry is None:
+                await asyncio.sleep(poll_s)
+
     async def shutdown(self) -> None:
         for runner, context in list(self._running.values()):
-            context.cancel_requested = True
+            context.shutting_down = True
+            if not context.survives_restart:
+                context.cancel_requested = True
             runner.cancel()
         if self._running:
             await asyncio.gather(*(r for r, _ in self._running.values()), return_exceptions=True)

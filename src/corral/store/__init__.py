@@ -7,6 +7,7 @@ readable after the session ends; ``*_info`` functions turn them into ``corral.mo
 """
 
 from corral.store.audit import append_audit, audit_info, list_audit
+from corral.store.cluster import cluster_settings, set_cluster_setting
 from corral.store.db import Store, alembic_config, make_engine, upgrade
 from corral.store.hosts import (
     add_host,
@@ -96,6 +97,7 @@ __all__ = [
     "authenticate_token",
     "claim_libvirt_id",
     "clear_vm_missing",
+    "cluster_settings",
     "count_admins",
     "create_session",
     "create_task",
@@ -130,6 +132,7 @@ __all__ = [
     "make_engine",
     "mark_vm_missing",
     "revoke_token",
+    "set_cluster_setting",
     "set_disabled",
     "set_maintenance",
     "set_password",

@@ -190,3 +190,15 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(255))
     outcome: Mapped[str] = mapped_column(String(1024))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ClusterSetting(Base):
+    """One cluster-wide setting an admin changed (``corral cluster set KEY VALUE``); settings
+    never set have their default (``corral.model.cluster.ClusterSettings``)."""
+
+    __tablename__ = "cluster_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(NAME_LEN))

@@ -24,7 +24,7 @@ for kind, source, target in config["mounts"]:
     else:
         subprocess.run(["mount", "--bind", source, target], check=True)
 subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-for directory in ("/run/libvirt", "/run/sshd", "/var/log/libvirt/qemu"):
+for directory in ("/run/libvirt", "/run/sshd", "/run/lock", "/var/log/libvirt/qemu"):
     os.makedirs(directory, exist_ok=True)
 os.chmod("/run/sshd", 0o755)
 for argv in config["daemons"]:

@@ -51,6 +51,13 @@ auth_unix_rw = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 host_uuid = "{host_uuid}"
 """
+MIGRATION_SSH = """\
+#!/bin/sh
+# The ssh client for migrations between test-bed hosts (Corral's ssh transport option
+# `command`): the test bed's key and its known host keys, never the machine's ~/.ssh.
+exec ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts} \\
+    -o IdentitiesOnly=yes -i {key} "$@"
+"""
 SSHD_CONFIG = """\
 # sshd of test-bed host {name} (corral.testbed.multihost); the machine's sshd is not involved.
 ListenAddress {address}
@@ -179,6 +186,16 @@ class MultiHostTestbed:
     def ssh_key(self) -> Path:
         return self.base / "ssh" / "id_ed25519"
 
+    @property
+    def migration_ssh_command(self) -> Path:
+        """An ssh client wrapper for hosts reaching each other (the ssh migration transport's
+        ``command``): the test bed's key, host keys pinned in ``BASE/ssh/known_hosts``."""
+        return self.base / "ssh" / "migration-ssh"
+
+    def migration_transport_options(self) -> dict[str, dict[str, str]]:
+        """Corral's ``migration_transports`` setting for this test bed."""
+        return {"ssh": {"command": str(self.migration_ssh_command)}}
+
     def host(self, name: str) -> TestbedHost:
         return next(h for h in self.hosts if h.name == name)
 
@@ -192,6 +209,7 @@ class MultiHostTestbed:
         _run("ip", "link", "set", self.bridge, "up")
         for host in self.hosts:
             self._start_host(host)
+        self._write_migration_ssh()
         deadline = time.monotonic() + timeout
         for host in self.hosts:
             self._wait_ready(host, deadline)
@@ -232,6 +250,18 @@ class MultiHostTestbed:
         shutil.copyfile(self.ssh_key.with_suffix(".pub"), ssh / "authorized_keys")
         lines = ["127.0.0.1 localhost", *(f"{h.address} {h.name}" for h in self.hosts)]
         (self.base / "hosts").write_text("\n".join(lines) + "\n")
+
+    def _write_migration_ssh(self) -> None:
+        ssh = self.base / "ssh"
+        lines = []
+        for host in self.hosts:
+            key = (host.base / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
+            lines.append(f"{host.address},{host.name} {key[0]} {key[1]}")
+        (ssh / "known_hosts").write_text("\n".join(lines) + "\n")
+        self.migration_ssh_command.write_text(
+            MIGRATION_SSH.format(known_hosts=ssh / "known_hosts", key=self.ssh_key)
+        )
+        self.migration_ssh_command.chmod(0o755)
 
     def _prepare_host(self, host: TestbedHost) -> None:
         b = host.base

@@ -17,3 +17,18 @@ def reload_vnc_certificates(dom: libvirt.virDomain) -> None:
     if "error" in answer:
         error = answer["error"]
         raise libvirt.libvirtError(f"display-reload: {error.get('desc', error)}")
+
+
+def migration_error(dom: libvirt.virDomain) -> str | None:
+    """QEMU's own words for why the last outgoing migration failed (QMP ``query-migrate``
+    keeps ``error-desc`` until the next one), e.g. "Cannot write to TLS channel:
+    Input/output error" where libvirt reports only what the destination saw. None when
+    QEMU has nothing to say (worker thread)."""
+    answer = json.loads(
+        libvirt_qemu.qemuMonitorCommand(dom, json.dumps({"execute": "query-migrate"}), 0)
+    )
+    result = answer.get("return", {})
+    if result.get("status") not in ("failed", "cancelled"):
+        return None
+    desc = result.get("error-desc")
+    return str(desc) if desc else None

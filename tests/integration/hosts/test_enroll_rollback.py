@@ -160,4 +160,4 @@ async def test_a_bundle_installed_by_hand_then_added(
     info = await services.hosts.add(HostCreate(name="rb2", uri=bundle.uri))
     assert info.status.value == "connected"
     assert info.enrolled and info.address == host.address
-    assert len(info.certificates) == 4
+    assert len(info.certificates) == 5  # with the libvirt client certificate (peer-to-peer)

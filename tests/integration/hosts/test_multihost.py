@@ -70,7 +70,8 @@ def test_hosts_are_enrolled_and_connected_over_tls(
         assert host["uri"].startswith(f"qemu+tls://{bed_host.address}/system?pkipath=")
         purposes = {c["purpose"]: c for c in host["certificates"]}
         assert set(purposes) == {
-            "libvirt-server", "migration-server", "migration-client", "vnc-server",
+            "libvirt-server", "libvirt-peer-client", "migration-server", "migration-client",
+            "vnc-server",
         }  # fmt: skip
         assert all(364 * 86400 < c["expires_in_s"] <= 366 * 86400 for c in purposes.values())
     table = multihost_corral.cli("host", "list")
@@ -88,7 +89,7 @@ def test_host_files_are_configured_for_tls(testbed: MultiHostTestbed) -> None:
     etc, libvirt_etc = testbed.host("h1").etc_dirs
     libvirtd_conf = (libvirt_etc / "libvirtd.conf").read_text()
     assert 'listen_addr = "' + testbed.host("h1").address + '"' in libvirtd_conf
-    assert 'tls_allowed_dn_list = ["CN=corral-manager"]' in libvirtd_conf
+    assert 'tls_allowed_dn_list = ["CN=corral-manager", "CN=corral-host-*"]' in libvirtd_conf
     assert libvirtd_conf.count("host_uuid =") == 1  # the test bed's own UUID was kept
     qemu_conf = (libvirt_etc / "qemu.conf").read_text()
     wanted = [
@@ -103,6 +104,7 @@ def test_host_files_are_configured_for_tls(testbed: MultiHostTestbed) -> None:
     assert 'user = "root"' in qemu_conf  # the host's own settings stay
     modes = {
         "pki/libvirt/private/serverkey.pem": 0o600,
+        "pki/libvirt/private/clientkey.pem": 0o600,
         "pki/libvirt-migrate/server-key.pem": 0o640,
         "pki/libvirt-migrate/client-key.pem": 0o640,
         "pki/libvirt-vnc/server-key.pem": 0o640,

@@ -75,6 +75,7 @@ class CannedState:
     #: How the next task of a kind goes: a list of field updates, one per GET /tasks/{id}.
     task_plans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
+    cluster: dict[str, Any] = field(default_factory=lambda: {"allow_insecure_migration": False})
     requests: list[tuple[str, str, Any, dict[str, str]]] = field(default_factory=list)
     serial_close: tuple[int, str] | None = None
     serial_received: bytearray = field(default_factory=bytearray)
@@ -253,7 +254,7 @@ def _vm_routes(api: APIRouter, state: CannedState) -> None:
         vm = _vm_or_404(state, name)
         if isinstance(vm, JSONResponse):
             return vm
-        if action in ("shutdown", "clone"):
+        if action in ("shutdown", "clone", "migrate"):
             body = await request.json()
             target = body["name"] if action == "clone" else name
             return _task_response(state.new_task(f"vm.{action}", target))
@@ -415,6 +416,19 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
         )
         state.hosts[info.name] = info
         return _json(info, 201)
+
+    @api.post("/hosts/{name}/evacuate")
+    async def evacuate(name: str) -> Response:
+        return _task_response(state.new_task("host.evacuate", name))
+
+    @api.get("/cluster/settings")
+    async def cluster_settings() -> Response:
+        return JSONResponse(state.cluster)
+
+    @api.patch("/cluster/settings")
+    async def change_cluster(body: dict[str, Any]) -> Response:
+        state.cluster.update(body)
+        return JSONResponse(state.cluster)
 
     @api.delete("/hosts/{name}")
     async def remove_host(name: str) -> Response:

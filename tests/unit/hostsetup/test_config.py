@@ -92,3 +92,28 @@ def test_payload_manifest_and_modes(tmp_path: Path) -> None:
 def test_listen_address_only_for_ips(address: str) -> None:
     text = libvirtd_block(HostPaths(), address if address[0].isdigit() else None, UUID).text
     assert ("listen_addr" in text) == address[0].isdigit()
+
+
+def test_qemu_block_with_plain_migration_allowed() -> None:
+    """Only when an admin allowed unencrypted migration for the cluster does a host stop
+    forcing TLS on migration streams; everything else stays."""
+    forced = qemu_block(HostPaths(), "198.18.0.2").text
+    plain = qemu_block(HostPaths(), "198.18.0.2", plain_migration=True).text
+    _golden("qemu.block.plain.conf", plain)
+    assert forced.replace("migrate_tls_force = 1", "migrate_tls_force = 0") == plain
+
+
+def test_payload_installs_the_hosts_libvirt_client_certificate(tmp_path: Path) -> None:
+    """Peer-to-peer migration: libvirtd's default client certificate paths (root) hold a
+    certificate named corral-host-NAME, which every host's tls_allowed_dn_list admits."""
+    pki = ClusterPki(tmp_path)
+    pki.ensure()
+    certs = pki.issue_host("h2", "198.18.0.2")
+    payload = host_payload(certs, "198.18.0.2", UUID)
+    files = {f.path: f for f in payload.files}
+    client = files["/etc/pki/libvirt/clientcert.pem"]
+    assert client.data == certs.libvirt_client.cert_pem
+    assert files["/etc/pki/libvirt/private/clientkey.pem"].mode == 0o600
+    assert "CN=corral-host-h2" in certs.libvirt_client.cert.subject.rfc4514_string()
+    libvirtd = next(text for path, _, text in payload.confs if path.endswith("libvirtd.conf"))
+    assert 'tls_allowed_dn_list = ["CN=corral-manager", "CN=corral-host-*"]' in libvirtd

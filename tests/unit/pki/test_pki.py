@@ -113,10 +113,13 @@ def test_expiry_of_host_and_manager_certificates(tmp_path: Path, pki: ClusterPki
     pki.save_host_certs("h5", certs)
     infos = pki.host_certs("h5")
     assert [i.purpose for i in infos] == [
-        CertPurpose.LIBVIRT_SERVER, CertPurpose.MIGRATION_SERVER,
-        CertPurpose.MIGRATION_CLIENT, CertPurpose.VNC_SERVER,
+        CertPurpose.LIBVIRT_SERVER, CertPurpose.LIBVIRT_PEER_CLIENT,
+        CertPurpose.MIGRATION_SERVER, CertPurpose.MIGRATION_CLIENT, CertPurpose.VNC_SERVER,
     ]  # fmt: skip
-    assert all(i.subject == "h5" and 364 * 86400 < i.expires_in_s <= 366 * 86400 for i in infos)
+    subjects = {i.purpose: i.subject for i in infos}
+    assert subjects.pop(CertPurpose.LIBVIRT_PEER_CLIENT) == "corral-host-h5"
+    assert set(subjects.values()) == {"h5"}
+    assert all(364 * 86400 < i.expires_in_s <= 366 * 86400 for i in infos)
     assert not list(pki.host_dir("h5").glob("*key*"))  # host keys are never kept
     pki.forget_host("h5")
     assert pki.host_certs("h5") == []

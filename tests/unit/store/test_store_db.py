@@ -39,6 +39,7 @@ TABLES = {
     "vms",
     "tasks",
     "audit_log",
+    "cluster_settings",
     "alembic_version",
 }
 

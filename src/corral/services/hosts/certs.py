@@ -17,6 +17,7 @@ from corral.model.vm import VmState
 from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
+from corral.services.cluster import ClusterSettingsService
 from corral.services.hosts import _install
 from corral.services.hosts.registry import HostService
 from corral.services.principal import Principal
@@ -32,6 +33,7 @@ class CertRotation:
         tasks: TaskService,
         audit: AuditService,
         data_dir: Path,
+        cluster: ClusterSettingsService | None = None,
         checkpoint: _install.Checkpoint = _install.no_checkpoint,
     ) -> None:
         self._db = db
@@ -41,6 +43,7 @@ class CertRotation:
         self._audit = audit
         self.known_hosts = data_dir / "ssh" / "known_hosts"
         self.checkpoint = checkpoint
+        self._cluster = cluster
         self._busy: set[str] = set()
 
     async def rotate(
@@ -70,7 +73,12 @@ class CertRotation:
             facts = await installer.probe()
             await ctx.progress(0.2, phase="issuing certificates")
             certs = await asyncio.to_thread(self._pki.issue_host, name, address, facts.dns_names())
-            payload = host_payload(certs, address, facts.host_uuid or str(uuid.uuid4()))
+            payload = host_payload(
+                certs,
+                address,
+                facts.host_uuid or str(uuid.uuid4()),
+                plain_migration=await self._plain_migration(),
+            )
             uri = _install.tls_uri(address, self._pki.libvirt_pkipath)
 
             async def verify() -> None:
@@ -117,3 +125,10 @@ class CertRotation:
                     raise HostError(f"VM {record.name}: {exc.message}") from exc
                 done.append(record.name)
         return done
+
+    async def _plain_migration(self) -> bool:
+        """Whether hosts installed now accept unencrypted migration streams (the cluster's
+        ``allow_insecure_migration``; hosts keep what they got until reinstalled)."""
+        if self._cluster is None:
+            return False
+        return (await self._cluster.get()).allow_insecure_migration

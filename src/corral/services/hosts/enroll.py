@@ -23,6 +23,7 @@ from corral.model.task import TaskInfo
 from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
+from corral.services.cluster import ClusterSettingsService
 from corral.services.hosts import _install
 from corral.services.hosts.registry import HostService
 from corral.services.principal import Principal
@@ -38,6 +39,7 @@ class HostEnrollment:
         tasks: TaskService,
         audit: AuditService,
         data_dir: Path,
+        cluster: ClusterSettingsService | None = None,
         checkpoint: _install.Checkpoint = _install.no_checkpoint,
     ) -> None:
         self._db = db
@@ -47,6 +49,7 @@ class HostEnrollment:
         self._audit = audit
         self.known_hosts = data_dir / "ssh" / "known_hosts"
         self.checkpoint = checkpoint
+        self._cluster = cluster
         self.confirm_s = _install.CONFIRM_S
         self._busy: set[str] = set()
 
@@ -88,7 +91,12 @@ class HostEnrollment:
         facts = await installer.probe()
         await ctx.progress(0.2, phase="issuing certificates")
         certs = await asyncio.to_thread(self._pki.issue_host, name, address, facts.dns_names())
-        payload = host_payload(certs, address, facts.host_uuid or str(uuid.uuid4()))
+        payload = host_payload(
+            certs,
+            address,
+            facts.host_uuid or str(uuid.uuid4()),
+            plain_migration=await self._plain_migration(),
+        )
         uri = _install.tls_uri(address, self._pki.libvirt_pkipath)
 
         async def verify() -> str | None:
@@ -110,7 +118,9 @@ class HostEnrollment:
         name, address = request.name, request.address
         await self._check_new(name, address)
         certs = await asyncio.to_thread(self._pki.issue_host, name, address)
-        payload = host_payload(certs, address, str(uuid.uuid4()))
+        payload = host_payload(
+            certs, address, str(uuid.uuid4()), plain_migration=await self._plain_migration()
+        )
         uri = _install.tls_uri(address, self._pki.libvirt_pkipath)
         self._pki.save_pending(name, certs, address)
         files = bundle_files(payload, name, uri, HostPaths().staging_root)
@@ -119,6 +129,13 @@ class HostEnrollment:
             uri=uri,
             files=[BundleFile(path=p, mode=m, content=data.decode()) for p, data, m in files],
         )
+
+    async def _plain_migration(self) -> bool:
+        """Whether hosts installed now accept unencrypted migration streams (the cluster's
+        ``allow_insecure_migration``; hosts keep what they got until reinstalled)."""
+        if self._cluster is None:
+            return False
+        return (await self._cluster.get()).allow_insecure_migration
 
 
 def _is_file(path: str) -> bool:

@@ -136,6 +136,10 @@ class HostService:
             )
         return host
 
+    def last_error(self, name: str) -> str | None:
+        """Why the host is not connected, as last seen (None: no error on record)."""
+        return self._errors.get(name)
+
     def all(self) -> list[LibvirtHost]:
         return list(self._hosts.values())
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from corral.errors import CorralError
 from corral.model.image import CdromRequest, ImageInfo, ImageKind
+from corral.model.migration import MigrationRequest
 from corral.model.vm import DeleteRequest, ShutdownRequest, SnapshotRequest, VmState
 from corral.services.principal import Principal
 from corral.services.runtime import Services
@@ -44,12 +45,30 @@ async def _context(svc: Services, name: str) -> dict[str, Any]:
         "tasks": tasks,
         "isos": [i for i in images if i.kind is ImageKind.ISO],
         "image_names": {i.path: i.name for i in images},
+        **await _migration_choices(svc, vm.host),
     }
 
 
 async def _tasks_of(svc: Services, name: str) -> list[Any]:
     """The VM's ten latest tasks."""
     return [t for t in await svc.tasks.list_tasks(limit=200) if t.target == name][:10]
+
+
+async def _migration_choices(svc: Services, current: str) -> dict[str, Any]:
+    """Where the VM could go (connected hosts outside maintenance) and how (the transports
+    a migration may ask for now): the Migrate form's choices; the API checks the rest."""
+    hosts = [
+        h.name
+        for h in svc.hosts.all()
+        if h.name != current and h.connected and not svc.hosts.in_maintenance(h.name)
+    ]
+    insecure_ok = (await svc.cluster.get()).allow_insecure_migration
+    transports = sorted(
+        (t.name, t.description)
+        for t in svc.migrations.migrate.transports.values()
+        if t.encrypted or insecure_ok
+    )
+    return {"migrate_hosts": hosts, "migrate_transports": transports}
 
 
 def _log_text(raw: bytes) -> str:
@@ -110,6 +129,20 @@ def _action_route(action: str) -> None:
 
 for _action in _ACTIONS:
     _action_route(_action)
+
+
+@router.post("/ui/vms/{name}/migrate", name="ui.vm.migrate")
+async def migrate_vm(
+    request: Request,
+    name: str,
+    who: PageOperator,
+    to: Annotated[str, Form(max_length=63)],
+    transport: Annotated[str, Form(max_length=32)] = "tls",
+) -> HTMLResponse:
+    """Start a live migration (a task: its progress shows in the page's task list)."""
+    svc: Services = request.app.state.services
+    await svc.migrations.migrate.start(who, name, MigrationRequest(to=to, transport=transport))
+    return render(request, "fragments/vm_detail.html", await _context(svc, name))
 
 
 @router.post("/ui/vms/{name}/delete", name="ui.vm.delete")

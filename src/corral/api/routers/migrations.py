@@ -1,0 +1,113 @@
+"""Live migration, evacuation, the transports available and the cluster's settings."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from corral.api.deps import Admin, Operator, Svc, Viewer
+from corral.api.openapi import on_host
+from corral.api.params import NamePath
+from corral.api.routers.vms import ACCEPTED, accepted
+from corral.model.cluster import ClusterSettings, ClusterSettingsUpdate
+from corral.model.migration import MigrationRequest, TransportName
+from corral.model.task import TaskInfo
+
+router = APIRouter()
+
+
+class TransportInfo(BaseModel):
+    name: str
+    description: str
+    encrypted: bool
+    allowed: bool = Field(description="whether a migration may ask for it now")
+
+
+class EvacuateRequest(BaseModel):
+    """How every VM moves (a migration request without ``to``: each VM goes to the connected
+    host with the most free memory). The same limits as ``MigrationRequest``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transport: TransportName | None = None
+    max_downtime_ms: int | None = Field(default=None, ge=1, le=60_000)
+    bandwidth_mib_s: int | None = Field(default=None, ge=1, le=1_000_000)
+    parallel_connections: int | None = Field(default=None, ge=1, le=32)
+
+
+@router.post(
+    "/vms/{name}/migrate",
+    name="vm.migrate",
+    status_code=202,
+    tags=["vms"],
+    response_model=TaskInfo,
+    responses={
+        **ACCEPTED,
+        **on_host(
+            (403, "the insecure transport without the cluster's switch"),
+            (404, "no such VM or destination host"),
+            (
+                409,
+                "the VM or destination is in no state for it (shut off, busy, maintenance, "
+                "same host, not enough memory, incompatible CPU…)",
+            ),
+        ),
+    },
+)
+async def migrate_vm(
+    name: NamePath, body: MigrationRequest, request: Request, svc: Svc, who: Operator
+) -> Response:
+    """Live-migrate a running VM to another host: a task (``result.migration`` has its steps
+    and the latest job statistics). Checked first: a request that cannot work is a 4xx."""
+    request.state.audit_target = f"{name}->{body.to}"
+    return accepted(await svc.migrations.migrate.start(who, name, body))
+
+
+@router.post(
+    "/hosts/{name}/evacuate",
+    name="host.evacuate",
+    status_code=202,
+    tags=["hosts"],
+    response_model=TaskInfo,
+    responses={
+        **ACCEPTED,
+        **on_host(
+            (403, "the insecure transport without the cluster's switch"),
+            (404, "no such host"),
+            (409, "no other host can take the VMs, or the host is busy"),
+        ),
+    },
+)
+async def evacuate_host(
+    name: NamePath, svc: Svc, who: Admin, body: EvacuateRequest | None = None
+) -> Response:
+    """Put the host in maintenance and migrate every VM off it, each to the connected host
+    with the most free memory."""
+    fields = (body or EvacuateRequest()).model_dump(exclude_none=True)
+    template = MigrationRequest.model_validate({"to": name, **fields})
+    return accepted(await svc.migrations.evacuate.evacuate(who, name, template))
+
+
+@router.get("/migration/transports", name="migration.transports", tags=["vms"])
+async def list_transports(svc: Svc, _: Viewer) -> list[TransportInfo]:
+    insecure_ok = (await svc.cluster.get()).allow_insecure_migration
+    return [
+        TransportInfo(
+            name=t.name,
+            description=t.description,
+            encrypted=t.encrypted,
+            allowed=t.encrypted or insecure_ok,
+        )
+        for t in sorted(svc.migrations.migrate.transports.values(), key=lambda t: t.name)
+    ]
+
+
+@router.get("/cluster/settings", name="cluster.settings", tags=["cluster"])
+async def show_settings(svc: Svc, _: Viewer) -> ClusterSettings:
+    return await svc.cluster.get()
+
+
+@router.patch("/cluster/settings", name="cluster.settings.update", tags=["cluster"])
+async def update_settings(body: ClusterSettingsUpdate, svc: Svc, who: Admin) -> ClusterSettings:
+    """Change cluster settings (admin; each change is audited with its old and new value)."""
+    return await svc.cluster.update(who, body)

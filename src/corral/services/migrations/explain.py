@@ -1,0 +1,86 @@
+"""Why a migration failed, in words a person can act on (pure).
+
+libvirt's message is often what the *destination* saw ("qemu unexpectedly closed the monitor:
+… load of migration failed: Input/output error") or nothing useful ("client socket is
+closed"). The real cause is usually on the source: QEMU's own ``error-desc`` (``query-migrate``)
+and the source libvirtd's log. :func:`explain` puts the cause first and quotes the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FailureEvidence:
+    vm: str
+    source: str
+    destination: str
+    transport: str
+    encrypted: bool
+    libvirt_message: str
+    #: The source QEMU's description of the failed migration (``query-migrate``).
+    qemu_detail: str | None = None
+    #: Error lines from the source host's libvirtd log since the migration started.
+    log_lines: tuple[str, ...] = field(default_factory=tuple)
+    #: Whether Corral still reaches the destination's libvirtd after the failure.
+    destination_alive: bool = True
+
+
+def _has(text: str, *needles: str) -> bool:
+    low = text.lower()
+    return any(n.lower() in low for n in needles)
+
+
+def _cause(e: FailureEvidence) -> str:
+    everything = " ".join([e.libvirt_message, e.qemu_detail or "", *e.log_lines])
+    src, dst = e.source, e.destination
+    if _has(everything, "allows migration only with VIR_MIGRATE_TLS"):
+        return (
+            f"the hosts refuse unencrypted migration streams (migrate_tls_force = 1, set when "
+            f"they were enrolled): after `corral cluster set allow_insecure_migration true`, "
+            f"reinstall their configuration with `corral host rotate-certs {src}` and "
+            f"`corral host rotate-certs {dst}`"
+        )
+    if _has(everything, "known issuer", "certificate", "x509", "verification"):
+        return (
+            f"a migration certificate was refused ({e.qemu_detail or e.libvirt_message}): "
+            f"{dst}'s certificate must come from Corral's migration CA and name {dst}'s "
+            f"address; `corral host rotate-certs {dst}` installs a fresh one"
+        )
+    if _has(
+        everything, "Lost connection to destination", "client socket is closed", "End of file"
+    ) and (not e.destination_alive or _has(everything, "Lost connection to destination")):
+        return f"{src} lost its connection to the libvirt daemon of {dst} (did it stop or restart?)"
+    if e.encrypted and _has(e.qemu_detail or "", "TLS channel"):
+        return (
+            f"the encrypted migration stream from {src} to {dst} broke: TLS found bytes that "
+            "were changed or cut in transit (a faulty link, a middlebox, or an attacker "
+            "between the hosts)"
+        )
+    if _has(everything, "canceled by client", "operation aborted"):
+        return "the migration was aborted"
+    if _has(everything, "Permission denied (publickey", "Host key verification failed"):
+        return (
+            f"{src} could not log in to {dst} over SSH (the ssh transport needs root on {src} "
+            f"to reach {dst}'s sshd with a key and a known host key)"
+        )
+    return e.libvirt_message.strip().splitlines()[0] if e.libvirt_message.strip() else "unknown"
+
+
+def explain(e: FailureEvidence) -> str:
+    """``migration of VM web1 from h1 to h2 failed: CAUSE; the VM keeps running on h1
+    (QEMU on h1: …; libvirt: …; h1's log: …)``."""
+    evidence = []
+    if e.qemu_detail:
+        evidence.append(f"QEMU on {e.source}: {e.qemu_detail}")
+    message = " ".join(e.libvirt_message.split())
+    if message:
+        evidence.append(f"libvirt: {message}")
+    if e.log_lines:
+        evidence.append(f"{e.source}'s libvirtd log: " + " | ".join(e.log_lines))
+    return (
+        f"migration of VM {e.vm} from {e.source} to {e.destination} over {e.transport} "
+        f"failed: {_cause(e)}; the VM keeps running on {e.source}"
+        + (f" ({'; '.join(evidence)})" if evidence else "")
+    )
