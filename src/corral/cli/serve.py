@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import typer
 import uvicorn
 
 from corral.api.app import create_app
 from corral.config import load_settings
+
+#: uvicorn's server stack for Corral (bench/console_proxy.py serves the console relay with it
+#: too). uvicorn's access log would print query strings; tokens never travel there, but keep
+#: request logging in Corral's own middleware.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "ws": "websockets-sansio",
+    "access_log": False,
+}
 
 
 def serve(
@@ -35,7 +46,5 @@ def serve(
         host=settings.listen_host,
         port=settings.listen_port,
         log_level=settings.log_level,
-        # uvicorn's access log would print query strings; tokens never travel there, but keep
-        # request logging in Corral's own middleware.
-        access_log=False,
+        **UVICORN_OPTIONS,
     )
