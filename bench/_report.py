@@ -48,6 +48,8 @@ def report(
     for row in rows:
         table.add_row(*(_cell(row.get(c, "")) for c in columns))
     console = Console()
+    if not console.is_terminal:  # a log file: Rich would wrap at 80 columns
+        console = Console(width=120)
     console.print(table)
     for key, value in headline.items():
         console.print(f"[bold]{key}[/bold]: {_cell(value)}")

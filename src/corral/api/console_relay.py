@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 #: QEMU closes a connection whose clipboard message is above 1 MiB: refuse the same here.
 VIEWER_LIMITS = Limits(max_cut_text_bytes=1 << 20)
-#: Read size toward the browser: large reads mean few, large WebSocket messages.
-_CHUNK = 1 << 18
 
 # WebSocket close codes (RFC 6455).
 NORMAL, POLICY, UNSUPPORTED_DATA = 1000, 1008, 1003
@@ -80,9 +78,9 @@ async def _handshake(ws: WebSocket, upstream: Upstream) -> bytes:
 
 
 async def _to_viewer(ws: WebSocket, upstream: Upstream) -> str:
-    if upstream.unparsed:
-        await ws.send_bytes(upstream.unparsed)
-    while data := await upstream.reader.read(_CHUNK):
+    # One WebSocket message per chunk received (small ones joined): no copy on the way.
+    stream = await upstream.server_stream()
+    while data := await stream.read():
         await ws.send_bytes(data)
     return "the VM's display closed the connection (the VM stopped?)"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import typer
 import uvicorn
@@ -41,6 +42,16 @@ def _configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).addFilter(redact)
 
+#: uvicorn's server stack for Corral (bench/console_proxy.py serves the console relay with it
+#: too). uvicorn's access log would print query strings (console tickets): Corral's own
+#: middleware records requests instead.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "ws": "websockets-sansio",
+    "access_log": False,
+}
+
 
 def serve(
     host: str | None = typer.Option(
@@ -73,11 +84,9 @@ def serve(
         host=settings.listen_host,
         port=settings.listen_port,
         log_level=settings.log_level,
-        # uvicorn's access log would print query strings (console tickets): Corral's own
-        # middleware records requests instead.
-        access_log=False,
         ssl_certfile=str(serving.cert) if serving.cert else None,
         ssl_keyfile=str(serving.key) if serving.key else None,
         # uvicorn's own loggers go through the handler set up above (and its ticket filter).
         log_config=None,
+        **UVICORN_OPTIONS,
     )
