@@ -65,8 +65,12 @@ def contract_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContractA
     try:
         yield built
     finally:
-        # schemathesis started the app's lifespan on its own event loop thread: stop it there.
+        # schemathesis started the app's lifespan on its own event loop thread: stop it there,
+        # then stop that thread (schemathesis keeps it until the interpreter exits). A loop
+        # left running in another thread would keep libvirt's event implementation: the
+        # connections of later tests would get their events in a thread that is not theirs.
         asgi.shutdown_lifespans()
+        asgi._shutdown()
 
 
 def _schema(contract: ContractApp) -> OpenApiSchema:

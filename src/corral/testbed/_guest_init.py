@@ -29,6 +29,11 @@ CANARY = b"CORRAL-CANARY-" + CANARY_TOKEN.encode()
 CANARY_FILE = "/tmp/canary"
 CANARY_COPIES = 2**14
 SHELL_PROMPT = b"corral# "
+#: busybox ash asks the terminal where its cursor is after each prompt (ESC [6n) and waits a
+#: moment for the answer, eating what arrives meanwhile; a client of the serial console
+#: answers like a terminal would (row 1, column 9).
+CURSOR_QUERY = b"\x1b[6n"
+CURSOR_REPLY = b"\x1b[1;9R"
 
 # The modules the guest loads at boot (their dependencies are added by the builder).
 GUEST_MODULES = [

@@ -100,8 +100,9 @@ def ensure_event_loop_impl() -> None:
     """Register libvirt's event loop with the running asyncio loop; idempotent.
 
     libvirt allows one event implementation per process, registered before any connection is
-    opened. If that loop has since been closed (one loop per test), the implementation moves to
-    the running loop so connections opened later still get their events.
+    opened. If that loop has since stopped (one loop per test module, or ``asyncio.run`` in a
+    test), the implementation moves to the running loop so connections opened later still get
+    their events.
     """
     global _impl
     loop = asyncio.get_running_loop()
@@ -110,5 +111,7 @@ def ensure_event_loop_impl() -> None:
             libvirt.registerErrorHandler(_ignore_libvirt_error, None)
             _impl = _ThreadSafeImpl(loop=loop).register()
             libvirtaio._current_impl = _impl
-        elif _impl.loop is not loop and _impl.loop.is_closed():
+        elif _impl.loop is not loop and (_impl.loop.is_closed() or not _impl.loop.is_running()):
+            # A loop that no longer runs (closed, or merely stopped) delivers nothing: events
+            # of connections opened now must reach the loop that runs.
             _impl.rebind(loop)

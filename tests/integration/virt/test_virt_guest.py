@@ -14,7 +14,7 @@ from PIL import Image
 
 from corral.errors import Conflict
 from corral.model.vm import BootSpec, DiskSpec, NicSpec, VmSpec, VmState
-from corral.testbed.guest_images import SHELL_PROMPT, KernelGuest
+from corral.testbed.guest_images import CURSOR_QUERY, CURSOR_REPLY, SHELL_PROMPT, KernelGuest
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.virt import DomainEvent, LibvirtHost
 
@@ -95,9 +95,15 @@ async def test_serial_console_runs_a_command(host: LibvirtHost, guest: Guest) ->
         async with asyncio.timeout(60):
             while SHELL_PROMPT not in seen:
                 seen += await console.read()
+            # Answer the shell's cursor query as a terminal would, or it eats the command.
+            if CURSOR_QUERY in seen.split(SHELL_PROMPT)[-1]:
+                await console.write(CURSOR_REPLY)
             await console.write(b"echo $((6*7))\n")
             while b"\n42" not in seen.replace(b"\r", b""):
-                seen += await console.read()
+                chunk = await console.read()
+                if CURSOR_QUERY in chunk:
+                    await console.write(CURSOR_REPLY)
+                seen += chunk
     finally:
         await console.close()
     assert await console.read() == b""
