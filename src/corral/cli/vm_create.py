@@ -18,6 +18,7 @@ from corral.cli.units import (
     parse_nic_spec,
     validation_message,
 )
+from corral.model.arch import CpuSpec
 from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmInfo, VmSpec
 
 
@@ -160,9 +161,11 @@ def create(
         cdrom_drive=cdrom_drive,
     )
     client = c.client(ctx)
-    # cdrom_drive only when asked: servers from before it refuse fields they do not know.
-    unasked = {"cdrom_drive"} if not cdrom_drive else None
-    body = spec.model_dump(mode="json", exclude_none=True, exclude=unasked)
+    # New fields only when asked: servers from before them refuse fields they do not know.
+    unasked = {"cdrom_drive"} if not cdrom_drive else set()
+    if spec.cpu == CpuSpec():
+        unasked.add("cpu")
+    body = spec.model_dump(mode="json", exclude_none=True, exclude=unasked or None)
     response = client.post("/vms", json=body)
     if response.status_code == 202:
         if follow_task(ctx, response, no_wait=no_wait, json_flag=json_out) is None:

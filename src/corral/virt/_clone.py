@@ -53,6 +53,9 @@ def clone_xml(
         if desc is None:
             desc = etree.SubElement(root, "description")
         desc.text = description
+    for nvram in root.findall("./os/nvram"):
+        # The source's UEFI variables file: libvirt makes the clone its own from the template.
+        nvram.getparent().remove(nvram)  # type: ignore[union-attr]
     for interface in root.iterfind("./devices/interface"):
         for mac in interface.findall("mac"):
             interface.remove(mac)  # libvirt generates a fresh one
