@@ -12,6 +12,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from corral.testbed.arch_guests import build_arch_guest
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.enroll import enroll_all
 from corral.testbed.guest_images import DiskGuest, KernelGuest, build_disk_guest, build_kernel_guest
@@ -38,6 +39,18 @@ def kernel_guest() -> KernelGuest:
 @pytest.fixture(scope="session")
 def disk_guest() -> DiskGuest:
     return build_disk_guest(GUEST_BUILD_DIR)
+
+
+@pytest.fixture(scope="session")
+def s390x_guest() -> KernelGuest:
+    """The busybox guest for s390x (heartbeat and shell on ttysclp0)."""
+    return build_arch_guest("s390x", GUEST_BUILD_DIR)
+
+
+@pytest.fixture(scope="session")
+def aarch64_guest() -> KernelGuest:
+    """The busybox guest for aarch64 (heartbeat and shell on ttyAMA0)."""
+    return build_arch_guest("aarch64", GUEST_BUILD_DIR)
 
 
 @pytest.fixture

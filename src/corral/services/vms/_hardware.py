@@ -115,10 +115,13 @@ def _check_cpu(host: LibvirtHost, where: Target, model: str | None) -> None:
     offered = caps.cpu_modes if model in CPU_MODES else caps.cpu_models
     if model not in offered:
         kind = "CPU mode" if model in CPU_MODES else "CPU model"
+        default = where.profile.tcg_cpu
+        first = [default] if default in caps.cpu_models else []
+        choices = caps.cpu_modes + first + [m for m in caps.cpu_models if m not in first]
         raise Conflict(
             f"{kind} {model!r} is not available for {where.arch} guests under "
-            f"{where.accelerator} on host {host.name!r}: use one of "
-            f"{_listing(caps.cpu_modes + caps.cpu_models)}"
+            f"{where.accelerator} on host {host.name!r}: use one of {_listing(choices)} "
+            f"(all of them: `corral host show {host.name}`)"
         )
 
 
