@@ -50,8 +50,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-
-
 class VmEdit(_Strict):
     """Fields to change; those left out stay. vcpus and memory_mib change live within the
     maximums set at creation; the maximums and the topology change only for the next start."""

@@ -73,7 +73,7 @@ RECIPES: dict[str, ArchRecipe] = {
         "linux-image-arm64",
         "ttyAMA0",
         ("virtio_pci", "virtio_mmio", *_COMMON_MODULES),
-    ),  # fmt: skip
+    ),
 }
 
 
