@@ -23,6 +23,7 @@ from corral.api.routers import (
     hosts,
     images,
     tasks,
+    vm_changes,
     vms,
 )
 from corral.api.unread_body import CloseUnreadBody
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(CloseUnreadBody)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, images, console, console_ws, tasks, events):
+    for module in (auth, hosts, vms, vm_changes, images, console, console_ws, tasks, events):
         api.include_router(document_errors(module.router))
     app.include_router(api)
     app.include_router(api_docs.router)

@@ -214,7 +214,7 @@ def nesting_possible(
 
 
 def guest_info(
-    guest: GuestArch, host_cpu: HostCpu, caps: dict[Accelerator, DomainCaps | None]
+    guest: GuestArch, catalog: GuestCatalog, caps: dict[Accelerator, DomainCaps | None]
 ) -> GuestArchInfo:
     """What ``corral host show`` lists for one architecture."""
     arch = profile(guest.arch)
@@ -225,6 +225,8 @@ def guest_info(
     max_vcpus = best.max_vcpus if best is not None else None
     if max_vcpus is None and machine is not None:
         max_vcpus = machine.max_vcpus
+    if max_vcpus is None:
+        max_vcpus = catalog.max_vcpus
     models: list[str] = []
     for found in caps.values():
         if found is not None:
@@ -235,7 +237,7 @@ def guest_info(
     nested = [
         accel
         for accel, found in sorted(caps.items())
-        if nesting_possible(guest.arch, accel, host_cpu, found)[0] is not None
+        if nesting_possible(guest.arch, accel, catalog.host_cpu, found)[0] is not None
     ]
     return GuestArchInfo(
         arch=guest.arch,

@@ -76,7 +76,8 @@ def _letters(index: int) -> str:
     return text
 
 
-def _disk(volume: VolumeRef, target: str, bus: DiskBus) -> Disk:
+def disk_element(volume: VolumeRef, target: str, bus: DiskBus) -> Disk:
+    """A file-backed disk of ``volume`` at ``target`` on ``bus``."""
     disk = Disk()
     disk.type = Disk.TYPE_FILE
     disk.device = Disk.DEVICE_DISK
@@ -111,7 +112,8 @@ def free_target(bus: DiskBus, used: set[str]) -> str:
     return prefix + _letters(index)
 
 
-def _interface(nic: NicSpec, nat_network: str | None) -> Interface:
+def interface_element(nic: NicSpec, nat_network: str | None) -> Interface:
+    """A NIC on ``nic.network`` (``nat``: ``nat_network``, user-mode networking without one)."""
     iface = Interface()
     network = nat_network if nic.network == NIC_NAT else nic.network
     if network is None or network == NIC_USER:
@@ -139,7 +141,7 @@ def _add_devices(domain: Domain, spec: VmSpec, disks: list[VolumeRef], host: Hos
     buses = [d.bus for d in spec.disks] + ([arch.cdrom_bus] if drive else [])
     targets = _target_names(buses)
     for disk_spec, volume, target in zip(spec.disks, disks, targets, strict=False):
-        devices.add_child(_disk(volume, target, disk_spec.bus))
+        devices.add_child(disk_element(volume, target, disk_spec.bus))
         corral.add_disk(disk_spec.name, target)
     if drive:
         devices.add_child(cdrom_disk(spec.cdrom, targets[-1], arch.cdrom_bus))
@@ -153,7 +155,7 @@ def _add_devices(domain: Domain, spec: VmSpec, disks: list[VolumeRef], host: Hos
         for index in range(1, PCIE_ROOT_PORTS + 1):
             devices.add_child(_controller("pci", "pcie-root-port", str(index)))
     for nic in spec.nics:
-        devices.add_child(_interface(nic, host.nat_network))
+        devices.add_child(interface_element(nic, host.nat_network))
     _add_console(devices, spec.name, arch, host)
     if arch.graphics:
         _add_screen(devices, arch, host)
