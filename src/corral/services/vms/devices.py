@@ -10,9 +10,11 @@ is deleted again if the attach fails.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
+import time
 from dataclasses import dataclass
 
 from corral.errors import Conflict, CorralError, NotFound
@@ -33,6 +35,8 @@ from corral.virt.domain_xml.osxml import Boot
 
 log = logging.getLogger(__name__)
 
+#: How long a hot-unplug may take the guest (beyond libvirt's own 5 s).
+RELEASE_TIMEOUT_S = 15.0
 #: Disk buses whose devices can be plugged into a running guest.
 HOTPLUG_BUSES = frozenset({DiskBus.VIRTIO, DiskBus.SCSI})
 
@@ -237,10 +241,34 @@ async def _remove(
     if step.live:
         xml = device_element(record.xml, kind, key)
         await host.detach_device(record.uuid, xml, live=True, config=step.config)
+        await _released(host, record.uuid, kind, key)
         if kind == "disk":
             await host.set_disk_name(record.uuid, key, None, live=True)
     elif step.config:
         await host.redefine(record.uuid, remove_device(kind, key), f"remove a {kind}")
+
+
+async def _released(host: LibvirtHost, uuid: str, kind: str, key: str) -> None:
+    """Wait until the guest let the device go. libvirt gives up waiting after 5 s and leaves
+    the unplug running; a PCIe unplug alone waits 5 s in the guest (the attention button's
+    grace period), so look a while longer, then say the guest still holds it."""
+    deadline = time.monotonic() + RELEASE_TIMEOUT_S
+    while True:
+        record = await host.get_domain(uuid)
+        present = (
+            any(d.target == key and d.pending != "attach" for d in record.disks)
+            if kind == "disk"
+            else any(n.mac == key and n.pending != "attach" for n in record.nics)
+        )
+        if not present:
+            return
+        if time.monotonic() >= deadline:
+            raise Conflict(
+                f"VM {record.name!r} was asked to release the {kind} {key} and has not yet: it is "
+                "gone from its definition, and leaves the guest when the guest lets it go (or at "
+                "the next start); its volume stays"
+            )
+        await asyncio.sleep(0.25)
 
 
 def _targets(record: DomainRecord) -> set[str]:

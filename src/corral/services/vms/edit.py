@@ -122,12 +122,12 @@ def _wanted(vm: str, base: _Sizes, req: VmEdit) -> _Sizes:
 
 def _why_not_live(where: _hardware.Target, now: _Sizes, wanted: _Sizes) -> str | None:
     """Why the running VM cannot get ``wanted`` now (None: it can)."""
+    if wanted.vcpus != now.vcpus and not where.profile.vcpu_hotplug:
+        return f"{where.arch} guests cannot have vCPUs plugged in or out while they run"
     if wanted.max_vcpus != now.max_vcpus or wanted.max_memory_mib != now.max_memory_mib:
         return "maximums change only when the VM starts"
     if wanted.topology != now.topology:
         return "the CPU topology changes only when the VM starts"
-    if wanted.vcpus != now.vcpus and not where.profile.vcpu_hotplug:
-        return f"{where.arch} guests cannot have vCPUs plugged in or out while they run"
     return None
 
 
