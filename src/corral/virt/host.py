@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -17,12 +16,11 @@ from pathlib import Path
 
 import libvirt
 
-from corral.errors import Conflict, InsufficientResources, InvalidRequest
+from corral.errors import Conflict, InsufficientResources
 from corral.model.host import GuestArchInfo, HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
 from corral.virt import (
     _clone,
-    _edit,
     _hostcaps,
     _media,
     _network,
@@ -36,7 +34,9 @@ from corral.virt import (
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
 from corral.virt._hostcaps import DomainCaps, GuestArch, GuestCatalog
+from corral.virt._lookup import lookup as _lookup
 from corral.virt._upload import VolumeWriter
+from corral.virt.changes import DomainChanges
 from corral.virt.console import SerialConsole
 from corral.virt.domain_xml import HostDefaults, build_domain
 from corral.virt.domain_xml.archdefaults import nested_feature
@@ -51,7 +51,6 @@ from corral.virt.types import (
 )
 
 log = logging.getLogger(__name__)
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -75,12 +74,6 @@ def _undefine(dom: libvirt.virDomain) -> None:
             libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
         )
-
-
-def _lookup(conn: libvirt.virConnect, uuid_or_name: str) -> libvirt.virDomain:
-    if _UUID.match(uuid_or_name):
-        return conn.lookupByUUIDString(uuid_or_name)
-    return conn.lookupByName(uuid_or_name)
 
 
 class LibvirtHost:
@@ -111,6 +104,8 @@ class LibvirtHost:
         self._domain_caps: dict[tuple[str, Accelerator, str | None], DomainCaps | None] = {}
         self._pool_handle: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
         self._conn = ManagedConnection(name, uri, call_timeout, self._emit)
+        #: Changes to defined domains: resizing, hot-plug, rewrites of the definition.
+        self.changes = DomainChanges(self._conn)
 
     # -- connection and events ---------------------------------------------------------------
     @property
@@ -369,58 +364,6 @@ class LibvirtHost:
         await self._dom(
             f"set the description of domain {uuid}", uuid, lambda d: set_description(d, description)
         )
-
-    # -- changes to a defined domain ---------------------------------------------------------
-    async def _change(
-        self, what: str, uuid: str, fn: Callable[[libvirt.virDomain], object]
-    ) -> None:
-        """A change libvirt may refuse as unsuitable for this domain: that is a Conflict (the
-        request was well formed; this VM on this host cannot take it), not a bad request."""
-        try:
-            await self._dom(what, uuid, fn)
-        except InvalidRequest as exc:
-            raise Conflict(f"{exc.message}: the VM stays as it was") from None
-
-    async def redefine(self, uuid: str, rewrite: _edit.Rewrite, what: str) -> None:
-        """Rewrite the domain's persistent definition (a running one gets it at next start)."""
-
-        def job(conn: libvirt.virConnect) -> None:
-            _edit.redefine(conn, _lookup(conn, uuid), rewrite)
-
-        try:
-            await self._conn.run(f"{what} of domain {uuid}", job)
-        except InvalidRequest as exc:
-            raise Conflict(f"{exc.message}: the VM stays as it was") from None
-
-    async def set_vcpus(self, uuid: str, count: int) -> None:
-        """Plug vCPUs in or out of a running domain (and its definition)."""
-        await self._change(f"set {count} vCPUs in domain {uuid}", uuid,
-                        lambda d: _edit.set_vcpus(d, count))  # fmt: skip
-
-    async def set_memory(self, uuid: str, mib: int) -> None:
-        """Give a running domain ``mib`` MiB through its balloon (and its definition)."""
-        await self._change(f"set {mib} MiB of memory in domain {uuid}", uuid,
-                        lambda d: _edit.set_memory(d, mib))  # fmt: skip
-
-    async def attach_device(self, uuid: str, device_xml: str, *, live: bool) -> None:
-        """Add a device to the definition, and to the running guest with ``live``."""
-        await self._change(f"attach a device to domain {uuid}", uuid,
-                        lambda d: _edit.attach(d, device_xml, live))  # fmt: skip
-
-    async def detach_device(
-        self, uuid: str, device_xml: str, *, live: bool, config: bool = True
-    ) -> None:
-        """Remove a device from the running guest (``live``) and/or the definition."""
-        await self._change(
-            f"detach a device from domain {uuid}",
-            uuid,
-            lambda d: _edit.detach(d, device_xml, live=live, config=config),
-        )
-
-    async def set_disk_name(self, uuid: str, target: str, name: str | None, *, live: bool) -> None:
-        """Record Corral's name of the disk at ``target`` (None: forget it)."""
-        await self._dom(f"name the disk {target} of domain {uuid}", uuid,
-                        lambda d: _edit.set_disk_name(d, target, name, live))  # fmt: skip
 
     # -- snapshots ---------------------------------------------------------------------------
     async def list_snapshots(self, uuid: str) -> list[SnapshotInfo]:

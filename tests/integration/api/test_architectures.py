@@ -148,3 +148,31 @@ def test_what_the_host_cannot_run_is_refused_clearly(
     assert words in answer.json()["detail"], answer.json()["detail"]
     assert {d.name() for d in conn.listAllDomains()} == before
     assert client.get("/vms/arch-refused").status_code == 404
+
+
+def test_x86_64_nested_under_tcg_gives_the_guest_svm(
+    client: httpx.Client, corral: CorralServer, kernel_guest: KernelGuest
+) -> None:
+    """TCG emulates AMD's SVM: a nested VM's guest sees svm in its CPU flags."""
+    name = "arch-nested"
+    spec = kernel_vm(name, kernel_guest, disk_gib=None, cpu={"nested": True})
+    try:
+        _boot(client, spec)
+        assert client.get(f"/vms/{name}").json()["cpu"]["nested"] is True
+        out = SerialShell(corral, name).run("grep -c -w svm /proc/cpuinfo")
+        assert re.search(rb"^[1-9]\d*\r?$", out, re.M), out
+    finally:
+        _remove(client, name)
+
+
+def test_x86_64_nested_under_kvm_needs_a_host_that_nests(
+    client: httpx.Client, kernel_guest: KernelGuest
+) -> None:
+    with open("/proc/cpuinfo") as cpuinfo:
+        if re.search(r"\b(vmx|svm)\b", cpuinfo.read()):
+            pytest.skip("this machine's CPU offers vmx/svm: KVM may nest here")
+    spec = kernel_vm("arch-nested-kvm", kernel_guest, accelerator="kvm", cpu={"nested": True})
+    answer = client.post("/vms", json=spec)
+    assert answer.status_code == 409, answer.text
+    detail = answer.json()["detail"]
+    assert "nested" in detail and ("nested=1" in detail or "KVM" in detail), detail

@@ -131,10 +131,12 @@ class VmDevices:
             xml = disk_element(volume, target, req.bus).to_xml()
             try:
                 if applied is Applied.LIVE:
-                    await host.attach_device(record.uuid, xml, live=True)
-                    await host.set_disk_name(record.uuid, target, req.name, live=True)
+                    await host.changes.attach_device(record.uuid, xml, live=True)
+                    await host.changes.set_disk_name(record.uuid, target, req.name, live=True)
                 else:
-                    await host.redefine(record.uuid, add_device(xml, req.name), "add a disk")
+                    await host.changes.redefine(
+                        record.uuid, add_device(xml, req.name), "add a disk"
+                    )
             except CorralError:
                 if created is not None:
                     await _delete_quietly(host, created.name)
@@ -215,9 +217,9 @@ class VmDevices:
             nic = NicSpec(network=req.network, model=req.model, mac=mac)
             xml = interface_element(nic, nat).to_xml()
             if applied is Applied.LIVE:
-                await host.attach_device(record.uuid, xml, live=True)
+                await host.changes.attach_device(record.uuid, xml, live=True)
             else:
-                await host.redefine(record.uuid, add_device(xml), "add a network interface")
+                await host.changes.redefine(record.uuid, add_device(xml), "add a network interface")
         return await self._done(name, applied, f"network interface {mac} ({req.network}) attached")
 
     async def detach_nic(
@@ -240,12 +242,12 @@ async def _remove(
     guest let the device go) and the definition, or out of the definition alone (a rewrite)."""
     if step.live:
         xml = device_element(record.xml, kind, key)
-        await host.detach_device(record.uuid, xml, live=True, config=step.config)
+        await host.changes.detach_device(record.uuid, xml, live=True, config=step.config)
         await _released(host, record.uuid, kind, key)
         if kind == "disk":
-            await host.set_disk_name(record.uuid, key, None, live=True)
+            await host.changes.set_disk_name(record.uuid, key, None, live=True)
     elif step.config:
-        await host.redefine(record.uuid, remove_device(kind, key), f"remove a {kind}")
+        await host.changes.redefine(record.uuid, remove_device(kind, key), f"remove a {kind}")
 
 
 async def _released(host: LibvirtHost, uuid: str, kind: str, key: str) -> None:

@@ -189,10 +189,10 @@ class VmEditing:
         rewrite = sizes(wanted.vcpus, wanted.max_vcpus, wanted.memory_mib,
                         wanted.max_memory_mib, req.topology or wanted.topology)  # fmt: skip
         if not active:
-            await host.redefine(record.uuid, rewrite, "change the sizes")
+            await host.changes.redefine(record.uuid, rewrite, "change the sizes")
             return Applied.OFFLINE, wanted.describe_change(later)
         if req.mode is ChangeMode.NEXT_START or why_not is not None:
-            await host.redefine(record.uuid, rewrite, "change the sizes for the next start")
+            await host.changes.redefine(record.uuid, rewrite, "change the sizes for the next start")
             return Applied.NEXT_START, wanted.describe_change(later)
         await _apply_live(host, record.uuid, now, wanted)
         return Applied.LIVE, wanted.describe_change(now)
@@ -201,14 +201,14 @@ class VmEditing:
 async def _apply_live(host: LibvirtHost, uuid: str, now: _Sizes, wanted: _Sizes) -> None:
     """vCPUs, then memory; if the memory change fails, the vCPUs go back."""
     if wanted.vcpus != now.vcpus:
-        await host.set_vcpus(uuid, wanted.vcpus)
+        await host.changes.set_vcpus(uuid, wanted.vcpus)
     if wanted.memory_mib != now.memory_mib:
         try:
-            await host.set_memory(uuid, wanted.memory_mib)
+            await host.changes.set_memory(uuid, wanted.memory_mib)
         except CorralError:
             if wanted.vcpus != now.vcpus:
                 try:
-                    await host.set_vcpus(uuid, now.vcpus)
+                    await host.changes.set_vcpus(uuid, now.vcpus)
                 except CorralError as exc:
                     log.error("could not put back %d vCPUs in %s: %s", now.vcpus, uuid, exc)
             raise
