@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from corral.errors import Conflict, InsufficientResources
-from corral.model.arch import CPU_MODES, Arch
+from corral.model.arch import CPU_MODES, Arch, CpuTopology
 from corral.model.vm import Accelerator, DiskBus, VmSpec
 from corral.virt import LibvirtHost
 from corral.virt._hostcaps import DomainCaps, GuestArch, default_machine, nesting_possible
@@ -108,6 +108,16 @@ def check_vcpu_hotplug(where: Target, vcpus: int, max_vcpus: int | None) -> None
         )
 
 
+def check_topology(where: Target, topology: CpuTopology | None) -> None:
+    most = where.profile.max_threads
+    if topology is not None and most is not None and topology.threads > most:
+        raise Conflict(
+            f"{where.arch} guests have at most {most} thread(s) per core: make the topology's "
+            f"threads {most} (e.g. {topology.sockets} sockets x "
+            f"{topology.cores * topology.threads} cores x {most})"
+        )
+
+
 def _check_cpu(host: LibvirtHost, where: Target, model: str | None) -> None:
     caps = where.caps
     if model is None or caps is None:
@@ -170,6 +180,7 @@ async def check_spec(host: LibvirtHost, spec: VmSpec) -> VmSpec:
     where = await target(host, spec.arch, spec.machine, spec.accelerator)
     check_vcpus(host, where, spec.name, max(spec.vcpus, spec.max_vcpus or 0))
     check_vcpu_hotplug(where, spec.vcpus, spec.max_vcpus)
+    check_topology(where, spec.cpu.topology)
     _check_cpu(host, where, spec.cpu.model)
     if spec.cpu.nested:
         await check_nested(host, where, spec.name)

@@ -173,6 +173,7 @@ class VmEditing:
                          req)  # fmt: skip
         _hardware.check_vcpus(host, where, name, wanted.max_vcpus)
         _hardware.check_vcpu_hotplug(where, wanted.vcpus, wanted.max_vcpus)
+        _hardware.check_topology(where, req.topology)
         caps = await host.capabilities()
         if wanted.max_memory_mib > caps.memory_mib:
             raise InsufficientResources(

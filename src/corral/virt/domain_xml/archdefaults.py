@@ -65,6 +65,8 @@ class ArchProfile:
     nic_models: frozenset[str] = _PCI_NICS
     #: vCPUs can be plugged into a running guest.
     vcpu_hotplug: bool = False
+    #: Threads per core QEMU allows (None: no limit of its own).
+    max_threads: int | None = None
     #: CPU feature that lets the guest run VMs, per accelerator.
     nested_features: dict[Accelerator, tuple[str, ...]] = field(default_factory=dict)
 
@@ -117,6 +119,7 @@ PROFILES: dict[str, ArchProfile] = {
         disk_buses=frozenset({DiskBus.VIRTIO, DiskBus.SCSI}),
         nic_models=frozenset({"virtio"}),
         vcpu_hotplug=True,
+        max_threads=1,  # "S390 does not support more than 1 threads" (QEMU 7.2)
         nested_features={Accelerator.KVM: ("sie",)},
     ),
     "riscv64": ArchProfile(
