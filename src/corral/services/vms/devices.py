@@ -85,16 +85,20 @@ def _removal(
 
 
 def boot_disk(record: DomainRecord) -> str | None:
-    """The target of the disk the VM boots from (None: it boots a kernel or a CD-ROM only)."""
+    """The target of the disk the VM boots from (None: it boots a kernel or a CD-ROM only):
+    the disk with the lowest ``<boot order>``, else the first disk when the VM boots from hd."""
     domain = Domain.from_xml(record.xml)
     if domain.os.kernel:
         return None
     disks = [d for d in domain.devices.disks if d.device == "disk" and d.target_dev]
-    ordered = [d for d in disks if d.node.find("boot") is not None]
+    ordered = sorted(
+        (int(order), d.target_dev)
+        for d in disks
+        if (order := str(d.node.xpath("string(boot/@order)"))).isdigit()
+    )
     if ordered:
-        first = min(ordered, key=lambda d: int(d.node.find("boot").get("order", "1")))  # type: ignore[union-attr]
-        return first.target_dev
-    if Boot.DEV_HD not in domain.os.boot_devices and domain.os.boot_devices:
+        return ordered[0][1]
+    if domain.os.boot_devices and Boot.DEV_HD not in domain.os.boot_devices:
         return None
     return disks[0].target_dev if disks else None
 

@@ -169,8 +169,8 @@ class VmEditing:
         where = await _hardware.target(host, record.arch, record.machine, record.accelerator)
         later = _next_start_sizes(record)
         now = _live_sizes(record) if active else later
-        wanted = _wanted(name, now if active and req.mode is not ChangeMode.NEXT_START else later,
-                         req)  # fmt: skip
+        base = now if active and req.mode is not ChangeMode.NEXT_START else later
+        wanted = _wanted(name, base, req)
         _hardware.check_vcpus(host, where, name, wanted.max_vcpus)
         _hardware.check_vcpu_hotplug(where, wanted.vcpus, wanted.max_vcpus)
         _hardware.check_topology(where, req.topology)
@@ -187,8 +187,10 @@ class VmEditing:
                 f"next_start, or shut it down and edit it (it has {now.vcpus} of at most "
                 f"{now.max_vcpus} vCPUs and {now.memory_mib} of at most {now.max_memory_mib} MiB)"
             )
-        rewrite = sizes(wanted.vcpus, wanted.max_vcpus, wanted.memory_mib,
-                        wanted.max_memory_mib, req.topology or wanted.topology)  # fmt: skip
+        rewrite = sizes(
+            wanted.vcpus, wanted.max_vcpus, wanted.memory_mib, wanted.max_memory_mib,
+            wanted.topology,
+        )  # fmt: skip
         if not active:
             await host.changes.redefine(record.uuid, rewrite, "change the sizes")
             return Applied.OFFLINE, wanted.describe_change(later)
