@@ -83,8 +83,17 @@ if [ $want_tests = 1 ]; then
     fi
     su postgres -c "psql -tAc \"SELECT 1 FROM pg_roles WHERE rolname='corral'\"" | grep -q 1 ||
         su postgres -c "psql -q -c \"CREATE ROLE corral LOGIN SUPERUSER PASSWORD 'corral-test'\""
-    # The guests are built from .deb files that `apt-get download` fetches: it needs apt's lists.
-    compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null || apt-get update -qq
+    # The guests are built from .deb files that `apt-get download` fetches: it needs apt's lists,
+    # for the s390x and arm64 guests those of these foreign architectures too.
+    foreign_missing=0
+    for arch in s390x arm64; do
+        dpkg --print-foreign-architectures | grep -qx "$arch" || { dpkg --add-architecture "$arch"; foreign_missing=1; }
+        compgen -G "/var/lib/apt/lists/*binary-${arch}_Packages*" >/dev/null || foreign_missing=1
+    done
+    if [ $foreign_missing = 1 ] || ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+        apt-get update -qq
+    fi
     log "building test guests (cached under build/)"
     .venv/bin/python -m corral.testbed.guest_images build build/guests
+    .venv/bin/python -m corral.testbed.arch_guests build --build-dir build/guests
 fi

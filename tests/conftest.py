@@ -13,6 +13,7 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from corral.testbed.arch_guests import build_arch_guest
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.enroll import enroll_all
 from corral.testbed.guest_images import DiskGuest, KernelGuest, build_disk_guest, build_kernel_guest
@@ -21,11 +22,15 @@ from corral.testbed.private_libvirtd import PrivateLibvirtd
 
 REPO = Path(__file__).resolve().parents[1]
 GUEST_BUILD_DIR = REPO / "build" / "guests"
+#: libvirt's QEMU capabilities cache, shared by the test sessions' daemons: a fresh daemon
+#: probes every emulator once (≈ 36 s with qemu-system-misc's 17 architectures, ≈ 4 s with
+#: x86 alone); libvirt checks the cached results against the binaries itself.
+LIBVIRT_CACHE = REPO / "build" / "libvirt-cache"
 
 
 @pytest.fixture(scope="session")
 def private_libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateLibvirtd]:
-    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("libvirtd"))
+    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("libvirtd"), shared_cache=LIBVIRT_CACHE)
     daemon.start()
     yield daemon
     daemon.stop()
@@ -39,6 +44,18 @@ def kernel_guest() -> KernelGuest:
 @pytest.fixture(scope="session")
 def disk_guest() -> DiskGuest:
     return build_disk_guest(GUEST_BUILD_DIR)
+
+
+@pytest.fixture(scope="session")
+def s390x_guest() -> KernelGuest:
+    """The busybox guest for s390x (heartbeat and shell on ttysclp0)."""
+    return build_arch_guest("s390x", GUEST_BUILD_DIR)
+
+
+@pytest.fixture(scope="session")
+def aarch64_guest() -> KernelGuest:
+    """The busybox guest for aarch64 (heartbeat and shell on ttyAMA0)."""
+    return build_arch_guest("aarch64", GUEST_BUILD_DIR)
 
 
 @pytest.fixture
@@ -70,7 +87,9 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHostTestb
     """Three libvirt hosts h1-h3 in namespaces on a slot of their own (198.18.SLOT.0/24), each
     with libvirtd and sshd; not enrolled (see ``multihost_corral``)."""
     slot, lock = allocate_slot()
-    bed = MultiHostTestbed(tmp_path_factory.mktemp("testbed"), hosts=3, slot=slot)
+    bed = MultiHostTestbed(
+        tmp_path_factory.mktemp("testbed"), hosts=3, slot=slot, shared_cache=LIBVIRT_CACHE
+    )
     try:
         bed.up()
         yield bed

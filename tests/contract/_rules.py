@@ -1,8 +1,10 @@
-"""The two request rules JSON Schema cannot state, applied to the fuzzer's schema-valid cases.
+"""The request rules JSON Schema cannot state, applied to the fuzzer's schema-valid cases.
 
-Everything else a request must satisfy is in the OpenAPI document. These two are not:
+Everything else a request must satisfy is in the OpenAPI document. These are not:
 
 - disk names must be unique within a VM (JSON Schema has no "unique by property");
+- a VM's sizes (create and edit): vcpus at most max_vcpus, memory_mib at most max_memory_mib,
+  and the CPU topology's product the vCPU count (JSON Schema compares no two fields);
 - a wait-screen template must be a decodable PNG (``contentMediaType: image/png`` is an
   annotation; schemathesis encodes random text instead). Its coverage phase also gives up on
   a base64 string near the 5.6-million-character limit and sends ``0`` as the body while still
@@ -46,6 +48,29 @@ def _unique_disk_names(body: dict[str, Any]) -> None:
         if name != disk.get("name", "root"):
             disk["name"] = name
         seen.add(name)
+
+
+def _sizes(body: dict[str, Any], cpu: object) -> None:
+    """Maximums at least the figures; a topology as large as the maximum (or vCPU count)."""
+    for figure, ceiling in (("vcpus", "max_vcpus"), ("memory_mib", "max_memory_mib")):
+        value, top = body.get(figure), body.get(ceiling)
+        if _number(value) and _number(top) and value > top:
+            body[ceiling] = value
+    topology = cpu.get("topology") if isinstance(cpu, dict) else None
+    if not isinstance(topology, dict):
+        return
+    wanted = body.get("max_vcpus")
+    if not _number(wanted):
+        wanted = body.get("vcpus", 1) if body is not cpu else None
+    if not _number(wanted):
+        # An edit's topology must fit the VM's maximum: the server answers 409 if it does not.
+        return
+    topology.update({"sockets": int(wanted), "cores": 1, "threads": 1})
+
+
+def _number(value: object) -> bool:
+    """A JSON number (an integer may come as 309.0)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _png_template(drawn: str) -> str:
@@ -98,6 +123,9 @@ def apply(case: Case) -> Case:
     label = f"{case.operation.method.upper()} {case.operation.path}"
     if label == "POST /api/v1/vms" and isinstance(case.body, dict):
         _unique_disk_names(case.body)
+        _sizes(case.body, case.body.get("cpu"))
+    elif label == "PATCH /api/v1/vms/{name}" and isinstance(case.body, dict):
+        _sizes(case.body, case.body)
     elif label == "PUT /api/v1/images/{name}":
         case.body = _image_bytes(case.query or {})
     elif label == "POST /api/v1/vms/{name}/console/wait-screen":

@@ -24,6 +24,7 @@ from corral.api.routers import (
     images,
     migrations,
     tasks,
+    vm_changes,
     vms,
 )
 from corral.api.unread_body import CloseUnreadBody
@@ -84,7 +85,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(CloseUnreadBody)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, migrations, images, console, console_ws, tasks, events):
+    for module in (
+        auth,
+        hosts,
+        vms,
+        vm_changes,
+        migrations,
+        images,
+        console,
+        console_ws,
+        tasks,
+        events,
+    ):
         api.include_router(document_errors(module.router))
     app.include_router(api)
     app.include_router(api_docs.router)

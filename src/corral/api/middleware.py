@@ -69,6 +69,7 @@ class AuditMiddleware:
         )
         services = scope["app"].state.services
         try:
-            await services.audit.record(user, action, target, _outcome(status, state))
+            detail = str(state.get("audit_detail", "")) if status < 400 else ""
+            await services.audit.record(user, action, target, _outcome(status, state), detail)
         except CorralError as exc:
             log.error("could not write the audit entry for %s: %s", action, exc.message)

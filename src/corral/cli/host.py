@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from corral.cli import context as c
 from corral.cli.client import parse, parse_list, seg
-from corral.cli.output import host_details, host_table
+from corral.cli.output import guest_arch_details, guest_arch_table, host_details, host_table
 from corral.cli.task import JsonOpt, follow_task
 from corral.cli.units import validation_message
 from corral.model.host import (
@@ -38,11 +38,34 @@ def list_hosts(ctx: typer.Context, json_out: bool = JsonOpt) -> None:
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str = NameArg, json_out: bool = JsonOpt) -> None:
-    """Show one host and what libvirt reports about it."""
+def show(
+    ctx: typer.Context,
+    name: str = NameArg,
+    arch: str | None = typer.Option(
+        None, "--arch", help="Every machine type and CPU model of this guest architecture."
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Show one host, what libvirt reports about it, and the guest architectures it runs
+    (machine types, max vCPUs, CPU models, nesting)."""
     response = c.client(ctx).get(f"/hosts/{seg(name)}")
     host = parse(response, HostInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(host_details(host)))
+    guests = (host.capabilities.guests if host.capabilities else None) or []
+    chosen = [g for g in guests if g.arch == arch] if arch else guests
+    if arch is not None and not chosen:
+        known = ", ".join(g.arch for g in guests) or "none"
+        c.usage_error(f"host {name} runs no {arch} guests; it runs {known}", "--arch")
+
+    def render() -> None:
+        if arch is not None:
+            c.out.print(guest_arch_details(chosen[0]))
+            return
+        c.out.print(host_details(host))
+        if guests:
+            c.out.print()
+            c.out.print(guest_arch_table(guests))
+
+    c.emit(ctx, json_out, response.json(), render)
 
 
 @app.command("add")

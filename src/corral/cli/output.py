@@ -11,7 +11,7 @@ from rich.text import Text
 from corral.cli.units import human_bytes, human_duration, human_mib
 from corral.model.auth import AuditEntry, TokenInfo, UserInfo
 from corral.model.cluster import ClusterSettings
-from corral.model.host import HostInfo
+from corral.model.host import GuestArchInfo, HostInfo
 from corral.model.image import ImageInfo
 from corral.model.task import TaskInfo, TaskState
 from corral.model.vm import SnapshotInfo, VmInfo, VmState
@@ -83,15 +83,53 @@ def vm_table(vms: Iterable[VmInfo]) -> Table:
     return table
 
 
+def _of_max(now: str, most: str | None) -> str:
+    return f"{now} (at most {most} while running)" if most is not None and most != now else now
+
+
+def _cpu_text(vm: VmInfo) -> str:
+    cpu = vm.cpu
+    if cpu is None:
+        return "-"
+    parts = [cpu.model or "QEMU's default"]
+    if cpu.topology is not None:
+        parts.append(str(cpu.topology))
+    if cpu.nested:
+        parts.append("nested virtualization")
+    return ", ".join(parts)
+
+
+def _next_start_text(vm: VmInfo) -> str:
+    nxt = vm.next_start
+    if nxt is None:
+        return ""
+    parts = []
+    for label, value, unit in (
+        ("vCPUs", nxt.vcpus, ""), ("max vCPUs", nxt.max_vcpus, ""),
+        ("memory", nxt.memory_mib, " MiB"), ("max memory", nxt.max_memory_mib, " MiB"),
+    ):  # fmt: skip
+        if value is not None:
+            parts.append(f"{label} {value}{unit}")
+    return ", ".join(parts)
+
+
 def vm_details(vm: VmInfo) -> Table:
+    rows: list[tuple[str, str | Text]] = [
+        ("Name", vm.name),
+        ("UUID", vm.uuid),
+        ("Host", vm.host),
+        ("State", state_text(vm.state)),
+        ("Architecture", f"{vm.arch or '-'} ({vm.machine})" if vm.machine else vm.arch or "-"),
+        ("vCPUs", _of_max(str(vm.vcpus), str(vm.max_vcpus) if vm.max_vcpus else None)),
+        ("Memory", _of_max(human_mib(vm.memory_mib),
+                           human_mib(vm.max_memory_mib) if vm.max_memory_mib else None)),
+        ("CPU", _cpu_text(vm)),
+    ]  # fmt: skip
+    if vm.next_start is not None:
+        rows.append(("Next start", Text(_next_start_text(vm), style="yellow")))
     return _details(
         [
-            ("Name", vm.name),
-            ("UUID", vm.uuid),
-            ("Host", vm.host),
-            ("State", state_text(vm.state)),
-            ("vCPUs", str(vm.vcpus)),
-            ("Memory", human_mib(vm.memory_mib)),
+            *rows,
             ("Uptime", human_duration(vm.uptime_s)),
             ("CPU time", human_duration(vm.cpu_time_s)),
             ("Accelerator", vm.accelerator or "-"),
@@ -102,11 +140,22 @@ def vm_details(vm: VmInfo) -> Table:
     )
 
 
+_PENDING = {"attach": "attached at next start", "detach": "detached at next start"}
+
+
 def disk_table(vm: VmInfo) -> Table:
-    table = _table("DISK", "TARGET", "BUS", "DEVICE", "SIZE", "PATH")
+    table = _table("DISK", "TARGET", "BUS", "DEVICE", "SIZE", "PATH", "PENDING")
     for disk in vm.disks:
         size = human_bytes(disk.capacity_bytes) if disk.capacity_bytes is not None else "-"
-        _row(table, disk.name, disk.target, disk.bus, disk.device, size, disk.path)
+        pending = _PENDING.get(disk.pending or "", "")
+        _row(table, disk.name, disk.target, disk.bus, disk.device, size, disk.path, pending)
+    return table
+
+
+def nic_table(vm: VmInfo) -> Table:
+    table = _table("MAC", "NETWORK", "MODEL", "PENDING")
+    for nic in vm.nics:
+        _row(table, nic.mac, nic.network, nic.model, _PENDING.get(nic.pending or "", ""))
     return table
 
 
@@ -238,10 +287,52 @@ def host_details(host: HostInfo) -> Table:
             ("Accelerators", ", ".join(caps.accelerators) or "-"),
             ("libvirt", caps.libvirt_version),
             ("QEMU", caps.qemu_version or "-"),
+            ("Guest archs", ", ".join(caps.architectures) or "-"),
         ]
     if host.last_error:
         rows.append(("Last error", Text(host.last_error, style="red")))
     return _details(rows)
+
+
+def guest_arch_table(guests: Iterable[GuestArchInfo]) -> Table:
+    """What a host runs, one architecture a row (``corral host show``)."""
+    table = _table("ARCH", "ACCEL", "DEFAULT MACHINE", "MAX VCPUS", "CONSOLE", "NESTED",
+                   "MACHINES", "CPU MODELS")  # fmt: skip
+    for guest in guests:
+        _row(
+            table,
+            guest.arch,
+            ",".join(guest.accelerators) or "-",
+            guest.default_machine or "-",
+            str(guest.max_vcpus) if guest.max_vcpus else "-",
+            guest.console or "-",
+            ",".join(guest.nested) or "no",
+            str(len(guest.machines)),
+            str(len(guest.cpu_models)),
+        )
+    return table
+
+
+def guest_arch_details(guest: GuestArchInfo) -> Table:
+    """One architecture in full: every machine type and CPU model."""
+    machines = ", ".join(
+        f"{m.name} (= {m.canonical}, {m.max_vcpus} vCPUs)" if m.canonical else
+        f"{m.name} ({m.max_vcpus} vCPUs)" if m.max_vcpus else m.name
+        for m in guest.machines
+    )  # fmt: skip
+    return _details(
+        [
+            ("Architecture", guest.arch),
+            ("Emulator", guest.emulator),
+            ("Accelerators", ", ".join(guest.accelerators) or "-"),
+            ("Default machine", guest.default_machine or "-"),
+            ("Max vCPUs", str(guest.max_vcpus) if guest.max_vcpus else "-"),
+            ("Serial console", guest.console or "-"),
+            ("Nested virt.", ", ".join(guest.nested) or "no"),
+            ("Machine types", machines or "-"),
+            ("CPU models", ", ".join(guest.cpu_models) or "-"),
+        ]
+    )
 
 
 def user_table(users: Iterable[UserInfo]) -> Table:

@@ -42,6 +42,7 @@ def _configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).addFilter(redact)
 
+
 #: uvicorn's server stack for Corral (bench/console_proxy.py serves the console relay with it
 #: too). uvicorn's access log would print query strings (console tickets): Corral's own
 #: middleware records requests instead.

@@ -10,10 +10,10 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from corral.cli import console, snapshot, vm_create, vm_migrate, vm_screen
+from corral.cli import console, snapshot, vm_changes, vm_create, vm_migrate, vm_screen
 from corral.cli import context as c
 from corral.cli.client import ApiError, BadAnswer, CorralClient, parse, parse_list, seg
-from corral.cli.output import disk_table, vm_details, vm_table
+from corral.cli.output import disk_table, nic_table, vm_details, vm_table
 from corral.cli.task import JsonOpt, follow_task
 from corral.cli.units import validation_message
 from corral.model.vm import CloneRequest, ShutdownRequest, VmInfo
@@ -29,6 +29,9 @@ LOG_POLL_S = 0.5
 
 app.command("create")(vm_create.create)
 app.command("migrate")(vm_migrate.migrate)
+app.command("edit")(vm_changes.edit)
+app.add_typer(vm_changes.disk_app, name="disk")
+app.add_typer(vm_changes.nic_app, name="nic")
 
 
 @app.command("list")
@@ -45,7 +48,7 @@ def list_vms(
 
 @app.command("show")
 def show(ctx: typer.Context, name: str = NameArg, json_out: bool = JsonOpt) -> None:
-    """Show one VM and its disks."""
+    """Show one VM, its disks and network interfaces (and what changes at its next start)."""
     response = c.client(ctx).get(f"/vms/{seg(name)}")
     vm = parse(response, VmInfo)
 
@@ -54,6 +57,9 @@ def show(ctx: typer.Context, name: str = NameArg, json_out: bool = JsonOpt) -> N
         if vm.disks:
             c.out.print()
             c.out.print(disk_table(vm))
+        if vm.nics:
+            c.out.print()
+            c.out.print(nic_table(vm))
 
     c.emit(ctx, json_out, response.json(), render)
 

@@ -18,6 +18,8 @@ from corral.cli.units import (
     parse_nic_spec,
     validation_message,
 )
+from corral.cli.vm_changes import parse_topology
+from corral.model.arch import CpuSpec
 from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmInfo, VmSpec
 
 
@@ -64,8 +66,10 @@ def build_spec(
     host: str | None,
     start: bool = False,
     cdrom_drive: bool = False,
+    hardware: dict[str, Any] | None = None,
 ) -> VmSpec:
-    """The ``VmSpec`` the options describe; ``typer.BadParameter`` (exit 2) when they don't."""
+    """The ``VmSpec`` the options describe; ``typer.BadParameter`` (exit 2) when they don't.
+    ``hardware`` holds the VmSpec fields about architecture, CPU and maximums as given."""
     memory_mib: int = _parse_or_usage("--memory", parse_memory_mib, memory)
     disk_specs: list[DiskSpec] = _parse_or_usage("--disk", parse_disk_specs, disks)
     nic_specs: list[NicSpec] = [_parse_or_usage("--nic", parse_nic_spec, n) for n in nics]
@@ -91,6 +95,7 @@ def build_spec(
             accelerator=accelerator,
             host=host,
             start=start,
+            **(hardware or {}),
         )
     except ValidationError as exc:
         c.usage_error(validation_message(exc))
@@ -135,6 +140,28 @@ def create(
         None, "--accelerator", help="kvm or tcg (default: the host's best)."
     ),
     host: str | None = typer.Option(None, "--host", help="Host to create it on."),
+    arch: str | None = typer.Option(
+        None,
+        "--arch",
+        metavar="ARCH",
+        help="x86_64, aarch64, s390x… (default: the host's own; `corral host show`).",
+    ),
+    machine: str | None = typer.Option(
+        None, "--machine", help="Machine type, e.g. q35 (default: the architecture's)."
+    ),
+    cpu: str | None = typer.Option(
+        None, "--cpu", help="host-model, host-passthrough, max, or a CPU model name."
+    ),
+    topology: str | None = typer.Option(
+        None, "--topology", metavar="SxCxT", help="CPU sockets x cores x threads, e.g. 4x8x2."
+    ),
+    nested: bool = typer.Option(False, "--nested", help="Let the guest run VMs itself."),
+    max_vcpus: int | None = typer.Option(
+        None, "--max-vcpus", min=1, max=512, help="vCPUs it can get while running."
+    ),
+    max_memory: str | None = typer.Option(
+        None, "--max-memory", help="Memory it can get while running (e.g. 4G)."
+    ),
     start: bool = typer.Option(False, "--start", help="Start the VM once it is created."),
     no_wait: bool = typer.Option(
         False, "--no-wait", help="When an image import runs as a task, print its id and return."
@@ -142,6 +169,21 @@ def create(
     json_out: bool = JsonOpt,
 ) -> None:
     """Create a VM (and start it with --start)."""
+    hardware: dict[str, Any] = {
+        "arch": arch,
+        "machine": machine,
+        "max_vcpus": max_vcpus,
+        "max_memory_mib": _parse_or_usage("--max-memory", parse_memory_mib, max_memory)
+        if max_memory
+        else None,
+        "cpu": {
+            "model": cpu,
+            "topology": _parse_or_usage("--topology", parse_topology, topology)
+            if topology
+            else None,
+            "nested": nested,
+        },
+    }
     spec = build_spec(
         name=name,
         vcpus=vcpus,
@@ -158,11 +200,14 @@ def create(
         host=host,
         start=start,
         cdrom_drive=cdrom_drive,
+        hardware=hardware,
     )
     client = c.client(ctx)
-    # cdrom_drive only when asked: servers from before it refuse fields they do not know.
-    unasked = {"cdrom_drive"} if not cdrom_drive else None
-    body = spec.model_dump(mode="json", exclude_none=True, exclude=unasked)
+    # New fields only when asked: servers from before them refuse fields they do not know.
+    unasked = {"cdrom_drive"} if not cdrom_drive else set()
+    if spec.cpu == CpuSpec():
+        unasked.add("cpu")
+    body = spec.model_dump(mode="json", exclude_none=True, exclude=unasked or None)
     response = client.post("/vms", json=body)
     if response.status_code == 202:
         if follow_task(ctx, response, no_wait=no_wait, json_flag=json_out) is None:

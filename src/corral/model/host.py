@@ -14,6 +14,41 @@ from corral.model.pki import CertInfo
 from corral.model.vm import Accelerator
 
 
+class MachineInfo(BaseModel):
+    """A QEMU machine type a host offers for an architecture."""
+
+    name: str
+    canonical: str | None = Field(default=None, description="what an alias like q35 stands for")
+    max_vcpus: int | None = None
+
+
+class GuestArchInfo(BaseModel):
+    """What a host can run for one guest architecture."""
+
+    arch: str
+    emulator: str
+    accelerators: list[Accelerator]
+    default_machine: str | None = Field(
+        default=None, description="the machine type a VM of this architecture gets by default"
+    )
+    max_vcpus: int | None = Field(
+        default=None, description="vCPUs a VM of the default machine type can have at most"
+    )
+    console: str | None = Field(
+        default=None, description="the guest's serial console device (ttyS0, ttyAMA0, ttysclp0)"
+    )
+    machines: list[MachineInfo] = Field(default_factory=list)
+    cpu_models: list[str] = Field(
+        default_factory=list,
+        description="CPU choices: the modes host-model, host-passthrough and max where "
+        "offered, then the named models",
+    )
+    nested: list[Accelerator] = Field(
+        default_factory=list,
+        description="accelerators under which VMs of this architecture can have cpu.nested",
+    )
+
+
 class HostCapabilities(BaseModel):
     """What libvirt reports about a host (from ``getCapabilities``/``getInfo``/domain caps)."""
 
@@ -30,6 +65,14 @@ class HostCapabilities(BaseModel):
     accelerators: list[Accelerator]
     libvirt_version: str
     qemu_version: str | None = None
+    architectures: list[str] = Field(
+        default_factory=list, description="guest architectures the host has an emulator for"
+    )
+    guests: list[GuestArchInfo] | None = Field(
+        default=None,
+        description="per architecture: machine types, max vCPUs, CPU models, nesting "
+        "(`GET /hosts/{name}` only)",
+    )
 
 
 class HostStatus(StrEnum):

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from corral.model.arch import Arch, CpuInfo, CpuSpec, MachineType, check_sizing
 from corral.model.common import (
     ABSOLUTE_PATH_PATTERN,
     NAME_PATTERN,
@@ -123,7 +124,8 @@ class BootSpec(_Strict):
 
 
 class VmSpec(_Strict):
-    """A request to create a VM. Disk names must be unique within it (a rule JSON Schema
+    """A request to create a VM. Disk names must be unique within it, vcpus and memory_mib
+    at most their maximums, and the CPU topology's product the vCPU count (rules JSON Schema
     cannot state; the other cross-field rules are in the document)."""
 
     model_config = ConfigDict(
@@ -151,8 +153,34 @@ class VmSpec(_Strict):
     )
 
     name: Name
+    arch: Arch | None = Field(
+        default=None,
+        description="guest architecture (x86_64, aarch64, s390x, or any other the host has an "
+        "emulator for: `corral host show`); default: the host's own. Machine type, buses, "
+        "firmware and console follow from it",
+    )
+    machine: MachineType | None = Field(
+        default=None,
+        description="QEMU machine type the host offers for the architecture (q35, pc, virt, "
+        "s390-ccw-virtio…); default: pc on x86, virt on aarch64, s390-ccw-virtio on s390x",
+    )
     vcpus: int = Field(default=1, ge=1, le=512)
+    max_vcpus: int | None = Field(
+        default=None,
+        ge=1,
+        le=512,
+        description="vCPUs the VM can be given while it runs (CPU hot-plug); at least vcpus. "
+        "Default: vcpus (vCPUs then change while the VM is shut off)",
+    )
     memory_mib: int = Field(default=512, ge=16, le=4 * 1024 * 1024)
+    max_memory_mib: int | None = Field(
+        default=None,
+        ge=16,
+        le=4 * 1024 * 1024,
+        description="memory the VM can be given while it runs (the balloon shrinks it and "
+        "grows it back up to this); at least memory_mib. Default: memory_mib",
+    )
+    cpu: CpuSpec = CpuSpec()
     disks: list[DiskSpec] = Field(default_factory=list, max_length=16)
     cdrom: str | None = Field(
         default=None,
@@ -176,6 +204,9 @@ class VmSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        check_sizing(
+            self.vcpus, self.max_vcpus, self.memory_mib, self.max_memory_mib, self.cpu.topology
+        )
         names = [d.name for d in self.disks]
         if len(names) != len(set(names)):
             raise ValueError("disk names must be unique within a VM")
@@ -186,6 +217,15 @@ class VmSpec(_Strict):
         return self
 
 
+#: A device of a running VM whose change waits for the VM's next start.
+Pending = Literal["attach", "detach"]
+PENDING_DOC = (
+    "set on a running VM's device that changes at its next start: `attach` (in the "
+    "definition, not in the running guest yet), `detach` (in the running guest, gone at the "
+    "next start)"
+)
+
+
 class DiskInfo(BaseModel):
     name: str
     target: str
@@ -193,12 +233,23 @@ class DiskInfo(BaseModel):
     bus: str
     capacity_bytes: int | None = None
     device: Literal["disk", "cdrom"] = "disk"
+    pending: Pending | None = Field(default=None, description=PENDING_DOC)
 
 
 class NicInfo(BaseModel):
     mac: str
     network: str = Field(description="libvirt network name, or 'user' for user-mode networking")
     model: str = ""
+    pending: Pending | None = Field(default=None, description=PENDING_DOC)
+
+
+class NextStart(BaseModel):
+    """What a running VM's definition holds for its next start, where it differs from now."""
+
+    vcpus: int | None = None
+    max_vcpus: int | None = None
+    memory_mib: int | None = None
+    max_memory_mib: int | None = None
 
 
 class VmInfo(BaseModel):
@@ -210,6 +261,16 @@ class VmInfo(BaseModel):
     state: VmState
     vcpus: int
     memory_mib: int
+    max_vcpus: int | None = Field(default=None, description="vCPUs it can have while running")
+    max_memory_mib: int | None = Field(
+        default=None, description="memory it can have while running (the balloon's ceiling)"
+    )
+    arch: str | None = None
+    machine: str | None = None
+    cpu: CpuInfo | None = None
+    next_start: NextStart | None = Field(
+        default=None, description="a running VM's sizes from its next start on, where they differ"
+    )
     uptime_s: float | None = None
     cpu_time_s: float | None = None
     description: str = ""

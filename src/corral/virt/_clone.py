@@ -53,6 +53,10 @@ def clone_xml(
         if desc is None:
             desc = etree.SubElement(root, "description")
         desc.text = description
+    for os_element in root.findall("os"):
+        # The source's UEFI variables file: libvirt makes the clone its own from the template.
+        for nvram in os_element.findall("nvram"):
+            os_element.remove(nvram)
     for interface in root.iterfind("./devices/interface"):
         for mac in interface.findall("mac"):
             interface.remove(mac)  # libvirt generates a fresh one

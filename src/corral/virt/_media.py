@@ -2,16 +2,18 @@
 
 Media change acts on the domain's first CD-ROM drive. A running domain keeps its devices: the
 drive's ``<disk>`` element with a new ``<source>`` goes to ``updateDeviceFlags``. A shut-off
-domain is redefined with the change, and gets a drive (SATA, the next free ``sdX``) when it has
-none.
+domain is redefined with the change, and gets a drive (the next free ``sdX``: SATA on x86, SCSI
+on the other architectures) when it has none.
 """
 
 from __future__ import annotations
 
 from corral.errors import Conflict
+from corral.model.vm import DiskBus
 from corral.virt.domain_xml import Domain, cdrom_disk, free_target
+from corral.virt.domain_xml.archdefaults import profile
 from corral.virt.domain_xml.builder import CDROM_BUS
-from corral.virt.domain_xml.disk import Disk
+from corral.virt.domain_xml.disk import Controller, Disk
 
 
 def _first_cdrom(domain: Domain) -> Disk | None:
@@ -49,7 +51,11 @@ def with_media(domain_xml: str, path: str | None) -> str:
         if path is None:
             raise Conflict(f"VM {domain.name!r} has no CD-ROM drive: there is nothing to eject")
         used = {d.target_dev for d in domain.devices.disks if d.target_dev}
-        domain.devices.add_child(cdrom_disk(path, free_target(CDROM_BUS, used)))
+        bus = profile(domain.os.arch).cdrom_bus if domain.os.arch else CDROM_BUS
+        domain.devices.add_child(cdrom_disk(path, free_target(bus, used), bus))
+        if bus is DiskBus.SCSI and not any(c.type == "scsi" for c in domain.devices.controllers):
+            controller = domain.devices.add_child(Controller())
+            controller.type, controller.model = "scsi", "virtio-scsi"
     else:
         _set_media(disk, path)
     return domain.to_xml()

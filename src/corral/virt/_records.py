@@ -9,9 +9,11 @@ import time
 import libvirt
 from lxml import etree
 
+from corral.model.arch import CPU_HOST_MODEL, CPU_HOST_PASSTHROUGH, CPU_MAX, CpuInfo, CpuTopology
 from corral.model.host import HostCapabilities
-from corral.model.vm import Accelerator, DiskInfo, NicInfo, VmState
+from corral.model.vm import Accelerator, DiskInfo, NextStart, NicInfo, Pending, VmState
 from corral.virt.domain_xml import Domain
+from corral.virt.domain_xml.cpu import Cpu
 from corral.virt.types import DomainRecord
 
 _STATES = {
@@ -26,15 +28,38 @@ _STATES = {
 }
 
 
-def _disks(dom: libvirt.virDomain, domain: Domain) -> list[DiskInfo]:
-    corral = domain.metadata.corral() if domain.has_metadata else None
-    names = corral.disk_names if corral is not None else {}
+_NESTED_FEATURES = {"vmx", "svm", "sie"}
+_MODE_NAMES = {
+    Cpu.MODE_HOST_MODEL: CPU_HOST_MODEL,
+    Cpu.MODE_HOST_PASSTHROUGH: CPU_HOST_PASSTHROUGH,
+    Cpu.MODE_MAXIMUM: CPU_MAX,
+}
+
+
+def _disk_names(*domains: Domain | None) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for domain in domains:
+        corral = domain.metadata.corral() if domain and domain.has_metadata else None
+        if corral is not None:
+            names = {**corral.disk_names, **names}
+    return names
+
+
+def _disks(dom: libvirt.virDomain, domain: Domain, next_boot: Domain | None) -> list[DiskInfo]:
+    """The domain's disks; with ``next_boot`` (a running domain's persistent definition) those
+    only one of them has are marked ``pending``."""
+    names = _disk_names(domain, next_boot)
+    live = {d.target_dev for d in domain.devices.disks}
+    later = {d.target_dev for d in next_boot.devices.disks} if next_boot else live
+    entries = [(d, "detach" if d.target_dev not in later else None) for d in domain.devices.disks]
+    if next_boot is not None:
+        entries += [(d, "attach") for d in next_boot.devices.disks if d.target_dev not in live]
     result = []
-    for disk in domain.devices.disks:
+    for disk, pending in entries:
         target = disk.target_dev or ""
         path = disk.path
         capacity = None
-        if path and disk.device != "cdrom":
+        if path and disk.device != "cdrom" and pending != "attach":
             # blockInfo works on inactive domains too; an unreadable image must not hide the VM.
             with contextlib.suppress(libvirt.libvirtError):
                 capacity = int(dom.blockInfo(target)[0])
@@ -46,20 +71,59 @@ def _disks(dom: libvirt.virDomain, domain: Domain) -> list[DiskInfo]:
                 bus=disk.target_bus or "",
                 capacity_bytes=capacity,
                 device="cdrom" if disk.device == "cdrom" else "disk",
+                pending=_pending(pending),
             )
         )
     return result
 
 
-def _nics(domain: Domain) -> list[NicInfo]:
+def _pending(value: str | None) -> Pending | None:
+    return "attach" if value == "attach" else "detach" if value == "detach" else None
+
+
+def _nics(domain: Domain, next_boot: Domain | None) -> list[NicInfo]:
+    live = {n.mac for n in domain.devices.interfaces}
+    later = {n.mac for n in next_boot.devices.interfaces} if next_boot else live
+    entries = [(n, "detach" if n.mac not in later else None) for n in domain.devices.interfaces]
+    if next_boot is not None:
+        entries += [(n, "attach") for n in next_boot.devices.interfaces if n.mac not in live]
     return [
         NicInfo(
             mac=nic.mac or "",
             network=nic.source_network or (nic.type or ""),
             model=nic.model or "",
+            pending=_pending(pending),
         )
-        for nic in domain.devices.interfaces
+        for nic, pending in entries
     ]
+
+
+def cpu_info(domain: Domain) -> CpuInfo | None:
+    if domain.node.find(Cpu.XML_NAME) is None:
+        return None
+    cpu = domain.cpu
+    model = _MODE_NAMES.get(cpu.mode or "") or cpu.model
+    topology = None
+    if cpu.sockets and cpu.cores and cpu.threads:
+        topology = CpuTopology(sockets=cpu.sockets, cores=cpu.cores, threads=cpu.threads)
+    return CpuInfo(model=model, topology=topology, nested=bool(cpu.required & _NESTED_FEATURES))
+
+
+def _next_start(now: Domain, later: Domain, vcpus: int, memory_mib: int) -> NextStart | None:
+    """What the persistent definition changes at the next start (None: nothing)."""
+    later_vcpus = later.vcpu.current or later.vcpu.count
+    later_memory = (
+        later.current_memory.mib
+        if later.node.find("currentMemory") is not None
+        else later.memory.mib
+    )
+    changes = NextStart(
+        vcpus=later_vcpus if later_vcpus != vcpus else None,
+        max_vcpus=later.vcpu.count if later.vcpu.count != now.vcpu.count else None,
+        memory_mib=later_memory if later_memory != memory_mib else None,
+        max_memory_mib=later.memory.mib if later.memory.mib != now.memory.mib else None,
+    )
+    return changes if changes.model_dump(exclude_none=True) else None
 
 
 def domain_record(dom: libvirt.virDomain, started_at: dict[str, float]) -> DomainRecord:
@@ -72,20 +136,34 @@ def domain_record(dom: libvirt.virDomain, started_at: dict[str, float]) -> Domai
     active = bool(dom.isActive())
     uuid = dom.UUIDString()
     start = started_at.get(uuid) if active else None
+    inactive_xml = ""
+    if active and dom.isPersistent():
+        inactive_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    elif not active:
+        inactive_xml = xml
+    next_boot = Domain.from_xml(inactive_xml) if active and inactive_xml else None
+    memory_mib = int(memory_kib) // 1024
     return DomainRecord(
         uuid=uuid,
         name=dom.name(),
         state=state,
         vcpus=int(vcpus),
-        memory_mib=int(memory_kib) // 1024,
+        memory_mib=memory_mib,
         cpu_time_s=cpu_time_ns / 1e9 if active else None,
         uptime_s=time.monotonic() - start if start is not None else None,
         description=domain.description,
         accelerator=domain.accelerator,
-        disks=_disks(dom, domain),
-        nics=_nics(domain),
+        disks=_disks(dom, domain, next_boot),
+        nics=_nics(domain, next_boot),
         corral_managed=domain.corral_managed,
         xml=xml,
+        max_vcpus=domain.vcpu.count,
+        max_memory_mib=domain.memory.mib,
+        arch=domain.os.arch,
+        machine=domain.os.machine,
+        cpu=cpu_info(domain),
+        next_start=_next_start(domain, next_boot, int(vcpus), memory_mib) if next_boot else None,
+        inactive_xml=inactive_xml,
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -18,10 +17,11 @@ from pathlib import Path
 import libvirt
 
 from corral.errors import Conflict, InsufficientResources
-from corral.model.host import HostCapabilities
+from corral.model.host import GuestArchInfo, HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
 from corral.virt import (
     _clone,
+    _hostcaps,
     _media,
     _network,
     _qmp,
@@ -33,11 +33,16 @@ from corral.virt import (
 )
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
+from corral.virt._hostcaps import DomainCaps, GuestArch, GuestCatalog
+from corral.virt._lookup import lookup as _lookup
 from corral.virt._upload import VolumeWriter
+from corral.virt.changes import DomainChanges
 from corral.virt.console import SerialConsole
 from corral.virt.domain_xml import HostDefaults, build_domain
+from corral.virt.domain_xml.archdefaults import nested_feature
 from corral.virt.domain_xml.graphics import Graphics
 from corral.virt.types import (
+    EVENT_CONNECTED,
     EVENT_DISCONNECTED,
     EVENT_LIFECYCLE,
     DomainEvent,
@@ -46,7 +51,6 @@ from corral.virt.types import (
 )
 
 log = logging.getLogger(__name__)
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$")
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -72,12 +76,6 @@ def _undefine(dom: libvirt.virDomain) -> None:
         )
 
 
-def _lookup(conn: libvirt.virConnect, uuid_or_name: str) -> libvirt.virDomain:
-    if _UUID.match(uuid_or_name):
-        return conn.lookupByUUIDString(uuid_or_name)
-    return conn.lookupByName(uuid_or_name)
-
-
 class LibvirtHost:
     """One connection to one libvirt host: keep-alive, reconnect with back-off, events via
     libvirtaio. Subscribers are called in the asyncio loop thread."""
@@ -101,8 +99,13 @@ class LibvirtHost:
         self._subscribers: list[Callable[[DomainEvent], None]] = []
         self._started_at: dict[str, float] = {}
         self._capabilities: HostCapabilities | None = None
+        # What the host can run, read once per connection (see ``guest_catalog``).
+        self._catalog: GuestCatalog | None = None
+        self._domain_caps: dict[tuple[str, Accelerator, str | None], DomainCaps | None] = {}
         self._pool_handle: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
         self._conn = ManagedConnection(name, uri, call_timeout, self._emit)
+        #: Changes to defined domains: resizing, hot-plug, rewrites of the definition.
+        self.changes = DomainChanges(self._conn)
 
     # -- connection and events ---------------------------------------------------------------
     @property
@@ -140,6 +143,10 @@ class LibvirtHost:
     def _emit(self, event: DomainEvent) -> None:
         if event.kind == EVENT_DISCONNECTED:
             self._pool_handle = None  # belongs to the dead connection
+        if event.kind in (EVENT_DISCONNECTED, EVENT_CONNECTED):
+            # The daemon may have restarted with other emulators: read them again.
+            self._catalog = None
+            self._domain_caps.clear()
         if event.kind == EVENT_LIFECYCLE and event.uuid is not None:
             if event.detail == "started":
                 self._started_at[event.uuid] = time.monotonic()
@@ -160,17 +167,68 @@ class LibvirtHost:
         caps = await self._conn.run(
             f"read capabilities of host {self.name}", _records.host_capabilities
         )
+        catalog = await self.guest_catalog()
+        caps = caps.model_copy(update={"architectures": sorted(catalog.guests)})
         self._capabilities = caps
         return caps
 
-    def accelerator_for(self, requested: Accelerator | None) -> Accelerator:
-        """Per-VM request > host's forced accelerator > KVM if offered > TCG."""
+    async def guest_catalog(self) -> GuestCatalog:
+        """The guest architectures, machine types and accelerators the host offers (from the
+        capabilities XML), read once per connection."""
+        if self._catalog is None:
+            self._catalog = await self._conn.run(
+                f"read the guest architectures of host {self.name}", _hostcaps.read_catalog
+            )
+        return self._catalog
+
+    def forget_guest_catalog(self) -> None:
+        """Read the guest architectures again at the next use (packages were installed)."""
+        self._catalog = None
+        self._domain_caps.clear()
+
+    async def guest_arch(self, arch: str) -> GuestArch | None:
+        return (await self.guest_catalog()).guests.get(arch)
+
+    async def domain_caps(
+        self, arch: str, accelerator: Accelerator, machine: str | None
+    ) -> DomainCaps | None:
+        """vCPU limit, CPU models and firmware for one (architecture, accelerator, machine);
+        None where libvirt cannot say. Cached per connection."""
+        key = (arch, accelerator, machine)
+        if key not in self._domain_caps:
+            self._domain_caps[key] = await self._conn.run(
+                f"read the domain capabilities of {arch} {machine or ''} guests on {self.name}",
+                lambda c: _hostcaps.read_domain_caps(c, arch, accelerator, machine),
+            )
+        return self._domain_caps[key]
+
+    async def guest_details(self) -> list[GuestArchInfo]:
+        """Per architecture: machine types, max vCPUs, CPU models, nesting (``host show``)."""
+        catalog = await self.guest_catalog()
+        details = []
+        for arch, guest in sorted(catalog.guests.items()):
+            machine = _hostcaps.default_machine(guest)
+            caps = {a: await self.domain_caps(arch, a, machine) for a in guest.accelerators}
+            details.append(_hostcaps.guest_info(guest, catalog, caps))
+        return details
+
+    def accelerator_for(
+        self, requested: Accelerator | None, arch: str | None = None
+    ) -> Accelerator:
+        """Per-VM request > host's forced accelerator > KVM if offered (for ``arch``: the
+        host's own architecture by default) > TCG."""
         offered = self._capabilities.accelerators if self._capabilities else [Accelerator.TCG]
+        native = self._capabilities.arch if self._capabilities else None
+        guest = self._catalog.guests.get(arch) if self._catalog and arch else None
+        if arch is not None and arch != native and guest is not None:
+            offered = guest.accelerators
         choice = requested or self.forced_accelerator
         if choice is Accelerator.KVM and Accelerator.KVM not in offered:
+            what = f"{arch} guests" if arch and arch != native else "KVM guests"
             raise InsufficientResources(
-                f"host {self.name} cannot run KVM guests (no usable /dev/kvm): "
-                "ask for accelerator 'tcg' or pick another host"
+                f"host {self.name} cannot run {what} under KVM"
+                + (" (no usable /dev/kvm)" if what == "KVM guests" else "")
+                + ": ask for accelerator 'tcg' or pick another host"
             )
         if choice is not None:
             return choice
@@ -197,10 +255,15 @@ class LibvirtHost:
         )
 
     def host_defaults(self, spec: VmSpec, nat_network: str | None) -> HostDefaults:
-        arch = self._capabilities.arch if self._capabilities else "x86_64"
+        native = self._capabilities.arch if self._capabilities else "x86_64"
+        arch = str(spec.arch) if spec.arch else native
+        accelerator = self.accelerator_for(spec.accelerator, arch)
+        vendor = self._catalog.host_cpu.vendor if self._catalog else ""
         return HostDefaults(
-            accelerator=self.accelerator_for(spec.accelerator),
+            accelerator=accelerator,
             arch=arch,
+            machine=spec.machine,
+            nested_feature=nested_feature(arch, accelerator, vendor),
             nat_network=nat_network,
             serial_log_dir=self.pool_dir,
             # Local hosts: a UNIX socket. Others: qemu.conf's vnc_listen, which enrollment sets

@@ -12,7 +12,8 @@ import libvirt
 
 from corral.model.migration import MigrationStats
 from corral.virt import _migrate
-from corral.virt.host import LibvirtHost, _lookup
+from corral.virt._lookup import lookup as _lookup
+from corral.virt.host import LibvirtHost
 from corral.virt.transports import MigrationPlan
 
 _MIGRATABLE_XML = libvirt.VIR_DOMAIN_XML_MIGRATABLE | libvirt.VIR_DOMAIN_XML_SECURE

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from corral.model.vm import Accelerator, DiskInfo, NicInfo, VmState
+from corral.model.arch import CpuInfo
+from corral.model.vm import Accelerator, DiskInfo, NextStart, NicInfo, VmState
 
 #: ``DomainEvent.kind`` values.
 EVENT_LIFECYCLE = "lifecycle"
@@ -62,3 +63,12 @@ class DomainRecord:
     nics: list[NicInfo] = field(default_factory=list)
     corral_managed: bool = False
     xml: str = ""
+    max_vcpus: int | None = None
+    max_memory_mib: int | None = None
+    arch: str | None = None
+    machine: str | None = None
+    cpu: CpuInfo | None = None
+    #: A running domain's sizes at its next start, where they differ from now.
+    next_start: NextStart | None = None
+    #: The persistent definition (a running domain's next start); "" for transient ones.
+    inactive_xml: str = ""

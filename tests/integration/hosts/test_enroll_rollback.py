@@ -20,6 +20,7 @@ from corral.model.task import TaskInfo
 from corral.services.principal import Principal
 from corral.services.runtime import Services
 from corral.testbed.multihost import MultiHostTestbed, TestbedHost, allocate_slot
+from tests.conftest import LIBVIRT_CACHE
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,9 @@ ADMIN = Principal("admin", Role.ADMIN)
 @pytest.fixture(scope="module")
 def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHostTestbed]:
     slot, lock = allocate_slot()
-    testbed = MultiHostTestbed(tmp_path_factory.mktemp("rollback-bed"), hosts=1, slot=slot)
+    testbed = MultiHostTestbed(
+        tmp_path_factory.mktemp("rollback-bed"), hosts=1, slot=slot, shared_cache=LIBVIRT_CACHE
+    )
     try:
         testbed.up()
         yield testbed

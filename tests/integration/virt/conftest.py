@@ -11,6 +11,7 @@ import pytest_asyncio
 from corral.model.vm import Accelerator
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.virt import LibvirtHost
+from tests.conftest import LIBVIRT_CACHE
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -22,7 +23,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def virt_libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateLibvirtd]:
-    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("virt-libvirtd"))
+    daemon = PrivateLibvirtd(tmp_path_factory.mktemp("virt-libvirtd"), shared_cache=LIBVIRT_CACHE)
     daemon.start()
     try:
         yield daemon

@@ -23,6 +23,7 @@ from corral.model.host import HostCapabilities, HostInfo
 from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 from corral.model.task import TaskInfo, TaskState
 from corral.model.vm import Accelerator, DiskInfo, SnapshotInfo, VmInfo, VmState
+from corral.model.vm_edit import Applied, VmChange
 
 ISO_MAGIC_OFFSET = 32769
 
@@ -264,7 +265,45 @@ def _vm_routes(api: APIRouter, state: CannedState) -> None:
         return _json(state.vms[name])
 
 
+def _change(state: CannedState, name: str, change: str, **update: Any) -> Response:
+    vm = _vm_or_404(state, name)
+    if isinstance(vm, JSONResponse):
+        return vm
+    state.vms[name] = vm = vm.model_copy(update=update)
+    applied = Applied.LIVE if vm.state == VmState.RUNNING else Applied.OFFLINE
+    return _json(VmChange(applied=applied, changes=[change], vm=vm))
+
+
+def _vm_change_routes(api: APIRouter, state: CannedState) -> None:
+    @api.patch("/vms/{name}")
+    async def edit(name: str, body: dict[str, Any]) -> Response:
+        if body.get("vcpus", 0) > 8:
+            return problem(409, f"VM {name} has at most 8 vCPUs while it runs: mode next_start")
+        update = {k: body[k] for k in ("vcpus", "memory_mib", "description") if k in body}
+        return _change(state, name, f"vCPUs 2 → {body.get('vcpus', 2)}", **update)
+
+    @api.post("/vms/{name}/disks")
+    async def attach_disk(name: str, body: dict[str, Any]) -> Response:
+        return _change(state, name, f"disk {body['name']} (vdb) attached")
+
+    @api.delete("/vms/{name}/disks/{disk}")
+    async def detach_disk(name: str, disk: str) -> Response:
+        return _change(state, name, f"disk {disk} (vdb) detached")
+
+    @api.post("/vms/{name}/nics")
+    async def attach_nic(name: str, body: dict[str, Any]) -> Response:
+        return _change(
+            state, name, f"network interface {body.get('mac', '52:54:00:00:00:01')} attached"
+        )
+
+    @api.delete("/vms/{name}/nics/{mac}")
+    async def detach_nic(name: str, mac: str) -> Response:
+        return _change(state, name, f"network interface {mac} detached")
+
+
 def _vm_extra_routes(api: APIRouter, state: CannedState) -> None:
+    _vm_change_routes(api, state)
+
     @api.get("/vms/{name}/snapshots")
     async def snapshots(name: str) -> Response:
         return _json(state.snapshots.get(name, []))

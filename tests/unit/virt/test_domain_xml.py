@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from corral.model.arch import Arch, CpuSpec, CpuTopology
 from corral.model.vm import Accelerator, BootSpec, DiskBus, DiskSpec, NicSpec, VmSpec
 from corral.virt.domain_xml import Domain, HostDefaults, build_domain
 from corral.virt.domain_xml.video import Video
@@ -29,6 +30,14 @@ def _vol(name: str, fmt: str = "qcow2") -> VolumeRef:
 
 KERNEL = BootSpec(source="kernel", kernel="/srv/k/vmlinuz", initrd="/srv/k/initrd.gz",
                   cmdline="console=ttyS0 quiet")  # fmt: skip
+TCG = Accelerator.TCG
+KVM = Accelerator.KVM
+
+
+def _kernel(console: str) -> BootSpec:
+    return KERNEL.model_copy(update={"cmdline": f"console={console}"})
+
+
 CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
     "kernel_tcg": (
         VmSpec(
@@ -90,6 +99,117 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
         [],
         HostDefaults(accelerator=Accelerator.TCG),
     ),
+    # Architectures: machine type, buses, firmware, console, screen follow from the arch.
+    "aarch64_kernel_tcg": (
+        VmSpec(
+            name="arm1",
+            arch=Arch.AARCH64,
+            vcpus=2,
+            memory_mib=256,
+            disks=[DiskSpec(name="data", size_gib=1)],
+            nics=[NicSpec(network="user")],
+            boot=_kernel("ttyAMA0"),
+        ),
+        [_vol("arm1-data.qcow2")],
+        HostDefaults(accelerator=TCG, arch="aarch64", machine="virt"),
+    ),
+    "aarch64_uefi_kvm": (
+        VmSpec(
+            name="arm2",
+            arch=Arch.AARCH64,
+            memory_mib=2048,
+            disks=[DiskSpec(name="root", size_gib=10)],
+            cdrom="/srv/iso/debian-arm64.iso",
+            nics=[NicSpec(network="nat", mac="52:54:00:aa:bb:cc")],
+            boot=BootSpec(source="cdrom"),
+        ),
+        [_vol("arm2-root.qcow2")],
+        HostDefaults(accelerator=KVM, arch="aarch64", machine="virt", nat_network="corral-nat"),
+    ),
+    "s390x_kernel_tcg": (
+        VmSpec(
+            name="z1",
+            arch=Arch.S390X,
+            memory_mib=256,
+            disks=[DiskSpec(name="data", size_gib=1)],
+            nics=[NicSpec(network="user")],
+            boot=_kernel("ttysclp0"),
+        ),
+        [_vol("z1-data.qcow2")],
+        HostDefaults(accelerator=TCG, arch="s390x", machine="s390-ccw-virtio"),
+    ),
+    "s390x_kvm_nested_topology": (
+        VmSpec(
+            name="z2",
+            arch=Arch.S390X,
+            vcpus=16,
+            max_vcpus=64,
+            memory_mib=4096,
+            max_memory_mib=16384,
+            cpu=CpuSpec(topology=CpuTopology(sockets=4, cores=16, threads=1), nested=True),
+            disks=[
+                DiskSpec(name="root", base_image="sles15"),
+                DiskSpec(name="db", size_gib=50, bus=DiskBus.SCSI),
+            ],
+            nics=[NicSpec(network="nat")],
+        ),
+        [_vol("z2-root.qcow2"), _vol("z2-db.qcow2")],
+        HostDefaults(
+            accelerator=KVM, arch="s390x", machine="s390-ccw-virtio", nat_network="corral-nat"
+        ),
+    ),
+    "riscv64_kernel_tcg": (
+        VmSpec(name="rv1", arch=Arch.RISCV64, memory_mib=256, boot=_kernel("ttyS0")),
+        [],
+        HostDefaults(accelerator=TCG, arch="riscv64", machine="virt"),
+    ),
+    # x86: a 64-vCPU topology on q35, CPU hot-plug and balloon ceilings, nested virtualization.
+    "x86_q35_64_vcpus": (
+        VmSpec(
+            name="big",
+            vcpus=64,
+            memory_mib=1024,
+            machine="q35",
+            cpu=CpuSpec(topology=CpuTopology(sockets=4, cores=8, threads=2)),
+            boot=KERNEL,
+        ),
+        [],
+        HostDefaults(accelerator=TCG, machine="q35"),
+    ),
+    "x86_hotplug_max_cpu": (
+        VmSpec(
+            name="grow",
+            vcpus=1,
+            max_vcpus=4,
+            memory_mib=256,
+            max_memory_mib=1024,
+            cpu=CpuSpec(model="max"),
+            disks=[DiskSpec(name="data", size_gib=1)],
+            boot=KERNEL,
+        ),
+        [_vol("grow-data.qcow2")],
+        HostDefaults(accelerator=TCG),
+    ),
+    "x86_nested_tcg": (
+        VmSpec(name="hv1", memory_mib=512, cpu=CpuSpec(nested=True), boot=KERNEL),
+        [],
+        HostDefaults(accelerator=TCG),
+    ),
+    "x86_nested_kvm_named_model": (
+        VmSpec(
+            name="hv2",
+            vcpus=4,
+            memory_mib=4096,
+            cpu=CpuSpec(
+                model="Skylake-Server",
+                nested=True,
+                topology=CpuTopology(sockets=1, cores=2, threads=2),
+            ),
+            boot=KERNEL,
+        ),
+        [],
+        HostDefaults(accelerator=KVM, nested_feature="vmx"),
+    ),
 }
 
 
@@ -121,8 +241,9 @@ def test_parse_build_round_trip(case: str) -> None:
     parsed = Domain.from_xml(built.to_xml())
     assert parsed.to_xml() == built.to_xml()
     assert parsed.name == spec.name
-    assert parsed.memory.mib == spec.memory_mib
-    assert parsed.vcpu.count == spec.vcpus
+    assert parsed.memory.mib == (spec.max_memory_mib or spec.memory_mib)
+    assert parsed.vcpu.count == (spec.max_vcpus or spec.vcpus)
+    assert (parsed.vcpu.current or parsed.vcpu.count) == spec.vcpus
     assert parsed.description == spec.description
     assert parsed.accelerator is host.accelerator
     assert parsed.corral_managed

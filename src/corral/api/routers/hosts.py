@@ -30,7 +30,9 @@ async def list_hosts(svc: Svc, _: Viewer) -> list[HostInfo]:
 
 @router.get("/hosts/{name}", name="host.show")
 async def show_host(name: NamePath, svc: Svc, _: Viewer) -> HostInfo:
-    return await svc.hosts.info(name)
+    """The host, with what it can run per guest architecture (machine types, max vCPUs, CPU
+    models, nesting) in ``capabilities.guests``."""
+    return await svc.hosts.info(name, guests=True)
 
 
 @router.post(

@@ -143,13 +143,16 @@ class HostService:
     def all(self) -> list[LibvirtHost]:
         return list(self._hosts.values())
 
-    async def info(self, name: str) -> HostInfo:
+    async def info(self, name: str, *, guests: bool = False) -> HostInfo:
+        """The host as Corral sees it; with ``guests``, what it can run per architecture."""
         host = self.get(name)
         row = await self._db(lambda s: store.get_host(s, name))
         caps = None
         if host.connected:
             try:
                 caps = await host.capabilities()
+                if guests:
+                    caps = caps.model_copy(update={"guests": await host.guest_details()})
             except CorralError as exc:
                 self._errors[name] = exc.message
         certs = self.pki.host_certs(name) if self.pki is not None else []

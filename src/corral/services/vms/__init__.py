@@ -10,6 +10,9 @@
     serial.py              serial log and live serial console
     console_automation.py  type on the keyboard, wait for an image on the screen (VNC)
     media.py               CD-ROM media: insert an image of the library, eject
+    edit.py                vCPUs, memory, maximums, topology, description (live or next start)
+    devices.py             attach and detach disks and network interfaces
+    _hardware.py           what a host can run: arch, machine, vCPU limit, CPU, nesting, buses
     screen_source.py       how a VM's screen (VNC) is reached: the one interface for all of these
 
 A new VM use case gets its own module here and a field in ``VmServices``.
@@ -30,6 +33,8 @@ from corral.services.vms.clone import VmCloning
 from corral.services.vms.console_automation import VmConsole
 from corral.services.vms.create import VmCreation
 from corral.services.vms.delete import VmDeletion
+from corral.services.vms.devices import VmDevices
+from corral.services.vms.edit import VmEditing
 from corral.services.vms.inventory import VmInventory, vm_info
 from corral.services.vms.media import VmMedia
 from corral.services.vms.power import VmPower
@@ -54,6 +59,8 @@ class VmServices:
     console: VmConsole
     screen_source: VmScreenSource
     media: VmMedia
+    edit: VmEditing
+    devices: VmDevices
 
     @classmethod
     def build(
@@ -80,4 +87,6 @@ class VmServices:
             console=VmConsole(source),
             screen_source=source,
             media=VmMedia(inventory, images, locks),
+            edit=VmEditing(inventory, locks),
+            devices=VmDevices(inventory, locks),
         )

@@ -16,6 +16,7 @@ from corral.services._db import Db
 from corral.services.images import image_volume
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
+from corral.services.vms import _hardware
 from corral.services.vms._volumes import GIB, volume_name
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 
@@ -46,7 +47,8 @@ async def base_volume(host: LibvirtHost, name: str) -> str | None:
 
 
 async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
-    """Every check that needs no change on the host. Returns the spec with its accelerator set."""
+    """Every check that needs no change on the host. Returns the spec with its architecture,
+    machine type and accelerator decided."""
     if await db(lambda s: store.find_vm(s, spec.name)) is not None:
         raise Conflict(f"a VM named {spec.name!r} already exists; choose another name")
     try:
@@ -59,16 +61,13 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
             "name (it will appear in Corral's inventory at the next reconcile)"
         )
     caps = await host.capabilities()
-    if spec.vcpus > caps.cpus:
-        raise InsufficientResources(
-            f"host {host.name!r} has {caps.cpus} CPUs, VM {spec.name!r} asks for {spec.vcpus} "
-            f"vCPUs: ask for at most {caps.cpus} or pick another host"
-        )
-    if spec.memory_mib > caps.memory_mib:
+    memory = max(spec.memory_mib, spec.max_memory_mib or 0)
+    if memory > caps.memory_mib:
         raise InsufficientResources(
             f"host {host.name!r} has {caps.memory_mib} MiB of memory, VM {spec.name!r} asks for "
-            f"{spec.memory_mib} MiB: ask for less or pick another host"
+            f"{memory} MiB: ask for less or pick another host"
         )
+    spec = await _hardware.check_spec(host, spec)
     for disk in spec.disks:
         if disk.import_path is not None:
             _check_file(f"disk {disk.name!r}: import_path", disk.import_path)
@@ -92,8 +91,7 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
         ):
             if path is not None:
                 _check_file(label, path)
-    accelerator = host.accelerator_for(spec.accelerator)
-    return spec.model_copy(update={"accelerator": accelerator})
+    return spec
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from corral.virt.domain_xml._base import XMLElement
 from corral.virt.domain_xml.disk import Controller, Disk
 from corral.virt.domain_xml.graphics import Graphics
+from corral.virt.domain_xml.inputs import Input
 from corral.virt.domain_xml.interface import Interface
 from corral.virt.domain_xml.serial import Console, Serial
 from corral.virt.domain_xml.video import Video
@@ -14,7 +15,7 @@ class Devices(XMLElement):
     XML_NAME = "devices"
     CHILD_ORDER = (
         "emulator", "disk", "controller", "interface", "serial", "console", "input",
-        "graphics", "video",
+        "graphics", "video", "memballoon",
     )  # fmt: skip
 
     @property
@@ -44,3 +45,7 @@ class Devices(XMLElement):
     @property
     def videos(self) -> list[Video]:
         return self.children(Video)
+
+    @property
+    def inputs(self) -> list[Input]:
+        return self.children(Input)

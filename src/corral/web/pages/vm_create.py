@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,6 +26,12 @@ DEFAULTS: dict[str, Any] = {
     "vcpus": "1",
     "memory_mib": "512",
     "accelerator": "",
+    "arch": "",
+    "machine": "",
+    "sockets": "",
+    "cores": "",
+    "threads": "",
+    "nested": False,
     "disk_source": "blank",
     "disk_size_gib": "10",
     "disk_image": "",
@@ -55,8 +62,17 @@ def spec_from_form(form: dict[str, Any]) -> dict[str, Any]:
     elif source == "base":
         disks.append({"name": "root", "base_image": _none_if_blank(form["disk_image"])})
     network = form["network"]
+    layout = [form["sockets"], form["cores"], form["threads"]]
+    topology = (
+        dict(zip(("sockets", "cores", "threads"), [v or "1" for v in layout], strict=True))
+        if any(v.strip() for v in layout)
+        else None
+    )
     return {
         "name": form["name"].strip(),
+        "arch": _none_if_blank(form["arch"]),
+        "machine": _none_if_blank(form["machine"]),
+        "cpu": {"topology": topology, "nested": bool(form["nested"])},
         "vcpus": form["vcpus"] or None,
         "memory_mib": form["memory_mib"] or None,
         "disks": disks,
@@ -81,9 +97,15 @@ async def _form_context(svc: Services, form: dict[str, Any]) -> dict[str, Any]:
         images = await svc.images.list_images()
     except CorralError:
         images = []  # the form works without suggestions
+    arches: set[str] = set()
+    for host in svc.hosts.all():
+        if host.connected:
+            with contextlib.suppress(CorralError):  # the form works without the list
+                arches |= set((await host.capabilities()).architectures)
     return {
         "form": form,
         "hosts": [h.name for h in svc.hosts.all()],
+        "arches": sorted(arches),
         "errors": {},
         "task": None,
         # Offered as suggestions (any host: the API says when the chosen host lacks one).
@@ -108,6 +130,7 @@ async def create_vm(request: Request, who: PageOperator) -> HTMLResponse:
             in zip(form.items(), DEFAULTS.values(), strict=True)}  # fmt: skip
     form["start"] = raw.get("start") == "1"
     form["cdrom_drive"] = raw.get("cdrom_drive") == "1"
+    form["nested"] = raw.get("nested") == "1"
     context = await _form_context(svc, form)
     request.state.audit_target = form["name"]
     try:

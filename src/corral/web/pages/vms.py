@@ -9,11 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
 
-from corral.errors import CorralError
+from corral.api.problems import validation_items
+from corral.errors import CorralError, InvalidRequest
 from corral.model.image import CdromRequest, ImageInfo, ImageKind
 from corral.model.migration import MigrationRequest
 from corral.model.vm import DeleteRequest, ShutdownRequest, SnapshotRequest, VmState
+from corral.model.vm_edit import ChangeMode, DiskAttachRequest, NicAttachRequest, VmChange, VmEdit
 from corral.services.principal import Principal
 from corral.services.runtime import Services
 from corral.web.page_auth import PageOperator, PageViewer
@@ -196,3 +199,98 @@ async def delete_snapshot(
     svc: Services = request.app.state.services
     await svc.vms.snapshots.delete(who, name, snap)
     return render(request, "fragments/vm_detail.html", await _context(svc, name))
+
+
+# -- changes: edit, disks, NICs --------------------------------------------------------------
+_APPLIED = {
+    "live": "live",
+    "next_start": "at the VM's next start (shut it down, then start it)",
+    "offline": "in its definition",
+}
+
+
+def _blank_none(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _mode(value: str) -> ChangeMode | None:
+    return ChangeMode(value) if value in {m.value for m in ChangeMode} else None
+
+
+def _checked(build: Callable[[], Any]) -> Any:
+    """Build a request model from form fields; its complaints as one 422 sentence."""
+    try:
+        return build()
+    except ValidationError as exc:
+        items = validation_items(exc.errors())
+        raise InvalidRequest("; ".join(f"{i['loc']}: {i['msg']}" for i in items)) from None
+
+
+async def _changed(request: Request, svc: Services, name: str, change: VmChange) -> HTMLResponse:
+    request.state.audit_detail = f"{change.applied.value}: {'; '.join(change.changes)}"
+    what = "; ".join(change.changes) or "nothing changed"
+    notice = f"{what} — {_APPLIED[change.applied.value]}"
+    context = {**await _context(svc, name), "notice": notice}
+    return render(request, "fragments/vm_detail.html", context)
+
+
+@router.post("/ui/vms/{name}/edit", name="ui.vm.edit")
+async def edit_vm(
+    request: Request,
+    name: str,
+    who: PageOperator,
+    vcpus: Annotated[str, Form(max_length=8)] = "",
+    memory_mib: Annotated[str, Form(max_length=12)] = "",
+    description: Annotated[str | None, Form(max_length=1024)] = None,
+    mode: Annotated[str, Form(max_length=16)] = "",
+) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    body = _checked(lambda: VmEdit.model_validate({
+        "vcpus": _blank_none(vcpus), "memory_mib": _blank_none(memory_mib),
+        "description": description, "mode": _mode(mode),
+    }))  # fmt: skip
+    return await _changed(request, svc, name, await svc.vms.edit.edit(who, name, body))
+
+
+@router.post("/ui/vms/{name}/disks", name="ui.vm.disk.attach")
+async def attach_disk(
+    request: Request,
+    name: str,
+    who: PageOperator,
+    disk: Annotated[str, Form(max_length=63)],
+    size_gib: Annotated[str, Form(max_length=12)] = "1",
+    bus: Annotated[str, Form(max_length=8)] = "virtio",
+    mode: Annotated[str, Form(max_length=16)] = "",
+) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    body = _checked(lambda: DiskAttachRequest.model_validate(
+        {"name": disk, "size_gib": _blank_none(size_gib), "bus": bus, "mode": _mode(mode)}
+    ))  # fmt: skip
+    return await _changed(request, svc, name, await svc.vms.devices.attach_disk(who, name, body))
+
+
+@router.post("/ui/vms/{name}/disks/{disk}/detach", name="ui.vm.disk.detach")
+async def detach_disk(request: Request, name: str, disk: str, who: PageOperator) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    change = await svc.vms.devices.detach_disk(who, name, disk, None, False)
+    return await _changed(request, svc, name, change)
+
+
+@router.post("/ui/vms/{name}/nics", name="ui.vm.nic.attach")
+async def attach_nic(
+    request: Request,
+    name: str,
+    who: PageOperator,
+    network: Annotated[str, Form(max_length=63)] = "nat",
+    model: Annotated[str, Form(max_length=16)] = "virtio",
+) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    body = _checked(lambda: NicAttachRequest.model_validate({"network": network, "model": model}))
+    return await _changed(request, svc, name, await svc.vms.devices.attach_nic(who, name, body))
+
+
+@router.post("/ui/vms/{name}/nics/{mac}/detach", name="ui.vm.nic.detach")
+async def detach_nic(request: Request, name: str, mac: str, who: PageOperator) -> HTMLResponse:
+    svc: Services = request.app.state.services
+    change = await svc.vms.devices.detach_nic(who, name, mac, None)
+    return await _changed(request, svc, name, change)
