@@ -23,6 +23,7 @@ from corral.api.routers import (
     hosts,
     images,
     migrations,
+    power,
     tasks,
     vms,
 )
@@ -36,6 +37,7 @@ from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
 from corral.web.pages import consoles, dashboard, session, vm_create
 from corral.web.pages import images as image_pages
+from corral.web.pages import power as power_pages
 from corral.web.pages import vms as vm_pages
 from corral.web.security_headers import SecurityHeaders
 
@@ -84,12 +86,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(CloseUnreadBody)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, hosts, vms, migrations, images, console, console_ws, tasks, events):
+    for module in (auth, hosts, vms, migrations, power, images, console, console_ws, tasks, events):
         api.include_router(document_errors(module.router))
     app.include_router(api)
     app.include_router(api_docs.router)
     # vm_create before vm_pages: /vms/new must not be taken for a VM named "new".
-    for page in (session, dashboard, vm_create, consoles, vm_pages, image_pages, admin_pages):
+    pages = (
+        session,
+        dashboard,
+        vm_create,
+        consoles,
+        vm_pages,
+        image_pages,
+        admin_pages,
+        power_pages,
+    )
+    for page in pages:
         app.include_router(page.router)
     mount_assets(app, app.state.node_modules)
 

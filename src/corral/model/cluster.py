@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from corral.model.placement import PlacementPolicy, PolicySettings, PowerModel
-from corral.model.power import PowerPolicyMode
+from corral.model.power import PowerPolicyMode, Watts, WholeNumber
 
 _KNOBS = PolicySettings.model_fields
 _MODEL = PowerModel.model_fields
@@ -75,12 +77,12 @@ class ClusterSettingsUpdate(BaseModel):
     allow_insecure_migration: StrictBool | None = None
     power_policy: PowerPolicyMode | None = None
     placement_policy: PlacementPolicy | None = None
-    memory_overcommit: StrictFloat | StrictInt | None = Field(default=None, gt=0, le=10)
-    cpu_overcommit: StrictFloat | StrictInt | None = Field(default=None, gt=0, le=64)
-    high_utilisation: StrictFloat | StrictInt | None = Field(default=None, gt=0, le=1)
-    low_utilisation: StrictFloat | StrictInt | None = Field(default=None, ge=0, lt=1)
-    hosts_in_reserve: StrictInt | None = Field(default=None, ge=0, le=10_000)
-    sustained_minutes: StrictFloat | StrictInt | None = Field(default=None, gt=0, le=24 * 60)
-    power_idle_w: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=100_000)
-    power_max_w: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=100_000)
-    power_standby_w: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=100_000)
+    memory_overcommit: Annotated[float, Field(strict=True, gt=0, le=10)] | None = None
+    cpu_overcommit: Annotated[float, Field(strict=True, gt=0, le=64)] | None = None
+    high_utilisation: Annotated[float, Field(strict=True, gt=0, le=1)] | None = None
+    low_utilisation: Annotated[float, Field(strict=True, ge=0, lt=1)] | None = None
+    hosts_in_reserve: Annotated[WholeNumber, Field(ge=0, le=10_000)] | None = None
+    sustained_minutes: Annotated[float, Field(strict=True, gt=0, le=24 * 60)] | None = None
+    power_idle_w: Watts | None = None
+    power_max_w: Watts | None = None
+    power_standby_w: Watts | None = None

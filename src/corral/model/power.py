@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from corral.model.host import HostAddress, HostStatus
 from corral.model.placement import Plan, PowerModel
@@ -55,6 +55,16 @@ IpmiPassword = Annotated[
 ]
 
 
+def _not_bool(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
+#: A whole number as JSON has it (``5`` or ``5.0``), never a boolean.
+WholeNumber = Annotated[int, BeforeValidator(_not_bool)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -66,13 +76,26 @@ class WakeOnLan(_Strict):
     broadcast: Ipv4Address = Field(
         default="255.255.255.255", description="the LAN's broadcast address (or the host's)"
     )
-    port: int = Field(default=9, ge=1, le=65535)
+    port: WholeNumber = Field(default=9, ge=1, le=65535)
+
+
+#: Watts in a request: a number (JSON booleans are not numbers here).
+Watts = Annotated[float, Field(strict=True, ge=0, le=100_000)]
+
+
+class PowerModelRequest(_Strict):
+    """A host's power model as a request gives it (``standby_w ≤ idle_w ≤ max_w`` is checked
+    against the whole model: 409 when broken)."""
+
+    idle_w: Watts = 100.0
+    max_w: Watts = 250.0
+    standby_w: Watts = 10.0
 
 
 class IpmiDriver(_Strict):
-    driver: Literal["ipmi"] = "ipmi"
+    driver: Literal["ipmi"]
     address: HostAddress = Field(description="the BMC's IP address or DNS name")
-    port: int = Field(default=623, ge=1, le=65535, description="the BMC's UDP port")
+    port: WholeNumber = Field(default=623, ge=1, le=65535, description="the BMC's UDP port")
     user: IpmiUser
     password: IpmiPassword | None = Field(
         default=None,
@@ -81,13 +104,13 @@ class IpmiDriver(_Strict):
 
 
 class WolDriver(WakeOnLan):
-    driver: Literal["wol"] = "wol"
+    driver: Literal["wol"]
 
 
 class SuspendDriver(_Strict):
-    driver: Literal["suspend"] = "suspend"
+    driver: Literal["suspend"]
     target: Literal["mem", "disk", "hybrid"] = "mem"
-    duration_s: int = Field(
+    duration_s: WholeNumber = Field(
         default=0,
         ge=0,
         le=365 * 86400,
@@ -97,7 +120,7 @@ class SuspendDriver(_Strict):
 
 
 class SshDriver(_Strict):
-    driver: Literal["ssh"] = "ssh"
+    driver: Literal["ssh"]
     action: Literal["suspend", "poweroff"] = "poweroff"
     wake: WakeOnLan | None = None
 
@@ -108,11 +131,11 @@ PowerDriverConfig = Annotated[
 
 
 class HostPowerSettings(_Strict):
-    """``PUT /hosts/NAME/power``: the host's driver (None: none) and its power model (None:
-    the cluster's defaults)."""
+    """``PUT /hosts/NAME/power``: the host's driver (None: none, which removes it) and its
+    power model (None: the cluster's defaults)."""
 
     driver: PowerDriverConfig | None = None
-    model: PowerModel | None = None
+    model: PowerModelRequest | None = None
 
 
 class HostPowerInfo(BaseModel):

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from corral import store
-from corral.errors import Conflict
+from corral.errors import Conflict, CorralError
 from corral.model.auth import Role
 from corral.model.placement import PowerModel
 from corral.model.power import (
@@ -56,7 +58,10 @@ class HostPowerConfig:
         self._hosts.get(name)
         stored = await self._db(lambda s: store.get_power(s, name))
         default = (await self._cluster.get()).power_model()
-        driver = await self.driver(name) if stored.driver else None
+        try:
+            driver = await self.driver(name) if stored.driver else None
+        except CorralError:  # unusable (its secret cannot be decrypted…): shown as such
+            driver = None
         return HostPowerInfo(
             host=name,
             driver=PowerDriverKind(stored.driver) if stored.driver else None,
@@ -88,6 +93,11 @@ class HostPowerConfig:
         self._hosts.get(name)
         previous = await self._db(lambda s: store.get_power(s, name))
         driver = request.driver
+        if driver is None and previous.driver is not None and self._hosts.in_standby(name):
+            raise Conflict(
+                f"host {name} is in standby: wake it (`corral host power-on {name}`) before "
+                "removing its driver, or Corral could not wake it again"
+            )
         settings: dict[str, Any] = {}
         secret: str | None = None
         if driver is not None:
@@ -97,7 +107,14 @@ class HostPowerConfig:
             # The driver must be buildable now (SSH access on record…): a 409 before storing.
             config = parse_config({**settings, **self._open(secret)})
             build_driver(config, self._hosts.get(name), await self._ssh(name), self._known_hosts)
-        model = request.model.model_dump(mode="json") if request.model else None
+        model = None
+        if request.model is not None:
+            try:
+                model = PowerModel.model_validate(request.model.model_dump()).model_dump()
+            except ValidationError as exc:
+                why = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                raise Conflict(f"model: {why}") from None
+
         kind = driver.driver if driver else None
         await self._db(
             lambda s: store.put_power(
@@ -125,17 +142,6 @@ class HostPowerConfig:
     async def _ssh(self, name: str) -> Any:
         row = await self._db(lambda s: store.get_host(s, name))
         return store.host_ssh(row)
-
-    async def delete(self, principal: Principal, name: str) -> None:
-        principal.require(Role.ADMIN)
-        self._hosts.get(name)
-        if self._hosts.in_standby(name):
-            raise Conflict(
-                f"host {name} is in standby: wake it (`corral host power-on {name}`) before "
-                "removing its driver, or Corral could not wake it again"
-            )
-        await self._db(lambda s: store.delete_power(s, name))
-        self._hosts.power_drivers.pop(name, None)
 
     async def driver(self, name: str) -> PowerDriver | None:
         """The host's driver, secrets decrypted for this use; None without one."""
