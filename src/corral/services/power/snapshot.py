@@ -8,8 +8,8 @@ note saying why (``PowerPlan.notes``):
   between enrolled hosts — counts as in maintenance: never a target, its VMs stay;
 - a host in standby that nothing can wake is left out;
 - a host Corral cannot power down (no driver that can, or shut-off VMs that would be
-  stranded) is never emptied: its samples count as at least ``low``, so it is never
-  "under-used" — it still receives VMs and is still relieved when over-used.
+  stranded) is never emptied nor put in standby (``HostState.can_standby``): it still
+  receives VMs and is still relieved when over-used.
 
 Samples taken before the last change of placement (a power task or a migration that finished)
 are ignored, so the planner judges hosts only on what they do since: a host that just
@@ -99,9 +99,13 @@ def assemble(
             modes[name] = HostMode.MAINTENANCE
         else:
             modes[name] = HostMode.CONNECTED
+    pinned = _pinned(facts, modes, settings, consolidation)
+    for name, why in pinned.items():
+        notes.append(f"{name} is never emptied for standby: {why}")
     hosts = tuple(
         HostState(
             name=name,
+            can_standby=name not in pinned,
             cpus=max(cpus, 1),
             memory_mib=max(memory, 1),
             mode=modes[name],
@@ -125,7 +129,7 @@ def assemble(
         for vm, host, vcpus, memory in facts.running
         if modes.get(host) not in (None, HostMode.STANDBY)
     )
-    samples = _host_samples(facts, modes, settings, notes, consolidation)
+    samples = _host_samples(facts, modes)
     return Snapshot(ClusterState(hosts=hosts, vms=vms), samples, notes)
 
 
@@ -137,34 +141,33 @@ def _vm_means(samples: list[VmSample], since: datetime) -> dict[str, float]:
     return {vm: min(1.0, sum(values) / len(values)) for vm, values in sums.items()}
 
 
-def _host_samples(
-    facts: Facts,
-    modes: dict[str, HostMode],
-    settings: PolicySettings,
-    notes: list[str],
-    consolidation: bool,
-) -> dict[str, list[UtilisationSample]]:
+def _pinned(
+    facts: Facts, modes: dict[str, HostMode], settings: PolicySettings, consolidation: bool
+) -> dict[str, str]:
+    """Running hosts power-saving must not put in standby, with the reason why."""
     pinned: dict[str, str] = {}
-    if consolidation and settings.policy.value == "power_saving":
-        for name, mode in modes.items():
-            if mode is not HostMode.CONNECTED:
-                continue
-            driver = facts.drivers.get(name)
-            if driver is None or not driver.can_power_off:
-                pinned[name] = "no power driver that can switch it off"
-            elif facts.stopped_on.get(name):
-                stopped = ", ".join(sorted(facts.stopped_on[name])[:3])
-                pinned[name] = f"its shut-off VMs ({stopped}) would be stranded"
-    for name, why in pinned.items():
-        notes.append(f"{name} is never emptied for standby: {why}")
+    if not consolidation or settings.policy.value != "power_saving":
+        return pinned
+    for name, mode in modes.items():
+        if mode is not HostMode.CONNECTED:
+            continue
+        driver = facts.drivers.get(name)
+        if driver is None or not driver.can_power_off:
+            pinned[name] = "no power driver that can switch it off"
+        elif facts.stopped_on.get(name):
+            stopped = ", ".join(sorted(facts.stopped_on[name])[:3])
+            pinned[name] = f"its shut-off VMs ({stopped}) would be stranded"
+    return pinned
+
+
+def _host_samples(facts: Facts, modes: dict[str, HostMode]) -> dict[str, list[UtilisationSample]]:
     samples: dict[str, list[UtilisationSample]] = defaultdict(list)
     for s in facts.host_samples:
         if s.standby or modes.get(s.host) is not HostMode.CONNECTED:
             continue
         if facts.settled is not None and s.at <= facts.settled:
             continue
-        cpu = max(s.cpu, settings.low_utilisation) if s.host in pinned else s.cpu
-        samples[s.host].append(UtilisationSample(at=s.at, cpu=min(cpu, 1.0)))
+        samples[s.host].append(UtilisationSample(at=s.at, cpu=min(s.cpu, 1.0)))
     return dict(samples)
 
 
