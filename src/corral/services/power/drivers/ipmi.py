@@ -47,10 +47,14 @@ class IpmiPower:
         return f"the BMC of host {self.host} at {self.address}:{self.port}"
 
     def _session(self) -> Command:
+        # Bytes, not str: pyghmi files a session being set up under the credentials as given
+        # but removes it under their encoded form, so with str the logged-out session of the
+        # previous call stays filed and the next call to the same BMC fails inside pyghmi
+        # ("'<' not supported between instances of 'float' and 'NoneType").
         return Command(
             bmc=self.address,
-            userid=self._user,
-            password=self._password,
+            userid=self._user.encode(),
+            password=self._password.encode(),
             port=self.port,
             keepalive=False,
         )
