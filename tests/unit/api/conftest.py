@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,8 +13,12 @@ from corral.api.app import create_app
 from corral.config import Settings
 from corral.model.auth import Role
 from corral.services.runtime import Services
+from corral.testbed.bmc import BmcSimulator
+from corral.testbed.multihost import MultiHostTestbed
 
 PASSWORD = "correct-horse-battery-staple"
+BMC_USER = "corral"
+BMC_PASSWORD = "S3cret-BMC-pw"  # noqa: S105 - the simulator's; tests check it never leaks
 
 
 @dataclass
@@ -50,3 +55,26 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             assert answer.status_code == 201, answer.text
             tokens[role] = answer.json()["secret"]
         yield Api(client, services, tokens)
+
+
+def udp_port() -> int:
+    """A free UDP port on loopback (nothing listens there once this returns)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def bmc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BmcSimulator]:
+    """A real BMC: OpenIPMI's ``ipmi_sim`` on loopback (user ``BMC_USER``, ``BMC_PASSWORD``).
+    Its chassis hook would switch a test-bed host that is never brought up here: the unit
+    tests use it for what a BMC answers before that (a refused login)."""
+    base = tmp_path_factory.mktemp("bmc")
+    bed = MultiHostTestbed(base / "bed", hosts=1, slot=250)
+    sim = BmcSimulator(
+        bed, "h1", base / "sim", address="127.0.0.1", port=udp_port(), user=BMC_USER,
+        password=BMC_PASSWORD,
+    )  # fmt: skip
+    with sim:
+        yield sim

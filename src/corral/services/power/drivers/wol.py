@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from wakeonlan import send_magic_packet
+from wakeonlan import wake as send_magic_packets
 
 from corral.errors import PowerDriverFailed
 from corral.model.power import PowerDriverKind, PowerState, WakeOnLan
@@ -14,7 +14,7 @@ async def send_wake(host: str, wake: WakeOnLan) -> None:
     """Send one magic packet for ``host`` (UDP, fire and forget)."""
     try:
         await asyncio.to_thread(
-            send_magic_packet, wake.mac, ip_address=wake.broadcast, port=wake.port
+            send_magic_packets, wake.mac, host=wake.broadcast, port=wake.port
         )
     except OSError as exc:
         raise PowerDriverFailed(
