@@ -43,7 +43,7 @@ HEARTBEAT = re.compile(rb"corral-heartbeat (\d+)")
 GUESTS = {"pw-a": "h1", "pw-b": "h1", "pw-c": "h2", "pw-d": "h3"}
 BED_HOSTS = ("h1", "h2", "h3")
 BMC_USER = "corral"
-BMC_PASSWORD = "Bmc-s3cret-pw"  # noqa: S105 - the simulator's, checked never to leak
+BMC_PASSWORD = "Bmc-s3cret-pw"
 SETTINGS = {
     "placement_policy": "power_saving",
     "power_policy": "manual",
@@ -108,8 +108,7 @@ def last_heartbeat(api: httpx.Client, name: str) -> int:
 def serial_logs(testbed: MultiHostTestbed, name: str) -> list[bytes]:
     """The guest's serial log on every test-bed host (virtlogd's files: the harness's look)."""
     files = [
-        testbed.host(h).base / "lib" / "corral" / "images" / f"{name}.serial.log"
-        for h in BED_HOSTS
+        testbed.host(h).base / "lib" / "corral" / "images" / f"{name}.serial.log" for h in BED_HOSTS
     ]
     return [f.read_bytes() for f in files if f.exists()]
 
@@ -262,7 +261,7 @@ def test_power_saving_empties_h3_through_ipmi_then_wakes_it_under_load(
     actions = {(e["action"], e["target"], e["user"]) for e in audit}
     assert ("host.power_off", "h3", "admin") in actions, actions
     assert ("host.power_on", "h3", "corral-power-policy") in actions, actions
-    print(  # noqa: T201 - the timings, for whoever runs this by hand with -s
+    print(
         f"consolidated in {consolidated_at - started:.0f} s, "
         f"woken and spread {woken_at - consolidated_at:.0f} s later"
     )

@@ -18,7 +18,7 @@ from corral.testbed.multihost import MultiHostTestbed
 
 PASSWORD = "correct-horse-battery-staple"
 BMC_USER = "corral"
-BMC_PASSWORD = "S3cret-BMC-pw"  # noqa: S105 - the simulator's; tests check it never leaks
+BMC_PASSWORD = "S3cret-BMC-pw"
 
 
 @dataclass

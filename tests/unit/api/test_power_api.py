@@ -226,7 +226,7 @@ def test_a_bmc_that_refuses_leaves_the_host_running_with_a_clear_error(
     api: Api, bmc: BmcSimulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     _empty_the_host()
-    wrong = "Wrong-pw-123"  # noqa: S105
+    wrong = "Wrong-pw-123"
     body = _ipmi(bmc.port, password=wrong)
     assert api.client.put(POWER, json=body, headers=api.headers()).status_code == 200
     answer = api.client.post(f"/api/v1/hosts/{HOST}/power-off", headers=api.headers())

@@ -465,6 +465,9 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
         return _json(state.audit)
 
 
+DEFAULT_MODEL = {"idle_w": 100.0, "max_w": 250.0, "standby_w": 10.0}
+
+
 def _power_routes(api: APIRouter, state: CannedState) -> None:
     @api.get("/power/plan")
     async def power_plan() -> Response:
@@ -498,7 +501,7 @@ def _power_routes(api: APIRouter, state: CannedState) -> None:
             "password_set": bool(driver and "password" in driver),
             "can_power_on": driver is not None,
             "can_power_off": bool(driver and driver["driver"] != "wol"),
-            "model": {"idle_w": 100.0, "max_w": 250.0, "standby_w": 10.0, **(body.get("model") or {})},
+            "model": {**DEFAULT_MODEL, **(body.get("model") or {})},
             "model_is_default": body.get("model") is None,
         }
         state.host_power[name] = info

@@ -12,7 +12,7 @@ from tests.unit.cli.canned_api import NOW, vm_info
 from tests.unit.cli.conftest import CannedApi, Run
 
 PLAN_ID = "ab" * 16
-SECRET = "Bmc-pw-never-shown"  # noqa: S105 - a test value
+SECRET = "Bmc-pw-never-shown"
 
 
 def _plan(*, empty: bool = False) -> dict[str, object]:

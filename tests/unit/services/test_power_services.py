@@ -181,8 +181,10 @@ def test_manual_mode_only_recommends_and_auto_mode_applies(api: Api, bmc: BmcSim
     # A BMC that refuses this password: applying the plan fails at the switch, visibly.
     driver = {"driver": "ipmi", "address": bmc.address, "port": bmc.port, "user": BMC_USER,
               "password": "Wrong-pw-9"}  # fmt: skip
-    assert api.client.put(f"/api/v1/hosts/{HOST}/power", json={"driver": driver}, headers=h).is_success
-    assert api.client.patch("/api/v1/cluster/settings", json={"sustained_minutes": 1}, headers=h).is_success
+    answer = api.client.put(f"/api/v1/hosts/{HOST}/power", json={"driver": driver}, headers=h)
+    assert answer.status_code == 200, answer.text
+    answer = api.client.patch("/api/v1/cluster/settings", json={"sustained_minutes": 1}, headers=h)
+    assert answer.status_code == 200, answer.text
     now = utcnow()
     idle = [
         HostSample(host=HOST, at=now - timedelta(seconds=s), cpu=0.01, memory_used_mib=0,

@@ -13,9 +13,7 @@ from corral.model.power import PowerDriverKind, PowerState, WakeOnLan
 async def send_wake(host: str, wake: WakeOnLan) -> None:
     """Send one magic packet for ``host`` (UDP, fire and forget)."""
     try:
-        await asyncio.to_thread(
-            send_magic_packets, wake.mac, host=wake.broadcast, port=wake.port
-        )
+        await asyncio.to_thread(send_magic_packets, wake.mac, host=wake.broadcast, port=wake.port)
     except OSError as exc:
         raise PowerDriverFailed(
             f"could not send the Wake-on-LAN packet for host {host} to "
