@@ -16,6 +16,7 @@ import contextlib
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,14 @@ mc_setbmc 0x20
 mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02
 mc_enable 0x20
 """
+
+
+def free_udp_port(address: str = "127.0.0.1") -> int:
+    """A UDP port free on ``address`` now (for a simulator, or for a BMC that never answers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((address, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class BmcSimulator:

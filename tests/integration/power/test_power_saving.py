@@ -20,7 +20,6 @@ one boot, no number missing).
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from corral.testbed.bmc import BmcSimulator
+from corral.testbed.bmc import BmcSimulator, free_udp_port
 from corral.testbed.bmc import power_on as switch_on
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_domains import wait_until
@@ -53,13 +52,6 @@ SETTINGS = {
     "hosts_in_reserve": 0,
 }
 BURN = "sh -c 'while :; do :; done' >/dev/null 2>&1 & echo $! >/tmp/burner.pid"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ from corral.api.app import create_app
 from corral.config import Settings
 from corral.model.auth import Role
 from corral.services.runtime import Services
-from corral.testbed.bmc import BmcSimulator
+from corral.testbed.bmc import BmcSimulator, free_udp_port
 from corral.testbed.multihost import MultiHostTestbed
 
 PASSWORD = "correct-horse-battery-staple"
@@ -57,14 +56,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         yield Api(client, services, tokens)
 
 
-def udp_port() -> int:
-    """A free UDP port on loopback (nothing listens there once this returns)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def bmc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BmcSimulator]:
     """A real BMC: OpenIPMI's ``ipmi_sim`` on loopback (user ``BMC_USER``, ``BMC_PASSWORD``).
@@ -73,7 +64,7 @@ def bmc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BmcSimulator]:
     base = tmp_path_factory.mktemp("bmc")
     bed = MultiHostTestbed(base / "bed", hosts=1, slot=250)
     sim = BmcSimulator(
-        bed, "h1", base / "sim", address="127.0.0.1", port=udp_port(), user=BMC_USER,
+        bed, "h1", base / "sim", address="127.0.0.1", port=free_udp_port(), user=BMC_USER,
         password=BMC_PASSWORD,
     )  # fmt: skip
     with sim:

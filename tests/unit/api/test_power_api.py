@@ -18,8 +18,8 @@ from corral.model.auth import Role
 from corral.model.placement import Migration, Plan, PolicySettings
 from corral.model.power import PowerPlan, PowerPolicyMode
 from corral.store.coltypes import utcnow
-from corral.testbed.bmc import BmcSimulator
-from tests.unit.api.conftest import BMC_PASSWORD, BMC_USER, Api, udp_port
+from corral.testbed.bmc import BmcSimulator, free_udp_port
+from tests.unit.api.conftest import BMC_PASSWORD, BMC_USER, Api
 
 HOST = "test"
 POWER = f"/api/v1/hosts/{HOST}/power"
@@ -245,7 +245,7 @@ def test_a_bmc_that_refuses_leaves_the_host_running_with_a_clear_error(
 
 def test_a_bmc_that_does_not_answer_leaves_the_host_running(api: Api) -> None:
     _empty_the_host()
-    silent = udp_port()  # nothing listens there
+    silent = free_udp_port()  # nothing listens there
     body = _ipmi(silent)
     assert api.client.put(POWER, json=body, headers=api.headers()).status_code == 200
     answer = api.client.post(f"/api/v1/hosts/{HOST}/power-off", headers=api.headers())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import stat
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ import pytest
 
 from corral import store
 from corral.errors import Conflict, OperationTimeout, PowerDriverFailed
+from corral.model.host import SshAccess
 from corral.model.power import HostSample, PowerState, SshDriver, WakeOnLan
 from corral.services.power.drivers.ipmi import IpmiPower
 from corral.services.power.drivers.ssh import SshPower
@@ -23,10 +25,10 @@ from corral.services.power.drivers.wol import WolPower
 from corral.services.power.rates import rates
 from corral.services.power.secrets import SecretBox
 from corral.store.coltypes import utcnow
-from corral.testbed.bmc import BmcSimulator
+from corral.testbed.bmc import BmcSimulator, free_udp_port
 from corral.virt.types import DomainCounters, NodeCounters
 from corral.web.charts import add_markers, line_chart
-from tests.unit.api.conftest import BMC_PASSWORD, BMC_USER, Api, api, bmc, udp_port
+from tests.unit.api.conftest import BMC_PASSWORD, BMC_USER, Api, api, bmc
 
 __all__ = ["api", "bmc"]  # fixtures
 
@@ -66,7 +68,7 @@ async def test_ipmi_refusal_and_silence_are_errors_in_words(bmc: BmcSimulator) -
     # second session to the same BMC works, see the driver's note on pyghmi).
     assert await right.status() is PowerState.OFF
     assert await right.status() is PowerState.OFF
-    silent = IpmiPower("h3", "127.0.0.1", udp_port(), BMC_USER, BMC_PASSWORD)
+    silent = IpmiPower("h3", "127.0.0.1", free_udp_port(), BMC_USER, BMC_PASSWORD)
     with pytest.raises((PowerDriverFailed, OperationTimeout)) as timed_out:
         await silent.status()
     assert "did not answer" in str(timed_out.value)
@@ -87,9 +89,7 @@ async def test_wake_on_lan_sends_a_real_magic_packet() -> None:
     assert "can only wake it" in refused.value.message
 
 
-def _udp_receiver() -> tuple[Any, int]:
-    import socket
-
+def _udp_receiver() -> tuple[socket.socket, int]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(5)
@@ -98,8 +98,6 @@ def _udp_receiver() -> tuple[Any, int]:
 
 
 async def test_ssh_without_wake_on_lan_says_nothing_can_wake_the_host(tmp_path: Path) -> None:
-    from corral.model.host import SshAccess
-
     access = SshAccess(destination="root@198.51.100.7", port=22, key_path=str(tmp_path / "k"))
     driver = SshPower("h4", SshDriver(driver="ssh"), access, tmp_path / "known_hosts")
     assert driver.can_power_off and not driver.can_power_on
