@@ -106,13 +106,17 @@ def multihost_corral(
 ) -> Iterator[CorralServer]:
     """A real ``corral serve`` with h1-h3 enrolled over SSH (``POST /host-enrollments``), reached
     over qemu+tls; its local host is the private libvirtd. Migrations over ssh use the test
-    bed's own ssh client wrapper (its key and known host keys)."""
+    bed's own ssh client wrapper (its key and known host keys). Utilisation is sampled every
+    2 s from the VMs' CPU time (the namespace hosts share this machine's kernel, so node
+    statistics would be the whole machine's)."""
     server = CorralServer(
         tmp_path_factory.mktemp("corral-multihost"),
         private_libvirtd.uri,
         extra_env={
             "CORRAL_RECONCILE_INTERVAL_S": "3600",
             "CORRAL_MIGRATION_TRANSPORTS": json.dumps(testbed.migration_transport_options()),
+            "CORRAL_POWER_SAMPLE_INTERVAL_S": "2",
+            "CORRAL_POWER_CPU_SOURCE": "domains",
         },
     )
     server.start()

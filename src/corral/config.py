@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -70,6 +70,21 @@ class Settings(BaseSettings):
     )
     session_max_hours: float = Field(
         default=12, gt=0, description="a browser session ends this long after login, used or not"
+    )
+    power_sample_interval_s: float = Field(
+        default=10, gt=0, description="how often every connected host's utilisation is sampled"
+    )
+    power_cpu_source: Literal["node", "domains"] = Field(
+        default="node",
+        description="a host's CPU utilisation from the node's CPU statistics (node) or from the "
+        "sum of its VMs' CPU time (domains: for hosts that share a kernel, e.g. containers or "
+        "Corral's test bed, whose node statistics are the whole machine's)",
+    )
+    power_wake_timeout_s: float = Field(
+        default=600, gt=0, description="how long a woken host may take to answer libvirt"
+    )
+    power_off_timeout_s: float = Field(
+        default=120, gt=0, description="how long a host may take to go down after power-off"
     )
 
     @property

@@ -13,6 +13,8 @@
     ├── RateLimited                  too many attempts (failed logins)                         (429)
     └── HostError                    libvirt or the host failed (converted in ``corral.virt``) (502)
         ├── HostUnreachable          the host connection is down                               (503)
+        ├── PowerDriverFailed        a host's power driver (BMC, Wake-on-LAN, suspend, SSH)
+        │                            refused or failed (a task's error, rarely an answer)    (502)
         └── MigrationFailed          a live migration the hosts ran failed; the VM is on its
                                      source (a task's error, rarely an answer)                 (502)
 
@@ -91,6 +93,11 @@ class HostError(CorralError):
 
 class HostUnreachable(HostError):
     """The connection to the host is down."""
+
+
+class PowerDriverFailed(HostError):
+    """A host's power driver refused or failed: a BMC said no or did not answer, a suspend
+    was refused. The host is left marked as it really is."""
 
 
 class MigrationFailed(HostError):

@@ -25,6 +25,7 @@ from PIL import Image
 from schemathesis import Case, GenerationMode
 
 from corral.model.host import HOST_ADDRESS_PATTERN, LIBVIRT_URI_PATTERN
+from corral.model.power import IPV4_PATTERN
 
 
 def _positive(case: Case) -> bool:
@@ -85,7 +86,8 @@ def _png_template(drawn: str) -> str:
 #: Where a fuzzed request may make Corral connect: nowhere but this machine's loopback and
 #: libvirt's in-process test driver. A schema-valid ``qemu:///system`` would register the
 #: machine's own libvirtd (its pools and domains are the user's); ``qemu+tcp://8.8.8.8/…`` or an
-#: enrollment over SSH would send traffic off the machine.
+#: enrollment over SSH would send traffic off the machine, and so would a host power driver
+#: (IPMI to a BMC address, a Wake-on-LAN packet to a broadcast address).
 # Well-formed, never reachable (503), and not the system daemon's socket.
 CONFINED_URI = "qemu+unix:///system?socket=/nonexistent/corral-contract/libvirt-sock"
 CONFINED_ADDRESS = "127.0.0.1"
@@ -112,6 +114,28 @@ def _confine(case: Case) -> None:
                 ssh["destination"] = destination.split("@", 1)[0] + "@" + CONFINED_ADDRESS
             if isinstance(ssh.get("port"), int):
                 ssh["port"] = CLOSED_PORT
+    elif label == "PUT /api/v1/hosts/{name}/power":
+        _confine_power_driver(body.get("driver"))
+
+
+def _confine_power_driver(driver: Any) -> None:
+    """A BMC or a Wake-on-LAN target on this machine's loopback, at a port nothing uses."""
+    if not isinstance(driver, dict):
+        return
+    if isinstance(driver.get("address"), str) and re.fullmatch(
+        HOST_ADDRESS_PATTERN, driver["address"]
+    ):
+        driver["address"] = CONFINED_ADDRESS
+    if isinstance(driver.get("broadcast"), str) and re.fullmatch(IPV4_PATTERN, driver["broadcast"]):
+        driver["broadcast"] = CONFINED_ADDRESS
+    if isinstance(driver.get("port"), int) and 1 <= driver["port"] <= 65535:
+        driver["port"] = CLOSED_PORT
+    wake = driver.get("wake")
+    if isinstance(wake, dict):
+        if isinstance(wake.get("broadcast"), str) and re.fullmatch(IPV4_PATTERN, wake["broadcast"]):
+            wake["broadcast"] = CONFINED_ADDRESS
+        if isinstance(wake.get("port"), int) and 1 <= wake["port"] <= 65535:
+            wake["port"] = CLOSED_PORT
 
 
 def apply(case: Case) -> Case:

@@ -23,6 +23,7 @@ from corral.api.routers import (
     hosts,
     images,
     migrations,
+    power,
     tasks,
     vm_changes,
     vms,
@@ -37,6 +38,7 @@ from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
 from corral.web.pages import consoles, dashboard, session, vm_create
 from corral.web.pages import images as image_pages
+from corral.web.pages import power as power_pages
 from corral.web.pages import vms as vm_pages
 from corral.web.security_headers import SecurityHeaders
 
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         vms,
         vm_changes,
         migrations,
+        power,
         images,
         console,
         console_ws,
@@ -101,7 +104,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(api)
     app.include_router(api_docs.router)
     # vm_create before vm_pages: /vms/new must not be taken for a VM named "new".
-    for page in (session, dashboard, vm_create, consoles, vm_pages, image_pages, admin_pages):
+    pages = (
+        session,
+        dashboard,
+        vm_create,
+        consoles,
+        vm_pages,
+        image_pages,
+        admin_pages,
+        power_pages,
+    )
+    for page in pages:
         app.include_router(page.router)
     mount_assets(app, app.state.node_modules)
 

@@ -10,7 +10,13 @@ from pydantic import ValidationError
 
 from corral.cli import context as c
 from corral.cli.client import parse, parse_list, seg
-from corral.cli.output import guest_arch_details, guest_arch_table, host_details, host_table
+from corral.cli.output import (
+    guest_arch_details,
+    guest_arch_table,
+    host_details,
+    host_power_details,
+    host_table,
+)
 from corral.cli.task import JsonOpt, follow_task
 from corral.cli.units import validation_message
 from corral.model.host import (
@@ -22,6 +28,7 @@ from corral.model.host import (
     RotateCertsRequest,
     SshAccess,
 )
+from corral.model.power import HostPowerInfo, HostPowerSettings
 from corral.model.vm import Accelerator
 
 app = typer.Typer(help="Hypervisor hosts (libvirt daemons).", no_args_is_help=True)
@@ -253,4 +260,140 @@ def evacuate(
         c.emit(
             ctx, json_out, task.model_dump(mode="json"),
             lambda: c.info(f"host {name} is empty and in maintenance ({where})"),
+        )  # fmt: skip
+
+
+def _wake(mac: str | None, broadcast: str | None) -> dict[str, object] | None:
+    if mac is None:
+        if broadcast is not None:
+            c.usage_error("--wake-broadcast needs --wake-mac", "--wake-broadcast")
+        return None
+    return {"mac": mac, **({"broadcast": broadcast} if broadcast else {})}
+
+
+def _read_password(path: Path) -> str:
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        c.usage_error(f"cannot read {path}: {exc.strerror or exc}", "--password-file")
+
+
+@app.command("power")
+def power(
+    ctx: typer.Context,
+    name: str = NameArg,
+    driver: str | None = typer.Option(
+        None, "--driver", help="ipmi, wol, suspend, ssh, or none (remove). Without it: show."
+    ),
+    address: str | None = typer.Option(None, "--address", help="ipmi: the BMC's address."),
+    port: int | None = typer.Option(None, "--port", help="ipmi: UDP port (623); wol: (9)."),
+    user: str | None = typer.Option(None, "--user", help="ipmi: the BMC user."),
+    password_file: Path | None = typer.Option(
+        None, "--password-file", help="ipmi: a file holding the BMC password (stored encrypted)."
+    ),
+    mac: str | None = typer.Option(None, "--mac", help="wol: the host's MAC address."),
+    broadcast: str | None = typer.Option(
+        None, "--broadcast", help="wol: the broadcast address (255.255.255.255)."
+    ),
+    target: str | None = typer.Option(None, "--target", help="suspend: mem, disk or hybrid."),
+    duration: int | None = typer.Option(
+        None, "--duration", help="suspend: seconds until the RTC wakes it (0: never)."
+    ),
+    action: str | None = typer.Option(None, "--action", help="ssh: poweroff or suspend."),
+    wake_mac: str | None = typer.Option(
+        None, "--wake-mac", help="suspend/ssh: wake with Wake-on-LAN to this MAC."
+    ),
+    wake_broadcast: str | None = typer.Option(
+        None, "--wake-broadcast", help="suspend/ssh: the broadcast address for --wake-mac."
+    ),
+    idle_w: float | None = typer.Option(None, "--idle-w", help="Power model: watts idle."),
+    max_w: float | None = typer.Option(None, "--max-w", help="Power model: watts at full CPU."),
+    standby_w: float | None = typer.Option(None, "--standby-w", help="Watts in standby."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Show or set how Corral switches a host on and off (admin to set).
+
+    corral host power h3 --driver ipmi --address 10.0.0.13 --user admin --password-file pw
+    """
+    client = c.client(ctx)
+    path = f"/hosts/{seg(name)}/power"
+    model_given = any(v is not None for v in (idle_w, max_w, standby_w))
+    if driver is None and not model_given:
+        response = client.get(path)
+        info = parse(response, HostPowerInfo)
+        c.emit(ctx, json_out, response.json(), lambda: c.out.print(host_power_details(info)))
+        return
+    if driver == "none":
+        current = parse(client.get(path), HostPowerInfo)
+        keep = None if current.model_is_default else current.model.model_dump()
+        response = client.request("PUT", path, json={"driver": None, "model": keep})
+        parse(response, HostPowerInfo)
+        c.info(f"host {name} has no power driver now")
+        return
+    config: dict[str, object] | None = None
+    if driver == "ipmi":
+        if address is None or user is None:
+            c.usage_error("ipmi needs --address and --user", "--driver")
+        config = {"driver": "ipmi", "address": address, "user": user}
+        if port is not None:
+            config["port"] = port
+        if password_file is not None:
+            config["password"] = _read_password(password_file)
+    elif driver == "wol":
+        if mac is None:
+            c.usage_error("wol needs --mac", "--mac")
+        config = {"driver": "wol", "mac": mac}
+        if broadcast:
+            config["broadcast"] = broadcast
+        if port is not None:
+            config["port"] = port
+    elif driver in ("suspend", "ssh"):
+        config = {"driver": driver, "wake": _wake(wake_mac, wake_broadcast)}
+        if driver == "suspend":
+            config |= {"target": target or "mem", "duration_s": duration or 0}
+        else:
+            config["action"] = action or "poweroff"
+    elif driver is not None:
+        c.usage_error(f"unknown driver {driver!r}: ipmi, wol, suspend, ssh or none", "--driver")
+    if driver is None:  # only the model changes: keep the driver as it is
+        current = parse(client.get(path), HostPowerInfo)
+        config = dict(current.settings) if current.driver else None
+    model = None
+    if model_given:
+        model = {
+            k: v
+            for k, v in (("idle_w", idle_w), ("max_w", max_w), ("standby_w", standby_w))
+            if v is not None
+        }
+    try:
+        body = HostPowerSettings.model_validate({"driver": config, "model": model})
+    except ValidationError as exc:
+        c.usage_error(validation_message(exc))
+    response = client.request("PUT", path, json=body.model_dump(mode="json", exclude_none=True))
+    info = parse(response, HostPowerInfo)
+    c.emit(ctx, json_out, response.json(), lambda: c.out.print(host_power_details(info)))
+
+
+@app.command("power-on")
+def power_on(
+    ctx: typer.Context, name: str = NameArg, no_wait: bool = NoWaitOpt, json_out: bool = JsonOpt
+) -> None:
+    """Switch a host on through its driver and wait until libvirt answers (admin)."""
+    response = c.client(ctx).post(f"/hosts/{seg(name)}/power-on")
+    task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
+    if task is not None:
+        c.emit(ctx, json_out, task.model_dump(mode="json"), lambda: c.info(f"host {name} is on"))
+
+
+@app.command("power-off")
+def power_off(
+    ctx: typer.Context, name: str = NameArg, no_wait: bool = NoWaitOpt, json_out: bool = JsonOpt
+) -> None:
+    """Put an empty host in standby through its driver (admin)."""
+    response = c.client(ctx).post(f"/hosts/{seg(name)}/power-off")
+    task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
+    if task is not None:
+        c.emit(
+            ctx, json_out, task.model_dump(mode="json"),
+            lambda: c.info(f"host {name} is in standby"),
         )  # fmt: skip

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from corral.cli import audit, auth, cluster, host, image, task, token, user, vm
+from corral.cli import audit, auth, cluster, host, image, power, task, token, user, vm
 from corral.cli import context as c
 from corral.cli.client import CliError
 
@@ -84,6 +84,7 @@ app.add_typer(image.app, name="image")
 app.add_typer(task.app, name="task")
 app.add_typer(host.app, name="host")
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(power.app, name="power")
 app.add_typer(user.app, name="user")
 app.add_typer(token.app, name="token")
 

@@ -13,6 +13,7 @@ from corral.model.auth import AuditEntry, TokenInfo, UserInfo
 from corral.model.cluster import ClusterSettings
 from corral.model.host import GuestArchInfo, HostInfo
 from corral.model.image import ImageInfo
+from corral.model.power import HostPowerInfo
 from corral.model.task import TaskInfo, TaskState
 from corral.model.vm import SnapshotInfo, VmInfo, VmState
 
@@ -224,7 +225,12 @@ def task_details(task: TaskInfo) -> Table:
     )
 
 
-_STATUS_STYLE = {"connected": "green", "unreachable": "bold red", "maintenance": "yellow"}
+_STATUS_STYLE = {
+    "connected": "green",
+    "unreachable": "bold red",
+    "maintenance": "yellow",
+    "standby": "cyan",
+}
 
 
 def _status(host: HostInfo) -> Text:
@@ -382,3 +388,25 @@ def settings_table(settings: ClusterSettings) -> Table:
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         _row(table, key, shown, field.description or "")
     return table
+
+
+def host_power_details(info: HostPowerInfo) -> Table:
+    model = info.model
+    rows: list[tuple[str, str | Text]] = [
+        ("host", info.host),
+        ("driver", info.driver.value if info.driver else "none"),
+    ]
+    rows += [(key, str(value)) for key, value in info.settings.items() if key != "driver"]
+    if info.driver == "ipmi":
+        rows.append(("password", "set (encrypted)" if info.password_set else "not set"))
+    can = [w for w, ok in (("on", info.can_power_on), ("off", info.can_power_off)) if ok]
+    rows.append(("can switch", ", ".join(can) or "-"))
+    default = " (cluster default)" if info.model_is_default else ""
+    rows.append(
+        (
+            "power model",
+            f"{model.idle_w:g} W idle → {model.max_w:g} W busy, {model.standby_w:g} W standby"
+            + default,
+        )
+    )
+    return _details(rows)

@@ -79,6 +79,7 @@ class HostStatus(StrEnum):
     CONNECTED = "connected"
     UNREACHABLE = "unreachable"
     MAINTENANCE = "maintenance"  # takes no new VMs, whatever its connection
+    STANDBY = "standby"  # powered down by Corral to save energy: not a failure, takes no VMs
 
 
 class HostInfo(BaseModel):
@@ -87,6 +88,12 @@ class HostInfo(BaseModel):
     status: HostStatus = HostStatus.UNREACHABLE
     connected: bool
     maintenance: bool = False
+    standby: bool = Field(
+        default=False, description="powered down by Corral (`corral power`); woken by a plan"
+    )
+    power_driver: str | None = Field(
+        default=None, description="how Corral switches the host on and off (`corral host power`)"
+    )
     accelerator: Accelerator | None = Field(
         default=None, description="forced accelerator for this host; None = best available"
     )

@@ -58,7 +58,9 @@ class HostState(_Frozen):
 
     ``memory_overhead_mib`` is memory the host keeps for itself (kernel, libvirt, QEMU
     overheads): never available to VMs, whatever the overcommit ratio. ``cpu_overhead`` is the
-    number of physical CPUs kept busy by work that is not a VM.
+    number of physical CPUs kept busy by work that is not a VM. ``can_standby`` is False for a
+    host Corral cannot switch off (no power driver that can, shut-off VMs that would be
+    stranded): it is never emptied for standby nor put in standby, but it may receive VMs.
     """
 
     name: Name
@@ -68,6 +70,7 @@ class HostState(_Frozen):
     memory_overhead_mib: int = Field(default=0, ge=0)
     cpu_overhead: float = Field(default=0.0, ge=0)
     power: PowerModel = PowerModel()
+    can_standby: bool = True
 
 
 class VmDemand(_Frozen):

@@ -2,7 +2,8 @@
 
 One round:
 
-1. Candidates are running hosts with VMs whose load is sustained ``LOW``. They are ranked by
+1. Candidates are running hosts with VMs whose load is sustained ``LOW`` and that can be put
+   in standby (``HostState.can_standby``; the others only receive VMs). They are ranked by
    what keeping them saves: most VMs first (every VM on a kept host is a migration avoided),
    then most memory in use.
 2. Keep the shortest prefix of that ranking for which the capacity left on kept hosts and on
@@ -67,8 +68,14 @@ def drain_until_stable(ledger: Ledger, loads: dict[str, SustainedLoad], journal:
 
 def _drain_round(ledger: Ledger, loads: dict[str, SustainedLoad], journal: Journal) -> bool:
     busy = [h for h in ledger.up_hosts() if not ledger.is_empty(h)]
-    candidates = [h for h in busy if loads[h].band is LoadBand.LOW]
-    others = [h for h in busy if loads[h].band in (LoadBand.NORMAL, LoadBand.UNKNOWN)]
+    # A host that cannot be switched off is never emptied, whatever its load: it only receives.
+    candidates = [h for h in busy if loads[h].band is LoadBand.LOW and ledger.hosts[h].can_standby]
+    others = [
+        h
+        for h in busy
+        if loads[h].band in (LoadBand.NORMAL, LoadBand.UNKNOWN)
+        or (loads[h].band is LoadBand.LOW and not ledger.hosts[h].can_standby)
+    ]
     candidates.sort(key=lambda h: (-len(ledger.vms_on[h]), -ledger.mem_used[h], h))
     keep = _keep_count(ledger, candidates, others)
     if keep == len(candidates):

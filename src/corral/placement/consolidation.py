@@ -97,6 +97,8 @@ def _settle_empty_hosts(
         if initial[host] is HostMode.STANDBY:  # woken for relief, emptied again: never wake it
             ledger.set_mode(host, HostMode.STANDBY)
             unwoken.append(host)
+        elif not ledger.hosts[host].can_standby:
+            continue  # nothing can switch it off: it stays up, empty
         elif shrink and (host in journal.drained or loads[host].band is LoadBand.LOW):
             if host not in journal.drained:
                 journal.idle[host] = loads[host]

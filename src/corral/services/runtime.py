@@ -18,6 +18,7 @@ from corral.services.hosts import CertRotation, HostEnrollment, HostService
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
 from corral.services.migrations import MIGRATE_KIND, MigrationServices
+from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
 from corral.services.tasks import TaskService
@@ -77,6 +78,20 @@ class Services:
             self.cluster,
             settings.data_dir,
         )
+        self.power = PowerServices.build(
+            settings,
+            self.db,
+            self.hosts,
+            self.vms.inventory,
+            self.tasks,
+            self.audit,
+            self.bus,
+            self.cluster,
+            self.migrations.migrate,
+            settings.data_dir,
+        )
+        # `vm create` without a host asks the placement policy.
+        self.vms.create.choose_host = self.power.placement.choose
 
     async def start(self) -> None:
         s = self.settings
@@ -88,8 +103,10 @@ class Services:
         await recover(self.db, self.tasks, self.hosts, {MIGRATE_KIND: self.migrations.resume})
         await self.reconciler.reconcile_all()
         self.reconciler.start()
+        await self.power.start()
 
     async def stop(self) -> None:
+        await self.power.stop()
         await self.tasks.shutdown()
         await self.reconciler.stop()
         await self.hosts.stop()

@@ -20,11 +20,14 @@ def host_info(
     capabilities: HostCapabilities | None = None,
     last_error: str | None = None,
     certificates: list[CertInfo] | None = None,
+    power_driver: str | None = None,
 ) -> HostInfo:
     """The stored half of a HostInfo; the live half (connection, capabilities, certificates
     on disk) comes as args."""
     if host.maintenance:
         status = HostStatus.MAINTENANCE
+    elif host.standby:
+        status = HostStatus.STANDBY
     else:
         status = HostStatus.CONNECTED if connected else HostStatus.UNREACHABLE
     return HostInfo(
@@ -33,12 +36,14 @@ def host_info(
         status=status,
         connected=connected,
         maintenance=host.maintenance,
+        standby=host.standby,
+        power_driver=power_driver,
         accelerator=Accelerator(host.accelerator) if host.accelerator else None,
         address=host.address,
         enrolled=host.address is not None,
         certificates=certificates or [],
         capabilities=capabilities,
-        last_error=last_error,
+        last_error=None if host.standby else last_error,
     )
 
 

@@ -126,6 +126,59 @@ class Host(Base):
     ssh_destination: Mapped[str | None] = mapped_column(String(300))
     ssh_port: Mapped[int | None] = mapped_column(Integer)
     ssh_key_path: Mapped[str | None] = mapped_column(String(1024))
+    #: Standby: Corral powered the host down to save energy (a plan wakes it).
+    standby: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class HostPower(Base):
+    """A host's power driver and power model. ``settings`` holds no secret; ``secret`` is a
+    Fernet token (``corral.services.power.secrets``) of the driver's secrets."""
+
+    __tablename__ = "host_power"
+    __table_args__ = (
+        CheckConstraint(
+            "driver IS NULL OR driver IN ('ipmi', 'wol', 'suspend', 'ssh')", name="driver"
+        ),
+    )
+
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    driver: Mapped[str | None] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HostSampleRow(Base):
+    """A host's utilisation at one moment: raw samples for an hour, then 1-minute means
+    (``minute``) for a day (``corral.store.samples.downsample``)."""
+
+    __tablename__ = "host_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    cpu: Mapped[float] = mapped_column(Float)
+    memory_used_mib: Mapped[int] = mapped_column(Integer)
+    memory_total_mib: Mapped[int] = mapped_column(Integer)
+    standby: Mapped[bool] = mapped_column(Boolean, default=False)
+    minute: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class VmSampleRow(Base):
+    """A running VM's CPU use (share of its vCPUs) and memory at one moment."""
+
+    __tablename__ = "vm_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vm: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    host: Mapped[str] = mapped_column(String(NAME_LEN))
+    at: Mapped[datetime] = mapped_column(index=True)
+    cpu: Mapped[float] = mapped_column(Float)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    minute: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Vm(Base):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from corral.errors import Conflict, InvalidRequest
@@ -161,3 +162,24 @@ def _apply(
         task.error = error
     if result is not None:
         task.result = result
+
+
+def last_finished(session: Session, kinds: Sequence[str]) -> datetime | None:
+    """When the newest finished task of one of ``kinds`` ended (None: none has)."""
+    query = select(func.max(Task.finished_at)).where(
+        Task.kind.in_(list(kinds)), Task.finished_at.is_not(None)
+    )
+    return session.scalar(query)
+
+
+def tasks_of_kinds(
+    session: Session, kinds: Sequence[str], since: datetime, limit: int = 500
+) -> list[TaskInfo]:
+    """Tasks of ``kinds`` created at or after ``since``, oldest first."""
+    query = (
+        select(Task)
+        .where(Task.kind.in_(list(kinds)), Task.created_at >= since)
+        .order_by(Task.created_at, Task.id)
+        .limit(limit)
+    )
+    return [task_info(t) for t in session.scalars(query)]

@@ -386,6 +386,11 @@ class MultiHostTestbed:
                         return outer
         return None
 
+    def daemon_alive(self, host: TestbedHost, daemon: str) -> bool:
+        """Whether ``libvirtd`` (or another daemon with a pid file in the host's /run) runs."""
+        pid = self._pid_from(host, f"{daemon}.pid")
+        return pid is not None and _alive(pid)
+
     def kill_daemon(self, host: TestbedHost, daemon: str) -> None:
         """SIGKILL ``libvirtd`` or ``sshd`` (with every sshd session) on ``host``."""
         if daemon == "sshd":

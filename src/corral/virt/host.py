@@ -27,6 +27,7 @@ from corral.virt import (
     _qmp,
     _records,
     _snapshots,
+    _stats,
     _storage,
     _transfer,
     _vnc,
@@ -47,6 +48,7 @@ from corral.virt.types import (
     EVENT_LIFECYCLE,
     DomainEvent,
     DomainRecord,
+    NodeCounters,
     VolumeRef,
 )
 
@@ -171,6 +173,25 @@ class LibvirtHost:
         caps = caps.model_copy(update={"architectures": sorted(catalog.guests)})
         self._capabilities = caps
         return caps
+
+    async def node_counters(self) -> NodeCounters:
+        """CPU time and memory counters of the node and its running domains (sampling)."""
+        return await self._conn.run(
+            f"read the statistics of host {self.name}", _stats.node_counters
+        )
+
+    async def suspend_node(self, target: str, duration_s: int) -> None:
+        """Suspend the whole host (``virNodeSuspendForDuration``): its RTC wakes it after
+        ``duration_s`` (0: only something else can, e.g. Wake-on-LAN)."""
+        await self._conn.run(
+            f"suspend host {self.name} to {target}",
+            lambda c: _stats.suspend_node(c, target, duration_s),
+        )
+
+    @property
+    def known_capabilities(self) -> HostCapabilities | None:
+        """What the host reported when last reached (also while it is down)."""
+        return self._capabilities
 
     async def guest_catalog(self) -> GuestCatalog:
         """The guest architectures, machine types and accelerators the host offers (from the

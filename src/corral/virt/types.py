@@ -72,3 +72,28 @@ class DomainRecord:
     next_start: NextStart | None = None
     #: The persistent definition (a running domain's next start); "" for transient ones.
     inactive_xml: str = ""
+
+
+@dataclass(frozen=True)
+class DomainCounters:
+    """One running domain's cumulative CPU time (all vCPUs) and current memory."""
+
+    uuid: str
+    name: str
+    vcpus: int
+    memory_mib: int
+    cpu_time_ns: int
+
+
+@dataclass(frozen=True)
+class NodeCounters:
+    """A host's counters at ``taken`` (monotonic seconds): cumulative CPU busy/total time of
+    the node (None where the driver has no node CPU statistics), memory, running domains."""
+
+    taken: float
+    cpus: int
+    cpu_busy_ns: int | None
+    cpu_total_ns: int | None
+    memory_total_mib: int
+    memory_available_mib: int
+    domains: tuple[DomainCounters, ...] = ()

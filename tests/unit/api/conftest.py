@@ -12,8 +12,12 @@ from corral.api.app import create_app
 from corral.config import Settings
 from corral.model.auth import Role
 from corral.services.runtime import Services
+from corral.testbed.bmc import BmcSimulator, free_udp_port
+from corral.testbed.multihost import MultiHostTestbed
 
 PASSWORD = "correct-horse-battery-staple"
+BMC_USER = "corral"
+BMC_PASSWORD = "S3cret-BMC-pw"
 
 
 @dataclass
@@ -50,3 +54,18 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             assert answer.status_code == 201, answer.text
             tokens[role] = answer.json()["secret"]
         yield Api(client, services, tokens)
+
+
+@pytest.fixture(scope="module")
+def bmc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BmcSimulator]:
+    """A real BMC: OpenIPMI's ``ipmi_sim`` on loopback (user ``BMC_USER``, ``BMC_PASSWORD``).
+    Its chassis hook would switch a test-bed host that is never brought up here: the unit
+    tests use it for what a BMC answers before that (a refused login)."""
+    base = tmp_path_factory.mktemp("bmc")
+    bed = MultiHostTestbed(base / "bed", hosts=1, slot=250)
+    sim = BmcSimulator(
+        bed, "h1", base / "sim", address="127.0.0.1", port=free_udp_port(), user=BMC_USER,
+        password=BMC_PASSWORD,
+    )  # fmt: skip
+    with sim:
+        yield sim

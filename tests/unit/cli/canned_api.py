@@ -79,6 +79,11 @@ class CannedState:
     cluster: dict[str, Any] = field(default_factory=lambda: {"allow_insecure_migration": False})
     requests: list[tuple[str, str, Any, dict[str, str]]] = field(default_factory=list)
     serial_close: tuple[int, str] | None = None
+    #: GET /power/plan and /power/status answers (PowerPlan, PowerStatus as JSON).
+    power_plan: dict[str, Any] | None = None
+    power_status: dict[str, Any] | None = None
+    #: GET/PUT /hosts/{name}/power: each host's HostPowerInfo as JSON.
+    host_power: dict[str, dict[str, Any]] = field(default_factory=dict)
     serial_received: bytearray = field(default_factory=bytearray)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -153,6 +158,7 @@ def build_app(state: CannedState) -> FastAPI:
     _vm_routes(api, state)
     _image_routes(api, state)
     _other_routes(api, state)
+    _power_routes(api, state)
     app.include_router(api)
     _serial_route(app, state)
     return app
@@ -496,6 +502,58 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
     @api.get("/audit")
     async def audit() -> Response:
         return _json(state.audit)
+
+
+DEFAULT_MODEL = {"idle_w": 100.0, "max_w": 250.0, "standby_w": 10.0}
+
+
+def _power_routes(api: APIRouter, state: CannedState) -> None:
+    @api.get("/power/plan")
+    async def power_plan() -> Response:
+        return JSONResponse(state.power_plan)
+
+    @api.post("/power/apply")
+    async def power_apply(request: Request) -> Response:
+        body = await request.body()
+        plan_id = (await request.json()).get("plan_id") if body else None
+        if plan_id == "0" * 32:
+            return problem(404, f"plan_id: no plan {plan_id}: get a new one with corral power plan")
+        return _task_response(state.new_task("power.apply", plan_id or "cluster"))
+
+    @api.get("/power/status")
+    async def power_status() -> Response:
+        return JSONResponse(state.power_status)
+
+    @api.get("/hosts/{name}/power")
+    async def host_power(name: str) -> Response:
+        if name not in state.host_power:
+            return problem(404, f"no host {name!r}")
+        return JSONResponse(state.host_power[name])
+
+    @api.put("/hosts/{name}/power")
+    async def set_host_power(name: str, body: dict[str, Any]) -> Response:
+        driver = body.get("driver")
+        info = {
+            "host": name,
+            "driver": driver["driver"] if driver else None,
+            "settings": {k: v for k, v in (driver or {}).items() if k != "password"},
+            "password_set": bool(driver and "password" in driver),
+            "can_power_on": driver is not None,
+            "can_power_off": bool(driver and driver["driver"] != "wol"),
+            "model": {**DEFAULT_MODEL, **(body.get("model") or {})},
+            "model_is_default": body.get("model") is None,
+        }
+        state.host_power[name] = info
+        return JSONResponse(info)
+
+    @api.post("/hosts/{name}/{switch}")
+    async def switch_host(name: str, switch: str) -> Response:
+        if switch not in ("power-on", "power-off"):
+            return problem(404, "Not Found")
+        if switch == "power-off" and any(vm.host == name for vm in state.vms.values()):
+            return problem(409, f"host {name} still has VMs: move them away first")
+        kind = "host.power_on" if switch == "power-on" else "host.power_off"
+        return _task_response(state.new_task(kind, name))
 
 
 def _serial_route(app: FastAPI, state: CannedState) -> None:

@@ -156,6 +156,7 @@ def clusters(draw: st.DrawFn, max_hosts: int = 6, max_vms: int = 20) -> ClusterS
                 memory_overhead_mib=draw(st.sampled_from([0, 0, 256])),
                 cpu_overhead=draw(st.sampled_from([0.0, 0.0, 0.1, 0.4])),
                 power=PowerModel(idle_w=draw(st.sampled_from([60.0, 100.0, 150.0]))),
+                can_standby=draw(st.sampled_from([True, True, True, False])),
             )
         )
     usable = [h for h in hosts if h.mode is not HostMode.STANDBY]

@@ -72,6 +72,23 @@ def test_the_host_with_more_vms_is_kept_fewer_migrations() -> None:
     assert plan.standby == ("h1",)
 
 
+def test_a_host_nothing_can_switch_off_receives_vms_but_is_never_emptied() -> None:
+    """Three idle hosts, only h3 can be switched off: h3's VM moves to one of the others,
+    which keep theirs even after receiving it (a re-estimated low load is no reason to empty
+    a host that cannot go to standby)."""
+    cluster = ClusterState(
+        hosts=(host("h1", can_standby=False), host("h2", can_standby=False), host("h3")),
+        vms=(vm("a", "h1"), vm("b", "h1"), vm("c", "h2"), vm("d", "h3")),
+    )
+    samples = {h: flat(0.02) for h in ("h1", "h2", "h3")}
+    plan = plan_consolidation(cluster, samples, NOW)
+    assert [(v, s) for v, s, _ in _moves(plan)] == [("d", "h3")]
+    assert plan.standby == ("h3",)
+    # An empty host that cannot be switched off stays up.
+    lone = ClusterState(hosts=(host("h1"), host("h2", can_standby=False)), vms=(vm("a", "h1"),))
+    assert plan_consolidation(lone, {"h1": flat(0.5), "h2": flat(0.0)}, NOW).is_empty
+
+
 def test_nothing_happens_without_a_sustained_lull() -> None:
     spiky = [*flat(0.05), UtilisationSample(at=NOW, cpu=0.5)]
     short = [UtilisationSample(at=NOW, cpu=0.01)]

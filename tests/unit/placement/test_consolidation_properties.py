@@ -1,7 +1,8 @@
 """Properties of every consolidation plan, on random small clusters (hypothesis).
 
 A plan never overcommits memory or vCPUs, never breaks anti-affinity and never takes a host
-over ``high``, after any single step; never powers down a host that still has VMs; keeps the
+over ``high``, after any single step; never powers down a host that still has VMs, or one
+that nothing can switch off; keeps the
 hosts in reserve; touches no host in maintenance; replays on the cluster it was made for; and
 planning again on its result proposes nothing.
 """
@@ -50,6 +51,9 @@ def _check_safe(cluster: ClusterState, knobs: PolicySettings, samples: Samples) 
     assert after_count >= min(knobs.hosts_in_reserve, before)
     if any(m is HostMode.STANDBY for m in seen.final_mode.values()):
         assert after_count >= knobs.hosts_in_reserve
+    # A host nothing can switch off is never put in standby.
+    pinned = {h.name for h in cluster.hosts if not h.can_standby}
+    assert pinned.isdisjoint(plan.standby), plan
     # Every migration is explained, and the power estimate is there.
     assert all(m.reason for m in plan.migrations)
     if not plan.is_empty:

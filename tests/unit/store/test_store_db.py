@@ -40,6 +40,9 @@ TABLES = {
     "tasks",
     "audit_log",
     "cluster_settings",
+    "host_power",
+    "host_samples",
+    "vm_samples",
     "alembic_version",
 }
 

@@ -17,11 +17,20 @@ from corral.services.rights_watch import until_rights_end
 router = APIRouter(tags=["events"])
 
 #: Topics a client may see; others (e.g. ``session``) are internal.
-PUBLIC_TOPICS = frozenset({"vm", "host", "task"})
+PUBLIC_TOPICS = frozenset({"vm", "host", "task", "power"})
 #: A comment line this often keeps proxies from closing an idle stream.
 KEEPALIVE_S = 15.0
 
 EVENT_STREAM = "text/event-stream"
+#: One event of the stream (OpenAPI before 3.2: ``schema`` describes each event).
+EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "description": "vm, host, task, power, or end"},
+        "data": {"type": "string", "description": "JSON: a kind and the object's fields"},
+        "id": {"type": "string"},
+    },
+}
 
 
 def format_event(event: Event, event_id: int) -> bytes:
@@ -35,8 +44,8 @@ def format_event(event: Event, event_id: int) -> bytes:
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
-            "description": "a stream of `event: vm|host|task` messages whose `data` is JSON "
+            "content": {EVENT_STREAM: {"schema": EVENT_SCHEMA}},
+            "description": "a stream of `event: vm|host|task|power` messages whose `data` is JSON "
             "with a `kind` (e.g. `started`, `updated`) and the object's fields; it ends when "
             "the caller's session or token does",
         }

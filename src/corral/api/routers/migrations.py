@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.api.deps import Admin, Operator, Svc, Viewer
-from corral.api.openapi import on_host
+from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath
 from corral.api.routers.vms import ACCEPTED, accepted
 from corral.model.cluster import ClusterSettings, ClusterSettingsUpdate
@@ -107,7 +107,18 @@ async def show_settings(svc: Svc, _: Viewer) -> ClusterSettings:
     return await svc.cluster.get()
 
 
-@router.patch("/cluster/settings", name="cluster.settings.update", tags=["cluster"])
+@router.patch(
+    "/cluster/settings",
+    name="cluster.settings.update",
+    tags=["cluster"],
+    responses=problem_responses(
+        (
+            409,
+            "the settings would not fit together (low_utilisation below high_utilisation, "
+            "power_standby_w ≤ power_idle_w ≤ power_max_w)",
+        )
+    ),
+)
 async def update_settings(body: ClusterSettingsUpdate, svc: Svc, who: Admin) -> ClusterSettings:
     """Change cluster settings (admin; each change is audited with its old and new value)."""
     return await svc.cluster.update(who, body)

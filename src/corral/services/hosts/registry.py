@@ -35,6 +35,10 @@ class HostService:
         self.pki = pki
         self._hosts: dict[str, LibvirtHost] = {}
         self._maintenance: set[str] = set()
+        #: Hosts Corral powered down (``corral power``): no failure, no new VMs.
+        self._standby: set[str] = set()
+        #: Each host's power driver kind, for listings (``services.power`` keeps it current).
+        self.power_drivers: dict[str, str] = {}
         self._errors: dict[str, str] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
         # Hosts whose daemon another host row already is: kept disconnected, never reconciled.
@@ -49,6 +53,8 @@ class HostService:
             accel = Accelerator(row.accelerator) if row.accelerator else None
             if row.maintenance:
                 self._maintenance.add(row.name)
+            if row.standby:
+                self._standby.add(row.name)
             await self._attach(row.name, row.uri, accel)
 
     async def _attach(self, name: str, uri: str, accel: Accelerator | None) -> LibvirtHost:
@@ -162,6 +168,7 @@ class HostService:
             capabilities=caps,
             last_error=self._errors.get(name),
             certificates=certs,
+            power_driver=self.power_drivers.get(name),
         )
 
     async def list_hosts(self) -> list[HostInfo]:
@@ -232,9 +239,22 @@ class HostService:
             self._maintenance.discard(name)
         return await self.info(name)
 
+    # -- standby ---------------------------------------------------------------------------------
+    def in_standby(self, name: str) -> bool:
+        return name in self._standby
+
+    async def set_standby(self, name: str, standby: bool) -> None:
+        """Record that Corral powered the host down (True) or woke it (False)."""
+        self.get(name)
+        await self._db(lambda s: store.set_standby(s, name, standby))
+        if standby:
+            self._standby.add(name)
+        else:
+            self._standby.discard(name)
+
     def for_new_vm(self, name: str | None) -> LibvirtHost:
-        """The host a new VM goes to: the named one unless it is in maintenance (Conflict), else
-        the first connected host not in maintenance."""
+        """The host a new VM goes to: the named one unless it is in maintenance or standby
+        (Conflict), else the first connected host in neither."""
         if name is not None:
             self.get(name)
             if name in self._maintenance:
@@ -242,12 +262,24 @@ class HostService:
                     f"host {name!r} is in maintenance and takes no new VMs: pick another host, "
                     f"or end it with `corral host maintenance {name} off`"
                 )
+            if name in self._standby:
+                raise Conflict(
+                    f"host {name!r} is in standby (powered down to save energy): pick another "
+                    f"host, or wake it with `corral host power-on {name}`"
+                )
             return self.connected(name)
-        candidates = [h for h in self._hosts.values() if h.name not in self._maintenance]
+        candidates = [
+            h
+            for h in self._hosts.values()
+            if h.name not in self._maintenance and h.name not in self._standby
+        ]
         if not candidates:
             if not self._hosts:
                 raise NotFound("Corral manages no host yet: add one with `corral host add`")
-            raise Conflict("every host is in maintenance: end maintenance on one of them first")
+            raise Conflict(
+                "every host is in maintenance or standby: end maintenance on one of them or "
+                "wake one (`corral host power-on NAME`) first"
+            )
         host = next((h for h in candidates if h.connected), candidates[0])
         return self.connected(host.name)
 
@@ -292,6 +324,8 @@ class HostService:
         del self._hosts[name]
         self._duplicates.discard(name)
         self._maintenance.discard(name)
+        self._standby.discard(name)
+        self.power_drivers.pop(name, None)
         if self.pki is not None:
             self.pki.forget_host(name)
         self._update_gauge()

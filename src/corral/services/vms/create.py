@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from corral.errors import CorralError
@@ -29,10 +30,15 @@ class VmCreation(TaskUseCase):
     ) -> None:
         super().__init__(inventory, tasks, audit, locks)
         self._images = images
+        #: Where a VM without a host goes (the placement policy); None: the first usable host.
+        self.choose_host: Callable[[VmSpec], Awaitable[str | None]] | None = None
 
     async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:
         hosts = self._inventory.hosts
-        host = hosts.for_new_vm(spec.host)
+        target = spec.host
+        if target is None and self.choose_host is not None:
+            target = await self.choose_host(spec)
+        host = hosts.for_new_vm(target)
         checked = await _provision.validate(self._inventory.db, host, spec)
         if checked.cdrom is not None and not checked.cdrom.startswith("/"):
             iso = await self._images.iso_for(host, checked.cdrom, vm=checked.name)

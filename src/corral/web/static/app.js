@@ -33,7 +33,7 @@ document.addEventListener("htmx:sendError", () => {
 window.corral = { csrfToken, flash };
 
 // Live pages: one event stream (Server-Sent Events) per page. Every element marked
-// data-live="vm task host" re-fetches itself (its hx-get, on "corral:refresh") when events of
+// data-live="vm task host power" re-fetches itself (its hx-get, on "corral:refresh") when events of
 // those topics arrive: at most once a second while they keep coming, and always after the
 // last one, so a burst never leaves a stale final state on the screen.
 const REFRESH_EVERY_MS = 1000;
@@ -55,7 +55,7 @@ function startLiveUpdates() {
   if (!document.querySelector("[data-live]")) return;
   const timers = new Map();
   const source = new EventSource("/api/v1/events");
-  for (const topic of ["vm", "task", "host"]) {
+  for (const topic of ["vm", "task", "host", "power"]) {
     source.addEventListener(topic, () => {
       for (const element of document.querySelectorAll(`[data-live~="${topic}"]`)) {
         scheduleRefresh(element, timers);

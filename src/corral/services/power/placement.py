@@ -1,0 +1,31 @@
+"""Where ``vm create`` without ``--host`` puts a VM: ``corral.placement.choose_host`` on the
+cluster as it is (hosts in maintenance, standby or unreachable excluded), with the cluster's
+placement policy. ``NoHostFits`` (409) says, host by host, why none can take it."""
+
+from __future__ import annotations
+
+from corral.errors import InvalidRequest
+from corral.model.placement import VmDemand
+from corral.model.vm import VmSpec
+from corral.placement import choose_host
+from corral.services.migrations.preflight import QEMU_OVERHEAD_MIB
+from corral.services.power.plan import PowerPlanner
+
+
+class InitialPlacement:
+    def __init__(self, planner: PowerPlanner) -> None:
+        self._planner = planner
+
+    async def choose(self, spec: VmSpec) -> str | None:
+        """The host for a new VM; None when the planner has no opinion (the name is taken:
+        creation refuses that with its own message)."""
+        situation = await self._planner.situation(consolidation=False)
+        demand = VmDemand(
+            name=spec.name,
+            vcpus=spec.vcpus,
+            memory_mib=spec.memory_mib + QEMU_OVERHEAD_MIB,
+        )
+        try:
+            return choose_host(demand, situation.snapshot.cluster, situation.settings)
+        except InvalidRequest:
+            return None
