@@ -26,6 +26,7 @@ from schemathesis import Case, GenerationMode
 
 from corral.model.host import HOST_ADDRESS_PATTERN, LIBVIRT_URI_PATTERN
 from corral.model.power import IPV4_PATTERN
+from corral.model.vm import VmSpec
 
 
 def _positive(case: Case) -> bool:
@@ -51,10 +52,12 @@ def _unique_disk_names(body: dict[str, Any]) -> None:
         seen.add(name)
 
 
-def _sizes(body: dict[str, Any], cpu: object) -> None:
-    """Maximums at least the figures; a topology as large as the maximum (or vCPU count)."""
+def _sizes(body: dict[str, Any], cpu: object, *, create: bool) -> None:
+    """Maximums at least the figures (a create's missing figure is its default); a topology as
+    large as the maximum (or vCPU count)."""
     for figure, ceiling in (("vcpus", "max_vcpus"), ("memory_mib", "max_memory_mib")):
-        value, top = body.get(figure), body.get(ceiling)
+        default = VmSpec.model_fields[figure].default if create else None
+        value, top = body.get(figure, default), body.get(ceiling)
         if _number(value) and _number(top) and value > top:
             body[ceiling] = value
     topology = cpu.get("topology") if isinstance(cpu, dict) else None
@@ -147,9 +150,9 @@ def apply(case: Case) -> Case:
     label = f"{case.operation.method.upper()} {case.operation.path}"
     if label == "POST /api/v1/vms" and isinstance(case.body, dict):
         _unique_disk_names(case.body)
-        _sizes(case.body, case.body.get("cpu"))
+        _sizes(case.body, case.body.get("cpu"), create=True)
     elif label == "PATCH /api/v1/vms/{name}" and isinstance(case.body, dict):
-        _sizes(case.body, case.body)
+        _sizes(case.body, case.body, create=False)
     elif label == "PUT /api/v1/images/{name}":
         case.body = _image_bytes(case.query or {})
     elif label == "POST /api/v1/vms/{name}/console/wait-screen":

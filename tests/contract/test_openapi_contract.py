@@ -33,7 +33,7 @@ from tests.contract._app import ADMIN, PASSWORD, ContractApp, build
 
 SEED = 20240611
 #: Bounds that keep the whole run within two minutes on the 2-core CI machine.
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 20
 MAX_STEPS = 30
 TIME_BUDGET_S = 120
 
