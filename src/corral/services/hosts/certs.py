@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 from typing import Any
 
 from corral import store
@@ -14,38 +13,13 @@ from corral.hostsetup import host_payload
 from corral.model.host import RotateCertsRequest
 from corral.model.task import TaskInfo
 from corral.model.vm import VmState
-from corral.pki import ClusterPki
-from corral.services._db import Db
-from corral.services.audit import AuditService
-from corral.services.cluster import ClusterSettingsService
 from corral.services.hosts import _install
-from corral.services.hosts.registry import HostService
+from corral.services.hosts._installer_base import HostInstallerBase
 from corral.services.principal import Principal
-from corral.services.tasks import TaskContext, TaskService
+from corral.services.tasks import TaskContext
 
 
-class CertRotation:
-    def __init__(
-        self,
-        db: Db,
-        hosts: HostService,
-        pki: ClusterPki,
-        tasks: TaskService,
-        audit: AuditService,
-        data_dir: Path,
-        cluster: ClusterSettingsService | None = None,
-        checkpoint: _install.Checkpoint = _install.no_checkpoint,
-    ) -> None:
-        self._db = db
-        self._hosts = hosts
-        self._pki = pki
-        self._tasks = tasks
-        self._audit = audit
-        self.known_hosts = data_dir / "ssh" / "known_hosts"
-        self.checkpoint = checkpoint
-        self._cluster = cluster
-        self._busy: set[str] = set()
-
+class CertRotation(HostInstallerBase):
     async def rotate(
         self, principal: Principal, name: str, request: RotateCertsRequest
     ) -> TaskInfo:

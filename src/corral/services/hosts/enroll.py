@@ -20,38 +20,15 @@ from corral.hostsetup import HostPaths, host_payload
 from corral.hostsetup.bundle import bundle_files
 from corral.model.host import BundleFile, HostBundle, HostBundleRequest, HostEnroll
 from corral.model.task import TaskInfo
-from corral.pki import ClusterPki
-from corral.services._db import Db
-from corral.services.audit import AuditService
-from corral.services.cluster import ClusterSettingsService
 from corral.services.hosts import _install
-from corral.services.hosts.registry import HostService
+from corral.services.hosts._installer_base import HostInstallerBase
 from corral.services.principal import Principal
-from corral.services.tasks import TaskContext, TaskService
+from corral.services.tasks import TaskContext
 
 
-class HostEnrollment:
-    def __init__(
-        self,
-        db: Db,
-        hosts: HostService,
-        pki: ClusterPki,
-        tasks: TaskService,
-        audit: AuditService,
-        data_dir: Path,
-        cluster: ClusterSettingsService | None = None,
-        checkpoint: _install.Checkpoint = _install.no_checkpoint,
-    ) -> None:
-        self._db = db
-        self._hosts = hosts
-        self._pki = pki
-        self._tasks = tasks
-        self._audit = audit
-        self.known_hosts = data_dir / "ssh" / "known_hosts"
-        self.checkpoint = checkpoint
-        self._cluster = cluster
-        self.confirm_s = _install.CONFIRM_S
-        self._busy: set[str] = set()
+class HostEnrollment(HostInstallerBase):
+    #: How long the host waits for Corral's confirmation (tests shorten it).
+    confirm_s: int = _install.CONFIRM_S
 
     async def _check_new(self, name: str, address: str) -> None:
         self._hosts.check_name_free(name)
