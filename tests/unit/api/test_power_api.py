@@ -267,3 +267,26 @@ def test_the_driver_can_be_removed_and_the_change_is_audited(api: Api) -> None:
     assert answer.json()["driver"] is None and answer.json()["password_set"] is False
     assert _stored_power(api).secret is None
     assert _audit_of(api, "host.power.configure")[0]["outcome"] == "ok"
+
+
+def test_a_vm_beyond_the_placement_policy_needs_a_named_host(api: Api) -> None:
+    settings = "/api/v1/cluster/settings"
+    kept = api.client.get(settings, headers=api.headers()).json()["cpu_overcommit"]
+    assert api.client.patch(
+        settings, json={"cpu_overcommit": 1.0}, headers=api.headers()
+    ).is_success
+    try:
+        cpus = _host(api)["capabilities"]["cpus"]
+        spec = {"name": "wide1", "vcpus": cpus + 1, "memory_mib": 64, "disks": [{"size_gib": 1}]}
+        answer = api.client.post("/api/v1/vms", json=spec, headers=api.headers())
+        _problem(answer, 409, "no host can take VM wide1")
+        detail = answer.json()["detail"]
+        assert "cpu_overcommit (1 per CPU)" in detail and "name a host" in detail, detail
+        assert api.client.get("/api/v1/vms/wide1", headers=api.headers()).status_code == 404
+        # Named, the host takes it: only its own limits apply.
+        named = api.client.post("/api/v1/vms", json={**spec, "host": HOST}, headers=api.headers())
+        assert named.status_code == 201, named.text
+        assert named.json()["host"] == HOST and named.json()["vcpus"] == cpus + 1
+    finally:
+        api.client.delete("/api/v1/vms/wide1?delete_disks=true", headers=api.headers())
+        api.client.patch(settings, json={"cpu_overcommit": kept}, headers=api.headers())

@@ -4,7 +4,7 @@ placement policy. ``NoHostFits`` (409) says, host by host, why none can take it.
 
 from __future__ import annotations
 
-from corral.errors import InvalidRequest
+from corral.errors import InvalidRequest, NoHostFits
 from corral.model.placement import VmDemand
 from corral.model.vm import VmSpec
 from corral.placement import choose_host
@@ -27,5 +27,15 @@ class InitialPlacement:
         )
         try:
             return choose_host(demand, situation.snapshot.cluster, situation.settings)
+        except NoHostFits as refused:
+            raise NoHostFits(
+                f"{refused.message}. The placement policy keeps vCPUs within cpu_overcommit "
+                f"({situation.settings.cpu_overcommit:g} per CPU) and memory within "
+                'memory_overcommit: name a host (--host, "host") to place the VM there '
+                "regardless (that host's own limits still apply), or change those settings "
+                "(`corral cluster set`)",
+                refused.vm,
+                refused.refusals,
+            ) from None
         except InvalidRequest:
             return None
