@@ -14,6 +14,7 @@ import io
 import re
 import secrets
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,10 +121,26 @@ def test_every_main_page_renders(admin: BrowserContext) -> None:
         ("/users", "users", "admin"),
         ("/tokens", "tokens", "local-cli"),
         ("/images", "images", "Images"),
+        ("/power", "power", "Estimated power"),
     ]:
         page.goto(path)
         expect(page.locator("main")).to_contain_text(text)
         save(page, name)
+    # The Power page: the one local host with its estimate, the policy's mode, and the plots
+    # (server-side SVG, allowed by the CSP) for the period chosen.
+    page.goto("/power?hours=6")
+    expect(page.locator("[data-testid=power-mode]")).to_have_text("manual")
+    expect(page.locator("[data-testid=power-hosts] tbody tr")).to_have_count(1)
+    expect(page.locator("[data-testid=power-hosts]")).to_contain_text("local")
+    # Samples come every 10 s (the first after two readings): reload until both plots have some.
+    deadline = time.monotonic() + 60
+    while page.locator("[data-testid=chart]").count() < 2:
+        assert time.monotonic() < deadline, "no utilisation samples plotted within 60 s"
+        page.wait_for_timeout(1000)
+        page.reload()
+    expect(page.locator("[data-testid=chart]").first).to_have_attribute("role", "img")
+    save(page, "power-plots")
+    expect(page.locator("main")).to_contain_text("The last 6 hours")
     page.close()
 
 

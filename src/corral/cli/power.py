@@ -51,7 +51,7 @@ def _render_plan(plan: PowerPlan) -> None:
         c.out.print(plan_table(plan))
     c.out.print(
         f"estimated power: {p.watts_before:.0f} W now → {p.watts_after:.0f} W after "
-        f"({saved:+.0f} W saved)".replace("+-", "-"),
+        f"({saved:+.0f} W saved), from the VMs' CPU demand".replace("+-", "-"),
         markup=False,
     )
     for reason in p.reasons:

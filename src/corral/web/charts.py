@@ -20,6 +20,9 @@ class Line:
     colour: str
     points: str  # "x,y x,y …" for <polyline points>
     last: str  # the newest value, formatted
+    #: Where the newest value is drawn (a dot: a series of one sample has no line to show).
+    end_x: float = 0.0
+    end_y: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,16 @@ def line_chart(
         if not shown:
             continue
         coords = " ".join(f"{_x(at, since, until)},{_y(v, ceiling)}" for at, v in shown)
+        at, value = shown[-1]
         chart.lines.append(
-            Line(name, PALETTE[index % len(PALETTE)], coords, fmt.format(shown[-1][1]))
+            Line(
+                name,
+                PALETTE[index % len(PALETTE)],
+                coords,
+                fmt.format(value),
+                end_x=_x(at, since, until),
+                end_y=_y(value, ceiling),
+            )
         )
     return chart
 
