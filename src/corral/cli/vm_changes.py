@@ -79,8 +79,19 @@ def _parsed(what: str, func: Any, text: str | None) -> Any:
         c.usage_error(str(exc), what)
 
 
-def _report(ctx: typer.Context, json_out: bool, data: Any, show_vm: bool = False) -> None:
-    change = VmChange.model_validate(data)
+def _change(
+    ctx: typer.Context,
+    json_out: bool,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    params: dict[str, str] | None = None,
+    show_vm: bool = False,
+) -> None:
+    """Send one change to the API and report what it did (and how: live, next start…)."""
+    response = c.client(ctx).request(method, path, json=body, params=params)
+    change = parse(response, VmChange)
 
     def render() -> None:
         what = "; ".join(change.changes) or "nothing to change"
@@ -88,7 +99,7 @@ def _report(ctx: typer.Context, json_out: bool, data: Any, show_vm: bool = False
         if show_vm:
             c.out.print(vm_details(change.vm))
 
-    c.emit(ctx, json_out, data, render)
+    c.emit(ctx, json_out, change.model_dump(mode="json"), render)
 
 
 def edit(
@@ -130,8 +141,7 @@ def edit(
     payload = body.model_dump(mode="json", exclude_none=True)
     if not payload or list(payload) == ["mode"]:
         c.usage_error("say what to change: --vcpus, --memory, --description …")
-    response = c.client(ctx).request("PATCH", f"/vms/{seg(name)}", json=payload)
-    _report(ctx, json_out, parse(response, VmChange).model_dump(mode="json"), show_vm=True)
+    _change(ctx, json_out, "PATCH", f"/vms/{seg(name)}", body=payload, show_vm=True)
 
 
 @disk_app.command("attach")
@@ -165,8 +175,7 @@ def disk_attach(
     except ValidationError as exc:
         c.usage_error(validation_message(exc))
     payload = body.model_dump(mode="json", exclude_none=True)
-    response = c.client(ctx).post(f"/vms/{seg(name)}/disks", json=payload)
-    _report(ctx, json_out, parse(response, VmChange).model_dump(mode="json"))
+    _change(ctx, json_out, "POST", f"/vms/{seg(name)}/disks", body=payload)
 
 
 @disk_app.command("detach")
@@ -190,8 +199,7 @@ def disk_detach(
     params: dict[str, str] = {"delete_volume": "true"} if delete_volume else {}
     if mode is not None:
         params["mode"] = mode.value
-    response = c.client(ctx).delete(f"/vms/{seg(name)}/disks/{seg(disk)}", params or None)
-    _report(ctx, json_out, parse(response, VmChange).model_dump(mode="json"))
+    _change(ctx, json_out, "DELETE", f"/vms/{seg(name)}/disks/{seg(disk)}", params=params)
 
 
 @nic_app.command("attach")
@@ -216,8 +224,7 @@ def nic_attach(
     except ValidationError as exc:
         c.usage_error(validation_message(exc))
     payload = body.model_dump(mode="json", exclude_none=True)
-    response = c.client(ctx).post(f"/vms/{seg(name)}/nics", json=payload)
-    _report(ctx, json_out, parse(response, VmChange).model_dump(mode="json"))
+    _change(ctx, json_out, "POST", f"/vms/{seg(name)}/nics", body=payload)
 
 
 @nic_app.command("detach")
@@ -235,5 +242,4 @@ def nic_detach(
     if not yes:
         typer.confirm(f"Detach network interface {mac} from VM {name}?", abort=True, err=True)
     params = {"mode": mode.value} if mode is not None else None
-    response = c.client(ctx).delete(f"/vms/{seg(name)}/nics/{mac.lower()}", params)
-    _report(ctx, json_out, parse(response, VmChange).model_dump(mode="json"))
+    _change(ctx, json_out, "DELETE", f"/vms/{seg(name)}/nics/{mac.lower()}", params=params)
