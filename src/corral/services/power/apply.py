@@ -16,7 +16,7 @@ from typing import Any
 from corral.errors import Cancelled, Conflict, MigrationFailed
 from corral.model.auth import Role
 from corral.model.migration import MigrationRequest
-from corral.model.placement import Plan
+from corral.model.placement import Migration, Plan
 from corral.model.power import PowerPlan
 from corral.model.task import TaskInfo, TaskState
 from corral.placement import stale_reasons
@@ -136,23 +136,7 @@ class PowerApply:
         for move in plan.migrations:
             self._check_cancel(ctx, done)
             report(f"moving {move.vm} from {move.source} to {move.target}")
-            task = await self._migration.start(principal, move.vm, MigrationRequest(to=move.target))
-            final = await self._tasks.wait(task.id)
-            if final.state is not TaskState.SUCCEEDED:
-                raise MigrationFailed(
-                    f"step {done + 1}/{total}: moving VM {move.vm} from {move.source} to "
-                    f"{move.target} failed ({final.error or final.state.value}); the plan "
-                    f"stopped there, {move.vm} is on {move.source} and nothing else changed"
-                )
-            result["migrations"].append(
-                {
-                    "vm": move.vm,
-                    "source": move.source,
-                    "target": move.target,
-                    "task": task.id,
-                    "at": final.finished_at.isoformat() if final.finished_at else None,
-                }
-            )
+            result["migrations"].append(await self._move(principal, move, f"{done + 1}/{total}"))
             done += 1
         for host in plan.standby:
             self._check_cancel(ctx, done)
@@ -161,6 +145,24 @@ class PowerApply:
             done += 1
         ctx.report(1.0, phase=f"done: {total} step(s), about {plan.watts_after:.0f} W now")
         return result
+
+    async def _move(self, principal: Principal, move: Migration, step: str) -> dict[str, Any]:
+        """One live migration of the plan, as its own ``vm.migrate`` task; waits for it."""
+        task = await self._migration.start(principal, move.vm, MigrationRequest(to=move.target))
+        final = await self._tasks.wait(task.id)
+        if final.state is not TaskState.SUCCEEDED:
+            raise MigrationFailed(
+                f"step {step}: moving VM {move.vm} from {move.source} to "
+                f"{move.target} failed ({final.error or final.state.value}); the plan "
+                f"stopped there, {move.vm} is on {move.source} and nothing else changed"
+            )
+        return {
+            "vm": move.vm,
+            "source": move.source,
+            "target": move.target,
+            "task": task.id,
+            "at": final.finished_at.isoformat() if final.finished_at else None,
+        }
 
     @staticmethod
     def _check_cancel(ctx: TaskContext, done: int) -> None:
