@@ -330,6 +330,53 @@ def power(
         parse(response, HostPowerInfo)
         c.info(f"host {name} has no power driver now")
         return
+    config = _driver_config(
+        driver,
+        address=address,
+        user=user,
+        port=port,
+        password_file=password_file,
+        mac=mac,
+        broadcast=broadcast,
+        wake=(wake_mac, wake_broadcast),
+        target=target,
+        duration=duration,
+        action=action,
+    )
+    if driver is None:  # only the model changes: keep the driver as it is
+        current = parse(client.get(path), HostPowerInfo)
+        config = dict(current.settings) if current.driver else None
+    model = None
+    if model_given:
+        model = {
+            k: v
+            for k, v in (("idle_w", idle_w), ("max_w", max_w), ("standby_w", standby_w))
+            if v is not None
+        }
+    try:
+        body = HostPowerSettings.model_validate({"driver": config, "model": model})
+    except ValidationError as exc:
+        c.usage_error(validation_message(exc))
+    response = client.request("PUT", path, json=body.model_dump(mode="json", exclude_none=True))
+    info = parse(response, HostPowerInfo)
+    c.emit(ctx, json_out, response.json(), lambda: c.out.print(host_power_details(info)))
+
+
+def _driver_config(
+    driver: str | None,
+    *,
+    address: str | None,
+    user: str | None,
+    port: int | None,
+    password_file: Path | None,
+    mac: str | None,
+    broadcast: str | None,
+    wake: tuple[str | None, str | None],
+    target: str | None,
+    duration: int | None,
+    action: str | None,
+) -> dict[str, object] | None:
+    """The driver settings the options describe (None: no driver named)."""
     config: dict[str, object] | None = None
     if driver == "ipmi":
         if address is None or user is None:
@@ -348,30 +395,14 @@ def power(
         if port is not None:
             config["port"] = port
     elif driver in ("suspend", "ssh"):
-        config = {"driver": driver, "wake": _wake(wake_mac, wake_broadcast)}
+        config = {"driver": driver, "wake": _wake(*wake)}
         if driver == "suspend":
             config |= {"target": target or "mem", "duration_s": duration or 0}
         else:
             config["action"] = action or "poweroff"
     elif driver is not None:
         c.usage_error(f"unknown driver {driver!r}: ipmi, wol, suspend, ssh or none", "--driver")
-    if driver is None:  # only the model changes: keep the driver as it is
-        current = parse(client.get(path), HostPowerInfo)
-        config = dict(current.settings) if current.driver else None
-    model = None
-    if model_given:
-        model = {
-            k: v
-            for k, v in (("idle_w", idle_w), ("max_w", max_w), ("standby_w", standby_w))
-            if v is not None
-        }
-    try:
-        body = HostPowerSettings.model_validate({"driver": config, "model": model})
-    except ValidationError as exc:
-        c.usage_error(validation_message(exc))
-    response = client.request("PUT", path, json=body.model_dump(mode="json", exclude_none=True))
-    info = parse(response, HostPowerInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(host_power_details(info)))
+    return config
 
 
 @app.command("power-on")
