@@ -17,11 +17,10 @@ from pathlib import Path
 import libvirt
 
 from corral.errors import Conflict, InsufficientResources
-from corral.model.host import GuestArchInfo, HostCapabilities
+from corral.model.host import HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
 from corral.virt import (
     _clone,
-    _hostcaps,
     _media,
     _network,
     _qmp,
@@ -34,7 +33,6 @@ from corral.virt import (
 )
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
-from corral.virt._hostcaps import DomainCaps, GuestArch, GuestCatalog
 from corral.virt._lookup import lookup as _lookup
 from corral.virt._upload import VolumeWriter
 from corral.virt.changes import DomainChanges
@@ -42,6 +40,7 @@ from corral.virt.console import SerialConsole
 from corral.virt.domain_xml import HostDefaults, build_domain
 from corral.virt.domain_xml.archdefaults import nested_feature
 from corral.virt.domain_xml.graphics import Graphics
+from corral.virt.guest_caps import GuestCapabilities
 from corral.virt.types import (
     EVENT_CONNECTED,
     EVENT_DISCONNECTED,
@@ -101,13 +100,13 @@ class LibvirtHost:
         self._subscribers: list[Callable[[DomainEvent], None]] = []
         self._started_at: dict[str, float] = {}
         self._capabilities: HostCapabilities | None = None
-        # What the host can run, read once per connection (see ``guest_catalog``).
-        self._catalog: GuestCatalog | None = None
-        self._domain_caps: dict[tuple[str, Accelerator, str | None], DomainCaps | None] = {}
         self._pool_handle: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
         self._conn = ManagedConnection(name, uri, call_timeout, self._emit)
         #: Changes to defined domains: resizing, hot-plug, rewrites of the definition.
         self.changes = DomainChanges(self._conn)
+        #: What the host can run (guest architectures, domain capabilities), read once per
+        #: connection.
+        self.guests = GuestCapabilities(self._conn, name)
 
     # -- connection and events ---------------------------------------------------------------
     @property
@@ -147,8 +146,7 @@ class LibvirtHost:
             self._pool_handle = None  # belongs to the dead connection
         if event.kind in (EVENT_DISCONNECTED, EVENT_CONNECTED):
             # The daemon may have restarted with other emulators: read them again.
-            self._catalog = None
-            self._domain_caps.clear()
+            self.guests.forget()
         if event.kind == EVENT_LIFECYCLE and event.uuid is not None:
             if event.detail == "started":
                 self._started_at[event.uuid] = time.monotonic()
@@ -169,7 +167,7 @@ class LibvirtHost:
         caps = await self._conn.run(
             f"read capabilities of host {self.name}", _records.host_capabilities
         )
-        catalog = await self.guest_catalog()
+        catalog = await self.guests.catalog()
         caps = caps.model_copy(update={"architectures": sorted(catalog.guests)})
         self._capabilities = caps
         return caps
@@ -193,46 +191,6 @@ class LibvirtHost:
         """What the host reported when last reached (also while it is down)."""
         return self._capabilities
 
-    async def guest_catalog(self) -> GuestCatalog:
-        """The guest architectures, machine types and accelerators the host offers (from the
-        capabilities XML), read once per connection."""
-        if self._catalog is None:
-            self._catalog = await self._conn.run(
-                f"read the guest architectures of host {self.name}", _hostcaps.read_catalog
-            )
-        return self._catalog
-
-    def forget_guest_catalog(self) -> None:
-        """Read the guest architectures again at the next use (packages were installed)."""
-        self._catalog = None
-        self._domain_caps.clear()
-
-    async def guest_arch(self, arch: str) -> GuestArch | None:
-        return (await self.guest_catalog()).guests.get(arch)
-
-    async def domain_caps(
-        self, arch: str, accelerator: Accelerator, machine: str | None
-    ) -> DomainCaps | None:
-        """vCPU limit, CPU models and firmware for one (architecture, accelerator, machine);
-        None where libvirt cannot say. Cached per connection."""
-        key = (arch, accelerator, machine)
-        if key not in self._domain_caps:
-            self._domain_caps[key] = await self._conn.run(
-                f"read the domain capabilities of {arch} {machine or ''} guests on {self.name}",
-                lambda c: _hostcaps.read_domain_caps(c, arch, accelerator, machine),
-            )
-        return self._domain_caps[key]
-
-    async def guest_details(self) -> list[GuestArchInfo]:
-        """Per architecture: machine types, max vCPUs, CPU models, nesting (``host show``)."""
-        catalog = await self.guest_catalog()
-        details = []
-        for arch, guest in sorted(catalog.guests.items()):
-            machine = _hostcaps.default_machine(guest)
-            caps = {a: await self.domain_caps(arch, a, machine) for a in guest.accelerators}
-            details.append(_hostcaps.guest_info(guest, catalog, caps))
-        return details
-
     def accelerator_for(
         self, requested: Accelerator | None, arch: str | None = None
     ) -> Accelerator:
@@ -240,7 +198,8 @@ class LibvirtHost:
         host's own architecture by default) > TCG."""
         offered = self._capabilities.accelerators if self._capabilities else [Accelerator.TCG]
         native = self._capabilities.arch if self._capabilities else None
-        guest = self._catalog.guests.get(arch) if self._catalog and arch else None
+        catalog = self.guests.known
+        guest = catalog.guests.get(arch) if catalog and arch else None
         if arch is not None and arch != native and guest is not None:
             offered = guest.accelerators
         choice = requested or self.forced_accelerator
@@ -279,7 +238,8 @@ class LibvirtHost:
         native = self._capabilities.arch if self._capabilities else "x86_64"
         arch = str(spec.arch) if spec.arch else native
         accelerator = self.accelerator_for(spec.accelerator, arch)
-        vendor = self._catalog.host_cpu.vendor if self._catalog else ""
+        catalog = self.guests.known
+        vendor = catalog.host_cpu.vendor if catalog else ""
         return HostDefaults(
             accelerator=accelerator,
             arch=arch,

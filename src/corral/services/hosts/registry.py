@@ -158,7 +158,7 @@ class HostService:
             try:
                 caps = await host.capabilities()
                 if guests:
-                    caps = caps.model_copy(update={"guests": await host.guest_details()})
+                    caps = caps.model_copy(update={"guests": await host.guests.details()})
             except CorralError as exc:
                 self._errors[name] = exc.message
         certs = self.pki.host_certs(name) if self.pki is not None else []

@@ -40,14 +40,14 @@ def _listing(names: list[str]) -> str:
 
 
 async def _guest(host: LibvirtHost, arch: str) -> GuestArch:
-    guest = await host.guest_arch(arch)
+    guest = await host.guests.arch(arch)
     if guest is None:
         # Packages may have been installed since the catalog was read: look once more.
-        host.forget_guest_catalog()
-        guest = await host.guest_arch(arch)
+        host.guests.forget()
+        guest = await host.guests.arch(arch)
     if guest is None:
         package = profile(arch).package
-        offered = sorted((await host.guest_catalog()).guests)
+        offered = sorted((await host.guests.catalog()).guests)
         raise Conflict(
             f"host {host.name!r} cannot run {arch} guests: libvirt reports no emulator for "
             f"{arch} there. Install {package} on the host (apt-get install {package}), or pick "
@@ -79,13 +79,13 @@ async def target(
     guest = await _guest(host, name)
     chosen = _machine(host, guest, machine)
     accel = host.accelerator_for(accelerator, name)
-    domcaps = await host.domain_caps(name, accel, chosen)
+    domcaps = await host.guests.domain_caps(name, accel, chosen)
     limit = domcaps.max_vcpus if domcaps is not None else None
     if limit is None:
         info = guest.machine(chosen or default_machine(guest) or "")
         limit = info.max_vcpus if info is not None else None
     if limit is None:
-        limit = (await host.guest_catalog()).max_vcpus
+        limit = (await host.guests.catalog()).max_vcpus
     return Target(name, chosen, accel, limit, domcaps)
 
 
@@ -137,7 +137,7 @@ def _check_cpu(host: LibvirtHost, where: Target, model: str | None) -> None:
 
 async def check_nested(host: LibvirtHost, where: Target, vm: str) -> str:
     """The CPU feature that gives the VM nested virtualization; Conflict says why not."""
-    catalog = await host.guest_catalog()
+    catalog = await host.guests.catalog()
     feature, why = nesting_possible(where.arch, where.accelerator, catalog.host_cpu, where.caps)
     if feature is None:
         raise Conflict(
