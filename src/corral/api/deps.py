@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from corral.api.browser import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf, check_origin
 from corral.errors import AuthenticationRequired
+from corral.http.browser import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf, check_origin
 from corral.model.auth import Role
 from corral.services.principal import Principal
 from corral.services.runtime import Services

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import errors
 from corral.api.route_table import allowed_methods
-from corral.model.rules import pattern_rule
+from corral.http.validation import validation_items
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +56,6 @@ def problem(
     if status == 401:
         merged["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=merged)
-
-
-def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    return ".".join(parts) or "body"
-
-
-def _message(err: dict[str, Any]) -> str:
-    kind = err.get("type")
-    if kind == "json_invalid":
-        return "the request body is not valid JSON: " + str(err.get("ctx", {}).get("error", ""))
-    if (rule := pattern_rule(err)) is not None:
-        return rule
-    if kind == "model_attributes_type" and tuple(err.get("loc", ())) == ("body",):
-        return "the request body must be a JSON object sent with Content-Type: application/json"
-    if kind == "extra_forbidden":
-        return "unknown field: remove it (see /openapi.json for the accepted fields)"
-    return str(err.get("msg", "invalid")).removeprefix("Value error, ")
-
-
-def validation_items(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """pydantic's errors as ``{"loc": "disks.0.size_gib", "msg": "…"}`` a person can act on
-    (shared by the API's 422 answers and the web UI's form messages)."""
-    return [{"loc": _loc(tuple(err.get("loc", ()))), "msg": _message(err)} for err in errors]
 
 
 def _validation_detail(errors: Sequence[Any]) -> tuple[str, list[dict[str, str]]]:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from corral.errors import CorralError
-from corral.virt import SerialConsole
+
+
+class ConsoleBytes(Protocol):
+    """What the relay needs of a serial console (``services`` hands out virt's SerialConsole;
+    the API does not import ``virt/``)."""
+
+    async def read(self) -> bytes: ...
+
+    async def write(self, data: bytes) -> None: ...
 
 
 async def relay_serial(
     ws: WebSocket,
-    console: SerialConsole,
+    console: ConsoleBytes,
     *,
     view_only: bool = False,
     rights_end: Callable[[], Awaitable[str]] | None = None,

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from corral.api.browser import (
+from corral.errors import AuthenticationRequired
+from corral.http.browser import (
     CSRF_FIELD,
     CSRF_HEADER,
     SAFE_METHODS,
@@ -15,7 +16,6 @@ from corral.api.browser import (
     check_csrf,
     check_origin,
 )
-from corral.errors import AuthenticationRequired
 from corral.model.auth import Role
 from corral.services.principal import Principal
 from corral.services.runtime import Services

@@ -14,12 +14,12 @@ import logging
 
 from fastapi import APIRouter, WebSocket
 
-from corral.api.browser import origin_allowed
 from corral.api.console_relay import relay
 from corral.api.deps import authenticate
 from corral.api.serial_relay import relay_serial
 from corral.api.ws_common import bearer, refuse
 from corral.errors import CorralError, HostError, PermissionDenied
+from corral.http.browser import origin_allowed
 from corral.model.auth import Role
 from corral.rfb import RFBError
 from corral.services.console_tickets import ConsoleKind, ConsoleTicket

@@ -9,13 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from corral.api.browser import (
+from corral.errors import AuthenticationRequired, PermissionDenied, RateLimited
+from corral.http.browser import (
     CSRF_FIELD,
     SESSION_COOKIE,
     check_origin,
     is_https,
 )
-from corral.errors import AuthenticationRequired, PermissionDenied, RateLimited
 from corral.services.runtime import Services
 from corral.web.page_auth import session_principal
 from corral.web.templating import render

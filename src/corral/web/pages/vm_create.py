@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from corral.api.problems import validation_items
 from corral.errors import CorralError
+from corral.http.validation import validation_items
 from corral.model.image import ImageKind
 from corral.model.task import TaskInfo
 from corral.model.vm import VmSpec

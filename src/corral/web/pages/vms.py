@@ -11,8 +11,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from corral.api.problems import validation_items
 from corral.errors import CorralError, InvalidRequest
+from corral.http.validation import validation_items
 from corral.model.image import CdromRequest, ImageInfo, ImageKind
 from corral.model.migration import MigrationRequest
 from corral.model.vm import DeleteRequest, ShutdownRequest, SnapshotRequest, VmState
