@@ -77,6 +77,13 @@ class MigrationRequest(BaseModel):
     storage: StorageMode = StorageMode.SHARED
 
 
+class TransportInfo(BaseModel):
+    name: str
+    description: str
+    encrypted: bool
+    allowed: bool = Field(description="whether a migration may ask for it now")
+
+
 class MigrationStats(BaseModel):
     """One reading of libvirt's job statistics (``virDomainGetJobStats``)."""
 

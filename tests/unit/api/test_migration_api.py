@@ -27,6 +27,7 @@ def test_transports_are_listed_with_what_is_allowed(api: Api) -> None:
     assert {"tls", "ssh", "insecure"} <= set(listed)
     assert listed["tls"]["encrypted"] and listed["tls"]["allowed"]
     assert not listed["insecure"]["encrypted"] and not listed["insecure"]["allowed"]
+    assert [t["name"] for t in answer.json()] == sorted(listed)
 
 
 def test_bad_requests_are_refused_before_any_task(api: Api) -> None:
@@ -84,6 +85,8 @@ def test_insecure_needs_the_cluster_switch_and_is_audited_either_way(api: Api) -
         allowed = _migrate(api, {"to": "test", "transport": "insecure"})
         assert allowed.status_code == 409  # the same host: the next check
         assert _audit(api, "vm.migrate.unencrypted")[0]["outcome"] == "ok"
+        listed = api.client.get("/api/v1/migration/transports", headers=api.headers(Role.VIEWER))
+        assert {t["name"]: t["allowed"] for t in listed.json()}["insecure"] is True
     finally:
         off = {"allow_insecure_migration": False}
         api.client.patch("/api/v1/cluster/settings", json=off, headers=api.headers())

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from corral.model.auth import Role
+from corral.model.cluster import ClusterSettingsUpdate
+from corral.services.principal import Principal
 from tests.unit.web.conftest import Api, log_in
 
 
@@ -40,6 +43,14 @@ async def test_choices_hide_insecure_until_allowed(api: Api) -> None:
     found = await _migration_choices(api.services, "test")
     assert found["migrate_hosts"] == []
     assert [name for name, _ in found["migrate_transports"]] == ["ssh", "tls"]
+    admin = Principal(user="admin", role=Role.ADMIN)
+    await api.services.cluster.update(admin, ClusterSettingsUpdate(allow_insecure_migration=True))
+    try:
+        found = await _migration_choices(api.services, "test")
+        assert [name for name, _ in found["migrate_transports"]] == ["insecure", "ssh", "tls"]
+    finally:
+        off = ClusterSettingsUpdate(allow_insecure_migration=False)
+        await api.services.cluster.update(admin, off)
 
 
 def test_a_refused_migration_shows_why(api: Api, browser: TestClient) -> None:

@@ -10,17 +10,10 @@ from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath
 from corral.api.routers.vms import ACCEPTED, accepted
 from corral.model.cluster import ClusterSettings, ClusterSettingsUpdate
-from corral.model.migration import MigrationRequest, TransportName
+from corral.model.migration import MigrationRequest, TransportInfo, TransportName
 from corral.model.task import TaskInfo
 
 router = APIRouter()
-
-
-class TransportInfo(BaseModel):
-    name: str
-    description: str
-    encrypted: bool
-    allowed: bool = Field(description="whether a migration may ask for it now")
 
 
 class EvacuateRequest(BaseModel):
@@ -90,16 +83,7 @@ async def evacuate_host(
 
 @router.get("/migration/transports", name="migration.transports", tags=["vms"])
 async def list_transports(svc: Svc, _: Viewer) -> list[TransportInfo]:
-    insecure_ok = (await svc.cluster.get()).allow_insecure_migration
-    return [
-        TransportInfo(
-            name=t.name,
-            description=t.description,
-            encrypted=t.encrypted,
-            allowed=t.encrypted or insecure_ok,
-        )
-        for t in sorted(svc.migrations.migrate.transports.values(), key=lambda t: t.name)
-    ]
+    return await svc.migrations.migrate.transport_choices()
 
 
 @router.get("/cluster/settings", name="cluster.settings", tags=["cluster"])

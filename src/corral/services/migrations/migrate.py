@@ -26,7 +26,14 @@ from corral.errors import (
     NotFound,
     PermissionDenied,
 )
-from corral.model.migration import MigrationInfo, MigrationRequest, MigrationStats, StorageMode
+from corral.model.cluster import ClusterSettings
+from corral.model.migration import (
+    MigrationInfo,
+    MigrationRequest,
+    MigrationStats,
+    StorageMode,
+    TransportInfo,
+)
 from corral.model.task import TaskInfo
 from corral.services.audit import AuditService
 from corral.services.cluster import ClusterSettingsService
@@ -77,6 +84,12 @@ def progress_text(info: MigrationInfo) -> str:
     if stats.downtime_ms is not None and (stats.iteration or 0) > 1:
         parts.append(f"expected downtime {stats.downtime_ms} ms")
     return f"{head}: " + ", ".join(parts)
+
+
+def may_ask_for(transport: MigrationTransport, cluster: ClusterSettings) -> bool:
+    """An encrypted transport may always be asked for; an unencrypted one only while an admin
+    allows it for the cluster (``allow_insecure_migration``)."""
+    return transport.encrypted or cluster.allow_insecure_migration
 
 
 def fit_plan(plan: MigrationPlan, memory_mib: int) -> MigrationPlan:
@@ -134,13 +147,26 @@ class VmMigration:
                 f"transport: unknown migration transport {name!r}; known: {known}"
             ) from None
 
+    async def transport_choices(self) -> list[TransportInfo]:
+        """Every transport, by name, and whether a migration may ask for it now."""
+        cluster = await self._cluster.get()
+        return [
+            TransportInfo(
+                name=t.name,
+                description=t.description,
+                encrypted=t.encrypted,
+                allowed=may_ask_for(t, cluster),
+            )
+            for t in sorted(self.transports.values(), key=lambda t: t.name)
+        ]
+
     async def _consent(
         self, principal: Principal, name: str, transport: MigrationTransport
     ) -> None:
         """An unencrypted transport needs the cluster's consent; audited either way."""
         if transport.encrypted:
-            return
-        allowed = (await self._cluster.get()).allow_insecure_migration
+            return  # nothing to consent to
+        allowed = may_ask_for(transport, await self._cluster.get())
         why = "allowed by the cluster" if allowed else "refused: allow_insecure_migration is off"
         await self._audit.record(
             principal.user,

@@ -65,12 +65,11 @@ async def _migration_choices(svc: Services, current: str) -> dict[str, Any]:
         for h in svc.hosts.all()
         if h.name != current and h.connected and not svc.hosts.in_maintenance(h.name)
     ]
-    insecure_ok = (await svc.cluster.get()).allow_insecure_migration
-    transports = sorted(
+    transports = [
         (t.name, t.description)
-        for t in svc.migrations.migrate.transports.values()
-        if t.encrypted or insecure_ok
-    )
+        for t in await svc.migrations.migrate.transport_choices()
+        if t.allowed
+    ]
     return {"migrate_hosts": hosts, "migrate_transports": transports}
 
 
