@@ -1,8 +1,10 @@
 """Bring Corral's inventory in line with libvirt, which owns runtime state.
 
 Runs at start-up, whenever a host (re)connects or reports a domain defined/undefined, and
-periodically. Domains Corral did not create are *adopted*; inventory rows whose domain vanished
-are marked missing (and un-marked if it comes back).
+periodically. Domains Corral did not create are *adopted*; a VM whose domain shows up on
+another host (moved with ``virsh migrate`` or virt-manager) follows it there on libvirt's
+event; rows whose domain is on no connected host are marked missing (un-marked if it comes
+back).
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ from corral.services._db import Db
 from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
 from corral.services.locks import OperationLocks
+from corral.services.whereabouts import Move, Whereabouts
 from corral.virt import DomainEvent, DomainRecord, LibvirtHost
 
 log = logging.getLogger(__name__)
 
 _INVENTORY_DETAILS = {"defined", "undefined"}
 _START_STOP = {"started", "stopped", "crashed"}
+#: Events after which a domain may live on another host than its row says: a migration's
+#: destination defines, starts or resumes it, its source stops and undefines it.
+_WHEREABOUTS = {"defined", "undefined", "started", "resumed", "stopped"}
 _ALIVE = {VmState.RUNNING, VmState.PAUSED, VmState.SHUTTING_DOWN, VmState.BLOCKED}
 
 
@@ -38,7 +44,9 @@ class Reconciler:
         self._hosts = hosts
         self._bus = bus
         self._interval_s = interval_s
+        self._where = Whereabouts(db, hosts)
         self._pending: set[str] = set()
+        self._pending_uuids: set[str] = set()
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -60,6 +68,9 @@ class Reconciler:
         )
         if event.kind == "connected" or event.detail in _INVENTORY_DETAILS:
             self._pending.add(event.host)
+            self._wake.set()
+        if event.uuid and event.detail in _WHEREABOUTS:
+            self._pending_uuids.add(event.uuid)
             self._wake.set()
         if event.uuid and event.detail in _START_STOP:
             at = datetime.now(UTC) if event.detail == "started" else None
@@ -86,8 +97,17 @@ class Reconciler:
                 hosts = set(self._pending)
             except TimeoutError:
                 hosts = {h.name for h in self._hosts.all()}
+            uuids = set(self._pending_uuids)
             self._wake.clear()
             self._pending.clear()
+            self._pending_uuids.clear()
+            # Moves first: a host's reconcile after its UNDEFINED event then no longer holds
+            # the row of a VM that migrated away, instead of calling it missing.
+            for uuid in uuids:
+                try:
+                    await self.follow(uuid)
+                except CorralError as exc:
+                    log.warning("finding where domain %s went failed: %s", uuid, exc.message)
             for name in hosts:
                 try:
                     await self.reconcile_host(self._hosts.get(name))
@@ -118,13 +138,8 @@ class Reconciler:
                     await self._db(partial(store.set_vm_started, uuid=row.uuid, at=None))
                 if record is not None and row.missing_since is not None:
                     await self._db(partial(store.clear_vm_missing, name=row.name))
-                elif (
-                    row.uuid not in records
-                    and row.missing_since is None
-                    and self._locks.busy(row.name) is None
-                ):
-                    log.warning("VM %s vanished from host %s", row.name, host.name)
-                    await self._db(partial(store.mark_vm_missing, name=row.name))
+                elif row.uuid not in records:
+                    await self._vanished(host, row)
             except NotFound:
                 pass  # deleted through Corral meanwhile
         for uuid, record in records.items():
@@ -132,34 +147,40 @@ class Reconciler:
             if uuid not in known and self._locks.busy(record.name) is None:
                 await self._adopt(host, record)
 
-    async def _still_on(self, host_name: str, uuid: str) -> bool:
-        try:
-            other = self._hosts.get(host_name)
-        except NotFound:
-            return False
-        if not other.connected:
-            return False
-        try:
-            await other.get_domain(uuid)
-        except NotFound:
-            return False
-        except CorralError:
-            return True  # cannot tell: moving it on a guess could be wrong
-        return True
+    async def follow(self, uuid: str) -> None:
+        """Move the VM of domain ``uuid`` to the host it lives on now, if that changed."""
+        moved = await self._where.resolve(uuid)
+        if moved is not None:
+            self._moved(moved)
+
+    def _moved(self, move: Move) -> None:
+        self._bus.publish(
+            Event(
+                "vm",
+                "moved",
+                {"host": move.to.host.name, "from": move.left, "uuid": move.row.uuid,
+                 "name": move.row.name},
+            )
+        )  # fmt: skip
+
+    async def _vanished(self, host: LibvirtHost, row: store.Vm) -> None:
+        """``row``'s domain is not on ``host``: on another host it moved there, on none the VM
+        is missing (unless a Corral operation on it is under way)."""
+        moved = await self._where.follow(row, None)
+        if moved is not None:
+            self._moved(moved)
+        elif row.missing_since is None and self._locks.busy(row.name) is None:
+            log.warning("VM %s vanished from host %s (and no connected host has it)",
+                        row.name, host.name)  # fmt: skip
+            await self._db(partial(store.mark_vm_missing, name=row.name))
 
     async def _adopt(self, host: LibvirtHost, record: DomainRecord) -> None:
         existing = await self._db(lambda s: store.find_vm_by_uuid(s, record.uuid))
         if existing is not None:
-            if await self._still_on(existing.host.name, record.uuid):
-                # One domain seen on two hosts: the same daemon registered twice, or a
-                # migration in flight. Never give a VM two hosts; leave it where it is.
-                log.warning(
-                    "domain %s (%s) is on host %s and on host %s: not adopting it twice",
-                    record.name, record.uuid, existing.host.name, host.name,
-                )  # fmt: skip
-                return
-            # Known under another host: it moved (e.g. migrated outside Corral).
-            await self._db(lambda s: store.update_vm(s, existing.name, host=host.name))
+            # Known under another host: it moved there (migrated outside Corral) or is on
+            # both (a migration in flight, a stale definition left on the source). Never give
+            # a VM two hosts: it follows only a domain that lives here and not there.
+            await self.follow(record.uuid)
             return
         if not is_name(record.name):
             log.warning(

@@ -11,6 +11,7 @@ from corral.metrics import VMS_BY_STATE
 from corral.model.vm import VmInfo, VmState
 from corral.services._db import Db
 from corral.services.hosts import HostService
+from corral.services.whereabouts import Whereabouts
 from corral.store import Vm
 from corral.virt import DomainRecord, LibvirtHost
 
@@ -73,6 +74,7 @@ class VmInventory:
     def __init__(self, db: Db, hosts: HostService) -> None:
         self.db = db
         self.hosts = hosts
+        self._where = Whereabouts(db, hosts)
 
     async def row(self, name: str) -> Vm:
         return await self.db(lambda s: store.get_vm(s, name))
@@ -86,10 +88,24 @@ class VmInventory:
         try:
             return row, host, await host.get_domain(row.uuid)
         except NotFound:
-            raise NotFound(
-                f"VM {name!r} is in the inventory but its domain is gone from host "
-                f"{host.name!r}; delete it from Corral with `corral vm delete {name}`"
-            ) from None
+            pass
+        # Moved outside Corral (virsh migrate, virt-manager): follow it.
+        moved = await self._where.follow(row, None)
+        if moved is not None:
+            return moved.row, moved.to.host, moved.to.record
+        search = await self._where.search(row.uuid, host.name)
+        unreachable = ""
+        if search.unreachable:
+            unreachable = (
+                f"; host(s) {', '.join(search.unreachable)} could not be asked and may have it"
+            )
+        # Never advise deleting it: the VM may well run on a host Corral cannot see.
+        raise NotFound(
+            f"VM {name!r} is in the inventory, but no connected host has its domain (UUID "
+            f"{row.uuid}), not even host {host.name!r} it was on{unreachable}: check "
+            "`corral host list` for hosts that are down or not enrolled, and whether someone "
+            "undefined it or moved it to a host Corral does not manage"
+        )
 
     async def get(self, name: str) -> VmInfo:
         row = await self.row(name)
@@ -99,7 +115,9 @@ class VmInventory:
             try:
                 record = await host.get_domain(row.uuid)
             except NotFound:
-                record = None
+                moved = await self._where.follow(row, None)
+                if moved is not None:
+                    return vm_info(moved.row, moved.to.record, True)
         return vm_info(row, record, host.connected)
 
     async def list_vms(self, host_name: str | None = None) -> list[VmInfo]:
@@ -116,7 +134,15 @@ class VmInventory:
         result = []
         for row in rows:
             found = records.get(row.host.name)
-            result.append(vm_info(row, (found or {}).get(row.uuid), found is not None))
+            record = (found or {}).get(row.uuid)
+            if found is not None and record is None:
+                # Gone from its host: moved outside Corral, or missing.
+                moved = await self._where.follow(row, None)
+                if moved is not None:
+                    if host_name is None:
+                        result.append(vm_info(moved.row, moved.to.record, True))
+                    continue
+            result.append(vm_info(row, record, found is not None))
         self._count_states(result, host_name)
         return result
 

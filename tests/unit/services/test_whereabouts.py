@@ -1,0 +1,153 @@
+"""A VM moved outside Corral follows its domain by UUID (two libvirt test:/// drivers, each
+with its own state, as hosts h1 and h2): the row moves on libvirt's events, a read never shows
+the VM missing while another host has it, and no message advises deleting it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid as uuids
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from corral import store
+from corral.config import Settings
+from corral.errors import NotFound
+from corral.model.vm import VmState
+from corral.services.runtime import Services
+from corral.services.whereabouts import moved_to
+
+NAME = "wanderer"
+_DOMAIN = """<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+  <name>{name}</name><uuid>{uuid}</uuid><memory>131072</memory><os><type>hvm</type></os>
+  <test:runstate>{state}</test:runstate>
+</domain>"""
+_RUNNING, _SHUTOFF = 1, 5
+
+
+@pytest.mark.parametrize(
+    ("here", "there", "moves"),
+    [
+        (None, VmState.RUNNING, True),  # gone from its host: wherever it is found
+        (None, VmState.SHUTOFF, True),  # (an offline migration)
+        (VmState.RUNNING, VmState.RUNNING, False),  # never on a guess
+        (VmState.RUNNING, VmState.PAUSED, False),  # a migration's destination before the end
+        (VmState.PAUSED, VmState.RUNNING, True),  # the source paused after the hand-over
+        (VmState.SHUTOFF, VmState.RUNNING, True),  # a stale definition left on the source
+        (VmState.SHUTOFF, VmState.SHUTOFF, False),
+        (VmState.UNKNOWN, VmState.RUNNING, True),  # its host is down and it runs elsewhere
+        (VmState.UNKNOWN, VmState.SHUTOFF, False),  # ... but only defined elsewhere
+    ],
+)
+def test_which_domain_a_vm_follows(here: VmState | None, there: VmState, moves: bool) -> None:
+    assert moved_to(here, there) is moves
+
+
+def _node(path: Path, uuid: str, state: int | None) -> str:
+    domain = "" if state is None else _DOMAIN.format(name=NAME, uuid=uuid, state=state)
+    path.write_text(f"<node>{domain}</node>")
+    return f"test://{path}"
+
+
+@pytest_asyncio.fixture
+async def services(tmp_path: Path) -> AsyncIterator[tuple[Services, str]]:
+    """h1 runs the domain, h2 has the same UUID defined and shut off (both persistent, as a
+    source and destination sharing storage would)."""
+    uuid = str(uuids.uuid4())
+    h1 = _node(tmp_path / "h1.xml", uuid, _RUNNING)
+    h2 = _node(tmp_path / "h2.xml", uuid, _SHUTOFF)
+    services = Services(
+        # Event-driven only: a periodic reconcile would hide a missed event.
+        Settings(
+            data_dir=tmp_path,
+            local_host_name="h1",
+            local_host_uri=h1,
+            pool_dir=str(tmp_path / "pool"),
+            reconcile_interval_s=3600,
+        )
+    )
+    services.db.sync(lambda s: store.add_host(s, "h1", h1))
+    services.db.sync(lambda s: store.add_host(s, "h2", h2))
+    await services.start()
+    try:
+        yield services, uuid
+    finally:
+        await services.stop()
+
+
+async def _host_of(services: Services) -> str:
+    return (await services.vms.inventory.row(NAME)).host.name
+
+
+async def _until_on(services: Services, host: str, seen: list[VmState]) -> float:
+    """Seconds until the row says ``host``, reading the VM (show and list) meanwhile."""
+    started = time.monotonic()
+    while time.monotonic() - started < 5:
+        seen.append((await services.vms.inventory.get(NAME)).state)
+        seen.extend(v.state for v in await services.vms.inventory.list_vms() if v.name == NAME)
+        if await _host_of(services) == host:
+            return time.monotonic() - started
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{NAME} did not move to {host}: {seen}")
+
+
+async def test_the_row_follows_the_running_domain_on_libvirt_events(
+    services: tuple[Services, str],
+) -> None:
+    corral, uuid = services
+    h1, h2 = corral.hosts.get("h1"), corral.hosts.get("h2")
+    assert await _host_of(corral) == "h1"  # adopted where it runs, not where it is defined
+    # The same domain running on both: no guess, it stays.
+    await h2.start(uuid)
+    await corral.reconciler.follow(uuid)
+    assert await _host_of(corral) == "h1"
+    # Stopped on h1 while h2 runs it: h1's STOPPED event moves it.
+    await h1.destroy(uuid)
+    seen: list[VmState] = []
+    assert await _until_on(corral, "h2", seen) < 2
+    # Gone from h1 for good: no reconcile of h1 calls it missing, nor draws it back.
+    await h1.undefine_domain(uuid)
+    await corral.reconciler.reconcile_all()
+    info = await corral.vms.inventory.get(NAME)
+    assert (info.host, info.state) == ("h2", VmState.RUNNING)
+    assert VmState.MISSING not in seen, seen
+    assert corral.db.sync(lambda s: store.get_vm(s, NAME).missing_since) is None
+
+
+async def test_a_read_finds_a_domain_undefined_from_its_host_elsewhere(
+    services: tuple[Services, str],
+) -> None:
+    """An offline move (defined on h2, undefined from h1) with no event for Corral to act on
+    yet: show, list and every operation look on the other hosts before saying missing."""
+    corral, uuid = services
+    h1 = corral.hosts.get("h1")
+    await h1.destroy(uuid)
+    await corral.reconciler.stop()  # no event acts from here on
+    await h1.undefine_domain(uuid)
+    _row, host, record = await corral.vms.inventory.record(NAME)
+    assert (host.name, record.uuid, await _host_of(corral)) == ("h2", uuid, "h2")
+    info = await corral.vms.inventory.get(NAME)
+    assert (info.host, info.state) == ("h2", VmState.SHUTOFF)
+
+
+async def test_a_domain_on_no_host_is_missing_and_nobody_is_told_to_delete_it(
+    services: tuple[Services, str],
+) -> None:
+    corral, uuid = services
+    await corral.hosts.get("h2").undefine_domain(uuid)
+    h1 = corral.hosts.get("h1")
+    await h1.destroy(uuid)
+    await h1.undefine_domain(uuid)
+    await corral.reconciler.reconcile_all()
+    info = await corral.vms.inventory.get(NAME)
+    assert (info.host, info.state) == ("h1", VmState.MISSING)
+    assert corral.db.sync(lambda s: store.get_vm(s, NAME).missing_since) is not None
+    with pytest.raises(NotFound) as gone:
+        await corral.vms.inventory.record(NAME)
+    message = gone.value.message
+    assert "no connected host has its domain" in message and uuid in message
+    assert "corral host list" in message
+    assert "delete" not in message
