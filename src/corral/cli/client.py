@@ -249,14 +249,6 @@ class CorralClient:
     def delete(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         return self.request("DELETE", path, params=params)
 
-    def root_get(self, path: str) -> httpx.Response:
-        """GET outside ``/api/v1`` (``/healthz``)."""
-        with self._map_transport_errors():
-            response = self.http.get(self.url + path)
-        if response.status_code >= 400:
-            raise _problem(response)
-        return response
-
     def websocket_url(self, path: str) -> str:
         """``ws(s)://host/api/v1{path}`` for the same server."""
         scheme, _, rest = self.url.partition("://")

@@ -377,12 +377,6 @@ class RFBClient:
             events += 2 * len(parse_combo(combo))
         return events
 
-    async def key_down(self, combo: str) -> None:
-        await self._send(*(self._key_messages(k, True) for k in parse_combo(combo)))
-
-    async def key_up(self, combo: str) -> None:
-        await self._send(*(self._key_messages(k, False) for k in reversed(parse_combo(combo))))
-
     async def type_text(self, text: str) -> None:
         """Type ``text`` as key presses (US layout; Shift pressed for shifted characters)."""
         messages: list[Any] = []

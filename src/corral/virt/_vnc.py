@@ -4,7 +4,8 @@ libvirt gives QEMU one end of a socket pair as a new VNC client (QMP ``add_clien
 the other end to us over the libvirtd UNIX socket (SCM_RIGHTS). No VNC port or socket path has
 to be reachable, and ``SKIPAUTH`` skips VNC authentication: whoever may use this libvirt
 connection may control the domain anyway. File descriptors only travel over UNIX sockets, so this
-works for local hosts only; remote hosts need VNC over TLS through the console proxy.
+works for local hosts only; a remote host's VNC server listens on its network address and speaks
+VeNCrypt with X.509 (``graphics_endpoint`` finds it).
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ def passes_fds(uri: str) -> bool:
 def require_local(host: str, uri: str) -> None:
     if not passes_fds(uri):
         raise Conflict(
-            f"host {host} is reached at {uri}: Corral can open VM screens for typing and "
-            "screen matching only on hosts connected over a local UNIX socket for now; VNC "
-            "over TLS to remote hosts comes with the web console"
+            f"host {host} is reached at {uri}: libvirt hands a VM's screen over only on a local "
+            "UNIX socket; reach a remote host's screen over VNC with TLS (its network address)"
         )
 
 

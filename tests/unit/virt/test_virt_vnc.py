@@ -31,7 +31,7 @@ async def test_remote_hosts_are_refused_before_any_libvirt_call() -> None:
     with pytest.raises(Conflict) as caught:
         await host.open_vnc("00000000-0000-0000-0000-000000000001")
     assert "host h2" in caught.value.message
-    assert "VNC over TLS to remote hosts comes with the web console" in caught.value.message
+    assert "qemu+tls://h2/system" in caught.value.message and "local" in caught.value.message
 
 
 async def test_a_driver_without_graphics_fds_is_a_host_error(host: LibvirtHost) -> None:

@@ -41,8 +41,6 @@ class HostService:
         self.power_drivers: dict[str, str] = {}
         self._errors: dict[str, str] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
-        # Hosts whose daemon another host row already is: kept disconnected, never reconciled.
-        self._duplicates: set[str] = set()
 
     async def start(self, local_name: str, local_uri: str, local_accel: Accelerator | None) -> None:
         rows = await self._db(store.list_hosts)
@@ -85,7 +83,6 @@ class HostService:
         except Conflict as exc:
             log.error("host %s: %s", host.name, exc.message)
             self._errors[host.name] = exc.message
-            self._duplicates.add(host.name)
             await host.close()
             return False
         return True
@@ -304,9 +301,6 @@ class HostService:
             for info in self.pki.host_certs(name):
                 CERT_EXPIRY.labels(name, info.purpose.value).set(info.expires_in_s)
 
-    def is_duplicate(self, name: str) -> bool:
-        return name in self._duplicates
-
     async def remove(self, name: str) -> None:
         host = self.get(name)
         vms = await self._db(lambda s: store.list_vms(s, host=name))
@@ -322,7 +316,6 @@ class HostService:
             retry.cancel()
         await host.close()
         del self._hosts[name]
-        self._duplicates.discard(name)
         self._maintenance.discard(name)
         self._standby.discard(name)
         self.power_drivers.pop(name, None)

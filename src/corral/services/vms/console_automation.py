@@ -1,9 +1,10 @@
 """Scripted console automation over VNC: type text, press keys, wait for an image on screen.
 
-Each call opens its own VNC connection through libvirt (``LibvirtHost.open_vnc``), does its
-work and closes it. Console input takes no per-VM operation lock: typing and watching the screen
-must keep working while a long operation (a shutdown waiting for the guest, a snapshot) runs,
-and they change nothing Corral manages; the VM's state is checked instead.
+Each call opens its own VNC session from ``VmScreenSource`` (libvirt's hand-over on a local
+host, VNC over TLS on a remote one), does its work and closes it. Console input takes no per-VM
+operation lock: typing and watching the screen must keep working while a long operation (a
+shutdown waiting for the guest, a snapshot) runs, and they change nothing Corral manages; the
+VM's state is checked instead.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ U8Array = npt.NDArray[np.uint8]
 log = logging.getLogger(__name__)
 
 #: Bound on waiting for the server to take the last keys (after the half-close).
-CONNECT_TIMEOUT_S = 10.0
+FINISH_INPUT_TIMEOUT_S = 10.0
 #: Typing pace. QEMU's VNC server passes key events to the guest one per ``key-delay-ms``
 #: (10 ms by default) and queues only about 340 of them, dropping the rest (a dropped release
 #: leaves Shift held down). So input goes in bursts of at most ``BURST_EVENTS`` key events, each
@@ -145,7 +146,7 @@ class VmConsole:
         async with self._screen(name, _TYPING_STATES, "type on its console") as client:
             with _map_rfb_errors(name):
                 await _paced_input(client, req.text, combos)
-                await client.finish_input(timeout=CONNECT_TIMEOUT_S)
+                await client.finish_input(timeout=FINISH_INPUT_TIMEOUT_S)
 
     async def wait_screen(self, name: str, template_png: bytes, timeout_s: float) -> ScreenMatch:
         """Wait until the PNG ``template_png`` appears on the screen, pixel for pixel."""

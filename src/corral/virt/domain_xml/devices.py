@@ -7,8 +7,7 @@ from corral.virt.domain_xml.disk import Controller, Disk
 from corral.virt.domain_xml.graphics import Graphics
 from corral.virt.domain_xml.inputs import Input
 from corral.virt.domain_xml.interface import Interface
-from corral.virt.domain_xml.serial import Console, Serial
-from corral.virt.domain_xml.video import Video
+from corral.virt.domain_xml.serial import Console
 
 
 class Devices(XMLElement):
@@ -31,20 +30,12 @@ class Devices(XMLElement):
         return self.children(Interface)
 
     @property
-    def serials(self) -> list[Serial]:
-        return self.children(Serial)
-
-    @property
     def consoles(self) -> list[Console]:
         return self.children(Console)
 
     @property
     def graphics(self) -> list[Graphics]:
         return self.children(Graphics)
-
-    @property
-    def videos(self) -> list[Video]:
-        return self.children(Video)
 
     @property
     def inputs(self) -> list[Input]:

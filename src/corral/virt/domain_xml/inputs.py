@@ -1,4 +1,4 @@
-"""``<input>``: keyboard and tablet on boards without PS/2 (USB), and ``<memballoon>``."""
+"""``<input>``: keyboard and tablet on boards without PS/2 (USB)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,3 @@ class Input(XMLElement):
 
     type = XMLProperty("@type")
     bus = XMLProperty("@bus")
-
-
-class MemBalloon(XMLElement):
-    """The virtio balloon: how a running guest's memory shrinks and grows (setMemoryFlags)."""
-
-    XML_NAME = "memballoon"
-
-    model = XMLProperty("@model")
