@@ -62,7 +62,7 @@ async def recover(
 async def _remove_orphans(host: LibvirtHost, vm: str) -> None:
     try:
         used = {d.path for r in await host.list_domains() for d in r.disks}
-        volumes = await host.list_volumes()
+        volumes = await host.storage.list_volumes()
         for vol in volumes:
             # Never a volume a domain uses, nor a base that linked clones stand on.
             if (
@@ -71,7 +71,7 @@ async def _remove_orphans(host: LibvirtHost, vm: str) -> None:
                 and not backs_another(vol, volumes)
             ):
                 log.warning("deleting volume %s left by an interrupted creation", vol.name)
-                await host.delete_volume(vol.name)
+                await host.storage.delete_volume(vol.name)
     except CorralError as exc:
         log.error("could not clean up after the interrupted creation of %s: %s", vm, exc.message)
 
@@ -84,9 +84,9 @@ async def _remove_partial_image(hosts: HostService, target: str) -> None:
     try:
         used = await host.disk_users()
         for kind in ImageKind:
-            volume = await host.find_volume(image_volume(kind, name))
+            volume = await host.storage.find_volume(image_volume(kind, name))
             if volume is not None and volume.path not in used:
                 log.warning("deleting image %s left by an interrupted upload", volume.name)
-                await host.delete_volume(volume.name)
+                await host.storage.delete_volume(volume.name)
     except CorralError as exc:
         log.error("could not clean up after the interrupted upload of %s: %s", target, exc.message)

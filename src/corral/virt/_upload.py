@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 class VolumeWriter:
-    """Fills a volume created by ``LibvirtHost.open_upload`` with exactly ``total`` bytes.
+    """Fills a volume created by ``PoolStorage.open_upload`` with exactly ``total`` bytes.
 
     Each :meth:`write` is one worker-thread call under the host's call timeout, so a stuck host
     fails the upload instead of hanging it. After :meth:`finish` the volume is whole; anything

@@ -1,46 +1,38 @@
 """``LibvirtHost``: the typed, async face of one libvirt host.
 
+It owns the connection and its events, and drives domains (define, power, snapshots). Other
+jobs are adapters on the same connection, as attributes: ``host.storage`` (Corral's pool and
+its volumes), ``host.consoles`` (screens, serial consoles and logs), ``host.migration`` (live
+migration and its pre-flight reads), ``host.changes`` (edits of defined domains) and
+``host.guests`` (what the host can run).
+
 Each public method is a thin async wrapper: the blocking libvirt work is a small function run by
 :meth:`ManagedConnection.run` in a worker thread, under a timeout, with errors mapped.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import libvirt
 
 from corral.errors import Conflict, InsufficientResources
 from corral.model.host import HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
-from corral.virt import (
-    _clone,
-    _media,
-    _network,
-    _qmp,
-    _records,
-    _snapshots,
-    _stats,
-    _storage,
-    _transfer,
-    _vnc,
-)
+from corral.virt import _clone, _media, _network, _records, _snapshots, _stats, _vnc
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
 from corral.virt._lookup import lookup as _lookup
-from corral.virt._upload import VolumeWriter
 from corral.virt.changes import DomainChanges
-from corral.virt.console import SerialConsole
+from corral.virt.consoles import HostConsoles
 from corral.virt.domain_xml import HostDefaults, build_domain
 from corral.virt.domain_xml.archdefaults import nested_feature
 from corral.virt.domain_xml.graphics import Graphics
 from corral.virt.guest_caps import GuestCapabilities
+from corral.virt.migration import HostMigration
+from corral.virt.storage import PoolStorage
 from corral.virt.types import (
     EVENT_CONNECTED,
     EVENT_DISCONNECTED,
@@ -100,13 +92,18 @@ class LibvirtHost:
         self._subscribers: list[Callable[[DomainEvent], None]] = []
         self._started_at: dict[str, float] = {}
         self._capabilities: HostCapabilities | None = None
-        self._pool_handle: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
         self._conn = ManagedConnection(name, uri, call_timeout, self._emit)
         #: Changes to defined domains: resizing, hot-plug, rewrites of the definition.
         self.changes = DomainChanges(self._conn)
         #: What the host can run (guest architectures, domain capabilities), read once per
         #: connection.
         self.guests = GuestCapabilities(self._conn, name)
+        #: Corral's storage pool on the host and its volumes.
+        self.storage = PoolStorage(self._conn, pool_name, pool_dir)
+        #: Screens (screenshots, VNC), serial consoles and serial logs of domains.
+        self.consoles = HostConsoles(self._conn, name, uri, self.storage)
+        #: Live migration from (and pre-flight reads of) this host.
+        self.migration = HostMigration(self._conn, name)
 
     # -- connection and events ---------------------------------------------------------------
     @property
@@ -118,9 +115,7 @@ class LibvirtHost:
         await self.capabilities()
 
     async def close(self) -> None:
-        # The cached pool handle holds a reference on its connection: drop it, or the
-        # connection outlives close().
-        self._pool_handle = None
+        self.storage.forget()  # or its pool handle keeps the connection alive
         await self._conn.close()
 
     @property
@@ -143,7 +138,7 @@ class LibvirtHost:
 
     def _emit(self, event: DomainEvent) -> None:
         if event.kind == EVENT_DISCONNECTED:
-            self._pool_handle = None  # belongs to the dead connection
+            self.storage.forget()  # its pool handle belongs to the dead connection
         if event.kind in (EVENT_DISCONNECTED, EVENT_CONNECTED):
             # The daemon may have restarted with other emulators: read them again.
             self.guests.forget()
@@ -366,168 +361,6 @@ class LibvirtHost:
     async def delete_snapshot(self, uuid: str, name: str) -> None:
         await self._dom(f"delete snapshot {name} of domain {uuid}", uuid,
                         lambda d: _snapshots.delete(d, name))  # fmt: skip
-
-    # -- console, screen, serial log ---------------------------------------------------------
-    async def screenshot_png(self, uuid: str) -> bytes:
-        return await self._conn.run(
-            f"take a screenshot of domain {uuid}",
-            lambda c: _transfer.screenshot_png(c, _lookup(c, uuid)),
-        )
-
-    async def read_serial_log(self, name: str, tail_bytes: int | None = None) -> bytes:
-        log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
-        return await self._conn.run(
-            f"read the serial log of VM {name}",
-            lambda c: _transfer.download_tail(c, self._pool(c), log_name, tail_bytes),
-        )
-
-    async def delete_serial_log(self, name: str) -> None:
-        """Remove VM ``name``'s serial log (it is appended to, so a later VM of the same name
-        would otherwise inherit it). No error if there is none."""
-        log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
-
-        def job(conn: libvirt.virConnect) -> None:
-            vol = _storage.find(self._pool(conn), log_name)
-            if vol is not None:
-                vol.delete(0)
-
-        await self._conn.run(f"delete the serial log of VM {name}", job)
-
-    async def open_serial_console(self, uuid: str) -> SerialConsole:
-        conn = self._conn.require()
-        stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
-        what = f"serial console of domain {uuid}"
-        await self._conn.run(
-            f"open the {what}",
-            lambda c: _lookup(c, uuid).openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE),
-        )
-        return SerialConsole(stream, what)
-
-    async def open_vnc(self, uuid: str) -> socket.socket:
-        """A connected socket to the domain's VNC server, without VNC authentication (the
-        caller owns it). Only for hosts reached over a local UNIX socket."""
-        _vnc.require_local(self.name, self.uri)
-        return await self._conn.run(
-            f"open the screen (VNC) of domain {uuid}",
-            lambda c: _vnc.open_graphics_socket(_lookup(c, uuid)),
-        )
-
-    async def vnc_endpoint(self, uuid: str) -> tuple[str, int] | None:
-        """(address, port) of a running domain's VNC server on the network (remote hosts; on
-        enrolled hosts it speaks VeNCrypt X509None: connect with
-        ``ClusterPki.console_client_context()``); None for a UNIX socket or no VNC."""
-        return await self._conn.run(
-            f"read the VNC address of domain {uuid}",
-            lambda c: _vnc.graphics_endpoint(_lookup(c, uuid)),
-        )
-
-    async def reload_vnc_certificates(self, uuid: str) -> None:
-        """Make a running domain's VNC server re-read its TLS certificates (QMP display-reload)."""
-        await self._dom(
-            f"reload the VNC certificates of domain {uuid}", uuid, _qmp.reload_vnc_certificates
-        )
-
-    # -- storage -----------------------------------------------------------------------------
-    def _pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
-        """Corral's pool on this connection. Ensuring it (look up, define, start, autostart)
-        costs several RPCs; serial logs are polled many times a second, so the handle is kept
-        per connection and re-ensured only when the pool stopped being active."""
-        cached = self._pool_handle
-        if cached is not None and cached[0] is conn:
-            with contextlib.suppress(libvirt.libvirtError):
-                if cached[1].isActive():
-                    return cached[1]
-        pool = _storage.ensure_pool(conn, self.pool_name, self.pool_dir)
-        self._pool_handle = (conn, pool)
-        return pool
-
-    async def ensure_pool(self) -> None:
-        await self._conn.run(f"prepare storage pool {self.pool_name}", self._pool)
-
-    async def list_volumes(self) -> list[VolumeRef]:
-        return await self._conn.run(
-            f"list volumes of pool {self.pool_name}",
-            lambda c: _storage.list_volumes(self._pool(c)),
-        )
-
-    async def create_blank_volume(self, name: str, size_bytes: int) -> VolumeRef:
-        return await self._conn.run(
-            f"create volume {name}",
-            lambda c: _storage.create_blank(self._pool(c), name, size_bytes),
-        )
-
-    async def create_linked_clone(self, name: str, base: str) -> VolumeRef:
-        return await self._conn.run(
-            f"create volume {name} as a linked clone of {base}",
-            lambda c: _storage.create_linked_clone(c, self._pool(c), name, base),
-        )
-
-    async def import_volume(
-        self,
-        name: str,
-        source: Path,
-        *,
-        progress: Callable[[int, int], None],
-        cancelled: Callable[[], bool],
-    ) -> VolumeRef:
-        """Upload ``source`` (a file where Corral runs) into a new volume; no overall timeout,
-        progress is reported in the loop thread."""
-        loop = asyncio.get_running_loop()
-
-        def report(done: int, total: int) -> None:
-            loop.call_soon_threadsafe(progress, done, total)
-
-        return await self._conn.run(
-            f"import {source} as volume {name}",
-            lambda c: _transfer.upload(c, self._pool(c), name, source, report, cancelled),
-            bounded=False,
-        )
-
-    async def pool_free_bytes(self) -> int:
-        """Free space in Corral's pool (as of a refresh now)."""
-
-        def job(conn: libvirt.virConnect) -> int:
-            pool = self._pool(conn)
-            _storage.refresh(pool)
-            return int(pool.info()[3])
-
-        return await self._conn.run(f"read the free space of pool {self.pool_name}", job)
-
-    async def open_upload(
-        self, name: str, fmt: str, capacity_bytes: int, total_bytes: int
-    ) -> VolumeWriter:
-        """Create volume ``name`` (``fmt``, ``capacity_bytes`` as a guest sees it) to be filled
-        with exactly ``total_bytes`` through the returned writer."""
-        job = await self._conn.run(
-            f"create volume {name} for an upload",
-            lambda c: _transfer.VolumeUpload.create(
-                c, self._pool(c), name, fmt, capacity_bytes, total_bytes
-            ),
-        )
-        return VolumeWriter(self._conn, job, name)
-
-    async def resize_volume(self, name: str, size_bytes: int) -> None:
-        await self._conn.run(
-            f"resize volume {name}",
-            lambda c: _storage.lookup(self._pool(c), name).resize(size_bytes, 0),
-        )
-
-    async def delete_volume(self, name: str) -> None:
-        await self._conn.run(
-            f"delete volume {name}", lambda c: _storage.lookup(self._pool(c), name).delete(0)
-        )
-
-    async def find_volume(self, name: str) -> VolumeRef | None:
-        def job(conn: libvirt.virConnect) -> VolumeRef | None:
-            vol = _storage.find(self._pool(conn), name)
-            return None if vol is None else _storage.volume_ref(vol)
-
-        return await self._conn.run(f"look up volume {name}", job)
-
-    async def volume_exists(self, name: str) -> bool:
-        return await self._conn.run(
-            f"look up volume {name}", lambda c: _storage.exists(self._pool(c), name)
-        )
 
     # -- networking --------------------------------------------------------------------------
     async def ensure_nat_network(self) -> str | None:

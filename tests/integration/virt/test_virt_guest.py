@@ -42,7 +42,7 @@ async def _wait_log(host: LibvirtHost, name: str, needle: bytes, after: int, lim
     """Poll the serial log (bounded) until ``needle`` appears past byte ``after``."""
     async with asyncio.timeout(limit):
         while True:
-            log = await host.read_serial_log(name)
+            log = await host.consoles.read_serial_log(name)
             if needle in log[after:]:
                 return log
             await asyncio.sleep(0.5)
@@ -59,7 +59,7 @@ async def guest(host: LibvirtHost, kernel_guest: KernelGuest) -> AsyncIterator[G
                       initrd=str(kernel_guest.initrd), cmdline=kernel_guest.cmdline),
         description="integration <guest> & co",
     )  # fmt: skip
-    vol = await host.create_blank_volume("g1-root.qcow2", 64 * 2**20)
+    vol = await host.storage.create_blank_volume("g1-root.qcow2", 64 * 2**20)
     record = await host.define_domain(spec, [vol])
     guest = Guest(record.uuid, record.name)
     host.subscribe(guest.events.append)
@@ -71,7 +71,7 @@ async def guest(host: LibvirtHost, kernel_guest: KernelGuest) -> AsyncIterator[G
         if left[guest.uuid].state is not VmState.SHUTOFF:
             await host.destroy(guest.uuid)
         await host.undefine_domain(guest.uuid)
-    await host.delete_volume("g1-root.qcow2")
+    await host.storage.delete_volume("g1-root.qcow2")
 
 
 async def test_started_guest_writes_heartbeats_to_its_log(host: LibvirtHost, guest: Guest) -> None:
@@ -81,14 +81,14 @@ async def test_started_guest_writes_heartbeats_to_its_log(host: LibvirtHost, gue
     assert record.description == "integration <guest> & co"
     assert record.uptime_s is not None and record.cpu_time_s is not None
     assert [(d.name, d.target) for d in record.disks] == [("root", "vda")]
-    tail = await host.read_serial_log(guest.name, tail_bytes=64)
+    tail = await host.consoles.read_serial_log(guest.name, tail_bytes=64)
     assert 0 < len(tail) <= 64
     with pytest.raises(Conflict):
         await host.start(guest.uuid)  # already running
 
 
 async def test_serial_console_runs_a_command(host: LibvirtHost, guest: Guest) -> None:
-    console = await host.open_serial_console(guest.uuid)
+    console = await host.consoles.open_serial_console(guest.uuid)
     try:
         await console.write(b"\n")
         seen = b""
@@ -110,7 +110,7 @@ async def test_serial_console_runs_a_command(host: LibvirtHost, guest: Guest) ->
 
 
 async def test_screenshot_is_a_png(host: LibvirtHost, guest: Guest) -> None:
-    png = await host.screenshot_png(guest.uuid)
+    png = await host.consoles.screenshot_png(guest.uuid)
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.width >= 320 and image.height >= 200
 
@@ -129,7 +129,7 @@ async def test_snapshots_of_the_running_guest(host: LibvirtHost, guest: Guest) -
     for name in ("s2", "s1"):
         await host.delete_snapshot(guest.uuid, name)
     assert await host.list_snapshots(guest.uuid) == []
-    mark_log = len(await host.read_serial_log(guest.name))
+    mark_log = len(await host.consoles.read_serial_log(guest.name))
     await _wait_log(host, guest.name, b"corral-heartbeat", mark_log, 30)  # it keeps running
 
 

@@ -48,23 +48,23 @@ async def test_host_memory_is_the_machine_memory(host: LibvirtHost) -> None:
 
 
 async def test_blank_clone_resize_delete(host: LibvirtHost, virt_libvirtd: PrivateLibvirtd) -> None:
-    base = await host.create_blank_volume("base.qcow2", 64 * MIB)
+    base = await host.storage.create_blank_volume("base.qcow2", 64 * MIB)
     assert virt_libvirtd.host_path(base.path).is_file()
     with pytest.raises(Conflict):
-        await host.create_blank_volume("base.qcow2", MIB)
-    clone = await host.create_linked_clone("clone.qcow2", "base.qcow2")
-    by_path = await host.create_linked_clone("clone2.qcow2", base.path)
+        await host.storage.create_blank_volume("base.qcow2", MIB)
+    clone = await host.storage.create_linked_clone("clone.qcow2", "base.qcow2")
+    by_path = await host.storage.create_linked_clone("clone2.qcow2", base.path)
     info = await _run("qemu-img", "info", "-U", str(virt_libvirtd.host_path(clone.path)))
     assert "backing file: " + base.path in info
     assert clone.backing == base.path == by_path.backing
-    await host.resize_volume("clone.qcow2", 128 * MIB)
-    resized = {v.name: v for v in await host.list_volumes()}["clone.qcow2"]
+    await host.storage.resize_volume("clone.qcow2", 128 * MIB)
+    resized = {v.name: v for v in await host.storage.list_volumes()}["clone.qcow2"]
     assert resized.capacity_bytes == 128 * MIB
     for name in ("clone2.qcow2", "clone.qcow2", "base.qcow2"):
-        await host.delete_volume(name)
-    assert not await host.volume_exists("base.qcow2")
+        await host.storage.delete_volume(name)
+    assert not await host.storage.volume_exists("base.qcow2")
     with pytest.raises(NotFound):
-        await host.delete_volume("base.qcow2")
+        await host.storage.delete_volume("base.qcow2")
 
 
 async def test_import_raw_and_qcow2_with_progress(host: LibvirtHost, tmp_path: Path) -> None:
@@ -74,18 +74,18 @@ async def test_import_raw_and_qcow2_with_progress(host: LibvirtHost, tmp_path: P
     qcow = tmp_path / "disk.qcow2"
     await _run("qemu-img", "create", "-q", "-f", "qcow2", str(qcow), "32M")
     seen: list[tuple[int, int]] = []
-    vol = await host.import_volume(
+    vol = await host.storage.import_volume(
         "imported.img", raw, progress=lambda d, t: seen.append((d, t)), cancelled=lambda: False
     )
     assert (vol.format, vol.capacity_bytes) == ("raw", len(payload))
     assert seen[0] == (0, len(payload)) and seen[-1] == (len(payload), len(payload))
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) >= 4
-    vq = await host.import_volume(
+    vq = await host.storage.import_volume(
         "imported.qcow2", qcow, progress=lambda d, t: None, cancelled=lambda: False
     )
     assert (vq.format, vq.capacity_bytes) == ("qcow2", 32 * MIB)
-    await host.delete_volume("imported.img")
-    await host.delete_volume("imported.qcow2")
+    await host.storage.delete_volume("imported.img")
+    await host.storage.delete_volume("imported.qcow2")
 
 
 async def test_import_round_trips_bytes(
@@ -94,10 +94,10 @@ async def test_import_round_trips_bytes(
     source = tmp_path / "bytes.img"
     payload = os.urandom(MIB + 7)
     source.write_bytes(payload)
-    vol = await host.import_volume("bytes.img", source, progress=lambda d, t: None,
+    vol = await host.storage.import_volume("bytes.img", source, progress=lambda d, t: None,
                                    cancelled=lambda: False)  # fmt: skip
     assert virt_libvirtd.host_path(vol.path).read_bytes() == payload
-    await host.delete_volume("bytes.img")
+    await host.storage.delete_volume("bytes.img")
 
 
 async def test_cancelled_import_leaves_no_volume(host: LibvirtHost, tmp_path: Path) -> None:
@@ -105,11 +105,11 @@ async def test_cancelled_import_leaves_no_volume(host: LibvirtHost, tmp_path: Pa
     source.write_bytes(os.urandom(4 * MIB))
     seen: list[int] = []
     with pytest.raises(Cancelled):
-        await host.import_volume(
+        await host.storage.import_volume(
             "cancelled.img", source, progress=lambda d, t: seen.append(d),
             cancelled=lambda: len(seen) >= 2,
         )  # fmt: skip
-    assert not await host.volume_exists("cancelled.img")
+    assert not await host.storage.volume_exists("cancelled.img")
 
 
 async def test_nat_network_in_the_private_namespace(

@@ -287,7 +287,7 @@ def test_an_image_on_another_host_is_refused(
     try:
         other = api.services.hosts.get("other")
         assert api.client.portal is not None
-        api.client.portal.call(other.create_blank_volume, "_iso.far.iso", MIB)
+        api.client.portal.call(other.storage.create_blank_volume, "_iso.far.iso", MIB)
         _vm(api, "media7")
         answer = _cdrom(api, "media7", {"image": "far.iso"})
         assert answer.status_code == 409, answer.text

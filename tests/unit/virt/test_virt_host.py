@@ -159,37 +159,37 @@ async def test_snapshots(host: LibvirtHost, unique: str) -> None:
 
 
 async def test_screenshot_is_png(host: LibvirtHost) -> None:
-    png = await host.screenshot_png("test")
+    png = await host.consoles.screenshot_png("test")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
 
 
 async def test_pool_and_volumes(host: LibvirtHost, unique: str) -> None:
-    await host.ensure_pool()
-    await host.ensure_pool()  # idempotent
-    blank = await host.create_blank_volume(f"b-{unique}.qcow2", 2**20)
+    await host.storage.ensure_pool()
+    await host.storage.ensure_pool()  # idempotent
+    blank = await host.storage.create_blank_volume(f"b-{unique}.qcow2", 2**20)
     assert (blank.format, blank.capacity_bytes) == ("qcow2", 2**20)
     assert blank.path == f"/corral-test/images/b-{unique}.qcow2"
     with pytest.raises(Conflict):
-        await host.create_blank_volume(f"b-{unique}.qcow2", 2**20)
-    clone = await host.create_linked_clone(f"c-{unique}.qcow2", f"b-{unique}.qcow2")
+        await host.storage.create_blank_volume(f"b-{unique}.qcow2", 2**20)
+    clone = await host.storage.create_linked_clone(f"c-{unique}.qcow2", f"b-{unique}.qcow2")
     assert clone.backing == blank.path and clone.capacity_bytes == 2**20
-    names = [v.name for v in await host.list_volumes()]
+    names = [v.name for v in await host.storage.list_volumes()]
     assert {f"b-{unique}.qcow2", f"c-{unique}.qcow2"} <= set(names)
-    assert await host.volume_exists(f"c-{unique}.qcow2")
-    await host.delete_volume(f"c-{unique}.qcow2")
-    await host.delete_volume(f"b-{unique}.qcow2")
-    assert not await host.volume_exists(f"b-{unique}.qcow2")
+    assert await host.storage.volume_exists(f"c-{unique}.qcow2")
+    await host.storage.delete_volume(f"c-{unique}.qcow2")
+    await host.storage.delete_volume(f"b-{unique}.qcow2")
+    assert not await host.storage.volume_exists(f"b-{unique}.qcow2")
     with pytest.raises(NotFound):
-        await host.delete_volume(f"b-{unique}.qcow2")
+        await host.storage.delete_volume(f"b-{unique}.qcow2")
     with pytest.raises(NotFound):
-        await host.create_linked_clone(f"x-{unique}.qcow2", "no-such-base.qcow2")
+        await host.storage.create_linked_clone(f"x-{unique}.qcow2", "no-such-base.qcow2")
 
 
 async def test_blank_volume_larger_than_the_pool(host: LibvirtHost, unique: str) -> None:
     from corral.errors import InsufficientResources
 
     with pytest.raises(InsufficientResources, match="GiB free"):
-        await host.create_blank_volume(f"huge-{unique}.qcow2", 2**60)
+        await host.storage.create_blank_volume(f"huge-{unique}.qcow2", 2**60)
 
 
 async def test_nat_network_is_created_once(host: LibvirtHost) -> None:
@@ -199,17 +199,17 @@ async def test_nat_network_is_created_once(host: LibvirtHost) -> None:
 
 
 async def test_serial_log_of_unknown_vm_is_empty(host: LibvirtHost) -> None:
-    assert await host.read_serial_log("never-existed") == b""
+    assert await host.consoles.read_serial_log("never-existed") == b""
 
 
 async def test_define_with_nat_nic_uses_the_nat_network(host: LibvirtHost, unique: str) -> None:
     spec = VmSpec(name=f"nat-{unique}", boot=KERNEL, nics=[NicSpec(network="nat")],
                   disks=[DiskSpec(name="root", size_gib=1)])  # fmt: skip
-    vol = await host.create_blank_volume(f"nat-{unique}.qcow2", 2**20)
+    vol = await host.storage.create_blank_volume(f"nat-{unique}.qcow2", 2**20)
     record = await host.define_domain(spec, [vol])
     try:
         assert "<source network='corral-nat'/>" in record.xml
         assert [(d.name, d.target, d.path) for d in record.disks] == [("root", "vda", vol.path)]
     finally:
         await host.undefine_domain(record.uuid)
-        await host.delete_volume(vol.name)
+        await host.storage.delete_volume(vol.name)

@@ -29,7 +29,7 @@ def test_fd_passing_needs_a_local_unix_socket(uri: str, local: bool) -> None:
 async def test_remote_hosts_are_refused_before_any_libvirt_call() -> None:
     host = LibvirtHost("h2", "qemu+tls://h2/system")  # never connected
     with pytest.raises(Conflict) as caught:
-        await host.open_vnc("00000000-0000-0000-0000-000000000001")
+        await host.consoles.open_vnc("00000000-0000-0000-0000-000000000001")
     assert "host h2" in caught.value.message
     assert "qemu+tls://h2/system" in caught.value.message and "local" in caught.value.message
 
@@ -38,5 +38,5 @@ async def test_a_driver_without_graphics_fds_is_a_host_error(host: LibvirtHost) 
     """libvirt's test driver cannot hand over graphics sockets: the error names the domain."""
     (record,) = [r for r in await host.list_domains() if r.name == "test"]
     with pytest.raises(HostError) as caught:
-        await host.open_vnc(record.uuid)
+        await host.consoles.open_vnc(record.uuid)
     assert f"open the screen (VNC) of domain {record.uuid}" in caught.value.message

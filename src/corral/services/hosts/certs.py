@@ -94,7 +94,7 @@ class CertRotation(HostInstallerBase):
         for record in await host.list_domains():
             if record.state is VmState.RUNNING:
                 try:
-                    await host.reload_vnc_certificates(record.uuid)
+                    await host.consoles.reload_vnc_certificates(record.uuid)
                 except CorralError as exc:
                     raise HostError(f"VM {record.name}: {exc.message}") from exc
                 done.append(record.name)

@@ -61,7 +61,7 @@ class HostService:
         self._hosts[name] = host
         try:
             await host.connect()
-            await host.ensure_pool()
+            await host.storage.ensure_pool()
         except CorralError as exc:
             self._errors[name] = exc.message
             log.warning("host %s (%s) is not reachable yet: %s", name, uri, exc.message)
@@ -94,7 +94,7 @@ class HostService:
             attempt += 1
             try:
                 await host.connect()
-                await host.ensure_pool()
+                await host.storage.ensure_pool()
             except CorralError as exc:
                 self._errors[host.name] = exc.message
                 continue

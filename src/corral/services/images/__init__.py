@@ -37,7 +37,7 @@ def _chain(path: str, volumes: dict[str, VolumeRef]) -> list[str]:
 async def host_images(host: LibvirtHost) -> list[ImageInfo]:
     """The images of one host, with the VMs that use each (directly, or through a chain of
     linked clones standing on a disk image)."""
-    volumes = await host.list_volumes()
+    volumes = await host.storage.list_volumes()
     by_path = {v.path: v for v in volumes}
     users: dict[str, set[str]] = {}
     for path, domains in (await host.disk_users()).items():
@@ -200,10 +200,10 @@ class ImageLibrary:
                     f"image {name!r} on host {host.name!r} is used by VM(s) {vms}: eject it "
                     "(`corral vm cdrom VM --eject`) or delete those VMs first"
                 )
-            clones = _clones_on(image, await host.list_volumes())
+            clones = _clones_on(image, await host.storage.list_volumes())
             if clones:
                 raise Conflict(
                     f"image {name!r} on host {host.name!r} is the base of the linked clone "
                     f"volume(s) {', '.join(clones)}: delete them first"
                 )
-            await host.delete_volume(image_volume(image.kind, name))
+            await host.storage.delete_volume(image_volume(image.kind, name))

@@ -107,12 +107,12 @@ class Upload:
         if self.total <= 0:
             raise InvalidRequest("the body is empty: send the image's bytes")
         for kind in ImageKind:
-            if await self.host.volume_exists(image_volume(kind, self.name)):
+            if await self.host.storage.volume_exists(image_volume(kind, self.name)):
                 raise Conflict(
                     f"host {self.host.name!r} already has an image named {self.name!r}: "
                     "choose another name or delete that image first"
                 )
-        free = await self.host.pool_free_bytes()
+        free = await self.host.storage.pool_free_bytes()
         if self.total > free:
             need, have = _size(self.total), _size(free)
             if need == have:
@@ -197,7 +197,7 @@ class Upload:
     ) -> None:
         total = self.total
         ctx.report(0.0, bytes_done=0, bytes_total=total)
-        writer: VolumeWriter = await self.host.open_upload(
+        writer: VolumeWriter = await self.host.storage.open_upload(
             volume, probe.format, probe.capacity, total
         )
         try:

@@ -272,9 +272,9 @@ class VmMigration:
         removed = []
         try:
             used = {d.path for r in await checked.source.list_domains() for d in r.disks}
-            for volume in await checked.source.list_volumes():
+            for volume in await checked.source.storage.list_volumes():
                 if volume.path in paths and volume.path not in used:
-                    await checked.source.delete_volume(volume.name)
+                    await checked.source.storage.delete_volume(volume.name)
                     removed.append(volume.path)
         except CorralError as exc:
             log.warning("stale disks of %s stay on %s: %s", checked.vm.name, checked.source.name,

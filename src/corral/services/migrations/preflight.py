@@ -28,7 +28,7 @@ from corral.model.vm import Accelerator, VmState
 from corral.services.hosts import HostService
 from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord, LibvirtHost
-from corral.virt.migration import MigrationProbe, network_names
+from corral.virt.migration import network_names
 from corral.virt.transports import MigrationEndpoint, MigrationTransport
 
 #: What QEMU needs beyond the guest's RAM (device memory, page tables, its own heap).
@@ -289,7 +289,7 @@ class Preflight:
         """Gather the facts and raise the refusals; what passed otherwise."""
         _row, source, record = await self._inventory.record(name)
         source_caps = await source.capabilities()
-        xml = await MigrationProbe.migratable_xml(source, record.uuid)
+        xml = await source.migration.migratable_xml(record.uuid)
         vm = vm_facts(record, xml, source_caps.arch)
         dest = await self._destination(request.to, vm, xml, request)
         source_end = await self.endpoint(source.name)
@@ -339,9 +339,9 @@ class Preflight:
             connected=True,
             maintenance=base.maintenance,
             caps=caps,
-            cpu_problem=await MigrationProbe.cpu_problem(host, xml),
-            networks=frozenset(await MigrationProbe.active_networks(host)),
-            visible_paths=frozenset(await MigrationProbe.visible_paths(host, paths)),
-            pool_dirs=frozenset(await MigrationProbe.pool_dirs(host)),
-            clashes=tuple(await MigrationProbe.clashes(host, vm.name, vm.uuid)),
+            cpu_problem=await host.migration.cpu_problem(xml),
+            networks=frozenset(await host.migration.active_networks()),
+            visible_paths=frozenset(await host.migration.visible_paths(paths)),
+            pool_dirs=frozenset(await host.migration.pool_dirs()),
+            clashes=tuple(await host.migration.clashes(vm.name, vm.uuid)),
         )

@@ -41,7 +41,7 @@ async def base_volume(host: LibvirtHost, name: str) -> str | None:
     """The volume a ``base_image`` of ``name`` means: a pool volume of that name (as before
     the library existed), else the library's disk image ``name``; None when neither exists."""
     for volume in (name, image_volume(ImageKind.DISK, name)):
-        if await host.volume_exists(volume):
+        if await host.storage.volume_exists(volume):
             return volume
     return None
 
@@ -77,7 +77,7 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
                 f"the library nor a volume in Corral's pool on host {host.name!r}; upload it "
                 "first (`corral image upload FILE --kind disk`)"
             )
-        if await host.volume_exists(volume_name(spec.name, disk.name)):
+        if await host.storage.volume_exists(volume_name(spec.name, disk.name)):
             raise Conflict(
                 f"volume {volume_name(spec.name, disk.name)!r} already exists on host "
                 f"{host.name!r}; delete it or choose another VM name"
@@ -114,10 +114,10 @@ async def _build_volumes(
     for index, disk in enumerate(spec.disks):
         name = volume_name(spec.name, disk.name)
         if disk.size_gib is not None:
-            vol = await host.create_blank_volume(name, int(disk.size_gib * GIB))
+            vol = await host.storage.create_blank_volume(name, int(disk.size_gib * GIB))
         elif disk.base_image is not None:
             base = await base_volume(host, disk.base_image)
-            vol = await host.create_linked_clone(name, base or disk.base_image)
+            vol = await host.storage.create_linked_clone(name, base or disk.base_image)
         else:
             assert disk.import_path is not None
             vol = await _import(host, name, disk.import_path, ctx, index, len(spec.disks))
@@ -137,7 +137,9 @@ async def _import(
     def cancelled() -> bool:
         return ctx is not None and ctx.cancel_requested
 
-    return await host.import_volume(name, Path(path), progress=progress, cancelled=cancelled)
+    return await host.storage.import_volume(
+        name, Path(path), progress=progress, cancelled=cancelled
+    )
 
 
 async def _rollback(host: LibvirtHost, built: _Built) -> None:
@@ -148,7 +150,7 @@ async def _rollback(host: LibvirtHost, built: _Built) -> None:
             log.error("rollback: could not undefine %s: %s", built.domain.name, exc.message)
     for vol in reversed(built.volumes):
         try:
-            await host.delete_volume(vol.name)
+            await host.storage.delete_volume(vol.name)
         except CorralError as exc:
             log.error("rollback: could not delete volume %s: %s", vol.name, exc.message)
 

@@ -49,7 +49,7 @@ class VmCloning(TaskUseCase):
                 f"VM {record.name!r} has snapshots; a linked clone freezes its disks as a shared "
                 "base, which its internal snapshots cannot follow: delete the snapshots first"
             )
-        pool = {v.path for v in await host.list_volumes()}
+        pool = {v.path for v in await host.storage.list_volumes()}
         for disk in record.disks:
             if disk.device == "disk" and disk.path not in pool:
                 raise Conflict(
@@ -67,7 +67,7 @@ class VmCloning(TaskUseCase):
     ) -> None:
         """The source's current volumes become read-only bases; source and clone each get a
         fresh qcow2 overlay on top, so neither can ever change what the other sees."""
-        volumes = {v.path: v for v in await host.list_volumes()}
+        volumes = {v.path: v for v in await host.storage.list_volumes()}
         disks = [d for d in record.disks if d.device == "disk"]
         created: list[VolumeRef] = []
         clone_paths: dict[str, str] = {}
@@ -79,9 +79,9 @@ class VmCloning(TaskUseCase):
                 await ctx.progress(index / (len(disks) + 1), phase=f"overlays for {disk.target}")
                 base = volumes[disk.path]
                 stem = base.name.removesuffix(".qcow2")
-                mine = await host.create_linked_clone(f"{stem}.{suffix}.qcow2", base.name)
+                mine = await host.storage.create_linked_clone(f"{stem}.{suffix}.qcow2", base.name)
                 created.append(mine)
-                theirs = await host.create_linked_clone(
+                theirs = await host.storage.create_linked_clone(
                     volume_name(req.name, disk.target), base.name
                 )
                 created.append(theirs)
@@ -122,7 +122,7 @@ class VmCloning(TaskUseCase):
             if clone_record is not None:
                 await host.undefine_domain(clone_record.uuid)
             for vol in reversed(created):
-                await host.delete_volume(vol.name)
+                await host.storage.delete_volume(vol.name)
         except CorralError as exc:
             errors.append(exc.message)
         if errors:

@@ -37,7 +37,7 @@ class VmDeletion:
                     f"VM {name!r} is {record.state.value}: shut it down or stop it first"
                 )
             await host.undefine_domain(record.uuid)
-            await host.delete_serial_log(record.name)
+            await host.consoles.delete_serial_log(record.name)
             if req.delete_disks:
                 notes = await _delete_disks(host, record)
         await self._inventory.db(lambda s: store.delete_vm(s, name))
@@ -46,7 +46,7 @@ class VmDeletion:
 
 async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
     """Delete the VM's pool volumes, then any linked-clone base nothing uses any more."""
-    volumes = {v.path: v for v in await host.list_volumes()}
+    volumes = {v.path: v for v in await host.storage.list_volumes()}
     notes = []
     doomed: list[VolumeRef] = []
     for disk in record.disks:
@@ -62,7 +62,7 @@ async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
     in_use = {d.path for r in await host.list_domains() for d in r.disks}
     while doomed:
         vol = doomed.pop()
-        await host.delete_volume(vol.name)
+        await host.storage.delete_volume(vol.name)
         del volumes[vol.path]
         base = volumes.get(vol.backing or "")
         if (

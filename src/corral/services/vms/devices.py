@@ -154,13 +154,13 @@ class VmDevices:
     ) -> VolumeRef | None:
         if req.volume is None:
             wanted = volume_name(vm, req.name)
-            if await host.volume_exists(wanted):
+            if await host.storage.volume_exists(wanted):
                 raise Conflict(
                     f"volume {wanted!r} already exists on host {host.name!r}: attach it with "
                     f"volume={wanted}, or give the disk another name"
                 )
             return None
-        volume = await host.find_volume(req.volume)
+        volume = await host.storage.find_volume(req.volume)
         if volume is None:
             raise NotFound(
                 f"no volume {req.volume!r} in Corral's pool on host {host.name!r}: check the name "
@@ -317,7 +317,7 @@ def _new_mac(taken: set[str]) -> str:
 async def _new_volume(host: LibvirtHost, vm: str, req: DiskAttachRequest) -> VolumeRef:
     name = volume_name(vm, req.name)
     if req.size_gib is not None:
-        return await host.create_blank_volume(name, int(req.size_gib * GIB))
+        return await host.storage.create_blank_volume(name, int(req.size_gib * GIB))
     assert req.base_image is not None
     base = await base_volume(host, req.base_image)
     if base is None:
@@ -325,19 +325,19 @@ async def _new_volume(host: LibvirtHost, vm: str, req: DiskAttachRequest) -> Vol
             f"disk {req.name!r}: base image {req.base_image!r} is neither a disk image of the "
             f"library nor a volume in Corral's pool on host {host.name!r}"
         )
-    return await host.create_linked_clone(name, base)
+    return await host.storage.create_linked_clone(name, base)
 
 
 async def _delete_quietly(host: LibvirtHost, volume: str) -> None:
     try:
-        await host.delete_volume(volume)
+        await host.storage.delete_volume(volume)
     except CorralError as exc:
         log.error("could not delete volume %s after a failed attach: %s", volume, exc.message)
 
 
 async def _delete_volume(host: LibvirtHost, disk: DiskInfo) -> str:
     """Delete the detached disk's volume if it is in Corral's pool and nothing uses it."""
-    volumes = {v.path: v for v in await host.list_volumes()}
+    volumes = {v.path: v for v in await host.storage.list_volumes()}
     volume = volumes.get(disk.path)
     if volume is None:
         return f"; kept {disk.path}: it is not in Corral's storage pool"
@@ -345,5 +345,5 @@ async def _delete_volume(host: LibvirtHost, disk: DiskInfo) -> str:
         return f"; kept {volume.name}: a linked clone uses it as its base"
     if (await host.disk_users()).get(volume.path):
         return f"; kept {volume.name}: another VM uses it"
-    await host.delete_volume(volume.name)
+    await host.storage.delete_volume(volume.name)
     return f"; volume {os.path.basename(volume.path)} deleted"

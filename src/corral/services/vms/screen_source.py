@@ -43,7 +43,7 @@ class VmScreenSource:
         return host, record.uuid
 
     async def _remote(self, host: LibvirtHost, uuid: str, name: str) -> tuple[str, int]:
-        endpoint = await host.vnc_endpoint(uuid)
+        endpoint = await host.consoles.vnc_endpoint(uuid)
         if endpoint is None:
             raise HostError(
                 f"VM {name!r} on host {host.name!r} has no VNC server on the network: it was "
@@ -59,7 +59,7 @@ class VmScreenSource:
         """A full VNC client session (framebuffer decoded), e.g. to type or match images."""
         host, uuid = await self._locate(name, states, purpose)
         if host.passes_fds:
-            sock = await host.open_vnc(uuid)
+            sock = await host.consoles.open_vnc(uuid)
             return await RFBClient.connect_socket(sock, timeout=CONNECT_TIMEOUT_S)
         address, port = await self._remote(host, uuid, name)
         return await RFBClient.connect_tls_vencrypt(
@@ -73,7 +73,7 @@ class VmScreenSource:
         """A connection past the server's handshake (and its TLS), for relaying to a viewer."""
         host, uuid = await self._locate(name, VIEWING_STATES, purpose)
         if host.passes_fds:
-            sock: socket.socket = await host.open_vnc(uuid)
+            sock: socket.socket = await host.consoles.open_vnc(uuid)
             return await open_upstream_socket(sock, timeout=CONNECT_TIMEOUT_S)
         address, port = await self._remote(host, uuid, name)
         context = await asyncio.to_thread(self._pki.console_client_context)

@@ -15,4 +15,4 @@ class VmScreenshot:
         _row, host, record = await self._inventory.record(name)
         if record.state not in (VmState.RUNNING, VmState.PAUSED):
             raise Conflict(f"VM {name!r} is {record.state.value}: start it to see its screen")
-        return await host.screenshot_png(record.uuid)
+        return await host.consoles.screenshot_png(record.uuid)

@@ -14,7 +14,7 @@ class VmSerial:
 
     async def log(self, name: str, tail_bytes: int | None) -> bytes:
         row, host = await self._inventory.locate(name)
-        return await host.read_serial_log(row.name, tail_bytes)
+        return await host.consoles.read_serial_log(row.name, tail_bytes)
 
     async def check_open(self, name: str) -> None:
         """Conflict unless the serial console can be opened now (before issuing a ticket)."""
@@ -25,4 +25,4 @@ class VmSerial:
     async def open(self, name: str) -> SerialConsole:
         await self.check_open(name)
         _row, host, record = await self._inventory.record(name)
-        return await host.open_serial_console(record.uuid)
+        return await host.consoles.open_serial_console(record.uuid)
