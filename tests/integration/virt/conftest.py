@@ -35,7 +35,7 @@ def virt_libvirtd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateL
 async def host(virt_libvirtd: PrivateLibvirtd) -> AsyncIterator[LibvirtHost]:
     h = LibvirtHost("h1", virt_libvirtd.uri, forced_accelerator=Accelerator.TCG, call_timeout=60)
     await h.connect()
-    await h.ensure_pool()
+    await h.storage.ensure_pool()
     try:
         yield h
     finally:
