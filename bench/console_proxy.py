@@ -284,7 +284,7 @@ def measure_qemu(args: argparse.Namespace, tmp: Path) -> tuple[list[Watch], list
     guest = build_kernel_guest(REPO / "build" / "guests")
     with (
         PrivateLibvirtd(tmp / "libvirtd") as daemon,
-        CorralServer(tmp / "corral", daemon.uri) as server,
+        CorralServer(tmp / "corral", daemon.uri, host_path_roots=[guest.kernel.parent]) as server,
         server.client() as api,
     ):
         spec = kernel_vm(VM, guest, disk_gib=None, start=True)

@@ -83,7 +83,9 @@ def main() -> int:
     with (
         tempfile.TemporaryDirectory(prefix="corral-bench-") as tmp,
         PrivateLibvirtd(Path(tmp) / "libvirtd") as daemon,
-        CorralServer(Path(tmp) / "corral", daemon.uri) as server,
+        CorralServer(
+            Path(tmp) / "corral", daemon.uri, host_path_roots=[guest.kernel.parent]
+        ) as server,
     ):
         # One warm-up each: the first domain start pays QEMU's capability probe.
         run_raw(daemon, guest, "warm-raw")

@@ -172,6 +172,7 @@ def setup(base: Path, slot: int) -> tuple[MultiHostTestbed, CorralServer]:
             "CORRAL_RECONCILE_INTERVAL_S": "3600",
             "CORRAL_MIGRATION_TRANSPORTS": json.dumps(bed.migration_transport_options()),
         },
+        host_path_roots=[REPO / "build" / "guests"],
     )
     server.start()
     with server.client() as client:

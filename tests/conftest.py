@@ -76,6 +76,7 @@ def corral(
         private_libvirtd.uri,
         # Reconcile only on events during tests, so tests prove that events drive it.
         extra_env={"CORRAL_RECONCILE_INTERVAL_S": "3600"},
+        host_path_roots=[GUEST_BUILD_DIR],
     )
     server.start()
     yield server
@@ -118,6 +119,7 @@ def multihost_corral(
             "CORRAL_POWER_SAMPLE_INTERVAL_S": "2",
             "CORRAL_POWER_CPU_SOURCE": "domains",
         },
+        host_path_roots=[GUEST_BUILD_DIR],
     )
     server.start()
     try:

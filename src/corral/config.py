@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     local_host_uri: str = "qemu:///system"
     local_host_accelerator: Accelerator | None = None
     pool_dir: str = "/var/lib/libvirt/corral/images"
+    host_path_roots: list[str] = Field(
+        default_factory=list,
+        description="directories whose files admins may name by absolute path (disk imports, "
+        "kernels, initrds, CD-ROMs, SSH keys) besides Corral's own pool; non-admins never "
+        "name host paths (env: JSON list)",
+    )
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     shutdown_timeout_s: float = Field(default=60.0, gt=0)
     allowed_origins: list[str] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from corral.services.auth import AuthService
 from corral.services.cluster import ClusterSettingsService
 from corral.services.console_tickets import ConsoleTickets
 from corral.services.events import EventBus
+from corral.services.host_paths import HostPathRule
 from corral.services.hosts import CertRotation, HostEnrollment, HostService
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
@@ -66,8 +67,16 @@ class Services:
             self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
         )
         self.images = ImageLibrary(self.hosts, self.tasks, self.audit)
+        self.host_paths = HostPathRule(settings.host_path_roots, [settings.pool_dir])
         self.vms = VmServices.build(
-            self.db, self.hosts, self.tasks, self.audit, self.locks, self.pki, self.images
+            self.db,
+            self.hosts,
+            self.tasks,
+            self.audit,
+            self.locks,
+            self.pki,
+            self.images,
+            self.host_paths,
         )
         self.migrations = MigrationServices.build(
             self.vms.inventory,

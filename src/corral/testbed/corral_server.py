@@ -6,12 +6,14 @@ CLI config directory and port, against a given libvirt URI (normally a private l
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +30,10 @@ def free_port() -> int:
 
 
 class CorralServer:
-    """``start()`` initialises (first time) and serves; ``restart()`` keeps the data."""
+    """``start()`` initialises (first time) and serves; ``restart()`` keeps the data.
+
+    Files under ``host_path_roots`` and under ``base_dir``'s parent (a test session's temporary
+    directory) may be named by path, as the admin the server's token belongs to."""
 
     def __init__(
         self,
@@ -37,8 +42,10 @@ class CorralServer:
         *,
         accelerator: str | None = "tcg",
         extra_env: dict[str, str] | None = None,
+        host_path_roots: Sequence[str | os.PathLike[str]] = (),
     ) -> None:
         self.base_dir = base_dir
+        roots = [str(base_dir.parent), *(str(r) for r in host_path_roots)]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -50,6 +57,7 @@ class CorralServer:
             "CORRAL_LISTEN_PORT": str(self.port),
             "CORRAL_URL": self.url,
             "CORRAL_LOG_LEVEL": "info",
+            "CORRAL_HOST_PATH_ROOTS": json.dumps(roots),
             "COLUMNS": "200",
             **(extra_env or {}),
         }

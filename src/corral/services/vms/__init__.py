@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
+from corral.services.host_paths import HostPathRule
 from corral.services.hosts import HostService
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
@@ -72,12 +73,13 @@ class VmServices:
         locks: OperationLocks,
         pki: ClusterPki,
         images: ImageLibrary,
+        paths: HostPathRule,
     ) -> VmServices:
         inventory = VmInventory(db, hosts)
         source = VmScreenSource(inventory, pki)
         return cls(
             inventory=inventory,
-            create=VmCreation(inventory, tasks, audit, locks, images),
+            create=VmCreation(inventory, tasks, audit, locks, images, paths),
             power=VmPower(inventory, tasks, audit, locks),
             delete=VmDeletion(inventory, locks),
             snapshots=VmSnapshots(inventory, locks),

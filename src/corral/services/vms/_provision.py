@@ -23,7 +23,7 @@ from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 log = logging.getLogger(__name__)
 
 
-def _is_local(uri: str) -> bool:
+def is_local(uri: str) -> bool:
     # Paths in a request are checked only when the manager shares the host's filesystem.
     return "://" in uri and uri.split("://", 1)[1].startswith("/")
 
@@ -82,7 +82,7 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
                 f"volume {volume_name(spec.name, disk.name)!r} already exists on host "
                 f"{host.name!r}; delete it or choose another VM name"
             )
-    if _is_local(host.uri):
+    if is_local(host.uri):
         for label, path in (
             # Not an image name of the library: that is resolved to its volume later.
             ("cdrom", spec.cdrom if spec.cdrom and spec.cdrom.startswith("/") else None),

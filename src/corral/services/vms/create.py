@@ -9,6 +9,7 @@ from corral.errors import CorralError
 from corral.model.task import TaskInfo
 from corral.model.vm import VmInfo, VmSpec
 from corral.services.audit import AuditService
+from corral.services.host_paths import HostPathRule
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
@@ -17,6 +18,28 @@ from corral.services.vms import _provision
 from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms.inventory import VmInventory
 from corral.virt import LibvirtHost
+
+IMPORT_INSTEAD = (
+    "upload the image to the library (`corral image upload FILE --kind disk`) and name it "
+    "as the disk's base_image"
+)
+CDROM_INSTEAD = "name an ISO image of the library (`corral image list`)"
+KERNEL_INSTEAD = "boot from a disk or an ISO image of the library instead"
+
+
+def host_files(spec: VmSpec) -> list[tuple[str, str, str]]:
+    """(field, path, what to name instead) for every host file ``spec`` names."""
+    found = [
+        (f"disk {d.name!r}: import_path", d.import_path, IMPORT_INSTEAD)
+        for d in spec.disks
+        if d.import_path is not None
+    ]
+    if spec.cdrom is not None and spec.cdrom.startswith("/"):
+        found.append(("cdrom", spec.cdrom, CDROM_INSTEAD))
+    for field, path in (("boot kernel", spec.boot.kernel), ("boot initrd", spec.boot.initrd)):
+        if path is not None:
+            found.append((field, path, KERNEL_INSTEAD))
+    return found
 
 
 class VmCreation(TaskUseCase):
@@ -27,18 +50,25 @@ class VmCreation(TaskUseCase):
         audit: AuditService,
         locks: OperationLocks,
         images: ImageLibrary,
+        paths: HostPathRule,
     ) -> None:
         super().__init__(inventory, tasks, audit, locks)
         self._images = images
+        self._paths = paths
         #: Where a VM without a host goes (the placement policy); None: the first usable host.
         self.choose_host: Callable[[VmSpec], Awaitable[str | None]] | None = None
 
     async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:
+        # Before anything looks at a path or a host: a non-admin naming a file is refused the
+        # same way whether it exists or not.
+        for field, _path, instead in host_files(spec):
+            self._paths.refuse_non_admin(principal, field, instead)
         hosts = self._inventory.hosts
         target = spec.host
         if target is None and self.choose_host is not None:
             target = await self.choose_host(spec)
         host = hosts.for_new_vm(target)
+        spec = self._allowed_paths(principal, spec, local=_provision.is_local(host.uri))
         checked = await _provision.validate(self._inventory.db, host, spec)
         if checked.cdrom is not None and not checked.cdrom.startswith("/"):
             iso = await self._images.iso_for(host, checked.cdrom, vm=checked.name)
@@ -50,6 +80,42 @@ class VmCreation(TaskUseCase):
             if checked.start:
                 await _start_created(host, checked.name, uuid)
         return await self._inventory.get(checked.name)
+
+    def _allowed_paths(self, principal: Principal, spec: VmSpec, *, local: bool) -> VmSpec:
+        """``spec`` with each host path checked against the rule and resolved (symbolic links
+        followed where Corral can see them: what is checked is what libvirt gets)."""
+
+        def check(field: str, path: str, instead: str, on_host: bool = True) -> str:
+            return self._paths.check(
+                principal, field, path, instead=instead, local=local or not on_host
+            )
+
+        disks = [
+            d.model_copy(
+                update={
+                    # Corral itself reads an import, on its own machine.
+                    "import_path": check(
+                        f"disk {d.name!r}: import_path", d.import_path, IMPORT_INSTEAD, False
+                    )
+                }
+            )
+            if d.import_path is not None
+            else d
+            for d in spec.disks
+        ]
+        boot = spec.boot
+        if boot.kernel is not None:
+            kernel = check("boot kernel", boot.kernel, KERNEL_INSTEAD)
+            initrd = boot.initrd and check("boot initrd", boot.initrd, KERNEL_INSTEAD)
+            boot = boot.model_copy(update={"kernel": kernel, "initrd": initrd})
+        elif boot.initrd is not None:
+            boot = boot.model_copy(
+                update={"initrd": check("boot initrd", boot.initrd, KERNEL_INSTEAD)}
+            )
+        cdrom = spec.cdrom
+        if cdrom is not None and cdrom.startswith("/"):
+            cdrom = check("cdrom", cdrom, CDROM_INSTEAD)
+        return spec.model_copy(update={"disks": disks, "boot": boot, "cdrom": cdrom})
 
     async def _create_task(self, principal: Principal, host: LibvirtHost, spec: VmSpec) -> TaskInfo:
         db = self._inventory.db
