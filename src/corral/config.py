@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     host_path_roots: list[str] = Field(
         default_factory=list,
         description="directories whose files admins may name by absolute path (disk imports, "
-        "kernels, initrds, CD-ROMs, SSH keys) besides Corral's own pool; non-admins never "
+        "kernels, initrds, CD-ROMs) besides Corral's own pool; non-admins never "
         "name host paths (env: JSON list)",
     )
     reconcile_interval_s: float = Field(default=30.0, gt=0)

@@ -1,7 +1,7 @@
 """Which files on a host a caller may name by absolute path.
 
 Fields that take a host path (a disk's ``import_path``, the boot kernel and initrd, a CD-ROM
-path, an SSH key) make Corral or libvirt read — and libvirt relabel — that file as root. So:
+path) make Corral or libvirt read — and libvirt relabel — that file as root. So:
 
 * non-admins never name a host path: they name images of the library and volumes of Corral's
   pools. They are refused before the path is looked at, so a missing file answers exactly like

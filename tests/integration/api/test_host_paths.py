@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import libvirt
 import pytest
+from lxml import etree
 
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_images import KernelGuest
@@ -202,7 +204,8 @@ def _fill(body: Any, path: str) -> Any:
             {"name": "pathhost", "address": "198.51.100.7",
              "ssh": {"destination": "root@198.51.100.7", "key_path": "{path}"}},
         ),
-        ("POST", "/hosts/local/rotate-certs", {"ssh": {"destination": "root@x", "key_path": "{path}"}}),
+        ("POST", "/hosts/local/rotate-certs",
+         {"ssh": {"destination": "root@x", "key_path": "{path}"}}),
     ],
 )  # fmt: skip
 def test_ssh_key_paths_are_for_admins(
@@ -300,9 +303,22 @@ def test_admins_are_refused_a_link_out_of_a_root(
 
 
 def test_admins_may_name_files_under_a_root(
-    admin: httpx.Client, tmp_path: Path, kernel_guest: KernelGuest
+    admin: httpx.Client, tmp_path: Path, kernel_guest: KernelGuest, conn: libvirt.virConnect
 ) -> None:
-    # The guest's kernel lives in build/guests, one of the test server's roots.
-    made = admin.post("/vms", json=kernel_vm("paths-admin-ok", kernel_guest, disk_gib=None))
+    # The guest's kernel lives in build/guests, one of the test server's roots; tmp_path is
+    # under the other.
+    media = tmp_path / "media.iso"
+    media.write_bytes(bytes(64 * 1024))
+    spec = kernel_vm("paths-admin-ok", kernel_guest, disk_gib=None, cdrom=str(media))
+    made = admin.post("/vms", json=spec)
     assert made.status_code == 201, made.text
-    assert admin.delete("/vms/paths-admin-ok").status_code == 204
+    try:
+        xml = etree.fromstring(conn.lookupByName("paths-admin-ok").XMLDesc(0).encode())
+        (source,) = xml.iterfind("./devices/disk[@device='cdrom']/source")
+        # libvirt hands the file to QEMU as it is: no owner or label change, ever.
+        assert source.get("file") == str(media)
+        assert [(s.get("model"), s.get("relabel")) for s in source.iter("seclabel")] == [
+            ("dac", "no")
+        ]
+    finally:
+        assert admin.delete("/vms/paths-admin-ok").status_code == 204

@@ -88,7 +88,7 @@ def test_remote_paths_are_compared_as_written() -> None:
     assert rule.check(ADMIN, "cdrom", "/srv/iso/./a.iso", instead="", local=False) == (
         "/srv/iso/a.iso"
     )
-    with pytest.raises(PermissionDenied, match="may not contain '..'"):
+    with pytest.raises(PermissionDenied, match=r"may not contain '\.\.'"):
         rule.check(ADMIN, "cdrom", "/srv/iso/../../etc/shadow", instead="", local=False)
     with pytest.raises(PermissionDenied, match="outside"):
         rule.check(ADMIN, "cdrom", "/etc/shadow", instead="", local=False)

@@ -89,14 +89,21 @@ def disk_element(volume: VolumeRef, target: str, bus: DiskBus) -> Disk:
     return disk
 
 
-def cdrom_disk(path: str | None, target: str, bus: DiskBus = CDROM_BUS) -> Disk:
-    """A read-only CD-ROM drive holding ``path`` (None: an empty drive, media inserted later)."""
+def cdrom_disk(
+    path: str | None, target: str, bus: DiskBus = CDROM_BUS, *, relabel: bool = True
+) -> Disk:
+    """A read-only CD-ROM drive holding ``path`` (None: an empty drive, media inserted later).
+    ``relabel=False`` for a host file outside Corral's pool: libvirt must not change its owner
+    or label (a 0600 root file stayed owned by QEMU's user after the VM stopped)."""
     disk = Disk()
     disk.type = Disk.TYPE_FILE
     disk.device = Disk.DEVICE_CDROM
     disk.driver_name = "qemu"
     disk.driver_type = "raw"
     disk.source_file = path
+    if path is not None and not relabel:
+        disk.source_seclabel_model = "dac"
+        disk.source_seclabel_relabel = "no"
     disk.target_dev = target
     disk.target_bus = bus.value
     disk.readonly = True
@@ -144,7 +151,11 @@ def _add_devices(domain: Domain, spec: VmSpec, disks: list[VolumeRef], host: Hos
         devices.add_child(disk_element(volume, target, disk_spec.bus))
         corral.add_disk(disk_spec.name, target)
     if drive:
-        devices.add_child(cdrom_disk(spec.cdrom, targets[-1], arch.cdrom_bus))
+        # The library's ISO images are volumes of the pool (the serial logs' directory);
+        # anything else is an admin's host file.
+        pool = host.serial_log_dir.rstrip("/") + "/"
+        own = spec.cdrom is None or spec.cdrom.startswith(pool)
+        devices.add_child(cdrom_disk(spec.cdrom, targets[-1], arch.cdrom_bus, relabel=own))
     if DiskBus.SCSI in buses:
         devices.add_child(_controller("scsi", "virtio-scsi", "0"))
     if arch.graphics and arch.usb_input:

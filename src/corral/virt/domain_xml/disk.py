@@ -24,6 +24,10 @@ class Disk(XMLElement):
     source_dev = XMLProperty("source/@dev")
     source_pool = XMLProperty("source/@pool")
     source_volume = XMLProperty("source/@volume")
+    #: ``dac``/``no`` on a host file Corral does not own: libvirt hands it to QEMU unchanged
+    #: instead of giving it to QEMU's user (and perhaps never giving it back).
+    source_seclabel_model = XMLProperty("source/seclabel/@model")
+    source_seclabel_relabel = XMLProperty("source/seclabel/@relabel")
     target_dev = XMLProperty("target/@dev")
     target_bus = XMLProperty("target/@bus")
     readonly = XMLPresenceProperty("readonly")
