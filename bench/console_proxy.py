@@ -383,9 +383,13 @@ def serve_relay(port: int, upstream_port: int) -> None:
 
     @app.websocket("/relay")
     async def relay_route(ws: WebSocket) -> None:
-        upstream = await open_upstream_tcp("127.0.0.1", upstream_port)
         await ws.accept(subprotocol="binary" if "binary" in ws.scope["subprotocols"] else None)
-        await relay(ws, upstream, view_only=False, rights_end=forever)
+        await relay(
+            ws,
+            lambda: open_upstream_tcp("127.0.0.1", upstream_port),
+            view_only=False,
+            rights_end=forever,
+        )
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **UVICORN_OPTIONS)
 

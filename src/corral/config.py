@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,6 +61,35 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = Field(default=30.0, gt=0)
     shutdown_timeout_s: float = Field(default=60.0, gt=0)
     allowed_origins: list[str] = Field(default_factory=list)
+    console_handshake_timeout_s: float = Field(
+        default=10,
+        gt=0,
+        le=60,
+        description="a browser's VNC console that has not finished the RFB handshake this long "
+        "after it connected is closed (Corral connects to the VM's screen only after it)",
+    )
+    console_max_per_user: int = Field(
+        default=8, ge=1, description="consoles (VNC and serial, half-open ones too) per user"
+    )
+    console_max_per_vm: int = Field(
+        default=16,
+        ge=1,
+        le=28,
+        description="consoles of one kind per VM (below QEMU's 32 VNC clients: typing, "
+        "screenshots and screen matching keep theirs)",
+    )
+    console_writer_reserve: int = Field(
+        default=4,
+        ge=0,
+        description="of console_max_per_vm, the consoles (and tickets) only operators and admins "
+        "may take: view-only users never fill a VM's last ones",
+    )
+    console_max_tickets_per_user: int = Field(
+        default=8, ge=1, description="console tickets a user may hold unused at a time"
+    )
+    event_streams_max_per_user: int = Field(
+        default=10, ge=1, description="event streams (`GET /api/v1/events`, one per page) per user"
+    )
     node_modules_dir: Path | None = Field(
         default=None,
         description="where `npm ci` put the front-end packages; default: the checkout's",
@@ -92,6 +121,15 @@ class Settings(BaseSettings):
     power_off_timeout_s: float = Field(
         default=120, gt=0, description="how long a host may take to go down after power-off"
     )
+
+    @model_validator(mode="after")
+    def _reserve_below_cap(self) -> Settings:
+        if self.console_writer_reserve >= self.console_max_per_vm:
+            raise ValueError(
+                "console_writer_reserve must be below console_max_per_vm (or viewers could "
+                "open no console at all)"
+            )
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -5,6 +5,10 @@ flow end to end). browser → server: every message is framed (``corral.rfb.Clie
 so a view-only session drops input server-side and a malformed message ends the session. The
 relay plays the RFB server toward the browser up to ServerInit (security None: the browser was
 authenticated by its ticket); the upstream connection did the real server's security.
+
+The upstream (one of QEMU's VNC client slots) is opened only once the browser has sent its
+ClientInit, and a browser that has not within ``handshake_timeout_s`` is closed: sockets that
+never speak cost QEMU nothing. The caller's rights are watched from the start.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from corral.errors import CorralError
 from corral.rfb import (
     NEED_DATA,
     PAUSED,
@@ -35,8 +40,11 @@ log = logging.getLogger(__name__)
 #: QEMU closes a connection whose clipboard message is above 1 MiB: refuse the same here.
 VIEWER_LIMITS = Limits(max_cut_text_bytes=1 << 20)
 
+#: A viewer that has not sent its ClientInit this long after connecting is closed (Settings).
+HANDSHAKE_TIMEOUT_S = 10.0
+
 # WebSocket close codes (RFC 6455).
-NORMAL, POLICY, UNSUPPORTED_DATA = 1000, 1008, 1003
+NORMAL, POLICY, UNSUPPORTED_DATA, INTERNAL = 1000, 1008, 1003, 1011
 
 
 class ViewerGone(Exception):
@@ -58,12 +66,12 @@ async def _receive(ws: WebSocket) -> bytes:
     return bytes(data)
 
 
-async def _handshake(ws: WebSocket, upstream: Upstream) -> bytes:
-    """Play the server toward the viewer; returns the viewer's bytes already read after it."""
-    hs = RelayServerHandshake(upstream.connected.server_init_bytes())
+async def _viewer_handshake(ws: WebSocket) -> RelayServerHandshake:
+    """Play the server toward the viewer up to its ClientInit (state ``SERVER_INIT``)."""
+    hs = RelayServerHandshake()
     try:
         await ws.send_bytes(hs.data_to_send())
-        while hs.state is not RelayHandshakeState.DONE:
+        while hs.state is not RelayHandshakeState.SERVER_INIT:
             hs.receive_data(await _receive(ws))
             while hs.next_event() not in (NEED_DATA, PAUSED):
                 pass
@@ -74,7 +82,7 @@ async def _handshake(ws: WebSocket, upstream: Upstream) -> bytes:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 await ws.send_bytes(out)
         raise ViewerGone(POLICY, exc.message) from exc
-    return hs.take_unparsed()
+    return hs
 
 
 async def _to_viewer(ws: WebSocket, upstream: Upstream) -> str:
@@ -114,38 +122,71 @@ def _forwardable(reader: Reader, view_only: bool) -> bytes | None:
     return b"".join(out)
 
 
-async def relay(
+async def _session(
     ws: WebSocket,
-    upstream: Upstream,
-    *,
+    open_upstream: Callable[[], Awaitable[Upstream]],
     view_only: bool,
-    rights_end: Callable[[], Awaitable[str]],
-) -> str:
-    """Relay until either side closes or ``rights_end()`` returns; returns why it ended.
-    The WebSocket must be accepted; it and the upstream are closed on return."""
-    code, reason = NORMAL, "closed"
+    handshake_timeout_s: float,
+) -> tuple[int, str]:
+    """The viewer's handshake, then the upstream, then relaying: (close code, why it ended)."""
+    try:
+        async with asyncio.timeout(handshake_timeout_s):
+            hs = await _viewer_handshake(ws)
+    except TimeoutError:
+        return (
+            POLICY,
+            f"the viewer did not finish the RFB handshake within {handshake_timeout_s:g} s",
+        )
+    try:
+        upstream = await open_upstream()
+    except CorralError as exc:
+        return INTERNAL, exc.message
     tasks: list[asyncio.Future[str]] = []
     try:
-        unparsed = await _handshake(ws, upstream)
+        hs.send_server_init(upstream.connected.server_init_bytes())
+        await ws.send_bytes(hs.data_to_send())
         tasks = [
             asyncio.ensure_future(_to_viewer(ws, upstream)),
-            asyncio.ensure_future(_to_server(ws, upstream, unparsed, view_only)),
-            asyncio.ensure_future(rights_end()),
+            asyncio.ensure_future(_to_server(ws, upstream, hs.take_unparsed(), view_only)),
         ]
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finished = done.pop()
-        reason = finished.result()
-        if finished is tasks[2]:
-            code = POLICY  # the session or the rights ended: the console ends with them
-    except ViewerGone as exc:
-        code, reason = exc.code, exc.reason
-    except (WebSocketDisconnect, ConnectionError, OSError) as exc:
-        reason = f"connection lost: {exc!r}"
+        return NORMAL, done.pop().result()
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await upstream.close()
+
+
+async def relay(
+    ws: WebSocket,
+    open_upstream: Callable[[], Awaitable[Upstream]],
+    *,
+    view_only: bool,
+    rights_end: Callable[[], Awaitable[str]],
+    handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+) -> str:
+    """Relay until either side closes, the viewer's handshake times out, or ``rights_end()``
+    returns (watched from the start, the handshake included); returns why it ended. The
+    WebSocket must be accepted; ``open_upstream()`` (CorralError when it cannot) is called once
+    the viewer sent its ClientInit. Everything is closed on return."""
+    code, reason = NORMAL, "closed"
+    watch = asyncio.ensure_future(rights_end())
+    session = asyncio.ensure_future(_session(ws, open_upstream, view_only, handshake_timeout_s))
+    try:
+        await asyncio.wait((watch, session), return_when=asyncio.FIRST_COMPLETED)
+        if watch.done():
+            code, reason = POLICY, watch.result()  # the session or the rights ended
+        else:
+            code, reason = session.result()
+    except ViewerGone as exc:
+        code, reason = exc.code, exc.reason
+    except (WebSocketDisconnect, ConnectionError, OSError) as exc:
+        reason = f"connection lost: {exc!r}"
+    finally:
+        for task in (watch, session):
+            task.cancel()
+        await asyncio.gather(watch, session, return_exceptions=True)
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await ws.close(code=code, reason=reason[:120])
     return reason

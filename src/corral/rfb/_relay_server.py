@@ -9,6 +9,9 @@ Transitions (RFC 6143 §7.1-7.3; one method per state, each reads one viewer mes
        └──3.7/3.8──▶ SECURITY           the relay offers one type: [None]
     SECURITY ──None──▶ CLIENT_INIT      3.8: SecurityResult OK; 3.7: no SecurityResult
     CLIENT_INIT ─────▶ DONE             the relay sends ServerInit; RelayReady
+       └─(no ServerInit yet)─▶ SERVER_INIT  PAUSED until ``send_server_init``: a relay may
+                                        connect to the real server only once the viewer spoke
+    SERVER_INIT ─send_server_init─▶ DONE
     any state ── malformed, unsupported or EOF ──▶ ERROR
 """
 
@@ -32,6 +35,17 @@ _ACCEPTED = {(3, 3), (3, 7), (3, 8)}
 _OK, _FAILED = struct.pack(">I", 0), struct.pack(">I", 1)
 
 
+def _checked(server_init: bytes) -> bytes:
+    if len(server_init) < 24 or struct.unpack_from(">I", server_init, 20)[0] != (
+        len(server_init) - 24
+    ):
+        raise LocalProtocolError(
+            "server_init must be one complete ServerInit message (width, height, pixel "
+            "format, name): pass Connected.server_init_bytes()"
+        )
+    return bytes(server_init)
+
+
 _Handler = Callable[["RelayServerHandshake", Reader], None]
 
 
@@ -39,6 +53,7 @@ class RelayHandshakeState(enum.Enum):
     VERSION = enum.auto()
     SECURITY = enum.auto()
     CLIENT_INIT = enum.auto()
+    SERVER_INIT = enum.auto()
     DONE = enum.auto()
     ERROR = enum.auto()
 
@@ -53,21 +68,17 @@ class RelayServerHandshake:
     ``ClientMessageReader`` (``unparsed=``). After a ``RemoteProtocolError``,
     ``data_to_send()`` may hold a refusal with a reason (3.8) worth sending before closing.
 
-    ``server_init`` is the real server's ServerInit (``Connected.server_init_bytes()``).
+    ``server_init`` is the real server's ServerInit (``Connected.server_init_bytes()``). Without
+    it the handshake stops at ClientInit (state ``SERVER_INIT``, ``next_event`` gives
+    ``PAUSED``) until ``send_server_init``: a relay need not hold a connection to the real
+    server for a viewer that never gets that far.
     """
 
-    def __init__(self, server_init: bytes) -> None:
-        if len(server_init) < 24 or struct.unpack_from(">I", server_init, 20)[0] != (
-            len(server_init) - 24
-        ):
-            raise LocalProtocolError(
-                "server_init must be one complete ServerInit message (width, height, pixel "
-                "format, name): pass Connected.server_init_bytes()"
-            )
+    def __init__(self, server_init: bytes | None = None) -> None:
         self.state = RelayHandshakeState.VERSION
         self.version = (3, 8)
         self.shared = True
-        self._server_init = bytes(server_init)
+        self._server_init = None if server_init is None else _checked(server_init)
         self._buf = bytearray()
         self._pos = 0
         self._eof = False
@@ -94,6 +105,18 @@ class RelayServerHandshake:
         self._out.clear()
         return out
 
+    def send_server_init(self, server_init: bytes) -> None:
+        """Answer the viewer's ClientInit (state ``SERVER_INIT``) with the real server's
+        ServerInit; ``RelayReady`` follows."""
+        if self.state is not RelayHandshakeState.SERVER_INIT:
+            raise LocalProtocolError(
+                f"send_server_init called in state {self.state.name}; wait until the viewer's "
+                "ClientInit arrived (state SERVER_INIT)"
+            )
+        self._out += _checked(server_init)
+        self._events.append(RelayReady(self.version, self.shared))
+        self.state = RelayHandshakeState.DONE
+
     def take_unparsed(self) -> bytes:
         """The viewer's bytes after ClientInit (its first messages, if it did not wait)."""
         if self.state is not RelayHandshakeState.DONE:
@@ -108,13 +131,16 @@ class RelayServerHandshake:
     # --- events -----------------------------------------------------------------------------
     def next_event(self) -> Event:
         """``ClientVersion``, ``SecurityChosen``, ``RelayReady``, or ``NEED_DATA``; after
-        ``RelayReady``, ``PAUSED`` (hand the stream over)."""
+        ``RelayReady``, ``PAUSED`` (hand the stream over); ``PAUSED`` too while waiting for
+        ``send_server_init``."""
         if self._events:
             return self._events.popleft()
         if self.state is RelayHandshakeState.ERROR:
             raise LocalProtocolError("the viewer's handshake already failed; close the session")
-        if self.state is RelayHandshakeState.DONE:
-            return PAUSED  # h11's PAUSED: only the caller can go on, with take_unparsed()
+        if self.state in (RelayHandshakeState.DONE, RelayHandshakeState.SERVER_INIT):
+            # h11's PAUSED: only the caller can go on, with take_unparsed() or
+            # send_server_init()
+            return PAUSED
         try:
             return self._next_event()
         except RemoteProtocolError:
@@ -134,6 +160,8 @@ class RelayServerHandshake:
                     ) from None
                 return NEED_DATA
             self._pos = r.pos
+            if self.state is RelayHandshakeState.SERVER_INIT and not self._events:
+                return PAUSED  # ClientInit read; the caller brings the ServerInit
         return self._events.popleft()
 
     # --- one method per state ---------------------------------------------------------------
@@ -176,9 +204,9 @@ class RelayServerHandshake:
 
     def _on_client_init(self, r: Reader) -> None:
         self.shared = r.u8() != 0
-        self._out += self._server_init
-        self._events.append(RelayReady(self.version, self.shared))
-        self.state = RelayHandshakeState.DONE
+        self.state = RelayHandshakeState.SERVER_INIT
+        if self._server_init is not None:
+            self.send_server_init(self._server_init)
 
     _HANDLERS: ClassVar[dict[RelayHandshakeState, _Handler]] = {
         RelayHandshakeState.VERSION: _on_version,

@@ -106,7 +106,10 @@ class AuthService:
 
     async def revoke_token(self, principal: Principal, token_id: str) -> TokenInfo:
         owner = None if principal.allows(Role.ADMIN) else principal.user
-        return await self._db(lambda s: store.revoke_token(s, token_id, owner=owner))
+        info = await self._db(lambda s: store.revoke_token(s, token_id, owner=owner))
+        # Streams opened with the token (consoles, events) end at once, not at their next check.
+        self._bus.publish(Event("token", "revoked", {"id": token_id}))
+        return info
 
     async def whoami(self, principal: Principal) -> UserInfo:
         return await self._db(lambda s: store.user_info(store.get_user(s, principal.user)))
@@ -135,6 +138,8 @@ class AuthService:
             store.delete_user(session, name)
 
         await self._db(_delete)
+        # The user's open streams (consoles, events), half-open consoles included, end at once.
+        self._bus.publish(Event("user", "deleted", {"name": name}))
 
     def create_user_sync(self, name: str, password: str, role: Role) -> UserInfo:
         return create_user_offline(self._db, name, password, role)

@@ -3,7 +3,8 @@
 A page asks for a ticket (``POST /api/v1/vms/{name}/console/ticket``) and opens the WebSocket
 with it. A ticket lives 30 seconds, opens one connection, and is bound to the user and their
 session or token, to one VM and console kind, and to the Origin the page was served from (a
-page of another site cannot use a ticket it stole: CVE-2015-0259's lesson).
+page of another site cannot use a ticket it stole: CVE-2015-0259's lesson). Unused tickets are
+capped per user and per VM (``ConsoleCaps``): asking for tickets never used cannot pile up.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
 from corral.errors import PermissionDenied
 from corral.model.auth import Role
 from corral.services.principal import Principal
+from corral.services.stream_caps import ConsoleCaps, Holder
 
 TICKET_TTL_S = 30.0
-#: Outstanding tickets kept at most (expired ones are pruned first): a bound, not a quota.
-MAX_OUTSTANDING = 10_000
+#: Without settings: what ``Settings`` defaults to.
+DEFAULT_CAPS = ConsoleCaps(per_user=8, per_vm=16, writer_reserve=4)
 
 
 class ConsoleKind(StrEnum):
@@ -47,28 +49,38 @@ def _same_caller(a: Principal, b: Principal) -> bool:
 class ConsoleTickets:
     """In memory, per manager process (a console connects to the process that issued it)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, caps: ConsoleCaps = DEFAULT_CAPS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._caps = caps
         self._clock = clock
         self._tickets: dict[str, ConsoleTicket] = {}
 
     def issue(
         self, principal: Principal, vm: str, kind: ConsoleKind, origin: str | None
     ) -> ConsoleTicket:
+        """A new ticket; RateLimited when the user or the VM holds too many unused ones."""
         now = self._clock()
         self._prune(now)
-        while len(self._tickets) >= MAX_OUTSTANDING:
-            self._tickets.pop(next(iter(self._tickets)))
+        writer = principal.allows(Role.OPERATOR)
+        held = [Holder(t.principal.user, t.vm, t.kind.value, not t.view_only) for t in self]
+        self._caps.check(
+            held, Holder(principal.user, vm, kind.value, writer), "unused console ticket"
+        )
         ticket = ConsoleTicket(
             secret=secrets.token_urlsafe(32),
             principal=principal,
             vm=vm,
             kind=kind,
             origin=origin,
-            view_only=not principal.allows(Role.OPERATOR),
+            view_only=not writer,
             expires_at=now + TICKET_TTL_S,
         )
         self._tickets[ticket.secret] = ticket
         return ticket
+
+    def __iter__(self) -> Iterator[ConsoleTicket]:
+        return iter(list(self._tickets.values()))
 
     def _prune(self, now: float) -> None:
         for secret in [s for s, t in self._tickets.items() if t.expires_at <= now]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import timedelta
 
@@ -22,6 +23,7 @@ from corral.services.migrations import MIGRATE_KIND, MigrationServices
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
+from corral.services.stream_caps import ConsoleCaps, OpenStreams, per_user_cap
 from corral.services.tasks import TaskService
 from corral.services.vms import VmServices
 from corral.store import SessionPolicy, Store
@@ -49,7 +51,19 @@ class Services:
         )
         self.tasks = TaskService(self.db, self.bus)
         self.locks = OperationLocks()
-        self.console_tickets = ConsoleTickets()
+        caps = ConsoleCaps(
+            per_user=settings.console_max_per_user,
+            per_vm=settings.console_max_per_vm,
+            writer_reserve=settings.console_writer_reserve,
+        )
+        self.console_tickets = ConsoleTickets(
+            dataclasses.replace(caps, per_user=settings.console_max_tickets_per_user)
+        )
+        #: Open consoles (VNC and serial), counted from the accepted socket on.
+        self.consoles = OpenStreams(lambda held, new: caps.check(held, new, "open console"))
+        self.event_streams = OpenStreams(
+            per_user_cap(settings.event_streams_max_per_user, "event stream")
+        )
         self.cluster = ClusterSettingsService(self.db, self.audit)
         # Hosts report events to the reconciler, which reads hosts: a forwarding lambda breaks
         # the construction cycle.

@@ -11,7 +11,7 @@ import contextlib
 
 import libvirt
 
-from corral.errors import HostError
+from corral.errors import Conflict, HostError
 
 _WATCH = (
     libvirt.VIR_STREAM_EVENT_READABLE
@@ -20,6 +20,23 @@ _WATCH = (
 )
 _EAGAIN = -2
 _READ_SIZE = 64 * 1024
+#: What libvirt says when another client holds the console (VIR_ERR_OPERATION_FAILED).
+_BUSY = "Active console session exists"
+
+
+def open_console(dom: libvirt.virDomain, stream: libvirt.virStream, flags: int) -> None:
+    """Attach ``stream`` to the domain's first console (worker thread); Conflict when another
+    client holds it and ``flags`` lack ``VIR_DOMAIN_CONSOLE_FORCE``."""
+    try:
+        dom.openConsole(None, stream, flags)
+    except libvirt.libvirtError as err:
+        if _BUSY in (err.get_error_message() or ""):
+            raise Conflict(
+                "another client (e.g. `virsh console` on the host) holds the VM's serial "
+                "console: close it there, or have an operator open the console (operators "
+                "take it over)"
+            ) from err
+        raise
 
 
 class SerialConsole:

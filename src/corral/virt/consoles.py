@@ -11,7 +11,7 @@ import libvirt
 from corral.virt import _qmp, _storage, _transfer, _vnc
 from corral.virt._connection import ManagedConnection
 from corral.virt._lookup import lookup
-from corral.virt.console import SerialConsole
+from corral.virt.console import SerialConsole, open_console
 from corral.virt.storage import PoolStorage
 
 
@@ -48,13 +48,15 @@ class HostConsoles:
 
         await self._conn.run(f"delete the serial log of VM {name}", job)
 
-    async def open_serial_console(self, uuid: str) -> SerialConsole:
+    async def open_serial_console(self, uuid: str, *, force: bool = False) -> SerialConsole:
+        """The domain's first console. Conflict when another client holds it, unless ``force``
+        (which takes it from that client)."""
         conn = self._conn.require()
         stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
         what = f"serial console of domain {uuid}"
+        flags = libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else 0
         await self._conn.run(
-            f"open the {what}",
-            lambda c: lookup(c, uuid).openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE),
+            f"open the {what}", lambda c: open_console(lookup(c, uuid), stream, flags)
         )
         return SerialConsole(stream, what)
 

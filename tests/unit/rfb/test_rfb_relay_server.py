@@ -162,6 +162,39 @@ def test_misuse_is_a_local_error() -> None:
     assert done.next_event() is PAUSED
 
 
+def test_the_server_init_may_come_after_the_viewers_client_init() -> None:
+    """A relay that connects to the real server only once the viewer has spoken: the
+    handshake pauses at ClientInit, keeps what the viewer sends meanwhile, and goes on with the
+    ServerInit the caller brings."""
+    hs = RelayServerHandshake()
+    sent = hs.data_to_send()
+    first = viewer.novnc_first_messages(640, 480)
+    hs.receive_data(viewer.handshake(8, shared=False))
+    events = []
+    while (event := hs.next_event()) not in (NEED_DATA, PAUSED):
+        events.append(event)
+    assert event is PAUSED and hs.state is RelayHandshakeState.SERVER_INIT
+    assert events == [ClientVersion((3, 8)), SecurityChosen(1)]
+    hs.receive_data(first)  # noVNC would wait; a pipelining viewer does not
+    assert hs.next_event() is PAUSED
+    with pytest.raises(LocalProtocolError, match="wait for RelayReady"):
+        hs.take_unparsed()
+    with pytest.raises(LocalProtocolError, match=r"Connected\.server_init_bytes"):
+        hs.send_server_init(SERVER_INIT[:-1])
+    hs.send_server_init(SERVER_INIT)
+    assert hs.next_event() == RelayReady((3, 8), False)
+    assert sent + hs.data_to_send() == GREETING + b"\x01\x01" + OK + SERVER_INIT
+    assert hs.take_unparsed() == first
+    with pytest.raises(LocalProtocolError, match="in state DONE"):
+        hs.send_server_init(SERVER_INIT)
+
+
+def test_server_init_is_refused_before_client_init() -> None:
+    hs = RelayServerHandshake()
+    with pytest.raises(LocalProtocolError, match="in state VERSION"):
+        hs.send_server_init(SERVER_INIT)
+
+
 @pytest.mark.parametrize("size", [1, 3, 1000])
 def test_relay_and_this_packages_client_sans_io(size: int) -> None:
     """The handshake against ``RFBConnection``: the client ends up with the offered ServerInit,

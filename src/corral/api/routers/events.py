@@ -8,11 +8,14 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from corral.api.deps import Svc, Viewer
+from corral.api.openapi import problem_responses
 from corral.model.auth import Role
 from corral.services.events import Event
 from corral.services.rights_watch import until_rights_end
+from corral.services.stream_caps import Holder
 
 router = APIRouter(tags=["events"])
 
@@ -48,18 +51,21 @@ def format_event(event: Event, event_id: int) -> bytes:
             "description": "a stream of `event: vm|host|task|power` messages whose `data` is JSON "
             "with a `kind` (e.g. `started`, `updated`) and the object's fields; it ends when "
             "the caller's session or token does",
-        }
+        },
+        429: problem_responses((429, "the caller has too many event streams open"))[429],
     },
 )
 async def event_stream(svc: Svc, who: Viewer) -> StreamingResponse:
-    """Live events of every host: VM lifecycle, host connection, task progress."""
+    """Live events of every host: VM lifecycle, host connection, task progress. A user may
+    hold ``event_streams_max_per_user`` streams at a time (about one per open page)."""
+    release = svc.event_streams.claim(Holder(who.user))
 
     async def stream() -> AsyncIterator[bytes]:
-        yield b": corral events\n\n"
         ended = asyncio.create_task(until_rights_end(svc.auth, svc.bus, who, Role.VIEWER))
         getter: asyncio.Future[Event] | None = None
         count = 0
         try:
+            yield b": corral events\n\n"
             async with svc.bus.subscribe() as events:
                 while not ended.done():
                     getter = asyncio.ensure_future(events.get())
@@ -77,6 +83,7 @@ async def event_stream(svc: Svc, who: Viewer) -> StreamingResponse:
                         yield format_event(event, count)
             yield f"event: end\ndata: {json.dumps({'reason': ended.result()})}\n\n".encode()
         finally:
+            release()
             # The client went away mid-wait: nothing may be left pending.
             for task in (ended, getter):
                 if task is not None:
@@ -87,4 +94,6 @@ async def event_stream(svc: Svc, who: Viewer) -> StreamingResponse:
         stream(),
         media_type=EVENT_STREAM,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        # Should the stream never start (the client left at once), the count drops all the same.
+        background=BackgroundTask(release),
     )

@@ -1,16 +1,22 @@
-"""A VM's first serial port: its log (kept by virtlogd in the pool) and the live console."""
+"""A VM's first serial port: its log (kept by virtlogd in the pool) and the live console,
+shared by every reader (``SerialHubs``)."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 from corral.errors import Conflict
 from corral.model.vm import VmState
 from corral.services.vms.inventory import VmInventory
-from corral.virt import SerialConsole
+from corral.services.vms.serial_hub import SerialHubs, SerialTap
+from corral.virt import LibvirtHost, SerialConsole
 
 
 class VmSerial:
     def __init__(self, inventory: VmInventory) -> None:
         self._inventory = inventory
+        self.hubs = SerialHubs()
 
     async def log(self, name: str, tail_bytes: int | None) -> bytes:
         row, host = await self._inventory.locate(name)
@@ -22,7 +28,24 @@ class VmSerial:
         if record.state not in (VmState.RUNNING, VmState.PAUSED):
             raise Conflict(f"VM {name!r} is {record.state.value}: start it to use its console")
 
-    async def open(self, name: str) -> SerialConsole:
+    @contextlib.asynccontextmanager
+    async def tap(self, name: str, writer: bool) -> AsyncIterator[SerialTap]:
+        """A reader of the VM's console (``writer``: its keys reach the guest). The first
+        reader opens the VM's console stream; the others share it."""
         await self.check_open(name)
         _row, host, record = await self._inventory.record(name)
-        return await host.consoles.open_serial_console(record.uuid)
+        async with self.hubs.tap(
+            record.uuid, writer, lambda: _open(host, record.uuid, writer)
+        ) as tap:
+            yield tap
+
+
+async def _open(host: LibvirtHost, uuid: str, writer: bool) -> SerialConsole:
+    """Without force: Corral never takes the console from a client. Only when a client outside
+    Corral (``virsh console``) holds it may an operator take it over, as before."""
+    try:
+        return await host.consoles.open_serial_console(uuid)
+    except Conflict:
+        if not writer:
+            raise
+        return await host.consoles.open_serial_console(uuid, force=True)

@@ -1,0 +1,92 @@
+"""Caps on consoles, console tickets and event streams: per user, per VM and kind, and the
+reserve view-only users never fill."""
+
+from __future__ import annotations
+
+import pytest
+
+from corral.errors import RateLimited
+from corral.model.auth import Role
+from corral.services.console_tickets import ConsoleKind, ConsoleTickets
+from corral.services.principal import Principal
+from corral.services.stream_caps import ConsoleCaps, Holder, OpenStreams, per_user_cap
+
+CAPS = ConsoleCaps(per_user=3, per_vm=5, writer_reserve=2)
+
+
+def _consoles() -> OpenStreams:
+    return OpenStreams(lambda held, new: CAPS.check(held, new, "open console"))
+
+
+def test_a_user_holds_at_most_per_user_consoles_of_every_kind_together() -> None:
+    consoles = _consoles()
+    consoles.claim(Holder("eve", "vm1", "vnc"))
+    consoles.claim(Holder("eve", "vm2", "serial"))
+    release = consoles.claim(Holder("eve", "vm3", "vnc"))
+    with pytest.raises(RateLimited, match=r"'eve' already holds 3 open consoles \(at most 3"):
+        consoles.claim(Holder("eve", "vm4", "vnc"))
+    consoles.claim(Holder("bob", "vm4", "vnc"))  # others are not affected
+    release()
+    release()  # idempotent: the second call frees nothing more
+    consoles.claim(Holder("eve", "vm4", "vnc"))
+    assert len(consoles.held()) == 4
+
+
+def test_viewers_never_fill_a_vms_writer_reserve() -> None:
+    consoles = _consoles()
+    for n in range(3):  # per_vm - writer_reserve
+        consoles.claim(Holder(f"viewer{n}", "vm1", "vnc"))
+    with pytest.raises(RateLimited, match=r"VM 'vm1' .* 3 vnc open consoles .*view-only"):
+        consoles.claim(Holder("viewer9", "vm1", "vnc"))
+    consoles.claim(Holder("viewer9", "vm1", "serial"))  # another kind: counted apart
+    consoles.claim(Holder("op1", "vm1", "vnc", writer=True))
+    consoles.claim(Holder("op2", "vm1", "vnc", writer=True))
+    with pytest.raises(RateLimited, match=r"at most 5\)"):
+        consoles.claim(Holder("op3", "vm1", "vnc", writer=True))
+
+
+def test_hold_releases_on_the_way_out_and_holds_nothing_when_refused() -> None:
+    consoles = _consoles()
+    with consoles.hold(Holder("eve", "vm1", "vnc")):
+        assert len(consoles.held()) == 1
+    assert consoles.held() == []
+    for _ in range(3):
+        consoles.claim(Holder("eve", "vm1", "vnc"))
+    with pytest.raises(RateLimited), consoles.hold(Holder("eve", "vm1", "vnc")):
+        pass
+    assert len(consoles.held()) == 3
+
+
+def test_unused_tickets_are_capped_per_user_and_per_vm() -> None:
+    now = [0.0]
+    tickets = ConsoleTickets(CAPS, clock=lambda: now[0])
+    viewer = Principal("eve", Role.VIEWER, token_id="t1")
+    for _ in range(3):
+        tickets.issue(viewer, "vm1", ConsoleKind.VNC, None)
+    with pytest.raises(RateLimited, match="unused console tickets"):
+        tickets.issue(viewer, "vm2", ConsoleKind.VNC, None)
+    # A used ticket no longer counts.
+    secret = next(t.secret for t in tickets if t.principal.user == "eve")
+    tickets.redeem(secret, viewer, "vm1", ConsoleKind.VNC, None)
+    tickets.issue(viewer, "vm2", ConsoleKind.VNC, None)
+    # The VM's reserve: another viewer finds vm1 full for view-only users (3 of 5)...
+    other = Principal("mallory", Role.VIEWER, token_id="t2")
+    tickets.issue(other, "vm1", ConsoleKind.VNC, None)
+    with pytest.raises(RateLimited, match="VM 'vm1'"):
+        tickets.issue(other, "vm1", ConsoleKind.VNC, None)
+    # ...an operator does not.
+    operator = Principal("olga", Role.OPERATOR, token_id="t3")
+    assert tickets.issue(operator, "vm1", ConsoleKind.VNC, None).view_only is False
+    # Expired tickets do not count either.
+    now[0] += 31
+    for _ in range(3):
+        tickets.issue(viewer, "vm1", ConsoleKind.VNC, None)
+
+
+def test_event_streams_are_capped_per_user() -> None:
+    streams = OpenStreams(per_user_cap(2, "event stream"))
+    streams.claim(Holder("eve"))
+    streams.claim(Holder("eve"))
+    with pytest.raises(RateLimited, match=r"'eve' already has 2 event streams open \(at most 2"):
+        streams.claim(Holder("eve"))
+    streams.claim(Holder("bob"))
