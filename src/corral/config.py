@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     local_host_name: str = "local"
     local_host_uri: str = "qemu:///system"
     local_host_accelerator: Accelerator | None = None
+    allow_test_hosts: bool = Field(
+        default=False,
+        description="hosts may be added with libvirt's test driver (test:///default): for "
+        "simulations and tests, never in production",
+    )
     pool_dir: str = "/var/lib/libvirt/corral/images"
     host_path_roots: list[str] = Field(
         default_factory=list,

@@ -91,8 +91,8 @@ def _png_template(drawn: str) -> str:
 #: machine's own libvirtd (its pools and domains are the user's); ``qemu+tcp://8.8.8.8/…`` or an
 #: enrollment over SSH would send traffic off the machine, and so would a host power driver
 #: (IPMI to a BMC address, a Wake-on-LAN packet to a broadcast address).
-# Well-formed, never reachable (503), and not the system daemon's socket.
-CONFINED_URI = "qemu+unix:///system?socket=/nonexistent/corral-contract/libvirt-sock"
+# Allowed, never reachable (503): TLS to a port of loopback nothing listens on.
+CONFINED_URI = "qemu+tls://127.0.0.1:1/system"
 CONFINED_ADDRESS = "127.0.0.1"
 CLOSED_PORT = 1  # tcpmux: nothing listens there, ssh fails at once
 

@@ -111,24 +111,61 @@ class HostInfo(BaseModel):
     last_error: str | None = None
 
 
-#: The libvirt URIs Corral can manage: the QEMU driver over any of libvirt's transports, and
-#: libvirt's in-process test driver (for trying Corral out and for its own tests).
+#: The libvirt URIs Corral lets an administrator add (an allow-list, issue 13): the QEMU driver
+#: on this machine, over TLS or over SSH, and libvirt's test driver's built-in host. libvirt's
+#: other transports and query parameters can run programs (``ext``, ``command=``, ``netcat=``),
+#: reach any local socket (``unix``, ``socket=``) or read any file as root (``test:///FILE``
+#: quotes the file's first line in its parse error): none is ever accepted through the API.
+#: The local host's URI in Corral's configuration is the administrator's own, unchecked.
+#: [USER@]HOST[:PORT]: nothing ssh could take for an option (no leading "-"), no shell syntax.
+_AUTHORITY = (
+    r"([A-Za-z0-9_][A-Za-z0-9._-]{0,31}@)?"
+    r"([A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])(:[0-9]{1,5})?"
+)
+_PATH = r"/[A-Za-z0-9._/-]*"
+_SSH_PARAM = rf"(no_tty=[01]|keyfile={_PATH})"
 LIBVIRT_URI_PATTERN = (
-    # the QEMU driver: /system or /session, a host name for the network transports
-    # (the authority: printable ASCII but "/", "?" and "#")
-    r'^(qemu(\+(unix|ext))?://[!"$-.0->@-~]*/(system|session)'
-    r'|qemu\+(ssh|libssh|libssh2|tls|tcp)://[!"$-.0->@-~]+/(system|session)'
-    # libvirt's test driver: /default or a node file
-    r'|test://[!"$-.0->@-~]*/[!"$->@-~]+)(\?[!-~]*)?$'
+    r"^(qemu:///(system|session)"
+    rf"|qemu\+tls://{_AUTHORITY}/system(\?pkipath={_PATH})?"
+    rf"|qemu\+ssh://{_AUTHORITY}/system(\?{_SSH_PARAM}(&{_SSH_PARAM})?)?"
+    r"|test:///default)$"
 )
 LIBVIRT_URI_RULE = (
-    "must be a libvirt URI of printable ASCII without spaces: qemu:///system (this machine), "
-    "qemu+ssh://[USER@]HOST/system or qemu+tls://HOST/system (another host; also qemu+tcp, "
-    "qemu+libssh2, qemu+unix:///system?socket=PATH), or test:///default (libvirt's test driver)"
+    "must be a libvirt URI Corral allows: qemu:///system or qemu:///session (this machine), "
+    "qemu+tls://HOST/system (optionally ?pkipath= Corral's own libvirt PKI directory), "
+    "qemu+ssh://[USER@]HOST[:PORT]/system (optionally ?no_tty=1 and keyfile= a key in "
+    "Corral's ssh directory), or test:///default where allow_test_hosts is set; other "
+    "transports (ext, unix, tcp, libssh), socket=, command=, netcat= and test driver files "
+    "are refused"
 )
+
+
+def uri_params(uri: str) -> dict[str, str]:
+    """The query parameters of a URI that matched :data:`LIBVIRT_URI_PATTERN` (which allows
+    only the parameters Corral sets, with plain values: libvirt also splits at ";" and
+    unescapes %XX, neither can hide another parameter); ValueError for a repeated one or a
+    path with '..'."""
+    _, _, query = uri.partition("?")
+    params: dict[str, str] = {}
+    for pair in query.split("&") if query else []:
+        key, _, value = pair.partition("=")
+        if key in params:
+            raise ValueError(f"query parameter {key!r} is given twice")
+        if ".." in value.split("/"):
+            raise ValueError(f"{key} must be a path without '..'")
+        params[key] = value
+    return params
+
+
+def _check_uri(uri: str) -> str:
+    uri_params(uri)
+    return uri
+
+
 LibvirtUri = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1024, pattern=LIBVIRT_URI_PATTERN),
+    AfterValidator(_check_uri),
 ]
 
 

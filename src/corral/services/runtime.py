@@ -16,7 +16,7 @@ from corral.services.cluster import ClusterSettingsService
 from corral.services.console_tickets import ConsoleTickets
 from corral.services.events import EventBus
 from corral.services.host_paths import HostPathRule
-from corral.services.hosts import CertRotation, HostEnrollment, HostService
+from corral.services.hosts import CertRotation, HostEnrollment, HostService, HostUriPolicy
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
 from corral.services.migrations import MIGRATE_KIND, MigrationServices
@@ -69,7 +69,13 @@ class Services:
         # the construction cycle.
         self.pki = ClusterPki(settings.data_dir)
         self.hosts = HostService(
-            self.db, settings.pool_dir, lambda e: self.reconciler.on_event(e), self.pki
+            self.db,
+            settings.pool_dir,
+            lambda e: self.reconciler.on_event(e),
+            self.pki,
+            HostUriPolicy(
+                self.pki.libvirt_pkipath, settings.data_dir / "ssh", settings.allow_test_hosts
+            ),
         )
         self.enrollment = HostEnrollment(
             self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir, self.cluster

@@ -20,7 +20,7 @@ from typing import TypeVar
 import libvirt
 
 from corral.errors import HostUnreachable, OperationTimeout
-from corral.virt._errors import map_libvirt_errors
+from corral.virt._errors import describe_open_failure, map_libvirt_errors
 from corral.virt._eventloop import ensure_event_loop_impl
 from corral.virt._events import DomainEventRegistration
 from corral.virt.types import EVENT_CONNECTED, EVENT_DISCONNECTED, DomainEvent
@@ -72,7 +72,9 @@ class ManagedConnection:
         except HostUnreachable as err:
             raise HostUnreachable(
                 f"cannot connect to libvirt host {self.name} at {self.uri}: {err.message}. "
-                "Check that libvirtd runs there, that the URI is right and that Corral may use it."
+                "Check that libvirtd runs there, that the URI is right and that Corral may use "
+                f"it; `virsh -c '{self.uri}' version` on the Corral server shows libvirt's "
+                "own words."
             ) from err
         self._install(conn, ids)
 
@@ -83,7 +85,7 @@ class ManagedConnection:
             try:
                 conn = libvirt.open(self.uri)
             except libvirt.libvirtError as err:
-                raise HostUnreachable(err.get_error_message() or str(err)) from err
+                raise HostUnreachable(describe_open_failure(err)) from err
             try:
                 with contextlib.suppress(libvirt.libvirtError):  # local drivers: no keep-alive
                     conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
@@ -92,7 +94,7 @@ class ManagedConnection:
                 return conn, self._events.register(conn)
             except libvirt.libvirtError as err:
                 _release(conn, [])
-                raise HostUnreachable(err.get_error_message() or str(err)) from err
+                raise HostUnreachable(describe_open_failure(err)) from err
 
         try:
             async with asyncio.timeout(self.call_timeout):

@@ -114,3 +114,40 @@ def map_libvirt_errors(what: str) -> Iterator[None]:
         yield
     except libvirt.libvirtError as err:
         raise convert_libvirt_error(what, err) from err
+
+
+#: Why a connection could not be opened, in Corral's words by libvirt's error code. libvirt's
+#: own message is never passed on: opening a URI may read a file (the test driver quotes its
+#: first line) or talk to a remote end, and either would then speak in Corral's answers,
+#: task errors, logs and audit entries.
+_OPEN_FAILURES = {
+    libvirt.VIR_ERR_SYSTEM_ERROR: "a system call failed (no libvirtd listening, connection "
+    "refused, an unknown host name, a missing certificate or no permission)",
+    libvirt.VIR_ERR_NO_CONNECT: "no libvirt driver accepts this URI",
+    libvirt.VIR_ERR_AUTH_FAILED: "authentication failed",
+    libvirt.VIR_ERR_AUTH_CANCELLED: "authentication was cancelled",
+    libvirt.VIR_ERR_AUTH_UNAVAILABLE: "no authentication method is available",
+    libvirt.VIR_ERR_RPC: "the remote end broke libvirt's protocol or closed the connection",
+    libvirt.VIR_ERR_XML_ERROR: "libvirt could not parse what it read",
+    libvirt.VIR_ERR_XML_DETAIL: "libvirt could not parse what it read",
+    libvirt.VIR_ERR_INVALID_ARG: "libvirt does not accept this URI",
+    libvirt.VIR_ERR_OPERATION_DENIED: "libvirtd denied access",
+    libvirt.VIR_ERR_INTERNAL_ERROR: "libvirt reported an internal error",
+}
+_DOMAINS = {
+    libvirt.VIR_FROM_REMOTE: "remote",
+    libvirt.VIR_FROM_RPC: "rpc",
+    libvirt.VIR_FROM_QEMU: "qemu",
+    libvirt.VIR_FROM_TEST: "test",
+    libvirt.VIR_FROM_SSH: "ssh",
+    libvirt.VIR_FROM_AUTH: "auth",
+    libvirt.VIR_FROM_ACCESS: "access",
+    libvirt.VIR_FROM_CONF: "conf",
+}
+
+
+def describe_open_failure(err: libvirt.libvirtError) -> str:
+    """A fixed sentence for libvirt's error code, with the code and domain to look up."""
+    code, domain = err.get_error_code(), err.get_error_domain()
+    sentence = _OPEN_FAILURES.get(code, "libvirt refused the connection")
+    return f"{sentence} (libvirt error {code} from {_DOMAINS.get(domain, domain)})"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +21,11 @@ from corral.testbed.multihost import MultiHostTestbed
 PASSWORD = "correct-horse-battery-staple"
 BMC_USER = "corral"
 BMC_PASSWORD = "S3cret-BMC-pw"
+#: A node file for libvirt's test driver: a host distinct from test:///default.
+NODE_XML = (
+    "<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads>"
+    "<active>2</active><mhz>2000</mhz></cpu><memory>4194304</memory></node>"
+)
 
 
 @dataclass
@@ -30,18 +38,21 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """One app per test module: argon2 and migrations are too slow to repeat per test; tests
-    that change state use names of their own."""
-    tmp_path = tmp_path_factory.mktemp("api")
-    settings = Settings(
-        data_dir=tmp_path,
-        local_host_name="test",
-        local_host_uri="test:///default",
-        pool_dir=str(tmp_path / "pool"),
-        reconcile_interval_s=3600,
-    )
+@contextmanager
+def running_api(data_dir: Path, **overrides: Any) -> Iterator[Api]:
+    """The real app on libvirt's test driver with a user of each role logged in; ``overrides``
+    change the settings (the local host is ``test:///default`` unless they say otherwise)."""
+    options: dict[str, Any] = {
+        "data_dir": data_dir,
+        "local_host_name": "test",
+        "local_host_uri": "test:///default",
+        "pool_dir": str(data_dir / "pool"),
+        "reconcile_interval_s": 3600,
+        # These tests add libvirt's test driver as a host through the API.
+        "allow_test_hosts": True,
+        **overrides,
+    }
+    settings = Settings(**options)
     services = Services(settings)
     for role in Role:
         services.auth.create_user_sync(role.value, PASSWORD, role)
@@ -54,6 +65,14 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             assert answer.status_code == 201, answer.text
             tokens[role] = answer.json()["secret"]
         yield Api(client, services, tokens)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One app per test module: argon2 and migrations are too slow to repeat per test; tests
+    that change state use names of their own."""
+    with running_api(tmp_path_factory.mktemp("api")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

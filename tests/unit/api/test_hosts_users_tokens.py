@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,43 +10,11 @@ from fastapi.testclient import TestClient
 from corral.model.auth import Role
 from tests.unit.api.conftest import PASSWORD, Api
 
-NODE_XML = (
-    "<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>2</cores><threads>1</threads>"
-    "<active>2</active><mhz>2000</mhz></cpu><memory>4194304</memory></node>"
-)
-
-
-@pytest.fixture
-def other_host_uri(tmp_path: Path) -> str:
-    """A second, distinct libvirt host: the test driver with a node file of its own."""
-    node = tmp_path / "node.xml"
-    node.write_text(NODE_XML)
-    return f"test://{node}"
-
-
-def test_add_and_remove_a_host(api: Api, other_host_uri: str) -> None:
-    added = api.client.post(
-        "/api/v1/hosts",
-        json={"name": "second", "uri": other_host_uri, "accelerator": "tcg"},
-        headers=api.headers(),
-    )
-    assert added.status_code == 201, added.text
-    assert added.json()["connected"] is True and added.json()["accelerator"] == "tcg"
-    names = [h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()]
-    assert names == ["test", "second"]
-    dup = api.client.post(
-        "/api/v1/hosts", json={"name": "second", "uri": other_host_uri}, headers=api.headers()
-    )
-    assert dup.status_code == 409
-    assert "a host named 'second' already exists" in dup.json()["detail"]
-    assert api.client.delete("/api/v1/hosts/second", headers=api.headers()).status_code == 204
-    assert api.client.get("/api/v1/hosts/second", headers=api.headers()).status_code == 404
-
 
 def test_unreachable_host_is_refused_and_not_recorded(api: Api) -> None:
     answer = api.client.post(
         "/api/v1/hosts",
-        json={"name": "ghost", "uri": "qemu+unix:///system?socket=/nonexistent/sock"},
+        json={"name": "ghost", "uri": "qemu+tls://127.0.0.1:1/system"},  # nothing listens
         headers=api.headers(),
     )
     assert answer.status_code == 503, answer.text
@@ -64,7 +30,7 @@ def test_unreachable_host_is_refused_and_not_recorded(api: Api) -> None:
         ("qemu:///system\x1b[2J", "must be a libvirt URI"),
         ("qemu:///system\ud800", "valid string"),
         ("qemu:///syst\u00e8me", "must be a libvirt URI"),
-        ("qemu+ssh:///system", "qemu+ssh://[USER@]HOST/system"),
+        ("qemu+ssh:///system", "qemu+ssh://[USER@]HOST[:PORT]/system"),
         ("qemu:///", "must be a libvirt URI"),
         ("http://h2/system", "must be a libvirt URI"),
         ("qemu:///system with spaces", "must be a libvirt URI"),
@@ -94,24 +60,6 @@ def test_one_libvirt_host_is_registered_once(api: Api) -> None:
     assert "already registered as 'test'" in again.json()["detail"]
     names = [h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()]
     assert "again" not in names
-
-
-def test_concurrent_registrations_of_one_host_leave_one(api: Api, other_host_uri: str) -> None:
-    def add(index: int) -> int:
-        answer = api.client.post(
-            "/api/v1/hosts",
-            json={"name": f"twin{index}", "uri": other_host_uri},
-            headers=api.headers(),
-        )
-        return answer.status_code
-
-    with ThreadPoolExecutor(9) as pool:
-        statuses = sorted(pool.map(add, range(9)))
-    assert statuses == [201] + [409] * 8
-    hosts = api.client.get("/api/v1/hosts", headers=api.headers()).json()
-    twins = [h["name"] for h in hosts if h["name"].startswith("twin")]
-    assert len(twins) == 1
-    assert api.client.delete(f"/api/v1/hosts/{twins[0]}", headers=api.headers()).status_code == 204
 
 
 def test_a_host_with_vms_cannot_be_removed(api: Api) -> None:

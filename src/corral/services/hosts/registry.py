@@ -13,6 +13,7 @@ from corral.model.host import HostCreate, HostInfo, SshAccess
 from corral.model.vm import Accelerator
 from corral.pki import ClusterPki
 from corral.services._db import Db
+from corral.services.hosts.uri_policy import HostUriPolicy
 from corral.virt import DomainEvent, LibvirtHost
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,15 @@ class HostService:
     retried in the background (LibvirtHost itself handles reconnects after the first success)."""
 
     def __init__(
-        self, db: Db, pool_dir: str, on_event: EventHandler, pki: ClusterPki | None = None
+        self,
+        db: Db,
+        pool_dir: str,
+        on_event: EventHandler,
+        pki: ClusterPki | None,
+        uri_policy: HostUriPolicy,
     ) -> None:
         self._db = db
+        self._uri_policy = uri_policy
         self._pool_dir = pool_dir
         self._on_event = on_event
         self.pki = pki
@@ -194,6 +201,9 @@ class HostService:
         return libvirt_id
 
     async def add(self, request: HostCreate) -> HostInfo:
+        """Add a host by URI: only URIs the policy allows (never one that runs a program,
+        opens any socket or reads any file), connected to before it is recorded."""
+        self._uri_policy.check(request.uri)
         self.check_name_free(request.name)
         libvirt_id = await self.identify(request.name, request.uri)
         # A host installed from a bundle: the certificates issued for it become its own.

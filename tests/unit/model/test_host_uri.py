@@ -1,0 +1,78 @@
+"""The host URI allow-list: what enrollment builds passes, everything else is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from corral.errors import InvalidRequest
+from corral.model.host import LibvirtUri
+from corral.services.hosts import HostUriPolicy
+from corral.services.hosts._install import tls_uri
+
+URI = TypeAdapter(LibvirtUri)
+PKI = Path("/var/lib/corral/pki/manager/libvirt")
+POLICY = HostUriPolicy(PKI, Path("/var/lib/corral/ssh"), allow_test_hosts=False)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "qemu:///system",
+        "qemu:///session",
+        tls_uri("192.0.2.12", PKI),
+        tls_uri("2001:db8::12", PKI),
+        tls_uri("h2.example.org", PKI),
+        "qemu+tls://h2/system",
+        "qemu+ssh://root@h2/system",
+        "qemu+ssh://root@h2:2222/system?no_tty=1&keyfile=/var/lib/corral/ssh/id_ed25519",
+    ],
+)
+def test_what_corral_builds_is_allowed(uri: str) -> None:
+    assert URI.validate_python(uri) == uri
+    POLICY.check(uri)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "qemu+ext:///system?command=/tmp/x.sh",
+        "qemu+unix:///system?socket=/tmp/s",
+        "qemu+ssh://h2/system?socket=/tmp/s",
+        "qemu+ssh://h2/system?command=/tmp/x.sh",
+        "qemu+ssh://h2/system?netcat=/tmp/x.sh",
+        "qemu+ssh://h2/system?no_verify=1",
+        "qemu+ssh://h2/system?keyfile=/var/lib/corral/ssh/k%3Bcommand=/tmp/x.sh",
+        "qemu+ssh://h2/system?keyfile=/var/lib/corral/ssh/k;command=/tmp/x.sh",
+        "qemu+ssh://-oProxyCommand=sh/system",
+        "qemu+ssh://h2/session",
+        "qemu+tls://h2/system?pkipath=/p&pkipath=/q",
+        "qemu+tls://h2/system?no_verify=1",
+        "test:///etc/shadow",
+        "test://h2/default",
+        "qemu+tcp://h2/system",
+        "qemu+libssh://h2/system",
+        "vbox:///session",
+    ],
+)
+def test_everything_else_is_refused_by_the_model_and_the_policy(uri: str) -> None:
+    with pytest.raises(ValidationError):
+        URI.validate_python(uri)
+    with pytest.raises(InvalidRequest):
+        POLICY.check(uri)
+
+
+def test_the_policy_checks_directories_and_test_hosts() -> None:
+    for uri in (
+        "qemu+tls://h2/system?pkipath=/etc/pki/libvirt",
+        "qemu+tls://h2/system?pkipath=/var/lib/corral/pki",
+        "qemu+ssh://h2/system?keyfile=/root/.ssh/id_rsa",
+        "qemu+ssh://h2/system?keyfile=/var/lib/corral/ssh",
+        "test:///default",
+    ):
+        URI.validate_python(uri)  # well-formed …
+        with pytest.raises(InvalidRequest):  # … but not for this Corral
+            POLICY.check(uri)
+    HostUriPolicy(PKI, Path("/var/lib/corral/ssh"), allow_test_hosts=True).check("test:///default")
