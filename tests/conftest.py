@@ -75,7 +75,7 @@ def corral(
         tmp_path_factory.mktemp("corral"),
         private_libvirtd.uri,
         # Reconcile only on events during tests, so tests prove that events drive it.
-        extra_env={"CORRAL_RECONCILE_INTERVAL_S": "3600"},
+        extra_env={"CORRAL_RECONCILE_INTERVAL_S": "3600", "CORRAL_METRICS_INTERVAL_S": "1"},
         host_path_roots=[GUEST_BUILD_DIR],
     )
     server.start()
@@ -118,6 +118,7 @@ def multihost_corral(
             "CORRAL_MIGRATION_TRANSPORTS": json.dumps(testbed.migration_transport_options()),
             "CORRAL_POWER_SAMPLE_INTERVAL_S": "2",
             "CORRAL_POWER_CPU_SOURCE": "domains",
+            "CORRAL_METRICS_INTERVAL_S": "1",
         },
         host_path_roots=[GUEST_BUILD_DIR],
     )

@@ -100,6 +100,13 @@ class Settings(BaseSettings):
         description="where `npm ci` put the front-end packages; default: the checkout's",
     )
     log_level: str = "info"
+    metrics_public: bool = Field(
+        default=False,
+        description="/metrics answers without a token (default: a viewer's token or session)",
+    )
+    metrics_interval_s: float = Field(
+        default=15, gt=0, description="how often the values /metrics serves are refreshed"
+    )
     session_idle_minutes: float = Field(
         default=30, gt=0, description="a browser session ends after this long without a request"
     )

@@ -7,9 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import APIRouter, FastAPI
 
 import corral
 from corral.api.middleware import AuditMiddleware
@@ -22,6 +20,7 @@ from corral.api.routers import (
     events,
     hosts,
     images,
+    metrics,
     migrations,
     power,
     tasks,
@@ -30,7 +29,6 @@ from corral.api.routers import (
 )
 from corral.api.unread_body import CloseUnreadBody
 from corral.config import Settings, load_settings
-from corral.metrics import REGISTRY
 from corral.services.runtime import Services
 from corral.web import api_docs
 from corral.web.assets import default_node_modules, mount_assets
@@ -102,6 +100,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     ):
         api.include_router(document_errors(module.router))
     app.include_router(api)
+    app.include_router(document_errors(metrics.router))
     app.include_router(api_docs.router)
     # vm_create before vm_pages: /vms/new must not be taken for a VM named "new".
     pages = (
@@ -121,23 +120,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.get("/healthz", tags=["meta"], name="healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
-
-    @app.get(
-        "/metrics",
-        tags=["meta"],
-        name="metrics",
-        response_class=PlainTextResponse,
-        responses={
-            200: {
-                "description": "Prometheus text exposition format",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            }
-        },
-    )
-    async def metrics(request: Request) -> PlainTextResponse:
-        # VM states are counted at scrape time: libvirt, not Corral, knows them.
-        await request.app.state.services.vms.inventory.list_vms()
-        request.app.state.services.hosts.update_cert_metrics()
-        return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -62,3 +62,20 @@ Svc = Annotated[Services, Depends(services)]
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+async def metrics_reader(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """Who may scrape ``/metrics``: any authenticated user (a viewer's token is enough), or
+    anyone where the setting ``metrics_public`` opens it."""
+    if services(request).settings.metrics_public:
+        return None
+    principal = await authenticate(request, credentials.credentials if credentials else None)
+    principal.require(Role.VIEWER)
+    return principal
+
+
+metrics_reader.required_role = Role.VIEWER  # type: ignore[attr-defined]  # the role matrix
+MetricsReader = Annotated[Principal | None, Depends(metrics_reader)]

@@ -19,6 +19,7 @@ from corral.services.host_paths import HostPathRule
 from corral.services.hosts import CertRotation, HostEnrollment, HostService, HostUriPolicy
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
+from corral.services.metrics_refresh import MetricsRefresher
 from corral.services.migrations import MIGRATE_KIND, MigrationServices
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
@@ -119,6 +120,7 @@ class Services:
             self.migrations.migrate,
             settings.data_dir,
         )
+        self.metrics = MetricsRefresher(self.vms.inventory, self.hosts, settings.metrics_interval_s)
         # `vm create` without a host asks the placement policy.
         self.vms.create.choose_host = self.power.placement.choose
 
@@ -133,8 +135,10 @@ class Services:
         await self.reconciler.reconcile_all()
         self.reconciler.start()
         await self.power.start()
+        self.metrics.start()
 
     async def stop(self) -> None:
+        await self.metrics.stop()
         await self.power.stop()
         await self.tasks.shutdown()
         await self.reconciler.stop()

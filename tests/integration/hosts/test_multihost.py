@@ -77,9 +77,12 @@ def test_hosts_are_enrolled_and_connected_over_tls(
     table = multihost_corral.cli("host", "list")
     assert re.search(r"h2\s+connected\s+qemu\+tls://", table.stdout), table.stdout
     assert "CERTS EXPIRE" in table.stdout
-    metrics = httpx.get(f"{multihost_corral.url}/metrics").text
-    assert re.search(
-        r'corral_cert_expiry_seconds\{host="h3",purpose="vnc-server"\} 3\.1\d+e\+07', metrics
+    auth = {"Authorization": f"Bearer {multihost_corral.token}"}
+    expiry = r'corral_cert_expiry_seconds\{host="h3",purpose="vnc-server"\} 3\.1\d+e\+07'
+    wait_until(  # refreshed every second in the background (CORRAL_METRICS_INTERVAL_S)
+        lambda: re.search(expiry, httpx.get(f"{multihost_corral.url}/metrics", headers=auth).text),
+        10,
+        "h3's certificate expiry in /metrics",
     )
 
 

@@ -23,7 +23,7 @@ from corral.model.vm import VmSpec
 from corral.rfb import RFBClient
 from tests.unit.api.conftest import Api
 
-PUBLIC = {"/api/v1/auth/login", "/healthz", "/metrics"}
+PUBLIC = {"/api/v1/auth/login", "/healthz"}
 PROBLEM_REF = "#/components/schemas/Problem"
 METHODS = {"get", "put", "post", "delete", "patch", "options", "head"}
 

@@ -14,7 +14,7 @@ from corral.api.route_table import iter_routes
 from corral.model.auth import Role
 from tests.unit.api.conftest import Api
 
-PUBLIC = {"auth.login", "healthz", "metrics"}
+PUBLIC = {"auth.login", "healthz"}
 SELF_SERVICE = {"token.create", "token.revoke"}  # a viewer manages their own tokens
 # A viewer may ask for a console ticket: the console it opens is view-only (enforced by the proxy).
 VIEWER_POSTS = {"vm.console.ticket"}
