@@ -32,6 +32,7 @@ from corral.config import Settings, load_settings
 from corral.services.runtime import Services
 from corral.web import api_docs
 from corral.web.assets import default_node_modules, mount_assets
+from corral.web.cache_control import NoStore
 from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
 from corral.web.pages import consoles, dashboard, session, vm_create
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_page_handlers(app)
     app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(NoStore)
     app.add_middleware(CloseUnreadBody)
 
     api = APIRouter(prefix=API_PREFIX)

@@ -10,7 +10,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from corral.errors import AuthenticationRequired
-from corral.http.browser import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, check_csrf, check_origin
+from corral.http.browser import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    check_csrf,
+    check_origin,
+    is_background,
+)
 from corral.model.auth import Role
 from corral.services.principal import Principal
 from corral.services.runtime import Services
@@ -29,7 +36,9 @@ async def authenticate(request: HTTPConnection, token: str | None) -> Principal:
     if token:
         principal = await services(request).auth.authenticate(token)
     elif secret := request.cookies.get(SESSION_COOKIE):
-        principal, session = await services(request).auth.authenticate_session(secret)
+        principal, session = await services(request).auth.authenticate_session(
+            secret, touch=not is_background(request)
+        )
         request.state.web_session = session
         if request.scope["type"] == "http" and request.scope["method"] not in SAFE_METHODS:
             check_origin(request)

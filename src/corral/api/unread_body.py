@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 def _has_body(scope: Scope) -> bool:
     headers = Headers(scope=scope)
     length = headers.get("content-length", "")
-    return (length.isdigit() and int(length) > 0) or "transfer-encoding" in headers
+    digits = length.isascii() and length.isdigit()  # not "²" (latin-1): int() refuses it
+    return (digits and int(length) > 0) or "transfer-encoding" in headers
 
 
 class CloseUnreadBody:

@@ -18,6 +18,13 @@ SESSION_COOKIE = "corral_session"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Sent by the UI's own refreshes (polls, live updates): no person acted, so the session's idle
+#: timer is not reset. A client can only shorten its own session with it.
+BACKGROUND_HEADER = "x-corral-background"
+
+
+def is_background(conn: HTTPConnection) -> bool:
+    return conn.headers.get(BACKGROUND_HEADER) == "1"
 
 
 def own_origin(conn: HTTPConnection) -> str:

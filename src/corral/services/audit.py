@@ -16,6 +16,22 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable escaped (``\\n``, ``\\x00``,
+    ``\\u202e``): a user name, a target or a message someone sent cannot forge a line of the
+    log, hide text or reach the database as NUL."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return (
+        repr(ch)[1:-1] if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    )
+
+
 class AuditService:
     def __init__(self, db: Db) -> None:
         self._db = db
@@ -23,6 +39,8 @@ class AuditService:
     async def record(
         self, user: str, action: str, target: str, outcome: str, detail: str = ""
     ) -> None:
+        user, action, target = printable(user), printable(action), printable(target)
+        outcome, detail = printable(outcome), printable(detail)
         await self._db(
             lambda s: store.append_audit(
                 s, user=user, action=action, target=target, outcome=outcome, detail=detail

@@ -62,9 +62,12 @@ class AuthService:
         name = await self._check_password(username, password, client)
         return await self._db(lambda s: store.create_session(s, name, client))
 
-    async def authenticate_session(self, secret: str) -> tuple[Principal, store.SessionView]:
+    async def authenticate_session(
+        self, secret: str, *, touch: bool = True
+    ) -> tuple[Principal, store.SessionView]:
+        """``touch=False``: a background refresh, which does not reset the idle timeout."""
         policy = self.session_policy
-        found = await self._db(lambda s: store.authenticate_session(s, secret, policy))
+        found = await self._db(lambda s: store.authenticate_session(s, secret, policy, touch=touch))
         if found is None:
             raise AuthenticationRequired(
                 "your session has ended (logged out, idle or too old): log in again"

@@ -64,10 +64,16 @@ def _view(row: WebSession, policy: SessionPolicy | None) -> SessionView:
 
 
 def authenticate_session(
-    session: Session, secret: str, policy: SessionPolicy, *, now: datetime | None = None
+    session: Session,
+    secret: str,
+    policy: SessionPolicy,
+    *,
+    now: datetime | None = None,
+    touch: bool = True,
 ) -> SessionView | None:
     """The live session ``secret`` opens, or None if it is unknown, ended, idle too long, too
-    old, or its user is disabled. Records the use (at most every 30 s)."""
+    old, or its user is disabled. Records the use (at most every 30 s) unless ``touch`` is
+    False (a background refresh: the idle timeout counts from the last request of a person)."""
     now = now or utcnow()
     row = session.scalars(
         select(WebSession).where(WebSession.secret_hash == hash_token(secret))
@@ -78,7 +84,7 @@ def authenticate_session(
         row.ended_at = now
         session.flush()
         return None
-    if now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
+    if touch and now - row.last_seen_at >= LAST_SEEN_RESOLUTION:
         row.last_seen_at = now
         session.flush()
     return _view(row, policy)

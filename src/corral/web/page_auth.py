@@ -15,6 +15,7 @@ from corral.http.browser import (
     SESSION_COOKIE,
     check_csrf,
     check_origin,
+    is_background,
 )
 from corral.model.auth import Role
 from corral.services.principal import Principal
@@ -39,7 +40,9 @@ async def session_principal(request: Request) -> Principal:
     if not secret:
         raise LoginRequired(request.url.path)
     try:
-        principal, session = await svc.auth.authenticate_session(secret)
+        principal, session = await svc.auth.authenticate_session(
+            secret, touch=not is_background(request)
+        )
     except AuthenticationRequired:
         raise LoginRequired(request.url.path) from None
     request.state.principal = principal

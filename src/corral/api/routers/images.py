@@ -66,7 +66,7 @@ async def _body(request: Request, total: int) -> AsyncIterator[bytes]:
 
 def _content_length(request: Request) -> int | None:
     raw = request.headers.get("content-length", "")
-    return int(raw) if raw.isdigit() else None
+    return int(raw) if raw.isascii() and raw.isdigit() else None  # not "²": int() refuses it
 
 
 @router.put(

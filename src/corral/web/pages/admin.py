@@ -92,7 +92,8 @@ async def create_token(
 ) -> HTMLResponse:
     svc: Services = request.app.state.services
     days = expires_in_days.strip()
-    if days and not days.isdigit():
+    # ASCII digits only: str.isdigit() also says yes to "²" or "٣", which int() refuses.
+    if days and not (days.isascii() and days.isdigit()):
         raise InvalidRequest("expires in days: give a whole number of days, or leave it empty")
     body = TokenCreate(name=name, expires_in_days=int(days) if days else None)
     new = await svc.auth.create_token(who.user, body.name, body.expires_in_days)

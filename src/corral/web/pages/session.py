@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from typing import Annotated
 
@@ -16,11 +17,14 @@ from corral.http.browser import (
     check_origin,
     is_https,
 )
+from corral.model.common import NAME_PATTERN
+from corral.model.rules import NAME_RULE
 from corral.services.runtime import Services
 from corral.web.page_auth import session_principal
 from corral.web.templating import render
 
 router = APIRouter(include_in_schema=False)
+_NAME = re.compile(NAME_PATTERN)
 
 #: Before there is a session, the login form is protected by a double-submit cookie.
 LOGIN_CSRF_COOKIE = "corral_login_csrf"
@@ -68,8 +72,15 @@ async def login(
     next: Annotated[str, Form(max_length=2048)] = "/",
 ) -> Response:
     svc: Services = request.app.state.services
-    request.state.audit_user = username
     target = _safe_next(next)
+    if not _NAME.fullmatch(username):
+        # Checked like every name (as the API's login does): a newline or a NUL would reach
+        # the log and the audit log, and no user can have such a name anyway.
+        request.state.audit_user = "(invalid user name)"
+        message = f"user name: {NAME_RULE}"
+        request.state.problem_detail = message
+        return _login_page(request, next_path=target, error=message, status=422)
+    request.state.audit_user = username
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     try:
         check_origin(request)

@@ -6,9 +6,15 @@ function csrfToken() {
   return meta ? meta.content : "";
 }
 
-// Every htmx request carries the session's CSRF token.
+// Every htmx request carries the session's CSRF token. Elements that refresh by themselves
+// (data-live: on events; data-background: polls) say so: the server does not count them as
+// activity, so a page left open still ends its session after the idle timeout.
 document.addEventListener("htmx:configRequest", (event) => {
   event.detail.headers["X-CSRF-Token"] = csrfToken();
+  const element = event.detail.elt;
+  if (element && (element.hasAttribute("data-live") || element.hasAttribute("data-background"))) {
+    event.detail.headers["X-Corral-Background"] = "1";
+  }
 });
 
 function flash(message) {
