@@ -1,4 +1,8 @@
-"""Fixtures for the CLI tests: the canned contract API on a real port, and a way to run the CLI."""
+"""Fixtures for the CLI tests: the canned contract API on a real port, and a way to run the CLI.
+
+Every answer the canned API gives during a test is checked against the real app's OpenAPI
+document afterwards (``_contract.py``): a canned answer the real API could not give fails the
+test that received it."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import uvicorn
 from typer.testing import CliRunner, Result
 
 from corral.cli.main import app
+from tests.unit.cli._contract import Exchange, Recording, contract_problems
 from tests.unit.cli.canned_api import CannedState, build_app
 
 
@@ -24,6 +29,8 @@ class CannedApi:
     url: str
     state: CannedState
     config_dir: Path
+    #: The HTTP exchanges of the current test (checked against the real API after it).
+    exchanges: list[Exchange]
 
     def env(self, *, token: bool = True) -> dict[str, str]:
         env = {"CORRAL_URL": self.url, "CORRAL_CONFIG_DIR": str(self.config_dir)}
@@ -36,9 +43,9 @@ class CannedApi:
 
 
 @pytest.fixture(scope="session")
-def _server() -> Iterator[tuple[str, CannedState]]:
+def _server() -> Iterator[tuple[str, CannedState, Recording]]:
     state = CannedState()
-    app_ = build_app(state)
+    app_ = Recording(build_app(state))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -52,7 +59,7 @@ def _server() -> Iterator[tuple[str, CannedState]]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the canned API did not start")
         time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}", state
+    yield f"http://127.0.0.1:{port}", state, app_
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
@@ -60,15 +67,18 @@ def _server() -> Iterator[tuple[str, CannedState]]:
 
 @pytest.fixture
 def api(
-    _server: tuple[str, CannedState], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> CannedApi:
-    url, state = _server
+    _server: tuple[str, CannedState, Recording], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[CannedApi]:
+    url, state, recording = _server
     state.reset()
+    recording.exchanges.clear()
     for name in list(os.environ):
         if name.startswith("CORRAL_") or name == "XDG_CONFIG_HOME":
             monkeypatch.delenv(name)
     monkeypatch.setenv("COLUMNS", "200")
-    return CannedApi(url=url, state=state, config_dir=tmp_path / "config")
+    yield CannedApi(url, state, tmp_path / "config", recording.exchanges)
+    problems = [p for exchange in recording.exchanges for p in contract_problems(exchange)]
+    assert not problems, "the canned API answered what the real one cannot:\n" + "\n".join(problems)
 
 
 #: ``run(*args, input=None, token=True)``: the CLI in-process against the canned API.
