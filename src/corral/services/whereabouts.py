@@ -103,10 +103,14 @@ class Whereabouts:
                 unreachable.append(host.name)
         return Search(found, unreachable)
 
-    async def follow(self, row: Vm, here: VmState | None) -> Move | None:
+    async def follow(
+        self, row: Vm, here: VmState | None, search: Search | None = None
+    ) -> Move | None:
         """Move ``row`` to the host its domain lives on now, if that is another host (see
-        :func:`moved_to` for ``here``); None when it stays."""
-        search = await self.search(row.uuid, row.host.name)
+        :func:`moved_to` for ``here``; ``search``: what the hosts said, when just asked);
+        None when it stays."""
+        if search is None:
+            search = await self.search(row.uuid, row.host.name)
         sighting = search.pick(here)
         if sighting is None:
             return None

@@ -117,20 +117,30 @@ async def test_the_row_follows_the_running_domain_on_libvirt_events(
     assert corral.db.sync(lambda s: store.get_vm(s, NAME).missing_since) is None
 
 
+@pytest.mark.parametrize("read", ["list", "host list", "show", "operation"])
 async def test_a_read_finds_a_domain_undefined_from_its_host_elsewhere(
-    services: tuple[Services, str],
+    services: tuple[Services, str], read: str
 ) -> None:
     """An offline move (defined on h2, undefined from h1) with no event for Corral to act on
-    yet: show, list and every operation look on the other hosts before saying missing."""
+    yet: list, show and every operation look on the other hosts before saying missing."""
     corral, uuid = services
     h1 = corral.hosts.get("h1")
     await h1.destroy(uuid)
     await corral.reconciler.stop()  # no event acts from here on
     await h1.undefine_domain(uuid)
-    _row, host, record = await corral.vms.inventory.record(NAME)
-    assert (host.name, record.uuid, await _host_of(corral)) == ("h2", uuid, "h2")
-    info = await corral.vms.inventory.get(NAME)
-    assert (info.host, info.state) == ("h2", VmState.SHUTOFF)
+    inventory = corral.vms.inventory
+    if read == "list":
+        [info] = [v for v in await inventory.list_vms() if v.name == NAME]
+        assert (info.host, info.state) == ("h2", VmState.SHUTOFF)
+    elif read == "host list":  # only h1's domains were listed: h2 is asked
+        assert [v.name for v in await inventory.list_vms("h1")] == []
+    elif read == "show":
+        info = await inventory.get(NAME)
+        assert (info.host, info.state) == ("h2", VmState.SHUTOFF)
+    else:
+        _row, host, record = await inventory.record(NAME)
+        assert (host.name, record.uuid) == ("h2", uuid)
+    assert await _host_of(corral) == "h2"
 
 
 async def test_a_domain_on_no_host_is_missing_and_nobody_is_told_to_delete_it(

@@ -11,7 +11,7 @@ from corral.metrics import VMS_BY_STATE
 from corral.model.vm import VmInfo, VmState
 from corral.services._db import Db
 from corral.services.hosts import HostService
-from corral.services.whereabouts import Whereabouts
+from corral.services.whereabouts import Search, Sighting, Whereabouts
 from corral.store import Vm
 from corral.virt import DomainRecord, LibvirtHost
 
@@ -137,7 +137,7 @@ class VmInventory:
             record = (found or {}).get(row.uuid)
             if found is not None and record is None:
                 # Gone from its host: moved outside Corral, or missing.
-                moved = await self._where.follow(row, None)
+                moved = await self._where.follow(row, None, self._seen(row.uuid, records))
                 if moved is not None:
                     if host_name is None:
                         result.append(vm_info(moved.row, moved.to.record, True))
@@ -145,6 +145,14 @@ class VmInventory:
             result.append(vm_info(row, record, found is not None))
         self._count_states(result, host_name)
         return result
+
+    def _seen(self, uuid: str, records: dict[str, dict[str, DomainRecord]]) -> Search | None:
+        """Where a listing of every host found ``uuid`` (None when only one host was listed):
+        the hosts were asked just now, no need to ask them again."""
+        if len(records) < 2:
+            return None
+        found = [Sighting(self.hosts.get(h), on[uuid]) for h, on in records.items() if uuid in on]
+        return Search(found, [])
 
     @staticmethod
     def _count_states(vms: list[VmInfo], host_name: str | None) -> None:
