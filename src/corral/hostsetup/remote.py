@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ from corral.errors import CorralError, HostError
 from corral.hostsetup.layout import HostPaths, Payload
 from corral.hostsetup.ssh import SshRunner
 
+#: The tools the installer needs on the host.
+_TOOLS = ("tar", "sha256sum", "setsid", "awk", "mktemp", "head")
 _PROBE = r"""
 echo "arch=$(uname -m)"
 echo "hostname=$(hostname 2>/dev/null)"
@@ -21,11 +24,35 @@ echo "libvirtd=$(command -v libvirtd)"
 echo "qemu=$(ls /usr/bin/qemu-system-* /usr/libexec/qemu-kvm 2>/dev/null | tr '\n' ' ')"
 echo "systemd=$([ -d /run/systemd/system ] && echo yes || echo no)"
 echo "root=$([ "$(id -u)" = 0 ] && echo yes || echo no)"
-echo "tools=$(for t in tar sha256sum setsid awk mktemp head; do
+echo "tools=$(for t in {tools}; do
     command -v $t >/dev/null || printf '%s ' $t; done)"
 echo "host_uuid=$(sed -n 's/^[[:space:]]*host_uuid[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' \
     /etc/libvirt/libvirtd.conf 2>/dev/null | tail -n 1)"
-"""
+""".replace("{tools}", " ".join(_TOOLS))
+
+
+#: The states activate.sh (and ``wait``) report.
+_STATES = frozenset(
+    {"applying", "applied", "committed", "rolled-back", "failed", "lost", "timeout"}
+)
+#: The sentences activate.sh (and ``wait``) write: the only words of the host Corral repeats.
+_INSTALLER_SAYS = re.compile(
+    "|".join(
+        (
+            r"installing",
+            r"installed",
+            r"installed; libvirtd listens for TLS",
+            r"libvirtd restarted; waiting for the manager's confirmation",
+            r"could not back up the current configuration",
+            r"installing the files failed",
+            r"libvirtd did not come back with TLS on port 16514 \(see its log\)",
+            r"no confirmation from the manager within \d+ s",
+            r"no answer from the installer within [\d.]+ s",
+            r"the installer's directory is gone",
+            r"no status",
+        )
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -67,8 +94,10 @@ class RemoteInstaller:
         qemu = facts.get("qemu", "").split()
         if not qemu:
             raise HostError(f"{who}: QEMU is not installed (apt-get install qemu-system-x86)")
+        missing = [t for t in _TOOLS if t in facts.get("tools", "").split()]
         if facts.get("tools", "").strip():
-            raise HostError(f"{who}: the host lacks {facts['tools'].strip()}")
+            # Named from Corral's own list: the host's words are not repeated.
+            raise HostError(f"{who}: the host lacks {' '.join(missing) or 'a tool Corral needs'}")
         return HostFacts(
             arch=facts.get("arch", ""),
             hostname=facts.get("hostname", ""),
@@ -103,14 +132,24 @@ trap - EXIT HUP INT TERM PIPE
 setsid sh "$d/activate.sh" "$d" confirm {int(confirm_s)} </dev/null >"$d/activate.log" 2>&1 &
 echo "$d"
 """
-        result = await self.ssh.run(f"sh -c {shlex.quote(script)}", input=data, seconds=60)
+        result = await self.ssh.run(
+            f"sh -c {shlex.quote(script)}", input=data, seconds=60, check=False
+        )
+        if result.exit_status == 3:
+            raise HostError("the upload arrived damaged on the host: try again")
+        if result.exit_status != 0:
+            raise HostError(f"the host's installer did not start: {result.failure()}")
         staging = result.text.strip().splitlines()[-1] if result.text.strip() else ""
         if not staging.startswith(self.paths.staging_root + "/"):
-            raise HostError(f"the host's installer did not start: {result.error_line()}")
+            raise HostError(f"the host's installer did not start: {result.failure()}")
         return staging
 
-    async def wait(self, staging: str, final: set[str], seconds: float = 60) -> Outcome:
-        """Wait on the host (one SSH command) until the installer reports one of ``final``."""
+    async def wait(
+        self, staging: str, final: set[str], seconds: float = 60, reason: str = ""
+    ) -> Outcome:
+        """Wait on the host (one SSH command) until the installer reports one of ``final``.
+        The outcome's message is one of the installer's own sentences (or ``reason``, the one
+        Corral gave when it aborted): anything else the host wrote is not passed on."""
         d = shlex.quote(staging)
         words = "|".join(sorted(final))
         ticks = int(seconds * 10)
@@ -119,18 +158,24 @@ i=0
 while [ $i -lt {ticks} ]; do
     if [ -f {d}/status ]; then
         case "$(head -n 1 {d}/status)" in
-        rolled-back|failed) cat {d}/status; tail -n 3 {d}/activate.log 2>/dev/null; exit 0;;
+        rolled-back|failed) cat {d}/status; exit 0;;
         {words}) cat {d}/status; exit 0;;
         esac
     fi
     [ -d {d} ] || {{ echo lost; echo "the installer's directory is gone"; exit 0; }}
     sleep 0.1; i=$((i + 1))
 done
-echo timeout; echo "no answer from the installer within {seconds:g} s"; tail -n 5 {d}/activate.log
+echo timeout; echo "no answer from the installer within {seconds:g} s"
 """
         result = await self.ssh.run(f"sh -c {shlex.quote(script)}", seconds=seconds + 30)
         lines = result.text.splitlines() or ["lost", "no status"]
-        return Outcome(lines[0].strip(), " ".join(x.strip() for x in lines[1:] if x.strip()))
+        state = lines[0].strip()
+        said = " ".join(x.strip() for x in lines[1:] if x.strip())
+        if state not in _STATES:
+            return Outcome("lost", "the installer's status cannot be read")
+        if said and said != reason and not _INSTALLER_SAYS.fullmatch(said):
+            said = "the installer's own words are not shown"
+        return Outcome(state, said)
 
     async def commit(self, staging: str) -> Outcome:
         d = shlex.quote(staging)
@@ -142,7 +187,7 @@ echo timeout; echo "no answer from the installer within {seconds:g} s"; tail -n 
     async def abort(self, staging: str, reason: str) -> Outcome:
         d = shlex.quote(staging)
         await self.ssh.run(f"printf '%s' {shlex.quote(reason)} >{d}/abort", seconds=30)
-        outcome = await self.wait(staging, {"rolled-back", "failed"}, seconds=60)
+        outcome = await self.wait(staging, {"rolled-back", "failed"}, seconds=60, reason=reason)
         await self.cleanup(staging)
         return outcome
 

@@ -45,9 +45,37 @@ class SshResult:
     def text(self) -> str:
         return self.stdout.decode(errors="replace")
 
-    def error_line(self) -> str:
-        lines = [x for x in self.stderr.decode(errors="replace").splitlines() if x.strip()]
-        return lines[-1].strip() if lines else f"exit status {self.exit_status}"
+    def failure(self) -> str:
+        """Why it failed, in Corral's words. What ssh or the host printed is never passed on:
+        ssh quotes the far end (its version line, its disconnect message) and a command's
+        output is the host's; either would then speak in Corral's answers, tasks and logs."""
+        if self.exit_status != 255:
+            return f"the command on the host failed with exit status {self.exit_status}"
+        said = self.stderr.decode(errors="replace").lower()
+        return next(
+            (sentence for hint, sentence in _SSH_FAILURES if hint in said),
+            "ssh failed (exit status 255)",
+        )
+
+
+#: What ssh's own error says, recognised by its words, and the sentence Corral gives instead.
+_SSH_FAILURES = (
+    ("could not resolve hostname", "the host name does not resolve"),
+    ("connection refused", "the connection was refused (is sshd running there?)"),
+    ("timed out", "the connection timed out"),
+    ("no route to host", "there is no route to the host"),
+    ("network is unreachable", "the network is unreachable"),
+    ("host key verification failed", "the host's key is not the one Corral recorded"),
+    ("identification has changed", "the host's key is not the one Corral recorded"),
+    ("permission denied", "the host refused the key for that user"),
+    ("load key", "the key file cannot be used (missing, unreadable or not a private key)"),
+    ("no such identity", "the key file does not exist"),
+    ("too many authentication failures", "the host refused the key for that user"),
+    ("connection closed", "the host closed the connection"),
+    ("connection reset", "the host reset the connection"),
+    ("protocol", "the far end does not speak SSH"),
+    ("banner", "the far end does not speak SSH"),
+)
 
 
 class SshRunner:
@@ -104,9 +132,9 @@ class SshRunner:
         if result.exit_status == 255:
             raise HostUnreachable(
                 f"ssh {self.target.destination} (port {self.target.port}) failed: "
-                f"{result.error_line()}; check the address, that sshd runs there and that "
+                f"{result.failure()}; check the address, that sshd runs there and that "
                 "the key is accepted for that user"
             )
         if check and result.exit_status != 0:
-            raise HostError(f"on {self.target.destination}: {result.error_line()}")
+            raise HostError(f"on {self.target.destination}: {result.failure()}")
         return result
