@@ -104,10 +104,14 @@ async def test_the_row_follows_the_running_domain_on_libvirt_events(
     await h2.start(uuid)
     await corral.reconciler.follow(uuid)
     assert await _host_of(corral) == "h1"
-    # Stopped on h1 while h2 runs it: h1's STOPPED event moves it.
-    await h1.destroy(uuid)
-    seen: list[VmState] = []
-    assert await _until_on(corral, "h2", seen) < 2
+    # Stopped on h1 while h2 runs it: h1's STOPPED event moves it, and says so.
+    async with corral.bus.subscribe() as events:
+        await h1.destroy(uuid)
+        seen: list[VmState] = []
+        assert await _until_on(corral, "h2", seen) < 2
+        kinds = [events.get_nowait() for _ in range(events.qsize())]
+    moved = [e.data for e in kinds if (e.topic, e.kind) == ("vm", "moved")]
+    assert moved == [{"host": "h2", "from": "h1", "uuid": uuid, "name": NAME}]
     # Gone from h1 for good: no reconcile of h1 calls it missing, nor draws it back.
     await h1.undefine_domain(uuid)
     await corral.reconciler.reconcile_all()
