@@ -6,11 +6,12 @@ listening on 127.0.0.1:8080 only.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,7 +47,20 @@ class Settings(BaseSettings):
     tls_key: Path | None = Field(default=None, description="the private key of tls_cert")
     public_names: list[str] = Field(
         default_factory=list,
-        description="extra DNS names or addresses for Corral's own HTTPS certificate",
+        description="the DNS names or addresses clients reach Corral by, besides loopback and "
+        "the listen address: accepted in the Host header and named in Corral's own HTTPS "
+        "certificate",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto headers are believed; from anyone else they are ignored",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="the largest request body Corral reads (image uploads excepted: they are "
+        "streamed to the pool); a larger one is refused with 413",
     )
     local_host_name: str = "local"
     local_host_uri: str = "qemu:///system"
@@ -142,6 +156,21 @@ class Settings(BaseSettings):
                 "open no console at all)"
             )
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # An address or a network, nothing else: uvicorn's "*" (trust everyone) would hand
+        # every client the power to choose the address the login throttle counts.
+        networks = []
+        for entry in value:
+            try:
+                networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network (CIDR)"
+                ) from None
+        return networks
 
     @property
     def effective_database_url(self) -> str:

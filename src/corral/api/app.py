@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import corral
+from corral.api.body_limit import BodyLimit
+from corral.api.host_check import HostCheck
 from corral.api.middleware import AuditMiddleware
 from corral.api.openapi import CorralAPI, document_errors
 from corral.api.problems import install_handlers
@@ -27,8 +32,10 @@ from corral.api.routers import (
     vm_changes,
     vms,
 )
+from corral.api.starting import StartingGate, Startup
 from corral.api.unread_body import CloseUnreadBody
 from corral.config import Settings, load_settings
+from corral.errors import CorralError
 from corral.services.runtime import Services
 from corral.web import api_docs
 from corral.web.assets import default_node_modules, mount_assets
@@ -46,20 +53,56 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    start_in_background: bool = False,
+) -> FastAPI:
     """Build the app. ``services`` lets tests share one container; otherwise it is created
-    from ``settings`` and started/stopped with the app's lifespan."""
+    from ``settings`` and started/stopped with the app's lifespan. ``start_in_background``
+    (``corral serve``): the port answers at once, "starting" until the services have started
+    (``corral.api.starting``); a failed start shuts the server down."""
+    configured = settings or (services.settings if services else None) or load_settings()
+    startup = Startup()
+
+    async def start(svc: Services) -> None:
+        try:
+            await svc.start()
+        except Exception as exc:
+            if not start_in_background:
+                raise
+            log.exception("Corral could not start")
+            # The message of Corral's own errors only: others may quote a URL with a password.
+            startup.failed(exc.message if isinstance(exc, CorralError) else type(exc).__name__)
+            # uvicorn's own shutdown (its SIGTERM handler) runs the lifespan's end;
+            # ``corral serve`` then exits non-zero.
+            signal.raise_signal(signal.SIGTERM)
+            return
+        startup.ready()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = services or Services(settings or load_settings())
+        svc = services or Services(configured)
         app.state.services = svc
         loop = type(asyncio.get_running_loop())
         log.info("Corral %s starting (event loop: %s)", corral.__version__, loop.__module__)
-        await svc.start()
+        if not start_in_background:
+            await start(svc)
+            try:
+                yield
+            finally:
+                await svc.stop()
+            return
+        starting = asyncio.create_task(start(svc), name="corral-start")
         try:
             yield
         finally:
+            if not starting.done():
+                log.info("stopping before the start has finished")
+                starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
             await svc.stop()
 
     app = CorralAPI(
@@ -76,15 +119,23 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         docs_url=None,
         redoc_url=None,
     )
-    configured = settings or (services.settings if services else None)
-    node_modules = configured.node_modules_dir if configured else None
-    app.state.node_modules = node_modules or default_node_modules()
+    app.state.startup = startup
+    app.state.node_modules = configured.node_modules_dir or default_node_modules()
     install_handlers(app, page_error)
     install_page_handlers(app)
+    # Outermost last: the client's address is settled first, then a foreign Host is refused,
+    # then "starting", then the body ceiling, then what the app does is audited.
     app.add_middleware(AuditMiddleware)
+    app.add_middleware(BodyLimit, limit=configured.max_body_bytes)
+    app.add_middleware(StartingGate, startup=startup)
+    app.add_middleware(HostCheck, settings=configured)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(NoStore)
     app.add_middleware(CloseUnreadBody)
+    if configured.trusted_proxies:
+        # uvicorn's own reading of these headers is off (``corral serve``): from any other
+        # peer, X-Forwarded-For would choose the address the login throttle counts.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=configured.trusted_proxies)
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (
@@ -121,6 +172,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @app.get("/healthz", tags=["meta"], name="healthz")
     async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        # Answered by the starting gate until the start is done.
+        return {"status": "ok", "state": "ready"}
 
     return app

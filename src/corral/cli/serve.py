@@ -10,6 +10,7 @@ import typer
 import uvicorn
 
 from corral.api.app import create_app
+from corral.api.starting import Phase
 from corral.config import load_settings
 from corral.errors import InvalidRequest
 from corral.serving import plan_serving
@@ -51,6 +52,10 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "http": "httptools",
     "ws": "websockets-sansio",
     "access_log": False,
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: any local client could then
+    # name the address the login throttle counts. Corral's app reads proxy headers itself, from
+    # the peers in ``trusted_proxies`` only.
+    "proxy_headers": False,
 }
 
 
@@ -80,8 +85,10 @@ def serve(
     log.info("serving %s", serving.local_url(settings))
     if serving.ca_cert is not None:
         log.info("HTTPS certificate from Corral's web CA: clients trust %s", serving.ca_cert)
+    # The port answers at once ("starting") while the hosts are connected in the background.
+    app = create_app(settings, start_in_background=True)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.listen_host,
         port=settings.listen_port,
         log_level=settings.log_level,
@@ -91,3 +98,5 @@ def serve(
         log_config=None,
         **UVICORN_OPTIONS,
     )
+    if app.state.startup.phase is Phase.FAILED:
+        raise typer.Exit(1)

@@ -84,7 +84,16 @@ class CorralServer:
             timeout=timeout,
         )
 
-    def start(self, timeout: float = 60) -> None:
+    @property
+    def pid(self) -> int:
+        """The serving process (uvicorn runs in it: no workers)."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        return self._process.pid
+
+    def start(self, timeout: float = 60, *, until_ready: bool = True) -> None:
+        """Serve; return once ``/healthz`` says ready (``until_ready=False``: as soon as the
+        port answers at all, "starting" included)."""
         self.base_dir.mkdir(parents=True, exist_ok=True)
         if not self.token:
             init = self.cli("admin", "init")
@@ -108,7 +117,8 @@ class CorralServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"corral serve exited:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.url}/healthz", timeout=1)
+                if answer.status_code == 200 or not until_ready:
                     return
             except httpx.TransportError:
                 pass

@@ -253,6 +253,40 @@ def test_a_cancelled_upload_leaves_no_volume(
     assert "_iso.cancel.iso" not in _volumes(conn)
 
 
+def test_running_uploads_keep_their_room_in_the_pool(
+    corral: CorralServer, client: httpx.Client, conn: libvirt.virConnect, iso: Path
+) -> None:
+    """Two uploads that each fit the pool's free space but not both: the second is refused
+    while the first runs (its volume still small), naming the free space and the promise;
+    once the first has ended, its room is free again."""
+    data = iso.read_bytes()
+    free = conn.storagePoolLookupByName("corral").info()[3]
+    share = free * 6 // 10
+    first = _raw_upload(corral, "room1.iso", share, data[: 2 * MIB])
+    try:
+        task = _running_upload(client, conn, "room1.iso")
+        second = client.put(
+            "/images/room2.iso",
+            params={"kind": "iso"},
+            content=_zeros(256 * MIB),  # the server answers and closes long before
+            headers={"Content-Length": str(share)},
+        )
+        assert second.status_code == 409, second.text
+        detail = second.json()["detail"]
+        assert "free in Corral's storage pool, of which" in detail
+        assert "is promised to uploads still running there; image 'room2.iso' needs" in detail
+        assert "_iso.room2.iso" not in _volumes(conn)
+    finally:
+        first.close()
+    assert wait_task(client, task["id"], timeout=60)["state"] == "failed"
+    again = _raw_upload(corral, "room3.iso", share, data[: 2 * MIB])
+    try:
+        _running_upload(client, conn, "room3.iso")  # past the room check
+    finally:
+        again.close()
+    wait_until(lambda: "_iso.room3.iso" not in _volumes(conn), 60, "room3.iso to be deleted")
+
+
 # -- media ------------------------------------------------------------------------------------
 
 

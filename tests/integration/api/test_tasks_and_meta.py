@@ -82,7 +82,7 @@ def test_health_and_openapi_need_no_token_metrics_do(
     assert client.post("/vms", json=kernel_vm("metered", kernel_guest, disk_gib=None)).is_success
     client.post("/vms/metered/start")
     try:
-        assert httpx.get(f"{corral.url}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{corral.url}/healthz").json() == {"status": "ok", "state": "ready"}
         anonymous = httpx.get(f"{corral.url}/metrics")
         assert anonymous.status_code == 401
         assert "corral_vms" not in anonymous.text

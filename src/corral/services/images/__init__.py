@@ -2,6 +2,7 @@
 
     __init__.py  ImageLibrary: list, show, delete; which image a CD-ROM or a disk may use
     upload.py    receiving an upload (a task): checks first, then streamed into a new volume
+    room.py      pool space promised to running uploads (so that they never overbook a pool)
     _names.py    the volume names that mark images (``_iso.NAME``, ``_disk.NAME``)
 
 Images live per host (a VM uses the images of its own host). While an image is uploaded,
@@ -10,6 +11,7 @@ deleted or inserted, it is *held*: the other two are refused with a Conflict ins
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +20,7 @@ from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 from corral.services.audit import AuditService
 from corral.services.hosts import HostService
 from corral.services.images._names import image_volume, is_image_volume, parse_image_volume
+from corral.services.images.room import PoolRoom
 from corral.services.images.upload import Upload
 from corral.services.principal import Principal
 from corral.services.tasks import TaskService
@@ -78,6 +81,8 @@ class ImageLibrary:
         self._audit = audit
         #: (host, image) -> what holds it ("an upload (task …)", "deletion", "insertion …").
         self._held: dict[tuple[str, str], str] = {}
+        #: Pool space promised to the uploads running on each host.
+        self._room = PoolRoom()
 
     # -- holding an image while it changes ---------------------------------------------------
     @asynccontextmanager
@@ -182,9 +187,12 @@ class ImageLibrary:
         """Receive an image of ``total`` bytes from ``chunks`` as a task; see ``upload.py``."""
         host = self._hosts.connected(host_name or self._hosts.get().name)
         async with self.hold(host.name, name, "an upload"):
-            upload = Upload(host, name, kind, total, principal, self._tasks, self._audit)
-            await upload.check()
-            task = await upload.run(chunks, lambda what: self._relabel(host.name, name, what))
+            upload = Upload(
+                host, name, kind, total, principal, self._tasks, self._audit, self._room
+            )
+            async with upload.check() as promise:
+                relabel = functools.partial(self._relabel, host.name, name)
+                task = await upload.run(chunks, relabel, promise)
         image = await self.on_host(host, name)
         if image is None:
             raise HostError(f"image {name!r} was uploaded but is gone from host {host.name!r}")

@@ -3,7 +3,9 @@
 Order of work (nothing is left behind by a refusal or a failure):
 
 1. :meth:`Upload.check`: the size is known (``Content-Length``) and not zero, the name is free on
-   the host (for either kind), the pool has room for the whole image.
+   the host (for either kind), the pool has room for the whole image besides what is promised
+   to the uploads already running there (``room.py``): the upload promises itself that room
+   until it ends.
 2. :meth:`Upload.run` reads the head of the body (``HEAD_BYTES``, 32 KiB and a bit, enough for
    the ISO 9660 signature) and decides the kind and format from it: an upload that is not an ISO
    where one is expected, a qcow2 image with a backing file, a VMDK… are refused here.
@@ -16,13 +18,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from corral.errors import (
     Cancelled,
     Conflict,
     CorralError,
-    InsufficientResources,
     InvalidRequest,
     OperationTimeout,
 )
@@ -30,6 +32,7 @@ from corral.model.image import ImageKind
 from corral.model.task import TaskInfo, TaskState
 from corral.services.audit import AuditService
 from corral.services.images._names import image_volume
+from corral.services.images.room import PoolRoom, Promise, size_text
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
 from corral.virt import HEAD_BYTES, ImageProbe, LibvirtHost, VolumeWriter, probe_header
@@ -38,13 +41,6 @@ from corral.virt import HEAD_BYTES, ImageProbe, LibvirtHost, VolumeWriter, probe
 BLOCK_BYTES = 1024 * 1024
 #: A body that stops arriving for this long is abandoned.
 IDLE_TIMEOUT_S = 60.0
-
-
-def _size(value: int) -> str:
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value} bytes"
 
 
 def decide_kind(asked: ImageKind | None, probe: ImageProbe, name: str) -> ImageKind:
@@ -88,6 +84,7 @@ class Upload:
         principal: Principal,
         tasks: TaskService,
         audit: AuditService,
+        room: PoolRoom,
     ) -> None:
         self.host = host
         self.name = name
@@ -96,14 +93,17 @@ class Upload:
         self._principal = principal
         self._tasks = tasks
         self._audit = audit
+        self._room = room
         self._received = 0
 
     @property
     def target(self) -> str:
         return f"{self.host.name}/{self.name}"
 
-    async def check(self) -> None:
-        """What needs no byte of the body: size, name, room in the pool."""
+    @asynccontextmanager
+    async def check(self) -> AsyncIterator[Promise]:
+        """What needs no byte of the body: size, name, room in the pool (promised to this
+        upload until the ``with`` ends)."""
         if self.total <= 0:
             raise InvalidRequest("the body is empty: send the image's bytes")
         for kind in ImageKind:
@@ -112,15 +112,11 @@ class Upload:
                     f"host {self.host.name!r} already has an image named {self.name!r}: "
                     "choose another name or delete that image first"
                 )
-        free = await self.host.storage.pool_free_bytes()
-        if self.total > free:
-            need, have = _size(self.total), _size(free)
-            if need == have:
-                need, have = f"{self.total} bytes", f"{free} bytes"
-            raise InsufficientResources(
-                f"host {self.host.name!r} has {have} free in Corral's storage pool, image "
-                f"{self.name!r} needs {need}: free space there or upload to another host"
-            )
+        room = self._room.promise(
+            self.host.name, self.name, self.total, self.host.storage.pool_free_bytes
+        )
+        async with room as promise:
+            yield promise
 
     async def _read_head(self, chunks: AsyncIterator[bytes]) -> bytes:
         want = min(self.total, HEAD_BYTES)
@@ -135,7 +131,8 @@ class Upload:
 
     def _short(self) -> InvalidRequest:
         return InvalidRequest(
-            f"the body ended after {_size(self._received)} of {_size(self.total)}: nothing was kept"
+            f"the body ended after {size_text(self._received)} of {size_text(self.total)}: "
+            "nothing was kept"
         )
 
     async def _blocks(self, head: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -153,7 +150,9 @@ class Upload:
         if block:
             yield bytes(block)
 
-    async def run(self, chunks: AsyncIterator[bytes], hold_as: Callable[[str], None]) -> TaskInfo:
+    async def run(
+        self, chunks: AsyncIterator[bytes], hold_as: Callable[[str], None], promise: Promise
+    ) -> TaskInfo:
         """Probe the head, then stream everything as a task; the finished task, or the error
         that ended it. ``hold_as`` relabels the hold on the image: "an upload (task …)" hides
         it; once its bytes are complete, it is shown while the task finishes."""
@@ -170,7 +169,7 @@ class Upload:
                     self._principal.user,
                     "image.upload",
                     self.target,
-                    lambda: self._stream(ctx, volume, probe, head, chunks),
+                    lambda: self._stream(ctx, volume, probe, head, chunks, promise),
                 )
                 hold_as(f"the end of its upload (task {ctx.id})")
             except CorralError as exc:
@@ -194,6 +193,7 @@ class Upload:
         probe: ImageProbe,
         head: bytes,
         chunks: AsyncIterator[bytes],
+        promise: Promise,
     ) -> None:
         total = self.total
         ctx.report(0.0, bytes_done=0, bytes_total=total)
@@ -207,6 +207,7 @@ class Upload:
                         f"the upload of image {self.name!r} was cancelled: nothing was kept"
                     )
                 await writer.write(block)
+                promise.written(writer.done)  # the pool's free space has shrunk by as much
                 ctx.report(writer.done / total, bytes_done=writer.done, bytes_total=total)
             await writer.finish()
         except BaseException:
