@@ -33,11 +33,14 @@ CHECK = textwrap.dedent(
     while True:
         try:
             out["healthz"] = httpx.get(base + "/healthz", verify=ca, timeout=2).status_code
-            break
+            if out["healthz"] == 200:  # not 503 "starting"
+                break
         except httpx.TransportError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.2)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     try:
         out["plain"] = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code
     except httpx.HTTPError as exc:
