@@ -285,6 +285,19 @@ def test_running_uploads_keep_their_room_in_the_pool(
     finally:
         again.close()
     wait_until(lambda: "_iso.room3.iso" not in _volumes(conn), 60, "room3.iso to be deleted")
+    wait_until(lambda: "promised" not in _refusal(client, free * 2), 30, "the promise to end")
+
+
+def _refusal(client: httpx.Client, size: int) -> str:
+    """The detail of the refusal of an upload of ``size`` bytes (more than the pool has)."""
+    answer = client.put(
+        "/images/toolarge.iso",
+        params={"kind": "iso"},
+        content=_zeros(256 * MIB),
+        headers={"Content-Length": str(size)},
+    )
+    assert answer.status_code == 409, answer.text
+    return str(answer.json()["detail"])
 
 
 # -- media ------------------------------------------------------------------------------------
