@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import posixpath
 
 import libvirt
 from lxml import etree
 
-from corral.errors import Conflict, InsufficientResources, NotFound
+from corral.errors import Conflict, InsufficientResources, InvalidRequest, NotFound
+from corral.virt._probe import HEAD_BYTES, QCOW2_MAGIC, check_qcow2
 from corral.virt._xmlgen import dir_pool_xml, volume_xml
 from corral.virt.types import VolumeRef
 
@@ -126,7 +128,7 @@ def create_linked_clone(
             raise NotFound(f"base image {base} is not a known storage volume: {err}") from err
     else:
         base_vol = lookup(pool, base)
-    base_ref = volume_ref(base_vol)
+    base_ref = checked_ref(conn, pool, base_vol, f"base image {base}")
     check_new(pool, name, 0)
     xml = volume_xml(
         name,
@@ -136,3 +138,63 @@ def create_linked_clone(
         backing_format=base_ref.format,
     )
     return volume_ref(pool.createXML(xml, 0))
+
+
+#: How deep a chain of backing volumes ``checked_ref`` follows (Corral's clones of clones are
+#: a few levels; a forged chain is not followed for ever).
+_MAX_CHAIN = 16
+
+
+def checked_ref(
+    conn: libvirt.virConnect, pool: libvirt.virStoragePool, vol: libvirt.virStorageVol, label: str
+) -> VolumeRef:
+    """``vol``, about to be handed to a guest (the base of a linked clone, a disk to attach),
+    once its contents pass the rules that images entering the library pass: where libvirt reads
+    it as qcow2, no external data file, no corrupt mark, no unknown incompatible feature, and
+    every backing file a volume of this pool, checked the same way. (A pool volume need not
+    have entered through an upload: a guest writes its serial log into the pool.)"""
+    ref = volume_ref(vol)
+    if ref.name.endswith(SERIAL_LOG_SUFFIX):
+        raise InvalidRequest(f"{label} is a serial log, not a disk image")
+    current, pool_dir = ref, _pool_dir(pool)
+    for _ in range(_MAX_CHAIN):
+        if current.format == "qcow2":
+            head = read_head(conn, vol, HEAD_BYTES)
+            if head.startswith(QCOW2_MAGIC):
+                check_qcow2(head, label)
+        if not current.backing:
+            return ref
+        if posixpath.dirname(current.backing) != pool_dir:
+            raise InvalidRequest(
+                f"{label} stands on {current.backing!r}, which is not a volume of Corral's pool: "
+                "only images of the library and volumes of the pool can be used"
+            )
+        try:
+            vol = conn.storageVolLookupByPath(current.backing)
+        except libvirt.libvirtError as err:
+            raise NotFound(f"{label}: its backing volume is gone: {err}") from err
+        current = volume_ref(vol)
+    raise InvalidRequest(f"{label} stands on more than {_MAX_CHAIN} backing volumes")
+
+
+def _pool_dir(pool: libvirt.virStoragePool) -> str:
+    path = etree.fromstring(pool.XMLDesc(0).encode()).findtext("target/path") or ""
+    return posixpath.normpath(path)
+
+
+def read_head(conn: libvirt.virConnect, vol: libvirt.virStorageVol, size: int) -> bytes:
+    """The first ``size`` bytes of ``vol`` (fewer when it is shorter), through a libvirt stream
+    (remote hosts too)."""
+    stream = conn.newStream(0)
+    vol.download(stream, 0, 0, 0)
+    head = b""
+    try:
+        while len(head) < size:
+            data = stream.recv(size - len(head))
+            if not isinstance(data, bytes) or not data:
+                break
+            head += data
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            stream.abort()
+    return head[:size]

@@ -128,6 +128,17 @@ class PoolStorage:
 
         return await self._conn.run(f"look up volume {name}", job)
 
+    async def checked_volume(self, name: str) -> VolumeRef | None:
+        """Volume ``name`` if it may be handed to a guest (see ``_storage.checked_ref``:
+        InvalidRequest if not); None when there is no such volume."""
+
+        def job(conn: libvirt.virConnect) -> VolumeRef | None:
+            pool = self.pool(conn)
+            vol = _storage.find(pool, name)
+            return None if vol is None else _storage.checked_ref(conn, pool, vol, f"volume {name}")
+
+        return await self._conn.run(f"look up and check volume {name}", job)
+
     async def volume_exists(self, name: str) -> bool:
         return await self._conn.run(
             f"look up volume {name}", lambda c: _storage.exists(self.pool(c), name)

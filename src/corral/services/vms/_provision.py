@@ -3,6 +3,7 @@ whatever was built if a later step fails (no orphan volume, domain or row)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
 from corral.services.vms import _hardware
 from corral.services.vms._volumes import GIB, volume_name
-from corral.virt import DomainRecord, LibvirtHost, VolumeRef
+from corral.virt import HEAD_BYTES, DomainRecord, LibvirtHost, VolumeRef, probe_header
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,13 @@ def _check_file(label: str, path: str) -> None:
         raise NotFound(f"{label} {path!r} does not exist or is not a file: check the path")
     if not os.access(path, os.R_OK):
         raise Conflict(f"{label} {path!r} is not readable by Corral: check its permissions")
+
+
+def _probe_file(path: str) -> None:
+    """InvalidRequest if the image file is one Corral refuses (``probe_header``)."""
+    with open(path, "rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    probe_header(head, os.path.getsize(path), path)
 
 
 async def base_volume(host: LibvirtHost, name: str) -> str | None:
@@ -71,12 +79,17 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
     for disk in spec.disks:
         if disk.import_path is not None:
             _check_file(f"disk {disk.name!r}: import_path", disk.import_path)
-        if disk.base_image is not None and await base_volume(host, disk.base_image) is None:
-            raise NotFound(
-                f"disk {disk.name!r}: base image {disk.base_image!r} is neither a disk image of "
-                f"the library nor a volume in Corral's pool on host {host.name!r}; upload it "
-                "first (`corral image upload FILE --kind disk`)"
-            )
+            # Refused at once (422) rather than by the import's task.
+            await asyncio.to_thread(_probe_file, disk.import_path)
+        if disk.base_image is not None:
+            base = await base_volume(host, disk.base_image)
+            if base is None:
+                raise NotFound(
+                    f"disk {disk.name!r}: base image {disk.base_image!r} is neither a disk image "
+                    f"of the library nor a volume in Corral's pool on host {host.name!r}; upload "
+                    "it first (`corral image upload FILE --kind disk`)"
+                )
+            await host.storage.checked_volume(base)
         if await host.storage.volume_exists(volume_name(spec.name, disk.name)):
             raise Conflict(
                 f"volume {volume_name(spec.name, disk.name)!r} already exists on host "

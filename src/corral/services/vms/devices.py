@@ -160,7 +160,7 @@ class VmDevices:
                     f"volume={wanted}, or give the disk another name"
                 )
             return None
-        volume = await host.storage.find_volume(req.volume)
+        volume = await host.storage.checked_volume(req.volume)
         if volume is None:
             raise NotFound(
                 f"no volume {req.volume!r} in Corral's pool on host {host.name!r}: check the name "
