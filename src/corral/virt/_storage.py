@@ -184,9 +184,15 @@ def _pool_dir(pool: libvirt.virStoragePool) -> str:
 
 def read_head(conn: libvirt.virConnect, vol: libvirt.virStorageVol, size: int) -> bytes:
     """The first ``size`` bytes of ``vol`` (fewer when it is shorter), through a libvirt stream
-    (remote hosts too)."""
+    (remote hosts too); nothing from a driver that cannot stream volumes."""
     stream = conn.newStream(0)
-    vol.download(stream, 0, 0, 0)
+    try:
+        vol.download(stream, 0, 0, 0)
+    except libvirt.libvirtError as err:
+        # libvirt's test driver only (every storage driver of QEMU hosts streams volumes).
+        if err.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+            raise
+        return b""
     head = b""
     try:
         while len(head) < size:
