@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from typer.testing import CliRunner, Result
 
 from corral.cli.main import app
 from tests.unit.cli._contract import Exchange, Recording, contract_problems
+from tests.unit.cli._real import ADMIN, PASSWORD, RecordRequests, Request, real_corral
 from tests.unit.cli.canned_api import CannedState, build_app
 
 
@@ -79,6 +81,82 @@ def api(
     yield CannedApi(url, state, tmp_path / "config", recording.exchanges)
     problems = [p for exchange in recording.exchanges for p in contract_problems(exchange)]
     assert not problems, "the canned API answered what the real one cannot:\n" + "\n".join(problems)
+
+
+@dataclass
+class RealApi:
+    """The real app (see ``_real.py``), as one test sees it."""
+
+    url: str
+    #: The session's admin token, and its id.
+    token: str
+    token_id: str
+    config_dir: Path
+    _recorder: RecordRequests
+    _first: int
+
+    def env(self, *, token: bool = True) -> dict[str, str]:
+        env = {"CORRAL_URL": self.url, "CORRAL_CONFIG_DIR": str(self.config_dir)}
+        if token:
+            env["CORRAL_TOKEN"] = self.token
+        return env
+
+    @property
+    def requests(self) -> list[Request]:
+        """What this test sent so far."""
+        return self._recorder.requests[self._first :]
+
+    def requests_to(self, method: str, path: str) -> list[Request]:
+        return [r for r in self.requests if r[0] == method and r[1] == "/api/v1" + path]
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """An API client (admin by default) to arrange and check what the CLI cannot."""
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.Client(base_url=self.url + "/api/v1", headers=headers, timeout=30)
+
+    def login(self, user: str, password: str) -> dict[str, str]:
+        """A new token of ``user`` (the login answer: id, secret, …)."""
+        answer = httpx.post(self.url + "/api/v1/auth/login", timeout=30,
+                            json={"username": user, "password": password})  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        return dict(answer.json())
+
+
+@pytest.fixture(scope="session")
+def _real_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, RecordRequests, dict[str, str]]]:
+    with real_corral(tmp_path_factory.mktemp("corral")) as (url, _services, recorder):
+        answer = httpx.post(url + "/api/v1/auth/login", timeout=30,
+                            json={"username": ADMIN, "password": PASSWORD})  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        yield url, recorder, answer.json()
+
+
+@pytest.fixture
+def real_api(
+    _real_server: tuple[str, RecordRequests, dict[str, str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> RealApi:
+    url, recorder, token = _real_server
+    for name in list(os.environ):
+        if name.startswith("CORRAL_") or name == "XDG_CONFIG_HOME":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "200")
+    return RealApi(url, token["secret"], token["id"], tmp_path / "config", recorder,
+                   len(recorder.requests))  # fmt: skip
+
+
+@pytest.fixture
+def run_real(real_api: RealApi) -> Run:
+    """``run(*args, input=None, token=True)``: the CLI in-process against the real app."""
+    runner = CliRunner()
+
+    def _run(*args: str, input: str | None = None, token: bool = True) -> Result:
+        return runner.invoke(app, list(args), input=input, env=real_api.env(token=token))
+
+    return _run
 
 
 #: ``run(*args, input=None, token=True)``: the CLI in-process against the canned API.

@@ -1,4 +1,4 @@
-"""login / logout / whoami and the credentials file."""
+"""login / logout / whoami and the credentials file, against the real app."""
 
 from __future__ import annotations
 
@@ -11,87 +11,104 @@ import pytest
 from typer.testing import Result
 
 from corral.cli import credentials
-from tests.unit.cli.canned_api import PASSWORD
-from tests.unit.cli.conftest import CannedApi, Run
+from tests.unit.cli._real import PASSWORD
+from tests.unit.cli.conftest import RealApi, Run
 
 
-def _login(run: Run, api: CannedApi, password: str = PASSWORD) -> Result:
-    return run(
+def _login(run_real: Run, real_api: RealApi, password: str = PASSWORD) -> Result:
+    return run_real(
         "login", "--username", "admin", "--password-stdin", input=password + "\n", token=False
     )
 
 
-def test_login_stores_url_and_token_privately(run: Run, api: CannedApi) -> None:
-    result = _login(run, api)
+def _stored(real_api: RealApi) -> dict[str, str]:
+    return dict(tomllib.loads((real_api.config_dir / "credentials.toml").read_text()))
+
+
+def _revoke_behind_the_clis_back(real_api: RealApi) -> None:
+    stored = _stored(real_api)
+    with real_api.client(stored["token"]) as client:
+        assert client.delete(f"/tokens/{stored['token_id']}").status_code == 204
+
+
+def test_login_stores_url_and_token_privately(run_real: Run, real_api: RealApi) -> None:
+    result = _login(run_real, real_api)
     assert result.exit_code == 0, result.output
-    path = api.config_dir / "credentials.toml"
+    path = real_api.config_dir / "credentials.toml"
     data = tomllib.loads(path.read_text())
-    assert data == {"url": api.url, "token": api.state.token, "token_id": "t1", "username": "admin"}
+    assert sorted(data) == ["token", "token_id", "url", "username"]
+    assert data["url"] == real_api.url and data["username"] == "admin"
+    with real_api.client(data["token"]) as client:  # the stored token is the server's
+        assert client.get("/auth/whoami").json()["name"] == "admin"
+        mine = [t for t in client.get("/tokens").json() if t["id"] == data["token_id"]]
+    assert mine and mine[0]["name"].startswith("cli-")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(api.config_dir.stat().st_mode) == 0o700
-    assert api.state.token not in result.output
-    assert f"logged in to {api.url} as admin" in result.stdout
+    assert stat.S_IMODE(real_api.config_dir.stat().st_mode) == 0o700
+    assert data["token"] not in result.output
+    assert f"logged in to {real_api.url} as admin" in result.stdout
     # The login request itself carried the password, not a token.
-    (login_request,) = api.requests_to("POST", "/auth/login")
+    (login_request,) = real_api.requests_to("POST", "/auth/login")
     sent = json.loads(str(login_request[2]))
     assert sent["username"] == "admin" and sent["password"] == PASSWORD
     assert sent["token_name"].startswith("cli-")
 
 
-def test_commands_use_the_stored_token(run: Run, api: CannedApi) -> None:
-    assert _login(run, api).exit_code == 0
-    result = run("whoami", token=False)
+def test_commands_use_the_stored_token(run_real: Run, real_api: RealApi) -> None:
+    assert _login(run_real, real_api).exit_code == 0
+    result = run_real("whoami", token=False)
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"admin (admin) at {api.url}"
+    assert result.stdout.strip() == f"admin (admin) at {real_api.url}"
 
 
-def test_stored_token_is_not_sent_to_another_url(run: Run, api: CannedApi) -> None:
-    assert _login(run, api).exit_code == 0
-    other = api.url.replace("127.0.0.1", "localhost")
-    result = run("--url", other, "whoami", token=False)
+def test_stored_token_is_not_sent_to_another_url(run_real: Run, real_api: RealApi) -> None:
+    assert _login(run_real, real_api).exit_code == 0
+    other = real_api.url.replace("127.0.0.1", "localhost")
+    result = run_real("--url", other, "whoami", token=False)
     assert result.exit_code == 1
     assert "not logged in or token revoked: run `corral login`" in result.stderr
-    assert api.state.requests[-1][1] == "/api/v1/auth/whoami"
+    assert real_api.requests[-1][1] == "/api/v1/auth/whoami"
 
 
-def test_wrong_password_fails_and_stores_nothing(run: Run, api: CannedApi) -> None:
-    result = _login(run, api, password="wrong password")
+def test_wrong_password_fails_and_stores_nothing(run_real: Run, real_api: RealApi) -> None:
+    result = _login(run_real, real_api, password="wrong password")
     assert result.exit_code == 1
     assert "error: login failed: wrong user name or password" in result.stderr
-    assert not (api.config_dir / "credentials.toml").exists()
+    assert not (real_api.config_dir / "credentials.toml").exists()
 
 
-def test_empty_password_stdin_is_refused(run: Run, api: CannedApi) -> None:
-    result = run("login", "--username", "admin", "--password-stdin", input="\n", token=False)
+def test_empty_password_stdin_is_refused(run_real: Run, real_api: RealApi) -> None:
+    result = run_real("login", "--username", "admin", "--password-stdin", input="\n", token=False)
     assert result.exit_code == 1
     assert "no password on standard input" in result.stderr
 
 
-def test_logout_revokes_the_token_and_removes_the_file(run: Run, api: CannedApi) -> None:
-    assert _login(run, api).exit_code == 0
-    result = run("logout", token=False)
+def test_logout_revokes_the_token_and_removes_the_file(run_real: Run, real_api: RealApi) -> None:
+    assert _login(run_real, real_api).exit_code == 0
+    stored = _stored(real_api)
+    result = run_real("logout", token=False)
     assert result.exit_code == 0, result.output
-    assert api.requests_to("DELETE", "/tokens/t1")
-    assert "t1" in api.state.revoked
-    assert not (api.config_dir / "credentials.toml").exists()
-    again = run("logout", token=False)
+    assert real_api.requests_to("DELETE", f"/tokens/{stored['token_id']}")
+    with real_api.client(stored["token"]) as client:
+        assert client.get("/auth/whoami").status_code == 401
+    assert not (real_api.config_dir / "credentials.toml").exists()
+    again = run_real("logout", token=False)
     assert again.exit_code == 0 and "not logged in" in again.stdout
 
 
-def test_revoked_token_gets_the_login_hint(run: Run, api: CannedApi) -> None:
-    assert _login(run, api).exit_code == 0
-    api.state.revoked.add("t1")
-    result = run("vm", "list", token=False)
+def test_revoked_token_gets_the_login_hint(run_real: Run, real_api: RealApi) -> None:
+    assert _login(run_real, real_api).exit_code == 0
+    _revoke_behind_the_clis_back(real_api)
+    result = run_real("vm", "list", token=False)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: not logged in or token revoked: run `corral login`")
 
 
-def test_logout_after_server_side_revoke_still_cleans_up(run: Run, api: CannedApi) -> None:
-    assert _login(run, api).exit_code == 0
-    api.state.revoked.add("t1")
-    result = run("logout", token=False)
+def test_logout_after_server_side_revoke_still_cleans_up(run_real: Run, real_api: RealApi) -> None:
+    assert _login(run_real, real_api).exit_code == 0
+    _revoke_behind_the_clis_back(real_api)
+    result = run_real("logout", token=False)
     assert result.exit_code == 0, result.output
-    assert not (api.config_dir / "credentials.toml").exists()
+    assert not (real_api.config_dir / "credentials.toml").exists()
 
 
 def test_config_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
