@@ -120,7 +120,9 @@ def multihost_corral(
             "CORRAL_POWER_CPU_SOURCE": "domains",
             "CORRAL_METRICS_INTERVAL_S": "1",
         },
-        host_path_roots=[GUEST_BUILD_DIR],
+        # Paths on remote hosts are compared without resolving links, and the guests' paths
+        # are resolved ones (a worktree's build/guests links to another checkout's).
+        host_path_roots=[GUEST_BUILD_DIR.resolve()],
     )
     server.start()
     try:
