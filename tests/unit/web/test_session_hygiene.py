@@ -136,3 +136,39 @@ def test_the_log_poll_is_marked_as_background(browser: TestClient) -> None:
     assert "data-background" in poll
     script = browser.get("/static/app.js").text
     assert 'headers["X-Corral-Background"] = "1"' in script
+
+
+def _post(browser: TestClient, csrf: str, path: str, **data: str) -> tuple[int, str]:
+    answer = browser.post(path, data=data, headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
+    return answer.status_code, answer.text
+
+
+@pytest.mark.parametrize("typed", ["²", "٣", "+3", " 1_024", "1e3", "0x10", "-1"])
+def test_the_create_forms_numbers_are_ascii_digits(
+    api: Api, browser: TestClient, typed: str
+) -> None:
+    csrf = log_in(browser, "operator")
+    base = {"name": "strictnum", "vcpus": "1", "memory_mib": "64", "disk_source": "blank",
+            "disk_size_gib": "1", "boot_source": "disk", "network": "none"}  # fmt: skip
+    fields = {"vcpus": "vcpus", "memory_mib": "memory_mib",
+              "disk_size_gib": "disks.0.size_gib", "sockets": "cpu.topology.sockets"}  # fmt: skip
+    for field, shown in fields.items():
+        status, page = _post(browser, csrf, "/ui/vms", **{**base, field: typed})
+        assert status == 422, (field, page)
+        assert f'data-testid="error-{shown}"' in page, field
+        assert "digits 0-9" in page
+    listed = api.client.get("/api/v1/vms", headers=api.headers()).json()
+    assert "strictnum" not in [vm["name"] for vm in listed]
+
+
+def test_the_vm_pages_numbers_are_ascii_digits(browser: TestClient) -> None:
+    csrf = log_in(browser, "operator")
+    for path, data in [
+        ("/ui/vms/test/edit", {"vcpus": "²"}),
+        ("/ui/vms/test/edit", {"memory_mib": "1_024"}),
+        ("/ui/vms/test/disks", {"disk": "extra", "size_gib": "\u0661"}),
+    ]:
+        status, text = _post(browser, csrf, path, **data)
+        assert status == 422, (path, text)
+        assert "digits 0-9" in text
+    assert _post(browser, csrf, "/ui/vms/test/disks", disk="extra", size_gib="0.5x")[0] == 422

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from corral.model.image import ImageKind
 from corral.model.task import TaskInfo
 from corral.model.vm import VmSpec
 from corral.services.runtime import Services
+from corral.web.form_numbers import decimal_error, whole_error
 from corral.web.page_auth import PageOperator
 from corral.web.templating import render
 
@@ -45,6 +47,28 @@ DEFAULTS: dict[str, Any] = {
     "description": "",
     "start": False,
 }
+
+
+#: The form's number fields, the spec field each becomes (where its error shows), and its rule.
+_NUMBERS: dict[str, tuple[str, Callable[[str], str | None]]] = {
+    "vcpus": ("vcpus", whole_error),
+    "memory_mib": ("memory_mib", whole_error),
+    "disk_size_gib": ("disks.0.size_gib", decimal_error),
+    "sockets": ("cpu.topology.sockets", whole_error),
+    "cores": ("cpu.topology.cores", whole_error),
+    "threads": ("cpu.topology.threads", whole_error),
+}
+
+
+def _number_errors(form: dict[str, Any]) -> dict[str, str]:
+    """The number fields that do not read strictly, by the spec field they become."""
+    found: dict[str, str] = {}
+    for key, (loc, problem) in _NUMBERS.items():
+        if key == "disk_size_gib" and form["disk_source"] != "blank":
+            continue
+        if (why := problem(str(form[key]))) is not None:
+            found[loc] = why
+    return found
 
 
 def _none_if_blank(value: str) -> str | None:
@@ -133,6 +157,10 @@ async def create_vm(request: Request, who: PageOperator) -> HTMLResponse:
     form["nested"] = raw.get("nested") == "1"
     context = await _form_context(svc, form)
     request.state.audit_target = form["name"]
+    if numbers := _number_errors(form):
+        context["errors"] = numbers
+        request.state.problem_detail = "; ".join(f"{k}: {v}" for k, v in numbers.items())
+        return render(request, "fragments/vm_form.html", context, status=422)
     try:
         spec = VmSpec.model_validate(spec_from_form(form))
         result = await svc.vms.create.create(who, spec)
