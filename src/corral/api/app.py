@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -58,11 +57,13 @@ def create_app(
     services: Services | None = None,
     *,
     start_in_background: bool = False,
+    on_start_failure: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app. ``services`` lets tests share one container; otherwise it is created
     from ``settings`` and started/stopped with the app's lifespan. ``start_in_background``
     (``corral serve``): the port answers at once, "starting" until the services have started
-    (``corral.api.starting``); a failed start shuts the server down."""
+    (``corral.api.starting``); a failed start calls ``on_start_failure`` (``corral serve``
+    stops the server)."""
     configured = settings or (services.settings if services else None) or load_settings()
     startup = Startup()
 
@@ -75,9 +76,8 @@ def create_app(
             log.exception("Corral could not start")
             # The message of Corral's own errors only: others may quote a URL with a password.
             startup.failed(exc.message if isinstance(exc, CorralError) else type(exc).__name__)
-            # uvicorn's own shutdown (its SIGTERM handler) runs the lifespan's end;
-            # ``corral serve`` then exits non-zero.
-            signal.raise_signal(signal.SIGTERM)
+            if on_start_failure is not None:
+                on_start_failure()
             return
         startup.ready()
 

@@ -47,7 +47,8 @@ class Startup:
     @property
     def sentence(self) -> str:
         if self.phase is Phase.FAILED:
-            return f"Corral could not start ({self.error}); see the server log"
+            # Why stays in the server log: anonymous callers read this.
+            return "Corral could not start and is shutting down; see the server log"
         return (
             "Corral is starting: it is connecting to its hosts (a freshly started libvirtd "
             f"first probes its emulators, which can take a minute); try again in {RETRY_AFTER_S} s"

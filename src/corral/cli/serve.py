@@ -85,9 +85,17 @@ def serve(
     log.info("serving %s", serving.local_url(settings))
     if serving.ca_cert is not None:
         log.info("HTTPS certificate from Corral's web CA: clients trust %s", serving.ca_cert)
-    # The port answers at once ("starting") while the hosts are connected in the background.
-    app = create_app(settings, start_in_background=True)
-    uvicorn.run(
+    # The port answers at once ("starting") while the hosts are connected in the background;
+    # a start that fails stops the server (as SIGTERM would, without a signal: uvicorn would
+    # re-raise that at the end, and the process would die of it instead of exiting 1).
+    server: uvicorn.Server | None = None
+
+    def stop() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(settings, start_in_background=True, on_start_failure=stop)
+    config = uvicorn.Config(
         app,
         host=settings.listen_host,
         port=settings.listen_port,
@@ -98,5 +106,7 @@ def serve(
         log_config=None,
         **UVICORN_OPTIONS,
     )
-    if app.state.startup.phase is Phase.FAILED:
+    server = uvicorn.Server(config)
+    server.run()
+    if app.state.startup.phase is Phase.FAILED or not server.started:
         raise typer.Exit(1)

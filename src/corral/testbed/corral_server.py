@@ -91,9 +91,8 @@ class CorralServer:
             raise RuntimeError("the server is not running")
         return self._process.pid
 
-    def start(self, timeout: float = 60, *, until_ready: bool = True) -> None:
-        """Serve; return once ``/healthz`` says ready (``until_ready=False``: as soon as the
-        port answers at all, "starting" included)."""
+    def launch(self) -> None:
+        """Initialise (the first time) and start ``corral serve``, without waiting for it."""
         self.base_dir.mkdir(parents=True, exist_ok=True)
         if not self.token:
             init = self.cli("admin", "init")
@@ -112,6 +111,12 @@ class CorralServer:
             [*self._corral(), "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
         log.close()
+
+    def start(self, timeout: float = 60, *, until_ready: bool = True) -> None:
+        """Serve; return once ``/healthz`` says ready (``until_ready=False``: as soon as the
+        port answers at all, "starting" included)."""
+        self.launch()
+        assert self._process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -137,6 +142,14 @@ class CorralServer:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the server to end by itself; its exit status."""
+        if self._process is None:
+            raise RuntimeError("the server is not running")
+        code = self._process.wait(timeout=timeout)
+        self._process = None
+        return code
 
     def kill(self) -> None:
         """SIGKILL: a crash, with no chance to clean up."""

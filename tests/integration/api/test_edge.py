@@ -179,3 +179,25 @@ def test_the_port_answers_starting_while_libvirt_is_slow(
     finally:
         server.stop()
         door.close()
+
+
+def test_a_failed_start_ends_the_server_with_status_1(
+    private_libvirtd: PrivateLibvirtd, tmp_path: Path
+) -> None:
+    """A start that cannot finish (here: a CA whose key is gone, which Corral refuses to paper
+    over with a new key) is not left answering "starting" for ever: the server exits 1, the
+    reason in its log, not in its answers."""
+    server = CorralServer(tmp_path, private_libvirtd.uri)
+    init = server.cli("admin", "init")
+    assert init.returncode == 0, init.stderr
+    server.token = "set"  # initialised: launch() only serves
+    key = tmp_path / "data" / "pki" / "web-ca" / "ca-key.pem"
+    assert key.is_file()
+    key.unlink()
+    try:
+        server.launch()
+        assert server.wait(timeout=60) == 1
+    finally:
+        server.stop()
+    log = server.log_tail()
+    assert "Corral could not start" in log and "restore the key from a backup" in log
