@@ -1,12 +1,15 @@
-"""hosts, users, tokens and the audit log."""
+"""hosts, users, tokens and the audit log.
+
+Users, tokens and the audit log run against the real app; hosts against the canned API (the
+real one cannot add a second host on this machine: a test:/// URI names the local host's own
+simulated daemon, which Corral refuses as a twin)."""
 
 from __future__ import annotations
 
 import json
 
-from corral.model.auth import AuditEntry
-from tests.unit.cli.canned_api import NOW, vm_info
-from tests.unit.cli.conftest import CannedApi, Run
+from tests.unit.cli.canned_api import vm_info
+from tests.unit.cli.conftest import CannedApi, RealApi, Run
 
 
 def test_hosts(run: Run, api: CannedApi) -> None:
@@ -31,52 +34,71 @@ def test_hosts(run: Run, api: CannedApi) -> None:
     assert run("host", "add", "bad name", "qemu:///system").exit_code == 2
 
 
-def test_users(run: Run, api: CannedApi) -> None:
-    added = run("user", "add", "alice", "--role", "operator", "--password-stdin",
-                input="a long enough password 1\n")  # fmt: skip
+def test_users(run_real: Run, real_api: RealApi) -> None:
+    added = run_real("user", "add", "alice", "--role", "operator", "--password-stdin",
+                     input="a long enough password 1\n")  # fmt: skip
     assert added.exit_code == 0, added.output
     assert "added user alice (operator)" in added.stdout
-    (request,) = api.requests_to("POST", "/users")
+    (request,) = real_api.requests_to("POST", "/users")
     assert json.loads(str(request[2]))["password"] == "a long enough password 1"
     assert "a long enough password 1" not in added.output
-    listed = run("user", "list", "--json")
-    assert [u["name"] for u in json.loads(listed.stdout)] == ["alice"]
-    short = run("user", "add", "bob", "--password-stdin", input="short\n")
+    real_api.login("alice", "a long enough password 1")  # the password is the one sent
+    listed = run_real("user", "list", "--json")
+    assert {"name": "alice", "role": "operator"}.items() <= next(
+        u for u in json.loads(listed.stdout) if u["name"] == "alice"
+    ).items()
+    short = run_real("user", "add", "bob", "--password-stdin", input="short\n")
     assert short.exit_code == 2 and "password" in short.stderr
-    bad_role = run("user", "add", "bob", "--role", "god", "--password-stdin", input="x" * 20)
+    bad_role = run_real("user", "add", "bob", "--role", "god", "--password-stdin",
+                        input="x" * 20)  # fmt: skip
     assert bad_role.exit_code == 2
-    prompted = run(
+    assert not real_api.requests_to("POST", "/users")[1:]  # refused before asking
+    prompted = run_real(
         "user", "add", "carol", input="another good password 2\nanother good password 2\n"
     )
     assert prompted.exit_code == 0, prompted.output
-    assert run("user", "remove", "alice").exit_code == 0
+    assert run_real("user", "remove", "alice").exit_code == 0
+    names = [u["name"] for u in json.loads(run_real("user", "list", "--json").stdout)]
+    assert "carol" in names and "alice" not in names
 
 
-def test_tokens(run: Run, api: CannedApi) -> None:
-    created = run("token", "create", "ci", "--expires-in-days", "30")
+def test_tokens(run_real: Run, real_api: RealApi) -> None:
+    created = run_real("token", "create", "ci", "--expires-in-days", "30")
     assert created.exit_code == 0, created.output
-    assert created.stdout.strip() == "new-secret-for-ci"
+    secret = created.stdout.strip()
+    with real_api.client(secret) as client:  # the one line on stdout is a working token
+        assert client.get("/auth/whoami").json()["name"] == "admin"
     assert "shown only now" in created.stderr
-    (request,) = api.requests_to("POST", "/tokens")
+    (request,) = real_api.requests_to("POST", "/tokens")
     assert json.loads(str(request[2])) == {"name": "ci", "expires_in_days": 30}
-    listed = run("token", "list")
-    assert "t1" in listed.stdout and "never" in listed.stdout
-    assert api.state.token not in listed.output
-    revoked = run("token", "revoke", "nope")
-    assert revoked.exit_code == 1 and "error: no token nope" in revoked.stderr
-    assert run("token", "create", "ci", "--expires-in-days", "0").exit_code == 2
+    listed = run_real("token", "list")
+    row = next(line for line in listed.stdout.splitlines() if real_api.token_id in line)
+    assert "never" in row  # the session's token does not expire
+    assert real_api.token not in listed.output and secret not in listed.output
+    unknown = "0" * 32
+    revoked = run_real("token", "revoke", unknown)
+    assert revoked.exit_code == 1 and revoked.stderr.startswith("error: ")
+    assert unknown in revoked.stderr
+    malformed = run_real("token", "revoke", "nope")
+    assert malformed.exit_code == 1 and "error: token_id: " in malformed.stderr
+    assert run_real("token", "create", "ci", "--expires-in-days", "0").exit_code == 2
 
 
-def test_audit(run: Run, api: CannedApi) -> None:
-    api.state.audit = [
-        AuditEntry(id=7, at=NOW, user="admin", action="vm.create", target="web1", outcome="ok"),
-        AuditEntry(id=8, at=NOW, user="bob", action="vm.delete", target="web1",
-                   outcome="denied", detail="viewer may not delete VMs"),
-    ]  # fmt: skip
-    result = run("audit", "--limit", "10", "--user", "bob", "--action", "vm.delete")
+def test_audit(run_real: Run, real_api: RealApi) -> None:
+    with real_api.client() as admin:
+        made = admin.post("/users", json={"name": "auditee", "role": "viewer",
+                                          "password": "a viewer's password 3"})  # fmt: skip
+        assert made.status_code == 201, made.text
+    viewer = real_api.login("auditee", "a viewer's password 3")
+    with real_api.client(viewer["secret"]) as client:
+        assert client.delete("/vms/audited-vm").status_code == 403
+    result = run_real("audit", "--limit", "10", "--user", "auditee", "--action", "vm.delete")
     assert result.exit_code == 0, result.output
-    assert api.requests_to("GET", "/audit")[-1][3] == {
-        "limit": "10", "user": "bob", "action": "vm.delete"
+    assert real_api.requests_to("GET", "/audit")[-1][3] == {
+        "limit": "10", "user": "auditee", "action": "vm.delete"
     }  # fmt: skip
-    assert "viewer may not delete VMs" in result.stdout
-    assert json.loads(run("audit", "--json").stdout)[0]["action"] == "vm.create"
+    (row,) = [line for line in result.stdout.splitlines() if "audited-vm" in line]
+    assert "auditee" in row and "vm.delete" in row and "denied" in row
+    entries = json.loads(run_real("audit", "--json").stdout)
+    assert {"user": "auditee", "action": "vm.delete", "target": "audited-vm",
+            "outcome": "denied"}.items() <= entries[0].items()  # fmt: skip
