@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Operator, Svc, Viewer
-from corral.api.openapi import on_host
+from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath
 from corral.model.console import (
     ConsoleTicketInfo,
@@ -60,12 +60,17 @@ async def wait_screen(
     "/vms/{name}/console/ticket",
     name="vm.console.ticket",
     status_code=201,
+    responses=problem_responses(
+        (429, "the caller, or the VM, holds as many unused console tickets as allowed")
+    ),
 )
 async def console_ticket(
     name: str, request: Request, svc: Svc, who: Viewer, body: ConsoleTicketRequest | None = None
 ) -> ConsoleTicketInfo:
     """A one-time ticket (30 s, one connection) to open the VM's console WebSocket from this
-    session or token and this Origin. Viewers get view-only consoles."""
+    session or token and this Origin. Viewers get view-only consoles. Unused tickets are capped
+    per user (``console_max_tickets_per_user``) and per VM (``console_max_per_vm``, of which
+    view-only users never take the last ``console_writer_reserve``)."""
     kind = ConsoleKind((body or ConsoleTicketRequest()).kind)
     if kind is ConsoleKind.VNC:
         await svc.vms.screen_source.check_viewable(name)
