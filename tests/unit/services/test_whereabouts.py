@@ -15,8 +15,10 @@ import pytest_asyncio
 
 from corral import store
 from corral.config import Settings
-from corral.errors import NotFound
-from corral.model.vm import VmState
+from corral.errors import Conflict, NotFound
+from corral.model.auth import Role
+from corral.model.vm import DeleteRequest, VmState
+from corral.services.principal import Principal
 from corral.services.runtime import Services
 from corral.services.whereabouts import moved_to
 
@@ -165,3 +167,25 @@ async def test_a_domain_on_no_host_is_missing_and_nobody_is_told_to_delete_it(
     assert "no connected host has its domain" in message and uuid in message
     assert "corral host list" in message
     assert "delete" not in message
+
+
+async def test_deleting_a_vm_moved_outside_corral_acts_where_it_is(
+    services: tuple[Services, str],
+) -> None:
+    """Not merely forgotten (the reconciler would adopt it again): refused while it runs on
+    its new host, then undefined there."""
+    corral, uuid = services
+    h1, h2 = corral.hosts.get("h1"), corral.hosts.get("h2")
+    await corral.reconciler.stop()  # only the delete looks
+    await h2.start(uuid)
+    await h1.destroy(uuid)
+    await h1.undefine_domain(uuid)
+    admin = Principal("root", Role.ADMIN)
+    with pytest.raises(Conflict) as running:
+        await corral.vms.delete.delete(admin, NAME, DeleteRequest())
+    assert "is running" in running.value.message
+    assert await _host_of(corral) == "h2"
+    await h2.destroy(uuid)
+    await corral.vms.delete.delete(admin, NAME, DeleteRequest())
+    assert NAME not in {r.name for r in await h2.list_domains()}
+    assert corral.db.sync(lambda s: store.find_vm_by_uuid(s, uuid)) is None

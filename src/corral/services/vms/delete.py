@@ -4,7 +4,7 @@ linked clone still stands on, nor a disk image of the library)."""
 from __future__ import annotations
 
 from corral import store
-from corral.errors import Conflict, NotFound
+from corral.errors import Conflict
 from corral.model.vm import DeleteRequest, VmState
 from corral.services.images import is_image_volume
 from corral.services.locks import OperationLocks
@@ -25,12 +25,10 @@ class VmDeletion:
             return await self._delete(name, req)
 
     async def _delete(self, name: str, req: DeleteRequest) -> list[str]:
-        row, host = await self._inventory.locate(name)
+        # Where the domain is now: one moved outside Corral is deleted there (or refused
+        # while it runs), not merely forgotten.
+        _row, host, record = await self._inventory.found(name)
         notes: list[str] = []
-        try:
-            record = await host.get_domain(row.uuid)
-        except NotFound:
-            record = None
         if record is not None:
             if record.state not in (VmState.SHUTOFF, VmState.CRASHED):
                 raise Conflict(

@@ -83,7 +83,9 @@ class VmInventory:
         row = await self.row(name)
         return row, self.hosts.connected(row.host.name)
 
-    async def record(self, name: str) -> tuple[Vm, LibvirtHost, DomainRecord]:
+    async def found(self, name: str) -> tuple[Vm, LibvirtHost, DomainRecord | None]:
+        """The VM and its domain where it is now (followed when it moved outside Corral); no
+        record when no connected host has it."""
         row, host = await self.locate(name)
         try:
             return row, host, await host.get_domain(row.uuid)
@@ -93,6 +95,12 @@ class VmInventory:
         moved = await self._where.follow(row, None)
         if moved is not None:
             return moved.row, moved.to.host, moved.to.record
+        return row, host, None
+
+    async def record(self, name: str) -> tuple[Vm, LibvirtHost, DomainRecord]:
+        row, host, record = await self.found(name)
+        if record is not None:
+            return row, host, record
         search = await self._where.search(row.uuid, host.name)
         unreachable = ""
         if search.unreachable:
