@@ -82,7 +82,10 @@ def upload(
     name: str | None = typer.Option(None, "--name", help="The image's name (default: FILE's)."),
     host: str | None = typer.Option(None, "--host", help="Target host (default: the first)."),
     kind: ImageKind | None = typer.Option(
-        None, "--kind", help="iso (CD-ROM media) or disk (default: what the file is)."
+        None,
+        "--kind",
+        help="iso (CD-ROM media), disk, or kernel (a kernel or initrd for --kernel/--initrd; "
+        "default: iso or disk, what the file is).",
     ),
     json_out: bool = JsonOpt,
 ) -> None:

@@ -132,8 +132,15 @@ def create(
         "--boot",
         help="disk|cdrom|kernel (default: kernel if --kernel, else disk, else cdrom).",
     ),
-    kernel: str | None = typer.Option(None, "--kernel", help="Kernel image path on the host."),
-    initrd: str | None = typer.Option(None, "--initrd", help="Initrd path on the host."),
+    kernel: str | None = typer.Option(
+        None,
+        "--kernel",
+        help="A kernel image of the library (`image upload FILE --kind kernel`), or (admins) a "
+        "path on the host under host_path_roots.",
+    ),
+    initrd: str | None = typer.Option(
+        None, "--initrd", help="An initrd: a kernel image of the library, or (admins) a path."
+    ),
     cmdline: str | None = typer.Option(None, "--cmdline", help="Kernel command line."),
     description: str = typer.Option("", "--description", help="Free text."),
     accelerator: Accelerator | None = typer.Option(

@@ -13,10 +13,12 @@ from corral.model.task import TaskInfo
 
 class ImageKind(StrEnum):
     """``iso``: a CD/DVD image (ISO 9660 or UDF), CD-ROM media. ``disk``: a qcow2 or raw disk
-    image, the base of linked-clone disks (``base_image``)."""
+    image, the base of linked-clone disks (``base_image``). ``kernel``: a kernel or initrd file
+    for direct kernel boot (``boot.kernel``, ``boot.initrd``), raw bytes."""
 
     ISO = "iso"
     DISK = "disk"
+    KERNEL = "kernel"
 
 
 class ImageInfo(BaseModel):

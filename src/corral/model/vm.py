@@ -18,7 +18,8 @@ from corral.model.common import (
     XmlText,
 )
 
-#: A CD-ROM source: an absolute path on the host, or the name of an image in the library.
+#: A CD-ROM, kernel or initrd source: the name of an image in the library, or (admins, under
+#: ``host_path_roots``) an absolute path on the host.
 CDROM_PATTERN = f"({ABSOLUTE_PATH_PATTERN})|({NAME_PATTERN})"
 
 
@@ -112,14 +113,27 @@ class BootSpec(_Strict):
     )
 
     source: Literal["disk", "cdrom", "kernel"] = "disk"
-    kernel: AbsolutePath | None = None
-    initrd: AbsolutePath | None = None
+    kernel: str | None = Field(
+        default=None,
+        description="a kernel image of the host's library (its name), or (admins) the absolute "
+        "path of a file under host_path_roots",
+        min_length=1,
+        max_length=4096,
+        pattern=CDROM_PATTERN,
+    )
+    initrd: str | None = Field(
+        default=None,
+        description="an initrd: a kernel image of the library, or (admins) an absolute path",
+        min_length=1,
+        max_length=4096,
+        pattern=CDROM_PATTERN,
+    )
     cmdline: XmlText | None = None
 
     @model_validator(mode="after")
     def _kernel_needs_path(self) -> Self:
         if self.source == "kernel" and self.kernel is None:
-            raise ValueError("boot source 'kernel' needs a kernel path")
+            raise ValueError("boot source 'kernel' needs a kernel (image name or path)")
         return self
 
 
@@ -187,8 +201,8 @@ class VmSpec(_Strict):
         min_length=1,
         max_length=4096,
         pattern=CDROM_PATTERN,
-        description="an ISO image of the host's image library (its name), or the absolute path "
-        "of an ISO file on the host",
+        description="an ISO image of the host's image library (its name), or (admins) the "
+        "absolute path of an ISO file under host_path_roots",
     )
     cdrom_drive: bool = Field(
         default=False,

@@ -168,8 +168,9 @@ def domain_record(dom: libvirt.virDomain, started_at: dict[str, float]) -> Domai
 
 
 def disk_users(conn: libvirt.virConnect) -> dict[str, set[str]]:
-    """File or device path -> names of the domains whose disks or CD-ROM drives hold it, in
-    their live or their persistent definition (the next boot counts too)."""
+    """File or device path -> names of the domains whose disks or CD-ROM drives hold it, or
+    that boot it as kernel or initrd, in their live or their persistent definition (the next
+    boot counts too)."""
     users: dict[str, set[str]] = {}
     for dom in conn.listAllDomains(0):
         try:
@@ -182,9 +183,13 @@ def disk_users(conn: libvirt.virConnect) -> dict[str, set[str]]:
                 raise
             continue  # vanished meanwhile: uses nothing
         for xml in xmls:
-            for disk in Domain.from_xml(xml).devices.disks:
+            domain = Domain.from_xml(xml)
+            for disk in domain.devices.disks:
                 if disk.path:
                     users.setdefault(disk.path, set()).add(name)
+            for boot_file in (domain.os.kernel, domain.os.initrd):
+                if boot_file:
+                    users.setdefault(boot_file, set()).add(name)
     return users
 
 

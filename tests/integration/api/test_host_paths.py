@@ -28,7 +28,7 @@ from lxml import etree
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_images import KernelGuest
 from corral.testbed.private_libvirtd import PrivateLibvirtd
-from tests.integration.api._support import kernel_vm
+from tests.integration.api._support import kernel_vm, wait_log
 
 PASSWORD = "host-paths-password-42"
 POOL_DIR = "/var/lib/libvirt/corral/images"
@@ -322,3 +322,34 @@ def test_admins_may_name_files_under_a_root(
         ]
     finally:
         assert admin.delete("/vms/paths-admin-ok").status_code == 204
+
+
+def test_operators_boot_kernels_of_the_library(
+    corral: CorralServer, admin: httpx.Client, kernel_guest: KernelGuest
+) -> None:
+    """What an operator names instead of a kernel path: kernel images, uploaded like any."""
+    token = _token(corral, admin, "operator")
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=f"{corral.url}/api/v1", headers=headers, timeout=120) as op:
+        for name, path in (("paths-vmlinuz", kernel_guest.kernel),
+                           ("paths-initrd", kernel_guest.initrd)):  # fmt: skip
+            sent = op.put(f"/images/{name}", params={"kind": "kernel"}, content=path.read_bytes())
+            assert sent.status_code == 201, sent.text
+            assert sent.json()["image"]["kind"] == "kernel"
+        spec = kernel_vm("paths-kernel-images", kernel_guest, disk_gib=None, start=True)
+        spec["boot"].update(kernel="paths-vmlinuz", initrd="paths-initrd")
+        made = op.post("/vms", json=spec)
+        assert made.status_code == 201, made.text
+        try:
+            wait_log(op, "paths-kernel-images", rb"CORRAL-GUEST-BOOTED")
+            # In use: listed as such, and not deleted under the VM.
+            assert op.get("/images/paths-vmlinuz").json()["used_by"] == ["paths-kernel-images"]
+            assert op.delete("/images/paths-initrd").status_code == 409
+            # A kernel image is no CD-ROM.
+            wrong = op.post("/vms/paths-kernel-images/cdrom", json={"image": "paths-vmlinuz"})
+            assert wrong.status_code == 409 and "kernel image" in wrong.json()["detail"]
+        finally:
+            op.post("/vms/paths-kernel-images/stop")
+            assert op.delete("/vms/paths-kernel-images").status_code == 204
+        for name in ("paths-vmlinuz", "paths-initrd"):
+            assert op.delete(f"/images/{name}").status_code == 204

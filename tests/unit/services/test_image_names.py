@@ -27,7 +27,8 @@ def test_image_volumes_round_trip_and_nothing_else_is_one() -> None:
 @pytest.mark.parametrize(
     ("asked", "probe", "kind"),
     [(None, ISO, ImageKind.ISO), (None, RAW, ImageKind.DISK), (None, QCOW2, ImageKind.DISK),
-     (ImageKind.ISO, ISO, ImageKind.ISO), (ImageKind.DISK, RAW, ImageKind.DISK)],
+     (ImageKind.ISO, ISO, ImageKind.ISO), (ImageKind.DISK, RAW, ImageKind.DISK),
+     (ImageKind.KERNEL, RAW, ImageKind.KERNEL)],
 )  # fmt: skip
 def test_the_kind_is_what_the_bytes_are(
     asked: ImageKind | None, probe: ImageProbe, kind: ImageKind
@@ -41,6 +42,8 @@ def test_the_kind_is_what_the_bytes_are(
         (ImageKind.ISO, RAW, "x is no ISO 9660 or UDF image"),
         (ImageKind.ISO, QCOW2, "x is a qcow2 disk image"),
         (ImageKind.DISK, ISO, "upload it with kind iso"),
+        (ImageKind.KERNEL, QCOW2, "x is a qcow2 disk image, but kind kernel was asked"),
+        (ImageKind.KERNEL, ISO, "x is an ISO 9660 image, but kind kernel was asked"),
     ],
 )
 def test_a_kind_the_bytes_are_not_is_refused(

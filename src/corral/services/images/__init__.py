@@ -153,6 +153,11 @@ class ImageLibrary:
     async def iso_for(self, host: LibvirtHost, name: str, vm: str) -> ImageInfo:
         """The ISO image ``name`` of ``host`` for VM ``vm``'s CD-ROM drive; NotFound or Conflict
         saying why not (unknown; on another host, a disk image)."""
+        return await self.image_for(host, name, vm, ImageKind.ISO)
+
+    async def image_for(self, host: LibvirtHost, name: str, vm: str, kind: ImageKind) -> ImageInfo:
+        """The image ``name`` of ``kind`` on ``host`` for VM ``vm``; NotFound or Conflict saying
+        why not (unknown; on another host; another kind)."""
         image = await self.on_host(host, name)
         if image is None:
             elsewhere = [
@@ -169,8 +174,11 @@ class ImageLibrary:
                 f"no image named {name!r} on host {host.name!r} (VM {vm!r}'s host): "
                 "`corral image list` shows the library"
             )
-        if image.kind is not ImageKind.ISO:
-            raise Conflict(f"image {name!r} is a disk image; a CD-ROM drive takes ISO images only")
+        if image.kind is not kind:
+            takes = {ImageKind.ISO: "a CD-ROM drive takes ISO images only",
+                     ImageKind.KERNEL: "kernel boot takes kernel images only (kind kernel)",
+                     ImageKind.DISK: "disks stand on disk images only"}[kind]  # fmt: skip
+            raise Conflict(f"image {name!r} is a {image.kind.value} image; {takes}")
         return image
 
     # -- changing ----------------------------------------------------------------------------

@@ -48,6 +48,14 @@ def decide_kind(asked: ImageKind | None, probe: ImageProbe, name: str) -> ImageK
     found = ImageKind.ISO if probe.iso else ImageKind.DISK
     if asked is None or asked is found:
         return found
+    if asked is ImageKind.KERNEL:
+        if probe.format == "raw" and not probe.iso:
+            return ImageKind.KERNEL
+        what = "a qcow2 disk image" if probe.format == "qcow2" else "an ISO 9660 image"
+        raise InvalidRequest(
+            f"{name} is {what}, but kind kernel was asked: kernel images are the files a "
+            "kernel or initrd is (vmlinuz, initrd.img)"
+        )
     if asked is ImageKind.ISO:
         what = "a qcow2 disk image" if probe.format == "qcow2" else "no ISO 9660 or UDF image"
         raise InvalidRequest(

@@ -97,12 +97,12 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
             )
     if is_local(host.uri):
         for label, path in (
-            # Not an image name of the library: that is resolved to its volume later.
+            # Not image names of the library: those are resolved to their volumes later.
             ("cdrom", spec.cdrom if spec.cdrom and spec.cdrom.startswith("/") else None),
             ("boot kernel", spec.boot.kernel),
             ("boot initrd", spec.boot.initrd),
         ):
-            if path is not None:
+            if path is not None and path.startswith("/"):
                 _check_file(label, path)
     return spec
 

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from corral.errors import CorralError
+from corral.model.image import ImageKind
 from corral.model.task import TaskInfo
 from corral.model.vm import VmInfo, VmSpec
 from corral.services.audit import AuditService
@@ -24,7 +25,10 @@ IMPORT_INSTEAD = (
     "as the disk's base_image"
 )
 CDROM_INSTEAD = "name an ISO image of the library (`corral image list`)"
-KERNEL_INSTEAD = "boot from a disk or an ISO image of the library instead"
+KERNEL_INSTEAD = (
+    "upload the kernel and initrd to the library (`corral image upload FILE --kind kernel`) "
+    "and name those images"
+)
 
 
 def host_files(spec: VmSpec) -> list[tuple[str, str, str]]:
@@ -37,7 +41,7 @@ def host_files(spec: VmSpec) -> list[tuple[str, str, str]]:
     if spec.cdrom is not None and spec.cdrom.startswith("/"):
         found.append(("cdrom", spec.cdrom, CDROM_INSTEAD))
     for field, path in (("boot kernel", spec.boot.kernel), ("boot initrd", spec.boot.initrd)):
-        if path is not None:
+        if path is not None and path.startswith("/"):
             found.append((field, path, KERNEL_INSTEAD))
     return found
 
@@ -73,6 +77,7 @@ class VmCreation(TaskUseCase):
         if checked.cdrom is not None and not checked.cdrom.startswith("/"):
             iso = await self._images.iso_for(host, checked.cdrom, vm=checked.name)
             checked = checked.model_copy(update={"cdrom": iso.path})
+        checked = await self._kernel_images(host, checked)
         if any(d.import_path for d in checked.disks):
             return await self._create_task(principal, host, checked)
         async with self._locks.hold(checked.name, "create"):
@@ -80,6 +85,16 @@ class VmCreation(TaskUseCase):
             if checked.start:
                 await _start_created(host, checked.name, uuid)
         return await self._inventory.get(checked.name)
+
+    async def _kernel_images(self, host: LibvirtHost, spec: VmSpec) -> VmSpec:
+        """``spec`` with kernel and initrd images of the library named by their files."""
+        boot = spec.boot
+        update = {}
+        for field, value in (("kernel", boot.kernel), ("initrd", boot.initrd)):
+            if value is not None and not value.startswith("/"):
+                image = await self._images.image_for(host, value, spec.name, ImageKind.KERNEL)
+                update[field] = image.path
+        return spec.model_copy(update={"boot": boot.model_copy(update=update)}) if update else spec
 
     def _allowed_paths(self, principal: Principal, spec: VmSpec, *, local: bool) -> VmSpec:
         """``spec`` with each host path checked against the rule and resolved (symbolic links
@@ -103,15 +118,13 @@ class VmCreation(TaskUseCase):
             else d
             for d in spec.disks
         ]
-        boot = spec.boot
-        if boot.kernel is not None:
-            kernel = check("boot kernel", boot.kernel, KERNEL_INSTEAD)
-            initrd = boot.initrd and check("boot initrd", boot.initrd, KERNEL_INSTEAD)
-            boot = boot.model_copy(update={"kernel": kernel, "initrd": initrd})
-        elif boot.initrd is not None:
-            boot = boot.model_copy(
-                update={"initrd": check("boot initrd", boot.initrd, KERNEL_INSTEAD)}
-            )
+        boot = spec.boot.model_copy(
+            update={
+                field: check(f"boot {field}", path, KERNEL_INSTEAD)
+                for field, path in (("kernel", spec.boot.kernel), ("initrd", spec.boot.initrd))
+                if path is not None and path.startswith("/")
+            }
+        )
         cdrom = spec.cdrom
         if cdrom is not None and cdrom.startswith("/"):
             cdrom = check("cdrom", cdrom, CDROM_INSTEAD)

@@ -135,6 +135,7 @@ async def _form_context(svc: Services, form: dict[str, Any]) -> dict[str, Any]:
         # Offered as suggestions (any host: the API says when the chosen host lacks one).
         "iso_names": sorted({i.name for i in images if i.kind is ImageKind.ISO}),
         "disk_image_names": sorted({i.name for i in images if i.kind is ImageKind.DISK}),
+        "kernel_image_names": sorted({i.name for i in images if i.kind is ImageKind.KERNEL}),
     }
 
 
