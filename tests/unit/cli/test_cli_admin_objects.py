@@ -102,3 +102,16 @@ def test_audit(run_real: Run, real_api: RealApi) -> None:
     entries = json.loads(run_real("audit", "--json").stdout)
     assert {"user": "auditee", "action": "vm.delete", "target": "audited-vm",
             "outcome": "denied"}.items() <= entries[0].items()  # fmt: skip
+
+
+def test_host_add_refuses_uris_outside_the_allow_list(run: Run, api: CannedApi) -> None:
+    for uri in (
+        "qemu+ext:///system?command=/tmp/x.sh",
+        "qemu+unix:///system?socket=/run/libvirt/libvirt-sock",
+        "qemu+ssh://root@h2/system?netcat=/tmp/x.sh",
+        "test:///etc/shadow",
+    ):
+        refused = run("host", "add", "evil", uri)
+        assert refused.exit_code == 2, refused.output
+        assert "must be a libvirt URI Corral allows" in refused.stderr
+    assert api.requests_to("POST", "/hosts") == []
