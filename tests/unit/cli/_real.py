@@ -1,7 +1,7 @@
 """The real Corral app on libvirt's ``test:///default`` driver, on a real port, for CLI tests.
 
-One server serves the whole test session (argon2, the database migrations and the first
-libvirt probe are too slow to repeat): tests use names of their own. Every HTTP request is
+One server serves a whole test module (argon2, the database migrations and the first libvirt
+probe are too slow to repeat per test): tests use names of their own. Every HTTP request is
 recorded (method, path, body, query) so tests can check what the CLI sent.
 """
 

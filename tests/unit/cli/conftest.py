@@ -88,7 +88,7 @@ class RealApi:
     """The real app (see ``_real.py``), as one test sees it."""
 
     url: str
-    #: The session's admin token, and its id.
+    #: The module's admin token, and its id.
     token: str
     token_id: str
     config_dir: Path
@@ -122,7 +122,9 @@ class RealApi:
         return dict(answer.json())
 
 
-@pytest.fixture(scope="session")
+# One app per module, like tests/unit/api: the test driver's state is shared per process, and
+# an app that outlived its module would watch (and reconcile) the next modules' domains.
+@pytest.fixture(scope="module")
 def _real_server(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[str, RecordRequests, dict[str, str]]]:

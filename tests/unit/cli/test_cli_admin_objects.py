@@ -73,7 +73,7 @@ def test_tokens(run_real: Run, real_api: RealApi) -> None:
     assert json.loads(str(request[2])) == {"name": "ci", "expires_in_days": 30}
     listed = run_real("token", "list")
     row = next(line for line in listed.stdout.splitlines() if real_api.token_id in line)
-    assert "never" in row  # the session's token does not expire
+    assert "never" in row  # the module's token does not expire
     assert real_api.token not in listed.output and secret not in listed.output
     unknown = "0" * 32
     revoked = run_real("token", "revoke", unknown)
