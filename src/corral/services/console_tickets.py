@@ -65,7 +65,10 @@ class ConsoleTickets:
         writer = principal.allows(Role.OPERATOR)
         held = [Holder(t.principal.user, t.vm, t.kind.value, not t.view_only) for t in self]
         self._caps.check(
-            held, Holder(principal.user, vm, kind.value, writer), "unused console ticket"
+            held,
+            Holder(principal.user, vm, kind.value, writer),
+            "unused console ticket",
+            f"open a console with one of them, or wait until they expire ({TICKET_TTL_S:g} s)",
         )
         ticket = ConsoleTicket(
             secret=secrets.token_urlsafe(32),

@@ -61,7 +61,11 @@ class Services:
             dataclasses.replace(caps, per_user=settings.console_max_tickets_per_user)
         )
         #: Open consoles (VNC and serial), counted from the accepted socket on.
-        self.consoles = OpenStreams(lambda held, new: caps.check(held, new, "open console"))
+        self.consoles = OpenStreams(
+            lambda held, new: caps.check(
+                held, new, "open console", "close one (another tab or window?), then try again"
+            )
+        )
         self.event_streams = OpenStreams(
             per_user_cap(settings.event_streams_max_per_user, "event stream")
         )

@@ -27,13 +27,14 @@ class ConsoleCaps:
     per_vm: int
     writer_reserve: int
 
-    def check(self, held: Sequence[Holder], new: Holder, what: str) -> None:
-        """RateLimited when ``new`` would go over a cap, given what is ``held`` already."""
+    def check(self, held: Sequence[Holder], new: Holder, what: str, remedy: str) -> None:
+        """RateLimited when ``new`` would go over a cap, given what is ``held`` already;
+        ``what`` names one held thing ("open console"), ``remedy`` says what the user can do."""
         mine = sum(1 for h in held if h.user == new.user)
         if mine >= self.per_user:
             raise RateLimited(
-                f"user {new.user!r} already holds {mine} {what}s (at most {self.per_user} at "
-                "a time): close one, or wait for unused tickets to expire, then try again"
+                f"user {new.user!r} already holds {mine} {what}s, the most allowed at a time "
+                f"(at most {self.per_user}): {remedy}"
             )
         on_vm = sum(1 for h in held if h.vm == new.vm and h.kind == new.kind)
         limit = self.per_vm if new.writer else self.per_vm - self.writer_reserve
@@ -41,11 +42,12 @@ class ConsoleCaps:
             whom = (
                 ""
                 if new.writer
-                else f" for view-only users ({self.writer_reserve} kept for operators)"
+                else f" for view-only users; the last {self.writer_reserve} are kept for "
+                "operators and admins"
             )
             raise RateLimited(
-                f"VM {new.vm!r} already has {on_vm} {new.kind} {what}s (at most {limit}{whom}): "
-                "try again once one has closed"
+                f"VM {new.vm!r} already has {on_vm} {what}s of kind {new.kind} (at most "
+                f"{limit}{whom}): try again once one has closed"
             )
 
 

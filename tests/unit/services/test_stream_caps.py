@@ -15,7 +15,7 @@ CAPS = ConsoleCaps(per_user=3, per_vm=5, writer_reserve=2)
 
 
 def _consoles() -> OpenStreams:
-    return OpenStreams(lambda held, new: CAPS.check(held, new, "open console"))
+    return OpenStreams(lambda held, new: CAPS.check(held, new, "open console", "close one"))
 
 
 def test_a_user_holds_at_most_per_user_consoles_of_every_kind_together() -> None:
@@ -23,7 +23,9 @@ def test_a_user_holds_at_most_per_user_consoles_of_every_kind_together() -> None
     consoles.claim(Holder("eve", "vm1", "vnc"))
     consoles.claim(Holder("eve", "vm2", "serial"))
     release = consoles.claim(Holder("eve", "vm3", "vnc"))
-    with pytest.raises(RateLimited, match=r"'eve' already holds 3 open consoles \(at most 3"):
+    with pytest.raises(
+        RateLimited, match=r"'eve' already holds 3 open consoles, .*\(at most 3\): close one$"
+    ):
         consoles.claim(Holder("eve", "vm4", "vnc"))
     consoles.claim(Holder("bob", "vm4", "vnc"))  # others are not affected
     release()
@@ -36,7 +38,11 @@ def test_viewers_never_fill_a_vms_writer_reserve() -> None:
     consoles = _consoles()
     for n in range(3):  # per_vm - writer_reserve
         consoles.claim(Holder(f"viewer{n}", "vm1", "vnc"))
-    with pytest.raises(RateLimited, match=r"VM 'vm1' .* 3 vnc open consoles .*view-only"):
+    with pytest.raises(
+        RateLimited,
+        match=r"VM 'vm1' already has 3 open consoles of kind vnc \(at most 3 for view-only "
+        r"users; the last 2 are kept",
+    ):
         consoles.claim(Holder("viewer9", "vm1", "vnc"))
     consoles.claim(Holder("viewer9", "vm1", "serial"))  # another kind: counted apart
     consoles.claim(Holder("op1", "vm1", "vnc", writer=True))
@@ -63,7 +69,7 @@ def test_unused_tickets_are_capped_per_user_and_per_vm() -> None:
     viewer = Principal("eve", Role.VIEWER, token_id="t1")
     for _ in range(3):
         tickets.issue(viewer, "vm1", ConsoleKind.VNC, None)
-    with pytest.raises(RateLimited, match="unused console tickets"):
+    with pytest.raises(RateLimited, match=r"3 unused console tickets.*wait until they expire"):
         tickets.issue(viewer, "vm2", ConsoleKind.VNC, None)
     # A used ticket no longer counts.
     secret = next(t.secret for t in tickets if t.principal.user == "eve")
