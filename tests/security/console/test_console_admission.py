@@ -36,7 +36,8 @@ def viewer(api: Api) -> Iterator[dict[str, str]]:
     )
     assert made.status_code == 201, made.text
     login = api.client.post("/api/v1/auth/login", json={"username": name, "password": password})
-    yield {"Authorization": f"Bearer {login.json()['secret']}", "X-User": name}
+    token = login.json()
+    yield {"Authorization": f"Bearer {token['secret']}", "X-User": name, "X-Token": token["id"]}
     api.client.delete(f"/api/v1/users/{name}", headers=api.headers())
 
 
@@ -74,7 +75,7 @@ def test_half_open_sockets_count_and_close_at_once_when_their_user_is_deleted(
     api: Api, viewer: dict[str, str]
 ) -> None:
     cap = api.services.settings.console_max_per_user
-    user = viewer.pop("X-User")
+    user, _ = viewer.pop("X-User"), viewer.pop("X-Token")
     with contextlib.ExitStack() as stack:
         sockets = [
             stack.enter_context(
@@ -115,3 +116,18 @@ def test_half_open_sockets_count_and_close_at_once_when_their_user_is_deleted(
     # At once: not at the next periodic check (5 s) nor at the handshake timeout (10 s).
     assert took < 2
     assert api.services.consoles.held() == []
+
+
+def test_a_half_open_socket_closes_at_once_when_its_token_is_revoked(
+    api: Api, viewer: dict[str, str]
+) -> None:
+    _, token_id = viewer.pop("X-User"), viewer.pop("X-Token")
+    with api.client.websocket_connect(_url(api.client, viewer), headers=viewer) as ws:
+        assert ws.receive_bytes() == GREETING
+        started = time.monotonic()
+        revoked = api.client.delete(f"/api/v1/tokens/{token_id}", headers=viewer)
+        assert revoked.status_code == 204
+        closed = _closed(ws)
+        took = time.monotonic() - started
+    assert closed.code == 1008 and "API token has ended" in closed.reason
+    assert took < 2
