@@ -127,7 +127,8 @@ class Whereabouts:
         moved = await self._db(move)
         if moved is None:
             return None
-        log.info("VM %s (%s) moved outside Corral from host %s to host %s", moved.name, uuid,
+        # Also seen for Corral's own migrations, a moment before their task records the move.
+        log.info("VM %s (%s) follows its domain from host %s to host %s", moved.name, uuid,
                  old, new)  # fmt: skip
         return Move(moved, old, sighting)
 
