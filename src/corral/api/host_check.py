@@ -38,11 +38,18 @@ def _machine_names() -> frozenset[str]:
     return frozenset(n.lower() for n in (socket.gethostname(), socket.getfqdn()) if n)
 
 
-def _same_address(a: str, b: str) -> bool:
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
     try:
-        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return a == b
+        return text
+    # A socket bound to "::" reports IPv4 clients' connections as ::ffff:a.b.c.d.
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return mapped or ip
+
+
+def _same_address(a: str, b: str) -> bool:
+    return _address(a) == _address(b)
 
 
 class HostCheck:

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from corral.api.app import create_app
-from corral.api.host_check import host_name
+from corral.api.host_check import HostCheck, host_name
 from corral.config import Settings
 from corral.model.auth import Role
 from corral.services.runtime import Services
@@ -55,6 +55,21 @@ def test_a_foreign_host_gets_400_naming_the_setting(api: Api, path: str) -> None
     assert answer.status_code == 400, answer.text
     assert "'rebound.example'" in answer.json()["detail"]
     assert "`public_names`" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("host", "server"),
+    [
+        ("192.0.2.10:8443", "192.0.2.10"),
+        ("192.0.2.10", "::ffff:192.0.2.10"),
+        ("[2001:db8::1]", "2001:db8::1"),
+    ],
+)
+def test_the_address_connected_to_is_served(api: Api, host: str, server: str) -> None:
+    """Listening on every address: a client that typed one of the machine's addresses."""
+    check = HostCheck(api.client.app, Settings(listen_host="0.0.0.0"))
+    assert check.accepts(host_name(host), {"server": (server, 8443)})
+    assert not check.accepts(host_name(host), {"server": ("192.0.2.11", 8443)})
 
 
 def test_a_foreign_host_cannot_open_a_websocket(api: Api) -> None:
