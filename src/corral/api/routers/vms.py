@@ -58,7 +58,13 @@ async def list_vms(svc: Svc, _: Viewer, host: NameQuery = None) -> list[VmInfo]:
     responses={
         **ACCEPTED,
         **on_host(
+            (
+                403,
+                "the role lacks the right, or a host path is not the caller's to name "
+                "(non-admins never; admins under host_path_roots)",
+            ),
             (404, "no such host, base image or file (ISO, kernel, initrd, image to import)"),
+            (422, "malformed, or an image Corral refuses (qcow2 data file, backing file…)"),
             (409, "the name is taken, or the host lacks memory, vCPUs, disk space or KVM"),
         ),
     },
