@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
+import libvirt
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection
@@ -23,6 +24,7 @@ from websockets.sync.client import connect as ws_connect
 
 from corral.rfb import RFBClient
 from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
 from tests.integration.api._support import SerialShell, kernel_vm, wait_log
 
@@ -261,6 +263,45 @@ def test_two_viewers_and_an_operator_share_the_serial_console(
         assert b"viewer0-42" not in reader.seen and b"viewer1-42" not in reader.seen
     log = client.get(f"/vms/{NAME}/log").content
     assert f"op1-42-{token}".encode() in log and f"viewer0-42-{token}".encode() not in log
+
+
+def test_a_console_held_outside_corral_is_refused_to_viewers_and_taken_by_operators(
+    corral: CorralServer,
+    vm: str,
+    make_viewer: Callable[[], User],
+    sockets: contextlib.ExitStack,
+    conn: libvirt.virConnect,
+) -> None:
+    """`virsh console` on the host holds the console: a viewer is told so (409) and takes
+    nothing; an operator takes it over, as `virsh console --force` would."""
+    dom = conn.lookupByName(NAME)
+    outside = conn.newStream(0)
+
+    def attach() -> bool:
+        try:
+            dom.openConsole(None, outside, 0)  # no force: waits for Corral's readers to leave
+        except libvirt.libvirtError:
+            return False
+        return True
+
+    wait_until(attach, 10, "the console to be free of Corral's readers", interval=0.2)
+    try:
+        viewer = make_viewer()
+        ticket = _ticket(corral, viewer.headers, "serial")
+        status, body = _refused_status(corral, ticket.json()["url"], viewer.headers)
+        assert status == 409 and "virsh console" in body, body
+        operator = SerialReader(
+            sockets,
+            corral,
+            f"/api/v1/vms/{NAME}/serial",
+            {"Authorization": f"Bearer {corral.token}"},
+        )
+        token = secrets.token_hex(4)
+        operator.ws.send(f"echo took-$((40+2))-{token}\n".encode())
+        operator.wait_for(f"took-42-{token}".encode())
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            outside.abort()
 
 
 def test_event_streams_are_capped_per_user_and_end_when_the_user_goes(
