@@ -1,4 +1,9 @@
-"""How failures look: exit codes, ``error: …`` lines, and nothing secret on screen."""
+"""How failures look: exit codes, ``error: …`` lines, and nothing secret on screen.
+
+Against the real app, except what it cannot be made to answer here (canned, its answers
+checked against /openapi.json): a 422 with several field errors, a detail that repeats its
+field error, an answer that breaks the contract, and a serial log that grows (the test
+driver has none)."""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from tests.unit.cli.canned_api import vm_info
-from tests.unit.cli.conftest import CannedApi, Run, cli_command
+from tests.unit.cli.conftest import CannedApi, RealApi, Run, cli_command
 
 TIMEOUT_S = 15
 
@@ -21,9 +27,9 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_connection_refused_says_what_to_do(run: Run, api: CannedApi) -> None:
+def test_connection_refused_says_what_to_do(run_real: Run, real_api: RealApi) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
-    result = run("--url", url, "vm", "list")
+    result = run_real("--url", url, "vm", "list")
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: cannot reach Corral at {url}: is `make run` running?"
 
@@ -53,44 +59,50 @@ def test_answer_that_breaks_the_contract_is_reported(run: Run, api: CannedApi) -
     )
 
 
-def test_usage_errors_exit_2(run: Run, api: CannedApi) -> None:
-    assert run("vm", "show").exit_code == 2
-    assert run("vm", "frobnicate", "x").exit_code == 2
-    assert run("task", "list", "--limit", "0").exit_code == 2
-    assert run("vm", "shutdown", "x", "--timeout", "-1").exit_code == 2
-    assert not api.state.requests
+def test_usage_errors_exit_2(run_real: Run, real_api: RealApi) -> None:
+    assert run_real("vm", "show").exit_code == 2
+    assert run_real("vm", "frobnicate", "x").exit_code == 2
+    assert run_real("task", "list", "--limit", "0").exit_code == 2
+    assert run_real("vm", "shutdown", "x", "--timeout", "-1").exit_code == 2
+    assert not real_api.requests
 
 
-def test_token_is_never_printed(run: Run, api: CannedApi) -> None:
-    secret = api.state.token
+def test_token_is_never_printed(run_real: Run, real_api: RealApi) -> None:
+    secret = real_api.token
     outputs = [
-        run("vm", "show", "nope").output,
-        run("--token", "bad-" + secret, "vm", "list").output,
-        run("--url", f"http://127.0.0.1:{_closed_port()}", "vm", "list").output,
-        run("whoami").output,
-        run("--help").output,
+        run_real("vm", "show", "nope").output,
+        run_real("--token", "bad-" + secret, "vm", "list").output,
+        run_real("--url", f"http://127.0.0.1:{_closed_port()}", "vm", "list").output,
+        run_real("whoami").output,
+        run_real("--help").output,
     ]
     for output in outputs:
         assert secret not in output
 
 
-def test_bad_ca_cert_file_is_reported(run: Run, api: CannedApi, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = run("--ca-cert", str(tmp_path / "missing.pem"), "vm", "list")
+def test_bad_ca_cert_file_is_reported(run_real: Run, real_api: RealApi, tmp_path: Path) -> None:
+    result = run_real("--ca-cert", str(tmp_path / "missing.pem"), "vm", "list")
     assert result.exit_code == 1
     assert "cannot use CA certificate" in result.stderr
 
 
-def test_python_dash_m_runs_the_cli(api: CannedApi) -> None:
-    api.state.vms = {"web1": vm_info("web1")}
-    done = subprocess.run(
-        cli_command("vm", "list"),
-        env={**os.environ, **api.env()},
-        capture_output=True,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
+def test_python_dash_m_runs_the_cli(real_api: RealApi) -> None:
+    with real_api.client() as client:
+        made = client.post("/vms", json={"name": "cli-listed", "disks": [{"size_gib": 1}]})
+        assert made.status_code == 201, made.text
+        try:
+            done = subprocess.run(
+                cli_command("vm", "list"),
+                env={**os.environ, **real_api.env()},
+                capture_output=True,
+                timeout=TIMEOUT_S,
+                check=False,
+            )
+        finally:  # the test driver's domains outlive the app
+            client.delete("/vms/cli-listed", params={"delete_disks": True})
     assert done.returncode == 0, done.stderr
-    assert b"web1" in done.stdout and b"running" in done.stdout
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith(b"cli-listed ")]
+    assert row.split()[:3] == [b"cli-listed", b"test", b"shutoff"]
 
 
 def _read_until(proc: subprocess.Popen[bytes], needle: bytes) -> bytes:
