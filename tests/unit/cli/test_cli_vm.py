@@ -1,12 +1,22 @@
-"""``corral vm …`` against the canned contract API: what is sent, printed and returned."""
+"""``corral vm …``: what is sent, printed and returned.
+
+Against the real app on the test driver, except what it cannot do here (canned, its answers
+checked against /openapi.json): a second host, base images and NAT networks, kernel files,
+imports and their task progress, a guest that does not shut down, clones, serial logs."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
 
 from corral.model.vm import VmState
-from tests.unit.cli.canned_api import PNG, vm_info
-from tests.unit.cli.conftest import CannedApi, Run
+from tests.unit.cli.canned_api import vm_info
+from tests.unit.cli.conftest import CannedApi, RealApi, Run
 
 
 def _body(api: CannedApi, method: str, path: str) -> dict[str, object]:
@@ -27,36 +37,11 @@ def test_list_shows_a_table(run: Run, api: CannedApi) -> None:
     assert db.split()[6] == "-"  # no uptime when shut off
 
 
-def test_list_json_is_the_api_json(run: Run, api: CannedApi) -> None:
-    api.state.vms = {"web1": vm_info("web1")}
-    result = run("vm", "list", "--json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == [api.state.vms["web1"].model_dump(mode="json")]
-    global_flag = run("--json", "vm", "list")
-    assert json.loads(global_flag.stdout) == json.loads(result.stdout)
-
-
 def test_list_host_filter_is_sent(run: Run, api: CannedApi) -> None:
     api.state.vms = {"web1": vm_info("web1"), "db1": vm_info("db1", host="h2")}
     result = run("vm", "list", "--host", "h2")
     assert "db1" in result.stdout and "web1" not in result.stdout
     assert api.requests_to("GET", "/vms")[-1][3] == {"host": "h2"}
-
-
-def test_show_prints_details_and_disks(run: Run, api: CannedApi) -> None:
-    api.state.vms = {"web1": vm_info("web1")}
-    result = run("vm", "show", "web1")
-    assert result.exit_code == 0, result.output
-    assert "running" in result.stdout
-    assert "/pool/web1-root.qcow2" in result.stdout
-    assert "10 GiB" in result.stdout
-
-
-def test_show_missing_vm_prints_the_api_detail(run: Run, api: CannedApi) -> None:
-    result = run("vm", "show", "nope")
-    assert result.exit_code == 1
-    assert result.stderr.strip() == "error: no VM named nope: `corral vm list` shows the VMs"
-    assert result.stdout == ""
 
 
 def test_create_sends_the_spec(run: Run, api: CannedApi) -> None:
@@ -102,36 +87,6 @@ def test_create_kernel_boot_is_inferred(run: Run, api: CannedApi) -> None:
     assert body["memory_mib"] == 256
 
 
-def test_create_with_start_starts_it(run: Run, api: CannedApi) -> None:
-    result = run("vm", "create", "web3", "--disk", "size=1G", "--start")
-    assert result.exit_code == 0, result.output
-    # The server starts it (inside the creation task when an image is imported).
-    assert _body(api, "POST", "/vms")["start"] is True
-    assert not api.requests_to("POST", "/vms/web3/start")
-    assert api.state.vms["web3"].state == VmState.RUNNING
-    assert "and started it" in result.stdout
-
-
-def test_create_usage_errors_exit_2_without_calling_the_api(run: Run, api: CannedApi) -> None:
-    cases = [
-        (["--memory", "lots"], "invalid size 'lots'"),
-        (["--disk", "size=1G,colour=red"], "unknown key 'colour'"),
-        (["--nic", "network=nat,model=ne2k"], "model"),
-        (["--boot", "floppy"], "floppy"),
-        (["--boot", "cdrom", "--disk", "size=1G"], "cdrom"),
-        ([], "boot source 'disk' needs at least one disk"),
-        (["--disk", "import=rel.qcow2"], "absolute path"),
-    ]
-    for extra, message in cases:
-        result = run("vm", "create", "bad", *extra)
-        assert result.exit_code == 2, (extra, result.output)
-        assert message in result.stderr, (extra, result.stderr)
-    bad_name = run("vm", "create", "bad name", "--disk", "size=1G")
-    assert bad_name.exit_code == 2
-    assert "name: must be 1-63 characters from A-Z a-z 0-9 . _ -" in bad_name.stderr
-    assert not api.requests_to("POST", "/vms")
-
-
 def test_create_with_import_waits_for_the_task(run: Run, api: CannedApi) -> None:
     gib = 2**30
     api.state.task_plans["vm.import"] = [
@@ -168,25 +123,6 @@ def test_create_failed_import_exits_1_with_the_task_error(run: Run, api: CannedA
     assert "error: /srv/a.qcow2 is not a disk image: pick a qcow2 or raw file" in result.stderr
 
 
-def test_create_conflict_is_reported(run: Run, api: CannedApi) -> None:
-    api.state.vms = {"web1": vm_info("web1")}
-    result = run("vm", "create", "web1", "--disk", "size=1G")
-    assert result.exit_code == 1
-    assert "error: a VM named web1 exists already" in result.stderr
-
-
-def test_power_actions(run: Run, api: CannedApi) -> None:
-    api.state.vms = {"web1": vm_info("web1", VmState.SHUTOFF)}
-    for action, state in [("start", "running"), ("pause", "paused"), ("resume", "running"),
-                          ("reboot", "running"), ("stop", "shutoff")]:  # fmt: skip
-        result = run("vm", action, "web1")
-        assert result.exit_code == 0, result.output
-        assert f"VM web1 ({state})" in result.stdout
-        assert api.state.vms["web1"].state == state
-    as_json = run("vm", "start", "web1", "--json")
-    assert json.loads(as_json.stdout)["state"] == "running"
-
-
 def test_shutdown_sends_timeout_and_force(run: Run, api: CannedApi) -> None:
     api.state.vms = {"web1": vm_info("web1")}
     result = run("vm", "shutdown", "web1", "--timeout", "5", "--force")
@@ -208,26 +144,6 @@ def test_shutdown_timeout_without_force_fails(run: Run, api: CannedApi) -> None:
     assert _body(api, "POST", "/vms/web1/shutdown") == {"timeout_s": 60.0, "force": False}
 
 
-def test_delete_asks_unless_yes(run: Run, api: CannedApi) -> None:
-    api.state.vms = {"old": vm_info("old", VmState.SHUTOFF)}
-    refused = run("vm", "delete", "old", input="n\n")
-    assert refused.exit_code == 1
-    assert "Delete VM old (disks are kept)?" in refused.stderr
-    assert "old" in api.state.vms
-    confirmed = run("vm", "delete", "old", "--delete-disks", input="y\n")
-    assert confirmed.exit_code == 0, confirmed.output
-    assert api.requests_to("DELETE", "/vms/old")[-1][3] == {"delete_disks": "true"}
-    assert "old" not in api.state.vms
-
-
-def test_delete_running_vm_conflict(run: Run, api: CannedApi) -> None:
-    api.state.vms = {"web1": vm_info("web1")}
-    result = run("vm", "delete", "web1", "--yes")
-    assert result.exit_code == 1
-    assert "error: VM web1 is running: shut it down first" in result.stderr
-    assert api.requests_to("DELETE", "/vms/web1")[-1][3] == {}
-
-
 def test_clone(run: Run, api: CannedApi) -> None:
     api.state.vms = {"base": vm_info("base", VmState.SHUTOFF)}
     result = run("vm", "clone", "base", "copy1", "--description", "from base")
@@ -240,14 +156,6 @@ def test_clone(run: Run, api: CannedApi) -> None:
     assert bad.exit_code == 2
 
 
-def test_screenshot_writes_png(run: Run, api: CannedApi, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    api.state.vms = {"web1": vm_info("web1")}
-    target = tmp_path / "shot.png"
-    result = run("vm", "screenshot", "web1", "-o", str(target))
-    assert result.exit_code == 0, result.output
-    assert target.read_bytes() == PNG
-
-
 def test_log_and_tail(run: Run, api: CannedApi) -> None:
     api.state.vms = {"web1": vm_info("web1")}
     api.state.logs["web1"] = bytearray(b"boot\nline2\nheartbeat 1\n")
@@ -257,26 +165,172 @@ def test_log_and_tail(run: Run, api: CannedApi) -> None:
     assert api.requests_to("GET", "/vms/web1/log")[-1][3] == {"tail_bytes": "12"}
 
 
-def test_snapshots(run: Run, api: CannedApi) -> None:
-    api.state.vms = {"web1": vm_info("web1")}
-    created = run("vm", "snapshot", "create", "web1", "before-upgrade", "--description", "x")
+class Vms:
+    """VMs of the real app made for one test, deleted after it (the test driver's domains
+    outlive the app)."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.names: list[str] = []
+
+    def make(self, name: str, **spec: Any) -> str:
+        answer = self.client.post("/vms", json={"name": name, "disks": [{"size_gib": 1}], **spec})
+        assert answer.status_code == 201, answer.text
+        self.names.append(name)
+        return name
+
+    def get(self, name: str) -> dict[str, Any]:
+        answer = self.client.get(f"/vms/{name}")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+@pytest.fixture
+def vms(real_api: RealApi) -> Iterator[Vms]:
+    with real_api.client() as client:
+        made = Vms(client)
+        yield made
+        for name in made.names:
+            client.post(f"/vms/{name}/stop")
+            client.delete(f"/vms/{name}", params={"delete_disks": True})
+
+
+def test_list_json_is_the_api_json(run_real: Run, vms: Vms) -> None:
+    vms.make("cli-listed")
+    result = run_real("vm", "list", "--json")
+    assert result.exit_code == 0, result.output
+    (mine,) = [vm for vm in json.loads(result.stdout) if vm["name"] == "cli-listed"]
+    assert mine == vms.get("cli-listed")
+    global_flag = run_real("--json", "vm", "list")
+    assert mine in json.loads(global_flag.stdout)
+
+
+def test_show_prints_details_and_disks(run_real: Run, vms: Vms) -> None:
+    vms.make("cli-shown")
+    result = run_real("vm", "show", "cli-shown")
+    assert result.exit_code == 0, result.output
+    assert "shutoff" in result.stdout
+    (disk,) = vms.get("cli-shown")["disks"]
+    (row,) = [line for line in result.stdout.splitlines() if disk["path"] in line]
+    assert row.split()[:4] == ["root", "vda", "virtio", "disk"]
+
+
+def test_show_missing_vm_prints_the_api_detail(run_real: Run, real_api: RealApi) -> None:
+    result = run_real("vm", "show", "nope")
+    assert result.exit_code == 1
+    with real_api.client() as client:
+        detail = client.get("/vms/nope").json()["detail"]
+    assert result.stderr.strip() == f"error: {detail}"
+    assert "nope" in detail
+    assert result.stdout == ""
+
+
+def test_create_with_start_starts_it(run_real: Run, real_api: RealApi, vms: Vms) -> None:
+    vms.names.append("cli-started")  # made by the CLI, deleted by the fixture
+    result = run_real("vm", "create", "cli-started", "--disk", "size=1G", "--start")
+    assert result.exit_code == 0, result.output
+    # The server starts it (inside the creation task when an image is imported).
+    (request,) = real_api.requests_to("POST", "/vms")
+    assert json.loads(str(request[2]))["start"] is True
+    assert not real_api.requests_to("POST", "/vms/cli-started/start")
+    assert vms.get("cli-started")["state"] == VmState.RUNNING
+    assert "and started it" in result.stdout
+
+
+def test_create_usage_errors_exit_2_without_calling_the_api(
+    run_real: Run, real_api: RealApi
+) -> None:
+    cases = [
+        (["--memory", "lots"], "invalid size 'lots'"),
+        (["--disk", "size=1G,colour=red"], "unknown key 'colour'"),
+        (["--nic", "network=nat,model=ne2k"], "model"),
+        (["--boot", "floppy"], "floppy"),
+        (["--boot", "cdrom", "--disk", "size=1G"], "cdrom"),
+        ([], "boot source 'disk' needs at least one disk"),
+        (["--disk", "import=rel.qcow2"], "absolute path"),
+    ]
+    for extra, message in cases:
+        result = run_real("vm", "create", "bad", *extra)
+        assert result.exit_code == 2, (extra, result.output)
+        assert message in result.stderr, (extra, result.stderr)
+    bad_name = run_real("vm", "create", "bad name", "--disk", "size=1G")
+    assert bad_name.exit_code == 2
+    assert "name: must be 1-63 characters from A-Z a-z 0-9 . _ -" in bad_name.stderr
+    assert not real_api.requests_to("POST", "/vms")
+
+
+def test_create_conflict_is_reported(run_real: Run, vms: Vms) -> None:
+    vms.make("cli-twice")
+    result = run_real("vm", "create", "cli-twice", "--disk", "size=1G")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "cli-twice" in result.stderr
+    assert "exists" in result.stderr
+
+
+def test_power_actions(run_real: Run, vms: Vms) -> None:
+    vms.make("cli-power")
+    for action, state in [("start", "running"), ("pause", "paused"), ("resume", "running"),
+                          ("reboot", "running"), ("stop", "shutoff")]:  # fmt: skip
+        result = run_real("vm", action, "cli-power")
+        assert result.exit_code == 0, result.output
+        assert f"VM cli-power ({state})" in result.stdout
+        assert vms.get("cli-power")["state"] == state
+    as_json = run_real("vm", "start", "cli-power", "--json")
+    assert json.loads(as_json.stdout)["state"] == "running"
+    assert vms.get("cli-power")["state"] == "running"
+
+
+def test_delete_asks_unless_yes(run_real: Run, real_api: RealApi, vms: Vms) -> None:
+    vms.make("cli-old")
+    refused = run_real("vm", "delete", "cli-old", input="n\n")
+    assert refused.exit_code == 1
+    assert "Delete VM cli-old (disks are kept)?" in refused.stderr
+    assert vms.get("cli-old")["name"] == "cli-old"
+    confirmed = run_real("vm", "delete", "cli-old", "--delete-disks", input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert real_api.requests_to("DELETE", "/vms/cli-old")[-1][3] == {"delete_disks": "true"}
+    assert vms.client.get("/vms/cli-old").status_code == 404
+
+
+def test_delete_running_vm_conflict(run_real: Run, real_api: RealApi, vms: Vms) -> None:
+    vms.make("cli-busy", start=True)
+    result = run_real("vm", "delete", "cli-busy", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "running" in result.stderr
+    assert real_api.requests_to("DELETE", "/vms/cli-busy")[-1][3] == {}
+    assert vms.get("cli-busy")["state"] == "running"
+
+
+def test_screenshot_writes_png(run_real: Run, vms: Vms, tmp_path: Path) -> None:
+    vms.make("cli-screen", start=True)
+    target = tmp_path / "shot.png"
+    result = run_real("vm", "screenshot", "cli-screen", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes() == vms.client.get("/vms/cli-screen/screenshot").content
+    assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_snapshots(run_real: Run, real_api: RealApi, vms: Vms) -> None:
+    vms.make("cli-snap", start=True)
+    created = run_real(
+        "vm", "snapshot", "create", "cli-snap", "before-upgrade", "--description", "x"
+    )
     assert created.exit_code == 0, created.output
-    assert _body(api, "POST", "/vms/web1/snapshots") == {
-        "name": "before-upgrade",
-        "description": "x",
-    }
-    listed = run("vm", "snapshot", "list", "web1")
+    (request,) = real_api.requests_to("POST", "/vms/cli-snap/snapshots")
+    assert json.loads(str(request[2])) == {"name": "before-upgrade", "description": "x"}
+    listed = run_real("vm", "snapshot", "list", "cli-snap")
     assert "before-upgrade" in listed.stdout and "*" in listed.stdout
-    assert run("vm", "snapshot", "revert", "web1", "before-upgrade").exit_code == 0
-    missing = run("vm", "snapshot", "revert", "web1", "nope")
-    assert missing.exit_code == 1 and "VM web1 has no snapshot nope" in missing.stderr
-    assert run("vm", "snapshot", "delete", "web1", "before-upgrade").exit_code == 0
-    assert json.loads(run("vm", "snapshot", "list", "web1", "--json").stdout) == []
+    assert run_real("vm", "snapshot", "revert", "cli-snap", "before-upgrade").exit_code == 0
+    missing = run_real("vm", "snapshot", "revert", "cli-snap", "nope")
+    assert missing.exit_code == 1 and "nope" in missing.stderr
+    assert missing.stderr.startswith("error: ")
+    assert run_real("vm", "snapshot", "delete", "cli-snap", "before-upgrade").exit_code == 0
+    assert json.loads(run_real("vm", "snapshot", "list", "cli-snap", "--json").stdout) == []
 
 
-def test_server_text_is_printed_literally_not_as_markup(run: Run, api: CannedApi) -> None:
+def test_server_text_is_printed_literally_not_as_markup(run_real: Run, vms: Vms) -> None:
     odd = "[/] closes nothing [red]not red[/red]"
-    api.state.vms = {"web1": vm_info("web1").model_copy(update={"description": odd})}
-    result = run("vm", "show", "web1")
+    vms.make("cli-odd", description=odd)
+    result = run_real("vm", "show", "cli-odd")
     assert result.exit_code == 0, result.output
     assert odd in result.stdout
