@@ -110,13 +110,13 @@ def create(
         [],
         "--disk",
         help="size=10G[,name=data][,bus=virtio] | base=IMAGE | import=/path/to.qcow2 "
-        "(repeat for more disks).",
+        "(admins, under host_path_roots) (repeat for more disks).",
     ),
     cdrom: str | None = typer.Option(
         None,
         "--cdrom",
-        help="ISO image of the host's library (`corral image list`), or an ISO "
-        "file's absolute path on the host.",
+        help="ISO image of the host's library (`corral image list`), or (admins) an ISO "
+        "file's absolute path on the host under host_path_roots.",
     ),
     cdrom_drive: bool = typer.Option(
         False,
