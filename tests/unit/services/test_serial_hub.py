@@ -141,3 +141,29 @@ async def test_a_reader_cancelled_while_the_stream_opens_leaves_nothing_open() -
     await asyncio.sleep(0.05)  # the open finishes after its reader left
     assert len(opener.opened) == 1 and opener.opened[0].closed
     assert hubs.open_count() == 0
+
+
+async def test_a_new_stream_opens_only_once_the_last_one_is_closed() -> None:
+    """libvirt refuses a second stream (no force) while the first is still open: a reader
+    arriving as the last one leaves waits for that close."""
+    hubs, order = SerialHubs(), []
+
+    class SlowPipe(Pipe):
+        async def close(self) -> None:
+            await asyncio.sleep(0.05)  # the abort RPC
+            order.append("closed")
+            await super().close()
+
+    async def opener() -> Pipe:
+        order.append("opened")
+        return SlowPipe()
+
+    async def leave_soon() -> None:
+        async with hubs.tap("vm", True, opener):
+            await asyncio.sleep(0.01)
+
+    first = asyncio.ensure_future(leave_soon())
+    await asyncio.sleep(0.02)  # the first reader is leaving: its stream is closing
+    async with hubs.tap("vm", True, opener):
+        assert order == ["opened", "closed", "opened"]
+    await first

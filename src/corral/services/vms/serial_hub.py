@@ -29,6 +29,8 @@ class SerialConsole(Protocol):
 
 #: What one reader may have waiting unread before it is dropped (the others carry on).
 MAX_BACKLOG = 1 << 20
+#: How long a new reader waits for the VM's previous stream to close before opening anew.
+CLOSE_WAIT_S = 10.0
 
 
 class SerialTap:
@@ -171,7 +173,11 @@ class SerialHubs:
         hub = self._hubs.get(key)
         while hub is None or hub.ended:
             if (closing := self._closing.get(key)) is not None:
-                await asyncio.shield(closing)
+                # Bounded: a host that does not answer the close must not block readers forever.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(closing), CLOSE_WAIT_S)
+                if self._closing.get(key) is closing:
+                    del self._closing[key]
                 hub = self._hubs.get(key)  # another reader may have opened it meanwhile
                 continue
             hub = self._hubs[key] = SerialHub(open_console())
