@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -159,6 +160,36 @@ def run_real(real_api: RealApi) -> Run:
         return runner.invoke(app, list(args), input=input, env=real_api.env(token=token))
 
     return _run
+
+
+class Vms:
+    """VMs of the real app made for one test, deleted after it (the test driver's domains
+    outlive the app)."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.names: list[str] = []
+
+    def make(self, name: str, **spec: Any) -> str:
+        answer = self.client.post("/vms", json={"name": name, "disks": [{"size_gib": 1}], **spec})
+        assert answer.status_code == 201, answer.text
+        self.names.append(name)
+        return name
+
+    def get(self, name: str) -> dict[str, Any]:
+        answer = self.client.get(f"/vms/{name}")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+
+@pytest.fixture
+def vms(real_api: RealApi) -> Iterator[Vms]:
+    with real_api.client() as client:
+        made = Vms(client)
+        yield made
+        for name in made.names:
+            client.post(f"/vms/{name}/stop")
+            client.delete(f"/vms/{name}", params={"delete_disks": True})
 
 
 #: ``run(*args, input=None, token=True)``: the CLI in-process against the canned API.

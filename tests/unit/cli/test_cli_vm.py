@@ -7,16 +7,11 @@ imports and their task progress, a guest that does not shut down, clones, serial
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import httpx
-import pytest
 
 from corral.model.vm import VmState
 from tests.unit.cli.canned_api import vm_info
-from tests.unit.cli.conftest import CannedApi, RealApi, Run
+from tests.unit.cli.conftest import CannedApi, RealApi, Run, Vms
 
 
 def _body(api: CannedApi, method: str, path: str) -> dict[str, object]:
@@ -163,36 +158,6 @@ def test_log_and_tail(run: Run, api: CannedApi) -> None:
     tail = run("vm", "log", "web1", "--tail", "12")
     assert tail.stdout == "heartbeat 1\n"
     assert api.requests_to("GET", "/vms/web1/log")[-1][3] == {"tail_bytes": "12"}
-
-
-class Vms:
-    """VMs of the real app made for one test, deleted after it (the test driver's domains
-    outlive the app)."""
-
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-        self.names: list[str] = []
-
-    def make(self, name: str, **spec: Any) -> str:
-        answer = self.client.post("/vms", json={"name": name, "disks": [{"size_gib": 1}], **spec})
-        assert answer.status_code == 201, answer.text
-        self.names.append(name)
-        return name
-
-    def get(self, name: str) -> dict[str, Any]:
-        answer = self.client.get(f"/vms/{name}")
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-
-@pytest.fixture
-def vms(real_api: RealApi) -> Iterator[Vms]:
-    with real_api.client() as client:
-        made = Vms(client)
-        yield made
-        for name in made.names:
-            client.post(f"/vms/{name}/stop")
-            client.delete(f"/vms/{name}", params={"delete_disks": True})
 
 
 def test_list_json_is_the_api_json(run_real: Run, vms: Vms) -> None:
