@@ -68,6 +68,10 @@ class OpenStreams:
         self._check = check
         self._held: list[Holder] = []
 
+    def check(self, holder: Holder) -> None:
+        """RateLimited if ``holder`` would be refused now (nothing is counted)."""
+        self._check(self._held, holder)
+
     def claim(self, holder: Holder) -> Callable[[], None]:
         """Count ``holder`` until the returned function (idempotent) is called; RateLimited
         (and nothing counted) over a cap."""

@@ -77,17 +77,25 @@ def test_half_open_sockets_count_and_close_at_once_when_their_user_is_deleted(
     cap = api.services.settings.console_max_per_user
     user, _ = viewer.pop("X-User"), viewer.pop("X-Token")
     with contextlib.ExitStack() as stack:
+        urls = [_url(api.client, viewer) for _ in range(cap)]
         sockets = [
-            stack.enter_context(
-                api.client.websocket_connect(_url(api.client, viewer), headers=viewer)
-            )
-            for _ in range(cap)
+            stack.enter_context(api.client.websocket_connect(url, headers=viewer))
+            for url in urls[:-1]
         ]
+        spare = _url(api.client, viewer)  # a ticket asked for before the cap was reached
+        sockets.append(stack.enter_context(api.client.websocket_connect(urls[-1], headers=viewer)))
         for ws in sockets:
             assert ws.receive_bytes() == GREETING  # accepted; the browser never answers
+        # At the cap: no ticket (the page can show why), and a ticket got before is refused at
+        # the WebSocket's handshake.
+        ticket = api.client.post(
+            f"/api/v1/vms/{VM}/console/ticket", json={"kind": "serial"}, headers=viewer
+        )
+        assert ticket.status_code == 429
+        assert f"already holds {cap} open consoles" in ticket.json()["detail"]
         with (
             pytest.raises(WebSocketDenialResponse) as refused,
-            api.client.websocket_connect(_url(api.client, viewer), headers=viewer),
+            api.client.websocket_connect(spare, headers=viewer),
         ):
             pass
         assert refused.value.status_code == 429

@@ -179,11 +179,15 @@ def test_forty_silent_viewer_sockets_leave_operators_their_console_and_typing(
     assert len(granted) == TICKETS_PER_USER
     assert {a.status_code for a in refused} == {429}
     assert "unused console tickets" in refused[0].json()["detail"]
-    silent = [_open_silent(sockets, corral, url, viewer.headers) for url in granted]
-    # With its tickets used up the viewer gets another, but no more sockets.
+    silent = [_open_silent(sockets, corral, url, viewer.headers) for url in granted[:-1]]
+    spare = _ticket(corral, viewer.headers, "vnc")  # its tickets used up: one more, for now
+    assert spare.status_code == 201, spare.text
+    silent.append(_open_silent(sockets, corral, granted[-1], viewer.headers))
+    # At the cap: no more tickets, and a ticket got before opens no socket.
     more = _ticket(corral, viewer.headers, "vnc")
-    assert more.status_code == 201, more.text
-    status, body = _refused_status(corral, more.json()["url"], viewer.headers)
+    assert more.status_code == 429
+    assert f"already holds {CONSOLES_PER_USER} open consoles" in more.json()["detail"]
+    status, body = _refused_status(corral, spare.json()["url"], viewer.headers)
     assert status == 429 and f"already holds {CONSOLES_PER_USER} open consoles" in body
 
     _operator_types_through_its_console(corral, client)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from corral.api.deps import Operator, Svc, Viewer
 from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath
+from corral.model.auth import Role
 from corral.model.console import (
     ConsoleTicketInfo,
     ConsoleTicketRequest,
@@ -15,6 +16,7 @@ from corral.model.console import (
     WaitScreenRequest,
 )
 from corral.services.console_tickets import TICKET_TTL_S, ConsoleKind
+from corral.services.stream_caps import Holder
 
 router = APIRouter(tags=["vms"])
 
@@ -61,7 +63,7 @@ async def wait_screen(
     name="vm.console.ticket",
     status_code=201,
     responses=problem_responses(
-        (429, "the caller, or the VM, holds as many unused console tickets as allowed")
+        (429, "the caller, or the VM, holds as many open consoles or unused tickets as allowed")
     ),
 )
 async def console_ticket(
@@ -70,12 +72,15 @@ async def console_ticket(
     """A one-time ticket (30 s, one connection) to open the VM's console WebSocket from this
     session or token and this Origin. Viewers get view-only consoles. Unused tickets are capped
     per user (``console_max_tickets_per_user``) and per VM (``console_max_per_vm``, of which
-    view-only users never take the last ``console_writer_reserve``)."""
+    view-only users never take the last ``console_writer_reserve``), and so are open consoles:
+    a caller at that cap is told here, where a page can show why, rather than only at the
+    WebSocket's handshake."""
     kind = ConsoleKind((body or ConsoleTicketRequest()).kind)
     if kind is ConsoleKind.VNC:
         await svc.vms.screen_source.check_viewable(name)
     else:
         await svc.vms.serial.check_open(name)
+    svc.consoles.check(Holder(who.user, name, kind.value, writer=who.allows(Role.OPERATOR)))
     ticket = svc.console_tickets.issue(who, name, kind, request.headers.get("origin"))
     return ConsoleTicketInfo(
         ticket=ticket.secret,
