@@ -61,8 +61,11 @@ class RecordRequests:
 
 
 @contextmanager
-def real_corral(data_dir: Path) -> Iterator[tuple[str, Services, RecordRequests]]:
-    """(base URL, services, recorder) of a running Corral with user ``ADMIN``."""
+def real_corral(
+    data_dir: Path, **uvicorn_options: Any
+) -> Iterator[tuple[str, Services, RecordRequests]]:
+    """(base URL, services, recorder) of a running Corral with user ``ADMIN``;
+    ``uvicorn_options`` (e.g. ``ssl_certfile``) go to uvicorn."""
     settings = Settings(
         data_dir=data_dir,
         local_host_name="test",
@@ -77,7 +80,8 @@ def real_corral(data_dir: Path) -> Iterator[tuple[str, Services, RecordRequests]
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on")
+    options = {"log_level": "warning", **uvicorn_options}
+    config = uvicorn.Config(app, ws="websockets-sansio", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -87,7 +91,8 @@ def real_corral(data_dir: Path) -> Iterator[tuple[str, Services, RecordRequests]
             raise RuntimeError("the real Corral app did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}", services, app
+        scheme = "https" if "ssl_certfile" in uvicorn_options else "http"
+        yield f"{scheme}://127.0.0.1:{port}", services, app
     finally:
         server.should_exit = True
         thread.join(timeout=30)

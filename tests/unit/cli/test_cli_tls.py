@@ -1,4 +1,7 @@
-"""https and wss: --ca-cert trusts Corral's CA, --insecure skips the check, else a clear error."""
+"""https and wss: --ca-cert trusts Corral's CA, --insecure skips the check, else a clear error.
+
+https runs against the real app; wss against the canned API (its answers checked against
+/openapi.json): the test driver has no serial consoles."""
 
 from __future__ import annotations
 
@@ -6,12 +9,14 @@ import datetime
 import ipaddress
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from cryptography import x509
@@ -19,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.unit.cli._real import ADMIN, PASSWORD, real_corral
 from tests.unit.cli.canned_api import CannedState, build_app, vm_info
 from tests.unit.cli.conftest import cli_command
 
@@ -106,29 +112,48 @@ def tls_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     sock.close()
 
 
-def _cli(url: str, state: CannedState, *args: str) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "CORRAL_URL": url, "CORRAL_TOKEN": state.token}
+@pytest.fixture(scope="module")
+def real_tls_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    """(URL, CA file, admin token) of the real app serving https."""
+    directory = tmp_path_factory.mktemp("real-tls")
+    ca, cert, key = _write_ca_and_server_cert(directory)
+    with real_corral(
+        directory / "data",
+        log_level="critical",  # the refused handshakes below are expected
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+    ) as (url, _services, _recorder):
+        trust = ssl.create_default_context(cafile=ca)
+        login = httpx.post(url + "/api/v1/auth/login", verify=trust, timeout=30,
+                           json={"username": ADMIN, "password": PASSWORD})  # fmt: skip
+        assert login.status_code == 201, login.text
+        yield url, ca, login.json()["secret"]
+
+
+def _cli(url: str, token: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "CORRAL_URL": url, "CORRAL_TOKEN": token}
     env.pop("CORRAL_CONFIG_DIR", None)
     return subprocess.run(
         cli_command(*args), env=env, capture_output=True, timeout=TIMEOUT_S, check=False
     )
 
 
-def test_untrusted_certificate_suggests_ca_cert(tls_api: tuple[str, Path, CannedState]) -> None:
-    url, _, state = tls_api
-    done = _cli(url, state, "vm", "list")
+def test_untrusted_certificate_suggests_ca_cert(real_tls_api: tuple[str, Path, str]) -> None:
+    url, _, token = real_tls_api
+    done = _cli(url, token, "vm", "list")
     assert done.returncode == 1
     assert f"error: the TLS certificate of {url} is not trusted".encode() in done.stderr
     assert b"--ca-cert" in done.stderr
 
 
-def test_ca_cert_and_insecure_work(tls_api: tuple[str, Path, CannedState]) -> None:
-    url, ca, state = tls_api
-    trusted = _cli(url, state, "--ca-cert", str(ca), "vm", "list")
+def test_ca_cert_and_insecure_work(real_tls_api: tuple[str, Path, str]) -> None:
+    url, ca, token = real_tls_api
+    trusted = _cli(url, token, "--ca-cert", str(ca), "host", "list")
     assert trusted.returncode == 0, trusted.stderr
-    assert b"web1" in trusted.stdout
-    insecure = _cli(url, state, "--insecure", "vm", "list")
+    assert any(line.split()[:2] == [b"test", b"connected"] for line in trusted.stdout.splitlines())
+    insecure = _cli(url, token, "--insecure", "host", "list")
     assert insecure.returncode == 0, insecure.stderr
+    assert insecure.stdout == trusted.stdout
 
 
 def test_console_over_wss_uses_the_same_trust(tls_api: tuple[str, Path, CannedState]) -> None:
