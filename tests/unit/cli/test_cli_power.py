@@ -1,5 +1,9 @@
-"""``corral power plan|apply|status`` and ``corral host power|power-on|power-off`` against the
-canned API: what they send, what they print (and that a BMC password never shows)."""
+"""``corral power plan|apply|status`` and ``corral host power|power-on|power-off``: what they
+send, what they print (and that a BMC password never shows).
+
+A host's power settings run against the real app; plans, their application, the status of
+several hosts and switching hosts stay canned (checked against /openapi.json): they need hosts
+the test driver cannot give."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 from corral.model.placement import Migration, Plan, PolicySettings
 from corral.model.power import PowerPlan, PowerPolicyMode
 from tests.unit.cli.canned_api import NOW, vm_info
-from tests.unit.cli.conftest import CannedApi, Run
+from tests.unit.cli.conftest import CannedApi, RealApi, Run
 
 PLAN_ID = "ab" * 16
 SECRET = "Bmc-pw-never-shown"
@@ -135,16 +139,16 @@ def test_status_shows_each_host_and_the_mode(run: Run, api: CannedApi) -> None:
 
 
 def test_host_power_ipmi_reads_the_password_file_and_never_prints_it(
-    run: Run, api: CannedApi, tmp_path: Path
+    run_real: Run, real_api: RealApi, tmp_path: Path
 ) -> None:
     secret = tmp_path / "pw"
     secret.write_text(SECRET + "\n")
-    result = run(
-        "host", "power", "h3", "--driver", "ipmi", "--address", "10.0.0.13",
+    result = run_real(
+        "host", "power", "test", "--driver", "ipmi", "--address", "10.0.0.13",
         "--user", "admin", "--password-file", str(secret), "--idle-w", "80",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    [(_m, _p, body, _q)] = api.requests_to("PUT", "/hosts/h3/power")
+    [(_m, _p, body, _q)] = real_api.requests_to("PUT", "/hosts/test/power")
     sent = json.loads(str(body))
     assert sent["driver"] == {
         "driver": "ipmi", "address": "10.0.0.13", "port": 623, "user": "admin",
@@ -154,13 +158,13 @@ def test_host_power_ipmi_reads_the_password_file_and_never_prints_it(
     assert SECRET not in result.output
     assert "set (encrypted)" in result.stdout
     assert "80 W idle → 250 W busy, 10 W standby" in result.stdout
-    shown = run("host", "power", "h3")
+    shown = run_real("host", "power", "test")
     assert shown.exit_code == 0 and SECRET not in shown.output
     assert "ipmi" in shown.stdout
 
 
 def test_host_power_bad_input_is_refused_before_any_request(
-    run: Run, api: CannedApi, tmp_path: Path
+    run_real: Run, real_api: RealApi, tmp_path: Path
 ) -> None:
     cases = [
         (("--driver", "ipmi", "--address", "10.0.0.13"), "ipmi needs --address and --user"),
@@ -172,26 +176,29 @@ def test_host_power_bad_input_is_refused_before_any_request(
           "--password-file", str(tmp_path / "missing")), "cannot read"),
     ]  # fmt: skip
     for args, words in cases:
-        result = run("host", "power", "h3", *args)
+        result = run_real("host", "power", "test", *args)
         assert result.exit_code == 2, (args, result.output)
         assert words in result.stderr, (args, result.stderr)
-    assert api.requests_to("PUT", "/hosts/h3/power") == []
+    assert real_api.requests_to("PUT", "/hosts/test/power") == []
 
 
-def test_host_power_none_removes_the_driver_and_keeps_the_model(run: Run, api: CannedApi) -> None:
-    api.state.host_power["h3"] = {
-        "host": "h3", "driver": "wol", "settings": {"driver": "wol", "mac": "52:54:00:12:34:56"},
-        "password_set": False, "can_power_on": True, "can_power_off": False,
-        "model": {"idle_w": 80.0, "max_w": 200.0, "standby_w": 5.0}, "model_is_default": False,
-    }  # fmt: skip
-    result = run("host", "power", "h3", "--driver", "none")
+def test_host_power_none_removes_the_driver_and_keeps_the_model(
+    run_real: Run, real_api: RealApi
+) -> None:
+    model = {"idle_w": 80.0, "max_w": 200.0, "standby_w": 5.0}
+    with real_api.client() as client:
+        made = client.put("/hosts/test/power", json={
+            "driver": {"driver": "wol", "mac": "52:54:00:12:34:56"}, "model": model,
+        })  # fmt: skip
+        assert made.status_code == 200, made.text
+    result = run_real("host", "power", "test", "--driver", "none")
     assert result.exit_code == 0, result.output
-    [(_m, _p, body, _q)] = api.requests_to("PUT", "/hosts/h3/power")
-    assert json.loads(str(body)) == {
-        "driver": None,
-        "model": {"idle_w": 80.0, "max_w": 200.0, "standby_w": 5.0},
-    }
-    assert "host h3 has no power driver now" in result.output
+    (_m, _p, body, _q) = real_api.requests_to("PUT", "/hosts/test/power")[-1]
+    assert json.loads(str(body)) == {"driver": None, "model": model}
+    assert "host test has no power driver now" in result.output
+    with real_api.client() as client:
+        now = client.get("/hosts/test/power").json()
+    assert now["driver"] is None and now["model"] == model
 
 
 def test_power_on_and_off_follow_their_task(run: Run, api: CannedApi) -> None:
