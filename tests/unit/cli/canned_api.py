@@ -4,6 +4,11 @@ It is not the thing under test: the CLI is. It answers what docs/api-contract.md
 (problem+json errors, 202 + TaskInfo for long work, Bearer auth, the serial WebSocket) from an
 in-memory ``CannedState`` that each test arranges, and it records every request so tests can
 check what the CLI sent.
+
+It keeps only what the real app on the test driver cannot be made to answer (see
+``_real.py``): scripted task progress, several hosts, power plans, imports, serial consoles and
+logs, server errors. Every answer it gives is checked against the real /openapi.json
+(``_contract.py``).
 """
 
 from __future__ import annotations
@@ -18,17 +23,15 @@ from fastapi import APIRouter, FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.websockets import WebSocketDisconnect
 
-from corral.model.auth import AuditEntry, NewToken, Role, TokenInfo, UserInfo
+from corral.model.auth import UserInfo
 from corral.model.host import HostCapabilities, HostInfo
 from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 from corral.model.task import TaskInfo, TaskState
-from corral.model.vm import Accelerator, DiskInfo, SnapshotInfo, VmInfo, VmState
-from corral.model.vm_edit import Applied, VmChange
+from corral.model.vm import Accelerator, DiskInfo, VmInfo, VmState
 
 ISO_MAGIC_OFFSET = 32769
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 PASSWORD = "correct horse battery"
 
 
@@ -61,12 +64,9 @@ class CannedState:
     """What the canned API knows. Tests change it directly."""
 
     token: str = "tok-secret-0123456789"
-    token_id: str = "t1"
-    revoked: set[str] = field(default_factory=set)
     vms: dict[str, VmInfo] = field(default_factory=dict)
     hosts: dict[str, HostInfo] = field(default_factory=dict)
     users: dict[str, UserInfo] = field(default_factory=dict)
-    snapshots: dict[str, list[SnapshotInfo]] = field(default_factory=dict)
     images: dict[str, ImageInfo] = field(default_factory=dict)
     #: Bytes each upload received, by image name.
     uploads: dict[str, bytes] = field(default_factory=dict)
@@ -75,15 +75,11 @@ class CannedState:
     task_answers: dict[str, list[TaskInfo]] = field(default_factory=dict)
     #: How the next task of a kind goes: a list of field updates, one per GET /tasks/{id}.
     task_plans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    audit: list[AuditEntry] = field(default_factory=list)
-    cluster: dict[str, Any] = field(default_factory=lambda: {"allow_insecure_migration": False})
     requests: list[tuple[str, str, Any, dict[str, str]]] = field(default_factory=list)
     serial_close: tuple[int, str] | None = None
     #: GET /power/plan and /power/status answers (PowerPlan, PowerStatus as JSON).
     power_plan: dict[str, Any] | None = None
     power_status: dict[str, Any] | None = None
-    #: GET/PUT /hosts/{name}/power: each host's HostPowerInfo as JSON.
-    host_power: dict[str, dict[str, Any]] = field(default_factory=dict)
     serial_received: bytearray = field(default_factory=bytearray)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -149,12 +145,11 @@ def build_app(state: CannedState) -> FastAPI:
         )
         if request.url.path != "/api/v1/auth/login" and request.url.path.startswith("/api/"):
             header = request.headers.get("authorization", "")
-            if header != f"Bearer {state.token}" or state.token_id in state.revoked:
+            if header != f"Bearer {state.token}":
                 return problem(401, "Authentication required")
         response: Response = await call_next(request)
         return response
 
-    _auth_routes(api, state)
     _vm_routes(api, state)
     _image_routes(api, state)
     _other_routes(api, state)
@@ -162,44 +157,6 @@ def build_app(state: CannedState) -> FastAPI:
     app.include_router(api)
     _serial_route(app, state)
     return app
-
-
-def _auth_routes(api: APIRouter, state: CannedState) -> None:
-    @api.post("/auth/login")
-    async def login(body: dict[str, Any]) -> Response:
-        if body.get("username") != "admin" or body.get("password") != PASSWORD:
-            return problem(401, "wrong user name or password")
-        token = NewToken(
-            id=state.token_id,
-            name=body.get("token_name", "cli"),
-            user="admin",
-            created_at=NOW,
-            secret=state.token,
-        )
-        return _json(token, 201)
-
-    @api.get("/auth/whoami")
-    async def whoami() -> Response:
-        return _json(UserInfo(name="admin", role=Role.ADMIN, created_at=NOW))
-
-    @api.get("/tokens")
-    async def tokens() -> Response:
-        info = TokenInfo(id=state.token_id, name="cli", user="admin", created_at=NOW)
-        return _json([info])
-
-    @api.post("/tokens")
-    async def create_token(body: dict[str, Any]) -> Response:
-        token = NewToken(
-            id="t2", name=body["name"], user="admin", created_at=NOW, secret="new-secret-for-ci"
-        )
-        return _json(token, 201)
-
-    @api.delete("/tokens/{token_id}")
-    async def revoke(token_id: str) -> Response:
-        if token_id != state.token_id:
-            return problem(404, f"no token {token_id}")
-        state.revoked.add(token_id)
-        return Response(status_code=204)
 
 
 def _vm_or_404(state: CannedState, name: str) -> VmInfo | JSONResponse:
@@ -237,16 +194,6 @@ def _vm_routes(api: APIRouter, state: CannedState) -> None:
         vm = _vm_or_404(state, name)
         return vm if isinstance(vm, JSONResponse) else _json(vm)
 
-    @api.delete("/vms/{name}")
-    async def delete_vm(name: str) -> Response:
-        vm = _vm_or_404(state, name)
-        if isinstance(vm, JSONResponse):
-            return vm
-        if vm.state != VmState.SHUTOFF:
-            return problem(409, f"VM {name} is {vm.state}: shut it down first")
-        del state.vms[name]
-        return Response(status_code=204)
-
     _vm_extra_routes(api, state)  # before the catch-all /vms/{name}/{action}
     new_states = {
         "start": VmState.RUNNING,
@@ -271,90 +218,7 @@ def _vm_routes(api: APIRouter, state: CannedState) -> None:
         return _json(state.vms[name])
 
 
-def _change(state: CannedState, name: str, change: str, **update: Any) -> Response:
-    vm = _vm_or_404(state, name)
-    if isinstance(vm, JSONResponse):
-        return vm
-    state.vms[name] = vm = vm.model_copy(update=update)
-    applied = Applied.LIVE if vm.state == VmState.RUNNING else Applied.OFFLINE
-    return _json(VmChange(applied=applied, changes=[change], vm=vm))
-
-
-def _vm_change_routes(api: APIRouter, state: CannedState) -> None:
-    @api.patch("/vms/{name}")
-    async def edit(name: str, body: dict[str, Any]) -> Response:
-        if body.get("vcpus", 0) > 8:
-            return problem(409, f"VM {name} has at most 8 vCPUs while it runs: mode next_start")
-        update = {k: body[k] for k in ("vcpus", "memory_mib", "description") if k in body}
-        return _change(state, name, f"vCPUs 2 → {body.get('vcpus', 2)}", **update)
-
-    @api.post("/vms/{name}/disks")
-    async def attach_disk(name: str, body: dict[str, Any]) -> Response:
-        return _change(state, name, f"disk {body['name']} (vdb) attached")
-
-    @api.delete("/vms/{name}/disks/{disk}")
-    async def detach_disk(name: str, disk: str) -> Response:
-        return _change(state, name, f"disk {disk} (vdb) detached")
-
-    @api.post("/vms/{name}/nics")
-    async def attach_nic(name: str, body: dict[str, Any]) -> Response:
-        return _change(
-            state, name, f"network interface {body.get('mac', '52:54:00:00:00:01')} attached"
-        )
-
-    @api.delete("/vms/{name}/nics/{mac}")
-    async def detach_nic(name: str, mac: str) -> Response:
-        return _change(state, name, f"network interface {mac} detached")
-
-
 def _vm_extra_routes(api: APIRouter, state: CannedState) -> None:
-    _vm_change_routes(api, state)
-
-    @api.get("/vms/{name}/snapshots")
-    async def snapshots(name: str) -> Response:
-        return _json(state.snapshots.get(name, []))
-
-    @api.post("/vms/{name}/snapshots")
-    async def snapshot(name: str, body: dict[str, Any]) -> Response:
-        snap = SnapshotInfo(
-            name=body["name"],
-            description=body.get("description", ""),
-            created_at=NOW,
-            vm_state="running",
-            current=True,
-        )
-        state.snapshots.setdefault(name, []).append(snap)
-        return _json(snap, 201)
-
-    @api.post("/vms/{name}/snapshots/{snap}/revert")
-    async def revert(name: str, snap: str) -> Response:
-        if not any(s.name == snap for s in state.snapshots.get(name, [])):
-            return problem(404, f"VM {name} has no snapshot {snap}")
-        return _json(state.vms[name])
-
-    @api.delete("/vms/{name}/snapshots/{snap}")
-    async def delete_snapshot(name: str, snap: str) -> Response:
-        state.snapshots[name] = [s for s in state.snapshots.get(name, []) if s.name != snap]
-        return Response(status_code=204)
-
-    @api.post("/vms/{name}/cdrom")
-    async def cdrom(name: str, body: dict[str, Any]) -> Response:
-        vm = _vm_or_404(state, name)
-        if isinstance(vm, JSONResponse):
-            return vm
-        image = state.images.get(body.get("image") or "")
-        if not body.get("eject") and image is None:
-            return problem(422, f"no image named {body.get('image')!r} on host {vm.host!r}")
-        drive = DiskInfo(name="sda", target="sda", path=image.path if image else "", bus="sata",
-                         device="cdrom")  # fmt: skip
-        disks = [d for d in vm.disks if d.device != "cdrom"] + [drive]
-        state.vms[name] = vm.model_copy(update={"disks": disks})
-        return _json(state.vms[name])
-
-    @api.get("/vms/{name}/screenshot")
-    async def screenshot(name: str) -> Response:
-        return Response(PNG, media_type="image/png")
-
     @api.get("/vms/{name}/log")
     async def log(name: str, tail_bytes: int | None = None) -> Response:
         data = bytes(state.logs.get(name, b""))
@@ -364,15 +228,6 @@ def _vm_extra_routes(api: APIRouter, state: CannedState) -> None:
 
 
 def _image_routes(api: APIRouter, state: CannedState) -> None:
-    @api.get("/images")
-    async def images(host: str | None = None) -> Response:
-        return _json([i for i in state.images.values() if host is None or i.host == host])
-
-    @api.get("/images/{name}")
-    async def image(name: str) -> Response:
-        found = state.images.get(name)
-        return problem(404, f"no image named {name!r}") if found is None else _json(found)
-
     @api.put("/images/{name}")
     async def upload(
         name: str, request: Request, kind: str | None = None, host: str = "local"
@@ -397,16 +252,6 @@ def _image_routes(api: APIRouter, state: CannedState) -> None:
         task = state.new_task("image.upload", f"{host}/{name}")
         done = task.model_copy(update={"state": TaskState.SUCCEEDED, "progress": 1.0})
         return _json(ImageUploaded(image=info, task=done), 201)
-
-    @api.delete("/images/{name}")
-    async def delete_image(name: str) -> Response:
-        found = state.images.get(name)
-        if found is None:
-            return problem(404, f"no image named {name!r}")
-        if found.used_by:
-            return problem(409, f"image {name!r} is used by VM(s) {', '.join(found.used_by)}")
-        del state.images[name]
-        return Response(status_code=204)
 
 
 def _other_routes(api: APIRouter, state: CannedState) -> None:
@@ -466,25 +311,12 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
     async def evacuate(name: str) -> Response:
         return _task_response(state.new_task("host.evacuate", name))
 
-    @api.get("/cluster/settings")
-    async def cluster_settings() -> Response:
-        return JSONResponse(state.cluster)
-
-    @api.patch("/cluster/settings")
-    async def change_cluster(body: dict[str, Any]) -> Response:
-        state.cluster.update(body)
-        return JSONResponse(state.cluster)
-
     @api.delete("/hosts/{name}")
     async def remove_host(name: str) -> Response:
         if any(vm.host == name for vm in state.vms.values()):
             return problem(409, f"host {name} still has VMs: migrate or delete them first")
         state.hosts.pop(name, None)
         return Response(status_code=204)
-
-    @api.get("/users")
-    async def users() -> Response:
-        return _json(list(state.users.values()))
 
     @api.post("/users")
     async def add_user(body: dict[str, Any]) -> Response:
@@ -494,17 +326,6 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
         user = UserInfo(name=body["name"], role=body["role"], created_at=NOW)
         state.users[user.name] = user
         return _json(user, 201)
-
-    @api.delete("/users/{name}")
-    async def remove_user(name: str) -> Response:
-        return Response(status_code=204)
-
-    @api.get("/audit")
-    async def audit() -> Response:
-        return _json(state.audit)
-
-
-DEFAULT_MODEL = {"idle_w": 100.0, "max_w": 250.0, "standby_w": 10.0}
 
 
 def _power_routes(api: APIRouter, state: CannedState) -> None:
@@ -523,28 +344,6 @@ def _power_routes(api: APIRouter, state: CannedState) -> None:
     @api.get("/power/status")
     async def power_status() -> Response:
         return JSONResponse(state.power_status)
-
-    @api.get("/hosts/{name}/power")
-    async def host_power(name: str) -> Response:
-        if name not in state.host_power:
-            return problem(404, f"no host {name!r}")
-        return JSONResponse(state.host_power[name])
-
-    @api.put("/hosts/{name}/power")
-    async def set_host_power(name: str, body: dict[str, Any]) -> Response:
-        driver = body.get("driver")
-        info = {
-            "host": name,
-            "driver": driver["driver"] if driver else None,
-            "settings": {k: v for k, v in (driver or {}).items() if k != "password"},
-            "password_set": bool(driver and "password" in driver),
-            "can_power_on": driver is not None,
-            "can_power_off": bool(driver and driver["driver"] != "wol"),
-            "model": {**DEFAULT_MODEL, **(body.get("model") or {})},
-            "model_is_default": body.get("model") is None,
-        }
-        state.host_power[name] = info
-        return JSONResponse(info)
 
     @api.post("/hosts/{name}/{switch}")
     async def switch_host(name: str, switch: str) -> Response:
