@@ -61,11 +61,38 @@ class RecordRequests:
 
 
 @contextmanager
+def serve(app: ASGIApp, *, lifespan: str = "on", **uvicorn_options: Any) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread on a free loopback port; its base URL.
+    ``uvicorn_options`` (e.g. ``ssl_certfile``) go to uvicorn."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    options = {"log_level": "warning", **uvicorn_options}
+    config = uvicorn.Config(app, ws="websockets-sansio", lifespan=lifespan, **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app did not start under uvicorn")
+        time.sleep(0.01)
+    try:
+        scheme = "https" if "ssl_certfile" in uvicorn_options else "http"
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@contextmanager
 def real_corral(
     data_dir: Path, **uvicorn_options: Any
 ) -> Iterator[tuple[str, Services, RecordRequests]]:
     """(base URL, services, recorder) of a running Corral with user ``ADMIN``;
-    ``uvicorn_options`` (e.g. ``ssl_certfile``) go to uvicorn."""
+    ``uvicorn_options`` go to uvicorn (see :func:`serve`)."""
     settings = Settings(
         data_dir=data_dir,
         local_host_name="test",
@@ -76,24 +103,5 @@ def real_corral(
     services = Services(settings)
     services.auth.create_user_sync(ADMIN, PASSWORD, Role.ADMIN)
     app = RecordRequests(create_app(settings, services))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    options = {"log_level": "warning", **uvicorn_options}
-    config = uvicorn.Config(app, ws="websockets-sansio", lifespan="on", **options)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the real Corral app did not start")
-        time.sleep(0.01)
-    try:
-        scheme = "https" if "ssl_certfile" in uvicorn_options else "http"
-        yield f"{scheme}://127.0.0.1:{port}", services, app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with serve(app, **uvicorn_options) as url:
+        yield url, services, app

@@ -7,10 +7,7 @@ test that received it."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner, Result
 
 from corral.cli.main import app
 from tests.unit.cli._contract import Exchange, Recording, contract_problems
-from tests.unit.cli._real import ADMIN, PASSWORD, RecordRequests, Request, real_corral
+from tests.unit.cli._real import ADMIN, PASSWORD, RecordRequests, Request, real_corral, serve
 from tests.unit.cli.canned_api import CannedState, build_app
 
 
@@ -49,23 +45,8 @@ class CannedApi:
 def _server() -> Iterator[tuple[str, CannedState, Recording]]:
     state = CannedState()
     app_ = Recording(build_app(state))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app_, log_level="warning", ws="websockets-sansio", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the canned API did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}", state, app_
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve(app_, lifespan="off") as url:
+        yield url, state, app_
 
 
 @pytest.fixture

@@ -8,23 +8,20 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.unit.cli._real import ADMIN, PASSWORD, real_corral
+from tests.unit.cli._real import ADMIN, PASSWORD, real_corral, serve
 from tests.unit.cli.canned_api import CannedState, build_app, vm_info
 from tests.unit.cli.conftest import cli_command
 
@@ -88,28 +85,14 @@ def tls_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     ca, cert, key = _write_ca_and_server_cert(directory)
     state = CannedState()
     state.vms = {"web1": vm_info("web1")}
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
+    with serve(
         build_app(state),
-        log_level="critical",  # the refused handshakes below are expected
-        ws="websockets-sansio",
         lifespan="off",
+        log_level="critical",  # the refused handshakes below are expected
         ssl_certfile=str(cert),
         ssl_keyfile=str(key),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "TLS API did not start"
-        time.sleep(0.01)
-    yield f"https://127.0.0.1:{port}", ca, state
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    ) as url:
+        yield url, ca, state
 
 
 @pytest.fixture(scope="module")
