@@ -32,10 +32,12 @@ from tests.contract import _rules
 from tests.contract._app import ADMIN, PASSWORD, ContractApp, build
 
 SEED = 20240611
-#: Bounds that keep the whole run within two minutes on the 2-core CI machine.
+#: Bounds that keep the whole run near two minutes on the 2-core CI machine. How long it takes
+#: is printed, not asserted: a timed assertion fails whenever the machine is busy (it measured
+#: 124 s to 333 s here under other load, with no finding). The timeout only catches a hang.
 MAX_EXAMPLES = 20
 MAX_STEPS = 30
-TIME_BUDGET_S = 120
+HANG_TIMEOUT_S = 900
 
 CONFIG = {
     "seed": SEED,
@@ -111,6 +113,7 @@ def _report(statistic: Statistic) -> list[str]:
     return lines
 
 
+@pytest.mark.timeout(HANG_TIMEOUT_S)
 def test_the_app_keeps_its_openapi_contract(contract_app: ContractApp) -> None:
     schema = _schema(contract_app)
     operations = {op.ok().label for op in schema.get_all_operations()}
@@ -136,4 +139,3 @@ def test_the_app_keeps_its_openapi_contract(contract_app: ContractApp) -> None:
         assert phases.get(phase) is Status.SUCCESS, (phase, phases.get(phase))
     untested = operations - statistic.tested_operations
     assert not untested, f"operations no case reached: {sorted(untested)}"
-    assert elapsed < TIME_BUDGET_S, f"the run took {elapsed:.0f} s, over its {TIME_BUDGET_S} s"
