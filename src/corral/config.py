@@ -78,7 +78,6 @@ class Settings(BaseSettings):
         "name host paths (env: JSON list)",
     )
     reconcile_interval_s: float = Field(default=30.0, gt=0)
-    shutdown_timeout_s: float = Field(default=60.0, gt=0)
     allowed_origins: list[str] = Field(default_factory=list)
     console_handshake_timeout_s: float = Field(
         default=10,
