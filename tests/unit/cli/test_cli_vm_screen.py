@@ -1,25 +1,24 @@
-"""``corral vm type`` and ``corral vm wait-screen`` against a small canned console API."""
+"""``corral vm type`` and ``corral vm wait-screen`` against a small canned console API (the
+test driver has no screen to type on); its answers are checked against the real /openapi.json."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from typer.testing import CliRunner, Result
 
 from corral.cli import vm_screen
 from corral.cli.main import app
+from tests.unit.cli._contract import Recording, contract_problems
+from tests.unit.cli._real import serve
 from tests.unit.cli.canned_api import problem
 
 TOKEN = "tok-console-0123456789"
@@ -57,28 +56,20 @@ def _console_app(received: list[tuple[str, dict[str, Any]]]) -> FastAPI:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+def server() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]], Recording]]:
     received: list[tuple[str, dict[str, Any]]] = []
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(_console_app(received), log_level="warning", lifespan="off")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the canned API did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", received
-    uv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    recording = Recording(_console_app(received))
+    with serve(recording, lifespan="off") as url:
+        yield url, received, recording
 
 
 @pytest.fixture
-def run(server: tuple[str, list[tuple[str, dict[str, Any]]]], tmp_path: Path) -> Iterator[Any]:
-    url, received = server
+def run(
+    server: tuple[str, list[tuple[str, dict[str, Any]]], Recording], tmp_path: Path
+) -> Iterator[Any]:
+    url, received, recording = server
     received.clear()
+    recording.exchanges.clear()
     env = {"CORRAL_URL": url, "CORRAL_TOKEN": TOKEN, "CORRAL_CONFIG_DIR": str(tmp_path / "cfg")}
 
     def _run(*args: str) -> Result:
@@ -86,6 +77,9 @@ def run(server: tuple[str, list[tuple[str, dict[str, Any]]]], tmp_path: Path) ->
 
     _run.received = received  # type: ignore[attr-defined]
     yield _run
+    # The canned answers must be ones the real API can give (see _contract.py).
+    problems = [p for exchange in recording.exchanges for p in contract_problems(exchange)]
+    assert not problems, "\n".join(problems)
 
 
 def test_type_sends_text_then_keys(run: Any) -> None:
