@@ -111,6 +111,8 @@ def _next_start_text(vm: VmInfo) -> str:
     ):  # fmt: skip
         if value is not None:
             parts.append(f"{label} {value}{unit}")
+    if nxt.topology is not None:
+        parts.append(f"CPU topology {nxt.topology}")
     return ", ".join(parts)
 
 

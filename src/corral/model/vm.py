@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from corral.model.arch import Arch, CpuInfo, CpuSpec, MachineType, check_sizing
+from corral.model.arch import Arch, CpuInfo, CpuSpec, CpuTopology, MachineType, check_sizing
 from corral.model.common import (
     ABSOLUTE_PATH_PATTERN,
     NAME_PATTERN,
@@ -264,6 +264,9 @@ class NextStart(BaseModel):
     max_vcpus: int | None = None
     memory_mib: int | None = None
     max_memory_mib: int | None = None
+    topology: CpuTopology | None = Field(
+        default=None, description="the CPU topology from the next start on, where it differs"
+    )
 
 
 class VmInfo(BaseModel):

@@ -109,6 +109,11 @@ def cpu_info(domain: Domain) -> CpuInfo | None:
     return CpuInfo(model=model, topology=topology, nested=bool(cpu.required & _NESTED_FEATURES))
 
 
+def _topology(domain: Domain) -> CpuTopology | None:
+    cpu = cpu_info(domain)
+    return cpu.topology if cpu else None
+
+
 def _next_start(now: Domain, later: Domain, vcpus: int, memory_mib: int) -> NextStart | None:
     """What the persistent definition changes at the next start (None: nothing)."""
     later_vcpus = later.vcpu.current or later.vcpu.count
@@ -117,11 +122,13 @@ def _next_start(now: Domain, later: Domain, vcpus: int, memory_mib: int) -> Next
         if later.node.find("currentMemory") is not None
         else later.memory.mib
     )
+    later_topology = _topology(later)
     changes = NextStart(
         vcpus=later_vcpus if later_vcpus != vcpus else None,
         max_vcpus=later.vcpu.count if later.vcpu.count != now.vcpu.count else None,
         memory_mib=later_memory if later_memory != memory_mib else None,
         max_memory_mib=later.memory.mib if later.memory.mib != now.memory.mib else None,
+        topology=later_topology if later_topology != _topology(now) else None,
     )
     return changes if changes.model_dump(exclude_none=True) else None
 

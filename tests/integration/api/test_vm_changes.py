@@ -150,7 +150,7 @@ def test_x86_64_vcpus_and_memory_change_live_and_at_next_start(
         later = _ok(client.patch(f"/vms/{name}", json={"vcpus": 6, "memory_mib": 640}),
                     "next_start")  # fmt: skip
         assert later["vm"]["next_start"] == {
-            "vcpus": 6, "max_vcpus": 6, "memory_mib": 640, "max_memory_mib": 640
+            "vcpus": 6, "max_vcpus": 6, "memory_mib": 640, "max_memory_mib": 640, "topology": None
         }  # fmt: skip
         assert later["vm"]["vcpus"] == 2
         # The next start brings them.

@@ -75,6 +75,37 @@ def test_a_running_vm_changes_live_within_its_maximums(api: Api) -> None:
     api.client.post("/api/v1/vms/ed2/stop", headers=api.headers())
 
 
+def test_a_second_edit_keeps_the_first_ones_pending_changes(api: Api) -> None:
+    # Seen: `--max-vcpus 4 --next-start`, then `--memory 600M` answered "max vCPUs 4 → 2".
+    _create(api, "ed5", vcpus=1, max_vcpus=2, memory_mib=64, max_memory_mib=256, start=True)
+    try:
+        first = _patch(api, "ed5", {"max_vcpus": 4, "mode": "next_start"})
+        assert first.status_code == 200, first.text
+        assert first.json()["vm"]["next_start"]["max_vcpus"] == 4
+        second = _patch(api, "ed5", {"memory_mib": 512})
+        assert second.status_code == 200, second.text
+        assert second.json()["applied"] == "next_start"
+        assert second.json()["changes"] == [
+            "memory 64 MiB → 512 MiB",
+            "max memory 256 MiB → 512 MiB",
+        ]
+        pending = second.json()["vm"]["next_start"]
+        assert (pending["max_vcpus"], pending["memory_mib"]) == (4, 512), pending
+        # A pending topology is shown, and a later live change leaves it pending.
+        topology = {"sockets": 1, "cores": 4, "threads": 1}
+        third = _patch(api, "ed5", {"topology": topology, "mode": "next_start"})
+        assert third.status_code == 200, third.text
+        assert third.json()["vm"]["next_start"]["topology"] == topology
+        fourth = _patch(api, "ed5", {"vcpus": 2})
+        assert fourth.status_code == 200, fourth.text
+        assert fourth.json()["applied"] == "live"
+        pending = fourth.json()["vm"]["next_start"]
+        assert pending["topology"] == topology and pending["max_vcpus"] == 4, pending
+        assert "cores='4'" in _definition("ed5")
+    finally:
+        api.client.post("/api/v1/vms/ed5/stop", headers=api.headers())
+
+
 def test_a_shut_off_vm_cannot_change_live(api: Api) -> None:
     _create(api, "ed3")
     answer = _patch(api, "ed3", {"vcpus": 2, "mode": "live"})

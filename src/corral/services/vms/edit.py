@@ -169,8 +169,21 @@ class VmEditing:
         where = await _hardware.target(host, record.arch, record.machine, record.accelerator)
         later = _next_start_sizes(record)
         now = _live_sizes(record) if active else later
-        base = now if active and req.mode is not ChangeMode.NEXT_START else later
-        wanted = _wanted(name, base, req)
+        wanted_now = (
+            _wanted(name, now, req) if active and req.mode is not ChangeMode.NEXT_START else None
+        )
+        why_not = _why_not_live(where, now, wanted_now) if wanted_now is not None else None
+        if active and req.mode is ChangeMode.LIVE and why_not is not None:
+            raise Conflict(
+                f"VM {name!r} cannot get this while it runs: {why_not}. Ask for mode "
+                f"next_start, or shut it down and edit it (it has {now.vcpus} of at most "
+                f"{now.max_vcpus} vCPUs and {now.memory_mib} of at most {now.max_memory_mib} MiB)"
+            )
+        live = wanted_now is not None and why_not is None
+        # A change for the next start starts from the definition as it stands, pending changes
+        # included, and touches only the fields asked for: starting from the live sizes undid
+        # an earlier edit's pending changes (a second edit turned "max vCPUs 4" back into 2).
+        wanted = wanted_now if live and wanted_now is not None else _wanted(name, later, req)
         _hardware.check_vcpus(host, where, name, wanted.max_vcpus)
         _hardware.check_vcpu_hotplug(where, wanted.vcpus, wanted.max_vcpus)
         _hardware.check_topology(where, req.topology)
@@ -180,13 +193,6 @@ class VmEditing:
                 f"host {host.name!r} has {caps.memory_mib} MiB of memory, VM {name!r} would have "
                 f"up to {wanted.max_memory_mib} MiB: ask for less"
             )
-        why_not = _why_not_live(where, now, wanted) if active else None
-        if active and req.mode is ChangeMode.LIVE and why_not is not None:
-            raise Conflict(
-                f"VM {name!r} cannot get this while it runs: {why_not}. Ask for mode "
-                f"next_start, or shut it down and edit it (it has {now.vcpus} of at most "
-                f"{now.max_vcpus} vCPUs and {now.memory_mib} of at most {now.max_memory_mib} MiB)"
-            )
         rewrite = sizes(
             wanted.vcpus, wanted.max_vcpus, wanted.memory_mib, wanted.max_memory_mib,
             wanted.topology,
@@ -194,7 +200,7 @@ class VmEditing:
         if not active:
             await host.changes.redefine(record.uuid, rewrite, "change the sizes")
             return Applied.OFFLINE, wanted.describe_change(later)
-        if req.mode is ChangeMode.NEXT_START or why_not is not None:
+        if not live:
             await host.changes.redefine(record.uuid, rewrite, "change the sizes for the next start")
             return Applied.NEXT_START, wanted.describe_change(later)
         await _apply_live(host, record.uuid, now, wanted)
