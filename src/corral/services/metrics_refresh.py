@@ -9,10 +9,10 @@ Corral call every host on demand, as often as they like. One refresh every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from corral.errors import CorralError
+from corral.services._background import BackgroundTask
 from corral.services.hosts import HostService
 from corral.services.vms.inventory import VmInventory
 
@@ -24,7 +24,7 @@ class MetricsRefresher:
         self._inventory = inventory
         self._hosts = hosts
         self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("metrics refresh", self._run)
         #: How many refreshes have completed (tests wait on it instead of sleeping).
         self.refreshes = 0
 
@@ -38,15 +38,10 @@ class MetricsRefresher:
         self.refreshes += 1
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="metrics refresh")
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

@@ -10,7 +10,6 @@ means and drops what is older than a day. After each round the ``after_round`` c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from datetime import datetime
 from corral import store
 from corral.errors import CorralError
 from corral.model.power import HostSample, VmSample
+from corral.services._background import BackgroundTask
 from corral.services._db import Db
 from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
@@ -44,19 +44,14 @@ class PowerSampler:
         #: The newest sample of every host (the status page's "now").
         self.latest: dict[str, HostSample] = {}
         self.after_round: list[Callable[[], Awaitable[None]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("power sampler", self._loop)
         self._last_downsample = 0.0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="power sampler")
+        self._task.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def _loop(self) -> None:
         while True:
