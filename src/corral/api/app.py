@@ -123,6 +123,18 @@ def create_app(
     app.state.node_modules = configured.node_modules_dir or default_node_modules()
     install_handlers(app, page_error)
     install_page_handlers(app)
+    _install_middleware(app, configured, startup)
+    _include_routes(app)
+
+    @app.get("/healthz", tags=["meta"], name="healthz")
+    async def healthz() -> dict[str, str]:
+        # Answered by the starting gate until the start is done.
+        return {"status": "ok", "state": "ready"}
+
+    return app
+
+
+def _install_middleware(app: FastAPI, configured: Settings, startup: Startup) -> None:
     # Outermost last: the client's address is settled first, then a foreign Host is refused,
     # then "starting", then the body ceiling, then what the app does is audited.
     app.add_middleware(AuditMiddleware)
@@ -137,6 +149,8 @@ def create_app(
         # peer, X-Forwarded-For would choose the address the login throttle counts.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=configured.trusted_proxies)
 
+
+def _include_routes(app: FastAPI) -> None:
     api = APIRouter(prefix=API_PREFIX)
     for module in (
         auth,
@@ -169,10 +183,3 @@ def create_app(
     for page in pages:
         app.include_router(page.router)
     mount_assets(app, app.state.node_modules)
-
-    @app.get("/healthz", tags=["meta"], name="healthz")
-    async def healthz() -> dict[str, str]:
-        # Answered by the starting gate until the start is done.
-        return {"status": "ok", "state": "ready"}
-
-    return app
