@@ -10,6 +10,7 @@ from rich.console import Console
 
 from corral import store
 from corral.cli import credentials
+from corral.cli.context import HelpGroup
 from corral.config import load_settings
 from corral.errors import InvalidRequest
 from corral.model.auth import Role
@@ -19,7 +20,12 @@ from corral.services.auth import create_user_offline
 from corral.services.passwords import generate_password
 from corral.serving import plan_serving
 
-app = typer.Typer(help="Offline administration of this installation.", no_args_is_help=True)
+app = typer.Typer(
+    help="Offline administration of this installation.",
+    no_args_is_help=True,
+    cls=HelpGroup,
+    rich_markup_mode=None,
+)
 _out = Console()
 
 

@@ -14,7 +14,7 @@ from corral.cli.task import JsonOpt
 from corral.cli.units import validation_message
 from corral.model.cluster import ClusterSettings, ClusterSettingsUpdate
 
-app = typer.Typer(help="Cluster-wide settings.", no_args_is_help=True)
+app = typer.Typer(help="Cluster-wide settings.", no_args_is_help=True, cls=c.HelpGroup)
 
 _TRUE = {"true", "on", "yes", "1"}
 _FALSE = {"false", "off", "no", "0"}

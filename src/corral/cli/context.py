@@ -6,6 +6,7 @@ and errors go to stderr so that ``corral … --json | jq`` and ``id=$(corral …
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -133,18 +134,32 @@ def report_error(exc: CliError) -> None:
                 err.print(f"  [red]{escape(line)}[/]")
 
 
-class CorralGroup(TyperGroup):
+class HelpGroup(TyperGroup):
+    """A command group whose help lists each sub-command's first paragraph in full, wrapped.
+
+    Click shortens it to what fits on one line, cut with "..." (or at the "." of "e.g.").
+    Every group of the ``corral`` command uses this class (``typer.Typer(cls=HelpGroup)``).
+    """
+
+    # ``Any``: the base class types these with Typer's private vendored click classes.
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is None or command.hidden:
+                continue
+            text = inspect.cleandoc(command.short_help or command.help or "")
+            rows.append((name, " ".join(text.split("\n\n")[0].split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class CorralGroup(HelpGroup):
     """Root command group: turns ``CliError`` from any command into ``error: …`` and an exit code.
 
     One place for this (rather than a decorator per command), like httpx's single exception map.
     """
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        # On a pipe, usage errors as one plain "Error: …" line (grep-able), not a Rich panel
-        # folded at 80 columns; terminals keep the panel.
-        if not sys.stderr.isatty():
-            self.rich_markup_mode = None
-        return super().main(*args, **kwargs)
 
     # ``Any``: the base class types ``ctx`` with Typer's private vendored click Context.
     def invoke(self, ctx: Any) -> Any:

@@ -31,7 +31,7 @@ from corral.model.host import (
 from corral.model.power import HostPowerInfo, HostPowerSettings
 from corral.model.vm import Accelerator
 
-app = typer.Typer(help="Hypervisor hosts (libvirt daemons).", no_args_is_help=True)
+app = typer.Typer(help="Hypervisor hosts (libvirt daemons).", no_args_is_help=True, cls=c.HelpGroup)
 
 NameArg = typer.Argument(..., metavar="NAME", help="The host's name in Corral.")
 

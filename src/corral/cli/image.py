@@ -23,7 +23,11 @@ from corral.cli.task import JsonOpt
 from corral.cli.units import human_bytes
 from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 
-app = typer.Typer(help="The image library: ISO and disk images on each host.", no_args_is_help=True)
+app = typer.Typer(
+    help="The image library: ISO and disk images on each host.",
+    no_args_is_help=True,
+    cls=c.HelpGroup,
+)
 
 NameArg = typer.Argument(..., metavar="NAME", help="The image's name.")
 HostOpt = typer.Option(None, "--host", help="The host whose library is meant.")

@@ -23,6 +23,9 @@ app = typer.Typer(
     help="Corral: manage KVM/QEMU virtual machines through the Corral API.",
     cls=c.CorralGroup,
     no_args_is_help=True,
+    # Plain help and usage errors everywhere (sub-groups inherit this): Rich's boxed tables
+    # cut long option syntax with "…" at 80 columns and show flags as "<bool>".
+    rich_markup_mode=None,
     # Locals in a traceback could include the API token.
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -107,7 +110,7 @@ def _forward(ctx: typer.Context, module: str, attr: str) -> None:
             args=ctx.args, prog_name=ctx.command_path, standalone_mode=True
         )
         return
-    single = typer.Typer(add_completion=False)
+    single = typer.Typer(add_completion=False, rich_markup_mode=None)
     single.command()(target)
     typer.main.get_command(single).main(
         args=ctx.args, prog_name=ctx.command_path, standalone_mode=True

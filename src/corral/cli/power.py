@@ -12,7 +12,9 @@ from corral.cli.task import JsonOpt, follow_task
 from corral.model.power import ApplyRequest, PowerPlan, PowerStatus
 
 app = typer.Typer(
-    help="Power-aware placement: plans, applying them, host power.", no_args_is_help=True
+    help="Power-aware placement: plans, applying them, host power.",
+    no_args_is_help=True,
+    cls=c.HelpGroup,
 )
 
 

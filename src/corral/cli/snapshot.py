@@ -12,7 +12,7 @@ from corral.cli.task import JsonOpt
 from corral.cli.units import validation_message
 from corral.model.vm import SnapshotInfo, SnapshotRequest, VmInfo
 
-app = typer.Typer(help="Snapshots of a VM.", no_args_is_help=True)
+app = typer.Typer(help="Snapshots of a VM.", no_args_is_help=True, cls=c.HelpGroup)
 
 VmArg = typer.Argument(..., metavar="VM", help="The VM's name.")
 SnapArg = typer.Argument(..., metavar="SNAPSHOT", help="The snapshot's name.")

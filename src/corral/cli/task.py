@@ -26,7 +26,7 @@ from corral.cli.client import CliError, CorralClient, parse, parse_list
 from corral.cli.output import task_details, task_table
 from corral.model.task import TaskInfo, TaskState
 
-app = typer.Typer(help="Long-running work: list, show, wait for and cancel tasks.")
+app = typer.Typer(help="Long-running work: list, show, wait for and cancel tasks.", cls=c.HelpGroup)
 
 #: Polling interval bounds (s): start fast for short tasks, settle at the slower rate.
 POLL_MIN_S = 0.2

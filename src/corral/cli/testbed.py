@@ -15,11 +15,17 @@ import typer
 from rich.console import Console
 
 from corral.cli import credentials
+from corral.cli.context import HelpGroup
 from corral.errors import CorralError
 from corral.testbed.enroll import enroll_all, remove_all
 from corral.testbed.multihost import MultiHostTestbed
 
-app = typer.Typer(help="Several libvirt hosts on this machine (namespaces).", no_args_is_help=True)
+app = typer.Typer(
+    help="Several libvirt hosts on this machine (namespaces).",
+    no_args_is_help=True,
+    cls=HelpGroup,
+    rich_markup_mode=None,
+)
 _out = Console()
 
 DirOpt = typer.Option(

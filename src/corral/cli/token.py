@@ -12,7 +12,7 @@ from corral.cli.task import JsonOpt
 from corral.cli.units import validation_message
 from corral.model.auth import NewToken, TokenCreate, TokenInfo
 
-app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app = typer.Typer(help="API tokens.", no_args_is_help=True, cls=c.HelpGroup)
 
 
 @app.command("list")

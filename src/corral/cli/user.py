@@ -13,7 +13,7 @@ from corral.cli.task import JsonOpt
 from corral.cli.units import validation_message
 from corral.model.auth import Role, UserCreate, UserInfo
 
-app = typer.Typer(help="Users and roles (admin).", no_args_is_help=True)
+app = typer.Typer(help="Users and roles (admin).", no_args_is_help=True, cls=c.HelpGroup)
 
 NameArg = typer.Argument(..., metavar="NAME", help="The user's name.")
 

@@ -18,7 +18,7 @@ from corral.cli.task import JsonOpt, follow_task
 from corral.cli.units import validation_message
 from corral.model.vm import CloneRequest, ShutdownRequest, VmInfo
 
-app = typer.Typer(help="Virtual machines.", no_args_is_help=True)
+app = typer.Typer(help="Virtual machines.", no_args_is_help=True, cls=c.HelpGroup)
 
 NameArg = typer.Argument(..., metavar="NAME", help="The VM's name.")
 NoWaitOpt = typer.Option(False, "--no-wait", help="Print the task id and return at once.")

@@ -46,8 +46,12 @@ _APPLIED = {
 }
 _TOPOLOGY = re.compile(r"^\s*(\d+)\s*[x*:,]\s*(\d+)\s*[x*:,]\s*(\d+)\s*$")
 
-disk_app = typer.Typer(help="Attach and detach a VM's disks.", no_args_is_help=True)
-nic_app = typer.Typer(help="Attach and detach a VM's network interfaces.", no_args_is_help=True)
+disk_app = typer.Typer(
+    help="Attach and detach a VM's disks.", no_args_is_help=True, cls=c.HelpGroup
+)
+nic_app = typer.Typer(
+    help="Attach and detach a VM's network interfaces.", no_args_is_help=True, cls=c.HelpGroup
+)
 
 
 def parse_topology(text: str) -> CpuTopology:
