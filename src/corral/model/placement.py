@@ -79,12 +79,14 @@ class VmDemand(_Frozen):
     ``cpu_utilisation`` is the measured share of its vCPUs that are busy (0 for a VM that has
     not run yet); the VM keeps ``vcpus * cpu_utilisation`` physical CPUs busy. ``host`` is where
     it runs now (None only for a VM still to be placed). VMs sharing an ``anti_affinity_group``
-    never run on the same host.
+    never run on the same host. ``overhead_mib`` is the part of ``memory_mib`` that is not the
+    guest's (QEMU's own): counted like the rest, but named apart when a refusal shows the size.
     """
 
     name: Name
     vcpus: int = Field(ge=1, le=512)
     memory_mib: int = Field(ge=1, le=4 * 1024 * 1024)
+    overhead_mib: int = Field(default=0, ge=0)
     cpu_utilisation: float = Field(default=0.0, ge=0, le=1)
     anti_affinity_group: Name | None = None
     host: Name | None = None

@@ -44,6 +44,17 @@ def percent(fraction: float) -> str:
     return f"{fraction * 100:.0f} %"
 
 
+def size(mib: int) -> str:
+    """``1536`` → ``"1.5 GiB"``: how reasons and errors show memory (binary units, one decimal
+    at most, like the CLI's tables)."""
+    value = float(mib)
+    for unit in ("MiB", "GiB", "TiB"):
+        if round(value, 1) < 1024 or unit == "TiB":
+            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def vm_load_m(vm: VmDemand) -> int:
     """Physical CPUs the VM keeps busy, in milli-CPUs."""
     return round(vm.vcpus * vm.cpu_utilisation * MILLI)
@@ -186,7 +197,7 @@ class Ledger:
             return HostRefusal(host, Constraint.STANDBY, f"{host} is in standby")
         free = self.free_memory(host)
         if vm.memory_mib > free:
-            detail = f"{host} has {max(free, 0)} MiB free"
+            detail = f"{host} has {size(max(free, 0))} free"
             return HostRefusal(host, Constraint.MEMORY, detail)
         free_vcpus = self.vcpu_cap[host] - self.vcpus_used[host]
         if vm.vcpus > free_vcpus:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from corral.errors import HostRefusal, InvalidRequest, NoHostFits
 from corral.model.placement import ClusterState, PlacementPolicy, PolicySettings, VmDemand
+from corral.placement._reasons import no_host
 from corral.placement.feasibility import Ledger, utilisation, vm_load_m
 
 
@@ -49,8 +50,4 @@ def no_host_fits(vm: VmDemand, ledger: Ledger) -> NoHostFits:
         refusal = ledger.refusal(vm, host, check_load=False)
         if refusal is not None:
             refusals.append(refusal)
-    what = f"VM {vm.name} ({vm.memory_mib} MiB, {vm.vcpus} vCPUs)"
-    if not refusals:
-        return NoHostFits(f"no host can take {what}: the cluster has no host", vm.name, ())
-    details = ", ".join(r.detail for r in refusals)
-    return NoHostFits(f"no host can take {what}: {details}", vm.name, tuple(refusals))
+    return NoHostFits(no_host(vm, ledger, refusals), vm.name, tuple(refusals))

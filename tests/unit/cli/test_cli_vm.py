@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from corral.cli.units import human_mib
 from corral.model.vm import VmState
 from tests.unit.cli.canned_api import vm_info
 from tests.unit.cli.conftest import CannedApi, RealApi, Run, Vms
@@ -230,6 +231,27 @@ def test_create_conflict_is_reported(run_real: Run, vms: Vms) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "cli-twice" in result.stderr
     assert "exists" in result.stderr
+
+
+def test_create_larger_than_every_host_says_what_the_hosts_have(
+    run_real: Run, real_api: RealApi
+) -> None:
+    """Placement's refusal in the user's words: the size as typed (no QEMU share added), the
+    largest host and the most free memory, and no overcommit advice (no setting can help)."""
+    with real_api.client() as client:
+        [host] = client.get("/hosts").json()
+    result = run_real("vm", "create", "cli-huge", "--memory", "1.5T", "--disk", "size=1G")
+    assert result.exit_code == 1, result.output
+    total = human_mib(host["capabilities"]["memory_mib"])
+    assert result.stderr.startswith(
+        "error: no host can take VM cli-huge: it asks for memory 1.5 TiB, more than any host "
+        f"has (the largest, {host['name']}, has {total}); the most free on any host is "
+    ), result.stderr
+    assert result.stderr.rstrip().endswith(f"on {host['name']}: ask for less memory")
+    for wrong in ("overcommit", "--host", '"host"', "1572928", "memory_mib"):
+        assert wrong not in result.stderr, result.stderr
+    with real_api.client() as client:
+        assert client.get("/vms/cli-huge").status_code == 404
 
 
 def test_power_actions(run_real: Run, vms: Vms) -> None:

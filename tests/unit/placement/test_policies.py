@@ -78,8 +78,11 @@ def test_no_host_fits_names_each_hosts_obstacle() -> None:
     with pytest.raises(NoHostFits) as caught:
         choose_host(web1, cluster)
     assert caught.value.message == (
-        "no host can take VM web1 (2048 MiB, 2 vCPUs): h1 has 1024 MiB free, "
-        "h2 is in maintenance, h3 already runs web2 of anti-affinity group web"
+        "no host can take VM web1 (2 vCPUs, memory 2 GiB): h1 has 1 GiB free, "
+        "h2 is in maintenance, h3 already runs web2 of anti-affinity group web. The placement "
+        "policy keeps memory within memory_overcommit (1 times a host's memory): name a host "
+        "for the VM to place it there regardless (that host's own limits still apply), or "
+        "raise that cluster setting (`corral cluster set`)"
     )
     assert caught.value.vm == "web1"
     assert [(r.host, r.constraint) for r in caught.value.refusals] == [
@@ -94,16 +97,44 @@ def test_standby_and_vcpu_limits_are_reported() -> None:
         hosts=(host("h1", cpus=2), host("h2", mode=HostMode.STANDBY)),
         vms=(vm("x", "h1", vcpus=7),),
     )
-    with pytest.raises(NoHostFits, match=r"h1 has 1 of 8 vCPUs free, h2 is in standby$"):
+    with pytest.raises(NoHostFits, match=r"h1 has 1 of 8 vCPUs free, h2 is in standby\. "):
         choose_host(VmDemand(name="new", vcpus=2, memory_mib=512), cluster)
 
 
 def test_memory_overcommit_ratio_is_the_limit() -> None:
     cluster = ClusterState(hosts=(host("h1", memory_mib=4096),), vms=(vm("x", "h1", 3072),))
     new = VmDemand(name="new", vcpus=1, memory_mib=2048)
-    with pytest.raises(NoHostFits, match="h1 has 1024 MiB free"):
+    with pytest.raises(NoHostFits, match="h1 has 1 GiB free"):
         choose_host(new, cluster)
     assert choose_host(new, cluster, PolicySettings(memory_overcommit=1.5)) == "h1"
+
+
+def test_a_vm_larger_than_every_host_is_told_the_largest_host_and_the_most_free() -> None:
+    """No setting and no choice of host helps: no overcommit advice, and the number the user
+    typed, not one with QEMU's share added."""
+    cluster = ClusterState(
+        hosts=(
+            host("h1", memory_mib=8192),
+            host("h2", memory_mib=16384, mode=HostMode.MAINTENANCE),
+            host("h3", memory_mib=8192),
+        ),
+        vms=(vm("x", "h1", memory_mib=4096),),
+    )
+    huge = VmDemand(name="big", vcpus=1, memory_mib=1536 * 1024 + 64, overhead_mib=64)
+    with pytest.raises(NoHostFits) as caught:
+        choose_host(huge, cluster, PolicySettings(memory_overcommit=1.5))
+    assert caught.value.message == (
+        "no host can take VM big: it asks for memory 1.5 TiB, more than any host has (the "
+        "largest, h2, has 16 GiB); the most free on any host is 12 GiB, on h3: ask for less "
+        "memory"
+    )
+
+
+def test_a_refusal_names_qemus_share_apart() -> None:
+    cluster = ClusterState(hosts=(host("h1", memory_mib=2048),), vms=(vm("x", "h1", 1536),))
+    new = VmDemand(name="new", vcpus=1, memory_mib=512 + 64, overhead_mib=64)
+    with pytest.raises(NoHostFits, match=r"VM new \(1 vCPU, memory 512 MiB \+ 64 MiB for QEMU\)"):
+        choose_host(new, cluster)
 
 
 def test_a_vm_that_already_runs_is_refused() -> None:

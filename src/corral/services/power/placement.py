@@ -1,10 +1,11 @@
 """Where ``vm create`` without ``--host`` puts a VM: ``corral.placement.choose_host`` on the
 cluster as it is (hosts in maintenance, standby or unreachable excluded), with the cluster's
-placement policy. ``NoHostFits`` (409) says, host by host, why none can take it."""
+placement policy. ``NoHostFits`` (409) says, host by host, why none can take it, and what
+would help."""
 
 from __future__ import annotations
 
-from corral.errors import InvalidRequest, NoHostFits
+from corral.errors import InvalidRequest
 from corral.model.placement import VmDemand
 from corral.model.vm import VmSpec
 from corral.placement import choose_host
@@ -24,18 +25,9 @@ class InitialPlacement:
             name=spec.name,
             vcpus=spec.vcpus,
             memory_mib=spec.memory_mib + QEMU_OVERHEAD_MIB,
+            overhead_mib=QEMU_OVERHEAD_MIB,
         )
         try:
             return choose_host(demand, situation.snapshot.cluster, situation.settings)
-        except NoHostFits as refused:
-            raise NoHostFits(
-                f"{refused.message}. The placement policy keeps vCPUs within cpu_overcommit "
-                f"({situation.settings.cpu_overcommit:g} per CPU) and memory within "
-                'memory_overcommit: name a host (--host, "host") to place the VM there '
-                "regardless (that host's own limits still apply), or change those settings "
-                "(`corral cluster set`)",
-                refused.vm,
-                refused.refusals,
-            ) from None
         except InvalidRequest:
             return None
