@@ -190,8 +190,18 @@ def screenshot(
     c.err.print(f"wrote {target} ({len(data)} bytes)", markup=False)
 
 
-def _fetch_log(client: CorralClient, name: str, tail: int | None) -> bytes:
-    return client.get(f"/vms/{seg(name)}/log", {"tail_bytes": tail}).content
+def _fetch_log(client: CorralClient, name: str, lines: int | None) -> bytes:
+    return client.get(f"/vms/{seg(name)}/log", {"tail_lines": lines}).content
+
+
+def _last_lines(data: bytes, lines: int) -> bytes:
+    """The last ``lines`` lines of ``data`` (as the API's ``tail_lines`` counts them)."""
+    end = len(data) - 1 if data.endswith(b"\n") else len(data)
+    for _ in range(lines):
+        end = data.rfind(b"\n", 0, end)
+        if end < 0:
+            return data
+    return data[end + 1 :]
 
 
 def _write(data: bytes) -> None:
@@ -225,7 +235,7 @@ def log(
     ctx: typer.Context,
     name: str = NameArg,
     tail: int | None = typer.Option(
-        None, "--tail", min=1, metavar="BYTES", help="Only the last BYTES bytes."
+        None, "--tail", min=1, metavar="LINES", help="Only the last LINES lines."
     ),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output."),
 ) -> None:
@@ -236,7 +246,7 @@ def log(
         return
     # Follow needs the whole log's length to know where new output starts.
     whole = _fetch_log(client, name, None)
-    _write(whole[-tail:] if tail else whole)
+    _write(_last_lines(whole, tail) if tail else whole)
     try:
         follow_log(client, name, len(whole))
     except KeyboardInterrupt:

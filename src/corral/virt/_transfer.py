@@ -131,23 +131,66 @@ def _recv_all(stream: libvirt.virStream) -> bytes:
 
 
 def download_tail(
-    conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: str, tail_bytes: int | None
+    conn: libvirt.virConnect,
+    pool: libvirt.virStoragePool,
+    name: str,
+    tail_bytes: int | None,
+    tail_lines: int | None = None,
 ) -> bytes:
-    """The last ``tail_bytes`` (all when None) of volume ``name``; b"" if it does not exist."""
+    """The end of volume ``name``: its last ``tail_lines`` lines, else its last ``tail_bytes``
+    (all when both are None); b"" if it does not exist."""
     vol = _storage.find(pool, name)
     if vol is None:
         return b""
-    stream = conn.newStream(0)
-    if tail_bytes is None:
+    if tail_bytes is None and tail_lines is None:
+        stream = conn.newStream(0)
         vol.download(stream, 0, 0, 0)  # length 0: to the end, whatever it is now
         return _recv_all(stream)
+
+    def read(offset: int, length: int) -> bytes:
+        stream = conn.newStream(0)
+        vol.download(stream, offset, length, 0)
+        return _recv_all(stream)
+
     size = int(vol.info()[1])
-    offset = max(0, size - tail_bytes)
-    if size - offset <= 0:
-        stream.abort()
-        return b""
-    vol.download(stream, offset, size - offset, 0)
-    return _recv_all(stream)
+    if tail_lines is not None:
+        return last_lines(read, size, tail_lines)
+    assert tail_bytes is not None
+    length = min(size, tail_bytes)
+    return read(size - length, length) if length > 0 else b""
+
+
+#: How far back ``last_lines`` looks for line ends before it gives up (a log without newlines).
+TAIL_LINES_MAX_BYTES = 64 * 1024 * 1024
+_TAIL_FIRST_READ = 64 * 1024
+
+
+def last_lines(
+    read: Callable[[int, int], bytes],
+    size: int,
+    lines: int,
+    *,
+    limit: int = TAIL_LINES_MAX_BYTES,
+    first_read: int = _TAIL_FIRST_READ,
+) -> bytes:
+    """The last ``lines`` lines (ended by b"\\n"; the last one may be unfinished) of ``size``
+    bytes that ``read(offset, length)`` returns. Reads backwards in growing pieces, so a short
+    tail of a long log costs a short read; at most ``limit`` bytes."""
+    want = first_read
+    while True:
+        length = min(size, want, limit)
+        data = read(size - length, length) if length > 0 else b""
+        # A final line end closes the last line; it does not start another one.
+        end = len(data) - 1 if data.endswith(b"\n") else len(data)
+        for _ in range(lines):
+            end = data.rfind(b"\n", 0, end)
+            if end < 0:
+                break
+        if end >= 0:
+            return data[end + 1 :]
+        if length in (size, limit):
+            return data
+        want *= 4
 
 
 def screenshot_png(conn: libvirt.virConnect, dom: libvirt.virDomain) -> bytes:

@@ -29,11 +29,17 @@ class HostConsoles:
             lambda c: _transfer.screenshot_png(c, lookup(c, uuid)),
         )
 
-    async def read_serial_log(self, name: str, tail_bytes: int | None = None) -> bytes:
+    async def read_serial_log(
+        self, name: str, tail_bytes: int | None = None, tail_lines: int | None = None
+    ) -> bytes:
+        """VM ``name``'s serial log: its last ``tail_lines`` lines, else its last
+        ``tail_bytes`` bytes, else all of it."""
         log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
         return await self._conn.run(
             f"read the serial log of VM {name}",
-            lambda c: _transfer.download_tail(c, self._storage.pool(c), log_name, tail_bytes),
+            lambda c: _transfer.download_tail(
+                c, self._storage.pool(c), log_name, tail_bytes, tail_lines
+            ),
         )
 
     async def delete_serial_log(self, name: str) -> None:

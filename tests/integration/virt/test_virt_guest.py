@@ -83,6 +83,10 @@ async def test_started_guest_writes_heartbeats_to_its_log(host: LibvirtHost, gue
     assert [(d.name, d.target) for d in record.disks] == [("root", "vda")]
     tail = await host.consoles.read_serial_log(guest.name, tail_bytes=64)
     assert 0 < len(tail) <= 64
+    whole = await host.consoles.read_serial_log(guest.name)
+    lines = await host.consoles.read_serial_log(guest.name, tail_lines=3)
+    assert lines.count(b"\n") in (2, 3) and lines.rstrip(b"\r\n").split(b"\n")[0] in whole
+    assert len(lines) < len(whole)
     with pytest.raises(Conflict):
         await host.start(guest.uuid)  # already running
 

@@ -115,3 +115,15 @@ def test_unknown_vm_is_404_with_a_hint(api: Api) -> None:
     answer = api.client.post("/api/v1/vms/ghost/start", headers=api.headers())
     assert answer.status_code == 404
     assert "ghost" in answer.json()["detail"]
+
+
+def test_serial_log_tail_is_counted_in_lines_or_bytes_not_both(api: Api) -> None:
+    log = "/api/v1/vms/ghost/log"
+    both = api.client.get(log, params={"tail_lines": 5, "tail_bytes": 5}, headers=api.headers())
+    assert both.status_code == 422
+    assert "tail_lines or tail_bytes" in both.json()["detail"]
+    none = api.client.get(log, params={"tail_lines": 0}, headers=api.headers())
+    assert none.status_code == 422
+    documented = {p["name"] for p in api.client.get("/openapi.json").json()["paths"][
+        "/api/v1/vms/{name}/log"]["get"]["parameters"]}  # fmt: skip
+    assert {"tail_lines", "tail_bytes"} <= documented

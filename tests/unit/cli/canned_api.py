@@ -220,10 +220,14 @@ def _vm_routes(api: APIRouter, state: CannedState) -> None:
 
 def _vm_extra_routes(api: APIRouter, state: CannedState) -> None:
     @api.get("/vms/{name}/log")
-    async def log(name: str, tail_bytes: int | None = None) -> Response:
+    async def log(
+        name: str, tail_bytes: int | None = None, tail_lines: int | None = None
+    ) -> Response:
         data = bytes(state.logs.get(name, b""))
         if tail_bytes is not None:
             data = data[-tail_bytes:]
+        if tail_lines is not None:
+            data = b"".join(data.splitlines(keepends=True)[-tail_lines:])
         return PlainTextResponse(data)
 
 

@@ -124,14 +124,14 @@ def test_log_follow_prints_new_output_until_interrupted(api: CannedApi) -> None:
     api.state.vms = {"web1": vm_info("web1")}
     api.state.logs["web1"] = bytearray(b"boot 1\nheartbeat 1\n")
     proc = subprocess.Popen(
-        cli_command("vm", "log", "web1", "--follow", "--tail", "12"),
+        cli_command("vm", "log", "web1", "--follow", "--tail", "1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **api.env()},
     )
     try:
         first = _read_until(proc, b"heartbeat 1\n")
-        assert b"boot" not in first  # --tail 12 keeps only the last line
+        assert b"boot" not in first  # --tail 1 keeps only the last line
         api.state.logs["web1"] += b"heartbeat 2\n"
         _read_until(proc, b"heartbeat 2\n")
         api.state.logs["web1"] = bytearray(b"boot 2\n")  # VM restarted: new, shorter log

@@ -156,9 +156,9 @@ def test_log_and_tail(run: Run, api: CannedApi) -> None:
     api.state.vms = {"web1": vm_info("web1")}
     api.state.logs["web1"] = bytearray(b"boot\nline2\nheartbeat 1\n")
     assert run("vm", "log", "web1").stdout == "boot\nline2\nheartbeat 1\n"
-    tail = run("vm", "log", "web1", "--tail", "12")
-    assert tail.stdout == "heartbeat 1\n"
-    assert api.requests_to("GET", "/vms/web1/log")[-1][3] == {"tail_bytes": "12"}
+    tail = run("vm", "log", "web1", "--tail", "2")  # lines, as tail -n and docker logs count
+    assert tail.stdout == "line2\nheartbeat 1\n"
+    assert api.requests_to("GET", "/vms/web1/log")[-1][3] == {"tail_lines": "2"}
 
 
 def test_list_json_is_the_api_json(run_real: Run, vms: Vms) -> None:

@@ -243,7 +243,8 @@ async def screenshot(name: NamePath, svc: Svc, _: Viewer) -> Response:
     response_class=Response,
     responses={
         200: {
-            "description": "the serial console's log (the last `tail_bytes` bytes)",
+            "description": "the serial console's log (its last `tail_lines` lines, or its last "
+            "`tail_bytes` bytes)",
             "content": {"text/plain": {"schema": {"type": "string"}}},
         },
         **on_host(),
@@ -253,7 +254,13 @@ async def serial_log(
     name: NamePath,
     svc: Svc,
     _: Viewer,
-    tail_bytes: Annotated[int | None, Query(ge=1, le=64 * 1024 * 1024)] = None,
+    tail_bytes: Annotated[
+        int | None, Query(ge=1, le=64 * 1024 * 1024, description="only the last N bytes")
+    ] = None,
+    tail_lines: Annotated[
+        int | None,
+        Query(ge=1, le=1_000_000, description="only the last N lines (not with tail_bytes)"),
+    ] = None,
 ) -> Response:
-    data = await svc.vms.serial.log(name, tail_bytes)
+    data = await svc.vms.serial.log(name, tail_bytes, tail_lines)
     return Response(data, media_type="text/plain; charset=utf-8")

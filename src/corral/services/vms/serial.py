@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from corral.errors import Conflict
+from corral.errors import Conflict, InvalidRequest
 from corral.model.vm import VmState
 from corral.services.vms.inventory import VmInventory
 from corral.services.vms.serial_hub import SerialHubs, SerialTap
@@ -18,9 +18,12 @@ class VmSerial:
         self._inventory = inventory
         self.hubs = SerialHubs()
 
-    async def log(self, name: str, tail_bytes: int | None) -> bytes:
+    async def log(self, name: str, tail_bytes: int | None, tail_lines: int | None = None) -> bytes:
+        """The serial log: its last ``tail_lines`` lines, else its last ``tail_bytes``."""
+        if tail_bytes is not None and tail_lines is not None:
+            raise InvalidRequest("ask for tail_lines or tail_bytes, not both")
         row, host = await self._inventory.locate(name)
-        return await host.consoles.read_serial_log(row.name, tail_bytes)
+        return await host.consoles.read_serial_log(row.name, tail_bytes, tail_lines)
 
     async def check_open(self, name: str) -> None:
         """Conflict unless the serial console can be opened now (before issuing a ticket)."""
