@@ -97,3 +97,43 @@ def test_error_lines_since_the_migration_started() -> None:
     )
     assert error_lines(LOG, since, limit=1) == ("internal error: client socket is closed",)
     assert error_lines("", since) == ()
+
+
+#: What libvirt answers when the source's ssh does not know the destination's host key
+#: (peer-to-peer: the source's libvirtd opens qemu+ssh:// and quotes ssh's stderr).
+HOST_KEY = (
+    "operation failed: Failed to connect to remote libvirt URI "
+    "qemu+ssh://root@198.18.0.2/system?no_tty=1: Cannot recv data: Host key verification "
+    "failed.: Connection reset by peer"
+)
+
+
+def test_an_unknown_ssh_host_key_is_named_and_no_certificate_is_blamed() -> None:
+    text = _with(transport="ssh", libvirt_message=HOST_KEY)
+    assert "over ssh failed: h1 could not reach h2 over SSH: host key verification failed " in text
+    assert "h1's ssh does not know h2's host key" in text and "ssh-keyscan" in text
+    assert "certificate" not in text and "rotate-certs" not in text
+    assert f"libvirt: {HOST_KEY}" in text  # the evidence, quoted
+
+
+def test_a_changed_ssh_host_key_is_not_mistaken_for_an_unknown_one() -> None:
+    said = "Cannot recv data: @@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ Host key "
+    text = _with(transport="ssh", libvirt_message=said + "verification failed.")
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in text and "ssh-keygen -R" in text
+    assert "rotate-certs" not in text
+
+
+def test_a_refused_ssh_key_says_whose_key_goes_where() -> None:
+    said = (
+        "Cannot recv data: root@198.18.0.2: Permission denied (publickey).: Connection reset "
+        "by peer"
+    )
+    text = _with(transport="ssh", libvirt_message=said)
+    assert "h2's sshd refused the key of root's ssh on h1 for user root" in text
+    assert "authorized_keys on h2" in text
+
+
+def test_a_refused_tls_connection_is_not_taken_for_ssh() -> None:
+    said = "unable to connect to server at '198.18.0.2:16514': Connection refused"
+    text = _with(libvirt_message=said)
+    assert "SSH" not in text and "failed: unable to connect to server" in text

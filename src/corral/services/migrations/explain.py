@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from corral.virt.transports.ssh_failures import SshLogin, ssh_failure
+
 
 @dataclass(frozen=True)
 class FailureEvidence:
@@ -32,9 +34,22 @@ def _has(text: str, *needles: str) -> bool:
     return any(n.lower() in low for n in needles)
 
 
+def _ssh_cause(e: FailureEvidence, everything: str) -> str | None:
+    """ssh's own failure, quoted (its "Host key verification failed" must never read as a
+    certificate problem)."""
+    # Other transports' errors say "Connection refused" too, about libvirtd's TLS port.
+    if e.transport != "ssh" and not _has(everything, "qemu+ssh://", "Host key verification"):
+        return None
+    cause = ssh_failure(everything, e.source, e.destination, SshLogin(user="root", host=None))
+    return f"{e.source} could not reach {e.destination} over SSH: {cause}" if cause else None
+
+
 def _cause(e: FailureEvidence) -> str:
     everything = " ".join([e.libvirt_message, e.qemu_detail or "", *e.log_lines])
     src, dst = e.source, e.destination
+    over_ssh = _ssh_cause(e, everything)
+    if over_ssh is not None:
+        return over_ssh
     if _has(everything, "allows migration only with VIR_MIGRATE_TLS"):
         return (
             f"the hosts refuse unencrypted migration streams (migrate_tls_force = 1, set when "
@@ -60,11 +75,6 @@ def _cause(e: FailureEvidence) -> str:
         )
     if _has(everything, "canceled by client", "operation aborted"):
         return "the migration was aborted"
-    if _has(everything, "Permission denied (publickey", "Host key verification failed"):
-        return (
-            f"{src} could not log in to {dst} over SSH (the ssh transport needs root on {src} "
-            f"to reach {dst}'s sshd with a key and a known host key)"
-        )
     return e.libvirt_message.strip().splitlines()[0] if e.libvirt_message.strip() else "unknown"
 
 
