@@ -82,6 +82,17 @@ class TransportInfo(BaseModel):
     description: str
     encrypted: bool
     allowed: bool = Field(description="whether a migration may ask for it now")
+    usable: bool = Field(
+        default=True,
+        description="false when its checks or its prerequisites on the hosts (an SSH key, a "
+        "known host key…) fail between the hosts checked: the pair asked for, else every pair "
+        "of connected enrolled hosts",
+    )
+    reason: str | None = Field(
+        default=None,
+        description="why it is not usable (each failing host pair, with the cause and what to "
+        "do); for a usable one, the host pairs whose prerequisites could not be checked",
+    )
 
 
 class MigrationStats(BaseModel):

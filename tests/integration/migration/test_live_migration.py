@@ -209,6 +209,46 @@ def test_ssh_transport(api: httpx.Client, testbed: MultiHostTestbed, traveller: 
     heartbeat.goes_on()
 
 
+def test_ssh_preflight_names_an_unknown_host_key_and_the_listing_agrees(
+    api: httpx.Client, testbed: MultiHostTestbed, traveller: str
+) -> None:
+    """The source's ssh client (the test bed's wrapper) forgets the destination's host key:
+    the migration is refused before any task with the real cause, and the transports
+    listing calls ssh unusable for that pair, until the key is back."""
+    host, _ = where(api, traveller)
+    to = "h2" if host != "h2" else "h3"
+    address = testbed.host(to).address
+    known_hosts = testbed.base / "ssh" / "known_hosts"
+    kept = known_hosts.read_text()
+    known_hosts.write_text(
+        "".join(line for line in kept.splitlines(True) if not line.startswith(f"{address},"))
+    )
+    tasks_before = len(api.get("/tasks").json())
+    try:
+        answer = api.post(f"/vms/{traveller}/migrate", json={"to": to, "transport": "ssh"})
+        assert answer.status_code == 409, answer.text
+        detail = answer.json()["detail"]
+        assert f"host key verification failed for {to} ({address}): " in detail, detail
+        assert f"on {host}: `ssh-keyscan {address} >> ~/.ssh/known_hosts`" in detail, detail
+        assert "certificate" not in detail and "rotate-certs" not in detail
+        assert len(api.get("/tasks").json()) == tasks_before  # refused before any task
+
+        pair = {"source": host, "destination": to}
+        listed = {t["name"]: t for t in api.get("/migration/transports", params=pair).json()}
+        assert not listed["ssh"]["usable"]
+        assert f"host key verification failed for {to}" in listed["ssh"]["reason"]
+        assert listed["tls"]["usable"] and listed["tls"]["reason"] is None
+        every = {t["name"]: t for t in api.get("/migration/transports").json()}
+        assert not every["ssh"]["usable"]
+        assert f"{host} → {to}: host key verification failed" in every["ssh"]["reason"]
+        assert f"{to} → {host}" not in every["ssh"]["reason"]  # the other way works
+    finally:
+        known_hosts.write_text(kept)
+    listed = {t["name"]: t for t in api.get("/migration/transports", params=pair).json()}
+    assert listed["ssh"]["usable"] and listed["ssh"]["reason"] is None
+    running_on(api, traveller, host)
+
+
 def test_cancel_aborts_the_job_and_the_vm_stays(api: httpx.Client, traveller: str) -> None:
     host, _ = where(api, traveller)
     to = "h3" if host != "h3" else "h2"

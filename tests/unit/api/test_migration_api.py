@@ -4,10 +4,11 @@ refusals that need no second host, the insecure switch and its audit trail."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from corral.model.auth import Role
-from tests.unit.api.conftest import Api
+from tests.unit.api.conftest import NODE_XML, Api
 
 
 def _audit(api: Api, action: str) -> list[dict[str, Any]]:
@@ -28,6 +29,38 @@ def test_transports_are_listed_with_what_is_allowed(api: Api) -> None:
     assert listed["tls"]["encrypted"] and listed["tls"]["allowed"]
     assert not listed["insecure"]["encrypted"] and not listed["insecure"]["allowed"]
     assert [t["name"] for t in answer.json()] == sorted(listed)
+    # No two enrolled hosts here: nothing stands against any transport.
+    assert all(t["usable"] and t["reason"] is None for t in listed.values())
+
+
+def test_transports_between_a_pair_of_hosts_say_why_not(api: Api, tmp_path: Path) -> None:
+    def pair(query: str) -> Any:
+        url = f"/api/v1/migration/transports?{query}"
+        return api.client.get(url, headers=api.headers(Role.VIEWER))
+
+    assert pair("source=test").status_code == 422
+    assert pair("source=test&destination=test").status_code == 422
+    assert pair("source=test&destination=nope").status_code == 404
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_XML)
+    hosts = api.services.hosts
+
+    async def register() -> None:  # a second host, as the configuration registers one
+        uri = f"test://{node}"
+        await hosts.register("far", uri, None, await hosts.identify("far", uri))
+
+    assert api.client.portal is not None
+    api.client.portal.call(register)
+    try:
+        answer = pair("source=test&destination=far")
+        assert answer.status_code == 200, answer.text
+        listed = {t["name"]: t for t in answer.json()}
+        assert not listed["ssh"]["usable"]
+        assert "destination host far has no address or SSH access" in listed["ssh"]["reason"]
+        assert not listed["tls"]["usable"]
+        assert "source host test was added by URI, not enrolled" in listed["tls"]["reason"]
+    finally:
+        api.client.delete("/api/v1/hosts/far", headers=api.headers())
 
 
 def test_bad_requests_are_refused_before_any_task(api: Api) -> None:

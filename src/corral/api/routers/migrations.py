@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.api.deps import Admin, Operator, Svc, Viewer
@@ -10,6 +12,7 @@ from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath
 from corral.api.routers.vms import ACCEPTED, accepted
 from corral.model.cluster import ClusterSettings, ClusterSettingsUpdate
+from corral.model.common import Name
 from corral.model.migration import MigrationRequest, TransportInfo, TransportName
 from corral.model.task import TaskInfo
 
@@ -81,9 +84,25 @@ async def evacuate_host(
     return accepted(await svc.migrations.evacuate.evacuate(who, name, template))
 
 
-@router.get("/migration/transports", name="migration.transports", tags=["vms"])
-async def list_transports(svc: Svc, _: Viewer) -> list[TransportInfo]:
-    return await svc.migrations.migrate.transport_choices()
+@router.get(
+    "/migration/transports",
+    name="migration.transports",
+    tags=["vms"],
+    responses=problem_responses(
+        (404, "no such host"), (422, "only one of source and destination, or the same host")
+    ),
+)
+async def list_transports(
+    svc: Svc,
+    _: Viewer,
+    source: Annotated[Name | None, Query(description="check this pair only: from")] = None,
+    destination: Annotated[Name | None, Query(description="check this pair only: to")] = None,
+) -> list[TransportInfo]:
+    """Every transport: whether a migration may ask for it now (``allowed``) and whether it
+    works between the hosts (``usable``, with the ``reason``): checked on the hosts, for the
+    pair given or every pair of connected enrolled hosts (an ssh probe per pair, so this can
+    take a few seconds)."""
+    return await svc.migrations.transports.survey(source, destination)
 
 
 @router.get("/cluster/settings", name="cluster.settings", tags=["cluster"])

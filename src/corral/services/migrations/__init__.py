@@ -7,6 +7,8 @@ outcome.py    where a VM ended up when Corral could not watch (lost the source, 
 evacuate.py   ``corral host evacuate``: every VM off a host, then maintenance
 explain.py    a failure in words, with the source QEMU's and libvirtd's evidence
 host_logs.py  the source libvirtd's error lines over SSH (best effort)
+readiness.py  a transport's prerequisites, checked by commands on the source host over SSH
+transport_list.py  the transports, and whether each works between the hosts
 
 Only ``corral.virt.migration`` talks to libvirt for them (the narrow adapter).
 """
@@ -24,6 +26,8 @@ from corral.services.migrations.evacuate import HostEvacuation
 from corral.services.migrations.host_logs import HostLogs
 from corral.services.migrations.migrate import KIND as MIGRATE_KIND
 from corral.services.migrations.migrate import VmMigration
+from corral.services.migrations.readiness import SourceCommands, TransportReadiness
+from corral.services.migrations.transport_list import TransportList
 from corral.services.tasks import TaskService
 from corral.services.vms.inventory import VmInventory
 from corral.virt.transports import MigrationTransport
@@ -35,6 +39,7 @@ __all__ = ["MIGRATE_KIND", "HostEvacuation", "MigrationServices", "VmMigration"]
 class MigrationServices:
     migrate: VmMigration
     evacuate: HostEvacuation
+    transports: TransportList
 
     @classmethod
     def build(
@@ -47,10 +52,13 @@ class MigrationServices:
         cluster: ClusterSettingsService,
         data_dir: Path,
     ) -> MigrationServices:
-        logs = HostLogs(inventory.db, data_dir / "ssh" / "known_hosts")
-        migrate = VmMigration(inventory, tasks, audit, locks, transports, cluster, logs)
+        known_hosts = data_dir / "ssh" / "known_hosts"
+        logs = HostLogs(inventory.db, known_hosts)
+        readiness = TransportReadiness(SourceCommands(inventory.db, known_hosts))
+        migrate = VmMigration(inventory, tasks, audit, locks, transports, cluster, logs, readiness)
         evacuate = HostEvacuation(inventory, inventory.hosts, tasks, audit, migrate)
-        return cls(migrate=migrate, evacuate=evacuate)
+        listing = TransportList(migrate, inventory.hosts, readiness)
+        return cls(migrate=migrate, evacuate=evacuate, transports=listing)
 
     async def resume(self, task: TaskInfo) -> None:
         """Resume a task of ours a previous manager process left running."""

@@ -48,6 +48,7 @@ from corral.services.migrations.machine import (
 )
 from corral.services.migrations.outcome import Outcome, OutcomeFinder
 from corral.services.migrations.preflight import Checked, Preflight
+from corral.services.migrations.readiness import TransportReadiness
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
 from corral.services.vms.inventory import VmInventory
@@ -118,6 +119,7 @@ class VmMigration:
         transports: dict[str, MigrationTransport],
         cluster: ClusterSettingsService,
         logs: HostLogs,
+        readiness: TransportReadiness | None = None,
     ) -> None:
         self._inventory = inventory
         self._tasks = tasks
@@ -126,7 +128,7 @@ class VmMigration:
         self.transports = transports
         self._cluster = cluster
         self._logs = logs
-        self._preflight = Preflight(inventory, inventory.hosts)
+        self._preflight = Preflight(inventory, inventory.hosts, readiness)
         self._outcomes = OutcomeFinder(inventory.hosts)
         #: How a migration reaches libvirt (tests put a fake in its place).
         self.migration_factory: Callable[[LibvirtHost, LibvirtHost, str], DomainMigration] = (
@@ -148,7 +150,8 @@ class VmMigration:
             ) from None
 
     async def transport_choices(self) -> list[TransportInfo]:
-        """Every transport, by name, and whether a migration may ask for it now."""
+        """Every transport, by name, and whether a migration may ask for it now (what works
+        between which hosts: ``TransportList``)."""
         cluster = await self._cluster.get()
         return [
             TransportInfo(

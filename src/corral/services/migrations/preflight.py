@@ -26,6 +26,7 @@ from corral.model.migration import MigrationRequest, StorageMode
 from corral.model.pki import CertPurpose
 from corral.model.vm import Accelerator, VmState
 from corral.services.hosts import HostService
+from corral.services.migrations.readiness import TransportReadiness
 from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord, LibvirtHost
 from corral.virt.migration import network_names
@@ -267,9 +268,16 @@ class Checked:
 
 
 class Preflight:
-    def __init__(self, inventory: VmInventory, hosts: HostService) -> None:
+    def __init__(
+        self,
+        inventory: VmInventory,
+        hosts: HostService,
+        readiness: TransportReadiness | None = None,
+    ) -> None:
         self._inventory = inventory
         self._hosts = hosts
+        #: Checks the transport's prerequisites on the hosts (None: not checked).
+        self._readiness = readiness
 
     async def endpoint(self, name: str) -> MigrationEndpoint:
         row = await self._inventory.db(lambda s: store.get_host(s, name))
@@ -297,6 +305,11 @@ class Preflight:
         if dest.known:
             dest_end = await self.endpoint(request.to)
             problems = tuple(transport.check(source_end, dest_end, request))
+            early = _state(vm) + _destination(vm, source.name, dest)
+            if not problems and not early and self._readiness is not None:
+                # On the hosts, and only when nothing more fundamental refuses already.
+                ready = await self._readiness.check(transport, source_end, dest_end)
+                problems = ready.problems
             dest = replace(dest, transport_problems=problems)
         raise_refusals(refusals(vm, source.name, source_caps, dest, request), name, request.to)
         return Checked(

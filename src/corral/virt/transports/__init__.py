@@ -19,11 +19,13 @@ from importlib.metadata import EntryPoint, entry_points
 from corral.errors import InvalidRequest
 from corral.virt.transports.base import (
     ENTRY_POINT_GROUP,
+    CommandResult,
     MigrationEndpoint,
     MigrationFlag,
     MigrationPlan,
     MigrationTransport,
     Route,
+    RunOnSource,
     host_in_uri,
 )
 from corral.virt.transports.insecure import InsecureTransport
@@ -33,12 +35,14 @@ from corral.virt.transports.tls import TlsTransport
 __all__ = [
     "BUILTIN",
     "ENTRY_POINT_GROUP",
+    "CommandResult",
     "InsecureTransport",
     "MigrationEndpoint",
     "MigrationFlag",
     "MigrationPlan",
     "MigrationTransport",
     "Route",
+    "RunOnSource",
     "SshTransport",
     "TlsTransport",
     "host_in_uri",

@@ -7,16 +7,21 @@ QEMU's migration stream goes, and which libvirt flags protect it. It is pure: it
 facts about two hosts and a request into a :class:`MigrationPlan`; ``corral.virt`` executes
 the plan (``virDomainMigrateToURI3``).
 
+A transport's prerequisites on the hosts themselves (an SSH key, a known host key, a tunnel)
+are checked by :meth:`~MigrationTransport.prerequisites` through a command runner Corral hands
+it (:data:`RunOnSource`), so the transport stays free of I/O.
+
 Write one by subclassing :class:`MigrationTransport` (implement :meth:`~MigrationTransport.route`,
-optionally :meth:`~MigrationTransport.check`) and registering the class under the entry-point
-group ``corral.migration_transports``; see ``docs/migration-transports.md``.
+optionally :meth:`~MigrationTransport.check` and :meth:`~MigrationTransport.prerequisites`) and
+registering the class under the entry-point group ``corral.migration_transports``; see
+``docs/migration-transports.md``.
 """
 
 from __future__ import annotations
 
 import abc
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
@@ -76,6 +81,22 @@ class Route:
     #: The name to check in the destination's migration certificate when it is not the
     #: host in ``stream_uri`` (``VIR_MIGRATE_PARAM_TLS_DESTINATION``).
     tls_destination: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command run on a host answered."""
+
+    exit_status: int
+    #: What it printed, standard output and standard error together.
+    output: str
+
+
+#: Runs a command (an argv, no shell) on the migration's *source* host, as the user Corral
+#: reaches that host as over SSH, and answers what it did. Raises ``corral.errors.CorralError``
+#: when Corral cannot run commands there (no SSH access on record, SSH to it failed): the
+#: prerequisites are then unknown, which Corral says without refusing the migration.
+RunOnSource = Callable[[Sequence[str]], Awaitable[CommandResult]]
 
 
 @dataclass(frozen=True)
@@ -145,6 +166,16 @@ class MigrationTransport(abc.ABC):
         request: MigrationRequest,
     ) -> list[str]:
         """Sentences saying why this migration cannot use this transport (empty: it can)."""
+        return []
+
+    async def prerequisites(
+        self, source: MigrationEndpoint, destination: MigrationEndpoint, run: RunOnSource
+    ) -> list[str]:
+        """Sentences saying why the hosts themselves are not ready for this transport between
+        ``source`` and ``destination`` (empty: they are), found by running commands on the
+        source with ``run``. Called by the pre-flight checks when :meth:`check` found nothing,
+        and by ``GET /migration/transports``; each sentence should quote the real cause and say
+        what to do. The default checks nothing."""
         return []
 
     @abc.abstractmethod
