@@ -54,7 +54,7 @@ class HostRefusal(NamedTuple):
     """Why one host cannot take a VM: the ``constraint`` that failed and a ``detail`` sentence."""
 
     host: str
-    constraint: str  # memory, vcpus, cpu_load, anti_affinity, maintenance, standby
+    constraint: str  # memory, vcpus, cpu_load, anti_affinity, maintenance, standby, images
     detail: str  # "h1 has 1024 MiB free"
 
 

@@ -124,13 +124,18 @@ def _policy_advice(refusals: Sequence[HostRefusal], settings: PolicySettings) ->
     if Constraint.MEMORY in failed:
         ratio = f"{settings.memory_overcommit:g}"
         limits.append(f"memory within memory_overcommit ({ratio} times a host's memory)")
+    upload = (
+        "upload the images it names to another host (`corral image upload FILE --host HOST`)"
+        if Constraint.IMAGES in failed
+        else ""
+    )
     if not limits:
-        return ""
+        return f". {upload[0].upper()}{upload[1:]}" if upload else ""
     which = "that cluster setting" if len(limits) == 1 else "those cluster settings"
     return (
         f". The placement policy keeps {' and '.join(limits)}: name a host for the VM to place "
         f"it there regardless (that host's own limits still apply), or raise {which} "
-        "(`corral cluster set`)"
+        "(`corral cluster set`)" + (f"; or {upload}" if upload else "")
     )
 
 

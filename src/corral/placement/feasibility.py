@@ -37,6 +37,7 @@ class Constraint(StrEnum):
     VCPUS = "vcpus"
     CPU_LOAD = "cpu_load"
     ANTI_AFFINITY = "anti_affinity"
+    IMAGES = "images"  # a new VM's images are not on the host (initial placement only)
 
 
 def percent(fraction: float) -> str:

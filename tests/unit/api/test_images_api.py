@@ -261,7 +261,7 @@ def test_a_vm_created_from_a_library_iso(api: Api, conn: libvirt.virConnect) -> 
     assert _cdroms(conn, "media4") == [("sda", iso, "sata")]
     spec = {"name": "media5", "cdrom": "nope.iso", "boot": {"source": "cdrom"}}
     unknown = api.client.post("/api/v1/vms", json=spec, headers=api.headers())
-    assert unknown.status_code == 404 and "no image named 'nope.iso'" in unknown.text
+    assert unknown.status_code == 404 and "no ISO image 'nope.iso' on any" in unknown.text
 
 
 def test_a_disk_image_is_a_base_for_linked_clones(api: Api, conn: libvirt.virConnect) -> None:
@@ -302,3 +302,78 @@ def test_an_image_on_another_host_is_refused(
     finally:
         api.client.delete("/api/v1/vms/media7", headers=api.headers())
         api.client.delete("/api/v1/hosts/other", headers=api.headers())
+
+
+# -- placement: a VM without a host goes where its images are ----------------------------------
+
+
+@pytest.fixture
+def other(api: Api, tmp_path: Path) -> Iterator[str]:
+    """A second host, ``other`` (a test driver node with 2 CPUs and 4 GiB)."""
+    node = tmp_path / "node.xml"
+    node.write_text(NODE_XML)
+    hosts = api.services.hosts
+
+    async def register() -> None:
+        uri = f"test://{node}"
+        await hosts.register("other", uri, None, await hosts.identify("other", uri))
+
+    assert api.client.portal is not None
+    api.client.portal.call(register)
+    yield "other"
+    api.client.delete("/api/v1/hosts/other", headers=api.headers())
+
+
+def _create(api: Api, spec: dict[str, Any]) -> Any:
+    return api.client.post("/api/v1/vms", json=spec, headers=api.headers())
+
+
+def test_placement_chooses_among_the_hosts_holding_the_images(
+    api: Api, conn: libvirt.virConnect, other: str
+) -> None:
+    """Without an image the policy would pack the VM onto ``test`` (the fuller host); with its
+    ISO on ``other`` only, it goes there instead of being refused with "upload it to 'test'"."""
+    far = api.services.hosts.get(other)
+    assert api.client.portal is not None
+    api.client.portal.call(far.storage.create_blank_volume, "_iso.placed.iso", MIB)
+    spec = {"name": "placed1", "cdrom": "placed.iso", "boot": {"source": "cdrom"}}
+    answer = _create(api, spec)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["host"] == other
+    plain = _create(api, {"name": "placed2", "disks": [{"size_gib": 1}]})
+    assert plain.status_code == 201 and plain.json()["host"] == "test", plain.text
+    for vm in ("placed1", "placed2"):
+        api.client.delete(f"/api/v1/vms/{vm}?delete_disks=true", headers=api.headers())
+
+
+def test_images_no_host_holds_together_are_refused_before_placement(
+    api: Api, conn: libvirt.virConnect, other: str
+) -> None:
+    far = api.services.hosts.get(other)
+    assert api.client.portal is not None
+    api.client.portal.call(far.storage.create_blank_volume, "_iso.split.iso", MIB)
+    _make_volume(conn, "_kernel.split-kernel")
+    spec = {
+        "name": "split1",
+        "cdrom": "split.iso",
+        "boot": {"source": "kernel", "kernel": "split-kernel"},
+    }
+    answer = _create(api, spec)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["detail"] == (
+        "no host has every image VM 'split1' names (ISO image 'split.iso' is only on other; "
+        "kernel image 'split-kernel' is only on test): upload them to one host "
+        "(`corral image upload FILE --host HOST`)"
+    )
+    nowhere = _create(api, {**spec, "cdrom": "nowhere.iso"})
+    assert nowhere.status_code == 404, nowhere.text
+    assert "no ISO image 'nowhere.iso' on any connected host" in nowhere.json()["detail"]
+    # The image's host cannot take the VM (2 CPUs: 8 vCPUs at most): each host's obstacle.
+    wide = _create(
+        api, {"name": "split2", "vcpus": 9, "cdrom": "split.iso", "disks": [{"size_gib": 1}]}
+    )
+    assert wide.status_code == 409, wide.text
+    detail = wide.json()["detail"]
+    assert "test lacks ISO image 'split.iso'" in detail and "other has 8 of 8 vCPUs free" in detail
+    assert "upload the images it names to another host" in detail
+    assert api.client.get("/api/v1/vms/split2", headers=api.headers()).status_code == 404

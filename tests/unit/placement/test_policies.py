@@ -137,6 +137,20 @@ def test_a_refusal_names_qemus_share_apart() -> None:
         choose_host(new, cluster)
 
 
+def test_hosts_lacking_the_vms_images_are_never_chosen() -> None:
+    new = VmDemand(name="new", vcpus=1, memory_mib=2048)
+    lacking = {"h1": "ISO image 'x.iso'"}
+    assert choose_host(new, _three_hosts(), PACK, lacking=lacking) == "h2"
+    everywhere = {h: "ISO image 'x.iso'" for h in ("h1", "h2", "h3")}
+    with pytest.raises(NoHostFits) as caught:
+        choose_host(new, _three_hosts(), PACK, lacking=everywhere)
+    assert caught.value.message.endswith(
+        "h3 lacks ISO image 'x.iso'. Upload the images it names to another host "
+        "(`corral image upload FILE --host HOST`)"
+    )
+    assert {r.constraint for r in caught.value.refusals} == {Constraint.IMAGES}
+
+
 def test_a_vm_that_already_runs_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="a already runs on h1"):
         choose_host(VmDemand(name="a", vcpus=1, memory_mib=512), _three_hosts())

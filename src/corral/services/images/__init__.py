@@ -3,6 +3,7 @@
     __init__.py  ImageLibrary: list, show, delete; which image a CD-ROM or a disk may use
     upload.py    receiving an upload (a task): checks first, then streamed into a new volume
     room.py      pool space promised to running uploads (so that they never overbook a pool)
+    holders.py   which hosts hold the images a new VM names (placement chooses among them)
     _names.py    the volume names that mark images (``_iso.NAME``, ``_disk.NAME``)
 
 Images live per host (a VM uses the images of its own host). While an image is uploaded,
@@ -15,18 +16,27 @@ import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from corral.errors import Conflict, HostError, NotFound
+from corral.errors import Conflict, CorralError, HostError, NotFound
 from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 from corral.services.audit import AuditService
 from corral.services.hosts import HostService
+from corral.services.images import holders
 from corral.services.images._names import image_volume, is_image_volume, parse_image_volume
+from corral.services.images.holders import ImageNeed, image_needs
 from corral.services.images.room import PoolRoom
 from corral.services.images.upload import Upload
 from corral.services.principal import Principal
 from corral.services.tasks import TaskService
 from corral.virt import LibvirtHost, VolumeRef
 
-__all__ = ["ImageLibrary", "image_volume", "is_image_volume", "parse_image_volume"]
+__all__ = [
+    "ImageLibrary",
+    "ImageNeed",
+    "image_needs",
+    "image_volume",
+    "is_image_volume",
+    "parse_image_volume",
+]
 
 
 def _chain(path: str, volumes: dict[str, VolumeRef]) -> list[str]:
@@ -149,6 +159,23 @@ class ImageLibrary:
 
     async def get(self, name: str, host_name: str | None = None) -> ImageInfo:
         return (await self.locate(name, host_name))[1]
+
+    async def lacking(self, vm: str, needs: list[ImageNeed]) -> dict[str, str]:
+        """Which of ``needs`` each connected host lacks (see ``holders.lacking``: NotFound or
+        Conflict when no host has them all); nothing to ask when the VM names no image."""
+        if not needs:
+            return {}
+        held: dict[str, set[ImageNeed]] = {}
+        for host in self._hosts.all():
+            if not host.connected:
+                continue
+            try:
+                volumes = {v.name for v in await host.storage.list_volumes()}
+            except CorralError:
+                volumes = set()  # a host whose pool cannot be read holds nothing usable now
+            uploading = {n for n in needs if self._uploading(host.name, n.name)}
+            held[host.name] = {n for n in needs if not volumes.isdisjoint(n.volumes)} - uploading
+        return holders.lacking(vm, needs, held)
 
     async def iso_for(self, host: LibvirtHost, name: str, vm: str) -> ImageInfo:
         """The ISO image ``name`` of ``host`` for VM ``vm``'s CD-ROM drive; NotFound or Conflict

@@ -5,6 +5,8 @@ would help."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from corral.errors import InvalidRequest
 from corral.model.placement import VmDemand
 from corral.model.vm import VmSpec
@@ -17,9 +19,10 @@ class InitialPlacement:
     def __init__(self, planner: PowerPlanner) -> None:
         self._planner = planner
 
-    async def choose(self, spec: VmSpec) -> str | None:
-        """The host for a new VM; None when the planner has no opinion (the name is taken:
-        creation refuses that with its own message)."""
+    async def choose(self, spec: VmSpec, lacking: Mapping[str, str]) -> str | None:
+        """The host for a new VM, among those that lack none of the images it names
+        (``lacking``: host -> those images in words); None when the planner has no opinion
+        (the name is taken: creation refuses that with its own message)."""
         situation = await self._planner.situation(consolidation=False)
         demand = VmDemand(
             name=spec.name,
@@ -28,6 +31,7 @@ class InitialPlacement:
             overhead_mib=QEMU_OVERHEAD_MIB,
         )
         try:
-            return choose_host(demand, situation.snapshot.cluster, situation.settings)
+            cluster = situation.snapshot.cluster
+            return choose_host(demand, cluster, situation.settings, lacking=lacking)
         except InvalidRequest:
             return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from corral.errors import CorralError
@@ -11,7 +11,7 @@ from corral.model.task import TaskInfo
 from corral.model.vm import VmInfo, VmSpec
 from corral.services.audit import AuditService
 from corral.services.host_paths import HostPathRule
-from corral.services.images import ImageLibrary
+from corral.services.images import ImageLibrary, image_needs
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
@@ -59,8 +59,9 @@ class VmCreation(TaskUseCase):
         super().__init__(inventory, tasks, audit, locks)
         self._images = images
         self._paths = paths
-        #: Where a VM without a host goes (the placement policy); None: the first usable host.
-        self.choose_host: Callable[[VmSpec], Awaitable[str | None]] | None = None
+        #: Where a VM without a host goes (the placement policy), told which images each host
+        #: lacks; None: the first usable host.
+        self.choose_host: Callable[[VmSpec, Mapping[str, str]], Awaitable[str | None]] | None = None
 
     async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:
         # Before anything looks at a path or a host: a non-admin naming a file is refused the
@@ -70,7 +71,9 @@ class VmCreation(TaskUseCase):
         hosts = self._inventory.hosts
         target = spec.host
         if target is None and self.choose_host is not None:
-            target = await self.choose_host(spec)
+            # A VM uses its own host's images: only hosts holding them all are candidates.
+            lacking = await self._images.lacking(spec.name, image_needs(spec))
+            target = await self.choose_host(spec, lacking)
         host = hosts.for_new_vm(target)
         spec = self._allowed_paths(principal, spec, local=_provision.is_local(host.uri))
         checked = await _provision.validate(self._inventory.db, host, spec)
