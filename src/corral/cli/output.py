@@ -209,6 +209,31 @@ def task_table(tasks: Iterable[TaskInfo]) -> Table:
     return table
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``limit`` characters ("…")."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: max(limit - 1, 0)]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
+
+
+def task_reasons(tasks: Iterable[TaskInfo], width: int) -> list[Text]:
+    """One line per task that failed or was cancelled, saying why: ``ID failed: reason``,
+    the reason cut to ``width`` (the table's cells are too narrow for a sentence; as pytest's
+    short summary, the whole text is one command away: ``corral task show ID``)."""
+    lines = []
+    for task in tasks:
+        if not task.error or task.state not in (TaskState.FAILED, TaskState.CANCELLED):
+            continue
+        head = f"{task.id} {task.state.value}: "
+        line = Text(head, style=_STATE_STYLE[task.state])
+        line.append(shorten(task.error, max(width - len(head), 20)))
+        lines.append(line)
+    return lines
+
+
 def task_details(task: TaskInfo) -> Table:
     return _details(
         [

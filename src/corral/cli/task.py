@@ -23,7 +23,7 @@ from rich.text import Text
 
 from corral.cli import context as c
 from corral.cli.client import CliError, CorralClient, parse, parse_list
-from corral.cli.output import task_details, task_table
+from corral.cli.output import task_details, task_reasons, task_table
 from corral.model.task import TaskInfo, TaskState
 
 app = typer.Typer(help="Long-running work: list, show, wait for and cancel tasks.", cls=c.HelpGroup)
@@ -168,7 +168,16 @@ def list_tasks(
     """List tasks, newest first."""
     response = c.client(ctx).get("/tasks", {"state": state, "limit": limit})
     tasks = parse_list(response, TaskInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(task_table(tasks)))
+
+    def render() -> None:
+        c.out.print(task_table(tasks))
+        reasons = task_reasons(tasks, c.out.width)
+        if reasons:
+            c.out.print()
+            for line in reasons:
+                c.out.print(line)
+
+    c.emit(ctx, json_out, response.json(), render)
 
 
 @app.command("show")

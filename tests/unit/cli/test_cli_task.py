@@ -7,11 +7,15 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
+
+import pytest
 
 from corral.cli.client import CorralClient
 from corral.cli.task import POLL_MAX_S, POLL_MIN_S, _bar_values, poll_task
 from corral.model.task import TaskInfo
-from tests.unit.cli.conftest import CannedApi, Run, cli_command
+from tests.unit.cli.canned_api import ISO_MAGIC_OFFSET
+from tests.unit.cli.conftest import CannedApi, RealApi, Run, cli_command
 
 
 def _task(api: CannedApi, kind: str, plan: list[dict[str, object]]) -> TaskInfo:
@@ -122,3 +126,24 @@ def test_ctrl_c_stops_waiting_but_not_the_task(api: CannedApi) -> None:
         stderr
     )
     assert not api.requests_to("POST", f"/tasks/{task.id}/cancel")
+
+
+def test_list_says_why_a_task_failed_on_one_line_that_fits(
+    run_real: Run, real_api: RealApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iso = bytearray(64 * 1024)
+    iso[ISO_MAGIC_OFFSET : ISO_MAGIC_OFFSET + 5] = b"CD001"
+    (tmp_path / "cli-why.iso").write_bytes(bytes(iso))
+    # libvirt's test driver cannot upload into a volume: the upload task fails, saying so.
+    assert run_real("image", "upload", str(tmp_path / "cli-why.iso"), "--kind", "iso").exit_code
+    with real_api.client() as client:
+        (task,) = [t for t in client.get("/tasks").json() if t["target"] == "test/cli-why.iso"]
+    assert task["state"] == "failed" and "virStorageVolUpload" in task["error"]
+    for columns in (80, 200):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        listed = run_real("task", "list")
+        assert listed.exit_code == 0, listed.output
+        (line,) = [x for x in listed.stdout.splitlines() if x.startswith(task["id"] + " failed: ")]
+        assert len(line) <= columns
+        assert "failed: create volume _iso.cli-why.iso for" in line
+    assert line.endswith("virStorageVolUpload")  # the whole reason where it fits
