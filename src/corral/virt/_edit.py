@@ -4,7 +4,9 @@ the running guest (vCPU and memory changes, device hot-plug). Blocking libvirt c
 
 Live changes are made with ``AFFECT_LIVE | AFFECT_CONFIG`` (persistent domains): libvirt changes
 the running guest first and saves the definition only when that worked, so a failed live change
-leaves both as they were. Rewrites of the definition alone are ``defineXML`` of the changed
+leaves both as they were. Memory is the exception: libvirt's live change only asks the guest's
+balloon, so the caller watches what the guest does and keeps the size in the definition only
+once the guest has it. Rewrites of the definition alone are ``defineXML`` of the changed
 persistent XML: a running domain gets them at its next start.
 """
 
@@ -48,18 +50,23 @@ def set_vcpus(dom: libvirt.virDomain, count: int) -> None:
     dom.setVcpusFlags(count, _flags(dom, True))
 
 
-def set_memory(dom: libvirt.virDomain, mib: int) -> None:
-    """Inflate or deflate the balloon of the running guest, then set ``<currentMemory>`` (two
-    calls: not every driver takes both flags at once); the guest's balloon goes back when the
-    definition cannot be changed."""
-    before = int(dom.info()[2])
+def set_balloon(dom: libvirt.virDomain, mib: int) -> None:
+    """Ask the running guest's balloon for ``mib`` MiB. Only a request: the guest's balloon
+    driver gives or takes the memory when it gets to it, and without a driver nothing happens
+    (read :func:`guest_memory_mib` to see what it did)."""
     dom.setMemoryFlags(mib * 1024, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
+
+def guest_memory_mib(dom: libvirt.virDomain) -> int:
+    """The memory the running guest has now (libvirt's current memory, as ``virsh dominfo``
+    shows it: the balloon's actual size, which QEMU reports as the guest's driver moves it)."""
+    return int(dom.info()[2]) // 1024
+
+
+def keep_memory(dom: libvirt.virDomain, mib: int) -> None:
+    """``<currentMemory>`` of the definition: what the guest gets from its next start on."""
     if dom.isPersistent():
-        try:
-            dom.setMemoryFlags(mib * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
-        except libvirt.libvirtError:
-            dom.setMemoryFlags(before, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-            raise
+        dom.setMemoryFlags(mib * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
 
 
 def attach(dom: libvirt.virDomain, device_xml: str, live: bool) -> None:

@@ -38,10 +38,20 @@ class DomainChanges:
         await self._run(f"set {count} vCPUs in domain {uuid}",
                         lambda c: _edit.set_vcpus(lookup(c, uuid), count))  # fmt: skip
 
-    async def set_memory(self, uuid: str, mib: int) -> None:
-        """Give a running domain ``mib`` MiB through its balloon (and its definition)."""
-        await self._run(f"set {mib} MiB of memory in domain {uuid}",
-                        lambda c: _edit.set_memory(lookup(c, uuid), mib))  # fmt: skip
+    async def set_balloon(self, uuid: str, mib: int) -> None:
+        """Ask a running domain's balloon for ``mib`` MiB (the guest may not follow)."""
+        await self._run(f"set the balloon of domain {uuid} to {mib} MiB",
+                        lambda c: _edit.set_balloon(lookup(c, uuid), mib))  # fmt: skip
+
+    async def guest_memory_mib(self, uuid: str) -> int:
+        """The memory a running domain's guest has now."""
+        return await self._conn.run(f"read the memory of domain {uuid}",
+                                    lambda c: _edit.guest_memory_mib(lookup(c, uuid)))  # fmt: skip
+
+    async def keep_memory(self, uuid: str, mib: int) -> None:
+        """Give a domain ``mib`` MiB from its next start on (``<currentMemory>``)."""
+        await self._run(f"set {mib} MiB of memory in the definition of domain {uuid}",
+                        lambda c: _edit.keep_memory(lookup(c, uuid), mib))  # fmt: skip
 
     async def attach_device(self, uuid: str, device_xml: str, *, live: bool) -> None:
         """Add a device to the definition, and to the running guest with ``live``."""

@@ -219,3 +219,31 @@ def test_boot_disk_and_foreign_volumes_are_refused(
     finally:
         _remove(client, name)
         _remove(client, other)
+
+
+def test_memory_change_the_guest_does_not_take_is_not_reported_as_done(
+    client: httpx.Client, corral: CorralServer, kernel_guest: KernelGuest
+) -> None:
+    """Without a balloon driver (unloaded here) the guest keeps its memory: the CLI says so
+    and what the guest has, the VM keeps its sizes now and at its next start; ``--next-start``
+    is the way to get the change."""
+    name = _start(client, kernel_vm("chg-x86-noballoon", kernel_guest, memory_mib=512))
+    try:
+        shell = SerialShell(corral, name)
+        before = _mem_total_kib(shell)
+        out = shell.run("rmmod virtio_balloon; lsmod | grep -c balloon")
+        assert re.search(rb"^0\r?$", out, re.M), out
+        edit = corral.cli("vm", "edit", name, "--memory", "384M")
+        assert edit.returncode == 1, edit.stdout
+        assert "VM 'chg-x86-noballoon' did not take the memory change live" in edit.stderr
+        assert "no virtio_balloon driver in it?) and still has 512 MiB" in edit.stderr
+        assert "mode next_start" in edit.stderr and "→" not in edit.stdout + edit.stderr
+        vm = client.get(f"/vms/{name}").json()
+        assert (vm["memory_mib"], vm["next_start"]) == (512, None)
+        assert _mem_total_kib(shell) == before
+        later = corral.cli("vm", "edit", name, "--memory", "384M", "--next-start")
+        assert later.returncode == 0, later.stderr
+        assert "memory 512 MiB → 384 MiB — at its next start" in later.stderr + later.stdout
+        assert client.get(f"/vms/{name}").json()["next_start"]["memory_mib"] == 384
+    finally:
+        _remove(client, name)

@@ -3,10 +3,11 @@
 Shut off, every change goes into the definition (``offline``). Running, vCPUs and memory change
 ``live`` within the maximums set at creation — vCPUs are plugged in or out (x86, s390x; not
 aarch64, whose QEMU machine has no CPU hot-plug), memory follows the virtio balloon up to
-``max_memory_mib`` — and everything else waits for the next start (``next_start``): a raised
-maximum, a new topology, or vCPUs above the maximum. One request is applied one way: live when
-all of it can be, else at the next start (or refused, with ``mode: live``). A live change that
-fails half-way is undone, so the VM stays as it was.
+``max_memory_mib`` (done only once the guest has it: ``_balloon``) — and everything else waits
+for the next start (``next_start``): a raised maximum, a new topology, or vCPUs above the
+maximum. One request is applied one way: live when all of it can be, else at the next start
+(or refused, with ``mode: live``). A live change that fails half-way is undone, so the VM stays
+as it was.
 
 Memory changes live through the balloon rather than DIMM hot-plug: the balloon works the same
 on every architecture Corral runs (DIMMs need NUMA and memory slots, which s390x lacks and ARM
@@ -25,7 +26,7 @@ from corral.model.vm import VmState
 from corral.model.vm_edit import Applied, ChangeMode, VmChange, VmEdit
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
-from corral.services.vms import _hardware
+from corral.services.vms import _balloon, _hardware
 from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord, LibvirtHost
 from corral.virt._edit import sizes
@@ -203,17 +204,17 @@ class VmEditing:
         if not live:
             await host.changes.redefine(record.uuid, rewrite, "change the sizes for the next start")
             return Applied.NEXT_START, wanted.describe_change(later)
-        await _apply_live(host, record.uuid, now, wanted)
+        await _apply_live(host, name, record.uuid, now, wanted)
         return Applied.LIVE, wanted.describe_change(now)
 
 
-async def _apply_live(host: LibvirtHost, uuid: str, now: _Sizes, wanted: _Sizes) -> None:
+async def _apply_live(host: LibvirtHost, name: str, uuid: str, now: _Sizes, wanted: _Sizes) -> None:
     """vCPUs, then memory; if the memory change fails, the vCPUs go back."""
     if wanted.vcpus != now.vcpus:
         await host.changes.set_vcpus(uuid, wanted.vcpus)
     if wanted.memory_mib != now.memory_mib:
         try:
-            await host.changes.set_memory(uuid, wanted.memory_mib)
+            await _balloon.change_memory(host, name, uuid, wanted.memory_mib)
         except CorralError:
             if wanted.vcpus != now.vcpus:
                 try:
