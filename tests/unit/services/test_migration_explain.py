@@ -111,7 +111,9 @@ HOST_KEY = (
 def test_an_unknown_ssh_host_key_is_named_and_no_certificate_is_blamed() -> None:
     text = _with(transport="ssh", libvirt_message=HOST_KEY)
     assert "over ssh failed: h1 could not reach h2 over SSH: host key verification failed " in text
-    assert "h1's ssh does not know h2's host key" in text and "ssh-keyscan" in text
+    assert "host key verification failed for h2 (198.18.0.2): " in text
+    assert "h1's ssh does not know h2's host key" in text
+    assert "`ssh-keyscan 198.18.0.2 >> ~/.ssh/known_hosts`" in text
     assert "certificate" not in text and "rotate-certs" not in text
     assert f"libvirt: {HOST_KEY}" in text  # the evidence, quoted
 
@@ -119,7 +121,8 @@ def test_an_unknown_ssh_host_key_is_named_and_no_certificate_is_blamed() -> None
 def test_a_changed_ssh_host_key_is_not_mistaken_for_an_unknown_one() -> None:
     said = "Cannot recv data: @@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ Host key "
     text = _with(transport="ssh", libvirt_message=said + "verification failed.")
-    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in text and "ssh-keygen -R" in text
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in text
+    assert "`ssh-keygen -R ADDRESS`, then `ssh-keyscan ADDRESS`" in text  # no URI quoted
     assert "rotate-certs" not in text
 
 

@@ -72,6 +72,13 @@ async def test_an_unknown_host_key_is_named_with_the_fix(tmp_path: Path) -> None
     assert problem.startswith("host key verification failed for h2 (198.18.0.2 port 2222): ")
     assert "h1's ssh does not know h2's host key" in problem
     assert "on h1: `ssh-keyscan -p 2222 198.18.0.2 >> ~/.ssh/known_hosts`" in problem
+    changed = fake_ssh(
+        tmp_path, "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@ Host key "
+        "verification failed.", 255,
+    )  # fmt: skip
+    [problem] = await SshTransport({"command": str(changed)}).prerequisites(H1, H2, run_here)
+    assert "is not the one h1 recorded (REMOTE HOST IDENTIFICATION HAS CHANGED)" in problem
+    assert "`ssh-keygen -R [198.18.0.2]:2222`, then `ssh-keyscan -p 2222 198.18.0.2`" in problem
 
 
 async def test_a_refused_key_and_an_absent_sshd(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ and the source libvirtd's log. :func:`explain` puts the cause first and quotes t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from corral.virt.transports.ssh_failures import SshLogin, ssh_failure
@@ -34,13 +35,28 @@ def _has(text: str, *needles: str) -> bool:
     return any(n.lower() in low for n in needles)
 
 
+#: The destination libvirt quotes in a peer-to-peer failure ("Failed to connect to remote
+#: libvirt URI qemu+ssh://root@198.18.0.2:2222/system?…").
+_SSH_URI = re.compile(
+    r"qemu\+ssh://(?:(?P<user>[^@/\s]+)@)?(?P<host>\[[^\]]+\]|[^/:?\s]+)(?::(?P<port>\d+))?"
+)
+
+
+def _login(everything: str) -> SshLogin:
+    found = _SSH_URI.search(everything)
+    if found is None:
+        return SshLogin(user="root", host=None)
+    port = int(found["port"]) if found["port"] else 22
+    return SshLogin(user=found["user"] or "root", host=found["host"].strip("[]"), port=port)
+
+
 def _ssh_cause(e: FailureEvidence, everything: str) -> str | None:
     """ssh's own failure, quoted (its "Host key verification failed" must never read as a
     certificate problem)."""
     # Other transports' errors say "Connection refused" too, about libvirtd's TLS port.
     if e.transport != "ssh" and not _has(everything, "qemu+ssh://", "Host key verification"):
         return None
-    cause = ssh_failure(everything, e.source, e.destination, SshLogin(user="root", host=None))
+    cause = ssh_failure(everything, e.source, e.destination, _login(everything))
     return f"{e.source} could not reach {e.destination} over SSH: {cause}" if cause else None
 
 

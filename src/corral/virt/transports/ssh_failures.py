@@ -31,6 +31,12 @@ def _keyscan(login: SshLogin) -> str:
     return f"ssh-keyscan {port}{login.host or 'ADDRESS'}"
 
 
+def _entry(login: SshLogin) -> str:
+    """The host's name in known_hosts (``[host]:port`` for another port than 22)."""
+    host = login.host or "ADDRESS"
+    return f"[{host}]:{login.port}" if login.port != 22 else host
+
+
 def ssh_failure(said: str, source: str, destination: str, login: SshLogin) -> str | None:
     """The cause in ``said`` (what ssh printed, or a libvirt message quoting it) and what to
     do, or None when it holds none of ssh's known failures."""
@@ -43,8 +49,8 @@ def ssh_failure(said: str, source: str, destination: str, login: SshLogin) -> st
             f"host key verification failed for {destination} ({where}): the key it presents "
             f"is not the one {source} recorded (REMOTE HOST IDENTIFICATION HAS CHANGED); if "
             f"{destination} was reinstalled, replace the old entry on {source} "
-            f"(`ssh-keygen -R {host}`, then `{_keyscan(login)}`), otherwise something is "
-            f"impersonating {destination}"
+            f"(`ssh-keygen -R {_entry(login)}`, then `{_keyscan(login)}`), otherwise something "
+            f"is impersonating {destination}"
         )
     if "host key verification failed" in low:
         return (
