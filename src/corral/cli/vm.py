@@ -125,6 +125,10 @@ def shutdown(
         c.emit(ctx, json_out, task.model_dump(mode="json"), lambda: c.info(f"shut down VM {name}"))
 
 
+#: What to do with the disks ``vm delete`` keeps (they are volumes of the host's pool).
+KEPT_DISKS_HINT = "reuse one with `corral vm disk attach VM DISK --volume VOLUME`"
+
+
 @app.command("delete")
 def delete(
     ctx: typer.Context,
@@ -139,8 +143,10 @@ def delete(
         what = f"VM {name} and its disks" if delete_disks else f"VM {name} (disks are kept)"
         typer.confirm(f"Delete {what}?", abort=True, err=True)
     params = {"delete_disks": "true"} if delete_disks else None
-    c.client(ctx).delete(f"/vms/{seg(name)}", params)
+    response = c.client(ctx).delete(f"/vms/{seg(name)}", params)
     c.info(f"deleted VM {name}" + (" and its disks" if delete_disks else ""))
+    for note in filter(None, response.headers.get("Corral-Notes", "").split("; ")):
+        c.info(note + ("" if delete_disks else f" ({KEPT_DISKS_HINT})"))
 
 
 @app.command("clone")

@@ -279,6 +279,22 @@ def test_delete_asks_unless_yes(run_real: Run, real_api: RealApi, vms: Vms) -> N
     assert vms.client.get("/vms/cli-old").status_code == 404
 
 
+def test_delete_without_delete_disks_names_the_disks_it_keeps(run_real: Run, vms: Vms) -> None:
+    vms.make("cli-keep")
+    (disk,) = vms.get("cli-keep")["disks"]
+    result = run_real("vm", "delete", "cli-keep", "--yes")
+    assert result.exit_code == 0, result.output
+    volume = disk["path"].rsplit("/", 1)[-1]
+    assert f"disks kept on host test: {volume} (reuse one with `corral vm disk attach" in (
+        result.stdout
+    )
+    # What it says works: the kept disk becomes another VM's (deleted with it after the test).
+    vms.make("cli-heir")
+    attach = run_real("vm", "disk", "attach", "cli-heir", "inherited", "--volume", volume)
+    assert attach.exit_code == 0, attach.output
+    assert volume in {d["path"].rsplit("/", 1)[-1] for d in vms.get("cli-heir")["disks"]}
+
+
 def test_delete_running_vm_conflict(run_real: Run, real_api: RealApi, vms: Vms) -> None:
     vms.make("cli-busy", start=True)
     result = run_real("vm", "delete", "cli-busy", "--yes")

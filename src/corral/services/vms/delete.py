@@ -20,7 +20,8 @@ class VmDeletion:
         self._locks = locks
 
     async def delete(self, principal: Principal, name: str, req: DeleteRequest) -> list[str]:
-        """Returns notes on disks kept (e.g. a disk another VM's linked clone still uses)."""
+        """Returns notes on disks kept: all of them without ``delete_disks`` (named, so
+        nobody has to guess that they stay), else those something else still uses."""
         async with self._locks.hold(name, "delete"):
             return await self._delete(name, req)
 
@@ -38,8 +39,18 @@ class VmDeletion:
             await host.consoles.delete_serial_log(record.name)
             if req.delete_disks:
                 notes = await _delete_disks(host, record)
+            else:
+                notes = await _kept_disks(host, record)
         await self._inventory.db(lambda s: store.delete_vm(s, name))
         return notes
+
+
+async def _kept_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
+    """The note that the VM's disks stay: their volume names in the host's pool (their paths
+    where they are not volumes of the pool); none when it has no disks."""
+    volumes = {v.path: v.name for v in await host.storage.list_volumes()}
+    kept = [volumes.get(d.path, d.path) for d in record.disks if d.device == "disk" and d.path]
+    return [f"disks kept on host {host.name}: {', '.join(kept)}"] if kept else []
 
 
 async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
