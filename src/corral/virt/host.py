@@ -21,7 +21,7 @@ import libvirt
 from corral.errors import Conflict, InsufficientResources
 from corral.model.host import HostCapabilities
 from corral.model.vm import Accelerator, SnapshotInfo, VmSpec
-from corral.virt import _clone, _media, _network, _records, _snapshots, _stats, _vnc
+from corral.virt import _clone, _hostfiles, _media, _network, _records, _snapshots, _stats, _vnc
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
 from corral.virt._lookup import lookup as _lookup
@@ -179,6 +179,13 @@ class LibvirtHost:
         await self._conn.run(
             f"suspend host {self.name} to {target}",
             lambda c: _stats.suspend_node(c, target, duration_s),
+        )
+
+    async def find_file(self, path: str) -> VolumeRef | None:
+        """The regular file ``path`` as this host sees it (a remote host's own filesystem),
+        through libvirt's storage pools; None when there is no such file."""
+        return await self._conn.run(
+            f"look up file {path} on host {self.name}", lambda c: _hostfiles.find_file(c, path)
         )
 
     @property

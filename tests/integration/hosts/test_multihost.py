@@ -232,3 +232,51 @@ def test_rotate_certs_reinstalls_and_reloads_vnc(
     # The running guest's VNC server now presents the new certificate.
     address, port = _vnc_endpoint(testbed, guest_on_h2)
     assert asyncio.run(_screenshot(address, port, pki.console_client_context()))
+
+
+def _iso(path: Path) -> Path:
+    """A small file that passes for an ISO 9660 image (the library probes its header)."""
+    data = bytearray(64 * 1024)
+    data[32768:32774] = b"\x01CD001"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_host_files_are_checked_on_the_vms_own_host_and_images_steer_placement(
+    multihost_corral: CorralServer, api: httpx.Client, kernel_guest: KernelGuest, tmp_path: Path
+) -> None:
+    """A CD-ROM path is looked up on the VM's host itself, through its libvirt, before anything
+    is made: a file only h1 has (an image in h1's pool) is accepted for h1 and refused for h2,
+    where the VM would have been created and then failed to start ("Cannot access storage
+    file"). Without a host, a VM naming that image goes to h1, the one host that has it."""
+    cli = multihost_corral.cli
+    uploaded = cli("image", "upload", str(_iso(tmp_path / "m.iso")), "--host", "h1",
+                   "--name", "mh-media.iso")  # fmt: skip
+    assert uploaded.returncode == 0, uploaded.stderr
+    path = api.get("/images/mh-media.iso", params={"host": "h1"}).json()["path"]
+    # Under host_path_roots (the guests' directory, which every test-bed host sees).
+    missing = str(kernel_guest.kernel.resolve().parent / "mh-missing.iso")
+    made = ["mh-cd-h2", "mh-cd-gone"]  # deleted after, should the refusals fail
+    try:
+        for vm, host, cdrom in (("mh-cd-h2", "h2", path), ("mh-cd-gone", "h1", missing)):
+            refused = cli("vm", "create", vm, "--host", host, "--cdrom", cdrom,
+                          "--boot", "cdrom", "--memory", "128M")  # fmt: skip
+            assert refused.returncode == 1, refused.stdout
+            assert refused.stderr.strip() == (
+                f"error: cdrom {cdrom!r} does not exist on host {host!r} or is not a file: "
+                "check the path on that host"
+            )
+            assert api.get(f"/vms/{vm}").status_code == 404
+        made.append("mh-cd-h1")
+        accepted = cli("vm", "create", "mh-cd-h1", "--host", "h1", "--cdrom", path,
+                       "--boot", "cdrom", "--memory", "128M")  # fmt: skip
+        assert accepted.returncode == 0, accepted.stderr
+        made.append("mh-cd-placed")
+        placed = cli("--json", "vm", "create", "mh-cd-placed", "--cdrom", "mh-media.iso",
+                     "--boot", "cdrom", "--memory", "128M")  # fmt: skip
+        assert placed.returncode == 0, placed.stderr
+        assert json.loads(placed.stdout)["host"] == "h1"
+    finally:
+        for vm in made:
+            api.delete(f"/vms/{vm}")
+        api.delete("/images/mh-media.iso", params={"host": "h1"})

@@ -95,16 +95,27 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
                 f"volume {volume_name(spec.name, disk.name)!r} already exists on host "
                 f"{host.name!r}; delete it or choose another VM name"
             )
-    if is_local(host.uri):
-        for label, path in (
-            # Not image names of the library: those are resolved to their volumes later.
-            ("cdrom", spec.cdrom if spec.cdrom and spec.cdrom.startswith("/") else None),
-            ("boot kernel", spec.boot.kernel),
-            ("boot initrd", spec.boot.initrd),
-        ):
-            if path is not None and path.startswith("/"):
-                _check_file(label, path)
+    for label, path in (
+        # Not image names of the library: those are resolved to their volumes later.
+        ("cdrom", spec.cdrom),
+        ("boot kernel", spec.boot.kernel),
+        ("boot initrd", spec.boot.initrd),
+    ):
+        if path is not None and path.startswith("/"):
+            await _check_host_file(host, label, path)
     return spec
+
+
+async def _check_host_file(host: LibvirtHost, label: str, path: str) -> None:
+    """The file must be there on the VM's host, or the VM would be created and then fail to
+    start ("Cannot access storage file"). A remote host's files are looked at by its libvirt."""
+    if is_local(host.uri):
+        _check_file(label, path)
+    elif await host.find_file(path) is None:
+        raise NotFound(
+            f"{label} {path!r} does not exist on host {host.name!r} or is not a file: check the "
+            "path on that host"
+        )
 
 
 @dataclass
