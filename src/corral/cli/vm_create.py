@@ -37,15 +37,21 @@ def _parse_or_usage(what: str, func: Any, *args: Any) -> Any:
 
 
 def _infer_boot(
-    boot: str | None, kernel: str | None, disks: list[DiskSpec], cdrom: str | None
+    boot: str | None, kernel: str | None, disks: list[DiskSpec], cdrom: str | None, drive: bool
 ) -> str:
-    """Default boot source: the kernel if given, else the disk, else the CD-ROM."""
+    """Default boot source: the kernel if given, else the disk, else the CD-ROM (an ISO, or an
+    empty drive that gets one later)."""
     if boot is not None:
         return boot
     if kernel:
         return "kernel"
-    if not disks and cdrom:
+    if not disks and (cdrom or drive):
         return "cdrom"
+    if not disks:
+        c.usage_error(
+            "a VM needs something to boot from: --disk size=10G (or base=IMAGE, import=PATH), "
+            "--cdrom ISO, --cdrom-drive (an empty drive, media inserted later) or --kernel"
+        )
     return "disk"
 
 
@@ -56,7 +62,7 @@ def build_spec(
     memory: str,
     disks: list[str],
     cdrom: str | None,
-    nics: list[str],
+    nics: list[str] | None,
     boot: str | None,
     kernel: str | None,
     initrd: str | None,
@@ -72,11 +78,14 @@ def build_spec(
     ``hardware`` holds the VmSpec fields about architecture, CPU and maximums as given."""
     memory_mib: int = _parse_or_usage("--memory", parse_memory_mib, memory)
     disk_specs: list[DiskSpec] = _parse_or_usage("--disk", parse_disk_specs, disks)
-    nic_specs: list[NicSpec] = [_parse_or_usage("--nic", parse_nic_spec, n) for n in nics]
+    # None: the server's default (one NIC on NAT); [] (--no-nic): no network card.
+    nic_specs: list[NicSpec] | None = (
+        None if nics is None else [_parse_or_usage("--nic", parse_nic_spec, n) for n in nics]
+    )
     try:
         boot_spec = BootSpec.model_validate(
             {
-                "source": _infer_boot(boot, kernel, disk_specs, cdrom),
+                "source": _infer_boot(boot, kernel, disk_specs, cdrom, cdrom_drive),
                 "kernel": kernel,
                 "initrd": initrd,
                 "cmdline": cmdline,
@@ -89,7 +98,7 @@ def build_spec(
             disks=disk_specs,
             cdrom=cdrom,
             cdrom_drive=cdrom_drive,
-            nics=nic_specs,
+            **({} if nic_specs is None else {"nics": nic_specs}),
             boot=boot_spec,
             description=description,
             accelerator=accelerator,
@@ -125,12 +134,17 @@ def create(
         "can be inserted while the VM runs (`corral vm cdrom`).",
     ),
     nic: list[str] = typer.Option(
-        [], "--nic", help="network=nat|user|NAME[,model=virtio][,mac=…] (repeatable)."
+        [],
+        "--nic",
+        help="network=nat|user|NAME[,model=virtio][,mac=…] (repeatable). Default: one NIC "
+        "on nat (Corral's NAT network).",
     ),
+    no_nic: bool = typer.Option(False, "--no-nic", help="No network card at all."),
     boot: BootSource | None = typer.Option(
         None,
         "--boot",
-        help="disk|cdrom|kernel (default: kernel if --kernel, else disk, else cdrom).",
+        help="disk|cdrom|kernel (default: kernel if --kernel, else disk, else cdrom: the "
+        "--cdrom ISO or the empty --cdrom-drive).",
     ),
     kernel: str | None = typer.Option(
         None,
@@ -191,13 +205,15 @@ def create(
             "nested": nested,
         },
     }
+    if nic and no_nic:
+        c.usage_error("give --nic or --no-nic, not both", "--no-nic")
     spec = build_spec(
         name=name,
         vcpus=vcpus,
         memory=memory,
         disks=disk,
         cdrom=cdrom,
-        nics=nic,
+        nics=[] if no_nic else (nic or None),
         boot=boot.value if boot else None,
         kernel=kernel,
         initrd=initrd,
@@ -212,6 +228,8 @@ def create(
     client = c.client(ctx)
     # New fields only when asked: servers from before them refuse fields they do not know.
     unasked = {"cdrom_drive"} if not cdrom_drive else set()
+    if not nic and not no_nic:
+        unasked.add("nics")  # the server's default NIC, not this client's idea of it
     if spec.cpu == CpuSpec():
         unasked.add("cpu")
     body = spec.model_dump(mode="json", exclude_none=True, exclude=unasked or None)

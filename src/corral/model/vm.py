@@ -160,7 +160,16 @@ class VmSpec(_Strict):
                             }
                         },
                     },
-                    "then": _present("cdrom", "string"),
+                    # An ISO, or an empty drive to insert one into later.
+                    "then": {
+                        "anyOf": [
+                            _present("cdrom", "string"),
+                            {
+                                "required": ["cdrom_drive"],
+                                "properties": {"cdrom_drive": {"const": True}},
+                            },
+                        ]
+                    },
                 },
             ]
         }
@@ -209,7 +218,14 @@ class VmSpec(_Strict):
         description="give the VM a CD-ROM drive even without `cdrom` (empty), so media can be "
         "inserted while it runs; CD-ROM drives cannot be hot-plugged",
     )
-    nics: list[NicSpec] = Field(default_factory=list, max_length=8)
+    # Left out: one NIC on NAT, as virt-manager and Proxmox give a new VM; an explicit empty
+    # list is the only way to ask for none, so "not given" and "none" stay different.
+    nics: list[NicSpec] = Field(
+        default_factory=lambda: [NicSpec()],
+        max_length=8,
+        description="network interfaces. Left out: one virtio NIC on `nat` (Corral's NAT "
+        "network, user-mode networking where the host cannot have it); `[]`: no network card",
+    )
     boot: BootSpec = BootSpec()
     description: Description = ""
     accelerator: Accelerator | None = None
@@ -224,10 +240,16 @@ class VmSpec(_Strict):
         names = [d.name for d in self.disks]
         if len(names) != len(set(names)):
             raise ValueError("disk names must be unique within a VM")
-        if self.boot.source == "cdrom" and self.cdrom is None:
-            raise ValueError("boot source 'cdrom' needs a cdrom ISO (image name or path)")
+        if self.boot.source == "cdrom" and self.cdrom is None and not self.cdrom_drive:
+            raise ValueError(
+                "boot source 'cdrom' needs a cdrom ISO (image name or path), or cdrom_drive "
+                "true for an empty drive to insert one into later"
+            )
         if self.boot.source == "disk" and not self.disks:
-            raise ValueError("boot source 'disk' needs at least one disk")
+            raise ValueError(
+                "boot source 'disk' needs at least one disk: add one to disks, or boot from "
+                "'cdrom' (with a cdrom ISO, or cdrom_drive true for an empty drive) or 'kernel'"
+            )
         return self
 
 

@@ -11,7 +11,9 @@ def kernel_vm(
     name: str, guest: KernelGuest, *, disk_gib: float | None = 1, **extra: Any
 ) -> dict[str, Any]:
     """The busybox test guest booted from kernel+initrd, 256 MiB; with a blank qcow2 disk
-    unless ``disk_gib`` is None (internal snapshots need somewhere to live)."""
+    unless ``disk_gib`` is None (internal snapshots need somewhere to live). No NIC unless
+    ``extra`` gives ``nics``: the busybox guests never use one, and a NIC on ``nat`` would make
+    every test bed host a migration reaches create Corral's NAT network."""
     spec: dict[str, Any] = {
         "name": name,
         "vcpus": 1,
@@ -23,6 +25,7 @@ def kernel_vm(
             "cmdline": guest.cmdline,
         },
         "disks": [{"name": "data", "size_gib": disk_gib}] if disk_gib else [],
+        "nics": [],
         **extra,
     }
     return spec

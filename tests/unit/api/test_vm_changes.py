@@ -146,7 +146,7 @@ def test_bad_edits_leave_the_vm_as_it_was(
 
 
 def test_disks_and_nics_change_offline(api: Api) -> None:
-    _create(api, "dev1")
+    _create(api, "dev1", nics=[])
     headers = api.headers()
     added = api.client.post(
         "/api/v1/vms/dev1/disks", json={"name": "data", "size_gib": 1}, headers=headers

@@ -203,6 +203,36 @@ def test_create_with_start_starts_it(run_real: Run, real_api: RealApi, vms: Vms)
     assert "and started it" in result.stdout
 
 
+def test_create_gives_one_nat_nic_unless_told_otherwise(
+    run_real: Run, real_api: RealApi, vms: Vms
+) -> None:
+    vms.names += ["cli-netted", "cli-unnetted"]  # made by the CLI, deleted by the fixture
+    netted = run_real("vm", "create", "cli-netted", "--disk", "size=1G")
+    assert netted.exit_code == 0, netted.output
+    # The server's default, not the client's: the body leaves the NICs out.
+    assert "nics" not in json.loads(str(real_api.requests_to("POST", "/vms")[-1][2]))
+    assert [(n["network"], n["model"]) for n in vms.get("cli-netted")["nics"]] == [
+        ("corral-nat", "virtio")
+    ]
+    bare = run_real("vm", "create", "cli-unnetted", "--disk", "size=1G", "--no-nic")
+    assert bare.exit_code == 0, bare.output
+    assert json.loads(str(real_api.requests_to("POST", "/vms")[-1][2]))["nics"] == []
+    assert vms.get("cli-unnetted")["nics"] == []
+    both = run_real("vm", "create", "cli-both", "--disk", "size=1G", "--nic", "user", "--no-nic")
+    assert both.exit_code == 2 and "--nic or --no-nic" in both.stderr
+
+
+def test_create_with_only_an_empty_cdrom_drive(run_real: Run, real_api: RealApi, vms: Vms) -> None:
+    vms.names.append("cli-drive")  # made by the CLI, deleted by the fixture
+    result = run_real("vm", "create", "cli-drive", "--cdrom-drive", "--start")
+    assert result.exit_code == 0, result.output
+    body = json.loads(str(real_api.requests_to("POST", "/vms")[-1][2]))
+    assert body["boot"] == {"source": "cdrom"} and body["cdrom_drive"] is True
+    vm = vms.get("cli-drive")
+    assert [(d["device"], d["path"]) for d in vm["disks"]] == [("cdrom", "")]
+    assert vm["state"] == VmState.RUNNING
+
+
 def test_create_usage_errors_exit_2_without_calling_the_api(
     run_real: Run, real_api: RealApi
 ) -> None:
@@ -212,7 +242,7 @@ def test_create_usage_errors_exit_2_without_calling_the_api(
         (["--nic", "network=nat,model=ne2k"], "model"),
         (["--boot", "floppy"], "floppy"),
         (["--boot", "cdrom", "--disk", "size=1G"], "cdrom"),
-        ([], "boot source 'disk' needs at least one disk"),
+        ([], "a VM needs something to boot from: --disk size=10G"),
         (["--disk", "import=rel.qcow2"], "absolute path"),
     ]
     for extra, message in cases:

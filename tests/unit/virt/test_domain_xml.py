@@ -95,7 +95,7 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
         HostDefaults(accelerator=Accelerator.TCG),
     ),
     "control_chars": (
-        VmSpec(name="odd", boot=KERNEL, description="line1\r\nbell\x07 nul\x00 ok"),
+        VmSpec(name="odd", nics=[], boot=KERNEL, description="line1\r\nbell\x07 nul\x00 ok"),
         [],
         HostDefaults(accelerator=Accelerator.TCG),
     ),
@@ -159,7 +159,7 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
         ),
     ),
     "riscv64_kernel_tcg": (
-        VmSpec(name="rv1", arch=Arch.RISCV64, memory_mib=256, boot=_kernel("ttyS0")),
+        VmSpec(name="rv1", nics=[], arch=Arch.RISCV64, memory_mib=256, boot=_kernel("ttyS0")),
         [],
         HostDefaults(accelerator=TCG, arch="riscv64", machine="virt"),
     ),
@@ -167,6 +167,7 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
     "x86_q35_64_vcpus": (
         VmSpec(
             name="big",
+            nics=[],
             vcpus=64,
             memory_mib=1024,
             machine="q35",
@@ -179,6 +180,7 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
     "x86_hotplug_max_cpu": (
         VmSpec(
             name="grow",
+            nics=[],
             vcpus=1,
             max_vcpus=4,
             memory_mib=256,
@@ -191,13 +193,14 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
         HostDefaults(accelerator=TCG),
     ),
     "x86_nested_tcg": (
-        VmSpec(name="hv1", memory_mib=512, cpu=CpuSpec(nested=True), boot=KERNEL),
+        VmSpec(name="hv1", nics=[], memory_mib=512, cpu=CpuSpec(nested=True), boot=KERNEL),
         [],
         HostDefaults(accelerator=TCG),
     ),
     "x86_nested_kvm_named_model": (
         VmSpec(
             name="hv2",
+            nics=[],
             vcpus=4,
             memory_mib=4096,
             cpu=CpuSpec(

@@ -24,7 +24,7 @@ def _vm(api: Api, name: str) -> dict[str, Any]:
 def test_the_vm_page_edits_and_changes_devices(api: Api, browser: TestClient) -> None:
     created = api.client.post(
         "/api/v1/vms",
-        json={"name": "uiedit", "memory_mib": 64, "disks": [{"size_gib": 1}]},
+        json={"name": "uiedit", "memory_mib": 64, "disks": [{"size_gib": 1}], "nics": []},
         headers=api.headers(Role.OPERATOR),
     )
     assert created.status_code == 201, created.text
