@@ -37,6 +37,14 @@ def test_linked_clone_boots_and_shares_a_frozen_base(
     refused = client.post("/vms/golden/clone", json={"name": "golden"})
     assert refused.status_code == 409
 
+    # A source with snapshots: the refusal names them and the command that deletes them.
+    taken = client.post("/vms/golden/snapshots", json={"name": "before"})
+    assert taken.status_code == 201, taken.text
+    refused = client.post("/vms/golden/clone", json={"name": "copy1"})
+    assert refused.status_code == 409
+    assert "`corral vm snapshot delete golden before`" in refused.json()["detail"]
+    assert client.delete("/vms/golden/snapshots/before").status_code == 204
+
     answer = client.post("/vms/golden/clone", json={"name": "copy1", "description": "a clone"})
     assert answer.status_code == 202, answer.text
     task = wait_task(client, answer.json()["id"])

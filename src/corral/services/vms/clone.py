@@ -44,10 +44,13 @@ class VmCloning(TaskUseCase):
                 f"VM {record.name!r} is {record.state.value}: a linked clone needs a shut-off "
                 "source, shut it down first"
             )
-        if await host.list_snapshots(record.uuid):
+        if snapshots := await host.list_snapshots(record.uuid):
+            names = ", ".join(s.name for s in snapshots)
             raise Conflict(
-                f"VM {record.name!r} has snapshots; a linked clone freezes its disks as a shared "
-                "base, which its internal snapshots cannot follow: delete the snapshots first"
+                f"VM {record.name!r} has snapshots ({names}); a linked clone freezes its disks "
+                "as a shared base, which its internal snapshots cannot follow: delete them "
+                f"first (`corral vm snapshot delete {record.name} {snapshots[0].name}`, "
+                f"DELETE /api/v1/vms/{record.name}/snapshots/{snapshots[0].name})"
             )
         pool = {v.path for v in await host.storage.list_volumes()}
         for disk in record.disks:
