@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     session_max_hours: float = Field(
         default=12, gt=0, description="a browser session ends this long after login, used or not"
     )
+    api_login_token_days: int = Field(
+        default=30,
+        ge=0,
+        le=3650,
+        description="an API token a login makes (POST /auth/login, `corral login`) expires this "
+        "many days later unless the login asks for another number; 0: never",
+    )
     power_sample_interval_s: float = Field(
         default=10, gt=0, description="how often every connected host's utilisation is sampled"
     )

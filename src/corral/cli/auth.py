@@ -51,6 +51,14 @@ def login(
     token_name: str | None = typer.Option(
         None, "--token-name", help="Name of the API token this login creates."
     ),
+    expires_in_days: int | None = typer.Option(
+        None,
+        "--expires-in-days",
+        min=1,
+        max=3650,
+        help="Days until the token expires (default: the server's api_login_token_days, 30). "
+        "Tokens for scripts: `corral token create`.",
+    ),
 ) -> None:
     """Log in and store an API token in the credentials file (mode 0600)."""
     opts = c.options(ctx)
@@ -64,13 +72,19 @@ def login(
     )
     try:
         body = LoginRequest(
-            username=username, password=password, token_name=token_name or _default_token_name()
+            username=username,
+            password=password,
+            token_name=token_name or _default_token_name(),
+            expires_in_days=expires_in_days,
         )
     except ValidationError as exc:
         c.usage_error(validation_message(exc))
     with CorralClient(target, None, verify=tls_verify(opts.insecure, opts.ca_cert)) as client:
         try:
-            response = client.post("/auth/login", json=body.model_dump(mode="json"))
+            # exclude_none: servers from before expires_in_days refuse fields they do not know.
+            response = client.post(
+                "/auth/login", json=body.model_dump(mode="json", exclude_none=True)
+            )
         except ApiError as exc:
             if exc.status == 401:
                 raise CliError(f"login failed: {exc.detail}") from None
@@ -81,7 +95,8 @@ def login(
             url=target, token=token.secret, token_id=token.id, username=username
         )
     )
-    c.info(f"logged in to {target} as {token.user}; token {token.id} saved in {path}")
+    expiry = f", expires {token.expires_at:%Y-%m-%d %H:%M} UTC" if token.expires_at else ""
+    c.info(f"logged in to {target} as {token.user}; token {token.id}{expiry} saved in {path}")
 
 
 def _stored_url() -> str | None:

@@ -41,6 +41,13 @@ class LoginRequest(BaseModel):
     username: Name
     password: str = Field(min_length=1, max_length=1024)
     token_name: Name = "cli"
+    expires_in_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="days until the new token expires; default: the server's "
+        "api_login_token_days (30 unless configured)",
+    )
 
 
 class TokenCreate(BaseModel):

@@ -20,11 +20,20 @@ _BAD_LOGIN = "wrong user name or password"
 
 
 class AuthService:
-    def __init__(self, db: Db, bus: EventBus, session_policy: store.SessionPolicy) -> None:
+    def __init__(
+        self,
+        db: Db,
+        bus: EventBus,
+        session_policy: store.SessionPolicy,
+        login_token_days: int = 30,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._throttle = LoginThrottle()
         self.session_policy = session_policy
+        #: Lifetime of a login's token when the login names none; 0: never expires. A login
+        #: per curl call must not leave a pile of tokens that work forever.
+        self._login_token_days = login_token_days
 
     async def authenticate(self, secret: str) -> Principal:
         found = await self._db(lambda s: store.authenticate_token(s, secret))
@@ -50,10 +59,16 @@ class AuthService:
         return user.name
 
     async def login(
-        self, username: str, password: str, token_name: str, client: str = "local"
+        self,
+        username: str,
+        password: str,
+        token_name: str,
+        client: str = "local",
+        expires_in_days: int | None = None,
     ) -> NewToken:
         name = await self._check_password(username, password, client)
-        return await self.create_token(name, token_name, None)
+        days = expires_in_days if expires_in_days is not None else self._login_token_days
+        return await self.create_token(name, token_name, days or None)
 
     async def login_session(
         self, username: str, password: str, client: str

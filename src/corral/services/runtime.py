@@ -49,6 +49,7 @@ class Services:
                 idle=timedelta(minutes=settings.session_idle_minutes),
                 absolute=timedelta(hours=settings.session_max_hours),
             ),
+            login_token_days=settings.api_login_token_days,
         )
         self.tasks = TaskService(self.db, self.bus)
         self.locks = OperationLocks()

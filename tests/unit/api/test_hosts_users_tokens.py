@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from corral.model.auth import Role
-from tests.unit.api.conftest import PASSWORD, Api
+from tests.unit.api.conftest import PASSWORD, Api, running_api
 
 
 def test_unreachable_host_is_refused_and_not_recorded(api: Api) -> None:
@@ -106,6 +109,29 @@ def test_tokens_are_shown_once_and_revocable(api: Api) -> None:
     revoked = api.client.delete(f"/api/v1/tokens/{token_id}", headers=mine)
     assert revoked.status_code == 204
     assert api.client.get("/api/v1/auth/whoami", headers=mine).status_code == 401
+
+
+def _expires_in(answer: Any) -> timedelta | None:
+    """How long from now the token of a login's answer lives (None: forever)."""
+    assert answer.status_code == 201, answer.text
+    expires = answer.json()["expires_at"]
+    if expires is None:
+        return None
+    at = datetime.fromisoformat(expires)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)) - datetime.now(UTC)
+
+
+def test_a_login_token_expires(api: Api, tmp_path: Path) -> None:
+    login = {"username": "viewer", "password": PASSWORD}
+    lifetime = _expires_in(api.client.post("/api/v1/auth/login", json=login))
+    assert lifetime is not None and timedelta(days=29, hours=23) < lifetime <= timedelta(days=30)
+    asked = api.client.post("/api/v1/auth/login", json={**login, "expires_in_days": 2})
+    lifetime = _expires_in(asked)
+    assert lifetime is not None and timedelta(days=1, hours=23) < lifetime <= timedelta(days=2)
+    never = api.client.post("/api/v1/auth/login", json={**login, "expires_in_days": 0})
+    assert never.status_code == 422 and "expires_in_days" in never.json()["detail"]
+    with running_api(tmp_path, api_login_token_days=0) as forever:
+        assert _expires_in(forever.client.post("/api/v1/auth/login", json=login)) is None
 
 
 def test_secrets_never_reach_the_audit_log(api: Api) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,25 @@ def test_login_stores_url_and_token_privately(run_real: Run, real_api: RealApi) 
     sent = json.loads(str(login_request[2]))
     assert sent["username"] == "admin" and sent["password"] == PASSWORD
     assert sent["token_name"].startswith("cli-")
+
+
+def test_login_tokens_expire_and_the_cli_says_when(run_real: Run, real_api: RealApi) -> None:
+    assert _login(run_real, real_api).exit_code == 0
+    (default,) = real_api.requests_to("POST", "/auth/login")
+    assert "expires_in_days" not in json.loads(str(default[2]))  # the server's default
+    assert re.search(r"expires \d{4}-\d\d-\d\d \d\d:\d\d UTC", _login(run_real, real_api).stdout)
+    asked = run_real("login", "--username", "admin", "--password-stdin", "--expires-in-days", "3",
+                     input=PASSWORD + "\n", token=False)  # fmt: skip
+    assert asked.exit_code == 0, asked.output
+    assert (
+        json.loads(str(real_api.requests_to("POST", "/auth/login")[-1][2]))["expires_in_days"] == 3
+    )
+    token_id = tomllib.loads((real_api.config_dir / "credentials.toml").read_text())["token_id"]
+    with real_api.client() as client:
+        (mine,) = [t for t in client.get("/tokens").json() if t["id"] == token_id]
+    expires = datetime.fromisoformat(mine["expires_at"])
+    expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+    assert timedelta(days=2, hours=23) < expires - datetime.now(UTC) <= timedelta(days=3)
 
 
 def test_commands_use_the_stored_token(run_real: Run, real_api: RealApi) -> None:

@@ -26,10 +26,14 @@ router = APIRouter(tags=["auth"])
     ),
 )
 async def login(body: LoginRequest, request: Request, svc: Svc) -> NewToken:
-    """Trade a user name and password for a new API token (shown once)."""
+    """Trade a user name and password for a new API token (shown once). It expires after
+    `expires_in_days`, by default the server's `api_login_token_days` (30); the answer's
+    `expires_at` says when. Tokens for longer: `POST /tokens`."""
     request.state.audit_user = body.username
     client = request.client.host if request.client else "unknown"
-    return await svc.auth.login(body.username, body.password, body.token_name, client)
+    return await svc.auth.login(
+        body.username, body.password, body.token_name, client, body.expires_in_days
+    )
 
 
 @router.get("/auth/whoami", name="auth.whoami")
