@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -16,6 +17,24 @@ app = typer.Typer(
     no_args_is_help=True,
     cls=c.HelpGroup,
 )
+
+
+#: What the watts of a plan and of the status are: two estimates from different inputs, so
+#: their totals differ (a plan compares placements; the status shows the hosts as they run).
+PLAN_WATTS = (
+    "modelled: the hosts' power models at the CPU use of the VMs on them, as placed now and "
+    "after the plan; `corral power status` models each host's measured CPU use instead "
+    "(everything it runs), so its total differs"
+)
+STATUS_WATTS = (
+    "WATTS: the host's power model at its measured CPU use (everything it runs); "
+    "`corral power plan` counts only the VMs' CPU use, to compare placements"
+)
+
+
+def _aside(text: str) -> Padding:
+    """An explanation under a figure: indented, dim, wrapped at the terminal's width."""
+    return Padding(Text(text, style="dim"), (0, 0, 0, 2), expand=False)
 
 
 def _table(*columns: str) -> Table:
@@ -51,11 +70,12 @@ def _render_plan(plan: PowerPlan) -> None:
         c.out.print("nothing to do: the cluster is as the policy wants it", markup=False)
     else:
         c.out.print(plan_table(plan))
+    change = f"{saved:.0f} W saved" if saved >= 0 else f"{-saved:.0f} W more"
     c.out.print(
-        f"estimated power: {p.watts_before:.0f} W now → {p.watts_after:.0f} W after "
-        f"({saved:+.0f} W saved), from the VMs' CPU demand".replace("+-", "-"),
+        f"estimated power: {p.watts_before:.0f} W now → {p.watts_after:.0f} W after ({change})",
         markup=False,
     )
+    c.out.print(_aside(PLAN_WATTS))
     for reason in p.reasons:
         c.out.print(f"  - {reason}", markup=False)
     for note in plan.notes:
@@ -130,5 +150,6 @@ def status(ctx: typer.Context, json_out: bool = JsonOpt) -> None:
             f"mode {found.mode.value}, policy {found.placement_policy}, "
             f"about {found.watts:.0f} W in all{running}"
         )
+        c.out.print(_aside(STATUS_WATTS))
 
     c.emit(ctx, json_out, response.json(), render)

@@ -192,8 +192,15 @@ class Plan(_Frozen):
     wake: tuple[Name, ...] = ()
     migrations: tuple[Migration, ...] = ()
     standby: tuple[Name, ...] = ()
-    watts_before: float = 0.0
-    watts_after: float = 0.0
+    watts_before: float = Field(
+        default=0.0,
+        description="estimated from the hosts' power models at the CPU use of the VMs placed "
+        "as now (a host's own work is not counted: compare with watts_after, not with the "
+        "measured figures of /power/status)",
+    )
+    watts_after: float = Field(
+        default=0.0, description="the same estimate for the placement after the plan"
+    )
     reasons: tuple[str, ...] = ()
 
     @property

@@ -162,7 +162,10 @@ class HostPowerStatus(BaseModel):
     can_power_off: bool = False
     cpu: float | None = Field(default=None, description="newest sampled CPU utilisation (0-1)")
     memory_used_mib: int | None = None
-    watts: float = Field(description="estimated power now, from the host's power model")
+    watts: float = Field(
+        description="estimated power now: the host's power model at its measured CPU use "
+        "(everything it runs; a plan's watts count only the VMs' CPU use)"
+    )
 
 
 class PowerPolicyMode(StrEnum):
@@ -176,7 +179,7 @@ class PowerStatus(BaseModel):
     mode: PowerPolicyMode
     placement_policy: str
     hosts: list[HostPowerStatus]
-    watts: float
+    watts: float = Field(description="the hosts' watts added up")
     running_task: str | None = Field(default=None, description="the power task running now")
 
 
