@@ -20,6 +20,7 @@ from corral.store.hosts import (
     host_info,
     host_ssh,
     list_hosts,
+    set_accelerator,
     set_maintenance,
     update_enrollment,
 )
@@ -158,6 +159,7 @@ __all__ = [
     "mark_vm_missing",
     "put_power",
     "revoke_token",
+    "set_accelerator",
     "set_cluster_setting",
     "set_disabled",
     "set_maintenance",

@@ -153,6 +153,11 @@ def update_enrollment(
     session.flush()
 
 
+def set_accelerator(session: Session, name: str, accelerator: Accelerator | None) -> None:
+    get_host(session, name).accelerator = accelerator.value if accelerator else None
+    session.flush()
+
+
 def set_maintenance(session: Session, name: str, enabled: bool) -> Host:
     host = get_host(session, name)
     host.maintenance = enabled

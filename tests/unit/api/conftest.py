@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from corral.api.app import create_app
 from corral.config import Settings
+from corral.errors import Conflict
 from corral.model.auth import Role
 from corral.services.runtime import Services
 from corral.testbed.bmc import BmcSimulator, free_udp_port
@@ -55,7 +57,8 @@ def running_api(data_dir: Path, **overrides: Any) -> Iterator[Api]:
     settings = Settings(**options)
     services = Services(settings)
     for role in Role:
-        services.auth.create_user_sync(role.value, PASSWORD, role)
+        with contextlib.suppress(Conflict):  # a restart on the same data_dir keeps its users
+            services.auth.create_user_sync(role.value, PASSWORD, role)
     with TestClient(create_app(settings, services)) as client:
         tokens = {}
         for role in Role:

@@ -56,11 +56,20 @@ class HostService:
             rows = await self._db(store.list_hosts)
         for row in rows:
             accel = Accelerator(row.accelerator) if row.accelerator else None
+            if row.name == local_name and local_accel is not None and accel != local_accel:
+                accel = await self._force_accelerator(row.name, local_accel)
             if row.maintenance:
                 self._maintenance.add(row.name)
             if row.standby:
                 self._standby.add(row.name)
             await self._attach(row.name, row.uri, accel)
+
+    async def _force_accelerator(self, name: str, accel: Accelerator) -> Accelerator:
+        """The setting is the administrator's current word (tcg after finding that KVM guests
+        hang here, say), not only the first start's."""
+        log.info("host %s: accelerator %s, from the configuration", name, accel)
+        await self._db(lambda s: store.set_accelerator(s, name, accel))
+        return accel
 
     async def _attach(self, name: str, uri: str, accel: Accelerator | None) -> LibvirtHost:
         host = LibvirtHost(name, uri, forced_accelerator=accel, pool_dir=self._pool_dir)
