@@ -97,6 +97,11 @@ def test_snapshots(client: httpx.Client, running_vm: str) -> None:
     assert names == ["s1"]
     dup = client.post(f"/vms/{running_vm}/snapshots", json={"name": "s1"})
     assert dup.status_code == 409
+    # Corral's sentence, not libvirt's "domain moment s1 already exists".
+    assert dup.json()["detail"] == (
+        f"VM {running_vm!r} already has a snapshot named 's1': choose another name, "
+        f"or delete it first (`corral vm snapshot delete {running_vm} s1`)"
+    )
     reverted = client.post(f"/vms/{running_vm}/snapshots/s1/revert")
     assert reverted.status_code == 200, reverted.text
     assert reverted.json()["state"] == "running"

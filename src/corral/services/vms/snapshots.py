@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from corral.errors import Conflict
 from corral.model.vm import SnapshotInfo, SnapshotRequest, VmInfo
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
@@ -20,6 +21,11 @@ class VmSnapshots:
     async def create(self, principal: Principal, name: str, req: SnapshotRequest) -> SnapshotInfo:
         async with self._locks.hold(name, "snapshot"):
             _row, host, record = await self._inventory.record(name)
+            if any(s.name == req.name for s in await host.list_snapshots(record.uuid)):
+                raise Conflict(
+                    f"VM {name!r} already has a snapshot named {req.name!r}: choose another name, "
+                    f"or delete it first (`corral vm snapshot delete {name} {req.name}`)"
+                )
             return await host.create_snapshot(record.uuid, req.name, req.description)
 
     async def revert(self, principal: Principal, name: str, snap: str) -> VmInfo:
