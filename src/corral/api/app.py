@@ -30,6 +30,7 @@ from corral.api.routers import (
     tasks,
     vm_changes,
     vms,
+    volumes,
 )
 from corral.api.starting import StartingGate, Startup
 from corral.api.unread_body import CloseUnreadBody
@@ -160,6 +161,7 @@ def _include_routes(app: FastAPI) -> None:
         migrations,
         power,
         images,
+        volumes,
         console,
         console_ws,
         tasks,

@@ -24,3 +24,15 @@ NameQuery = Annotated[
 
 #: Task and token ids: Corral issues 32 lowercase hex digits.
 IdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex digits")]
+
+#: A volume of Corral's pool in a path: letters, digits, ``_ . + -``, not starting with a dot
+#: (libvirt's directory pools take any file name; these are the ones Corral makes).
+VolumePath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$",
+        description="a volume name: letters, digits, `_ . + -`, not starting with a dot",
+    ),
+]

@@ -16,6 +16,7 @@ from corral.model.image import ImageInfo
 from corral.model.power import HostPowerInfo
 from corral.model.task import TaskInfo, TaskState
 from corral.model.vm import SnapshotInfo, VmInfo, VmState
+from corral.model.volume import VolumeInfo
 
 _STATE_STYLE: dict[str, str] = {
     VmState.RUNNING: "green",
@@ -168,6 +169,22 @@ def image_table(images: Iterable[ImageInfo]) -> Table:
         size = human_bytes(image.capacity_bytes)
         _row(table, image.name, image.host, image.kind, image.format, size,
              ", ".join(image.used_by) or "-")  # fmt: skip
+    return table
+
+
+def volume_table(volumes: Iterable[VolumeInfo]) -> Table:
+    table = _table("NAME", "HOST", "FORMAT", "SIZE", "ALLOCATED", "USED BY")
+    for vol in volumes:
+        allocated = "-" if vol.allocation_bytes is None else human_bytes(vol.allocation_bytes)
+        if vol.used_by:
+            use = ", ".join(vol.used_by)
+        elif vol.image is not None:
+            use = f"image {vol.image}"
+        elif vol.backs:
+            use = f"base of {', '.join(vol.backs)}"
+        else:
+            use = "unused"
+        _row(table, vol.name, vol.host, vol.format, human_bytes(vol.capacity_bytes), allocated, use)
     return table
 
 

@@ -27,6 +27,7 @@ from corral.services.recovery import recover
 from corral.services.stream_caps import ConsoleCaps, OpenStreams, per_user_cap
 from corral.services.tasks import TaskService
 from corral.services.vms import VmServices
+from corral.services.volumes import VolumeService
 from corral.store import SessionPolicy, Store
 from corral.virt.transports import load_transports
 
@@ -93,6 +94,7 @@ class Services:
             self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
         )
         self.images = ImageLibrary(self.hosts, self.tasks, self.audit)
+        self.volumes = VolumeService(self.hosts)
         self.host_paths = HostPathRule(settings.host_path_roots, [settings.pool_dir])
         self.vms = VmServices.build(
             self.db,

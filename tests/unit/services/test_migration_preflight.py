@@ -160,6 +160,7 @@ def test_storage_copy_needs_a_pool_there_and_no_volume_in_the_way() -> None:
     assert "has no storage pool at /var/lib/libvirt/corral/images" in no_pool.message
     [in_the_way] = _check(VM, H2, copy)
     assert "already has /var/lib/libvirt/corral/images/web1-root.qcow2" in in_the_way.message
+    assert "`corral volume delete h2 web1-root.qcow2`" in in_the_way.message
 
 
 def test_a_cdrom_must_be_there_whatever_the_storage_mode() -> None:

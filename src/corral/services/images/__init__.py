@@ -32,6 +32,7 @@ from corral.virt import LibvirtHost, VolumeRef
 __all__ = [
     "ImageLibrary",
     "ImageNeed",
+    "backing_chain",
     "image_needs",
     "image_volume",
     "is_image_volume",
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 
-def _chain(path: str, volumes: dict[str, VolumeRef]) -> list[str]:
+def backing_chain(path: str, volumes: dict[str, VolumeRef]) -> list[str]:
     """``path`` and the backing files under it, as far as they are pool volumes."""
     chain = [path]
     while (vol := volumes.get(chain[-1])) is not None and vol.backing and len(chain) < 64:
@@ -54,7 +55,7 @@ async def host_images(host: LibvirtHost) -> list[ImageInfo]:
     by_path = {v.path: v for v in volumes}
     users: dict[str, set[str]] = {}
     for path, domains in (await host.disk_users()).items():
-        for link in _chain(path, by_path):
+        for link in backing_chain(path, by_path):
             users.setdefault(link, set()).update(domains)
     images = []
     for vol in volumes:
@@ -81,7 +82,7 @@ async def host_images(host: LibvirtHost) -> list[ImageInfo]:
 
 def _clones_on(image: ImageInfo, volumes: list[VolumeRef]) -> list[str]:
     by_path = {v.path: v for v in volumes}
-    return sorted(v.name for v in volumes if image.path in _chain(v.path, by_path)[1:])
+    return sorted(v.name for v in volumes if image.path in backing_chain(v.path, by_path)[1:])
 
 
 class ImageLibrary:

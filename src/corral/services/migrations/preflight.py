@@ -196,8 +196,9 @@ def _resources(vm: VmFacts, dest: HostFacts, storage: StorageMode) -> list[Refus
             out.append(
                 Refusal(
                     Conflict,
-                    f"host {dest.name} already has {path}: remove that volume there, or "
-                    "migrate with storage shared if it is the same disk",
+                    f"host {dest.name} already has {path}: if it is a stale copy, delete it "
+                    f"(`corral volume delete {dest.name} {posixpath.basename(path)}`); if it "
+                    "is the same disk (shared storage), migrate with storage shared",
                 )
             )
     if dest.clashes:
