@@ -144,3 +144,17 @@ class MigrationInfo(BaseModel):
         default=None, description="the destination's statistics of the finished job"
     )
     error: str | None = None
+    destination_volumes: list[str] = Field(
+        default_factory=list,
+        description="storage copy: the disks this migration makes on the destination (none "
+        "of them existed before it); deleted there again if it fails or is cancelled",
+    )
+    destination_log_made: bool = Field(
+        default=False,
+        description="the destination had no serial log of the VM: the one its QEMU begins "
+        "there is deleted again if the migration fails or is cancelled",
+    )
+    destination_volumes_removed: list[str] = Field(
+        default_factory=list,
+        description="those of them deleted from the destination after a failure or cancel",
+    )

@@ -42,6 +42,14 @@ class HostConsoles:
             ),
         )
 
+    async def has_serial_log(self, name: str) -> bool:
+        """Whether the pool holds a serial log of VM ``name``."""
+        log_name = f"{name}{_storage.SERIAL_LOG_SUFFIX}"
+        return await self._conn.run(
+            f"look up the serial log of VM {name}",
+            lambda c: _storage.find(self._storage.pool(c), log_name) is not None,
+        )
+
     async def delete_serial_log(self, name: str) -> None:
         """Remove VM ``name``'s serial log (it is appended to, so a later VM of the same name
         would otherwise inherit it). No error if there is none."""

@@ -466,3 +466,52 @@ def test_storage_copy_moves_the_disk_over_tls(
     finally:
         api.post(f"/vms/{name}/stop")
         api.delete(f"/vms/{name}", params={"delete_disks": "true"})
+
+
+def _pool_files(testbed: MultiHostTestbed, host: str) -> set[str]:
+    """The files in Corral's pool on ``host`` (the harness's own look)."""
+    return {p.name for p in (testbed.host(host).base / "lib" / "corral" / "images").iterdir()}
+
+
+def test_a_cancelled_storage_copy_leaves_no_volume_and_a_move_leaves_no_serial_log(
+    api: httpx.Client, kernel_guest: KernelGuest, testbed: MultiHostTestbed
+) -> None:
+    """Cancelling a storage copy deletes the disk libvirt had created on the destination (the
+    next migration is accepted); a completed migration leaves no serial log on its source."""
+    name = "mig-cancelled-copy"
+    answer = api.post("/vms", json=kernel_vm(name, kernel_guest, disk_gib=1, host="h1"))
+    assert answer.status_code == 201, answer.text
+    assert api.post(f"/vms/{name}/start").status_code == 200
+    try:
+        wait_until(lambda: last_heartbeat(api, name) > 1, 90, f"{name}'s heartbeat")
+        [disk] = [
+            d["path"] for d in api.get(f"/vms/{name}").json()["disks"] if d["device"] == "disk"
+        ]
+        disk_file = Path(disk).name
+        before = _pool_files(testbed, "h2")
+        assert disk_file not in before
+        started = api.post(
+            f"/vms/{name}/migrate", json={"to": "h2", "storage": "copy", "bandwidth_mib_s": 1}
+        )
+        assert started.status_code == 202, started.text
+        task_id = started.json()["id"]
+        wait_until(lambda: disk_file in _pool_files(testbed, "h2"), 60, "the copy on h2")
+        wait_until(
+            lambda: (api.get(f"/tasks/{task_id}").json()["bytes_done"] or 0) > 0, 60, "bytes"
+        )
+        assert api.post(f"/tasks/{task_id}/cancel").status_code == 200
+        task = wait_task(api, task_id)
+        assert task["state"] == "cancelled", task
+        assert _pool_files(testbed, "h2") == before
+        assert task["result"]["migration"]["destination_volumes_removed"] == [disk]
+        said = task["result"]["migration"]["error"]
+        assert f"the disk copies it had made on h2 were deleted ({disk})" in said
+        running_on(api, name, "h1")
+        done = migrate(api, name, "h2", storage="copy")
+        assert done["state"] == "succeeded", done["error"]
+        running_on(api, name, "h2")
+        assert f"{name}.serial.log" not in _pool_files(testbed, "h1")
+        assert f"{name}.serial.log" in _pool_files(testbed, "h2")
+    finally:
+        api.post(f"/vms/{name}/stop")
+        api.delete(f"/vms/{name}", params={"delete_disks": "true"})

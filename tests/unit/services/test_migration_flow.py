@@ -21,10 +21,36 @@ from corral.virt.transports import MigrationEndpoint, MigrationFlag, MigrationPl
 PLAN = MigrationPlan("tls", "qemu+tls://h2/system", frozenset({MigrationFlag.TLS}))
 
 
+class FakePool:
+    """A pool directory: volume names, seen by every host given the same one."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    async def create_blank_volume(self, name: str, size_bytes: int) -> None:
+        self.names.add(name)
+
+    async def find_volume(self, name: str) -> str | None:
+        return name if name in self.names else None
+
+    async def delete_volume(self, name: str) -> None:
+        self.names.remove(name)
+
+
+class FakeConsoles:
+    def __init__(self, pool: FakePool) -> None:
+        self.pool = pool
+
+    async def delete_serial_log(self, name: str) -> None:
+        self.pool.names.discard(f"{name}.serial.log")
+
+
 class FakeHost:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, pool: FakePool | None = None) -> None:
         self.name = name
         self.connected = True
+        self.storage = pool or FakePool()
+        self.consoles = FakeConsoles(self.storage)
 
 
 class FakeMigration:
@@ -107,10 +133,13 @@ def _service(log: list[str], fake: FakeMigration) -> VmMigration:
     return service
 
 
-def _checked() -> Checked:
+def _checked(shared_pool: bool = False) -> Checked:
     vm = VmFacts("web1", "u1", VmState.RUNNING, 256, "x86_64", None)
     end = MigrationEndpoint("h1", "198.18.0.1", "qemu+tls://198.18.0.1/system", True)
-    return Checked(vm, FakeHost("h1"), FakeHost("h2"), end, end)  # type: ignore[arg-type]
+    source = FakeHost("h1")
+    source.storage.names.add("web1.serial.log")
+    destination = FakeHost("h2", source.storage if shared_pool else None)
+    return Checked(vm, source, destination, end, end)  # type: ignore[arg-type]
 
 
 def _info(**request: Any) -> MigrationInfo:
@@ -152,6 +181,17 @@ async def test_success_persists_migrating_before_libvirt_runs_and_updates_the_in
     assert progress[0]["bytes_done"] == 400 and progress[0]["bytes_total"] == 1000
     assert progress[0]["phase"] == "h1 → h2 over tls: pass 1"
     assert ctx.reports[-1]["phase"] == "VM web1 runs on h2 (1.2 s, downtime 56 ms)"
+
+
+@pytest.mark.parametrize("shared_pool", [False, True])
+async def test_the_source_keeps_no_serial_log_unless_it_is_the_destinations(
+    shared_pool: bool,
+) -> None:
+    log: list[str] = []
+    checked = _checked(shared_pool)
+    await _service(log, FakeMigration(READINGS, log))._run(FakeContext(log), _info(), checked, PLAN)  # type: ignore[arg-type]
+    assert ("web1.serial.log" in checked.source.storage.names) is shared_pool  # type: ignore[attr-defined]
+    assert not any(n.startswith("_probe.") for n in checked.source.storage.names)  # type: ignore[attr-defined]
 
 
 async def test_a_failure_is_explained_and_the_vm_stays() -> None:

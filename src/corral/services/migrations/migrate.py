@@ -40,6 +40,7 @@ from corral.services.cluster import ClusterSettingsService
 from corral.services.locks import OperationLocks
 from corral.services.migrations.explain import FailureEvidence, explain
 from corral.services.migrations.host_logs import HostLogs
+from corral.services.migrations.leftovers import drop_source_log, remove_made
 from corral.services.migrations.machine import (
     MigrationPhase,
     MigrationRecord,
@@ -100,6 +101,11 @@ def fit_plan(plan: MigrationPlan, memory_mib: int) -> MigrationPlan:
         return plan
     cap = max(2**20, 1 << ((memory_mib * 2**20 // 4).bit_length() - 1))
     return replace(plan, xbzrle_cache_bytes=min(plan.xbzrle_cache_bytes, cap))
+
+
+def copied_disks(checked: Checked) -> list[str]:
+    """The VM's disks (not CD-ROMs) that a storage copy moves."""
+    return [path for _target, path, device in checked.vm.disks if device == "disk"]
 
 
 def fraction(stats: MigrationStats) -> float:
@@ -209,6 +215,12 @@ class VmMigration:
                 transport=transport.name,
                 encrypted=transport.encrypted,
                 request=request,
+                # The pre-flight refused a copy onto a path the destination holds: libvirt
+                # makes every one of these there, and a failure deletes them again.
+                destination_volumes=copied_disks(checked)
+                if request.storage is StorageMode.COPY
+                else [],
+                destination_log_made=not await checked.destination.consoles.has_serial_log(name),
             )
 
             async def body(ctx: TaskContext) -> dict[str, Any]:
@@ -265,13 +277,14 @@ class VmMigration:
         result = await self._finish(ctx, record, migration)
         if info.request.storage is StorageMode.COPY:
             result["source_disks_removed"] = await self._remove_copied(checked)
+        await drop_source_log(checked.source, checked.destination, info.vm)
         return result
 
     async def _remove_copied(self, checked: Checked) -> list[str]:
         """After a storage copy the source's volumes are stale copies (and would block a later
         copy back): delete those in Corral's pool that no domain on the source uses. Best
         effort: what could not go is logged, the migration succeeded anyway."""
-        paths = {path for _target, path, device in checked.vm.disks if device == "disk"}
+        paths = set(copied_disks(checked))
         removed = []
         try:
             used = {d.path for r in await checked.source.list_domains() for d in r.disks}
@@ -351,6 +364,7 @@ class VmMigration:
         info = record.info
         if record.phase is P.ABORTING:
             message = f"cancelled by a user; VM {info.vm} keeps running on {info.source}"
+            message += await self._remove_destination_copies(record)
             await record.fail(P.CANCELLED, message)
             raise Cancelled(message)
         detail = None
@@ -375,8 +389,27 @@ class VmMigration:
                 f"; it failed after the switch to post-copy: the VM is paused on "
                 f"{info.destination} and cannot go back (see `corral vm show {info.vm}`)"
             )
+        else:
+            message += await self._remove_destination_copies(record)
         await record.fail(P.FAILED, message)
         raise MigrationFailed(message, exc.code)
+
+    async def _remove_destination_copies(self, record: MigrationRecord) -> str:
+        """Delete what a failed or cancelled migration made on the destination (the disks of
+        a storage copy, the serial log its QEMU began); the sentence that ends the task's
+        message ("" when no disk was concerned)."""
+        info = record.info
+        if not info.destination_volumes and not info.destination_log_made:
+            return ""
+        try:
+            destination = self._inventory.hosts.get(info.destination)
+        except CorralError as exc:
+            return f"; what it made may stay on {info.destination} ({exc.message})"
+        log_of = info.vm if info.destination_log_made else None
+        removal = await remove_made(destination, info.uuid, info.destination_volumes, log_of)
+        info.destination_volumes_removed = removal.removed
+        sentence = removal.sentence(info.destination)
+        return f"; {sentence}" if sentence else ""
 
     async def _finish(
         self, ctx: TaskContext, record: MigrationRecord, migration: DomainMigration
@@ -424,12 +457,14 @@ class VmMigration:
             with contextlib.suppress(CorralError):
                 dest: LibvirtHost = self._inventory.hosts.connected(info.destination)
                 src: LibvirtHost = self._inventory.hosts.get(info.source)
-                info.completed = await DomainMigration(src, dest, info.uuid).completed_stats()
+                with contextlib.suppress(CorralError):
+                    info.completed = await DomainMigration(src, dest, info.uuid).completed_stats()
+                await drop_source_log(src, dest, info.vm)
             await record.advance(P.COMPLETED, "inventory updated")
             ctx.report(1.0, phase=self.done_text(info))
             return self.result(info)
         was_cancel = any(step.phase == "aborting" for step in info.steps)
-        message = outcome.note
+        message = outcome.note + await self._remove_destination_copies(record)
         if was_cancel:
             await record.fail(P.CANCELLED, message)
             raise Cancelled(message)
