@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import StringConstraints
@@ -20,6 +22,22 @@ _NAME = re.compile(NAME_PATTERN)
 def is_name(value: str) -> bool:
     """True for a valid ``Name`` (for names that come from libvirt rather than a request)."""
     return len(value) <= NAME_MAX_LENGTH and _NAME.match(value) is not None
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``did you mean 'web1'?`` naming the few of ``known`` closest to a mistyped ``name``
+    (difflib's similarity; case counts little), or "" when none is close. Only for names the
+    asker may list anyway: the answer reveals them."""
+    by_folded: dict[str, str] = {}
+    for candidate in known:
+        by_folded.setdefault(candidate.casefold(), candidate)
+    folded = name.casefold()
+    close = difflib.get_close_matches(folded, list(by_folded), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    # Closest first; equally close ones in alphabetical order (difflib gives them reversed).
+    close.sort(key=lambda c: (-difflib.SequenceMatcher(None, folded, c).ratio(), c))
+    return "did you mean " + " or ".join(repr(by_folded[c]) for c in close) + "?"
 
 
 #: Names of VMs, disks, snapshots, hosts, users: 1-63 characters from ``[A-Za-z0-9._-]``, starting

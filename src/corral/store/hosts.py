@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from corral.errors import Conflict
+from corral.model.common import did_you_mean
 from corral.model.host import HostCapabilities, HostInfo, HostStatus, SshAccess
 from corral.model.pki import CertInfo
 from corral.model.vm import Accelerator
@@ -110,7 +111,10 @@ def find_host(session: Session, name: str) -> Host | None:
 def get_host(session: Session, name: str) -> Host:
     host = find_host(session, name)
     if host is None:
-        raise not_found("host", f"named {name!r}", "check the name against the list of hosts")
+        # Every role may list the hosts, so naming the close ones reveals nothing.
+        close = did_you_mean(name, session.scalars(select(Host.name)).all())
+        hint = close or "check the name against the list of hosts"
+        raise not_found("host", f"named {name!r}", hint)
     return host
 
 

@@ -9,6 +9,7 @@ from typing import Final, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from corral.model.common import did_you_mean
 from corral.model.vm import Accelerator
 from corral.store._integrity import conflict_on_integrity, not_found
 from corral.store.coltypes import utcnow
@@ -65,7 +66,9 @@ def find_vm(session: Session, name: str) -> Vm | None:
 def get_vm(session: Session, name: str) -> Vm:
     vm = find_vm(session, name)
     if vm is None:
-        raise not_found("VM", f"named {name!r}", _HINT)
+        # Every role may list the VMs, so naming the close ones reveals nothing.
+        known = session.scalars(select(Vm.name)).all()
+        raise not_found("VM", f"named {name!r}", did_you_mean(name, known) or _HINT)
     return vm
 
 

@@ -8,6 +8,7 @@ import libvirt
 import pytest
 
 from corral import store
+from corral.model.auth import Role
 from tests.unit.api.conftest import Api
 
 
@@ -127,3 +128,21 @@ def test_serial_log_tail_is_counted_in_lines_or_bytes_not_both(api: Api) -> None
     documented = {p["name"] for p in api.client.get("/openapi.json").json()["paths"][
         "/api/v1/vms/{name}/log"]["get"]["parameters"]}  # fmt: skip
     assert {"tail_lines", "tail_bytes"} <= documented
+
+
+def test_a_mistyped_name_gets_the_close_ones_any_role_may_list(api: Api) -> None:
+    spec = {"name": "suggest-web1", "disks": [_disk()]}
+    assert api.client.post("/api/v1/vms", json=spec, headers=api.headers()).status_code == 201
+    viewer = api.headers(Role.VIEWER)
+    shown = api.client.get("/api/v1/vms/sugest-web1", headers=viewer)
+    assert shown.status_code == 404
+    assert "no VM named 'sugest-web1'; did you mean 'suggest-web1'?" in shown.json()["detail"]
+    started = api.client.post("/api/v1/vms/suggest-wb1/start", headers=api.headers())
+    assert started.status_code == 404
+    assert "did you mean 'suggest-web1'?" in started.json()["detail"]
+    far = api.client.get("/api/v1/vms/zzzzzzzz", headers=viewer).json()["detail"]
+    assert "did you mean" not in far and "check the name against the list of VMs" in far
+    host = api.client.get("/api/v1/hosts/tset", headers=viewer)
+    assert host.status_code == 404 and "did you mean 'test'?" in host.json()["detail"]
+    nobody = api.client.get("/api/v1/vms/sugest-web1")
+    assert nobody.status_code == 401 and "suggest-web1" not in nobody.text

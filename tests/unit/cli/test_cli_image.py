@@ -147,3 +147,20 @@ def test_vm_cdrom_insert_and_eject(
     for args in ([], ["--insert", "cli-c.iso", "--eject"]):
         usage = run_real("vm", "cdrom", vm, *args)
         assert usage.exit_code == 2 and "--insert IMAGE or --eject" in usage.stderr
+
+
+def test_a_mistyped_image_gets_did_you_mean(
+    run_real: Run, pool: libvirt.virStoragePool, vm: str
+) -> None:
+    _image(pool, "cli-debian.iso")
+    shown = run_real("image", "show", "cli-debain.iso")
+    assert shown.exit_code == 1
+    assert (
+        "no image named 'cli-debain.iso' on any connected host: did you mean 'cli-debian.iso'?"
+        in (shown.stderr)
+    )
+    inserted = run_real("vm", "cdrom", vm, "--insert", "cli-debian.is")
+    assert inserted.exit_code == 1 and "did you mean 'cli-debian.iso'?" in inserted.stderr
+    created = run_real("vm", "create", "cli-typo-iso", "--cdrom", "cli-debain.iso")
+    assert created.exit_code == 1
+    assert "did you mean 'cli-debian.iso'? Otherwise upload it first" in created.stderr

@@ -367,3 +367,16 @@ def test_server_text_is_printed_literally_not_as_markup(run_real: Run, vms: Vms)
     result = run_real("vm", "show", "cli-odd")
     assert result.exit_code == 0, result.output
     assert odd in result.stdout
+
+
+def test_a_mistyped_vm_or_host_gets_did_you_mean(run_real: Run, vms: Vms) -> None:
+    vms.make("cli-mistyped")
+    shown = run_real("vm", "show", "cli-misstyped")
+    assert shown.exit_code == 1
+    assert shown.stderr.startswith(
+        "error: no VM named 'cli-misstyped'; did you mean 'cli-mistyped'?"
+    )
+    started = run_real("vm", "start", "cli-mistypd")
+    assert started.exit_code == 1 and "did you mean 'cli-mistyped'?" in started.stderr
+    host = run_real("host", "show", "tets")
+    assert host.exit_code == 1 and "did you mean 'test'?" in host.stderr

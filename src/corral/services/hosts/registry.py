@@ -9,6 +9,7 @@ from collections.abc import Callable
 from corral import store
 from corral.errors import Conflict, CorralError, HostUnreachable, NotFound
 from corral.metrics import CERT_EXPIRY, HOSTS_CONNECTED
+from corral.model.common import did_you_mean
 from corral.model.host import HostCreate, HostInfo, SshAccess
 from corral.model.vm import Accelerator
 from corral.pki import ClusterPki
@@ -143,8 +144,9 @@ class HostService:
         try:
             return self._hosts[name]
         except KeyError:
-            known = ", ".join(sorted(self._hosts)) or "none"
-            raise NotFound(f"unknown host {name!r}; known hosts: {known}") from None
+            close = did_you_mean(name, self._hosts)
+            known = close or "known hosts: " + (", ".join(sorted(self._hosts)) or "none")
+            raise NotFound(f"unknown host {name!r}; {known}") from None
 
     def connected(self, name: str) -> LibvirtHost:
         host = self.get(name)

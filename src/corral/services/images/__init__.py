@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from corral.errors import Conflict, CorralError, HostError, NotFound
+from corral.model.common import did_you_mean
 from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 from corral.services.audit import AuditService
 from corral.services.hosts import HostService
@@ -150,7 +151,12 @@ class ImageLibrary:
         ]
         if not found:
             where = f"host {host_name!r}" if host_name else "any connected host"
-            raise NotFound(f"no image named {name!r} on {where}: `corral image list` shows them")
+            # Every role may list the images, so naming the close ones reveals nothing.
+            close = did_you_mean(name, {i.name for i in await self.list_images(host_name)})
+            raise NotFound(
+                f"no image named {name!r} on {where}: "
+                + (close or "`corral image list` shows them")
+            )
         if len(found) > 1:
             names = ", ".join(h.name for h, _ in found)
             raise Conflict(
@@ -176,7 +182,13 @@ class ImageLibrary:
                 volumes = set()  # a host whose pool cannot be read holds nothing usable now
             uploading = {n for n in needs if self._uploading(host.name, n.name)}
             held[host.name] = {n for n in needs if not volumes.isdisjoint(n.volumes)} - uploading
-        return holders.lacking(vm, needs, held)
+        close: dict[ImageNeed, str] = {}
+        if any(not any(n in got for got in held.values()) for n in needs):
+            library = await self.list_images()
+            for need in needs:
+                names = {i.name for i in library if i.kind is need.kind}
+                close[need] = did_you_mean(need.name, names)
+        return holders.lacking(vm, needs, held, close)
 
     async def iso_for(self, host: LibvirtHost, name: str, vm: str) -> ImageInfo:
         """The ISO image ``name`` of ``host`` for VM ``vm``'s CD-ROM drive; NotFound or Conflict
@@ -198,9 +210,10 @@ class ImageLibrary:
                     f"image {name!r} is on host {', '.join(elsewhere)}, but VM {vm!r} is on "
                     f"host {host.name!r}: upload it to {host.name!r} too"
                 )
+            close = did_you_mean(name, {i.name for i in await host_images(host) if i.kind is kind})
             raise NotFound(
                 f"no image named {name!r} on host {host.name!r} (VM {vm!r}'s host): "
-                "`corral image list` shows the library"
+                + (close or "`corral image list` shows the library")
             )
         if image.kind is not kind:
             takes = {ImageKind.ISO: "a CD-ROM drive takes ISO images only",

@@ -57,18 +57,23 @@ def _hosts(names: Sequence[str]) -> str:
 
 
 def lacking(
-    vm: str, needs: Sequence[ImageNeed], held: Mapping[str, set[ImageNeed]]
+    vm: str,
+    needs: Sequence[ImageNeed],
+    held: Mapping[str, set[ImageNeed]],
+    close: Mapping[ImageNeed, str] | None = None,
 ) -> dict[str, str]:
     """Per connected host (``held``: what each one has), the images it lacks in words
     ("ISO image 'debian.iso'"), for the hosts lacking any; NotFound or Conflict when no host
-    has every image."""
+    has every image. ``close``: a "did you mean" for an image no host has, if any."""
     where = {need: [host for host, got in held.items() if need in got] for need in needs}
     for need, hosts in where.items():
         if not hosts:
             upload = f"`corral image upload FILE --kind {need.kind.value} --host HOST`"
+            guess = (close or {}).get(need)
             raise NotFound(
-                f"no {need.label} on any connected host (VM {vm!r} names it): upload it first "
-                f"({upload}); `corral image list` shows the library"
+                f"no {need.label} on any connected host (VM {vm!r} names it): "
+                + (f"{guess} Otherwise upload" if guess else "upload")
+                + f" it first ({upload}); `corral image list` shows the library"
             )
     if not any(len(got) == len(needs) for got in held.values()):
         spread = "; ".join(f"{n.label} is only on {_hosts(hosts)}" for n, hosts in where.items())
