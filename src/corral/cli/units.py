@@ -20,7 +20,9 @@ MIB = 1024 * KIB
 GIB = 1024 * MIB
 TIB = 1024 * GIB
 
-# Binary multiples throughout, like qemu-img and libvirt: "G", "GB" and "GiB" all mean 2**30.
+# Binary multiples throughout, as qemu-img counts and as memory is sold: "G", "GB" and "GiB"
+# all mean 2**30 (libvirt's XML alone reads "GB" as 10**9; nobody types that XML here). A bare
+# number is in the unit of the API field it fills: MiB for memory, GiB for disks.
 _UNITS: dict[str, int] = {
     "": 0,  # placeholder: the caller's default unit
     "b": 1,
@@ -40,7 +42,13 @@ _UNITS: dict[str, int] = {
 
 _SIZE_RE = re.compile(r"^\s*(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(?P<unit>[A-Za-z]*)\s*$")
 
-_SIZE_HINT = "use a number with an optional unit K, M, G or T (e.g. 512M, 2G, 1.5GiB)"
+_SIZE_HINT = (
+    "use a number with an optional unit K, M, G or T (e.g. 512M, 2G, 1.5GiB; G, GB and GiB "
+    "all mean GiB)"
+)
+#: The rule, as the options' help states it.
+MEMORY_HELP = "a bare number is MiB; G, GB and GiB all mean GiB"
+DISK_SIZE_HELP = "a bare number is GiB; G, GB and GiB all mean GiB"
 
 
 def parse_size(text: str, default_unit: int) -> int:

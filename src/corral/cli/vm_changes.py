@@ -17,6 +17,8 @@ from corral.cli.client import parse, seg
 from corral.cli.output import vm_details
 from corral.cli.task import JsonOpt
 from corral.cli.units import (
+    DISK_SIZE_HELP,
+    MEMORY_HELP,
     parse_disk_size_gib,
     parse_memory_mib,
     parse_nic_spec,
@@ -113,9 +115,13 @@ def edit(
     max_vcpus: int | None = typer.Option(
         None, "--max-vcpus", min=1, max=512, help="vCPUs it can get while running (next start)."
     ),
-    memory: str | None = typer.Option(None, "--memory", help="Memory (512M, 2G)."),
+    memory: str | None = typer.Option(
+        None, "--memory", help=f"Memory, e.g. 512M or 2G ({MEMORY_HELP})."
+    ),
     max_memory: str | None = typer.Option(
-        None, "--max-memory", help="Memory it can get while running (next start)."
+        None,
+        "--max-memory",
+        help="Memory it can get while running (next start), e.g. 4G (bare number: MiB).",
     ),
     topology: str | None = typer.Option(
         None, "--topology", metavar="SxCxT", help="CPU sockets x cores x threads (next start)."
@@ -153,7 +159,9 @@ def disk_attach(
     ctx: typer.Context,
     name: str = NameArg,
     disk: str = typer.Argument(..., metavar="DISK", help="The new disk's name in the VM."),
-    size: str | None = typer.Option(None, "--size", help="A new blank disk of this size (10G)."),
+    size: str | None = typer.Option(
+        None, "--size", help=f"A new blank disk of this size, e.g. 10G ({DISK_SIZE_HELP})."
+    ),
     base: str | None = typer.Option(None, "--base", metavar="IMAGE", help="A linked clone."),
     volume: str | None = typer.Option(
         None, "--volume", metavar="VOLUME", help="An unused volume of Corral's pool."

@@ -13,6 +13,8 @@ from corral.cli.client import parse, seg
 from corral.cli.output import vm_details
 from corral.cli.task import JsonOpt, follow_task
 from corral.cli.units import (
+    DISK_SIZE_HELP,
+    MEMORY_HELP,
     parse_disk_specs,
     parse_memory_mib,
     parse_nic_spec,
@@ -114,12 +116,14 @@ def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., metavar="NAME", help="The new VM's name."),
     vcpus: int = typer.Option(1, "--vcpus", min=1, max=512, help="Number of virtual CPUs."),
-    memory: str = typer.Option("512M", "--memory", help="Memory: MiB, or with a unit (512M, 2G)."),
+    memory: str = typer.Option(
+        "512M", "--memory", help=f"Memory, e.g. 512M or 2G ({MEMORY_HELP})."
+    ),
     disk: list[str] = typer.Option(
         [],
         "--disk",
         help="size=10G[,name=data][,bus=virtio] | base=IMAGE | import=/path/to.qcow2 "
-        "(admins, under host_path_roots) (repeat for more disks).",
+        f"(admins, under host_path_roots) (repeat for more disks). Sizes: {DISK_SIZE_HELP}.",
     ),
     cdrom: str | None = typer.Option(
         None,
@@ -181,7 +185,7 @@ def create(
         None, "--max-vcpus", min=1, max=512, help="vCPUs it can get while running."
     ),
     max_memory: str | None = typer.Option(
-        None, "--max-memory", help="Memory it can get while running (e.g. 4G)."
+        None, "--max-memory", help="Memory it can get while running, e.g. 4G (bare number: MiB)."
     ),
     start: bool = typer.Option(False, "--start", help="Start the VM once it is created."),
     no_wait: bool = typer.Option(

@@ -55,6 +55,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Sizes are numbers in the unit their field's name says, binary like everything in Corral.
+MEMORY_MIB_DOC = "memory in MiB (2**20 bytes): 2048 is 2 GiB"
+SIZE_GIB_DOC = "size in GiB (2**30 bytes), fractions allowed: 0.5 is 512 MiB"
+
+
 def _present(field: str, json_type: str) -> dict[str, Any]:
     """JSON Schema for "``field`` is given and not null"."""
     return {"required": [field], "properties": {field: {"type": json_type}}}
@@ -76,7 +81,7 @@ class DiskSpec(_Strict):
     )
 
     name: Name = "root"
-    size_gib: float | None = Field(default=None, gt=0, le=65536)
+    size_gib: float | None = Field(default=None, gt=0, le=65536, description=SIZE_GIB_DOC)
     base_image: Name | None = None
     import_path: AbsolutePath | None = None
     bus: DiskBus = DiskBus.VIRTIO
@@ -195,7 +200,7 @@ class VmSpec(_Strict):
         description="vCPUs the VM can be given while it runs (CPU hot-plug); at least vcpus. "
         "Default: vcpus (vCPUs then change while the VM is shut off)",
     )
-    memory_mib: int = Field(default=512, ge=16, le=4 * 1024 * 1024)
+    memory_mib: int = Field(default=512, ge=16, le=4 * 1024 * 1024, description=MEMORY_MIB_DOC)
     max_memory_mib: int | None = Field(
         default=None,
         ge=16,

@@ -22,7 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from corral.model.arch import CpuTopology, check_sizing
 from corral.model.common import Description, Name
-from corral.model.vm import DiskBus, NicSpec, VmInfo, _present
+from corral.model.vm import (
+    MEMORY_MIB_DOC,
+    SIZE_GIB_DOC,
+    DiskBus,
+    NicSpec,
+    VmInfo,
+    _present,
+)
 
 
 class ChangeMode(StrEnum):
@@ -56,7 +63,9 @@ class VmEdit(_Strict):
 
     vcpus: int | None = Field(default=None, ge=1, le=512)
     max_vcpus: int | None = Field(default=None, ge=1, le=512)
-    memory_mib: int | None = Field(default=None, ge=16, le=4 * 1024 * 1024)
+    memory_mib: int | None = Field(
+        default=None, ge=16, le=4 * 1024 * 1024, description=MEMORY_MIB_DOC
+    )
     max_memory_mib: int | None = Field(default=None, ge=16, le=4 * 1024 * 1024)
     topology: CpuTopology | None = Field(
         default=None,
@@ -86,7 +95,7 @@ class DiskAttachRequest(_Strict):
     )
 
     name: Name = Field(description="the disk's name in the VM (unique within it)")
-    size_gib: float | None = Field(default=None, gt=0, le=65536)
+    size_gib: float | None = Field(default=None, gt=0, le=65536, description=SIZE_GIB_DOC)
     base_image: Name | None = None
     volume: Name | None = Field(
         default=None, description="a volume of Corral's pool on the VM's host (`vm show` paths)"

@@ -26,3 +26,19 @@ def whole_error(text: str) -> str | None:
 def decimal_error(text: str) -> str | None:
     value = text.strip()
     return None if not value or _DECIMAL.fullmatch(value) else DECIMAL_RULE
+
+
+# Sizes in forms are numbers in the unit their label names, as everywhere a bare number is:
+# MiB for memory, GiB for disks (the API's memory_mib and size_gib; the CLI's bare numbers).
+MIB_RULE = "give a whole number of MiB (digits 0-9 only; 2048 for 2 GiB)"
+GIB_RULE = "give a number of GiB (digits 0-9, optionally one '.' and decimals; 0.5 for 512 MiB)"
+
+
+def mib_error(text: str) -> str | None:
+    """Why ``text`` is not a memory size in MiB, or None."""
+    return None if whole_error(text) is None else MIB_RULE
+
+
+def gib_error(text: str) -> str | None:
+    """Why ``text`` is not a disk size in GiB, or None."""
+    return None if decimal_error(text) is None else GIB_RULE

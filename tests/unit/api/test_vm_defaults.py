@@ -65,3 +65,16 @@ def test_nothing_to_boot_from_says_what_to_add(api: Api) -> None:
         answer = api.client.post("/api/v1/vms", json=spec, headers=api.headers())
         assert answer.status_code == 422, answer.text
         assert words in answer.json()["detail"], answer.json()["detail"]
+
+
+def test_the_document_gives_every_size_its_unit(api: Api) -> None:
+    """The API takes sizes as numbers in the unit of the field's name (what a bare number
+    means on the command line and in the forms too), and its document says so."""
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    for model, field, unit in [
+        ("VmSpec", "memory_mib", "memory in MiB (2**20 bytes)"),
+        ("VmEdit", "memory_mib", "memory in MiB (2**20 bytes)"),
+        ("DiskSpec", "size_gib", "size in GiB (2**30 bytes)"),
+        ("DiskAttachRequest", "size_gib", "size in GiB (2**30 bytes)"),
+    ]:
+        assert unit in schemas[model]["properties"][field]["description"], (model, field)

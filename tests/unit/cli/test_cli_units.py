@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
+from corral.cli.main import app
 from corral.cli.units import (
     GIB,
     MIB,
@@ -63,6 +65,31 @@ def test_memory_bare_number_is_mib_and_must_be_whole() -> None:
         parse_memory_mib("1.5M")
     with pytest.raises(ValueError, match="whole number of MiB"):
         parse_memory_mib("100K")
+
+
+@pytest.mark.parametrize("unit", ["G", "GB", "GiB", "g", "gb", "gib", " GiB"])
+def test_every_spelling_of_a_unit_is_binary_for_memory_and_disks(unit: str) -> None:
+    assert parse_memory_mib(f"2{unit}") == 2048
+    assert parse_disk_spec(f"size=2{unit}").size_gib == 2.0
+    assert parse_memory_mib(f"512{unit.replace('G', 'M').replace('g', 'm')}") == 512
+
+
+def test_the_size_rule_is_in_the_help_and_the_errors() -> None:
+    """Bare numbers differ by what they size (MiB of memory, GiB of disk): every size
+    option's help says which, and that G, GB and GiB are one unit."""
+    for path, option, rule in [
+        (("vm", "create"), "--memory", "a bare number is MiB; G, GB and GiB all mean GiB"),
+        (("vm", "create"), "--disk", "Sizes: a bare number is GiB; G, GB and GiB all mean GiB"),
+        (("vm", "create"), "--max-memory", "(bare number: MiB)"),
+        (("vm", "edit"), "--memory", "a bare number is MiB; G, GB and GiB all mean GiB"),
+        (("vm", "edit"), "--max-memory", "(bare number: MiB)"),
+        (("vm", "disk", "attach"), "--size", "a bare number is GiB; G, GB and GiB all mean GiB"),
+    ]:
+        result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
+        flat = " ".join(result.stdout.split())
+        assert option in flat and rule in flat, (path, option, result.stdout)
+    with pytest.raises(ValueError, match="G, GB and GiB all mean GiB"):
+        parse_memory_mib("2 gigs")
 
 
 def test_disk_spec_size_name_bus() -> None:

@@ -77,3 +77,19 @@ def test_the_create_form_takes_architecture_and_topology(api: Api, browser: Test
     unknown = _ui(browser, csrf, "/ui/vms", status=422, **{**base, "name": "uiarch"},
                   arch="s390x")  # fmt: skip
     assert "cannot run s390x guests" in unknown and "qemu-system-misc" in unknown
+
+
+def test_size_fields_name_their_unit(api: Api, browser: TestClient) -> None:
+    """Form sizes are numbers in the unit of their label, as a bare number is everywhere:
+    MiB for memory, GiB for disks; a refusal says which."""
+    csrf = log_in(browser, "operator")
+    new = browser.get("/vms/new").text
+    assert "Memory (MiB)" in new and "Size (GiB" in new
+    page = browser.get("/vms/test").text
+    assert "Memory (MiB)" in page and 'aria-label="Size (GiB)"' in page
+    form = {"name": "sized", "memory_mib": "2G", "disk_source": "blank", "disk_size_gib": "1",
+            "boot_source": "disk", "network": "none"}  # fmt: skip
+    refused = _ui(browser, csrf, "/ui/vms", status=422, **form)
+    assert "give a whole number of MiB" in refused
+    refused = _ui(browser, csrf, "/ui/vms/test/disks", status=422, disk="x", size_gib="10G")
+    assert "give a number of GiB" in refused

@@ -16,7 +16,7 @@ from corral.model.image import ImageKind
 from corral.model.task import TaskInfo
 from corral.model.vm import VmSpec
 from corral.services.runtime import Services
-from corral.web.form_numbers import decimal_error, whole_error
+from corral.web.form_numbers import gib_error, mib_error, whole_error
 from corral.web.page_auth import PageOperator
 from corral.web.templating import render
 
@@ -52,8 +52,8 @@ DEFAULTS: dict[str, Any] = {
 #: The form's number fields, the spec field each becomes (where its error shows), and its rule.
 _NUMBERS: dict[str, tuple[str, Callable[[str], str | None]]] = {
     "vcpus": ("vcpus", whole_error),
-    "memory_mib": ("memory_mib", whole_error),
-    "disk_size_gib": ("disks.0.size_gib", decimal_error),
+    "memory_mib": ("memory_mib", mib_error),
+    "disk_size_gib": ("disks.0.size_gib", gib_error),
     "sockets": ("cpu.topology.sockets", whole_error),
     "cores": ("cpu.topology.cores", whole_error),
     "threads": ("cpu.topology.threads", whole_error),

@@ -19,7 +19,7 @@ from corral.model.vm import DeleteRequest, ShutdownRequest, SnapshotRequest, VmS
 from corral.model.vm_edit import ChangeMode, DiskAttachRequest, NicAttachRequest, VmChange, VmEdit
 from corral.services.principal import Principal
 from corral.services.runtime import Services
-from corral.web.form_numbers import decimal_error, whole_error
+from corral.web.form_numbers import gib_error, mib_error, whole_error
 from corral.web.page_auth import PageOperator, PageViewer
 from corral.web.templating import render
 
@@ -252,7 +252,7 @@ async def edit_vm(
     mode: Annotated[str, Form(max_length=16)] = "",
 ) -> HTMLResponse:
     svc: Services = request.app.state.services
-    _numbers(vcpus=(vcpus, whole_error), memory_mib=(memory_mib, whole_error))
+    _numbers(vcpus=(vcpus, whole_error), memory_mib=(memory_mib, mib_error))
     body = _checked(lambda: VmEdit.model_validate({
         "vcpus": _blank_none(vcpus), "memory_mib": _blank_none(memory_mib),
         "description": description, "mode": _mode(mode),
@@ -271,7 +271,7 @@ async def attach_disk(
     mode: Annotated[str, Form(max_length=16)] = "",
 ) -> HTMLResponse:
     svc: Services = request.app.state.services
-    _numbers(size_gib=(size_gib, decimal_error))
+    _numbers(size_gib=(size_gib, gib_error))
     body = _checked(lambda: DiskAttachRequest.model_validate(
         {"name": disk, "size_gib": _blank_none(size_gib), "bus": bus, "mode": _mode(mode)}
     ))  # fmt: skip
