@@ -37,7 +37,8 @@ POLL_S = 0.5
 
 @dataclass
 class Removal:
-    """What became of the disks a failed storage copy made on the destination."""
+    """What became of the disks a failed storage copy made on the destination (paths deleted;
+    those kept, with why)."""
 
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -61,14 +62,16 @@ class Removal:
         return "; ".join(parts)
 
 
-async def _domain_gone(host: LibvirtHost, uuid: str) -> None:
+async def _domain_gone(host: LibvirtHost, uuid: str) -> bool:
+    """Whether the domain left ``host`` (waits at most ``GONE_WAIT_S``)."""
     deadline = time.monotonic() + GONE_WAIT_S
     while time.monotonic() < deadline:
         try:
             await host.get_domain(uuid)
         except NotFound:
-            return
+            return True
         await asyncio.sleep(POLL_S)
+    return False
 
 
 async def remove_made(
@@ -78,8 +81,8 @@ async def remove_made(
     and VM ``log_of``'s serial log (None: it was there before the migration)."""
     result = Removal()
     try:
-        await _domain_gone(destination, uuid)
-        if log_of is not None:
+        # A domain still there may be writing its log; its disks are kept below as used.
+        if await _domain_gone(destination, uuid) and log_of is not None:
             await destination.consoles.delete_serial_log(log_of)
         users = await destination.disk_users()
         for volume in await destination.storage.list_volumes():
@@ -94,7 +97,7 @@ async def remove_made(
             result.removed.append(volume.path)
     except CorralError as exc:
         result.problem = exc.message
-        result.kept = [p for p in paths if p not in result.removed and p not in result.kept]
+        result.kept = [p for p in paths if p not in result.removed]
     return result
 
 
