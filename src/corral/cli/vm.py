@@ -126,7 +126,10 @@ def shutdown(
 
 
 #: What to do with the disks ``vm delete`` keeps (they are volumes of the host's pool).
-KEPT_DISKS_HINT = "reuse one with `corral vm disk attach VM DISK --volume VOLUME`"
+KEPT_DISKS_HINT = (
+    "delete them with `corral volume delete HOST VOLUME` (admins), or reuse one: "
+    "`corral vm disk attach VM DISK --volume VOLUME`"
+)
 
 
 @app.command("delete")

@@ -13,6 +13,7 @@ from corral.model.volume import VolumeInfo
 app = typer.Typer(
     help="Volumes of each host's storage pool: find and delete what nothing uses (admins).",
     no_args_is_help=True,
+    cls=c.HelpGroup,
 )
 
 

@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from corral.cli.context import HelpGroup
 from corral.cli.main import app
 
 #: Commands that hand the rest of the command line to an app of their own (see main._forward).
@@ -73,6 +74,12 @@ def test_help_fits_80_columns_in_one_plain_style_with_nothing_cut(
     for name, sub in getattr(command, "commands", {}).items():
         first = _flat(inspect.cleandoc(sub.short_help or sub.help or "").split("\n\n")[0])
         assert f"{name} {first}" in flat, f"{name}'s summary is cut:\n{text}"
+
+
+def test_every_group_lists_its_commands_in_full() -> None:
+    plain = [" ".join(p) for p, cmd in COMMANDS if hasattr(cmd, "commands")
+             and not isinstance(cmd, HelpGroup)]  # fmt: skip
+    assert not plain, f"give these groups typer.Typer(cls=c.HelpGroup): {plain}"
 
 
 def test_vm_create_help_shows_the_whole_disk_syntax() -> None:

@@ -310,19 +310,23 @@ def test_delete_asks_unless_yes(run_real: Run, real_api: RealApi, vms: Vms) -> N
 
 
 def test_delete_without_delete_disks_names_the_disks_it_keeps(run_real: Run, vms: Vms) -> None:
-    vms.make("cli-keep")
-    (disk,) = vms.get("cli-keep")["disks"]
+    vms.make("cli-keep", disks=[{"size_gib": 1}, {"name": "data", "size_gib": 1}])
+    root, data = (d["path"].rsplit("/", 1)[-1] for d in vms.get("cli-keep")["disks"])
     result = run_real("vm", "delete", "cli-keep", "--yes")
     assert result.exit_code == 0, result.output
-    volume = disk["path"].rsplit("/", 1)[-1]
-    assert f"disks kept on host test: {volume} (reuse one with `corral vm disk attach" in (
-        result.stdout
+    said = " ".join(result.stdout.split())
+    assert f"disks kept on host test: {root}, {data} (delete them with `corral volume delete" in (
+        said
     )
-    # What it says works: the kept disk becomes another VM's (deleted with it after the test).
+    assert "or reuse one: `corral vm disk attach VM DISK --volume VOLUME`" in said
+    # What it says works: one kept disk is deleted, the other becomes another VM's (deleted
+    # with it after the test).
+    deleted = run_real("volume", "delete", "test", root, "--yes")
+    assert deleted.exit_code == 0, deleted.output
     vms.make("cli-heir")
-    attach = run_real("vm", "disk", "attach", "cli-heir", "inherited", "--volume", volume)
+    attach = run_real("vm", "disk", "attach", "cli-heir", "inherited", "--volume", data)
     assert attach.exit_code == 0, attach.output
-    assert volume in {d["path"].rsplit("/", 1)[-1] for d in vms.get("cli-heir")["disks"]}
+    assert data in {d["path"].rsplit("/", 1)[-1] for d in vms.get("cli-heir")["disks"]}
 
 
 def test_delete_running_vm_conflict(run_real: Run, real_api: RealApi, vms: Vms) -> None:
