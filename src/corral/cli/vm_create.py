@@ -117,11 +117,12 @@ def create(
     name: str = typer.Argument(..., metavar="NAME", help="The new VM's name."),
     vcpus: int = typer.Option(1, "--vcpus", min=1, max=512, help="Number of virtual CPUs."),
     memory: str = typer.Option(
-        "512M", "--memory", help=f"Memory, e.g. 512M or 2G ({MEMORY_HELP})."
+        "512M", "--memory", metavar="SIZE", help=f"Memory, e.g. 512M or 2G ({MEMORY_HELP})."
     ),
     disk: list[str] = typer.Option(
         [],
         "--disk",
+        metavar="SPEC",
         help="size=10G[,name=data][,bus=virtio] | base=IMAGE | import=/path/to.qcow2 "
         f"(admins, under host_path_roots) (repeat for more disks). Sizes: {DISK_SIZE_HELP}.",
     ),
@@ -140,6 +141,7 @@ def create(
     nic: list[str] = typer.Option(
         [],
         "--nic",
+        metavar="SPEC",
         help="network=nat|user|NAME[,model=virtio][,mac=…] (repeatable). Default: one NIC "
         "on nat (Corral's NAT network).",
     ),
@@ -185,7 +187,10 @@ def create(
         None, "--max-vcpus", min=1, max=512, help="vCPUs it can get while running."
     ),
     max_memory: str | None = typer.Option(
-        None, "--max-memory", help="Memory it can get while running, e.g. 4G (bare number: MiB)."
+        None,
+        "--max-memory",
+        metavar="SIZE",
+        help="Memory it can get while running, e.g. 4G (bare number: MiB).",
     ),
     start: bool = typer.Option(False, "--start", help="Start the VM once it is created."),
     no_wait: bool = typer.Option(

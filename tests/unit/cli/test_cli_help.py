@@ -85,3 +85,5 @@ def test_every_group_lists_its_commands_in_full() -> None:
 def test_vm_create_help_shows_the_whole_disk_syntax() -> None:
     text = _help(("vm", "create"))
     assert "size=10G[,name=data][,bus=virtio]" in text
+    for option in ("--disk SPEC", "--nic SPEC", "--memory SIZE", "--max-memory SIZE"):
+        assert option in text  # not "<list[str]>", "<str>"
