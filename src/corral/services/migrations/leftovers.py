@@ -101,6 +101,16 @@ async def remove_made(
     return result
 
 
+async def no_log_yet(destination: LibvirtHost, vm: str) -> bool:
+    """Whether ``destination`` holds no serial log of VM ``vm`` (so the migration's QEMU would
+    begin one); False when that cannot be told: then nothing is deleted."""
+    try:
+        return not await destination.consoles.has_serial_log(vm)
+    except CorralError as exc:
+        log.info("serial log of %s on %s: %s", vm, destination.name, exc.message)
+        return False
+
+
 async def shares_pool(source: LibvirtHost, destination: LibvirtHost) -> bool:
     """Whether the two hosts' pools are one directory (shared storage): a probe volume made
     on the destination is visible to the source."""

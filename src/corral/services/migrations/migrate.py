@@ -40,7 +40,7 @@ from corral.services.cluster import ClusterSettingsService
 from corral.services.locks import OperationLocks
 from corral.services.migrations.explain import FailureEvidence, explain
 from corral.services.migrations.host_logs import HostLogs
-from corral.services.migrations.leftovers import drop_source_log, remove_made
+from corral.services.migrations.leftovers import drop_source_log, no_log_yet, remove_made
 from corral.services.migrations.machine import (
     MigrationPhase,
     MigrationRecord,
@@ -220,7 +220,7 @@ class VmMigration:
                 destination_volumes=copied_disks(checked)
                 if request.storage is StorageMode.COPY
                 else [],
-                destination_log_made=not await checked.destination.consoles.has_serial_log(name),
+                destination_log_made=await no_log_yet(checked.destination, name),
             )
 
             async def body(ctx: TaskContext) -> dict[str, Any]:
