@@ -136,7 +136,11 @@ def _memory(domain: Domain, memory_mib: int | None, max_memory_mib: int | None) 
 
 def device_element(xml: str, kind: str, key: str) -> str:
     """The ``<disk>`` with target ``key`` or the ``<interface>`` with MAC ``key`` of a domain's
-    XML, as libvirt wants it for a detach."""
+    XML, as libvirt wants it for a detach: without its ``<address>`` and ``<alias>``, so that
+    libvirt finds it by target or MAC in the running guest and in the definition alike. Both
+    place a device apart (a NIC plugged in while an unplugged disk still held its slot in the
+    guest sits elsewhere in the definition), and libvirt matches an interface by every one of
+    them given ("no device found at address …")."""
     devices = Domain.from_xml(xml).devices
     element: Disk | Interface | None
     if kind == "disk":
@@ -145,6 +149,8 @@ def device_element(xml: str, kind: str, key: str) -> str:
         element = next((n for n in devices.interfaces if n.mac == key), None)
     if element is None:
         raise NotFound(f"the domain has no {kind} {key}")
+    for placement in element.node.findall("address") + element.node.findall("alias"):
+        element.node.remove(placement)
     return element.to_xml()
 
 

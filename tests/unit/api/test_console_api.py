@@ -73,9 +73,22 @@ def test_typing_on_an_unknown_vm_is_not_found(api: Api) -> None:
 
 
 def test_a_host_that_cannot_hand_over_the_screen_is_a_host_error(api: Api) -> None:
-    # The test driver's running domain "test" is adopted, but the driver has no graphics FDs.
-    detail = _problem(api, "test/console/type", {"keys": "enter"}, 502)
+    # A VM Corral made has a VNC screen, but the test driver hands over no graphics FDs.
+    name = "con-on"
+    spec = {"name": name, "disks": [{"size_gib": 1}]}
+    assert api.client.post("/api/v1/vms", json=spec, headers=api.headers()).status_code == 201
+    started = api.client.post(f"/api/v1/vms/{name}/start", headers=api.headers())
+    assert started.status_code == 200, started.text
+    detail = _problem(api, f"{name}/console/type", {"keys": "enter"}, 502)
     assert "open the screen (VNC) of domain" in detail
+
+
+def test_a_vm_without_a_screen_is_refused_up_front(api: Api) -> None:
+    # The test driver's running domain "test" (adopted) has no graphics device at all.
+    detail = _problem(api, "test/console/type", {"keys": "enter"}, 409)
+    assert detail.startswith("VM 'test' has no screen (it has no graphics device): use its ")
+    shot = api.client.get("/api/v1/vms/test/screenshot", headers=api.headers())
+    assert shot.status_code == 409 and shot.json()["detail"] == detail
 
 
 @pytest.mark.parametrize(

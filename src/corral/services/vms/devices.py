@@ -17,7 +17,14 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from corral.errors import Conflict, CorralError, NotFound
+from corral.errors import (
+    Conflict,
+    CorralError,
+    HostError,
+    HostUnreachable,
+    InvalidRequest,
+    NotFound,
+)
 from corral.model.vm import DiskBus, DiskInfo, NicInfo, NicSpec
 from corral.model.vm_edit import Applied, ChangeMode, DiskAttachRequest, NicAttachRequest, VmChange
 from corral.services.locks import OperationLocks
@@ -37,6 +44,8 @@ log = logging.getLogger(__name__)
 
 #: How long a hot-unplug may take the guest (beyond libvirt's own 5 s).
 RELEASE_TIMEOUT_S = 15.0
+#: The whole wait for a guest to release a device, as the user sees it.
+UNPLUG_WAIT_S = 5.0 + RELEASE_TIMEOUT_S
 #: Disk buses whose devices can be plugged into a running guest.
 HOTPLUG_BUSES = frozenset({DiskBus.VIRTIO, DiskBus.SCSI})
 
@@ -246,12 +255,43 @@ async def _remove(
     guest let the device go) and the definition, or out of the definition alone (a rewrite)."""
     if step.live:
         xml = device_element(record.xml, kind, key)
-        await host.changes.detach_device(record.uuid, xml, live=True, config=step.config)
+        try:
+            await host.changes.detach_device(record.uuid, xml, live=True, config=step.config)
+        except (Conflict, InvalidRequest, HostError) as exc:
+            if isinstance(exc, HostUnreachable):
+                raise
+            # QEMU refuses a second unplug while the guest still handles the first ("guest is
+            # busy"), and libvirt has more such words; the user gets what it means for them.
+            log.warning("unplugging %s %s from %s: %s", kind, key, record.name, exc.message)
+            raise Conflict(_unplug_refused(record.name, kind, key)) from None
         await _released(host, record.uuid, kind, key)
         if kind == "disk":
             await host.changes.set_disk_name(record.uuid, key, None, live=True)
     elif step.config:
         await host.changes.redefine(record.uuid, remove_device(kind, key), f"remove a {kind}")
+
+
+def _label(kind: str, key: str) -> str:
+    return f"disk {key}" if kind == "disk" else f"network interface {key}"
+
+
+def _unplug_refused(vm: str, kind: str, key: str) -> str:
+    return (
+        f"VM {vm!r} could not unplug its {_label(kind, key)} now: its guest is still busy with "
+        "an earlier unplug request, or refused this one. It stays attached: try again in a "
+        "moment, detach it with mode next_start (it leaves at the next start), or shut the VM "
+        "down and detach it then"
+    )
+
+
+def _not_released(vm: str, kind: str, key: str) -> str:
+    kept = "; its volume stays" if kind == "disk" else ""
+    return (
+        f"VM {vm!r} did not release its {_label(kind, key)}: the guest did not answer the "
+        f"unplug request within {UNPLUG_WAIT_S:g} s (no hot-plug support in it, or it is "
+        "busy). It is out of the VM's definition and stays in the running guest until the guest "
+        f"releases it or the VM is shut off{kept}: shut the VM down to have it gone"
+    )
 
 
 async def _released(host: LibvirtHost, uuid: str, kind: str, key: str) -> None:
@@ -269,11 +309,7 @@ async def _released(host: LibvirtHost, uuid: str, kind: str, key: str) -> None:
         if not present:
             return
         if time.monotonic() >= deadline:
-            raise Conflict(
-                f"VM {record.name!r} was asked to release the {kind} {key} and has not yet: it is "
-                "gone from its definition, and leaves the guest when the guest lets it go (or at "
-                "the next start); its volume stays"
-            )
+            raise Conflict(_not_released(record.name, kind, key))
         await asyncio.sleep(0.25)
 
 

@@ -21,12 +21,29 @@ from corral.model.vm import VmState
 from corral.pki import ClusterPki
 from corral.rfb import RFBClient, Upstream, open_upstream_socket, open_upstream_tcp
 from corral.services.vms.inventory import VmInventory
-from corral.virt import LibvirtHost
+from corral.virt import DomainRecord, LibvirtHost
+from corral.virt.domain_xml import Domain
 
 #: Bound on opening a VNC session (libvirt hand-over or TCP + TLS, plus the RFB handshake).
 CONNECT_TIMEOUT_S = 10.0
 #: A paused VM's screen can still be seen (it just does not change).
 VIEWING_STATES = (VmState.RUNNING, VmState.PAUSED)
+
+
+def require_screen(record: DomainRecord, *, vnc: bool) -> None:
+    """Conflict unless the domain has a screen: a video card (for a screenshot) and, with
+    ``vnc``, a VNC server (for a console). s390x VMs have neither: libvirt's own refusal
+    ("no screens to take screenshot from") names no VM and no way out."""
+    devices = Domain.from_xml(record.xml).devices
+    if devices.videos and (devices.graphics or not vnc):
+        return
+    why = "it has no graphics device"
+    if record.arch == "s390x":
+        why = "s390x VMs get no graphics device"
+    raise Conflict(
+        f"VM {record.name!r} has no screen ({why}): use its serial console instead "
+        f"(`corral vm console {record.name}`, or its log: `corral vm log {record.name}`)"
+    )
 
 
 class VmScreenSource:
@@ -38,6 +55,7 @@ class VmScreenSource:
         self, name: str, states: Collection[VmState], purpose: str
     ) -> tuple[LibvirtHost, str]:
         _row, host, record = await self._inventory.record(name)
+        require_screen(record, vnc=True)
         if record.state not in states:
             raise Conflict(f"VM {name!r} is {record.state.value}: start it to {purpose}")
         return host, record.uuid

@@ -8,6 +8,7 @@ from corral.virt.domain_xml.graphics import Graphics
 from corral.virt.domain_xml.inputs import Input
 from corral.virt.domain_xml.interface import Interface
 from corral.virt.domain_xml.serial import Console
+from corral.virt.domain_xml.video import Video
 
 
 class Devices(XMLElement):
@@ -40,3 +41,7 @@ class Devices(XMLElement):
     @property
     def inputs(self) -> list[Input]:
         return self.children(Input)
+
+    @property
+    def videos(self) -> list[Video]:
+        return self.children(Video)
