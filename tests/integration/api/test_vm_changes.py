@@ -245,5 +245,13 @@ def test_memory_change_the_guest_does_not_take_is_not_reported_as_done(
         assert later.returncode == 0, later.stderr
         assert "memory 512 MiB → 384 MiB — at its next start" in later.stderr + later.stdout
         assert client.get(f"/vms/{name}").json()["next_start"]["memory_mib"] == 384
+        # A paused guest cannot move its balloon at all: live is refused, by default the
+        # change waits for the next start.
+        assert client.post(f"/vms/{name}/pause").status_code == 200
+        paused = corral.cli("vm", "edit", name, "--memory", "320M", "--live")
+        assert paused.returncode == 1, paused.stdout
+        assert "a paused guest cannot give or take memory (resume it first)" in paused.stderr
+        waits = corral.cli("vm", "edit", name, "--memory", "320M")
+        assert "memory 384 MiB → 320 MiB — at its next start" in waits.stderr + waits.stdout
     finally:
         _remove(client, name)

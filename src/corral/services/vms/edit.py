@@ -121,8 +121,16 @@ def _wanted(vm: str, base: _Sizes, req: VmEdit) -> _Sizes:
     return _Sizes(vcpus, max_vcpus, memory, max_memory, topology)
 
 
-def _why_not_live(where: _hardware.Target, now: _Sizes, wanted: _Sizes) -> str | None:
+#: States in which the guest runs its balloon driver (a paused one cannot move it).
+_BALLOONING = frozenset({VmState.RUNNING, VmState.BLOCKED})
+
+
+def _why_not_live(
+    where: _hardware.Target, state: VmState, now: _Sizes, wanted: _Sizes
+) -> str | None:
     """Why the running VM cannot get ``wanted`` now (None: it can)."""
+    if wanted.memory_mib != now.memory_mib and state not in _BALLOONING:
+        return f"a {state.value} guest cannot give or take memory (resume it first)"
     if wanted.vcpus != now.vcpus and not where.profile.vcpu_hotplug:
         return f"{where.arch} guests cannot have vCPUs plugged in or out while they run"
     if wanted.max_vcpus != now.max_vcpus or wanted.max_memory_mib != now.max_memory_mib:
@@ -173,7 +181,9 @@ class VmEditing:
         wanted_now = (
             _wanted(name, now, req) if active and req.mode is not ChangeMode.NEXT_START else None
         )
-        why_not = _why_not_live(where, now, wanted_now) if wanted_now is not None else None
+        why_not = (
+            _why_not_live(where, record.state, now, wanted_now) if wanted_now is not None else None
+        )
         if active and req.mode is ChangeMode.LIVE and why_not is not None:
             raise Conflict(
                 f"VM {name!r} cannot get this while it runs: {why_not}. Ask for mode "
