@@ -71,9 +71,13 @@ def test_tokens(run_real: Run, real_api: RealApi) -> None:
     assert "shown only now" in created.stderr
     (request,) = real_api.requests_to("POST", "/tokens")
     assert json.loads(str(request[2])) == {"name": "ci", "expires_in_days": 30}
+    forever = run_real("token", "create", "forever")  # no --expires-in-days: never expires
+    assert forever.exit_code == 0, forever.output
     listed = run_real("token", "list")
+    row = next(line for line in listed.stdout.splitlines() if " forever " in line)
+    assert "never" in row
     row = next(line for line in listed.stdout.splitlines() if real_api.token_id in line)
-    assert "never" in row  # the module's token does not expire
+    assert "never" not in row  # the module's token came from an API login: it expires
     assert real_api.token not in listed.output and secret not in listed.output
     unknown = "0" * 32
     revoked = run_real("token", "revoke", unknown)
