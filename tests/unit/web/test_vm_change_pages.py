@@ -93,3 +93,19 @@ def test_size_fields_name_their_unit(api: Api, browser: TestClient) -> None:
     assert "give a whole number of MiB" in refused
     refused = _ui(browser, csrf, "/ui/vms/test/disks", status=422, disk="x", size_gib="10G")
     assert "give a number of GiB" in refused
+
+
+def test_the_create_form_makes_a_vm_with_only_an_empty_cdrom_drive(
+    api: Api, browser: TestClient
+) -> None:
+    csrf = log_in(browser, "operator")
+    form = {"name": "uidrive", "memory_mib": "64", "disk_source": "none", "boot_source": "cdrom",
+            "cdrom_drive": "1", "network": "nat"}  # fmt: skip
+    answer = browser.post(
+        "/ui/vms", data=form, headers={"X-CSRF-Token": csrf, "HX-Request": "true"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["hx-redirect"] == "/vms/uidrive"
+    vm = _vm(api, "uidrive")
+    assert [d["device"] for d in vm["disks"]] == ["cdrom"]
+    assert [n["network"] for n in vm["nics"]] == ["corral-nat"]
