@@ -84,7 +84,7 @@ def test_unplugs_a_guest_does_not_answer_are_said_in_corral_words(
     request. The disk detach and a NIC detach after it say which device stays where, why,
     and what to do; both devices leave at the next start."""
     name = _create(client, {"name": "err-deaf", "memory_mib": 128, "machine": "q35",
-                            "disks": [{"name": "root", "size_gib": 1}]})  # fmt: skip
+                            "disks": [{"name": "root", "size_gib": 1}], "nics": []})  # fmt: skip
     try:
         assert corral.cli("vm", "disk", "attach", name, "extra", "--size", "1G").returncode == 0
         disk = corral.cli("vm", "disk", "detach", name, "extra", "--yes")
