@@ -5,6 +5,8 @@ Everything else a request must satisfy is in the OpenAPI document. These are not
 - disk names must be unique within a VM (JSON Schema has no "unique by property");
 - a VM's sizes (create and edit): vcpus at most max_vcpus, memory_mib at most max_memory_mib,
   and the CPU topology's product the vCPU count (JSON Schema compares no two fields);
+- the transports listing takes a pair of hosts or none (``source`` and ``destination`` go
+  together, and name two hosts), and a serial log's tail is counted in bytes or in lines, not both;
 - a wait-screen template must be a decodable PNG (``contentMediaType: image/png`` is an
   annotation; schemathesis encodes random text instead). Its coverage phase also gives up on
   a base64 string near the 5.6-million-character limit and sends ``0`` as the body while still
@@ -155,6 +157,15 @@ def apply(case: Case) -> Case:
         _sizes(case.body, case.body, create=False)
     elif label == "PUT /api/v1/images/{name}":
         case.body = _image_bytes(case.query or {})
+    elif label == "GET /api/v1/migration/transports" and case.query:
+        if ("source" in case.query) != ("destination" in case.query):
+            case.query.pop("source", None)
+            case.query.pop("destination", None)
+        elif "source" in case.query and case.query["source"] == case.query["destination"]:
+            case.query["destination"] = f"{case.query['source']}-2"
+    elif label == "GET /api/v1/vms/{name}/log" and case.query:
+        if "tail_bytes" in case.query and "tail_lines" in case.query:
+            case.query.pop("tail_bytes")
     elif label == "POST /api/v1/vms/{name}/console/wait-screen":
         if not isinstance(case.body, dict):
             case.body = {"image_png_base64": ""}

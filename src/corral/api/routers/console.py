@@ -63,7 +63,8 @@ async def wait_screen(
     name="vm.console.ticket",
     status_code=201,
     responses=problem_responses(
-        (429, "the caller, or the VM, holds as many open consoles or unused tickets as allowed")
+        (409, "a VNC ticket for a VM that has no screen (s390x VMs get no graphics device)"),
+        (429, "the caller, or the VM, holds as many open consoles or unused tickets as allowed"),
     ),
 )
 async def console_ticket(
