@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from corral.errors import Conflict, NotFound
+from corral.errors import Conflict, InvalidRequest, NotFound
 from corral.model.image import ImageKind
 from corral.model.vm import VmSpec
 from corral.services.images._names import image_volume
+from corral.virt import SERIAL_LOG_SUFFIX
 
 UPLOAD = "`corral image upload FILE --host HOST`"
 
@@ -47,6 +48,10 @@ def image_needs(spec: VmSpec) -> list[ImageNeed]:
         if disk.base_image is not None:
             # A pool volume of that name, as before the library existed, or a disk image.
             base, kind = disk.base_image, ImageKind.DISK
+            if base.endswith(SERIAL_LOG_SUFFIX):
+                # Logs are in every pool but in no host's image list: say what it is, not
+                # that no host has it.
+                raise InvalidRequest(f"base image {base!r} is a serial log, not a disk image")
             volumes = (base, image_volume(kind, base))
             needs.append(ImageNeed(f"base image {base!r}", base, kind, volumes))
     return list(dict.fromkeys(needs))
