@@ -16,11 +16,17 @@ from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from corral.model.auth import Role
-from tests.unit.api.conftest import Api, api
+from tests.unit.api.conftest import SCREEN_VM, Api, api, ensure_screen_vm
 
 __all__ = ["api"]
 
-VM = "test"
+
+@pytest.fixture(scope="module", autouse=True)
+def _screen_vm(api: Api) -> str:
+    return ensure_screen_vm(api)
+
+
+VM = SCREEN_VM
 GREETING = b"RFB 003.008\n"
 
 

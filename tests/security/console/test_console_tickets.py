@@ -16,12 +16,18 @@ from starlette.websockets import WebSocketDisconnect
 
 from corral.model.auth import Role
 from corral.services.console_tickets import TICKET_TTL_S
-from tests.unit.api.conftest import Api, api
+from tests.unit.api.conftest import SCREEN_VM, Api, api, ensure_screen_vm
 from tests.unit.web.conftest import log_in
 
 __all__ = ["api"]
 
-VM = "test"  # the test driver's own domain, adopted at start-up, running
+
+@pytest.fixture(scope="module", autouse=True)
+def _screen_vm(api: Api) -> str:
+    return ensure_screen_vm(api)
+
+
+VM = SCREEN_VM
 ORIGIN = "http://testserver"
 
 
@@ -87,7 +93,7 @@ def test_an_accepted_ticket_gets_past_the_checks(api: Api) -> None:
         ("forged", "unknown or already used"),
         ("reused", "unknown or already used"),
         ("other kind", "opens a serial console"),
-        ("other vm", "console of VM 'test', not 'other'"),
+        ("other vm", f"console of VM '{VM}', not 'other'"),
         ("another token", "issued to another session"),
         ("no credentials", "needs an API token"),
     ],

@@ -70,6 +70,24 @@ def running_api(data_dir: Path, **overrides: Any) -> Iterator[Api]:
         yield Api(client, services, tokens)
 
 
+#: A VM the console tests open: Corral gives it a VNC screen (libvirt's own test domain "test"
+#: has no graphics device, and consoles of a VM without a screen are refused up front), which
+#: the test driver cannot hand over.
+SCREEN_VM = "con-screen"
+
+
+def ensure_screen_vm(api: Api) -> str:
+    """``SCREEN_VM``, created and started on the test driver once per app."""
+    headers = api.headers()
+    if api.client.get(f"/api/v1/vms/{SCREEN_VM}", headers=headers).status_code == 404:
+        spec = {"name": SCREEN_VM, "disks": [{"size_gib": 1}], "nics": []}
+        made = api.client.post("/api/v1/vms", json=spec, headers=headers)
+        assert made.status_code == 201, made.text
+        started = api.client.post(f"/api/v1/vms/{SCREEN_VM}/start", headers=headers)
+        assert started.status_code == 200, started.text
+    return SCREEN_VM
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One app per test module: argon2 and migrations are too slow to repeat per test; tests
