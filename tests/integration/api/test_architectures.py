@@ -1,6 +1,7 @@
 """Guests of other architectures through Corral under TCG: s390x and aarch64 boot to their
-heartbeat on the serial console; a 64-vCPU x86_64 guest sees its 64 CPUs (once in the suite:
-≈ 75 s on two cores); what a host cannot run is refused, naming what to change or install."""
+heartbeat on the serial console; a 16-vCPU x86_64 guest sees its 16 CPUs (the 64-vCPU one,
+≈ 75-150 s on two cores, is bench/big_guest.py); what a host cannot run is refused, naming what
+to change or install."""
 
 from __future__ import annotations
 
@@ -88,30 +89,31 @@ def test_aarch64_guest_boots_to_its_heartbeat(
         _remove(client, name)
 
 
-def test_x86_64_guest_with_64_vcpus_sees_them_all(
+def test_x86_64_guest_with_16_vcpus_sees_them_all(
     client: httpx.Client, corral: CorralServer, kernel_guest: KernelGuest
 ) -> None:
-    """4 sockets x 8 cores x 2 threads on q35, 1 GiB: ≈ 75 s of boot under TCG on two cores.
-    Placed on the local host by name: the placement policy's CPU overcommit (4 vCPUs per CPU)
-    keeps a two-core host from being chosen for 64 vCPUs."""
-    name = "arch-x86-64cpu"
+    """2 sockets x 4 cores x 2 threads on q35, 1 GiB. Placed on the local host by name: the
+    placement policy's CPU overcommit (4 vCPUs per CPU) keeps a two-core host from being
+    chosen for 16 vCPUs. The 64-vCPU run (≈ 75-150 s of boot under TCG on two cores) is
+    ``bench/big_guest.py``."""
+    name = "arch-x86-16cpu"
     spec = kernel_vm(
         name,
         kernel_guest,
         host="local",
         disk_gib=None,
-        vcpus=64,
+        vcpus=16,
         memory_mib=1024,
         machine="q35",
-        cpu={"topology": {"sockets": 4, "cores": 8, "threads": 2}},
+        cpu={"topology": {"sockets": 2, "cores": 4, "threads": 2}},
     )
     try:
-        seconds = _boot(client, spec, timeout=400)
-        print(f"x86_64 with 64 vCPUs: heartbeat {seconds:.1f} s after start")
-        assert client.get(f"/vms/{name}").json()["vcpus"] == 64
+        seconds = _boot(client, spec, timeout=300)
+        print(f"x86_64 with 16 vCPUs: heartbeat {seconds:.1f} s after start")
+        assert client.get(f"/vms/{name}").json()["vcpus"] == 16
         shell = SerialShell(corral, name)
         out = shell.run("cat /sys/devices/system/cpu/online; grep -c ^processor /proc/cpuinfo")
-        assert b"0-63" in out and re.search(rb"^64\r?$", out, re.M), out
+        assert b"0-15" in out and re.search(rb"^16\r?$", out, re.M), out
     finally:
         _remove(client, name)
 
