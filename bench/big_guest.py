@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _report import report
 
 from corral.testbed.corral_server import CorralServer
@@ -30,6 +29,7 @@ from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.testbed.vm_specs import kernel_vm
 from tests.integration.api._support import SerialShell
 
+REPO = Path(__file__).resolve().parents[1]
 HEARTBEAT = re.compile(rb"corral-heartbeat \d+")
 SHAPES = {1: (1, 1, 1), 16: (2, 4, 2), 64: (4, 8, 2)}
 TIMEOUT_S = 600
