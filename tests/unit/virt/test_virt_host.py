@@ -21,6 +21,7 @@ def test_public_names_are_exactly_the_api() -> None:
         "HEAD_BYTES",
         "ImageProbe",
         "LibvirtHost",
+        "SERIAL_LOG_SUFFIX",
         "SerialConsole",
         "VolumeRef",
         "VolumeWriter",
