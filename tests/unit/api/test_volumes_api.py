@@ -9,25 +9,10 @@ import libvirt
 import pytest
 
 from corral.model.auth import Role
+from tests.unit._test_pool import MIB, make_raw_volume, pool
 from tests.unit.api.conftest import Api
 
-MIB = 2**20
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[libvirt.virStoragePool]:
-    """Corral's pool in the test driver (shared per process), changed without Corral."""
-    conn = libvirt.open("test:///default")
-    yield conn.storagePoolLookupByName("corral")
-    conn.close()
-
-
-def _make_volume(pool: libvirt.virStoragePool, name: str) -> None:
-    xml = (
-        f"<volume><name>{name}</name><capacity unit='bytes'>{MIB}</capacity>"
-        "<target><format type='raw'/></target></volume>"
-    )
-    pool.createXML(xml, 0)
+__all__ = ["pool"]  # a fixture, used by name
 
 
 @pytest.fixture
@@ -51,8 +36,8 @@ def _volumes(api: Api, role: Role = Role.ADMIN, **params: str) -> dict[str, dict
 def test_the_list_names_each_volume_with_its_users(
     api: Api, pool: libvirt.virStoragePool, vm: str
 ) -> None:
-    _make_volume(pool, "vol-left-over.qcow2")
-    _make_volume(pool, "_iso.vol-listed.iso")
+    make_raw_volume(pool, "vol-left-over.qcow2")
+    make_raw_volume(pool, "_iso.vol-listed.iso")
     try:
         volumes = _volumes(api, host="test")
         [disk] = [v for v in volumes.values() if v["used_by"] == [vm]]
@@ -67,7 +52,7 @@ def test_the_list_names_each_volume_with_its_users(
 
 
 def test_an_unused_volume_is_deleted(api: Api, pool: libvirt.virStoragePool) -> None:
-    _make_volume(pool, "vol-orphan.qcow2")
+    make_raw_volume(pool, "vol-orphan.qcow2")
     answer = api.client.delete("/api/v1/hosts/test/volumes/vol-orphan.qcow2", headers=api.headers())
     assert answer.status_code == 204, answer.text
     assert "vol-orphan.qcow2" not in pool.listVolumes()
@@ -86,7 +71,7 @@ def test_a_volume_a_vm_uses_is_refused_naming_the_vm(api: Api, vm: str) -> None:
 
 
 def test_an_image_is_refused_with_the_image_command(api: Api, pool: libvirt.virStoragePool) -> None:
-    _make_volume(pool, "_iso.vol-kept.iso")
+    make_raw_volume(pool, "_iso.vol-kept.iso")
     try:
         answer = api.client.delete(
             "/api/v1/hosts/test/volumes/_iso.vol-kept.iso", headers=api.headers()
@@ -112,7 +97,7 @@ def test_unknown_volumes_and_hosts_are_404(api: Api) -> None:
 
 
 def test_a_serial_log_is_no_volume_here(api: Api, pool: libvirt.virStoragePool) -> None:
-    _make_volume(pool, "vol-vm.serial.log")
+    make_raw_volume(pool, "vol-vm.serial.log")
     try:
         answer = api.client.delete(
             "/api/v1/hosts/test/volumes/vol-vm.serial.log", headers=api.headers()
@@ -126,7 +111,7 @@ def test_a_serial_log_is_no_volume_here(api: Api, pool: libvirt.virStoragePool) 
 def test_only_admins_see_and_delete_volumes(
     api: Api, pool: libvirt.virStoragePool, role: Role
 ) -> None:
-    _make_volume(pool, "vol-guarded.qcow2")
+    make_raw_volume(pool, "vol-guarded.qcow2")
     try:
         listing = api.client.get("/api/v1/volumes", headers=api.headers(role))
         assert listing.status_code == 403, listing.text

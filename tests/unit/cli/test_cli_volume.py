@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import libvirt
-import pytest
 from typer.testing import CliRunner
 
 from corral.cli.main import app
+from tests.unit._test_pool import make_raw_volume, pool
 from tests.unit.cli.conftest import RealApi, Run, Vms
 
-MIB = 2**20
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[libvirt.virStoragePool]:
-    """Corral's pool in the test driver (shared per process), to put volumes in place."""
-    conn = libvirt.open("test:///default")
-    yield conn.storagePoolLookupByName("corral")
-    conn.close()
-
-
-def _volume(pool: libvirt.virStoragePool, name: str) -> None:
-    xml = (
-        f"<volume><name>{name}</name><capacity unit='bytes'>{MIB}</capacity>"
-        "<target><format type='raw'/></target></volume>"
-    )
-    pool.createXML(xml, 0)
+__all__ = ["pool"]  # a fixture, used by name
 
 
 def test_list_then_delete_what_nothing_uses(
@@ -36,7 +18,7 @@ def test_list_then_delete_what_nothing_uses(
     vm = vms.make("cli-vol-user")
     [disk] = [d["name"] for d in vms.get(vm)["disks"]]
     disk_volume = next(v for v in pool.listVolumes() if v.startswith("cli-vol-user"))
-    _volume(pool, "cli-vol-left.qcow2")
+    make_raw_volume(pool, "cli-vol-left.qcow2")
     listing = run_real("volume", "list", "--host", "test")
     assert listing.exit_code == 0, listing.output
     lines = listing.stdout.splitlines()
@@ -66,7 +48,7 @@ def test_an_operator_is_refused(real_api: RealApi, pool: libvirt.virStoragePool)
         )
         assert made.status_code == 201, made.text
     token = real_api.login("vol-op", "a long enough password 2")["secret"]
-    _volume(pool, "cli-vol-guarded.qcow2")
+    make_raw_volume(pool, "cli-vol-guarded.qcow2")
     try:
         env = {**real_api.env(), "CORRAL_TOKEN": token}
         for args in (["list"], ["delete", "test", "cli-vol-guarded.qcow2", "--yes"]):
