@@ -9,6 +9,7 @@ want_tests=0
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 missing=()
+restart_libvirtd=0
 lists=(scripts/apt-packages.txt)
 [ $want_tests = 1 ] && lists+=(scripts/apt-packages-test.txt)
 while read -r pkg; do
@@ -28,6 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     if [ $policy_made = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+    # libvirtd loads its storage backends when it starts: a running one never sees a new one.
+    case " ${missing[*]} " in *" libvirt-daemon-driver-storage-"*) restart_libvirtd=1 ;; esac
 fi
 
 # Debian's udev rule gives /dev/kvm root:kvm 0660; without it (0600 here) libvirt decides KVM
@@ -67,9 +70,57 @@ if [ -f package-lock.json ] && { [ ! -d node_modules ] || [ package-lock.json -n
     touch node_modules
 fi
 
+# The test bed's NFS and iSCSI servers run only inside its namespaces
+# (corral.testbed.storage_server): none may start at boot or keep listening (ports 111, 2049,
+# 3260) in this machine's own network namespace, whatever their packages' scripts did.
+testbed_servers_off() {
+    local unit name pid own_net
+    if [ -d /run/systemd/system ]; then
+        for unit in rpcbind.socket rpcbind.service nfs-common.service tgt.service \
+            nfs-ganesha.service nfs-ganesha-lock.service; do
+            if systemctl is-enabled -q "$unit" 2>/dev/null || systemctl is-active -q "$unit"; then
+                log "disabling $unit (test-bed storage servers run in namespaces only)"
+                systemctl disable -q --now "$unit" || true
+            fi
+        done
+    fi
+    for name in rpcbind nfs-common tgt; do   # sysv-rc start links (S → K)
+        if compgen -G "/etc/rc[S2-5].d/S[0-9][0-9]$name" >/dev/null; then
+            log "disabling the boot start of $name (test-bed storage servers run in namespaces only)"
+            update-rc.d "$name" disable >/dev/null 2>&1 || true
+        fi
+    done
+    own_net=$(readlink /proc/$$/ns/net)
+    for name in rpcbind rpc.statd tgtd ganesha.nfsd; do
+        for pid in $(pgrep -x "$name"); do
+            [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$own_net" ] || continue
+            log "stopping $name (pid $pid): it listens in this machine's own network namespace"
+            kill "$pid" 2>/dev/null || true
+        done
+    done
+}
+[ $want_tests = 1 ] && testbed_servers_off
+
+# The machine's own daemons, told apart by their pid files from the test bed's and the test
+# suite's (also named libvirtd and virtlogd, in namespaces, with pid files elsewhere).
+own_pid() {
+    local pid
+    pid=$(cat "/run/$1.pid" 2>/dev/null) || return 1
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && echo "$pid"
+}
+if [ $restart_libvirtd = 1 ] && pid=$(own_pid libvirtd); then
+    log "restarting libvirtd (a storage driver was installed)"
+    if [ -d /run/systemd/system ]; then
+        systemctl try-restart libvirtd.service
+    else
+        kill "$pid"
+        for _ in $(seq 1 100); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    fi
+fi
+
 # No systemd here: start the daemons by hand when they are not running.
-if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; fi
-if ! pgrep -x libvirtd >/dev/null; then
+if ! own_pid virtlogd >/dev/null; then virtlogd -d; fi
+if ! own_pid libvirtd >/dev/null; then
     log "starting libvirtd"
     libvirtd -d
 fi
