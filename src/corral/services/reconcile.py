@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from corral import store
 from corral.errors import Conflict, CorralError, NotFound
@@ -50,6 +52,9 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
+        #: Called (as background jobs) with each host that connects: e.g. storage domain
+        #: reach checks.
+        self.on_host_connected: list[Callable[[LibvirtHost], Coroutine[Any, Any, None]]] = []
 
     def on_event(self, event: DomainEvent) -> None:
         """Called by hosts in the loop thread: publish, and schedule a reconcile when the
@@ -66,6 +71,8 @@ class Reconciler:
                 },
             )
         )
+        if event.kind == "connected":
+            self._host_connected(event.host)
         if event.kind == "connected" or event.detail in _INVENTORY_DETAILS:
             self._pending.add(event.host)
             self._wake.set()
@@ -77,6 +84,16 @@ class Reconciler:
             job = asyncio.create_task(
                 self._db(partial(store.set_vm_started, uuid=event.uuid, at=at))
             )
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
+
+    def _host_connected(self, name: str) -> None:
+        try:
+            host = self._hosts.get(name)
+        except NotFound:
+            return  # removed meanwhile
+        for hook in self.on_host_connected:
+            job = asyncio.create_task(hook(host))
             self._jobs.add(job)
             job.add_done_callback(self._jobs.discard)
 

@@ -255,3 +255,48 @@ class ClusterSetting(Base):
     value: Mapped[Any] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(NAME_LEN))
+
+
+class StorageDomainRow(Base):
+    """A storage domain an administrator created (the built-in ``local`` one has no row).
+    ``settings`` holds the kind's settings as created (no secret); ``marker`` is the random
+    token a ``shared-dir`` domain's marker file holds (None for kinds without one)."""
+
+    __tablename__ = "storage_domains"
+    __table_args__ = (CheckConstraint("kind IN ('shared-dir', 'nfs', 'iscsi')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    marker: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+
+    reach: Mapped[list[StorageDomainHostRow]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+    )
+
+
+class StorageDomainHostRow(Base):
+    """One host's reach of one domain, as last checked (no row: never checked)."""
+
+    __tablename__ = "storage_domain_hosts"
+    __table_args__ = (
+        CheckConstraint("state IN ('reachable', 'unreachable', 'unchecked')", name="state"),
+    )
+
+    domain_id: Mapped[int] = mapped_column(
+        ForeignKey("storage_domains.id", ondelete="CASCADE"), primary_key=True
+    )
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    checked_at: Mapped[datetime | None]
+    capacity_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+
+    # Joined: the host's name is wanted with every row.
+    host: Mapped[Host] = relationship(lazy="joined")

@@ -97,6 +97,17 @@ class PoolStorage:
 
         return await self._conn.run(f"read the free space of pool {self.pool_name}", job)
 
+    async def pool_size(self) -> tuple[int, int]:
+        """(capacity, free) bytes of the pool's filesystem (as of a refresh now)."""
+
+        def job(conn: libvirt.virConnect) -> tuple[int, int]:
+            pool = self.pool(conn)
+            _storage.refresh(pool)
+            info = pool.info()
+            return int(info[1]), int(info[3])
+
+        return await self._conn.run(f"read the size of pool {self.pool_name}", job)
+
     async def open_upload(
         self, name: str, fmt: str, capacity_bytes: int, total_bytes: int
     ) -> VolumeWriter:

@@ -40,6 +40,8 @@ TABLES = {
     "tasks",
     "audit_log",
     "cluster_settings",
+    "storage_domains",
+    "storage_domain_hosts",
     "host_power",
     "host_samples",
     "vm_samples",

@@ -84,7 +84,10 @@ class HostService:
             log.warning("host %s (%s) is not reachable yet: %s", name, uri, exc.message)
             self._retries[name] = asyncio.create_task(self._retry(host))
         else:
-            await self._claim(host)
+            if await self._claim(host):
+                # What follows a host's connection (reconcile, storage checks) runs for a host
+                # connected at once too, not only after a retry or a reconnect.
+                self._on_event(DomainEvent(name, None, None, "connected", "connected"))
         self._update_gauge()
         return host
 

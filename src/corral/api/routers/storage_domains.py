@@ -1,0 +1,62 @@
+"""Storage domains: list and show (everyone), create, check and delete (admins)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from corral.api.deps import Admin, Svc, Viewer
+from corral.api.openapi import on_host
+from corral.api.params import NamePath
+from corral.model.storage_domain import StorageDomainCreate, StorageDomainInfo
+
+router = APIRouter(tags=["storage-domains"])
+
+
+@router.get("/storage-domains", name="storage_domain.list")
+async def list_domains(svc: Svc, _: Viewer) -> list[StorageDomainInfo]:
+    """Every domain, the built-in ``local`` first, each with every host's reach."""
+    return await svc.storage.list_domains()
+
+
+@router.get("/storage-domains/{name}", name="storage_domain.show")
+async def show_domain(name: NamePath, svc: Svc, _: Viewer) -> StorageDomainInfo:
+    return await svc.storage.show(name)
+
+
+@router.post(
+    "/storage-domains",
+    name="storage_domain.create",
+    status_code=201,
+    responses=on_host(
+        (409, "the name is taken, no host reaches the domain, or its kind is not available")
+    ),
+)
+async def create_domain(
+    body: StorageDomainCreate, request: Request, svc: Svc, who: Admin
+) -> StorageDomainInfo:
+    """Realise the domain on every connected host and check each one's reach; 409 (nothing
+    recorded, nothing left on any host) when no host reaches it or its kind is not available."""
+    request.state.audit_target = body.name
+    return await svc.storage.create(who.user, body)
+
+
+@router.post(
+    "/storage-domains/{name}/check",
+    name="storage_domain.check",
+    responses=on_host(),
+)
+async def check_domain(name: NamePath, svc: Svc, _: Admin) -> StorageDomainInfo:
+    """Check every connected host's reach again and record it."""
+    return await svc.storage.check(name)
+
+
+@router.delete(
+    "/storage-domains/{name}",
+    name="storage_domain.delete",
+    status_code=204,
+    responses=on_host((409, "the local domain, or a VM has a disk on the domain")),
+)
+async def delete_domain(name: NamePath, svc: Svc, _: Admin) -> Response:
+    """Forget the domain on every host (its files stay); refused while a VM uses it."""
+    await svc.storage.delete(name)
+    return Response(status_code=204)
