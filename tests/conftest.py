@@ -19,6 +19,7 @@ from corral.testbed.enroll import enroll_all
 from corral.testbed.guest_images import DiskGuest, KernelGuest, build_disk_guest, build_kernel_guest
 from corral.testbed.multihost import MultiHostTestbed, allocate_slot
 from corral.testbed.private_libvirtd import PrivateLibvirtd
+from corral.testbed.storage_server import StorageServer
 
 REPO = Path(__file__).resolve().parents[1]
 GUEST_BUILD_DIR = REPO / "build" / "guests"
@@ -97,6 +98,19 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHostTestb
     finally:
         bed.down()
         lock.close()
+
+
+@pytest.fixture(scope="session")
+def storage_server(testbed: MultiHostTestbed) -> Iterator[StorageServer]:
+    """NFS (nfs-ganesha: ``nfs://198.18.SLOT.200/export/…``, v3 and v4) and iSCSI (tgt: target
+    ``storage_server.iqn`` with four 64 MiB file-backed LUNs) in a namespace of their own on the
+    test bed's bridge; the test-bed hosts reach them, the private libvirtd does not."""
+    server = StorageServer.for_testbed(testbed)
+    try:
+        server.up()
+        yield server
+    finally:
+        server.down()
 
 
 @pytest.fixture(scope="session")

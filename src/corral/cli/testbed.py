@@ -19,6 +19,7 @@ from corral.cli.context import HelpGroup
 from corral.errors import CorralError
 from corral.testbed.enroll import enroll_all, remove_all
 from corral.testbed.multihost import MultiHostTestbed
+from corral.testbed.storage_server import StorageServer
 
 app = typer.Typer(
     help="Several libvirt hosts on this machine (namespaces).",
@@ -59,6 +60,9 @@ def up(
         True, "--enroll/--no-enroll", help="Enroll them into Corral (needs `corral login`)."
     ),
     accelerator: str = typer.Option("tcg", "--accelerator", help="Accelerator for their VMs."),
+    storage: bool = typer.Option(
+        False, "--storage", help="Also an NFS and iSCSI storage server at 198.18.SLOT.200."
+    ),
 ) -> None:
     """Build N hosts (h1…hN at 198.18.SLOT.1…) and enroll them; replaces a previous test bed
     of the same slot."""
@@ -74,6 +78,11 @@ def up(
         _out.print(
             f"{hosts} hosts up: " + ", ".join(f"{h.name} {h.address}" for h in testbed.hosts)
         )
+        if storage:
+            server = StorageServer.for_testbed(testbed)
+            server.up()
+            _out.print(f"storage server up: NFS {server.nfs_url()}, iSCSI {server.portal} "
+                       f"target {server.iqn} LUNs 1-{len(server.lun_sizes_mib)}")  # fmt: skip
         if client is not None:
             enroll_all(client, testbed, accelerator)
             _out.print("enrolled over SSH; see `corral host list`")
@@ -89,7 +98,7 @@ def down(
     hosts: int = typer.Option(50, "--hosts", hidden=True),
 ) -> None:
     """Remove the test bed's hosts from Corral (with their VMs), then stop every process of
-    the hosts and delete their namespaces, links and bridge."""
+    the hosts and of its storage server and delete their namespaces, links and bridge."""
     testbed = MultiHostTestbed(directory, hosts=hosts, slot=slot)
     client = _api()
     if client is not None:
@@ -99,5 +108,6 @@ def down(
                 _out.print("removed from Corral: " + ", ".join(removed))
         except (CorralError, httpx.HTTPError) as exc:
             _out.print(f"[yellow]warning:[/] could not remove the hosts from Corral: {exc}")
+    StorageServer.for_testbed(testbed).down()
     testbed.down()
     _out.print(f"test bed of slot {slot} is down")
