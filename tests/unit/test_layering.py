@@ -51,6 +51,7 @@ IO_ROOMS = (
     "corral.cli",
     "corral.pki",
     "corral.hostsetup",
+    "corral.hostagent",
     "corral.testbed",
     "corral.config",
     "corral.serving",
@@ -171,6 +172,16 @@ def test_rfb_imports_nothing_else_from_corral() -> None:
         if not _within(o.split(": ")[1], "corral.rfb")
     ]
     assert offences == [], "rfb/ is a standalone library"
+
+
+def test_the_host_agent_imports_nothing_else_from_corral() -> None:
+    """It runs alone on hosts (a zip of its own sources, stdlib only)."""
+    offences = [
+        o
+        for o in _offences(_modules("corral.hostagent"), ("corral",))
+        if not _within(o.split(": ")[1], "corral.hostagent")
+    ]
+    assert offences == [], "hostagent/ ships alone to hosts"
 
 
 def test_only_the_app_assembly_mounts_the_web_pages() -> None:

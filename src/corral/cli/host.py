@@ -20,6 +20,7 @@ from corral.cli.output import (
 from corral.cli.task import JsonOpt, follow_task
 from corral.cli.units import validation_message
 from corral.model.host import (
+    HostAgentInfo,
     HostBundle,
     HostBundleRequest,
     HostCreate,
@@ -209,6 +210,20 @@ def maintenance(
     )
     host = parse(response, HostInfo)
     c.emit(ctx, json_out, response.json(), lambda: c.info(f"host {host.name}: {host.status}"))
+
+
+@app.command("agent")
+def agent(ctx: typer.Context, name: str = NameArg, json_out: bool = JsonOpt) -> None:
+    """Check the host agent on a host, installing it first if it is missing or of another
+    version (admin)."""
+    response = c.client(ctx).request("POST", f"/hosts/{seg(name)}/agent")
+    info = parse(response, HostAgentInfo)
+    c.emit(
+        ctx,
+        json_out,
+        response.json(),
+        lambda: c.info(f"host {info.host}: agent {info.version} (Python {info.python})"),
+    )
 
 
 @app.command("rotate-certs")

@@ -258,6 +258,17 @@ class MaintenanceRequest(BaseModel):
     enabled: StrictBool
 
 
+class HostAgentInfo(BaseModel):
+    """The host agent answering on a host (installed first if it was missing or of another
+    version)."""
+
+    host: str
+    version: str = Field(description="a digest of the agent's sources: Corral's own version")
+    protocol: int
+    python: str = Field(description="the Python version running the agent on the host")
+    ops: list[str] = Field(description="the operations the agent answers")
+
+
 class RotateCertsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -15,6 +15,7 @@ from corral.services.auth import AuthService
 from corral.services.cluster import ClusterSettingsService
 from corral.services.console_tickets import ConsoleTickets
 from corral.services.events import EventBus
+from corral.services.host_agents import HostAgents
 from corral.services.host_paths import HostPathRule
 from corral.services.hosts import CertRotation, HostEnrollment, HostService, HostUriPolicy
 from corral.services.images import ImageLibrary
@@ -85,9 +86,11 @@ class Services:
                 self.pki.libvirt_pkipath, settings.data_dir / "ssh", settings.allow_test_hosts
             ),
         )
+        self.agents = HostAgents(self.db, settings.data_dir / "ssh" / "known_hosts")
         self.enrollment = HostEnrollment(
             self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir, self.cluster
         )
+        self.enrollment.agents = self.agents
         self.cert_rotation = CertRotation(
             self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir, self.cluster
         )

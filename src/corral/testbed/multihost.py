@@ -8,7 +8,8 @@ Host ``hN`` of slot ``S``:
 * private mount, UTS and PID namespaces whose PID 1 (``_host_init.py``) mounts a copy-on-write
   ``/etc`` (overlay: what enrollment writes, e.g. ``/etc/pki``, lands in ``BASE/hN/etc``), a
   fresh ``/etc/libvirt`` (``BASE/hN/libvirt-etc``) and private ``/run``, ``/var/lib/libvirt``,
-  ``/var/log/libvirt`` (``BASE/hN/…``; ``/var/cache/libvirt`` is shared: QEMU is probed once);
+  ``/var/log/libvirt``, ``/var/lib/corral-agent`` (the host agent's home) (``BASE/hN/…``;
+  ``/var/cache/libvirt`` is shared: QEMU is probed once);
 * its own ``virtlogd``, ``libvirtd`` (distinct ``host_uuid``; local socket only until enrolled)
   and ``sshd`` on its address (a private config with ``-f``, its own host key, root login with
   the key the test bed generates, ``BASE/ssh/id_ed25519``). The machine's sshd and /etc/ssh
@@ -40,6 +41,8 @@ from corral.errors import HostError, OperationTimeout
 from corral.testbed.private_libvirtd import QEMU_CONF, VIRTLOGD_CONF
 
 SSH_PORT = 22
+#: The host agent's home on a host (``hostsetup.agent.AGENT_DIR``): private to each test-bed host.
+HOST_AGENT_HOME = "/var/lib/corral-agent"
 _LOCK_DIR = Path("/run/corral-testbed")
 LIBVIRTD_CONF = """\
 # A test-bed host (corral.testbed.multihost): local socket only until `corral host enroll`.
@@ -136,6 +139,11 @@ class TestbedHost:
     def unix_uri(self) -> str:
         """libvirt over the host's UNIX socket, from the root namespace (harness only)."""
         return f"qemu+unix:///system?socket={self.base / 'run' / 'libvirt' / 'libvirt-sock'}"
+
+    @property
+    def agent_home(self) -> Path:
+        """The host's /var/lib/corral-agent (the host agent's home), seen from outside."""
+        return self.base / "agent-home"
 
     @property
     def etc_dirs(self) -> tuple[Path, Path]:
@@ -265,11 +273,13 @@ class MultiHostTestbed:
 
     def _prepare_host(self, host: TestbedHost) -> None:
         b = host.base
-        for sub in ("run", "lib", "log", "etc", "etc-work", "libvirt-etc"):
+        for sub in ("run", "lib", "log", "etc", "etc-work", "libvirt-etc", "agent-home"):
             shutil.rmtree(b / sub, ignore_errors=True)
-        for sub in ("run", "lib/qemu", "lib/images", "lib/boot", "lib/dnsmasq", "log/qemu",
-                    "etc", "etc-work", "libvirt-etc/qemu/networks", "ssh"):  # fmt: skip
+        for sub in ("run", "lib/qemu", "lib/images", "lib/boot", "lib/dnsmasq", "log/qemu", "etc",
+                    "etc-work", "libvirt-etc/qemu/networks", "ssh", "agent-home"):  # fmt: skip
             (b / sub).mkdir(parents=True, exist_ok=True)
+        # The mount point of each host's private agent home.
+        Path(HOST_AGENT_HOME).mkdir(parents=True, exist_ok=True)
         self.cache.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(self.base / "hosts", b / "etc" / "hosts")
         etc = b / "libvirt-etc"
@@ -305,6 +315,7 @@ class MultiHostTestbed:
                     ["bind", str(b / "lib"), "/var/lib/libvirt"],
                     ["bind", str(self.cache), "/var/cache/libvirt"],
                     ["bind", str(b / "log"), "/var/log/libvirt"],
+                    ["bind", str(b / "agent-home"), HOST_AGENT_HOME],
                 ],
                 "daemons": [
                     ["virtlogd", "-d"],

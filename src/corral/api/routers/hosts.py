@@ -10,6 +10,7 @@ from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath
 from corral.api.routers.vms import ACCEPTED, accepted
 from corral.model.host import (
+    HostAgentInfo,
     HostBundle,
     HostBundleRequest,
     HostCreate,
@@ -80,6 +81,23 @@ async def host_bundle(body: HostBundleRequest, request: Request, svc: Svc, _: Ad
 async def set_maintenance(name: NamePath, body: MaintenanceRequest, svc: Svc, _: Admin) -> HostInfo:
     """In maintenance a host takes no new VMs (create and clone there are refused)."""
     return await svc.hosts.set_maintenance(name, body.enabled)
+
+
+@router.post(
+    "/hosts/{name}/agent",
+    name="host.agent",
+    responses=on_host(
+        (409, "the host has no SSH access recorded (not enrolled over SSH)"),
+        (504, "the agent did not answer in time"),
+    ),
+)
+async def check_agent(name: NamePath, svc: Svc, _: Admin) -> HostAgentInfo:
+    """Ask the host agent who it is, installing it first over the host's recorded SSH access
+    when it is missing or of another version."""
+    answer = await svc.agents.ensure(name)
+    return HostAgentInfo(
+        host=name, **{k: answer[k] for k in ("version", "protocol", "python", "ops")}
+    )
 
 
 @router.post(

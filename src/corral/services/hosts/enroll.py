@@ -10,25 +10,31 @@ enrollment can simply be run again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
 
 from corral import store
-from corral.errors import Conflict, NotFound
+from corral.errors import Conflict, CorralError, NotFound
 from corral.hostsetup import HostPaths, host_payload
 from corral.hostsetup.bundle import bundle_files
 from corral.model.host import BundleFile, HostBundle, HostBundleRequest, HostEnroll
 from corral.model.task import TaskInfo
+from corral.services.host_agents import HostAgents
 from corral.services.hosts import _install
 from corral.services.hosts._installer_base import HostInstallerBase
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
 
+log = logging.getLogger(__name__)
+
 
 class HostEnrollment(HostInstallerBase):
     #: How long the host waits for Corral's confirmation (tests shorten it).
     confirm_s: int = _install.CONFIRM_S
+    #: Installs the host agent once the host is enrolled (set by ``Services``).
+    agents: HostAgents | None = None
 
     async def _check_new(self, name: str, address: str) -> None:
         self._hosts.check_name_free(name)
@@ -87,7 +93,18 @@ class HostEnrollment(HostInstallerBase):
         await self._hosts.register(
             name, uri, request.accelerator, libvirt_id, address=address, ssh=request.ssh
         )
-        return {"host": name, "uri": uri, "arch": facts.arch}
+        return {"host": name, "uri": uri, "arch": facts.arch, "agent": await self._agent(name)}
+
+    async def _agent(self, name: str) -> str:
+        """Install the host agent now (later calls install it too when it is missing, so a
+        failure here is reported, not fatal: the host is enrolled)."""
+        if self.agents is None:
+            return "not installed (no agent service)"
+        try:
+            return str((await self.agents.ensure(name))["version"])
+        except CorralError as exc:
+            log.warning("host %s enrolled, but its agent was not installed: %s", name, exc)
+            return f"not installed yet: {exc.message}"
 
     async def bundle(self, request: HostBundleRequest) -> HostBundle:
         """Everything ``host enroll`` would install, as files with an ``install.sh``; the

@@ -1,0 +1,39 @@
+"""The operations the agent answers, by name (namespaced: ``net.*``, later ``nfs.*``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .protocol import PROTOCOL, AgentError, agent_version
+
+Op = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def version(_args: dict[str, Any]) -> dict[str, Any]:
+    """Who answers: the agent's version, the Python running it, and what the host has."""
+    return {
+        "version": agent_version(),
+        "protocol": PROTOCOL,
+        "python": platform.python_version(),
+        "root": os.geteuid() == 0,
+        "tools": {tool: shutil.which(tool) is not None for tool in ("ip", "bridge", "setsid")},
+        "ops": sorted(OPS),
+        "executable": sys.executable,
+    }
+
+
+OPS: dict[str, Op] = {
+    "version": version,
+}
+
+
+def run(op: str, args: dict[str, Any]) -> dict[str, Any]:
+    handler = OPS.get(op)
+    if handler is None:
+        raise AgentError(f"unknown operation {op!r}; this agent knows {', '.join(sorted(OPS))}")
+    return handler(args)
