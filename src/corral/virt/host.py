@@ -31,6 +31,7 @@ from corral.virt.domain_xml import HostDefaults, build_domain
 from corral.virt.domain_xml.archdefaults import nested_feature
 from corral.virt.domain_xml.graphics import Graphics
 from corral.virt.guest_caps import GuestCapabilities
+from corral.virt.iscsi_pools import IscsiPools
 from corral.virt.migration import HostMigration
 from corral.virt.storage import PoolStorage
 from corral.virt.types import (
@@ -100,6 +101,8 @@ class LibvirtHost:
         self.guests = GuestCapabilities(self._conn, name)
         #: Corral's storage pool on the host and its volumes.
         self.storage = PoolStorage(self._conn, pool_name, pool_dir)
+        #: The iscsi-direct pools of iscsi storage domains on the host.
+        self.iscsi_pools = IscsiPools(self._conn)
         #: Screens (screenshots, VNC), serial consoles and serial logs of domains.
         self.consoles = HostConsoles(self._conn, name, uri, self.storage)
         #: Live migration from (and pre-flight reads of) this host.

@@ -38,13 +38,8 @@ def test_the_local_domain_cannot_be_deleted_or_made(api: Api) -> None:
 @pytest.mark.parametrize(
     "body",
     [
+        # iscsi has its driver (tests/integration/storage/test_iscsi_domain.py).
         {"kind": "nfs", "name": "sd-nfs", "server": "198.18.0.254", "export": "/export"},
-        {
-            "kind": "iscsi",
-            "name": "sd-iscsi",
-            "portal": "198.18.0.254:3260",
-            "target": "iqn.2026-12.org.example:store",
-        },
     ],
 )
 def test_a_kind_without_a_driver_is_refused_and_nothing_recorded(

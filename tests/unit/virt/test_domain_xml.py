@@ -16,12 +16,15 @@ from hypothesis import strategies as st
 from corral.model.arch import Arch, CpuSpec, CpuTopology
 from corral.model.vm import Accelerator, BootSpec, DiskBus, DiskSpec, NicSpec, VmSpec
 from corral.virt.domain_xml import Domain, HostDefaults, build_domain
+from corral.virt.domain_xml.disk import NetworkSource, network_source
 from corral.virt.domain_xml.video import Video
 from corral.virt.types import VolumeRef
 
 DATA = Path(__file__).parent / "data"
 POOL = "/var/lib/libvirt/corral/images"
 TEST_URI = "test:///default"
+NAS = "198.18.0.200"
+IQN = "iqn.2026-12.test.corral:storage"
 
 
 def _vol(name: str, fmt: str = "qcow2") -> VolumeRef:
@@ -213,6 +216,20 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
         [],
         HostDefaults(accelerator=KVM, nested_feature="vmx"),
     ),
+    # Volumes of nfs and iscsi storage domains: their paths are URLs, their disks network ones.
+    "network_disks": (
+        VmSpec(
+            name="net1",
+            nics=[],
+            disks=[DiskSpec(name="root", size_gib=1), DiskSpec(name="data", size_gib=1)],
+            boot=KERNEL,
+        ),
+        [
+            VolumeRef("net1-root.qcow2", f"nfs://{NAS}/export/net1-root.qcow2", "qcow2", 2**30),
+            VolumeRef("lun-1", f"iscsi://{NAS}:3260/{IQN}/1", "raw", 2**30),
+        ],
+        HostDefaults(accelerator=TCG),
+    ),
 }
 
 
@@ -250,9 +267,7 @@ def test_parse_build_round_trip(case: str) -> None:
     assert parsed.description == spec.description
     assert parsed.accelerator is host.accelerator
     assert parsed.corral_managed
-    assert [d.source_file for d in parsed.devices.disks if d.device == "disk"] == [
-        v.path for v in disks
-    ]
+    assert [d.path for d in parsed.devices.disks if d.device == "disk"] == [v.path for v in disks]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -333,3 +348,24 @@ def test_only_the_pools_cdrom_files_are_relabelled(cdrom: str, relabelled: bool)
     spec = VmSpec(name="media", cdrom=cdrom, boot=BootSpec(source="cdrom"))
     xml = build_domain(spec, [], HostDefaults(accelerator=Accelerator.TCG)).to_xml()
     assert ('<seclabel model="dac" relabel="no"/>' not in xml) is relabelled
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (f"nfs://{NAS}/export/a.qcow2", NetworkSource("nfs", "/export/a.qcow2", NAS)),
+        ("nfs://nas.example/srv/x/a.qcow2", NetworkSource("nfs", "/srv/x/a.qcow2", "nas.example")),
+        (f"iscsi://{NAS}:3260/{IQN}/1", NetworkSource("iscsi", f"{IQN}/1", NAS, 3260)),
+        (f"iscsi://[fd00::1]/{IQN}/0", NetworkSource("iscsi", f"{IQN}/0", "[fd00::1]")),
+        ("/var/lib/libvirt/images/a.qcow2", None),
+        (f"nfs://{NAS}", None),
+        ("rbd://pool/img", None),
+    ],
+)
+def test_network_volume_paths_are_urls_of_network_sources(
+    path: str, expected: NetworkSource | None
+) -> None:
+    source = network_source(path)
+    assert source == expected
+    if source is not None:
+        assert source.url == path

@@ -10,7 +10,7 @@ from corral.model.vm import Accelerator, DiskBus, NicSpec, VmSpec
 from corral.virt.domain_xml.archdefaults import PCIE_ROOT_PORTS, ArchProfile, profile
 from corral.virt.domain_xml.cpu import Cpu, Vcpu
 from corral.virt.domain_xml.devices import Devices
-from corral.virt.domain_xml.disk import Controller, Disk
+from corral.virt.domain_xml.disk import Controller, Disk, network_source
 from corral.virt.domain_xml.domain import Domain, domain_type_for
 from corral.virt.domain_xml.graphics import Graphics
 from corral.virt.domain_xml.inputs import Input
@@ -77,13 +77,18 @@ def _letters(index: int) -> str:
 
 
 def disk_element(volume: VolumeRef, target: str, bus: DiskBus) -> Disk:
-    """A file-backed disk of ``volume`` at ``target`` on ``bus``."""
+    """A disk of ``volume`` at ``target`` on ``bus``: file-backed, or a network disk when the
+    volume's path is an ``nfs://`` or ``iscsi://`` URL (volumes of nfs and iscsi domains)."""
     disk = Disk()
     disk.type = Disk.TYPE_FILE
     disk.device = Disk.DEVICE_DISK
     disk.driver_name = "qemu"
     disk.driver_type = volume.format
-    disk.source_file = volume.path
+    network = network_source(volume.path)
+    if network is not None:
+        disk.set_network_source(network)
+    else:
+        disk.source_file = volume.path
     disk.target_dev = target
     disk.target_bus = bus.value
     return disk

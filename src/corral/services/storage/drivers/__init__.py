@@ -4,6 +4,6 @@ A new kind: a module here whose import calls
 ``corral.services.storage.registry.register(KIND, Factory)``, imported below.
 """
 
-from corral.services.storage.drivers import local
+from corral.services.storage.drivers import iscsi, local
 
-__all__ = ["local"]
+__all__ = ["iscsi", "local"]
