@@ -14,7 +14,20 @@ from typing import Any
 
 import typer
 
-from corral.cli import audit, auth, cluster, host, image, power, task, token, user, vm, volume
+from corral.cli import (
+    audit,
+    auth,
+    cluster,
+    host,
+    image,
+    power,
+    storage_domain,
+    task,
+    token,
+    user,
+    vm,
+    volume,
+)
 from corral.cli import context as c
 from corral.cli.client import CliError
 
@@ -85,6 +98,7 @@ app.command("audit")(audit.audit)
 app.add_typer(vm.app, name="vm")
 app.add_typer(image.app, name="image")
 app.add_typer(volume.app, name="volume")
+app.add_typer(storage_domain.app, name="storage-domain")
 app.add_typer(task.app, name="task")
 app.add_typer(host.app, name="host")
 app.add_typer(cluster.app, name="cluster")

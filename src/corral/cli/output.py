@@ -173,7 +173,7 @@ def image_table(images: Iterable[ImageInfo]) -> Table:
 
 
 def volume_table(volumes: Iterable[VolumeInfo]) -> Table:
-    table = _table("NAME", "HOST", "FORMAT", "SIZE", "ALLOCATED", "USED BY")
+    table = _table("NAME", "DOMAIN", "HOST", "FORMAT", "SIZE", "ALLOCATED", "USED BY")
     for vol in volumes:
         allocated = "-" if vol.allocation_bytes is None else human_bytes(vol.allocation_bytes)
         if vol.used_by:
@@ -184,7 +184,8 @@ def volume_table(volumes: Iterable[VolumeInfo]) -> Table:
             use = f"base of {', '.join(vol.backs)}"
         else:
             use = "unused"
-        _row(table, vol.name, vol.host, vol.format, human_bytes(vol.capacity_bytes), allocated, use)
+        size = human_bytes(vol.capacity_bytes)
+        _row(table, vol.name, vol.domain, vol.host, vol.format, size, allocated, use)
     return table
 
 

@@ -11,7 +11,8 @@ class VolumeInfo(BaseModel):
     """One volume of one host's pool (serial logs are not listed: they go with their VM)."""
 
     name: str
-    host: str
+    host: str = Field(description="the host whose pool holds it (local), or that listed it")
+    domain: str = Field(default="local", description="the storage domain holding it")
     path: str = Field(description="the volume's file, as the host sees it")
     format: str = Field(description="qcow2 or raw (libvirt's name for what it probed)")
     capacity_bytes: int = Field(description="the size a guest sees")

@@ -25,7 +25,7 @@ from corral.services.migrations import MIGRATE_KIND, MigrationServices
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
-from corral.services.storage import DriverContext, StorageDomains
+from corral.services.storage import DomainVolumes, DriverContext, StorageDomains
 from corral.services.stream_caps import ConsoleCaps, OpenStreams, per_user_cap
 from corral.services.tasks import TaskService
 from corral.services.vms import VmServices
@@ -101,6 +101,7 @@ class Services:
         self.volumes = VolumeService(self.hosts)
         self.storage = StorageDomains(self.db, self.hosts, DriverContext())
         self.reconciler.on_host_connected.append(self.storage.check_host)
+        self.storage_volumes = DomainVolumes(self.storage, self.hosts)
         self.host_paths = HostPathRule(settings.host_path_roots, [settings.pool_dir])
         self.vms = VmServices.build(
             self.db,

@@ -10,18 +10,30 @@ more), or the base of another volume.
 from __future__ import annotations
 
 from corral.errors import Conflict, NotFound
+from corral.model.storage_domain import LOCAL_DOMAIN
 from corral.model.volume import VolumeInfo
 from corral.services.hosts import HostService
 from corral.services.images import backing_chain, parse_image_volume
-from corral.virt import LibvirtHost
+from corral.virt import LibvirtHost, VolumeRef
 
 
 async def host_volumes(host: LibvirtHost) -> list[VolumeInfo]:
     """Every volume of ``host``'s pool with the VMs that use it and the volumes on it."""
     volumes = await host.storage.list_volumes()
+    return volume_infos(volumes, await host.disk_users(), host.name)
+
+
+def volume_infos(
+    volumes: list[VolumeRef],
+    disk_users: dict[str, set[str]],
+    host: str,
+    domain: str = LOCAL_DOMAIN,
+) -> list[VolumeInfo]:
+    """``volumes`` (listed through ``host``) with their users (``disk_users``: path -> VMs,
+    counted through linked clones) and the volumes standing on each."""
     by_path = {v.path: v for v in volumes}
     users: dict[str, set[str]] = {}
-    for path, domains in (await host.disk_users()).items():
+    for path, domains in disk_users.items():
         for link in backing_chain(path, by_path):
             users.setdefault(link, set()).update(domains)
     backs: dict[str, list[str]] = {}
@@ -34,7 +46,8 @@ async def host_volumes(host: LibvirtHost) -> list[VolumeInfo]:
         result.append(
             VolumeInfo(
                 name=vol.name,
-                host=host.name,
+                host=host,
+                domain=domain,
                 path=vol.path,
                 format=vol.format,
                 capacity_bytes=vol.capacity_bytes,
@@ -49,7 +62,10 @@ async def host_volumes(host: LibvirtHost) -> list[VolumeInfo]:
 
 def refusal(volume: VolumeInfo) -> str | None:
     """Why ``volume`` may not be deleted (None: it may)."""
-    where = f"volume {volume.name} on host {volume.host}"
+    if volume.domain == LOCAL_DOMAIN:
+        where = f"volume {volume.name} on host {volume.host}"
+    else:
+        where = f"volume {volume.name} of storage domain {volume.domain}"
     if volume.used_by:
         vms = ", ".join(volume.used_by)
         return (

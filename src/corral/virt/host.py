@@ -27,6 +27,7 @@ from corral.virt._description import set_description
 from corral.virt._lookup import lookup as _lookup
 from corral.virt.changes import DomainChanges
 from corral.virt.consoles import HostConsoles
+from corral.virt.domain_pools import DomainPools
 from corral.virt.domain_xml import HostDefaults, build_domain
 from corral.virt.domain_xml.archdefaults import nested_feature
 from corral.virt.domain_xml.graphics import Graphics
@@ -103,6 +104,8 @@ class LibvirtHost:
         self.storage = PoolStorage(self._conn, pool_name, pool_dir)
         #: The iscsi-direct pools of iscsi storage domains on the host.
         self.iscsi_pools = IscsiPools(self._conn)
+        #: The directory pools of storage domains (shared-dir) on the host.
+        self.domain_pools = DomainPools(self._conn)
         #: Screens (screenshots, VNC), serial consoles and serial logs of domains.
         self.consoles = HostConsoles(self._conn, name, uri, self.storage)
         #: Live migration from (and pre-flight reads of) this host.
@@ -119,6 +122,7 @@ class LibvirtHost:
 
     async def close(self) -> None:
         self.storage.forget()  # or its pool handle keeps the connection alive
+        self.domain_pools.forget_handles()
         await self._conn.close()
 
     @property
@@ -142,6 +146,7 @@ class LibvirtHost:
     def _emit(self, event: DomainEvent) -> None:
         if event.kind == EVENT_DISCONNECTED:
             self.storage.forget()  # its pool handle belongs to the dead connection
+            self.domain_pools.forget_handles()
         if event.kind in (EVENT_DISCONNECTED, EVENT_CONNECTED):
             # The daemon may have restarted with other emulators: read them again.
             self.guests.forget()

@@ -14,17 +14,23 @@ from pathlib import Path
 
 import libvirt
 
-from corral.virt import _storage, _transfer
+from corral.virt import _domain_pools, _storage, _transfer
 from corral.virt._connection import ManagedConnection
 from corral.virt._upload import VolumeWriter
 from corral.virt.types import VolumeRef
 
 
 class PoolStorage:
-    def __init__(self, conn: ManagedConnection, pool_name: str, pool_dir: str) -> None:
+    """One directory pool. ``build``: Corral's own pool is built (its directory made) when
+    missing; a storage domain's is the administrator's mount and never is."""
+
+    def __init__(
+        self, conn: ManagedConnection, pool_name: str, pool_dir: str, *, build: bool = True
+    ) -> None:
         self._conn = conn
         self.pool_name = pool_name
         self.pool_dir = pool_dir
+        self._build = build
         self._handle: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
 
     def forget(self) -> None:
@@ -41,7 +47,10 @@ class PoolStorage:
             with contextlib.suppress(libvirt.libvirtError):
                 if cached[1].isActive():
                     return cached[1]
-        pool = _storage.ensure_pool(conn, self.pool_name, self.pool_dir)
+        if self._build:
+            pool = _storage.ensure_pool(conn, self.pool_name, self.pool_dir)
+        else:
+            pool = _domain_pools.ensure_dir_pool(conn, self.pool_name, self.pool_dir)
         self._handle = (conn, pool)
         return pool
 
@@ -149,6 +158,20 @@ class PoolStorage:
             return None if vol is None else _storage.checked_ref(conn, pool, vol, f"volume {name}")
 
         return await self._conn.run(f"look up and check volume {name}", job)
+
+    async def read_small(self, name: str, size: int) -> bytes | None:
+        """The first ``size`` bytes of volume ``name``; None when there is no such volume."""
+        return await self._conn.run(
+            f"read volume {name} of pool {self.pool_name}",
+            lambda c: _domain_pools.read_small(c, self.pool(c), name, size),
+        )
+
+    async def write_small(self, name: str, data: bytes) -> None:
+        """Volume ``name`` holding ``data`` (a few bytes), replacing one of that name."""
+        await self._conn.run(
+            f"write volume {name} of pool {self.pool_name}",
+            lambda c: _domain_pools.write_small(c, self.pool(c), name, data),
+        )
 
     async def volume_exists(self, name: str) -> bool:
         return await self._conn.run(

@@ -18,7 +18,7 @@ PUBLIC = {"auth.login", "healthz"}
 SELF_SERVICE = {"token.create", "token.revoke"}  # a viewer manages their own tokens
 # A viewer may ask for a console ticket: the console it opens is view-only (enforced by the proxy).
 VIEWER_POSTS = {"vm.console.ticket"}
-ADMIN_READS = {"user.list", "audit.list", "volume.list"}
+ADMIN_READS = {"user.list", "audit.list", "volume.list", "storage_domain.volume.list"}
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
 # Streams never end on their own; TestClient waits for a response's end. Their role checks are

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import libvirt
 import pytest
 
 from corral.model.auth import Role
@@ -84,3 +85,58 @@ def test_only_admins_change_domains(api: Api, role: Role) -> None:
     assert made.status_code == 403, made.text
     gone = api.client.delete("/api/v1/storage-domains/local", headers=api.headers(role))
     assert gone.status_code == 403, gone.text
+
+
+def test_a_shared_dir_no_host_reaches_is_refused_leaving_nothing(api: Api) -> None:
+    """The test driver streams no volume, so no marker can be written or read: no host
+    reaches the domain, which is refused with each host's reason and left on no host."""
+    answer = _post(api, {"kind": "shared-dir", "name": "sd-nowhere", "path": "/srv/nowhere"})
+    assert answer.status_code == 409, answer.text
+    detail = answer.json()["detail"]
+    assert "no host reaches storage domain sd-nowhere" in detail
+    assert "host test: cannot write the marker file into /srv/nowhere" in detail
+    conn = libvirt.open("test:///default")
+    try:
+        assert "corral-sd-sd-nowhere" not in [p.name() for p in conn.listAllStoragePools()]
+    finally:
+        conn.close()
+    shown = api.client.get("/api/v1/storage-domains/sd-nowhere", headers=api.headers())
+    assert shown.status_code == 404, shown.text
+
+
+def _volumes_path(domain: str = "local") -> str:
+    return f"/api/v1/storage-domains/{domain}/volumes"
+
+
+def test_local_volumes_are_made_listed_and_deleted(api: Api) -> None:
+    """(Growing is the integration tests': the test driver resizes nothing.)"""
+    made = api.client.post(
+        _volumes_path(), json={"name": "sdv-1", "size_gib": 0.5, "host": "test"},
+        headers=api.headers(),
+    )  # fmt: skip
+    assert made.status_code == 201, made.text
+    assert made.json()["domain"] == "local" and made.json()["capacity_bytes"] == 2**29
+    shrink = api.client.post(
+        f"{_volumes_path()}/sdv-1/resize", json={"size_gib": 0.25}, headers=api.headers()
+    )
+    assert shrink.status_code == 409 and "only grow" in shrink.json()["detail"]
+    listed = api.client.get(_volumes_path(), params={"host": "test"}, headers=api.headers())
+    assert "sdv-1" in [v["name"] for v in listed.json()]
+    gone = api.client.delete(f"{_volumes_path()}/sdv-1", headers=api.headers())
+    assert gone.status_code == 204, gone.text
+    listed = api.client.get(_volumes_path(), headers=api.headers())
+    assert "sdv-1" not in [v["name"] for v in listed.json()]
+
+
+def test_a_volume_larger_than_the_free_space_is_refused_with_both_numbers(api: Api) -> None:
+    answer = api.client.post(
+        _volumes_path(), json={"name": "sdv-huge", "size_gib": 65536}, headers=api.headers()
+    )
+    assert answer.status_code == 409, answer.text
+    detail = answer.json()["detail"]
+    assert "storage domain local has" in detail and f"needs {65536 * 2**30} bytes" in detail
+
+
+def test_volumes_of_unknown_domains_are_404(api: Api) -> None:
+    answer = api.client.get(_volumes_path("nope"), headers=api.headers())
+    assert answer.status_code == 404, answer.text

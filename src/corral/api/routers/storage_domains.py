@@ -1,4 +1,5 @@
-"""Storage domains: list and show (everyone), create, check and delete (admins)."""
+"""Storage domains: list and show (everyone), create, check and delete (admins); their
+volumes (admins)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,14 @@ from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Admin, Svc, Viewer
 from corral.api.openapi import on_host
-from corral.api.params import NamePath
-from corral.model.storage_domain import StorageDomainCreate, StorageDomainInfo
+from corral.api.params import NamePath, NameQuery, VolumePath
+from corral.model.storage_domain import (
+    DomainVolumeCreate,
+    DomainVolumeResize,
+    StorageDomainCreate,
+    StorageDomainInfo,
+)
+from corral.model.volume import VolumeInfo
 
 router = APIRouter(tags=["storage-domains"])
 
@@ -59,4 +66,61 @@ async def check_domain(name: NamePath, svc: Svc, _: Admin) -> StorageDomainInfo:
 async def delete_domain(name: NamePath, svc: Svc, _: Admin) -> Response:
     """Forget the domain on every host (its files stay); refused while a VM uses it."""
     await svc.storage.delete(name)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/storage-domains/{name}/volumes",
+    name="storage_domain.volume.list",
+    responses=on_host((409, "no connected host reaches the domain")),
+)
+async def list_volumes(
+    name: NamePath, svc: Svc, _: Admin, host: NameQuery = None
+) -> list[VolumeInfo]:
+    """The domain's volumes with the VMs using them (local: every connected host's pool, or
+    ``host``'s)."""
+    return await svc.storage_volumes.list_volumes(name, host)
+
+
+@router.post(
+    "/storage-domains/{name}/volumes",
+    name="storage_domain.volume.create",
+    status_code=201,
+    responses=on_host(
+        (409, "the name is taken, the volume is larger than the free space, or no host reaches it")
+    ),
+)
+async def create_volume(
+    name: NamePath, body: DomainVolumeCreate, request: Request, svc: Svc, _: Admin
+) -> VolumeInfo:
+    """A blank qcow2 volume (local: in ``host``'s pool, default the first host)."""
+    request.state.audit_target = f"{name}/{body.name}"
+    return await svc.storage_volumes.create(name, body)
+
+
+@router.post(
+    "/storage-domains/{name}/volumes/{volume}/resize",
+    name="storage_domain.volume.resize",
+    responses=on_host((409, "a VM uses the volume, or the size would shrink it")),
+)
+async def resize_volume(
+    name: NamePath, volume: VolumePath, body: DomainVolumeResize, svc: Svc, _: Admin
+) -> VolumeInfo:
+    """Grow a volume no VM uses."""
+    return await svc.storage_volumes.resize(name, volume, body)
+
+
+@router.delete(
+    "/storage-domains/{name}/volumes/{volume}",
+    name="storage_domain.volume.delete",
+    status_code=204,
+    responses=on_host(
+        (409, "a VM uses it, it is a library image or the base of another volume"),
+    ),
+)
+async def delete_volume(
+    name: NamePath, volume: VolumePath, svc: Svc, _: Admin, host: NameQuery = None
+) -> Response:
+    """Delete a volume nothing uses (local: in ``host``'s pool, default the first host)."""
+    await svc.storage_volumes.delete(name, volume, host)
     return Response(status_code=204)

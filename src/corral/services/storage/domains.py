@@ -120,7 +120,7 @@ class StorageDomains:
         driver = self.driver(LOCAL_CONFIG)
         connected = [h for h in self._hosts.all() if h.connected]
         at = datetime.now(UTC)
-        reach = {r.host: _stored_reach(r, at) for r in await driver.check(connected)}
+        reach = {r.host: _stored_reach(r, at) for r in await driver.check(connected, full=True)}
         hosts = [
             _host_reach(reach[h.name])
             if h.name in reach
@@ -157,7 +157,7 @@ class StorageDomains:
             hosts = self._connected()
             if not hosts:
                 raise Conflict(f"no host is connected: storage domain {name} cannot be checked")
-            results = await driver.check(hosts)
+            results = await driver.check(hosts, full=True)
             if not any(r.reachable for r in results):
                 await self._forget(driver, hosts)
                 why = "; ".join(f"host {r.host}: {r.reason}" for r in results)
@@ -196,13 +196,15 @@ class StorageDomains:
         config = await self.config(name)
         if config.kind is StorageDomainKind.LOCAL:
             return await self._local_info()
-        await self._check_on(config, self._connected())
+        await self._check_on(config, self._connected(), full=True)
         return await self.show(name)
 
-    async def _check_on(self, config: DomainConfig, hosts: Sequence[LibvirtHost]) -> None:
+    async def _check_on(
+        self, config: DomainConfig, hosts: Sequence[LibvirtHost], *, full: bool
+    ) -> None:
         driver = self.driver(config)
         async with self._lock(config.name):
-            results = await driver.check(hosts)
+            results = await driver.check(hosts, full=full)
             at = datetime.now(UTC)
             reach = [_stored_reach(r, at) for r in results]
 
@@ -216,7 +218,7 @@ class StorageDomains:
         """Check ``host``'s reach of every domain (it connected, or was enrolled)."""
         for domain in await self._db(store.list_domains):
             try:
-                await self._check_on(self._config_of(domain), [host])
+                await self._check_on(self._config_of(domain), [host], full=False)
             except CorralError as exc:
                 log.warning("checking storage domain %s on host %s failed: %s",
                             domain.name, host.name, exc.message)  # fmt: skip
@@ -225,7 +227,7 @@ class StorageDomains:
         """Check every domain on every connected host (at start-up)."""
         for domain in await self._db(store.list_domains):
             try:
-                await self._check_on(self._config_of(domain), self._connected())
+                await self._check_on(self._config_of(domain), self._connected(), full=True)
             except CorralError as exc:
                 log.warning("checking storage domain %s failed: %s", domain.name, exc.message)
 

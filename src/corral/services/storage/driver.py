@@ -82,8 +82,11 @@ class StorageDriver(Protocol):
         """Each ``VolumeOperation``: supported, or why not for this kind."""
         ...
 
-    async def check(self, hosts: Sequence[LibvirtHost]) -> list[ReachResult]:
-        """Realise and prove the domain on ``hosts`` (connected ones), one result each."""
+    async def check(self, hosts: Sequence[LibvirtHost], *, full: bool) -> list[ReachResult]:
+        """Realise and prove the domain on ``hosts`` (connected ones), one result each.
+        ``full``: ``hosts`` are every connected host (creation, ``storage-domain check``), so
+        the driver may (re-)establish what proves reach, e.g. write a marker; otherwise only
+        these hosts are checked against what exists (a host that connected)."""
         ...
 
     async def forget(self, host: LibvirtHost) -> None:

@@ -24,7 +24,7 @@ class LocalDriver:
     def operations(self) -> list[OperationSupport]:
         return [operation(op) for op in VolumeOperation]
 
-    async def check(self, hosts: Sequence[LibvirtHost]) -> list[ReachResult]:
+    async def check(self, hosts: Sequence[LibvirtHost], *, full: bool) -> list[ReachResult]:
         return [await self._check_one(host) for host in hosts]
 
     @staticmethod

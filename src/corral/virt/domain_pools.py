@@ -1,0 +1,39 @@
+"""``DomainPools``: the directory pools of storage domains on one host (``host.domain_pools``).
+
+Each is a :class:`PoolStorage` that is never built (the directory is the administrator's
+mount), kept per pool name; :meth:`DomainPools.forget` stops and undefines one again.
+"""
+
+from __future__ import annotations
+
+from corral.virt import _domain_pools
+from corral.virt._connection import ManagedConnection
+from corral.virt.storage import PoolStorage
+
+
+class DomainPools:
+    def __init__(self, conn: ManagedConnection) -> None:
+        self._conn = conn
+        self._pools: dict[str, PoolStorage] = {}
+
+    def pool(self, name: str, path: str) -> PoolStorage:
+        """The pool ``name`` at ``path`` (defined and started on first use)."""
+        current = self._pools.get(name)
+        if current is None or current.pool_dir != path:
+            current = PoolStorage(self._conn, name, path, build=False)
+            self._pools[name] = current
+        return current
+
+    async def forget(self, name: str) -> bool:
+        """Stop and undefine pool ``name`` (its files stay); False when it was not defined."""
+        cached = self._pools.pop(name, None)
+        if cached is not None:
+            cached.forget()
+        return await self._conn.run(
+            f"undefine storage pool {name}", lambda c: _domain_pools.undefine(c, name)
+        )
+
+    def forget_handles(self) -> None:
+        """Drop every cached pool handle (the connection closes)."""
+        for pool in self._pools.values():
+            pool.forget()
