@@ -22,9 +22,11 @@ def test_list_then_delete_what_nothing_uses(
     listing = run_real("volume", "list", "--host", "test")
     assert listing.exit_code == 0, listing.output
     lines = listing.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "DOMAIN", "HOST", "FORMAT", "SIZE", "ALLOCATED", "USED", "BY"]
+    header = ["NAME", "DOMAIN", "HOST", "FORMAT", "SIZE", "ALLOCATED", "USED", "BY"]
+    assert lines[0].split() == header
     left = next(line.split() for line in lines if line.startswith("cli-vol-left.qcow2 "))
-    assert left[:4] == ["cli-vol-left.qcow2", "local", "test", "raw"] and left[-1] == "unused"
+    assert left[:4] == ["cli-vol-left.qcow2", "local", "test", "raw"]
+    assert left[-1] == "unused"
     used = next(line.split() for line in lines if line.startswith(disk_volume + " "))
     assert used[-1] == vm, (disk, used)
     refused = run_real("volume", "delete", "test", disk_volume, "--yes")
