@@ -19,7 +19,9 @@ from corral.cli import (
     auth,
     cluster,
     host,
+    host_nics,
     image,
+    network,
     power,
     storage_domain,
     task,
@@ -100,7 +102,9 @@ app.add_typer(image.app, name="image")
 app.add_typer(volume.app, name="volume")
 app.add_typer(storage_domain.app, name="storage-domain")
 app.add_typer(task.app, name="task")
+host_nics.register(host.app)
 app.add_typer(host.app, name="host")
+app.add_typer(network.app, name="network")
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(power.app, name="power")
 app.add_typer(user.app, name="user")

@@ -22,6 +22,7 @@ from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
 from corral.services.metrics_refresh import MetricsRefresher
 from corral.services.migrations import MIGRATE_KIND, MigrationServices
+from corral.services.networks import HostNics, NetworkRealiser, NetworkService
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import recover
@@ -134,9 +135,22 @@ class Services:
             self.migrations.migrate,
             settings.data_dir,
         )
+        self.networks = NetworkService(
+            self.db,
+            self.hosts,
+            self.tasks,
+            self.audit,
+            self.vms.inventory,
+            self.bus,
+            NetworkRealiser(self.db, self.hosts, None),
+        )
+        self.nics = HostNics(self.db, self.hosts)
+        self.nics.changed = self.networks.apply_soon
         self.metrics = MetricsRefresher(self.vms.inventory, self.hosts, settings.metrics_interval_s)
         # `vm create` without a host asks the placement policy.
         self.vms.create.choose_host = self.power.placement.choose
+        self.vms.create.network_gaps = self.networks.lacking
+        self.migrations.migrate.preflight.network_gaps = self.networks.lacking
 
     async def start(self) -> None:
         s = self.settings
@@ -149,10 +163,12 @@ class Services:
         await self.reconciler.reconcile_all()
         self.reconciler.start()
         await self.power.start()
+        await self.networks.start()
         self.metrics.start()
 
     async def stop(self) -> None:
         await self.metrics.stop()
+        await self.networks.stop()
         await self.power.stop()
         await self.tasks.shutdown()
         await self.reconciler.stop()

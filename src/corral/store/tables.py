@@ -300,3 +300,55 @@ class StorageDomainHostRow(Base):
 
     # Joined: the host's name is wanted with every row.
     host: Mapped[Host] = relationship(lazy="joined")
+
+
+class Network(Base):
+    """A cluster network (``corral.model.network``); realised on each host (NetworkHost)."""
+
+    __tablename__ = "networks"
+    __table_args__ = (
+        CheckConstraint("kind IN ('nat', 'isolated', 'bridge', 'vxlan')", name="kind"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=_uuid_hex)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    uplink: Mapped[str | None] = mapped_column(String(32))
+    #: Unique: two vxlan networks on one VNI would be one segment.
+    vni: Mapped[int | None] = mapped_column(Integer, unique=True)
+    vlan: Mapped[int | None] = mapped_column(Integer)
+    required: Mapped[bool] = mapped_column(Boolean, default=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class NetworkHost(Base):
+    """How one host has one network: pending, applied, failed (``reason``) or drifted."""
+
+    __tablename__ = "network_hosts"
+    __table_args__ = (
+        CheckConstraint("state IN ('pending', 'applied', 'failed', 'drifted')", name="state"),
+    )
+
+    network_id: Mapped[str] = mapped_column(
+        ForeignKey("networks.id", ondelete="CASCADE"), primary_key=True
+    )
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HostNicLabel(Base):
+    """A label an administrator put on a host's NIC (bridge networks name labels, not NICs)."""
+
+    __tablename__ = "host_nic_labels"
+
+    host_id: Mapped[int] = mapped_column(
+        ForeignKey("hosts.id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(String(32), primary_key=True)
+    nic: Mapped[str] = mapped_column(String(15))

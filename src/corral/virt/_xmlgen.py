@@ -63,3 +63,23 @@ def snapshot_xml(name: str, description: str) -> str:
     if description:
         _sub(snap, "description", description)
     return _text(snap)
+
+
+def cluster_network_xml(name: str, bridge: str, mode: str, subnet_prefix: str | None) -> str:
+    """A cluster network's libvirt definition. ``mode``: ``nat`` (libvirt makes ``bridge``,
+    DHCP on ``subnet_prefix``.0/24), ``isolated`` (libvirt makes ``bridge``, no way out, no
+    address) or ``bridge`` (guests join ``bridge``, which Corral's host agent made)."""
+    net = etree.Element("network")
+    _sub(net, "name", name)
+    if mode == "bridge":
+        _sub(net, "forward", mode="bridge")
+        _sub(net, "bridge", name=bridge)
+        return _text(net)
+    if mode == "nat":
+        _sub(net, "forward", mode="nat")
+    _sub(net, "bridge", name=bridge, stp="on", delay="0")
+    if mode == "nat" and subnet_prefix is not None:
+        ip = _sub(net, "ip", address=f"{subnet_prefix}.1", netmask="255.255.255.0")
+        dhcp = _sub(ip, "dhcp")
+        _sub(dhcp, "range", start=f"{subnet_prefix}.2", end=f"{subnet_prefix}.254")
+    return _text(net)

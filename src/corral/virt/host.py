@@ -4,7 +4,7 @@ It owns the connection and its events, and drives domains (define, power, snapsh
 jobs are adapters on the same connection, as attributes: ``host.storage`` (Corral's pool and
 its volumes), ``host.consoles`` (screens, serial consoles and logs), ``host.migration`` (live
 migration and its pre-flight reads), ``host.changes`` (edits of defined domains) and
-``host.guests`` (what the host can run).
+``host.guests`` (what the host can run) and ``host.networks`` (cluster networks, NICs).
 
 Each public method is a thin async wrapper: the blocking libvirt work is a small function run by
 :meth:`ManagedConnection.run` in a worker thread, under a timeout, with errors mapped.
@@ -34,6 +34,7 @@ from corral.virt.domain_xml.graphics import Graphics
 from corral.virt.guest_caps import GuestCapabilities
 from corral.virt.iscsi_pools import IscsiPools
 from corral.virt.migration import HostMigration
+from corral.virt.networks import HostNetworks
 from corral.virt.storage import PoolStorage
 from corral.virt.types import (
     EVENT_CONNECTED,
@@ -110,6 +111,8 @@ class LibvirtHost:
         self.consoles = HostConsoles(self._conn, name, uri, self.storage)
         #: Live migration from (and pre-flight reads of) this host.
         self.migration = HostMigration(self._conn, name)
+        #: Cluster networks' libvirt networks and the host's NICs.
+        self.networks = HostNetworks(self._conn, name)
 
     # -- connection and events ---------------------------------------------------------------
     @property

@@ -113,6 +113,12 @@ def test_a_migration_that_can_work_has_no_refusal() -> None:
         (VM, replace(H2, networks=frozenset()), Conflict, "lacks the network(s) corral-nat"),
         (
             VM,
+            replace(H2, lacking_networks="the required network lan0"),
+            Conflict,
+            "host h2 lacks the required network lan0 (VM web1 needs it)",
+        ),
+        (
+            VM,
             replace(H2, visible_paths=frozenset()),
             Conflict,
             "disk vda of VM web1 (/var/lib/libvirt/corral/images/web1-root.qcow2) is not on "

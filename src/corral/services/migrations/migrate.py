@@ -146,6 +146,11 @@ class VmMigration:
         """What transports know of ``host``."""
         return await self._preflight.endpoint(host)
 
+    @property
+    def preflight(self) -> Preflight:
+        """The checks before a migration (the networks service tells it what hosts lack)."""
+        return self._preflight
+
     def transport(self, name: str) -> MigrationTransport:
         try:
             return self.transports[name]

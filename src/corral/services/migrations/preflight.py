@@ -9,6 +9,7 @@ the error class the API answers with (404 unknown host, 422 same host or a malfo
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from lxml import etree
@@ -74,6 +75,8 @@ class HostFacts:
     visible_paths: frozenset[str] = frozenset()
     pool_dirs: frozenset[str] = frozenset()
     clashes: tuple[str, ...] = ()
+    #: Cluster networks the host lacks (required ones, or ones the VM's NICs name), in words.
+    lacking_networks: str | None = None
     transport_problems: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -159,6 +162,14 @@ def _fit(vm: VmFacts, source_caps: HostCapabilities, dest: HostFacts) -> list[Re
 
 def _resources(vm: VmFacts, dest: HostFacts, storage: StorageMode) -> list[Refusal]:
     out = []
+    if dest.lacking_networks is not None:
+        out.append(
+            Refusal(
+                Conflict,
+                f"host {dest.name} lacks {dest.lacking_networks} (VM {vm.name} needs it): "
+                "see `corral network show` for why it is not applied there",
+            )
+        )
     missing = sorted(set(vm.networks) - dest.networks)
     if missing:
         out.append(
@@ -279,6 +290,8 @@ class Preflight:
         self._hosts = hosts
         #: Checks the transport's prerequisites on the hosts (None: not checked).
         self._readiness = readiness
+        #: Hosts lacking cluster networks a VM needs, in words (None: not checked).
+        self.network_gaps: Callable[[set[str]], Awaitable[dict[str, str]]] | None = None
 
     async def endpoint(self, name: str) -> MigrationEndpoint:
         row = await self._inventory.db(lambda s: store.get_host(s, name))
@@ -348,6 +361,7 @@ class Preflight:
         if CORRAL_NAT in vm.networks:
             await host.ensure_nat_network()
         paths = [path for _target, path, _device in vm.disks]
+        gaps = await self.network_gaps(set(vm.networks)) if self.network_gaps else {}
         return HostFacts(
             name=base.name,
             connected=True,
@@ -358,4 +372,5 @@ class Preflight:
             visible_paths=frozenset(await host.migration.visible_paths(paths)),
             pool_dirs=frozenset(await host.migration.pool_dirs()),
             clashes=tuple(await host.migration.clashes(vm.name, vm.uuid)),
+            lacking_networks=gaps.get(base.name),
         )

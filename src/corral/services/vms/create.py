@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from corral.errors import CorralError
+from corral.errors import Conflict, CorralError
 from corral.model.image import ImageKind
 from corral.model.task import TaskInfo
 from corral.model.vm import VmInfo, VmSpec
@@ -62,6 +62,9 @@ class VmCreation(TaskUseCase):
         #: Where a VM without a host goes (the placement policy), told which images each host
         #: lacks; None: the first usable host.
         self.choose_host: Callable[[VmSpec, Mapping[str, str]], Awaitable[str | None]] | None = None
+        #: Hosts lacking networks a VM needs (required ones, and those its NICs name), with
+        #: what they lack in words; None: no cluster networks to ask about.
+        self.network_gaps: Callable[[set[str]], Awaitable[dict[str, str]]] | None = None
 
     async def create(self, principal: Principal, spec: VmSpec) -> VmInfo | TaskInfo:
         # Before anything looks at a path or a host: a non-admin naming a file is refused the
@@ -70,10 +73,20 @@ class VmCreation(TaskUseCase):
             self._paths.refuse_non_admin(principal, field, instead)
         hosts = self._inventory.hosts
         target = spec.host
+        gaps: dict[str, str] = {}
+        if self.network_gaps is not None:
+            gaps = await self.network_gaps({nic.network for nic in spec.nics})
         if target is None and self.choose_host is not None:
             # A VM uses its own host's images: only hosts holding them all are candidates.
-            lacking = await self._images.lacking(spec.name, image_needs(spec))
+            lacking = dict(await self._images.lacking(spec.name, image_needs(spec)))
+            for name, what in gaps.items():
+                lacking[name] = f"{lacking[name]} and {what}" if name in lacking else what
             target = await self.choose_host(spec, lacking)
+        elif target is not None and target in gaps:
+            raise Conflict(
+                f"host {target} lacks {gaps[target]} (VM {spec.name} needs it): pick another "
+                f"host, or see `corral network list` for why it is not applied there"
+            )
         host = hosts.for_new_vm(target)
         spec = self._allowed_paths(principal, spec, local=_provision.is_local(host.uri))
         checked = await _provision.validate(self._inventory.db, host, spec)

@@ -1,0 +1,95 @@
+"""Realise the cluster's networks on hosts: per host, one :class:`HostApply` at a time, its
+outcome stored as each network's state on that host. Applies run on create, change and
+delete (as a task with progress per host) and whenever a host (re)connects."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from corral import store
+from corral.errors import CorralError
+from corral.model.network import NetworkHostState, NetworkKind
+from corral.services._db import Db
+from corral.services.hosts import HostService
+from corral.services.networks._plan import HostPlan, Intent, plan_host
+from corral.services.networks.apply import AgentCall, HostApply, Outcome
+from corral.services.tasks import TaskContext
+from corral.store import networks as net_store
+from corral.virt import LibvirtHost
+
+log = logging.getLogger(__name__)
+
+
+class NetworkRealiser:
+    def __init__(self, db: Db, hosts: HostService, agent: AgentCall | None) -> None:
+        self._db = db
+        self._hosts = hosts
+        self.agent = agent
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def plan(self, host: str) -> HostPlan:
+        def read(session: Session) -> HostPlan:
+            intents = [
+                Intent(r.id, r.name, NetworkKind(r.kind), r.uplink, r.vni, r.vlan)
+                for r in net_store.list_networks(session)
+            ]
+            labels = {i.label: i.nic for i in net_store.nic_labels(session, host)}
+            addresses = {h.name: h.address for h in store.list_hosts(session)}
+            return plan_host(host, intents, labels, addresses)
+
+        return await self._db(read)
+
+    async def apply_host(self, host: LibvirtHost) -> dict[str, Outcome]:
+        """Apply every network to ``host`` and store the states; never raises for the host's
+        own failure (the states say it)."""
+        lock = self._locks.setdefault(host.name, asyncio.Lock())
+        async with lock:
+            plan = await self.plan(host.name)
+            try:
+                outcomes = await HostApply(host, plan, self.agent).run()
+            except CorralError as exc:
+                # Not even the first look at the host worked: nothing was changed.
+                outcomes = {
+                    d.name: Outcome(NetworkHostState.FAILED, exc.message) for d in plan.libvirt
+                }
+                outcomes.update(
+                    {n: Outcome(NetworkHostState.FAILED, w) for n, w in plan.problems.items()}
+                )
+            await self._store(host.name, outcomes)
+            return outcomes
+
+    async def _store(self, host: str, outcomes: dict[str, Outcome]) -> None:
+        def write(session: Session) -> None:
+            known = {r.name for r in net_store.list_networks(session)}
+            for name, outcome in outcomes.items():
+                if name in known:
+                    net_store.set_host_state(session, name, host, outcome.state, outcome.reason)
+
+        await self._db(write)
+        for name, outcome in outcomes.items():
+            if outcome.state is NetworkHostState.FAILED:
+                log.warning("network %s on host %s: %s", name, host, outcome.reason)
+
+    async def apply_all(self, ctx: TaskContext | None, network: str | None) -> dict[str, str]:
+        """Apply on every connected host, with progress per host; ``network``'s state per
+        host (or each host's failures) as the result."""
+        hosts: Sequence[LibvirtHost] = [h for h in self._hosts.all() if h.connected]
+        result: dict[str, str] = {}
+        for done, host in enumerate(hosts):
+            if ctx is not None:
+                await ctx.progress(done / max(len(hosts), 1), phase=f"applying on host {host.name}")
+            outcomes = await self.apply_host(host)
+            picked = {network: outcomes[network]} if network in outcomes else outcomes
+            failed = [
+                f"{name}: {o.reason}"
+                for name, o in picked.items()
+                if o.state is not NetworkHostState.APPLIED
+            ]
+            result[host.name] = "; ".join(failed) if failed else "applied"
+        if ctx is not None:
+            await ctx.progress(1.0, phase="applied", force=True)
+        return result

@@ -1,0 +1,230 @@
+"""``corral network …``: cluster networks declared once, realised on every host.
+
+Create, change and delete store the intent, then apply it to every connected host as a task
+(progress per host); a host that (re)connects gets the cluster's networks applied at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from corral.errors import Conflict, CorralError, HostError
+from corral.model.network import (
+    NetworkCreate,
+    NetworkEdit,
+    NetworkHostState,
+    NetworkInfo,
+    NetworkKind,
+    create_fields,
+)
+from corral.model.task import TaskInfo
+from corral.services._db import Db
+from corral.services.audit import AuditService
+from corral.services.events import EventBus
+from corral.services.hosts import HostService
+from corral.services.networks.drift import agent_bridges, checked_states
+from corral.services.networks.realise import NetworkRealiser
+from corral.services.principal import Principal
+from corral.services.tasks import TaskContext, TaskService
+from corral.services.vms.inventory import VmInventory
+from corral.store import networks as net_store
+
+log = logging.getLogger(__name__)
+
+
+def _write_states(
+    session: Session, host: str, states: dict[str, tuple[NetworkHostState, str | None]]
+) -> None:
+    for net, (state, why) in states.items():
+        net_store.set_host_state(session, net, host, state, why)
+
+
+APPLY_KIND = "network.apply"
+
+
+class NetworkService:
+    def __init__(
+        self,
+        db: Db,
+        hosts: HostService,
+        tasks: TaskService,
+        audit: AuditService,
+        inventory: VmInventory,
+        bus: EventBus,
+        realiser: NetworkRealiser,
+    ) -> None:
+        self._db = db
+        self._hosts = hosts
+        self._tasks = tasks
+        self._audit = audit
+        self._inventory = inventory
+        self._bus = bus
+        self.realiser = realiser
+        self._watcher: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[Any]] = set()
+
+    # -- reading -----------------------------------------------------------------------------
+    async def list_networks(self) -> list[NetworkInfo]:
+        def read(session: Session) -> list[NetworkInfo]:
+            return [net_store.network_info(session, r) for r in net_store.list_networks(session)]
+
+        return await self._db(read)
+
+    async def get(self, name: str) -> NetworkInfo:
+        return await self._db(lambda s: net_store.network_info(s, net_store.get_network(s, name)))
+
+    # -- changes -----------------------------------------------------------------------------
+    async def create(self, principal: Principal, request: NetworkCreate) -> TaskInfo:
+        uplink, _vni, _vlan = create_fields(request)
+        if uplink is not None:
+            await self._check_uplink(uplink)
+        await self._db(lambda s: net_store.add_network(s, request))
+        await self._mark_pending(request.name)
+        return await self._apply_task(principal, "network.create", request.name)
+
+    async def edit(self, principal: Principal, name: str, edit: NetworkEdit) -> TaskInfo:
+        current = await self.get(name)
+        if edit.uplink is not None:
+            if current.kind is not NetworkKind.BRIDGE:
+                raise Conflict(f"network {name} is {current.kind.value}: only bridge "
+                               "networks have an uplink")  # fmt: skip
+            await self._check_uplink(edit.uplink)
+        await self._db(
+            lambda s: net_store.update_network(
+                s, name, required=edit.required, description=edit.description, uplink=edit.uplink
+            )
+        )
+        if edit.uplink is not None and edit.uplink != current.uplink:
+            await self._mark_pending(name)
+        return await self._apply_task(principal, "network.edit", name)
+
+    async def delete(self, principal: Principal, name: str) -> TaskInfo:
+        await self.get(name)
+        users = sorted(
+            vm.name
+            for vm in await self._inventory.list_vms()
+            if any(nic.network == name for nic in vm.nics)
+        )
+        if users:
+            raise Conflict(
+                f"network {name} is used by the NICs of VM(s) {', '.join(users)}: unplug them "
+                "(`corral vm nic detach`) or delete the VMs first"
+            )
+        await self._db(lambda s: net_store.delete_network(s, name))
+        return await self._apply_task(principal, "network.delete", name, gone=True)
+
+    async def _check_uplink(self, label: str) -> None:
+        labels = await self._db(net_store.nic_labels)
+        if not any(item.label == label for item in labels):
+            raise Conflict(
+                f"no host has a NIC labelled {label!r}: label the uplink NIC on each host "
+                f"first (`corral host label-nic HOST NIC {label}`)"
+            )
+
+    async def _mark_pending(self, name: str) -> None:
+        hosts = [h.name for h in self._hosts.all()]
+
+        def write(session: Session) -> None:
+            for host in hosts:
+                net_store.set_host_state(session, name, host, NetworkHostState.PENDING)
+
+        await self._db(write)
+
+    async def _apply_task(
+        self, principal: Principal, action: str, name: str, *, gone: bool = False
+    ) -> TaskInfo:
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            async def run() -> dict[str, Any]:
+                per_host = await self.realiser.apply_all(ctx, None if gone else name)
+                failed = {h: why for h, why in per_host.items() if why != "applied"}
+                if failed:
+                    raise HostError(
+                        f"network {name}: "
+                        + "; ".join(f"host {h}: {why}" for h, why in sorted(failed.items()))
+                    )
+                return {"network": name, "hosts": per_host}
+
+            return await self._audit.outcome(principal.user, APPLY_KIND, name, run)
+
+        return await self._tasks.start(action, name, principal, body, "queued")
+
+    # -- drift -------------------------------------------------------------------------------
+    async def check(self) -> list[NetworkInfo]:
+        """Compare every connected host with the intent; drifted networks are marked."""
+        networks = await self.list_networks()
+        for host in [h for h in self._hosts.all() if h.connected]:
+            try:
+                seen = await host.networks.corral_networks()
+                bridges = await self._agent_bridges(host.name, networks)
+            except CorralError as exc:
+                log.warning("network check of host %s failed: %s", host.name, exc.message)
+                continue
+            states = checked_states(host.name, networks, seen, bridges)
+            await self._db(partial(_write_states, host=host.name, states=states))
+        return await self.list_networks()
+
+    async def _agent_bridges(self, host: str, networks: list[NetworkInfo]) -> set[str] | None:
+        agent = self.realiser.agent
+        bridged = [n for n in networks if n.kind in (NetworkKind.BRIDGE, NetworkKind.VXLAN)]
+        if agent is None or not any(
+            h.host == host and h.state is not NetworkHostState.FAILED
+            for n in bridged
+            for h in n.hosts
+        ):
+            return None
+        return agent_bridges(await agent(host, "net.state", {}, timeout_s=30.0))
+
+    # -- what hosts lack ---------------------------------------------------------------------
+    async def lacking(self, networks: set[str]) -> dict[str, str]:
+        """Hosts that lack a required network or one of ``networks`` (cluster networks only),
+        with what they lack in words: such a host takes no VM needing them."""
+        out: dict[str, list[str]] = {}
+        for net in await self.list_networks():
+            if not (net.required or net.name in networks):
+                continue
+            applied = {h.host for h in net.hosts if h.state is NetworkHostState.APPLIED}
+            for host in self._hosts.all():
+                if host.name not in applied:
+                    kind = "required network" if net.required else "network"
+                    out.setdefault(host.name, []).append(f"the {kind} {net.name}")
+        return {host: ", ".join(items) for host, items in out.items()}
+
+    # -- hosts (re)connecting ----------------------------------------------------------------
+    async def start(self) -> None:
+        for host in self._hosts.all():
+            if host.connected:
+                self._spawn(host.name)
+        self._watcher = asyncio.create_task(self._watch(), name="network-watch")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._watcher, *self._jobs) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _watch(self) -> None:
+        async with self._bus.subscribe() as queue:
+            while True:
+                event = await queue.get()
+                if event.topic == "host" and event.kind == "connected":
+                    self._spawn(str(event.data.get("host")))
+
+    def apply_soon(self, name: str) -> None:
+        """Apply the cluster's networks to host ``name`` in the background."""
+        self._spawn(name)
+
+    def _spawn(self, name: str) -> None:
+        async def job() -> None:
+            with contextlib.suppress(CorralError):
+                host = self._hosts.connected(name)
+                await self.realiser.apply_host(host)
+
+        task = asyncio.create_task(job(), name=f"network-apply-{name}")
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
