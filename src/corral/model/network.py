@@ -24,6 +24,8 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     model_validator,
 )
@@ -69,7 +71,7 @@ class _NetworkCreateBase(_Strict):
         "(`--nic NAME`). Not nat, user, corral-nat or default",
         json_schema_extra={"not": {"enum": _RESERVED}},
     )
-    required: bool = Field(
+    required: StrictBool = Field(
         default=False,
         description="hosts lacking this network take no VM (placement) and no migration",
     )
@@ -99,7 +101,7 @@ class BridgeNetworkCreate(_NetworkCreateBase):
 
     kind: Literal[NetworkKind.BRIDGE]
     uplink: NicLabel = Field(description="the label of the NIC the bridge is put on, per host")
-    vlan: int | None = Field(
+    vlan: StrictInt | None = Field(
         default=None,
         ge=1,
         le=4094,
@@ -112,7 +114,7 @@ class VxlanNetworkCreate(_NetworkCreateBase):
     """One L2 segment across hosts, tunnelled (VXLAN) between their management addresses."""
 
     kind: Literal[NetworkKind.VXLAN]
-    vni: int = Field(ge=1, le=VNI_MAX, description="the VXLAN network identifier (unique)")
+    vni: StrictInt = Field(ge=1, le=VNI_MAX, description="the VXLAN network identifier (unique)")
 
 
 #: A new cluster network; ``kind`` says which fields it takes.
@@ -134,7 +136,7 @@ def create_fields(request: NetworkCreate) -> tuple[str | None, int | None, int |
 class NetworkEdit(_Strict):
     """What may change on an existing network (left out: unchanged)."""
 
-    required: bool | None = None
+    required: StrictBool | None = None
     description: Description | None = None
     uplink: NicLabel | None = Field(default=None, description="bridge networks only")
 

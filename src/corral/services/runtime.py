@@ -141,11 +141,11 @@ class Services:
             self.tasks,
             self.audit,
             self.vms.inventory,
-            self.bus,
             NetworkRealiser(self.db, self.hosts, None),
         )
         self.nics = HostNics(self.db, self.hosts)
         self.nics.changed = self.networks.apply_soon
+        self.reconciler.on_host_connected.append(self.networks.on_host_connected)
         self.metrics = MetricsRefresher(self.vms.inventory, self.hosts, settings.metrics_interval_s)
         # `vm create` without a host asks the placement policy.
         self.vms.create.choose_host = self.power.placement.choose
@@ -163,7 +163,6 @@ class Services:
         await self.reconciler.reconcile_all()
         self.reconciler.start()
         await self.power.start()
-        await self.networks.start()
         self.metrics.start()
 
     async def stop(self) -> None:

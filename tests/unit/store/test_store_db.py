@@ -45,6 +45,9 @@ TABLES = {
     "host_power",
     "host_samples",
     "vm_samples",
+    "networks",
+    "network_hosts",
+    "host_nic_labels",
     "alembic_version",
 }
 

@@ -1,7 +1,8 @@
 """``corral network …``: cluster networks declared once, realised on every host.
 
 Create, change and delete store the intent, then apply it to every connected host as a task
-(progress per host); a host that (re)connects gets the cluster's networks applied at once.
+(progress per host); a host that (re)connects gets the cluster's networks applied at once
+(``Reconciler.on_host_connected``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from corral.model.network import (
 from corral.model.task import TaskInfo
 from corral.services._db import Db
 from corral.services.audit import AuditService
-from corral.services.events import EventBus
 from corral.services.hosts import HostService
 from corral.services.networks.drift import agent_bridges, checked_states
 from corral.services.networks.realise import NetworkRealiser
@@ -34,6 +34,7 @@ from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
 from corral.services.vms.inventory import VmInventory
 from corral.store import networks as net_store
+from corral.virt import LibvirtHost
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ class NetworkService:
         tasks: TaskService,
         audit: AuditService,
         inventory: VmInventory,
-        bus: EventBus,
         realiser: NetworkRealiser,
     ) -> None:
         self._db = db
@@ -64,9 +64,7 @@ class NetworkService:
         self._tasks = tasks
         self._audit = audit
         self._inventory = inventory
-        self._bus = bus
         self.realiser = realiser
-        self._watcher: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[Any]] = set()
 
     # -- reading -----------------------------------------------------------------------------
@@ -196,24 +194,15 @@ class NetworkService:
         return {host: ", ".join(items) for host, items in out.items()}
 
     # -- hosts (re)connecting ----------------------------------------------------------------
-    async def start(self) -> None:
-        for host in self._hosts.all():
-            if host.connected:
-                self._spawn(host.name)
-        self._watcher = asyncio.create_task(self._watch(), name="network-watch")
+    async def on_host_connected(self, host: LibvirtHost) -> None:
+        """A host (re)connected or was enrolled: it gets the cluster's networks at once."""
+        with contextlib.suppress(CorralError):
+            await self.realiser.apply_host(host)
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._watcher, *self._jobs) if t is not None]
-        for task in tasks:
+        for task in self._jobs:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _watch(self) -> None:
-        async with self._bus.subscribe() as queue:
-            while True:
-                event = await queue.get()
-                if event.topic == "host" and event.kind == "connected":
-                    self._spawn(str(event.data.get("host")))
+        await asyncio.gather(*self._jobs, return_exceptions=True)
 
     def apply_soon(self, name: str) -> None:
         """Apply the cluster's networks to host ``name`` in the background."""
