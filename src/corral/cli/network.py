@@ -28,7 +28,13 @@ def _finish(
     task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
     if task is None:
         return
-    c.emit(ctx, json_out, task.model_dump(mode="json"), lambda: c.info(f"network {name}: applied"))
+    hosts = (task.result or {}).get("hosts", {})
+
+    def render() -> None:
+        for host, state in sorted(hosts.items()):
+            c.out.print(f"{host}: {state}", markup=False)
+
+    c.emit(ctx, json_out, task.model_dump(mode="json"), render)
 
 
 @app.command("create")

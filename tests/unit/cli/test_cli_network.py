@@ -19,7 +19,7 @@ def _libvirt_networks() -> set[str]:
 def test_create_list_show_check_delete(run_real: Run) -> None:
     made = run_real("network", "create", "cli-nat", "--kind", "nat", "--required")
     assert made.exit_code == 0, made.output
-    assert "network cli-nat: applied" in made.stdout
+    assert made.stdout.strip() == "test: applied"
     assert "cli-nat" in _libvirt_networks()
     listing = run_real("network", "list")
     assert listing.exit_code == 0, listing.output
