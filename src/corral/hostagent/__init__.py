@@ -19,4 +19,6 @@ a command line.
 * :mod:`.netstore`  the agent's state on the host: managed links, pending change, history, lock
 * :mod:`.netapply`  bringing the managed links from one state to another
 * :mod:`.netops`    ``net.state``, ``net.apply``, ``net.confirm`` and the rollback timer
+* :mod:`.nfsops`    ``nfs.*``: an nfs storage domain's reach and volumes (QEMU's NFS client)
+* :mod:`.libnfs`    libnfs through ctypes (mount, list, stat, statvfs, mkdir/rmdir, unlink)
 """

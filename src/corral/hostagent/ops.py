@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from . import nfsops
 from .protocol import PROTOCOL, AgentError, agent_version
 
 Op = Callable[[dict[str, Any]], dict[str, Any]]
@@ -21,7 +22,9 @@ def version(_args: dict[str, Any]) -> dict[str, Any]:
         "protocol": PROTOCOL,
         "python": platform.python_version(),
         "root": os.geteuid() == 0,
-        "tools": {tool: shutil.which(tool) is not None for tool in ("ip", "bridge", "setsid")},
+        "tools": {
+            tool: shutil.which(tool) is not None for tool in ("ip", "bridge", "setsid", "qemu-img")
+        },
         "ops": sorted(OPS),
         "executable": sys.executable,
     }
@@ -29,6 +32,7 @@ def version(_args: dict[str, Any]) -> dict[str, Any]:
 
 OPS: dict[str, Op] = {
     "version": version,
+    **nfsops.OPS,
 }
 
 

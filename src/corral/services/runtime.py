@@ -100,7 +100,7 @@ class Services:
         )
         self.images = ImageLibrary(self.hosts, self.tasks, self.audit)
         self.volumes = VolumeService(self.hosts)
-        self.storage = StorageDomains(self.db, self.hosts, DriverContext())
+        self.storage = StorageDomains(self.db, self.hosts, DriverContext(agent=self.agents.call))
         self.reconciler.on_host_connected.append(self.storage.check_host)
         self.storage_volumes = DomainVolumes(self.storage, self.hosts)
         self.host_paths = HostPathRule(settings.host_path_roots, [settings.pool_dir])

@@ -39,27 +39,6 @@ def test_the_local_domain_cannot_be_deleted_or_made(api: Api) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        # iscsi has its driver (tests/integration/storage/test_iscsi_domain.py).
-        {"kind": "nfs", "name": "sd-nfs", "server": "198.18.0.254", "export": "/export"},
-    ],
-)
-def test_a_kind_without_a_driver_is_refused_and_nothing_recorded(
-    api: Api, body: dict[str, Any]
-) -> None:
-    answer = _post(api, body)
-    assert answer.status_code == 409, answer.text
-    assert f"kind {body['kind']!r} is not available yet" in answer.json()["detail"]
-    shown = api.client.get(f"/api/v1/storage-domains/{body['name']}", headers=api.headers())
-    assert shown.status_code == 404, shown.text
-    audit = api.client.get(
-        "/api/v1/audit", params={"action": "storage_domain.create"}, headers=api.headers()
-    )
-    assert any(e["target"] == body["name"] for e in audit.json())
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
         {"kind": "shared-dir", "name": "sd-rel", "path": "relative/dir"},
         {"kind": "rbd", "name": "sd-rbd"},
         {"kind": "nfs", "name": "sd-nfs2", "server": "a b", "export": "/x"},
@@ -140,3 +119,15 @@ def test_a_volume_larger_than_the_free_space_is_refused_with_both_numbers(api: A
 def test_volumes_of_unknown_domains_are_404(api: Api) -> None:
     answer = api.client.get(_volumes_path("nope"), headers=api.headers())
     assert answer.status_code == 404, answer.text
+
+
+def test_an_nfs_domain_no_host_reaches_is_refused_naming_each_host(api: Api) -> None:
+    """The test driver's host has no host agent, which nfs domains work through."""
+    body = {"kind": "nfs", "name": "sd-nfs", "server": "198.18.0.254", "export": "/export"}
+    answer = _post(api, body)
+    assert answer.status_code == 409, answer.text
+    detail = answer.json()["detail"]
+    assert "no host reaches storage domain sd-nfs" in detail
+    assert "host test:" in detail and "no host agent" in detail
+    shown = api.client.get("/api/v1/storage-domains/sd-nfs", headers=api.headers())
+    assert shown.status_code == 404, shown.text

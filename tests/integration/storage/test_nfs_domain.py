@@ -1,0 +1,82 @@
+"""The ``nfs`` storage domain kind against the test bed's storage server (nfs-ganesha): each
+test-bed host proves through its host agent (QEMU's NFS client, libnfs) that it mounts the
+export and root writes there; an export that refuses is a 409 naming every host and its
+reason, with nothing recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from corral.testbed.corral_server import CorralServer
+from corral.testbed.multihost import MultiHostTestbed
+from corral.testbed.storage_server import EXPORT, StorageServer
+
+pytestmark = pytest.mark.integration
+
+TESTBED_HOSTS = ("h1", "h2", "h3")
+
+
+@pytest.fixture(scope="module")
+def api(multihost_corral: CorralServer) -> Iterator[httpx.Client]:
+    with multihost_corral.client() as client:
+        yield client
+
+
+def _nfs(storage_server: StorageServer, name: str, **changes: str) -> dict[str, Any]:
+    return {
+        "kind": "nfs",
+        "name": name,
+        "server": storage_server.address,
+        "export": EXPORT,
+    } | changes
+
+
+def test_nfs_domain_is_reached_by_every_testbed_host(
+    api: httpx.Client, storage_server: StorageServer
+) -> None:
+    created = api.post("/storage-domains", json=_nfs(storage_server, "nas1"))
+    assert created.status_code == 201, created.text
+    try:
+        domain = created.json()
+        reach = {h["host"]: h for h in domain["hosts"]}
+        for name in TESTBED_HOSTS:
+            assert reach[name]["state"] == "reachable", reach[name]
+            assert reach[name]["capacity_bytes"] > 0 and reach[name]["free_bytes"] > 0
+        assert domain["settings"] == {"server": storage_server.address, "export": EXPORT}
+        ops = {o["operation"]: o for o in domain["operations"]}
+        assert ops["create_volume"]["supported"] and ops["linked_clone"]["supported"]
+        assert not ops["snapshot"]["supported"] and ops["snapshot"]["reason"]
+        # The reach check leaves nothing in the export (its probe directory is removed).
+        assert not list(storage_server.export_dir.glob(".corral-probe-*"))
+    finally:
+        assert api.delete("/storage-domains/nas1").status_code == 204
+    assert api.get("/storage-domains/nas1").status_code == 404
+
+
+def test_nfs_export_that_refuses_is_a_409_naming_hosts_and_reason(
+    api: httpx.Client, storage_server: StorageServer
+) -> None:
+    refused = api.post("/storage-domains", json=_nfs(storage_server, "nas2", export="/nothing"))
+    assert refused.status_code == 409, refused.text
+    detail = refused.json()["detail"]
+    for name in TESTBED_HOSTS:
+        assert f"host {name}:" in detail
+    assert "MNT3ERR_ACCES" in detail and f"{storage_server.address}:/nothing" in detail
+    assert api.get("/storage-domains/nas2").status_code == 404
+
+
+def test_nfs_server_that_does_not_answer_is_a_409(
+    api: httpx.Client, testbed: MultiHostTestbed, storage_server: StorageServer
+) -> None:
+    nobody = f"198.18.{testbed.slot}.222"
+    refused = api.post("/storage-domains", json=_nfs(storage_server, "nas3", server=nobody))
+    assert refused.status_code == 409, refused.text
+    detail = refused.json()["detail"]
+    assert (
+        f"host h1: host agent on h1: nfs.check failed: cannot reach NFS server {nobody}" in detail
+    )
+    assert api.get("/storage-domains/nas3").status_code == 404
