@@ -141,7 +141,7 @@ class Services:
             self.tasks,
             self.audit,
             self.vms.inventory,
-            NetworkRealiser(self.db, self.hosts, None),
+            NetworkRealiser(self.db, self.hosts, self.agents.call),
         )
         self.nics = HostNics(self.db, self.hosts)
         self.nics.changed = self.networks.apply_soon

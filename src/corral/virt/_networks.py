@@ -84,6 +84,15 @@ def corral_networks(conn: libvirt.virConnect) -> dict[str, SeenNetwork]:
     return found
 
 
+def foreign_names(conn: libvirt.virConnect) -> set[str]:
+    """The names of the host's libvirt networks that are not Corral's cluster networks."""
+    return {
+        seen.name
+        for seen in (_seen(net) for net in conn.listAllNetworks(0))
+        if not seen.bridge.startswith(BRIDGE_PREFIX)
+    }
+
+
 def _lookup(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
     try:
         return conn.networkLookupByName(name)

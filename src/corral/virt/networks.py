@@ -25,6 +25,12 @@ class HostNetworks:
             f"list the cluster networks on host {self._host}", _networks.corral_networks
         )
 
+    async def foreign_names(self) -> set[str]:
+        """Names of libvirt networks on the host that are not Corral's."""
+        return await self._conn.run(
+            f"list the networks on host {self._host}", _networks.foreign_names
+        )
+
     async def realise(self, want: NetworkDefinition) -> str | None:
         """Define and start ``want``; what :meth:`restore` needs to undo it (None: unchanged)."""
         return await self._conn.run(

@@ -6,7 +6,6 @@ NICs naming them, and a host lacking a required network refused as a migration t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import libvirt
@@ -17,6 +16,7 @@ from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
 from corral.testbed.multihost import MultiHostTestbed
 from tests.integration.api._support import kernel_vm, wait_task
+from tests.integration.networks._support import create_network, delete_network, states
 
 pytestmark = pytest.mark.integration
 
@@ -28,24 +28,6 @@ FOREIGN = "<network><name>it-req</name><bridge name='virbr-itreq'/></network>"
 def api(multihost_corral: CorralServer) -> Iterator[httpx.Client]:
     with multihost_corral.client() as client:
         yield client
-
-
-def create_network(api: httpx.Client, **body: Any) -> dict[str, Any]:
-    answer = api.post("/networks", json=body)
-    assert answer.status_code == 202, answer.text
-    return wait_task(api, answer.json()["id"], 180)
-
-
-def delete_network(api: httpx.Client, name: str) -> None:
-    answer = api.delete(f"/networks/{name}")
-    assert answer.status_code == 202, answer.text
-    task = wait_task(api, answer.json()["id"], 180)
-    assert task["state"] == "succeeded", task
-
-
-def states(api: httpx.Client, name: str) -> dict[str, tuple[str, str | None]]:
-    shown = api.get(f"/networks/{name}").json()
-    return {h["host"]: (h["state"], h["reason"]) for h in shown["hosts"]}
 
 
 def libvirt_bridge(testbed: MultiHostTestbed, host: str, name: str) -> str | None:

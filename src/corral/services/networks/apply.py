@@ -70,6 +70,7 @@ class HostApply:
     async def run(self) -> dict[str, Outcome]:
         plan, host = self._plan, self._host
         seen = await host.networks.corral_networks()
+        self._skip_foreign(await host.networks.foreign_names())
         bridged = any(s.mode == "bridge" for s in seen.values())
         wanted = {d.name for d in plan.libvirt}
         try:
@@ -93,6 +94,20 @@ class HostApply:
         for want in plan.libvirt:
             self.outcomes.setdefault(want.name, Outcome(NetworkHostState.APPLIED))
         return self.outcomes
+
+    def _skip_foreign(self, foreign: set[str]) -> None:
+        """A network whose name a libvirt network Corral did not make has on this host fails
+        here before anything changes (the others go on)."""
+        plan = self._plan
+        for want in [d for d in plan.libvirt if d.name in foreign]:
+            self.outcomes[want.name] = Outcome(
+                NetworkHostState.FAILED,
+                f"host {self._host.name} already has a libvirt network {want.name!r} that "
+                "Corral did not make: rename or remove it there, or name the cluster network "
+                "otherwise",
+            )
+            plan.libvirt.remove(want)
+            plan.bridges = [b for b in plan.bridges if b["bridge"] != want.bridge]
 
     async def _realise(self, name: str, step: Awaitable[str | None]) -> None:
         try:

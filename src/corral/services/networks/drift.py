@@ -11,13 +11,17 @@ from corral.model.network import NetworkHostState, NetworkInfo, NetworkKind
 from corral.virt.networks import SeenNetwork
 
 
-def agent_bridges(state: Mapping[str, Any]) -> set[str]:
-    """The bridge names in a ``net.state`` answer."""
-    return {str(b.get("bridge")) for b in state.get("bridges", []) if isinstance(b, Mapping)}
+def agent_bridges(state: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The managed bridges in a ``net.state`` answer, each with what differs on the host."""
+    return {
+        str(b.get("bridge")): [str(p) for p in b.get("problems", [])]
+        for b in state.get("bridges", [])
+        if isinstance(b, Mapping)
+    }
 
 
 def drift(
-    net: NetworkInfo, seen: Mapping[str, SeenNetwork], bridges: set[str] | None
+    net: NetworkInfo, seen: Mapping[str, SeenNetwork], bridges: Mapping[str, list[str]] | None
 ) -> str | None:
     """Why ``net`` (applied on this host) no longer is as applied; None: it is.
     ``bridges``: the agent's managed bridges (None: not asked)."""
@@ -28,17 +32,18 @@ def drift(
         return f"libvirt network {net.name} is on bridge {found.bridge}, not {net.bridge}"
     if not found.active:
         return f"libvirt network {net.name} is not active"
-    bridged = net.kind in (NetworkKind.BRIDGE, NetworkKind.VXLAN)
-    if bridged and bridges is not None and net.bridge not in bridges:
-        return f"bridge {net.bridge} is missing on the host"
-    return None
+    if net.kind not in (NetworkKind.BRIDGE, NetworkKind.VXLAN) or bridges is None:
+        return None
+    if net.bridge not in bridges:
+        return f"the host agent no longer manages bridge {net.bridge}"
+    return "; ".join(bridges[net.bridge]) or None
 
 
 def checked_states(
     host: str,
     networks: Iterable[NetworkInfo],
     seen: Mapping[str, SeenNetwork],
-    bridges: set[str] | None,
+    bridges: Mapping[str, list[str]] | None,
 ) -> dict[str, tuple[NetworkHostState, str | None]]:
     """New states of ``host``'s applied or drifted networks after a check."""
     out: dict[str, tuple[NetworkHostState, str | None]] = {}

@@ -170,7 +170,9 @@ class NetworkService:
             await self._db(partial(_write_states, host=host.name, states=states))
         return await self.list_networks()
 
-    async def _agent_bridges(self, host: str, networks: list[NetworkInfo]) -> set[str] | None:
+    async def _agent_bridges(
+        self, host: str, networks: list[NetworkInfo]
+    ) -> dict[str, list[str]] | None:
         agent = self.realiser.agent
         bridged = [n for n in networks if n.kind in (NetworkKind.BRIDGE, NetworkKind.VXLAN)]
         if agent is None or not any(

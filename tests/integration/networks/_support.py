@@ -1,0 +1,27 @@
+"""Helpers of the network tests: networks through the API, their state per host."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.integration.api._support import wait_task
+
+
+def create_network(api: httpx.Client, **body: Any) -> dict[str, Any]:
+    answer = api.post("/networks", json=body)
+    assert answer.status_code == 202, answer.text
+    return wait_task(api, answer.json()["id"], 180)
+
+
+def delete_network(api: httpx.Client, name: str) -> None:
+    answer = api.delete(f"/networks/{name}")
+    assert answer.status_code == 202, answer.text
+    task = wait_task(api, answer.json()["id"], 180)
+    assert task["state"] == "succeeded", task
+
+
+def states(api: httpx.Client, name: str) -> dict[str, tuple[str, str | None]]:
+    shown = api.get(f"/networks/{name}").json()
+    return {h["host"]: (h["state"], h["reason"]) for h in shown["hosts"]}
