@@ -10,7 +10,15 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from corral.cli import console, snapshot, vm_changes, vm_create, vm_migrate, vm_screen
+from corral.cli import (
+    console,
+    snapshot,
+    vm_changes,
+    vm_create,
+    vm_migrate,
+    vm_move_disk,
+    vm_screen,
+)
 from corral.cli import context as c
 from corral.cli.client import ApiError, BadAnswer, CorralClient, parse, parse_list, seg
 from corral.cli.output import disk_table, nic_table, vm_details, vm_table
@@ -29,6 +37,7 @@ LOG_POLL_S = 0.5
 
 app.command("create")(vm_create.create)
 app.command("migrate")(vm_migrate.migrate)
+app.command("move-disk")(vm_move_disk.move_disk)
 app.command("edit")(vm_changes.edit)
 app.add_typer(vm_changes.disk_app, name="disk")
 app.add_typer(vm_changes.nic_app, name="nic")

@@ -113,6 +113,7 @@ class Services:
             self.pki,
             self.images,
             self.host_paths,
+            self.storage,
         )
         self.migrations = MigrationServices.build(
             self.vms.inventory,

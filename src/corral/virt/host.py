@@ -3,8 +3,9 @@
 It owns the connection and its events, and drives domains (define, power, snapshots). Other
 jobs are adapters on the same connection, as attributes: ``host.storage`` (Corral's pool and
 its volumes), ``host.consoles`` (screens, serial consoles and logs), ``host.migration`` (live
-migration and its pre-flight reads), ``host.changes`` (edits of defined domains) and
-``host.guests`` (what the host can run) and ``host.networks`` (cluster networks, NICs).
+migration and its pre-flight reads), ``host.changes`` (edits of defined domains),
+``host.guests`` (what the host can run), ``host.networks`` (cluster networks, NICs) and
+``host.disk_moves`` (moving a disk to another volume).
 
 Each public method is a thin async wrapper: the blocking libvirt work is a small function run by
 :meth:`ManagedConnection.run` in a worker thread, under a timeout, with errors mapped.
@@ -27,6 +28,7 @@ from corral.virt._description import set_description
 from corral.virt._lookup import lookup as _lookup
 from corral.virt.changes import DomainChanges
 from corral.virt.consoles import HostConsoles
+from corral.virt.disk_moves import DiskMoves
 from corral.virt.domain_pools import DomainPools
 from corral.virt.domain_xml import HostDefaults, build_domain
 from corral.virt.domain_xml.archdefaults import nested_feature
@@ -113,6 +115,8 @@ class LibvirtHost:
         self.migration = HostMigration(self._conn, name)
         #: Cluster networks' libvirt networks and the host's NICs.
         self.networks = HostNetworks(self._conn, name)
+        #: Moving a domain's disk to another volume (block copy, volume clones).
+        self.disk_moves = DiskMoves(self._conn, name)
 
     # -- connection and events ---------------------------------------------------------------
     @property

@@ -219,6 +219,13 @@ def _vm_routes(api: APIRouter, state: CannedState) -> None:
 
 
 def _vm_extra_routes(api: APIRouter, state: CannedState) -> None:
+    @api.post("/vms/{name}/disks/{disk}/move")
+    async def move_disk(name: str, disk: str) -> Response:
+        vm = _vm_or_404(state, name)
+        if isinstance(vm, JSONResponse):
+            return vm
+        return _task_response(state.new_task("vm.disk.move", name))
+
     @api.get("/vms/{name}/log")
     async def log(
         name: str, tail_bytes: int | None = None, tail_lines: int | None = None

@@ -1,16 +1,20 @@
 """Changing a VM after its creation: edit (vCPUs, memory, maximums, topology, description),
 attach and detach disks and network interfaces. Every answer says how the change reached the VM
-(``applied``: live, next_start or offline) and shows the VM."""
+(``applied``: live, next_start or offline) and shows the VM. Moving a disk to another storage
+domain is a task (202)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from corral.api.deps import Operator, Svc
 from corral.api.openapi import on_host
 from corral.api.params import NamePath
+from corral.api.routers.vms import ACCEPTED, accepted
+from corral.model.disk_move import DiskMoveRequest
+from corral.model.task import TaskInfo
 from corral.model.vm_edit import ChangeMode, DiskAttachRequest, NicAttachRequest, VmChange, VmEdit
 
 router = APIRouter(tags=["vms"])
@@ -96,6 +100,33 @@ async def detach_disk(
     ``delete_volume``."""
     change = await svc.vms.devices.detach_disk(who, name, disk, mode, delete_volume)
     return _audit(request, change)
+
+
+@router.post(
+    "/vms/{name}/disks/{disk}/move",
+    name="vm.disk.move",
+    status_code=202,
+    response_model=TaskInfo,
+    responses={
+        **ACCEPTED,
+        **on_host(
+            (404, "no such VM, disk (by name or target) or storage domain"),
+            (
+                409,
+                "a CD-ROM drive, the VM has snapshots, its host does not reach the domain, the "
+                "disk is on that domain already, the domain lacks the free space, a shut-off "
+                "VM's disk to a domain QEMU reaches directly (nfs, iscsi), or the VM is busy",
+            ),
+        ),
+    },
+)
+async def move_disk(
+    name: NamePath, disk: NamePath, body: DiskMoveRequest, svc: Svc, who: Operator
+) -> Response:
+    """Move a disk (by name or target) to another storage domain its VM's host reaches: live
+    by block copy while the VM runs (the guest keeps writing), or a copy of the volume while it
+    is shut off. The old volume is deleted afterwards unless ``keep_source``."""
+    return accepted(await svc.vms.move_disk.move(who, name, disk, body))
 
 
 @router.post(

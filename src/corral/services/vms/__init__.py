@@ -12,6 +12,7 @@
     media.py               CD-ROM media: insert an image of the library, eject
     edit.py                vCPUs, memory, maximums, topology, description (live or next start)
     devices.py             attach and detach disks and network interfaces
+    move_disk.py           move a disk to another storage domain (block copy or volume copy)
     _hardware.py           what a host can run: arch, machine, vCPU limit, CPU, nesting, buses
     screen_source.py       how a VM's screen (VNC) is reached: the one interface for all of these
 
@@ -29,6 +30,7 @@ from corral.services.host_paths import HostPathRule
 from corral.services.hosts import HostService
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
+from corral.services.storage import StorageDomains
 from corral.services.tasks import TaskService
 from corral.services.vms.clone import VmCloning
 from corral.services.vms.console_automation import VmConsole
@@ -38,6 +40,7 @@ from corral.services.vms.devices import VmDevices
 from corral.services.vms.edit import VmEditing
 from corral.services.vms.inventory import VmInventory, vm_info
 from corral.services.vms.media import VmMedia
+from corral.services.vms.move_disk import VmDiskMove
 from corral.services.vms.power import VmPower
 from corral.services.vms.screen_source import VmScreenSource
 from corral.services.vms.screenshot import VmScreenshot
@@ -62,6 +65,7 @@ class VmServices:
     media: VmMedia
     edit: VmEditing
     devices: VmDevices
+    move_disk: VmDiskMove
 
     @classmethod
     def build(
@@ -74,6 +78,7 @@ class VmServices:
         pki: ClusterPki,
         images: ImageLibrary,
         paths: HostPathRule,
+        storage: StorageDomains,
     ) -> VmServices:
         inventory = VmInventory(db, hosts)
         source = VmScreenSource(inventory, pki)
@@ -91,4 +96,5 @@ class VmServices:
             media=VmMedia(inventory, images, locks),
             edit=VmEditing(inventory, locks),
             devices=VmDevices(inventory, locks),
+            move_disk=VmDiskMove(inventory, tasks, audit, locks, storage),
         )

@@ -1,0 +1,157 @@
+"""``corral vm move-disk`` with a real TCG guest on the suite's private libvirtd: the guest
+writes its disk continuously while the disk moves live from ``local`` to a ``shared-dir``
+domain; every record survives a cold restart on the new volume, and the definition names it.
+Then, shut off, the disk moves back by volume copy (keeping the source), and the refusals that
+need a real domain (no room) make nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import libvirt
+import pytest
+
+from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_images import KernelGuest
+from corral.testbed.private_libvirtd import PrivateLibvirtd
+from tests.integration.api._support import SerialShell, kernel_vm, wait_log, wait_task
+from tests.integration.storage._disk_writer import (
+    disk_path,
+    records_on_disk,
+    records_written,
+    restart,
+    start,
+    start_writer,
+    stop_writer,
+)
+
+pytestmark = pytest.mark.integration
+VM = "mover"
+
+
+@pytest.fixture(scope="module")
+def client(corral: CorralServer) -> Iterator[httpx.Client]:
+    with corral.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def shared(client: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A ``shared-dir`` domain ``md-shared`` (the private libvirtd is its only host)."""
+    path = tmp_path_factory.mktemp("md-shared")
+    made = client.post(
+        "/storage-domains", json={"kind": "shared-dir", "name": "md-shared", "path": str(path)}
+    )
+    assert made.status_code == 201, made.text
+    yield path
+    client.post(f"/vms/{VM}/stop")
+    client.delete(f"/vms/{VM}", params={"delete_disks": "true"})
+    for volume in client.get("/storage-domains/md-shared/volumes").json():
+        client.delete(f"/storage-domains/md-shared/volumes/{volume['name']}")
+    client.delete("/storage-domains/md-shared")
+
+
+def _move(client: httpx.Client, body: dict[str, Any], disk: str = "vda") -> httpx.Response:
+    return client.post(f"/vms/{VM}/disks/{disk}/move", json=body)
+
+
+def _persistent_disk(conn: libvirt.virConnect) -> str:
+    xml = conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    return xml.split("<source file='")[1].split("'")[0]
+
+
+def test_a_running_guest_keeps_writing_while_its_disk_moves_to_shared_dir(
+    corral: CorralServer,
+    client: httpx.Client,
+    conn: libvirt.virConnect,
+    kernel_guest: KernelGuest,
+    shared: Path,
+    private_libvirtd: PrivateLibvirtd,
+) -> None:
+    made = client.post("/vms", json=kernel_vm(VM, kernel_guest, disk_gib=0.25))
+    assert made.status_code == 201, made.text
+    assert client.post(f"/vms/{VM}/start").status_code == 200
+    wait_log(client, VM, rb"CORRAL-GUEST-BOOTED")
+    old = disk_path(client, VM)
+    shell = SerialShell(corral, VM)
+    start_writer(shell)
+    before = records_written(shell)
+
+    answer = _move(client, {"to": "md-shared"})
+    assert answer.status_code == 202, answer.text
+    assert answer.headers["Location"] == f"/api/v1/tasks/{answer.json()['id']}"
+    task = wait_task(client, answer.json()["id"], timeout=300)
+    assert task["state"] == "succeeded", task
+    during = records_written(shell)
+    assert during > before, "the guest wrote nothing while its disk moved"
+    result = task["result"]
+    new = str(shared / os.path.basename(old))
+    assert (result["from"], result["to"], result["live"], result["path"]) == (
+        "local", "md-shared", True, new,
+    )  # fmt: skip
+    assert result["source"] == f"deleted: {old}"
+    assert task["bytes_total"] and task["bytes_done"] == task["bytes_total"]
+    assert disk_path(client, VM) == new and _persistent_disk(conn) == new
+    assert not private_libvirtd.host_path(old).exists()
+
+    written = stop_writer(shell)
+    assert written >= during
+    restart(client, VM)
+    shell = SerialShell(corral, VM)
+    assert records_on_disk(shell, written) == written
+    assert disk_path(client, VM) == new
+
+    audit = client.get("/audit", params={"action": "vm.disk.move"}).json()
+    assert any(e["target"] == f"{VM}/vda->md-shared" and e["outcome"] == "ok" for e in audit)
+
+
+def test_a_shut_off_disk_moves_back_by_volume_copy_keeping_its_source(
+    corral: CorralServer, client: httpx.Client, conn: libvirt.virConnect, shared: Path
+) -> None:
+    assert client.post(f"/vms/{VM}/stop").status_code == 200
+    source = disk_path(client, VM)
+    answer = _move(client, {"to": "local", "keep_source": True}, disk="data")
+    assert answer.status_code == 202, answer.text
+    task = wait_task(client, answer.json()["id"], timeout=300)
+    assert task["state"] == "succeeded", task
+    assert task["result"]["live"] is False and task["result"]["source"] == f"kept: {source}"
+    back = disk_path(client, VM)
+    assert back != source and _persistent_disk(conn) == back
+    assert Path(source).exists()
+
+    start(client, VM)
+    shell = SerialShell(corral, VM)
+    written = records_written(shell)  # nothing written in this boot: /tmp/last is gone
+    assert written == 0
+    assert records_on_disk(shell, 8) == 8
+
+
+def test_no_room_in_the_target_domain_is_409_with_both_numbers(
+    client: httpx.Client, private_libvirtd: PrivateLibvirtd, tmp_path: Path
+) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(small)]
+    subprocess.run(private_libvirtd.inside_command(mount), check=True, capture_output=True)
+    try:
+        made = client.post(
+            "/storage-domains", json={"kind": "shared-dir", "name": "md-small", "path": str(small)}
+        )
+        assert made.status_code == 201, made.text
+        volumes = {v["name"] for v in client.get("/storage-domains/md-small/volumes").json()}
+        answer = _move(client, {"to": "md-small"})
+        assert answer.status_code == 409, answer.text
+        detail = answer.json()["detail"]
+        assert "storage domain md-small has" in detail and "free on host" in detail
+        assert f"needs 0.25 GiB ({2**28} bytes, its virtual size)" in detail
+        after = {v["name"] for v in client.get("/storage-domains/md-small/volumes").json()}
+        assert after == volumes
+    finally:
+        client.delete("/storage-domains/md-small")
+        umount = ["umount", str(small)]
+        subprocess.run(private_libvirtd.inside_command(umount), check=True, capture_output=True)
