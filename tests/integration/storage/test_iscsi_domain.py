@@ -96,3 +96,23 @@ def test_iscsi_portal_without_a_server_is_a_409(
     assert refused.status_code == 409, refused.text
     assert "host h1:" in refused.text and "Failed to connect" in refused.text
     assert api.get("/storage-domains/san3").status_code == 404
+
+
+def test_iscsi_luns_are_the_volumes_and_cannot_be_made_through_corral(
+    api: httpx.Client, storage_server: StorageServer
+) -> None:
+    assert api.post("/storage-domains", json=_iscsi(storage_server, "san4")).status_code == 201
+    try:
+        listed = api.get("/storage-domains/san4/volumes")
+        assert listed.status_code == 200, listed.text
+        luns = {v["name"]: v for v in listed.json()}
+        assert sorted(luns) == [f"lun-{n}" for n in range(1, 5)]  # LUN 0, the controller, not
+        lun1 = luns["lun-1"]
+        assert lun1["path"] == f"iscsi://{storage_server.portal}/{storage_server.iqn}/1"
+        assert lun1["format"] == "raw" and lun1["capacity_bytes"] == 64 * 2**20 - 512
+        made = api.post("/storage-domains/san4/volumes", json={"name": "x", "size_gib": 0.01})
+        assert made.status_code == 409 and "made on the target" in made.json()["detail"]
+        gone = api.delete("/storage-domains/san4/volumes/lun-1")
+        assert gone.status_code == 409 and "removed on the target" in gone.json()["detail"]
+    finally:
+        assert api.delete("/storage-domains/san4").status_code == 204

@@ -80,3 +80,38 @@ def test_nfs_server_that_does_not_answer_is_a_409(
         f"host h1: host agent on h1: nfs.check failed: cannot reach NFS server {nobody}" in detail
     )
     assert api.get("/storage-domains/nas3").status_code == 404
+
+
+def test_nfs_volumes_are_made_listed_grown_and_deleted_over_nfs(
+    api: httpx.Client, storage_server: StorageServer, testbed: MultiHostTestbed
+) -> None:
+    """Through a test-bed host's agent: qemu-img over nfs:// makes and grows, libnfs lists
+    and removes; the files appear in (and leave) the server's export directory."""
+    assert api.post("/storage-domains", json=_nfs(storage_server, "nas4")).status_code == 201
+    volumes = "/storage-domains/nas4/volumes"
+    try:
+        made = api.post(volumes, json={"name": "nfs-v1.qcow2", "size_gib": 0.0625})
+        assert made.status_code == 201, made.text
+        volume = made.json()
+        assert volume["domain"] == "nas4" and volume["format"] == "qcow2"
+        assert volume["capacity_bytes"] == 2**26
+        assert volume["path"] == f"nfs://{storage_server.address}{EXPORT}/nfs-v1.qcow2"
+        assert (storage_server.export_dir / "nfs-v1.qcow2").read_bytes()[:4] == b"QFI\xfb"
+        again = api.post(volumes, json={"name": "nfs-v1.qcow2", "size_gib": 0.0625})
+        assert again.status_code == 409, again.text
+        huge = api.post(volumes, json={"name": "nfs-huge.qcow2", "size_gib": 65536})
+        assert huge.status_code == 409 and "free" in huge.json()["detail"], huge.text
+        grown = api.post(f"{volumes}/nfs-v1.qcow2/resize", json={"size_gib": 0.125})
+        assert grown.status_code == 200, grown.text
+        assert grown.json()["capacity_bytes"] == 2**27
+        listed = {v["name"]: v for v in api.get(volumes).json()}
+        assert listed["nfs-v1.qcow2"]["capacity_bytes"] == 2**27
+        through_h3 = api.get(volumes, params={"host": "h3"})
+        assert "nfs-v1.qcow2" in [v["name"] for v in through_h3.json()], through_h3.text
+        gone = api.delete(f"{volumes}/nfs-v1.qcow2")
+        assert gone.status_code == 204, gone.text
+        assert not (storage_server.export_dir / "nfs-v1.qcow2").exists()
+        assert "nfs-v1.qcow2" not in [v["name"] for v in api.get(volumes).json()]
+        assert api.delete(f"{volumes}/nfs-v1.qcow2").status_code == 404
+    finally:
+        assert api.delete("/storage-domains/nas4").status_code == 204

@@ -13,6 +13,7 @@ from corral.model.storage_domain import (
     DomainVolumeCreate,
     DomainVolumeResize,
     ReachState,
+    VolumeOperation,
 )
 from corral.model.volume import VolumeInfo
 from corral.services.hosts import HostService
@@ -26,6 +27,14 @@ GIB = 2**30
 
 def _bytes(gib: float) -> int:
     return int(gib * GIB)
+
+
+def _refuse_unsupported(config: DomainConfig, driver: StorageDriver, op: VolumeOperation) -> None:
+    """Conflict with the kind's own reason (e.g. an iSCSI domain's LUNs are made on the
+    target) before anything else is asked of the domain."""
+    for support in driver.operations():
+        if support.operation is op and not support.supported:
+            raise Conflict(f"storage domain {config.name} ({config.kind.value}): {support.reason}")
 
 
 class DomainVolumes:
@@ -98,6 +107,7 @@ class DomainVolumes:
         """A blank qcow2 volume; InsufficientResources when it is larger than the free space."""
         config = await self._domains.config(domain)
         driver = self._domains.driver(config)
+        _refuse_unsupported(config, driver, VolumeOperation.CREATE_VOLUME)
         host = await self.host_for(config, request.host)
         size = _bytes(request.size_gib)
         free = await driver.free_bytes(host)
@@ -114,6 +124,7 @@ class DomainVolumes:
         """Grow a volume no VM uses."""
         config = await self._domains.config(domain)
         driver = self._domains.driver(config)
+        _refuse_unsupported(config, driver, VolumeOperation.RESIZE_VOLUME)
         host = await self.host_for(config, request.host)
         volume = await self._find(config, driver, host, name)
         size = _bytes(request.size_gib)
