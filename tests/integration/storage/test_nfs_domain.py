@@ -115,3 +115,32 @@ def test_nfs_volumes_are_made_listed_grown_and_deleted_over_nfs(
         assert api.delete(f"{volumes}/nfs-v1.qcow2").status_code == 404
     finally:
         assert api.delete("/storage-domains/nas4").status_code == 204
+
+
+def test_nfs_and_iscsi_domains_through_the_cli_show_each_hosts_reach(
+    multihost_corral: CorralServer, storage_server: StorageServer
+) -> None:
+    made = multihost_corral.cli(
+        "--json", "storage-domain", "create", "nas5", "--kind", "nfs",
+        "--server", storage_server.address, "--export", EXPORT,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    san = multihost_corral.cli(
+        "storage-domain", "create", "san5", "--kind", "iscsi",
+        "--portal", storage_server.portal, "--target", storage_server.iqn,
+    )  # fmt: skip
+    assert san.returncode == 0, san.stderr
+    try:
+        for name in ("nas5", "san5"):
+            shown = multihost_corral.cli("storage-domain", "show", name)
+            assert shown.returncode == 0, shown.stderr
+            for host in TESTBED_HOSTS:
+                line = next(x for x in shown.stdout.splitlines() if x.split()[:1] == [host])
+                assert "reachable" in line and "unreachable" not in line, shown.stdout
+        listed = multihost_corral.cli("volume", "list", "--domain", "san5")
+        assert listed.returncode == 0, listed.stderr
+        assert "lun-1" in listed.stdout and "lun-4" in listed.stdout
+    finally:
+        for name in ("nas5", "san5"):
+            gone = multihost_corral.cli("storage-domain", "delete", name, "--yes")
+            assert gone.returncode == 0, gone.stderr
