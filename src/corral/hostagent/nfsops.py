@@ -146,7 +146,9 @@ def create(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def clone(args: dict[str, Any]) -> dict[str, Any]:
-    """A qcow2 volume standing on ``base`` (named relative to it: the pair can move)."""
+    """A qcow2 volume standing on ``base``, named by its full ``nfs://`` URL: QEMU 7.2's NFS
+    driver resolves a relative backing name against the image's own URL as if it were a
+    directory (``…/clone.qcow2/base.qcow2``), and the guest would not start."""
     server, export = _place(args)
     name, base = _name(args), _name(args, "base")
     with mounted(server, export, CALL_TIMEOUT_S) as nfs:
@@ -154,8 +156,8 @@ def clone(args: dict[str, Any]) -> dict[str, Any]:
         if not nfs.exists(base):
             raise AgentError(f"{nfs.where} has no file {base}")
         base_format = str(_info(url(server, export, base)).get("format", "raw"))
-        _qemu_img("create", "-q", "-f", "qcow2", "-F", base_format, "-b", base,
-                  url(server, export, name))  # fmt: skip
+        _qemu_img("create", "-q", "-f", "qcow2", "-F", base_format,
+                  "-b", url(server, export, base), url(server, export, name))  # fmt: skip
         return _volume(server, export, name, 0)
 
 

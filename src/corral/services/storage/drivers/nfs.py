@@ -77,6 +77,7 @@ class NfsDriver:
             path=self.url(name),
             format=str(entry.get("format") or "raw"),
             capacity_bytes=int(entry["capacity_bytes"]),
+            # Corral's clones name their base by URL (= its path); a bare name is a sibling.
             backing=self.url(str(backing)) if backing and "/" not in str(backing) else backing,
             allocation_bytes=int(entry.get("allocation_bytes") or 0),
         )
