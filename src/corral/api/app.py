@@ -46,7 +46,9 @@ from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
 from corral.web.pages import consoles, dashboard, session, vm_create
 from corral.web.pages import images as image_pages
+from corral.web.pages import networks as network_pages
 from corral.web.pages import power as power_pages
+from corral.web.pages import storage as storage_pages
 from corral.web.pages import vms as vm_pages
 from corral.web.security_headers import SecurityHeaders
 
@@ -185,6 +187,8 @@ def _include_routes(app: FastAPI) -> None:
         image_pages,
         admin_pages,
         power_pages,
+        storage_pages,
+        network_pages,
     )
     for page in pages:
         app.include_router(page.router)

@@ -12,7 +12,11 @@ from corral.model.rules import pattern_rule
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    # Only the leading part says where the value came from: a field may itself be named
+    # ``path`` (a shared-dir storage domain's), and must keep its name.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path"):
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from tests.unit.api.conftest import PASSWORD, Api, api
 
-__all__ = ["PASSWORD", "Api", "api", "browser", "csrf_of", "log_in"]
+__all__ = ["PASSWORD", "Api", "api", "browser", "csrf_of", "live_browser", "log_in"]
 
 _CSRF = re.compile(r'name="csrf-token" content="([^"]*)"')
 _LOGIN_CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
@@ -39,3 +39,13 @@ def log_in(client: TestClient, user: str = "admin", password: str = PASSWORD) ->
 def browser(api: Api) -> TestClient:
     """A fresh cookie jar on the module's app (TestClient without a lifespan of its own)."""
     return TestClient(api.client.app, base_url="http://testserver")
+
+
+@pytest.fixture
+def live_browser(api: Api) -> TestClient:
+    """A fresh cookie jar whose requests run on the module app's own event loop: tasks a page
+    starts (applying a network) go on after the answer, as in the server. ``browser``'s
+    requests each run on a loop of their own, which cancels such tasks when it ends."""
+    client = TestClient(api.client.app, base_url="http://testserver")
+    client.portal = api.client.portal
+    return client

@@ -44,6 +44,7 @@ async def _context(svc: Services, name: str) -> dict[str, Any]:
     tasks = await _tasks_of(svc, name)
     return {
         "vm": vm,
+        "cluster_networks": [n.name for n in await svc.networks.list_networks()],
         "snapshots": snapshots,
         "snapshot_note": note,
         "tasks": tasks,
