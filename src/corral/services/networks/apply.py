@@ -63,6 +63,8 @@ class HostApply:
                 plan.problems[want.name] = why
                 plan.libvirt.remove(want)
             plan.bridges = []
+        #: Why the whole apply failed and was undone on this host (None: it was not).
+        self.error: str | None = None
         self.outcomes: dict[str, Outcome] = {
             name: Outcome(NetworkHostState.FAILED, why) for name, why in plan.problems.items()
         }
@@ -86,6 +88,7 @@ class HostApply:
                 await self._confirm(change_id)
             await host.networks.ping()
         except CorralError as exc:
+            self.error = exc.message
             await self._roll_back()
             for want in plan.libvirt:
                 if want.name not in self.outcomes:

@@ -22,6 +22,8 @@ from corral.store import networks as net_store
 from corral.virt import LibvirtHost
 
 log = logging.getLogger(__name__)
+APPLIED = "applied"
+REMOVED = "removed"
 
 
 class NetworkRealiser:
@@ -43,24 +45,23 @@ class NetworkRealiser:
 
         return await self._db(read)
 
-    async def apply_host(self, host: LibvirtHost) -> dict[str, Outcome]:
-        """Apply every network to ``host`` and store the states; never raises for the host's
-        own failure (the states say it)."""
+    async def apply_host(self, host: LibvirtHost) -> tuple[dict[str, Outcome], str | None]:
+        """Apply every network to ``host`` and store the states; each network's outcome and
+        why the whole apply failed (None: it did not). Never raises for the host's own
+        failure (the states say it)."""
         lock = self._locks.setdefault(host.name, asyncio.Lock())
         async with lock:
             plan = await self.plan(host.name)
+            apply = HostApply(host, plan, self.agent)
             try:
-                outcomes = await HostApply(host, plan, self.agent).run()
+                outcomes, error = await apply.run(), apply.error
             except CorralError as exc:
                 # Not even the first look at the host worked: nothing was changed.
-                outcomes = {
-                    d.name: Outcome(NetworkHostState.FAILED, exc.message) for d in plan.libvirt
-                }
-                outcomes.update(
-                    {n: Outcome(NetworkHostState.FAILED, w) for n, w in plan.problems.items()}
-                )
+                outcomes, error = dict(apply.outcomes), exc.message
+                for want in plan.libvirt:
+                    outcomes[want.name] = Outcome(NetworkHostState.FAILED, exc.message)
             await self._store(host.name, outcomes)
-            return outcomes
+            return outcomes, error
 
     async def _store(self, host: str, outcomes: dict[str, Outcome]) -> None:
         def write(session: Session) -> None:
@@ -74,22 +75,27 @@ class NetworkRealiser:
             if outcome.state is NetworkHostState.FAILED:
                 log.warning("network %s on host %s: %s", name, host, outcome.reason)
 
-    async def apply_all(self, ctx: TaskContext | None, network: str | None) -> dict[str, str]:
-        """Apply on every connected host, with progress per host; ``network``'s state per
-        host (or each host's failures) as the result."""
+    async def apply_all(
+        self, ctx: TaskContext | None, network: str, *, gone: bool = False
+    ) -> dict[str, str]:
+        """Apply on every connected host, with progress per host. The result: per host,
+        ``applied`` or why ``network`` is not there (``gone``: ``removed`` or why not)."""
         hosts: Sequence[LibvirtHost] = [h for h in self._hosts.all() if h.connected]
         result: dict[str, str] = {}
         for done, host in enumerate(hosts):
             if ctx is not None:
                 await ctx.progress(done / max(len(hosts), 1), phase=f"applying on host {host.name}")
-            outcomes = await self.apply_host(host)
-            picked = {network: outcomes[network]} if network in outcomes else outcomes
-            failed = [
-                f"{name}: {o.reason}"
-                for name, o in picked.items()
-                if o.state is not NetworkHostState.APPLIED
-            ]
-            result[host.name] = "; ".join(failed) if failed else "applied"
+            outcomes, error = await self.apply_host(host)
+            if gone:
+                result[host.name] = f"not removed: {error}" if error else REMOVED
+                continue
+            outcome = outcomes.get(network)
+            if outcome is not None and outcome.state is NetworkHostState.APPLIED:
+                result[host.name] = APPLIED
+            elif outcome is not None:
+                result[host.name] = outcome.reason or "failed"
+            else:
+                result[host.name] = error or "failed"
         if ctx is not None:
             await ctx.progress(1.0, phase="applied", force=True)
         return result

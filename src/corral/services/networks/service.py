@@ -29,7 +29,7 @@ from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.hosts import HostService
 from corral.services.networks.drift import agent_bridges, checked_states
-from corral.services.networks.realise import NetworkRealiser
+from corral.services.networks.realise import APPLIED, REMOVED, NetworkRealiser
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
 from corral.services.vms.inventory import VmInventory
@@ -139,8 +139,8 @@ class NetworkService:
     ) -> TaskInfo:
         async def body(ctx: TaskContext) -> dict[str, Any]:
             async def run() -> dict[str, Any]:
-                per_host = await self.realiser.apply_all(ctx, None if gone else name)
-                failed = {h: why for h, why in per_host.items() if why != "applied"}
+                per_host = await self.realiser.apply_all(ctx, name, gone=gone)
+                failed = {h: why for h, why in per_host.items() if why not in (APPLIED, REMOVED)}
                 # A network some hosts cannot have (no NIC with the label, no address for a
                 # tunnel) is still a network: the task fails only when no host has it, or
                 # when a host could not drop a deleted one. The states say which host lacks it.
