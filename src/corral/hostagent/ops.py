@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import nfsops
+from . import netops, nfsops
 from .protocol import PROTOCOL, AgentError, agent_version
 
 Op = Callable[[dict[str, Any]], dict[str, Any]]
@@ -33,6 +33,9 @@ def version(_args: dict[str, Any]) -> dict[str, Any]:
 OPS: dict[str, Op] = {
     "version": version,
     **nfsops.OPS,
+    "net.state": netops.state,
+    "net.apply": netops.apply,
+    "net.confirm": netops.confirm,
 }
 
 
