@@ -1,6 +1,4 @@
-"""The agent's entry point: one request on stdin, one reply on stdout.
-
-``--rollback CHANGE_ID`` runs the detached timer ``net.apply`` starts (:mod:`.netops`)."""
+"""The agent's entry point: one request on stdin, one reply on stdout."""
 
 from __future__ import annotations
 
@@ -8,17 +6,14 @@ import os
 import signal
 import sys
 
-from . import netops, ops
+from . import ops
 from .protocol import AgentError, agent_version, parse_request, reply
 
 #: Requests are small; a bigger one is refused rather than read into memory.
 MAX_REQUEST = 1 << 20
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 2 and argv[0] == "--rollback":
-        return netops.rollback_timer(argv[1])
+def main() -> int:
     # A dropped SSH session must not stop a change half-way: finish, and let the reply go
     # nowhere (the rollback timer covers a manager that never hears back).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

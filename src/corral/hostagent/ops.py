@@ -1,4 +1,4 @@
-"""The operations the agent answers, by name (namespaced: ``net.*``, later ``nfs.*``)."""
+"""The operations the agent answers, by name (namespaced: ``net.*``, ``nfs.*``, ``disk.*``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import netops, nfsops
+from . import diskops, nfsops
 from .protocol import PROTOCOL, AgentError, agent_version
 
 Op = Callable[[dict[str, Any]], dict[str, Any]]
@@ -33,9 +33,7 @@ def version(_args: dict[str, Any]) -> dict[str, Any]:
 OPS: dict[str, Op] = {
     "version": version,
     **nfsops.OPS,
-    "net.state": netops.state,
-    "net.apply": netops.apply,
-    "net.confirm": netops.confirm,
+    **diskops.OPS,
 }
 
 

@@ -114,6 +114,7 @@ class Services:
             self.images,
             self.host_paths,
             self.storage,
+            self.agents.call,
         )
         self.migrations = MigrationServices.build(
             self.vms.inventory,
@@ -163,7 +164,6 @@ class Services:
         await recover(self.db, self.tasks, self.hosts, {MIGRATE_KIND: self.migrations.resume})
         await self.reconciler.reconcile_all()
         self.reconciler.start()
-        self.networks.start(s.reconcile_interval_s)
         await self.power.start()
         self.metrics.start()
 

@@ -120,10 +120,25 @@ def abort(dom: libvirt.virDomain, target: str) -> None:
         dom.blockJobAbort(target, 0)
 
 
-def disk_sizes(dom: libvirt.virDomain, target: str) -> tuple[int, int]:
-    """(virtual size, bytes allocated) of disk ``target`` (running or shut off)."""
+@dataclass(frozen=True)
+class DiskFacts:
+    """A domain's disk as a move needs it: virtual size, bytes allocated, image format."""
+
+    capacity: int
+    allocation: int
+    format: str
+
+
+def disk_facts(dom: libvirt.virDomain, target: str) -> DiskFacts:
+    """Disk ``target`` of a running or shut-off domain (format from its ``<driver type>``)."""
     capacity, allocation, _physical = dom.blockInfo(target, 0)
-    return int(capacity), int(allocation)
+    fmt = "raw"
+    for disk in _parse(dom.XMLDesc(0)).iterfind("./devices/disk"):
+        node = disk.find("target")
+        if node is not None and node.get("dev") == target:
+            driver = disk.find("driver")
+            fmt = (driver.get("type") if driver is not None else None) or "raw"
+    return DiskFacts(int(capacity), int(allocation), str(fmt))
 
 
 def clone_into(conn: libvirt.virConnect, source_path: str, dest_path: str) -> None:

@@ -8,13 +8,13 @@ import libvirt
 
 from corral.model.storage_domain import DiskSource
 from corral.virt import _blockcopy
-from corral.virt._blockcopy import CopyProgress
+from corral.virt._blockcopy import CopyProgress, DiskFacts
 from corral.virt._connection import ManagedConnection
 from corral.virt._lookup import lookup
 
 _PERSISTENT_XML = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
 
-__all__ = ["CopyProgress", "DiskMoves"]
+__all__ = ["CopyProgress", "DiskFacts", "DiskMoves"]
 
 
 class DiskMoves:
@@ -22,11 +22,11 @@ class DiskMoves:
         self._conn = conn
         self._host = host_name
 
-    async def disk_sizes(self, uuid: str, target: str) -> tuple[int, int]:
-        """(virtual size, bytes allocated) of the domain's disk ``target``."""
+    async def disk_facts(self, uuid: str, target: str) -> DiskFacts:
+        """Virtual size, allocation and format of the domain's disk ``target``."""
         return await self._conn.run(
             f"read the size of disk {target} of domain {uuid}",
-            lambda c: _blockcopy.disk_sizes(lookup(c, uuid), target),
+            lambda c: _blockcopy.disk_facts(lookup(c, uuid), target),
         )
 
     async def start_copy(self, uuid: str, target: str, dest: DiskSource) -> None:

@@ -99,8 +99,9 @@ async def test_a_stopped_copy_leaves_the_guest_on_its_disk(
 async def test_live_copy_pivots_and_the_definition_follows(
     host: LibvirtHost, guest: str, other_pool: libvirt.virStoragePool
 ) -> None:
-    capacity, _allocation = await host.disk_moves.disk_sizes(guest, "vda")
-    assert capacity == 64 * MIB
+    facts = await host.disk_moves.disk_facts(guest, "vda")
+    capacity = facts.capacity
+    assert (capacity, facts.format) == (64 * MIB, "qcow2")
     path = _new_volume(other_pool, "moved.qcow2", capacity)
     await host.disk_moves.start_copy(guest, "vda", DiskSource(file=path))
     async with asyncio.timeout(60):

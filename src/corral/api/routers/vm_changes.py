@@ -114,8 +114,8 @@ async def detach_disk(
             (
                 409,
                 "a CD-ROM drive, the VM has snapshots, its host does not reach the domain, the "
-                "disk is on that domain already, the domain lacks the free space, a shut-off "
-                "VM's disk to a domain QEMU reaches directly (nfs, iscsi), or the VM is busy",
+                "disk is on that domain already, the domain lacks the free space or takes no "
+                "new volumes (iscsi), or the VM is busy",
             ),
         ),
     },
@@ -124,8 +124,9 @@ async def move_disk(
     name: NamePath, disk: NamePath, body: DiskMoveRequest, svc: Svc, who: Operator
 ) -> Response:
     """Move a disk (by name or target) to another storage domain its VM's host reaches: live
-    by block copy while the VM runs (the guest keeps writing), or a copy of the volume while it
-    is shut off. The old volume is deleted afterwards unless ``keep_source``."""
+    by block copy while the VM runs (the guest keeps writing), or a copy of the volume on the
+    host while it is shut off (libvirt between pools, the host agent to and from nfs). The old
+    volume is deleted afterwards unless ``keep_source``."""
     return accepted(await svc.vms.move_disk.move(who, name, disk, body))
 
 

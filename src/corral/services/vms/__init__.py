@@ -31,6 +31,7 @@ from corral.services.hosts import HostService
 from corral.services.images import ImageLibrary
 from corral.services.locks import OperationLocks
 from corral.services.storage import StorageDomains
+from corral.services.storage.driver import AgentCall
 from corral.services.tasks import TaskService
 from corral.services.vms.clone import VmCloning
 from corral.services.vms.console_automation import VmConsole
@@ -79,6 +80,7 @@ class VmServices:
         images: ImageLibrary,
         paths: HostPathRule,
         storage: StorageDomains,
+        agent: AgentCall | None = None,
     ) -> VmServices:
         inventory = VmInventory(db, hosts)
         source = VmScreenSource(inventory, pki)
@@ -96,5 +98,5 @@ class VmServices:
             media=VmMedia(inventory, images, locks),
             edit=VmEditing(inventory, locks),
             devices=VmDevices(inventory, locks),
-            move_disk=VmDiskMove(inventory, tasks, audit, locks, storage),
+            move_disk=VmDiskMove(inventory, tasks, audit, locks, storage, agent),
         )

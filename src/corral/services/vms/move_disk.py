@@ -7,7 +7,9 @@ room for the disk's virtual size. Then a new volume is made in the target domain
 
 - running (or paused) VM: libvirt block copy into it, the guest writing on; once the copy is
   in sync the guest is switched over (pivot), then the persistent definition follows;
-- shut-off VM: libvirt clones the volume into it on the host, then the definition follows.
+- shut-off VM: the volume is copied into it on the host — a libvirt volume clone between
+  pools (local, shared-dir), the host agent's ``disk.copy`` (``qemu-img convert``) to and from
+  nfs — then the definition follows.
 
 A failure or a cancel stops the copy and deletes the new volume: the VM stays on its old disk.
 After success the old volume is deleted unless the request keeps it.
@@ -38,11 +40,13 @@ from corral.model.vm import DiskInfo, VmState
 from corral.services.audit import AuditService
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
-from corral.services.storage import StorageDomains, StorageDriver
+from corral.services.storage import DomainConfig, StorageDomains, StorageDriver
+from corral.services.storage.driver import AgentCall
 from corral.services.tasks import TaskContext, TaskService
 from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
+from corral.virt.disk_moves import DiskFacts
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,9 @@ _LIVE = frozenset({VmState.RUNNING, VmState.PAUSED})
 #: Kinds whose volumes are files in a libvirt pool of each host: a shut-off VM's volume is
 #: copied into them by libvirt (a volume clone on the host).
 _POOL_KINDS = frozenset({StorageDomainKind.LOCAL, StorageDomainKind.SHARED_DIR})
+NFS = StorageDomainKind.NFS
+#: A shut-off copy through the host agent may take this long (the agent's own bound, plus SSH).
+AGENT_COPY_TIMEOUT_S = 3700.0
 
 
 def _gib(size: int) -> str:
@@ -72,8 +79,9 @@ class MovePlan:
     source: StorageDriver | None
     target_domain: str
     target: StorageDriver
-    capacity: int
-    allocation: int
+    facts: DiskFacts
+    #: How a shut-off VM's disk is copied (``libvirt`` or ``agent``); None when live.
+    copier: str | None
 
 
 def _find_disk(record: DomainRecord, disk: str) -> DiskInfo:
@@ -98,6 +106,27 @@ def _check_creates_volumes(driver: StorageDriver) -> None:
             )
 
 
+async def _check_room(
+    host: LibvirtHost, target: StorageDriver, disk: DiskInfo, vm: str, capacity: int
+) -> None:
+    free = await target.free_bytes(host)
+    if capacity > free:
+        raise InsufficientResources(
+            f"storage domain {target.config.name} has {_gib(free)} ({free} bytes) free on host "
+            f"{host.name}, disk {disk.name} ({disk.target}) of VM {vm!r} needs "
+            f"{_gib(capacity)} ({capacity} bytes, its virtual size): free space there or "
+            "choose another domain"
+        )
+
+
+async def _volume_at(
+    driver: StorageDriver | None, host: LibvirtHost, path: str
+) -> VolumeRef | None:
+    if driver is None:
+        return None
+    return next((v for v in await driver.list_volumes(host) if v.path == path), None)
+
+
 class VmDiskMove(TaskUseCase):
     def __init__(
         self,
@@ -106,9 +135,11 @@ class VmDiskMove(TaskUseCase):
         audit: AuditService,
         locks: OperationLocks,
         domains: StorageDomains,
+        agent: AgentCall | None = None,
     ) -> None:
         super().__init__(inventory, tasks, audit, locks)
         self._domains = domains
+        self._agent = agent
 
     async def move(
         self, principal: Principal, name: str, disk: str, req: DiskMoveRequest
@@ -151,33 +182,53 @@ class VmDiskMove(TaskUseCase):
             )
         config = await self._domains.config(req.to)
         target = self._domains.driver(config)
-        _check_creates_volumes(target)
         await self._check_reach(host, config.name)
+        _check_creates_volumes(target)
         source_domain, source = await self._source_domain(host, found.path)
         if source_domain == config.name:
             raise Conflict(
                 f"disk {found.name} ({found.target}) of VM {name!r} is on storage domain "
                 f"{config.name} already"
             )
-        capacity, allocation = await host.disk_moves.disk_sizes(record.uuid, found.target)
-        free = await target.free_bytes(host)
-        if capacity > free:
-            raise InsufficientResources(
-                f"storage domain {config.name} has {_gib(free)} ({free} bytes) free on host "
-                f"{host.name}, disk {found.name} ({found.target}) of VM {name!r} needs "
-                f"{_gib(capacity)} ({capacity} bytes, its virtual size): free space there or "
-                "choose another domain"
-            )
+        facts = await self._facts(host, record, found, source)
+        await _check_room(host, target, found, name, facts.capacity)
         live = record.state in _LIVE
-        if not live and (config.kind not in _POOL_KINDS or not found.path.startswith("/")):
-            raise Conflict(
-                f"VM {name!r} is shut off, and its disk can only be copied between volumes of "
-                f"libvirt storage pools on host {host.name}; storage domain {config.name} "
-                f"({config.kind.value}) is reached by QEMU directly: start the VM and move the "
-                "disk live"
-            )
+        copier = None if live else self._offline_copier(name, config, found.path)
         return MovePlan(host, record, found, live, source_domain, source, config.name, target,
-                        capacity, allocation)  # fmt: skip
+                        facts, copier)  # fmt: skip
+
+    @staticmethod
+    async def _facts(
+        host: LibvirtHost, record: DomainRecord, disk: DiskInfo, source: StorageDriver | None
+    ) -> DiskFacts:
+        """The disk's size and format: from libvirt, except for a shut-off VM's network disk
+        (libvirt 9.0 reads no size of an nfs disk it has not opened): from its domain."""
+        if record.state in _LIVE or disk.path.startswith("/"):
+            return await host.disk_moves.disk_facts(record.uuid, disk.target)
+        volume = await _volume_at(source, host, disk.path)
+        if volume is None:
+            raise Conflict(
+                f"the size of disk {disk.name} ({disk.target}) of the shut-off VM "
+                f"{record.name!r} cannot be read ({disk.path} is no volume of a storage "
+                "domain): start the VM and move the disk live"
+            )
+        return DiskFacts(volume.capacity_bytes, volume.allocation_bytes or 0, volume.format)
+
+    def _offline_copier(self, vm: str, config: DomainConfig, path: str) -> str:
+        """How a shut-off VM's disk is copied: ``libvirt`` (a volume clone between pools of
+        the host) or ``agent`` (``qemu-img convert`` on the host, to or from nfs)."""
+        source_file, target_file = path.startswith("/"), config.kind in _POOL_KINDS
+        if source_file and target_file:
+            return "libvirt"
+        source_ok = source_file or path.startswith("nfs://")
+        if self._agent is not None and source_ok and (target_file or config.kind is NFS):
+            return "agent"
+        raise Conflict(
+            f"VM {vm!r} is shut off, and a shut-off VM's disk is copied between files of "
+            "libvirt pools (local, shared-dir) or, by the host agent, to and from nfs; "
+            f"{path} to storage domain {config.name} ({config.kind.value}) is neither: start "
+            "the VM and move the disk live"
+        )
 
     async def _check_reach(self, host: LibvirtHost, domain: str) -> None:
         info = await self._domains.show(domain)
@@ -214,11 +265,11 @@ class VmDiskMove(TaskUseCase):
             stem, dot, ext = base.rpartition(".")
             tag = secrets.token_hex(3)
             name = f"{stem}-{tag}.{ext}" if dot else f"{base}-{tag}"
-        return await plan.target.create_volume(plan.host, name, plan.capacity)
+        return await plan.target.create_volume(plan.host, name, plan.facts.capacity)
 
     async def _run(self, ctx: TaskContext, plan: MovePlan, req: DiskMoveRequest) -> dict[str, Any]:
         await ctx.progress(0.0, phase=f"making the new volume in {plan.target_domain}",
-                           bytes_done=0, bytes_total=plan.allocation)  # fmt: skip
+                           bytes_done=0, bytes_total=plan.facts.allocation)  # fmt: skip
         new = await self._new_volume(plan)
         dest = plan.target.disk_source(plan.host, new)
         try:
@@ -296,10 +347,15 @@ class VmDiskMove(TaskUseCase):
     async def _copy_offline(
         self, ctx: TaskContext, plan: MovePlan, new: VolumeRef, dest: DiskSource
     ) -> None:
-        await ctx.progress(0.05, phase="copying the volume on the host", force=True)
-        await plan.host.disk_moves.clone_volume(plan.disk.path, new.path)
+        await ctx.progress(0.05, phase=f"copying the volume on host {plan.host.name}", force=True)
+        if plan.copier == "agent" and self._agent is not None:
+            args = {"source": plan.disk.path, "target": new.path,
+                    "source_format": plan.facts.format}  # fmt: skip
+            await self._agent(plan.host.name, "disk.copy", args, timeout_s=AGENT_COPY_TIMEOUT_S)
+        else:
+            await plan.host.disk_moves.clone_volume(plan.disk.path, new.path)
         await ctx.progress(0.95, phase="pointing the VM at the new volume",
-                           bytes_done=plan.allocation, force=True)  # fmt: skip
+                           bytes_done=plan.facts.allocation, force=True)  # fmt: skip
         await plan.host.disk_moves.set_disk_source(plan.record.uuid, plan.disk.target, dest)
 
     async def _drop(self, plan: MovePlan, new: VolumeRef) -> None:
@@ -316,9 +372,7 @@ class VmDiskMove(TaskUseCase):
             return f"kept: {path}"
         if plan.source is None:
             return f"kept: {path} is in no storage domain (delete it by hand if unused)"
-        volume = next(
-            (v for v in await plan.source.list_volumes(plan.host) if v.path == path), None
-        )
+        volume = await _volume_at(plan.source, plan.host, path)
         if volume is None:
             return f"kept: {path} is not listed in storage domain {plan.source_domain}"
         await ctx.progress(0.99, phase="deleting the old volume", force=True)
