@@ -32,16 +32,20 @@ def move_disk(
     keep_source: bool = typer.Option(
         False, "--keep-source", help="Keep the old volume (default: deleted after the move)."
     ),
+    bandwidth: int | None = typer.Option(
+        None, "--bandwidth", metavar="MIB/S", help="Cap a live copy (default: none)."
+    ),
     no_wait: bool = typer.Option(False, "--no-wait", help="Print the task id and return at once."),
     json_out: bool = JsonOpt,
 ) -> None:
     """Move a disk of a VM to another storage domain its host reaches (live if it runs)."""
     try:
-        body = DiskMoveRequest(to=to, keep_source=keep_source)
+        body = DiskMoveRequest(to=to, keep_source=keep_source, bandwidth_mib_s=bandwidth)
     except ValidationError as exc:
-        c.usage_error(validation_message(exc), "--to")
+        c.usage_error(validation_message(exc))
     response = c.client(ctx).post(
-        f"/vms/{seg(name)}/disks/{seg(disk)}/move", json=body.model_dump(mode="json")
+        f"/vms/{seg(name)}/disks/{seg(disk)}/move",
+        json=body.model_dump(mode="json", exclude_none=True),
     )
     task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
     if task is not None:

@@ -20,3 +20,10 @@ class DiskMoveRequest(BaseModel):
         description="keep the old volume after the move (default: delete it once the VM uses "
         "the new one)",
     )
+    bandwidth_mib_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="cap on a live copy (MiB/s), to spare the storage; none: no cap (a shut-off "
+        "VM's volume is copied uncapped)",
+    )

@@ -84,8 +84,12 @@ def with_disk_source(xml: str, target: str, source: DiskSource) -> str:
     raise ValueError(f"no disk with target {target}")
 
 
-def start_copy(dom: libvirt.virDomain, target: str, source: DiskSource) -> None:
-    dom.blockCopy(target, copy_destination_xml(source), None, COPY_FLAGS)
+def start_copy(
+    dom: libvirt.virDomain, target: str, source: DiskSource, bandwidth: int | None = None
+) -> None:
+    """Start mirroring ``target`` into ``source``; ``bandwidth`` caps it in bytes/s."""
+    params = {libvirt.VIR_DOMAIN_BLOCK_COPY_BANDWIDTH: bandwidth} if bandwidth else None
+    dom.blockCopy(target, copy_destination_xml(source), params, COPY_FLAGS)
 
 
 def _mirror_ready(dom: libvirt.virDomain, target: str) -> bool:

@@ -29,11 +29,14 @@ class DiskMoves:
             lambda c: _blockcopy.disk_facts(lookup(c, uuid), target),
         )
 
-    async def start_copy(self, uuid: str, target: str, dest: DiskSource) -> None:
-        """Start mirroring disk ``target`` of the running domain into ``dest`` (exists)."""
+    async def start_copy(
+        self, uuid: str, target: str, dest: DiskSource, *, bandwidth: int | None = None
+    ) -> None:
+        """Start mirroring disk ``target`` of the running domain into ``dest`` (exists);
+        ``bandwidth`` caps the copy in bytes/s."""
         await self._conn.run(
             f"start copying disk {target} of domain {uuid}",
-            lambda c: _blockcopy.start_copy(lookup(c, uuid), target, dest),
+            lambda c: _blockcopy.start_copy(lookup(c, uuid), target, dest, bandwidth),
         )
 
     async def copy_progress(self, uuid: str, target: str) -> CopyProgress | None:

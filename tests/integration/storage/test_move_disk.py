@@ -1,8 +1,9 @@
 """``corral vm move-disk`` with a real TCG guest on the suite's private libvirtd: the guest
 writes its disk continuously while the disk moves live from ``local`` to a ``shared-dir``
 domain; every record survives a cold restart on the new volume, and the definition names it.
-Then, shut off, the disk moves back by volume copy (keeping the source), and the refusals that
-need a real domain (no room) make nothing."""
+Then, shut off, the disk moves back by volume copy (keeping the source), the refusals that
+need a real domain (no room) make nothing, and a cancelled live move leaves the VM on its disk
+and no new volume."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import libvirt
 import pytest
 
 from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from tests.integration.api._support import SerialShell, kernel_vm, wait_log, wait_task
@@ -155,3 +157,33 @@ def test_no_room_in_the_target_domain_is_409_with_both_numbers(
         client.delete("/storage-domains/md-small")
         umount = ["umount", str(small)]
         subprocess.run(private_libvirtd.inside_command(umount), check=True, capture_output=True)
+
+
+def test_a_cancelled_live_move_leaves_the_vm_on_its_disk_and_no_new_volume(
+    corral: CorralServer, client: httpx.Client, conn: libvirt.virConnect, shared: Path
+) -> None:
+    shell = SerialShell(corral, VM)
+    # 16 MiB the copy must carry, at 1 MiB/s: long enough to cancel it half-way.
+    shell.run("dd if=/dev/urandom of=/dev/vda bs=1M seek=64 count=16 conv=fsync 2>/dev/null",
+              timeout=120)  # fmt: skip
+    where = disk_path(client, VM)
+    volumes = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
+    answer = _move(client, {"to": "md-shared", "bandwidth_mib_s": 1})
+    assert answer.status_code == 202, answer.text
+    task_id = answer.json()["id"]
+
+    def copying() -> bool:
+        task = client.get(f"/tasks/{task_id}").json()
+        assert task["state"] in ("pending", "running"), task
+        return bool(task.get("bytes_done"))
+
+    wait_until(copying, 60, "the copy to start", interval=0.2)
+    cancelled = client.post(f"/tasks/{task_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    task = wait_task(client, task_id)
+    assert task["state"] == "cancelled", task
+    assert disk_path(client, VM) == where and _persistent_disk(conn) == where
+    assert "<mirror" not in conn.lookupByName(VM).XMLDesc(0)
+    after = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
+    assert after == volumes
+    assert records_on_disk(shell, 8) == 8  # the guest runs on, on its old disk

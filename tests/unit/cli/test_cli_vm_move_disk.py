@@ -52,11 +52,14 @@ def test_move_disk_sends_the_target_and_shows_bytes(run: Run, api: CannedApi) ->
 
 def test_move_disk_keep_source_and_no_wait(run: Run, api: CannedApi) -> None:
     api.state.vms["web1"] = vm_info("web1", VmState.SHUTOFF)
-    result = run("vm", "move-disk", "web1", "data", "--to", "shared", "--keep-source", "--no-wait")
+    result = run("vm", "move-disk", "web1", "data", "--to", "shared", "--keep-source",
+                 "--bandwidth", "20", "--no-wait")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().startswith("task-")
     [(_m, _p, body, _h)] = api.requests_to("POST", "/vms/web1/disks/data/move")
-    assert json.loads(str(body)) == {"to": "shared", "keep_source": True}
+    assert json.loads(str(body)) == {"to": "shared", "keep_source": True, "bandwidth_mib_s": 20}
+    zero = run("vm", "move-disk", "web1", "data", "--to", "shared", "--bandwidth", "0")
+    assert zero.exit_code == 2
     bad = run("vm", "move-disk", "web1", "data", "--to", "no/such")
     assert bad.exit_code == 2 and not api.requests_to("POST", "/vms/web1/disks/data/move")[1:]
 

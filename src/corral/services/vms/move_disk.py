@@ -274,7 +274,7 @@ class VmDiskMove(TaskUseCase):
         dest = plan.target.disk_source(plan.host, new)
         try:
             if plan.live:
-                await self._copy_live(ctx, plan, dest)
+                await self._copy_live(ctx, plan, req, dest)
             else:
                 await self._copy_offline(ctx, plan, new, dest)
         except BaseException:
@@ -293,10 +293,13 @@ class VmDiskMove(TaskUseCase):
         await ctx.progress(1.0, phase="done")
         return result
 
-    async def _copy_live(self, ctx: TaskContext, plan: MovePlan, dest: DiskSource) -> None:
+    async def _copy_live(
+        self, ctx: TaskContext, plan: MovePlan, req: DiskMoveRequest, dest: DiskSource
+    ) -> None:
         host, uuid, target = plan.host, plan.record.uuid, plan.disk.target
         await ctx.progress(phase="copying (the guest keeps running)", force=True)
-        await host.disk_moves.start_copy(uuid, target, dest)
+        cap = req.bandwidth_mib_s * 2**20 if req.bandwidth_mib_s else None
+        await host.disk_moves.start_copy(uuid, target, dest, bandwidth=cap)
         try:
             await self._until_in_sync(ctx, plan)
             await ctx.progress(0.97, phase="switching the VM to the new volume", force=True)
