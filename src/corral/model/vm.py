@@ -99,7 +99,8 @@ class DiskSpec(_Strict):
 
 class NicSpec(_Strict):
     """One network interface: ``nat`` (Corral's NAT network, created on demand), ``user``
-    (QEMU user-mode networking) or the name of an existing libvirt network."""
+    (QEMU user-mode networking), a cluster network (``corral network create``: the libvirt
+    network of that name on every host) or the name of an existing libvirt network."""
 
     network: Name = "nat"
     model: Literal["virtio", "e1000", "rtl8139"] = "virtio"

@@ -164,6 +164,7 @@ class Services:
         await recover(self.db, self.tasks, self.hosts, {MIGRATE_KIND: self.migrations.resume})
         await self.reconciler.reconcile_all()
         self.reconciler.start()
+        self.networks.start(s.reconcile_interval_s)
         await self.power.start()
         self.metrics.start()
 

@@ -4,12 +4,13 @@ realised as libvirt networks, their state per host, refusals, drift, audit."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import libvirt
 
 from corral.model.auth import Role
-from tests.unit.api.conftest import Api
+from tests.unit.api.conftest import Api, running_api
 
 NETS = "/api/v1/networks"
 
@@ -187,3 +188,18 @@ def test_a_host_lacking_a_required_network_takes_no_new_vm(api: Api) -> None:
     made = api.client.post("/api/v1/vms", json=spec, headers=h)
     assert made.status_code == 201, made.text
     api.client.delete("/api/v1/vms/req-vm", headers=h)
+
+
+def test_drift_is_found_without_asking(tmp_path: Path) -> None:
+    with running_api(tmp_path, reconcile_interval_s=0.2) as quick:
+        assert _create(quick, name="net-watched", kind="isolated")["state"] == "succeeded"
+        conn = libvirt.open("test:///default")
+        try:
+            conn.networkLookupByName("net-watched").destroy()
+        finally:
+            conn.close()
+        deadline = time.monotonic() + 20
+        while _show(quick, "net-watched")["hosts"][0]["state"] != "drifted":
+            assert time.monotonic() < deadline, _show(quick, "net-watched")
+            time.sleep(0.1)
+        _wait_task(quick, quick.client.delete(f"{NETS}/net-watched", headers=quick.headers()))

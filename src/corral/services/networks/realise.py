@@ -33,6 +33,10 @@ class NetworkRealiser:
         self.agent = agent
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def lock(self, host: str) -> asyncio.Lock:
+        """One apply or check at a time per host."""
+        return self._locks.setdefault(host, asyncio.Lock())
+
     async def plan(self, host: str) -> HostPlan:
         def read(session: Session) -> HostPlan:
             intents = [
@@ -49,8 +53,7 @@ class NetworkRealiser:
         """Apply every network to ``host`` and store the states; each network's outcome and
         why the whole apply failed (None: it did not). Never raises for the host's own
         failure (the states say it)."""
-        lock = self._locks.setdefault(host.name, asyncio.Lock())
-        async with lock:
+        async with self.lock(host.name):
             plan = await self.plan(host.name)
             apply = HostApply(host, plan, self.agent)
             try:

@@ -158,17 +158,27 @@ class NetworkService:
     # -- drift -------------------------------------------------------------------------------
     async def check(self) -> list[NetworkInfo]:
         """Compare every connected host with the intent; drifted networks are marked."""
-        networks = await self.list_networks()
         for host in [h for h in self._hosts.all() if h.connected]:
-            try:
-                seen = await host.networks.corral_networks()
-                bridges = await self._agent_bridges(host.name, networks)
-            except CorralError as exc:
-                log.warning("network check of host %s failed: %s", host.name, exc.message)
-                continue
-            states = checked_states(host.name, networks, seen, bridges)
-            await self._db(partial(_write_states, host=host.name, states=states))
+            async with self.realiser.lock(host.name):
+                networks = await self.list_networks()
+                try:
+                    seen = await host.networks.corral_networks()
+                    bridges = await self._agent_bridges(host.name, networks)
+                except CorralError as exc:
+                    log.warning("network check of host %s failed: %s", host.name, exc.message)
+                    continue
+                states = checked_states(host.name, networks, seen, bridges)
+                await self._db(partial(_write_states, host=host.name, states=states))
         return await self.list_networks()
+
+    async def _check_every(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                if await self._db(net_store.list_networks):
+                    await self.check()
+            except CorralError as exc:
+                log.warning("periodic network check failed: %s", exc.message)
 
     async def _agent_bridges(
         self, host: str, networks: list[NetworkInfo]
@@ -203,6 +213,12 @@ class NetworkService:
         """A host (re)connected or was enrolled: it gets the cluster's networks at once."""
         with contextlib.suppress(CorralError):
             await self.realiser.apply_host(host)
+
+    def start(self, interval_s: float) -> None:
+        """Check for drift every ``interval_s`` (the reconciler's period)."""
+        task = asyncio.create_task(self._check_every(interval_s), name="network-drift")
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
 
     async def stop(self) -> None:
         for task in self._jobs:
