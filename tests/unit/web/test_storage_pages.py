@@ -4,6 +4,7 @@ refusals, in the page's words and audited like the API."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -104,3 +105,26 @@ def test_operators_change_no_storage_domain(api: Api) -> None:
         "/ui/storage-domains/local/check", headers={"X-CSRF-Token": csrf, **HTMX}
     )
     assert answer.status_code == 403, answer.text
+
+
+def test_the_vm_page_shows_each_disks_domain_and_moves_them(api: Api, browser: TestClient) -> None:
+    body = {"name": "uidisks", "memory_mib": 64, "disks": [{"name": "data", "size_gib": 1}],
+            "nics": []}  # fmt: skip
+    made = api.client.post("/api/v1/vms", json=body, headers=api.headers())
+    assert made.status_code == 201, made.text
+    csrf = log_in(browser, "operator")
+    page = browser.get("/vms/uidisks").text
+    assert 'data-testid="disk-domain"><a href="/storage-domains/local">local</a>' in page
+    # local is the only domain its host reaches: nowhere to move to.
+    assert 'data-testid="disk-move"' not in page
+    move = "/ui/vms/uidisks/disks/vda/move"
+    already = _post(browser, csrf, move, 409, {"to": "local"})
+    assert "is on storage domain local already" in html.unescape(already)
+    unknown = _post(browser, csrf, move, 404, {"to": "nowhere"})
+    assert "nowhere" in unknown
+    bad = _post(browser, csrf, move, 422, {"to": "no such"})
+    assert "to:" in bad
+    audit = api.client.get(
+        "/api/v1/audit", params={"action": "vm.disk.move"}, headers=api.headers()
+    ).json()
+    assert any(e["target"] == "uidisks/vda" and e["user"] == "operator" for e in audit)

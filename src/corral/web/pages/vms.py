@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from corral.errors import CorralError, InvalidRequest
 from corral.http.validation import validation_items
+from corral.model.disk_move import DiskMoveRequest
 from corral.model.image import CdromRequest, ImageInfo, ImageKind
 from corral.model.migration import MigrationRequest
 from corral.model.vm import DeleteRequest, ShutdownRequest, SnapshotRequest, VmState
@@ -21,6 +22,7 @@ from corral.services.principal import Principal
 from corral.services.runtime import Services
 from corral.web.form_numbers import gib_error, mib_error, whole_error
 from corral.web.page_auth import PageOperator, PageViewer
+from corral.web.pages.vm_disks import disk_storage
 from corral.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -50,6 +52,7 @@ async def _context(svc: Services, name: str) -> dict[str, Any]:
         "tasks": tasks,
         "isos": [i for i in images if i.kind is ImageKind.ISO],
         "image_names": {i.path: i.name for i in images},
+        **await disk_storage(svc, vm),
         **await _migration_choices(svc, vm.host),
     }
 
@@ -284,6 +287,25 @@ async def detach_disk(request: Request, name: str, disk: str, who: PageOperator)
     svc: Services = request.app.state.services
     change = await svc.vms.devices.detach_disk(who, name, disk, None, False)
     return await _changed(request, svc, name, change)
+
+
+@router.post("/ui/vms/{name}/disks/{disk}/move", name="ui.vm.disk.move")
+async def move_disk(
+    request: Request,
+    name: str,
+    disk: str,
+    who: PageOperator,
+    to: Annotated[str, Form(max_length=63)],
+    keep_source: Annotated[str, Form(max_length=1)] = "",
+) -> HTMLResponse:
+    """Move a disk to another storage domain, as a task (its progress in bytes shows in the
+    page's task list); refusals come back as the API's sentences."""
+    svc: Services = request.app.state.services
+    body = _checked(lambda: DiskMoveRequest(to=to, keep_source=keep_source == "1"))
+    task = await svc.vms.move_disk.move(who, name, disk, body)
+    notice = f"moving disk {disk} to storage domain {to}: {task.phase} (progress under Tasks)"
+    context = {**await _context(svc, name), "notice": notice}
+    return render(request, "fragments/vm_detail.html", context)
 
 
 @router.post("/ui/vms/{name}/nics", name="ui.vm.nic.attach")
