@@ -1,4 +1,6 @@
-"""The agent's entry point: one request on stdin, one reply on stdout."""
+"""The agent's entry point: one request on stdin, one reply on stdout.
+
+``--rollback CHANGE_ID`` runs the detached timer ``net.apply`` starts (:mod:`.netops`)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,17 @@ import os
 import signal
 import sys
 
-from . import ops
+from . import netops, ops
 from .protocol import AgentError, agent_version, parse_request, reply
 
 #: Requests are small; a bigger one is refused rather than read into memory.
 MAX_REQUEST = 1 << 20
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--rollback":
+        return netops.rollback_timer(argv[1])
     # A dropped SSH session must not stop a change half-way: finish, and let the reply go
     # nowhere (the rollback timer covers a manager that never hears back).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

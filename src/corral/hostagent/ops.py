@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import diskops, nfsops
+from . import diskops, netops, nfsops
 from .protocol import PROTOCOL, AgentError, agent_version
 
 Op = Callable[[dict[str, Any]], dict[str, Any]]
@@ -34,6 +34,9 @@ OPS: dict[str, Op] = {
     "version": version,
     **nfsops.OPS,
     **diskops.OPS,
+    "net.state": netops.state,
+    "net.apply": netops.apply,
+    "net.confirm": netops.confirm,
 }
 
 

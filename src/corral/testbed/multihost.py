@@ -5,6 +5,9 @@ Host ``hN`` of slot ``S``:
 
 * network: namespace ``crlSh N`` (``ip netns``), a veth into bridge ``crlSbr`` in the root
   namespace (``198.18.S.254/24``), address ``198.18.S.N``; ``/etc/hosts`` names every host;
+  with ``lan=True`` a second NIC per host, named differently on each (``LAN_NICS``: h1
+  ``ens4``, h2 ``enp2s0``, …), on bridge ``lan`` in namespace ``crlSlan`` (a LAN that neither
+  the machine nor Corral is on: bridged networks' uplinks);
 * private mount, UTS and PID namespaces whose PID 1 (``_host_init.py``) mounts a copy-on-write
   ``/etc`` (overlay: what enrollment writes, e.g. ``/etc/pki``, lands in ``BASE/hN/etc``), a
   fresh ``/etc/libvirt`` (``BASE/hN/libvirt-etc``) and private ``/run``, ``/var/lib/libvirt``,
@@ -41,6 +44,8 @@ from corral.errors import HostError, OperationTimeout
 from corral.testbed.private_libvirtd import QEMU_CONF, VIRTLOGD_CONF
 
 SSH_PORT = 22
+#: The names of the hosts' LAN NICs, in host order (then again from the start).
+LAN_NICS = ("ens4", "enp2s0", "eno2", "ens5f1", "enp7s0")
 #: The host agent's home on a host (``hostsetup.agent.AGENT_DIR``): private to each test-bed host.
 HOST_AGENT_HOME = "/var/lib/corral-agent"
 _LOCK_DIR = Path("/run/corral-testbed")
@@ -130,6 +135,8 @@ class TestbedHost:
     address: str
     netns: str
     base: Path
+    #: The host's NIC on the test bed's LAN (``MultiHostTestbed(lan=True)``), else None.
+    lan_nic: str | None = None
 
     @property
     def ssh_destination(self) -> str:
@@ -168,6 +175,8 @@ class MultiHostTestbed:
         hosts: int = 3,
         slot: int = 0,
         shared_cache: Path | None = None,
+        *,
+        lan: bool = False,
     ) -> None:
         if not 1 <= hosts <= 200:
             raise ValueError("a test bed has 1 to 200 hosts")
@@ -178,6 +187,11 @@ class MultiHostTestbed:
         self.count = hosts
         self.cache = (shared_cache or self.base / "cache").resolve()
         self.bridge = f"crl{slot}br"
+        #: A second segment (a "LAN" for bridged VMs): a bridge ``lan`` in a namespace of its
+        #: own, so neither the machine nor Corral is on it (a bridge device in the root
+        #: namespace would answer for the root's addresses there). Each host's NIC on it has
+        #: another name, as on real machines (h1 ens4, h2 enp2s0, h3 eno2, …).
+        self.lan_netns = f"crl{slot}lan" if lan else None
         self.gateway = f"198.18.{slot}.254"
         self.hosts = [
             TestbedHost(
@@ -186,6 +200,7 @@ class MultiHostTestbed:
                 address=f"198.18.{slot}.{n}",
                 netns=f"crl{slot}h{n}",
                 base=self.base / f"h{n}",
+                lan_nic=LAN_NICS[(n - 1) % len(LAN_NICS)] if lan else None,
             )
             for n in range(1, hosts + 1)
         ]
@@ -215,6 +230,10 @@ class MultiHostTestbed:
         _run("ip", "link", "add", self.bridge, "type", "bridge")
         _run("ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")
+        if self.lan_netns is not None:
+            _run("ip", "netns", "add", self.lan_netns)
+            _run("ip", "-n", self.lan_netns, "link", "add", "lan", "type", "bridge")
+            _run("ip", "-n", self.lan_netns, "link", "set", "lan", "up")
         for host in self.hosts:
             self._start_host(host)
         self._write_migration_ssh()
@@ -238,6 +257,8 @@ class MultiHostTestbed:
             time.sleep(0.05)
         for name in names:
             _run("ip", "netns", "del", name, check=False)
+        if Path(f"/run/netns/crl{self.slot}lan").exists():
+            _run("ip", "netns", "del", f"crl{self.slot}lan", check=False)
         if Path(f"/sys/class/net/{self.bridge}").exists():
             _run("ip", "link", "del", self.bridge, check=False)
 
@@ -341,6 +362,12 @@ class MultiHostTestbed:
         _run("ip", "link", "set", veth, "master", self.bridge, "up")
         _run("ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0")
         _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
+        if self.lan_netns is not None and host.lan_nic is not None:
+            port = f"{host.name}-lan"
+            _run("ip", "-n", self.lan_netns, "link", "add", port, "type", "veth", "peer", "name",
+                 host.lan_nic, "netns", host.netns)  # fmt: skip
+            _run("ip", "-n", self.lan_netns, "link", "set", port, "master", "lan", "up")
+            _run("ip", "-n", host.netns, "link", "set", host.lan_nic, "up")
         init = (Path(__file__).with_name("_host_init.py")).read_text()
         with (host.base / "init.log").open("wb") as log:
             subprocess.Popen(
