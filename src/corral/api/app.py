@@ -45,6 +45,7 @@ from corral.web.cache_control import NoStore
 from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
 from corral.web.pages import consoles, dashboard, session, vm_create
+from corral.web.pages import host_nics as host_nic_pages
 from corral.web.pages import images as image_pages
 from corral.web.pages import networks as network_pages
 from corral.web.pages import power as power_pages
@@ -189,6 +190,7 @@ def _include_routes(app: FastAPI) -> None:
         power_pages,
         storage_pages,
         network_pages,
+        host_nic_pages,
     )
     for page in pages:
         app.include_router(page.router)

@@ -5,6 +5,7 @@ the refusals, audited like the API."""
 from __future__ import annotations
 
 import time
+from html import unescape as html_unescape
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -126,3 +127,34 @@ def test_a_network_in_use_is_not_deleted_and_the_page_says_why(
     assert 'data-testid="net-delete"' not in seen and 'data-testid="network-edit"' not in seen
     vm_page = viewer.get("/vms/uinetvm").text
     assert 'href="/networks/uiused"' in vm_page
+    assert '<option value="uiused" >uiused (cluster network)' in live_browser.get("/vms/new").text
+
+
+def test_host_nics_are_labelled_and_unlabelled_through_the_page(
+    api: Api, live_browser: TestClient
+) -> None:
+    csrf = log_in(live_browser, "admin")
+    page = live_browser.get("/networks").text
+    assert 'data-testid="host-nics" data-host="test"' in page and 'data-nic="eth1"' in page
+    labelled = _post(
+        live_browser, csrf, "/ui/hosts/test/nic-labels", 200, {"nic": "eth1", "label": "uilan"}
+    ).text
+    assert "labelled eth1 on host test" in labelled and 'data-label="uilan"' in labelled
+    nics = api.client.get("/api/v1/hosts/test/nics", headers=api.headers()).json()
+    assert nics[0]["labels"] == ["uilan"]
+    bad = _post(
+        live_browser, csrf, "/ui/hosts/test/nic-labels", 422, {"nic": "eth1", "label": "Bad Lan"}
+    ).text
+    api_bad = api.client.put("/api/v1/hosts/test/nics/eth1/labels/Bad%20Lan", headers=api.headers())
+    assert api_bad.status_code == 422
+    assert html_unescape(bad) == "label: " + api_bad.json()["errors"][0]["msg"]
+    missing = _post(
+        live_browser, csrf, "/ui/hosts/test/nic-labels", 404, {"nic": "eth9", "label": "uilan"}
+    ).text
+    assert "host test has no NIC &#x27;eth9&#x27;" in missing
+    gone = _post(live_browser, csrf, "/ui/hosts/test/nics/eth1/labels/uilan/delete").text
+    assert 'data-label="uilan"' not in gone and "took label" in gone
+    audit = api.client.get(
+        "/api/v1/audit", params={"action": "host.nic.label"}, headers=api.headers()
+    ).json()
+    assert any(e["target"] == "test/eth1/uilan" and e["outcome"] == "ok" for e in audit)

@@ -21,6 +21,7 @@ from corral.model.task import TaskInfo
 from corral.services.runtime import Services
 from corral.web.form_numbers import whole_error
 from corral.web.page_auth import PageAdmin, PageViewer
+from corral.web.pages.host_nics import nic_context
 from corral.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -76,7 +77,12 @@ async def _list_context(svc: Services, **extra: Any) -> dict[str, Any]:
 @router.get("/networks", name="ui.networks")
 async def networks_page(request: Request, _: PageViewer) -> HTMLResponse:
     svc: Services = request.app.state.services
-    context = {"active": "networks", **await _list_context(svc), **_form_context(_blank_form())}
+    context = {
+        "active": "networks",
+        **await _list_context(svc),
+        **_form_context(_blank_form()),
+        **await nic_context(svc),
+    }
     return render(request, "networks.html", context)
 
 

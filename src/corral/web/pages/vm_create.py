@@ -130,6 +130,7 @@ async def _form_context(svc: Services, form: dict[str, Any]) -> dict[str, Any]:
         "form": form,
         "hosts": [h.name for h in svc.hosts.all()],
         "arches": sorted(arches),
+        "cluster_networks": [n.name for n in await svc.networks.list_networks()],
         "errors": {},
         "task": None,
         # Offered as suggestions (any host: the API says when the chosen host lacks one).
