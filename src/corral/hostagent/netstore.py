@@ -1,5 +1,7 @@
 """The agent's network state on the host, under ``/run/corral-agent`` — volatile like the links
-themselves (a reboot loses both: nothing stale survives it).
+themselves (a reboot loses both: nothing stale survives it). On the manager's own host it lives
+under Corral's data directory instead; after a reboot there the next apply makes the missing
+links again and moves addresses only where they still are.
 
 * ``state.json``    the managed bridges: each one's spec as applied, the addresses and routes
                     moved onto it from its uplink (to move back on removal), and the MTU its
@@ -21,7 +23,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-STATE_DIR = Path("/run/corral-agent")
+#: The manager's own host sets another (``CORRAL_AGENT_STATE_DIR``, under its data directory):
+#: two Corrals on one machine — a test run beside a real one — must not share one record.
+STATE_DIR = Path(os.environ.get("CORRAL_AGENT_STATE_DIR") or "/run/corral-agent")
 FORMAT = 1
 _HISTORY = 20
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +69,11 @@ def clean(text: str) -> str:
 class HostAgents:
     """The one way services reach host agents."""
 
-    def __init__(self, db: Db, known_hosts: Path) -> None:
+    def __init__(self, db: Db, known_hosts: Path, local_state_dir: Path | None = None) -> None:
         self._db = db
         self.known_hosts = known_hosts
+        #: The agent's state on the manager's own host (None: the agent's default, /run).
+        self.local_state_dir = local_state_dir
         self._installing: dict[str, asyncio.Lock] = {}
 
     async def access(self, host_name: str) -> AgentAccess:
@@ -94,7 +97,7 @@ class HostAgents:
         what = f"host agent on {access.host}: {op}"
         try:
             if access.local:
-                raw = await _run_local(request, timeout_s)
+                raw = await _run_local(request, timeout_s, self.local_state_dir)
             else:
                 raw = await self._run_ssh(access, request, timeout_s)
         except CorralError as exc:
@@ -130,10 +133,14 @@ class HostAgents:
         log.info("installed host agent %s on %s", bundle.version, host)
 
 
-async def _run_local(request: bytes, timeout_s: float) -> bytes:
+async def _run_local(request: bytes, timeout_s: float, state_dir: Path | None) -> bytes:
     """The manager's own host: this Python and this package (always the current version)."""
+    env = dict(os.environ)
+    if state_dir is not None:
+        env["CORRAL_AGENT_STATE_DIR"] = str(state_dir)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-I", "-m", "corral.hostagent",
+        env=env,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,

@@ -87,7 +87,9 @@ class Services:
                 self.pki.libvirt_pkipath, settings.data_dir / "ssh", settings.allow_test_hosts
             ),
         )
-        self.agents = HostAgents(self.db, settings.data_dir / "ssh" / "known_hosts")
+        self.agents = HostAgents(
+            self.db, settings.data_dir / "ssh" / "known_hosts", settings.data_dir / "host-agent"
+        )
         self.enrollment = HostEnrollment(
             self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir, self.cluster
         )

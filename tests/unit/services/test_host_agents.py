@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 
@@ -32,12 +33,15 @@ def test_a_host_without_ssh_access_gets_a_clear_error() -> None:
         access_for("t", "test:///default", None)
 
 
-def test_a_local_call_answers_with_this_version(tmp_path: object) -> None:
-    agents = HostAgents(db=None, known_hosts=None)  # type: ignore[arg-type]
-    result = asyncio.run(
-        agents.call_with(AgentAccess("local", local=True), "version", {}, timeout_s=30)
-    )
+def test_a_local_call_answers_with_this_version(tmp_path: Path) -> None:
+    agents = HostAgents(db=None, known_hosts=None, local_state_dir=tmp_path)  # type: ignore[arg-type]
+    local = AgentAccess("local", local=True)
+    result = asyncio.run(agents.call_with(local, "version", {}, timeout_s=30))
     assert result["version"] == agent_bundle().version
+    # The network record of the manager's own host is this Corral's, not the machine's /run.
+    state = asyncio.run(agents.call_with(local, "net.state", {}, timeout_s=30))
+    assert state["bridges"] == [] and state["pending"] is None
+    assert (tmp_path / "lock").exists()
 
 
 def test_an_agent_error_names_host_and_op_and_is_cleaned() -> None:
