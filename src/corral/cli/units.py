@@ -80,8 +80,11 @@ def parse_disk_size_gib(text: str) -> float:
     return parse_size(text, GIB) / GIB
 
 
-_DISK_KEYS = ("size", "base", "import", "name", "bus")
-_DISK_HINT = "use size=10G[,name=data][,bus=virtio], base=IMAGE or import=/path/to/image.qcow2"
+_DISK_KEYS = ("size", "base", "import", "name", "bus", "domain")
+_DISK_HINT = (
+    "use size=10G[,name=data][,bus=virtio][,domain=DOMAIN], base=IMAGE or "
+    "import=/path/to/image.qcow2"
+)
 
 
 def _split_spec(text: str, allowed: Iterable[str], what: str, hint: str) -> dict[str, str]:
@@ -114,7 +117,7 @@ def validation_message(exc: ValidationError) -> str:
 
 
 def parse_disk_spec(text: str, default_name: str = "root") -> DiskSpec:
-    """``size=10G[,name=data][,bus=virtio]`` | ``base=IMG`` | ``import=/path/to.qcow2``."""
+    """``size=10G[,name=data][,bus=virtio][,domain=D]`` | ``base=IMG`` | ``import=/path``."""
     fields = _split_spec(text, _DISK_KEYS, "disk spec", _DISK_HINT)
     sources = [key for key in ("size", "base", "import") if key in fields]
     if len(sources) != 1:
@@ -122,6 +125,8 @@ def parse_disk_spec(text: str, default_name: str = "root") -> DiskSpec:
     values: dict[str, object] = {"name": fields.get("name", default_name)}
     if "bus" in fields:
         values["bus"] = fields["bus"].lower()
+    if "domain" in fields:
+        values["domain"] = fields["domain"]
     if "size" in fields:
         try:
             values["size_gib"] = parse_disk_size_gib(fields["size"])

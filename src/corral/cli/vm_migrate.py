@@ -68,7 +68,10 @@ def migrate(
         "failure loses the VM).",
     ),
     copy_storage: bool = typer.Option(
-        False, "--copy-storage", help="Copy the disks to the destination (default: shared)."
+        False,
+        "--copy-storage",
+        help="Copy the disks to the destination (default: copy only those it cannot reach; "
+        "disks on a storage domain it reaches are never copied).",
     ),
     no_wait: bool = typer.Option(False, "--no-wait", help="Print the task id and return at once."),
     json_out: bool = JsonOpt,
@@ -84,7 +87,7 @@ def migrate(
             auto_converge=auto_converge,
             xbzrle=xbzrle,
             postcopy=postcopy,
-            storage=StorageMode.COPY if copy_storage else StorageMode.SHARED,
+            storage=StorageMode.COPY if copy_storage else StorageMode.AUTO,
         )
     except ValidationError as exc:
         c.usage_error(validation_message(exc))

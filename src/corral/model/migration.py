@@ -22,10 +22,14 @@ TransportName = Annotated[
 
 
 class StorageMode(StrEnum):
-    """``shared``: every disk is at the same path on the destination (NFS, Ceph, a SAN…);
+    """``auto`` (the default): copy only the disks the destination cannot reach — a disk on a
+    storage domain the destination reaches, or at a path it sees too, stays where it is;
+    ``shared``: every disk is at the same path on the destination (NFS, Ceph, a SAN…);
     ``copy``: libvirt copies the disks to the destination's pool during the migration (over
-    the same transport, encrypted with TLS)."""
+    the same transport, encrypted with TLS) — all but those on a storage domain the
+    destination reaches, which are never copied onto themselves."""
 
+    AUTO = "auto"
     SHARED = "shared"
     COPY = "copy"
 
@@ -74,7 +78,7 @@ class MigrationRequest(BaseModel):
         "on the destination while its memory follows; a network failure after the switch "
         "loses the VM, so this is opt-in)",
     )
-    storage: StorageMode = StorageMode.SHARED
+    storage: StorageMode = StorageMode.AUTO
 
 
 class TransportInfo(BaseModel):

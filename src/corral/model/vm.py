@@ -85,6 +85,12 @@ class DiskSpec(_Strict):
     base_image: Name | None = None
     import_path: AbsolutePath | None = None
     bus: DiskBus = DiskBus.VIRTIO
+    domain: Name = Field(
+        default="local",
+        description="the storage domain the disk's volume is made in (`local`: the VM's host's "
+        "own pool); a blank disk or a linked clone of a volume of that domain. The VM goes "
+        "only to a host that reaches every domain its disks use",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

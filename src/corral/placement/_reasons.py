@@ -129,6 +129,9 @@ def _policy_advice(refusals: Sequence[HostRefusal], settings: PolicySettings) ->
         if Constraint.IMAGES in failed
         else ""
     )
+    if Constraint.STORAGE in failed:
+        reach = "check the hosts' reach of the VM's storage domains (`corral storage-domain show`)"
+        upload = f"{upload}; or {reach}" if upload else reach
     if not limits:
         return f". {upload[0].upper()}{upload[1:]}" if upload else ""
     which = "that cluster setting" if len(limits) == 1 else "those cluster settings"

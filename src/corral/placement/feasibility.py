@@ -38,6 +38,7 @@ class Constraint(StrEnum):
     CPU_LOAD = "cpu_load"
     ANTI_AFFINITY = "anti_affinity"
     IMAGES = "images"  # a new VM's images are not on the host (initial placement only)
+    STORAGE = "storage"  # the host does not reach a storage domain the VM's disks use
 
 
 def percent(fraction: float) -> str:

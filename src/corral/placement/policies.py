@@ -31,17 +31,24 @@ def choose_host(
     settings: PolicySettings | None = None,
     *,
     lacking: Mapping[str, str] | None = None,
+    unreached: Mapping[str, str] | None = None,
 ) -> str:
     """The host ``vm`` should start on. ``lacking``: hosts that lack images the VM names, with
-    those images in words. Raises ``NoHostFits`` naming each host's obstacle."""
+    those images in words; ``unreached``: hosts that do not reach a storage domain its disks
+    use, with the domain and why. Raises ``NoHostFits`` naming each host's obstacle."""
     settings = settings or PolicySettings()
     lacking = lacking or {}
+    unreached = unreached or {}
     ledger = Ledger(cluster, settings)
     if vm.name in ledger.vms:
         raise InvalidRequest(f"VM {vm.name} already runs on {ledger.host_of[vm.name]}")
-    fitting = [h for h in ledger.names if h not in lacking and ledger.fits(vm, h, check_load=False)]
+    fitting = [
+        h
+        for h in ledger.names
+        if h not in lacking and h not in unreached and ledger.fits(vm, h, check_load=False)
+    ]
     if not fitting:
-        raise no_host_fits(vm, ledger, lacking)
+        raise no_host_fits(vm, ledger, lacking, unreached)
     added = vm_load_m(vm)
 
     def key(host: str) -> tuple[bool, float, float, str]:
@@ -54,7 +61,12 @@ def choose_host(
     return min(fitting, key=key)
 
 
-def no_host_fits(vm: VmDemand, ledger: Ledger, lacking: Mapping[str, str]) -> NoHostFits:
+def no_host_fits(
+    vm: VmDemand,
+    ledger: Ledger,
+    lacking: Mapping[str, str],
+    unreached: Mapping[str, str] | None = None,
+) -> NoHostFits:
     """The error for a VM that fits no host: every host's obstacle, in cluster order (a host
     down for maintenance or in standby says that first, then missing images, then limits)."""
     refusals: list[HostRefusal] = []
@@ -64,7 +76,10 @@ def no_host_fits(vm: VmDemand, ledger: Ledger, lacking: Mapping[str, str]) -> No
             Constraint.MAINTENANCE,
             Constraint.STANDBY,
         )
-        if host in lacking and not down:
+        if host in (unreached or {}) and not down:
+            domain = (unreached or {})[host]
+            refusal = HostRefusal(host, Constraint.STORAGE, f"{host} does not reach {domain}")
+        elif host in lacking and not down:
             refusal = HostRefusal(host, Constraint.IMAGES, f"{host} lacks {lacking[host]}")
         if refusal is not None:
             refusals.append(refusal)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
 
 from corral import store
 from corral.errors import Conflict, CorralError, NotFound
@@ -52,9 +50,10 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
-        #: Called (as background jobs) with each host that connects: e.g. storage domain
-        #: reach checks.
-        self.on_host_connected: list[Callable[[LibvirtHost], Coroutine[Any, Any, None]]] = []
+        #: Hooks run with each host that connects (storage domain checks, networks): the
+        #: host service's list, which runs them at once on add and start-up, after a retry and
+        #: after a reconnect.
+        self.on_host_connected = hosts.on_connected
 
     def on_event(self, event: DomainEvent) -> None:
         """Called by hosts in the loop thread: publish, and schedule a reconcile when the
@@ -71,8 +70,6 @@ class Reconciler:
                 },
             )
         )
-        if event.kind == "connected":
-            self._host_connected(event.host)
         if event.kind == "connected" or event.detail in _INVENTORY_DETAILS:
             self._pending.add(event.host)
             self._wake.set()
@@ -84,16 +81,6 @@ class Reconciler:
             job = asyncio.create_task(
                 self._db(partial(store.set_vm_started, uuid=event.uuid, at=at))
             )
-            self._jobs.add(job)
-            job.add_done_callback(self._jobs.discard)
-
-    def _host_connected(self, name: str) -> None:
-        try:
-            host = self._hosts.get(name)
-        except NotFound:
-            return  # removed meanwhile
-        for hook in self.on_host_connected:
-            job = asyncio.create_task(hook(host))
             self._jobs.add(job)
             job.add_done_callback(self._jobs.discard)
 

@@ -103,7 +103,7 @@ class Services:
         self.images = ImageLibrary(self.hosts, self.tasks, self.audit)
         self.volumes = VolumeService(self.hosts)
         self.storage = StorageDomains(self.db, self.hosts, DriverContext(agent=self.agents.call))
-        self.reconciler.on_host_connected.append(self.storage.check_host)
+        self.hosts.on_connected.append(self.storage.check_host)
         self.storage_volumes = DomainVolumes(self.storage, self.hosts)
         self.host_paths = HostPathRule(settings.host_path_roots, [settings.pool_dir])
         self.vms = VmServices.build(
@@ -155,6 +155,8 @@ class Services:
         self.vms.create.choose_host = self.power.placement.choose
         self.vms.create.network_gaps = self.networks.lacking
         self.migrations.migrate.preflight.network_gaps = self.networks.lacking
+        self.vms.create.storage = self.storage
+        self.migrations.migrate.preflight.storage = self.storage
 
     async def start(self) -> None:
         s = self.settings

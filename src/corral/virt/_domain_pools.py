@@ -95,3 +95,20 @@ def write_small(conn: libvirt.virConnect, pool: libvirt.virStoragePool, name: st
         with contextlib.suppress(libvirt.libvirtError):
             vol.delete(0)
         raise
+
+
+def delete_domain_volume(conn: libvirt.virConnect, path: str, prefix: str) -> str | None:
+    """Delete the volume at ``path`` when it is in a pool named ``prefix…`` (a storage
+    domain's) and no other volume of that pool stands on it. None when deleted, else why not."""
+    try:
+        vol = conn.storageVolLookupByPath(path)
+    except libvirt.libvirtError:
+        return "it is in no storage pool Corral knows"
+    pool = vol.storagePoolLookupByVolume()
+    if not pool.name().startswith(prefix):
+        return "it is in no storage domain"
+    others = [_storage.volume_ref(v) for v in pool.listAllVolumes(0) if v.path() != path]
+    if any(o.backing == path for o in others):
+        return "a linked clone still uses it as its base"
+    vol.delete(0)
+    return None

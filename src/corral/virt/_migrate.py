@@ -33,6 +33,7 @@ _FLAGS: dict[MigrationFlag, int] = {
     MigrationFlag.NON_SHARED_DISK: libvirt.VIR_MIGRATE_NON_SHARED_DISK,
     MigrationFlag.ABORT_ON_ERROR: libvirt.VIR_MIGRATE_ABORT_ON_ERROR,
     MigrationFlag.COMPRESSED: libvirt.VIR_MIGRATE_COMPRESSED,
+    MigrationFlag.UNSAFE: libvirt.VIR_MIGRATE_UNSAFE,
 }
 
 
@@ -54,6 +55,8 @@ def libvirt_call(plan: MigrationPlan) -> tuple[str, dict[str, Any], int]:
     if plan.xbzrle_cache_bytes is not None:
         params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION] = "xbzrle"
         params[libvirt.VIR_MIGRATE_PARAM_COMPRESSION_XBZRLE_CACHE] = plan.xbzrle_cache_bytes
+    if plan.copy_disks:
+        params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(plan.copy_disks)
     params.update(plan.extra)
     flags = 0
     for flag in plan.flags:

@@ -10,6 +10,9 @@ from corral.virt import _domain_pools
 from corral.virt._connection import ManagedConnection
 from corral.virt.storage import PoolStorage
 
+#: Every storage domain's pool is named this plus the domain's name.
+POOL_PREFIX = "corral-sd-"
+
 
 class DomainPools:
     def __init__(self, conn: ManagedConnection) -> None:
@@ -31,6 +34,14 @@ class DomainPools:
             cached.forget()
         return await self._conn.run(
             f"undefine storage pool {name}", lambda c: _domain_pools.undefine(c, name)
+        )
+
+    async def delete_volume_at(self, path: str) -> str | None:
+        """Delete the domain volume at ``path`` (a VM's disk being deleted with it) unless a
+        linked clone stands on it; None when deleted, else why it was kept."""
+        return await self._conn.run(
+            f"delete volume {path}",
+            lambda c: _domain_pools.delete_domain_volume(c, path, POOL_PREFIX),
         )
 
     def forget_handles(self) -> None:

@@ -44,6 +44,10 @@ class VolumeRef:
     capacity_bytes: int
     backing: str | None = None
     allocation_bytes: int | None = None
+    #: On storage several hosts open at once (a shared storage domain): a guest's disk then
+    #: bypasses the host's page cache (``cache='none'``), which is what makes a live migration
+    #: without a disk copy safe (libvirt refuses it otherwise).
+    shared: bool = False
 
 
 @dataclass(frozen=True)

@@ -131,3 +131,22 @@ def test_an_nfs_domain_no_host_reaches_is_refused_naming_each_host(api: Api) -> 
     assert "host test:" in detail and "no host agent" in detail
     shown = api.client.get("/api/v1/storage-domains/sd-nfs", headers=api.headers())
     assert shown.status_code == 404, shown.text
+
+
+def test_a_vm_disk_on_an_unknown_domain_is_404_and_an_import_stays_local(api: Api) -> None:
+    unknown = api.client.post(
+        "/api/v1/vms",
+        json={"name": "sd-vm-1", "disks": [{"size_gib": 1, "domain": "nowhere"}]},
+        headers=api.headers(),
+    )
+    assert unknown.status_code == 404, unknown.text
+    assert "no storage domain named 'nowhere'" in unknown.json()["detail"]
+    imported = api.client.post(
+        "/api/v1/vms",
+        json={"name": "sd-vm-2", "disks": [{"import_path": "/srv/x.qcow2", "domain": "sd"}]},
+        headers=api.headers(),
+    )
+    assert imported.status_code == 409, imported.text
+    assert "an import goes to the local domain" in imported.json()["detail"]
+    shown = api.client.get("/api/v1/vms/sd-vm-1", headers=api.headers())
+    assert shown.status_code == 404

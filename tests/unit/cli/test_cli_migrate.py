@@ -47,7 +47,7 @@ def test_migrate_sends_the_defaults_and_reports_time_and_downtime(run: Run, api:
         "auto_converge": True,
         "xbzrle": False,
         "postcopy": False,
-        "storage": "shared",
+        "storage": "auto",
     }
     assert "migrated VM web1 to h2 over tls in 1.2 s (downtime 80 ms)" in result.stdout
     # The bar (on a terminal it also shows each pass, dirty rate and expected downtime).

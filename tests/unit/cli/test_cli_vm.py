@@ -54,8 +54,8 @@ def test_create_sends_the_spec(run: Run, api: CannedApi) -> None:
         "vcpus": 2,
         "memory_mib": 2048,
         "disks": [
-            {"name": "root", "size_gib": 10.0, "bus": "virtio"},
-            {"name": "data", "base_image": "debian12", "bus": "sata"},
+            {"name": "root", "size_gib": 10.0, "bus": "virtio", "domain": "local"},
+            {"name": "data", "base_image": "debian12", "bus": "sata", "domain": "local"},
         ],
         "nics": [{"network": "nat", "model": "virtio"}, {"network": "user", "model": "virtio"}],
         "boot": {"source": "disk"},
@@ -384,3 +384,10 @@ def test_a_mistyped_vm_or_host_gets_did_you_mean(run_real: Run, vms: Vms) -> Non
     assert started.exit_code == 1 and "did you mean 'cli-mistyped'?" in started.stderr
     host = run_real("host", "show", "tets")
     assert host.exit_code == 1 and "did you mean 'test'?" in host.stderr
+
+
+def test_a_disk_names_its_storage_domain(run: Run, api: CannedApi) -> None:
+    result = run("vm", "create", "web3", "--disk", "size=2G,domain=shared1", "--host", "local")
+    assert result.exit_code == 0, result.output
+    [disk] = _body(api, "POST", "/vms")["disks"]
+    assert disk == {"name": "root", "size_gib": 2.0, "bus": "virtio", "domain": "shared1"}

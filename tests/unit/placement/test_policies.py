@@ -151,6 +151,28 @@ def test_hosts_lacking_the_vms_images_are_never_chosen() -> None:
     assert {r.constraint for r in caught.value.refusals} == {Constraint.IMAGES}
 
 
+def test_hosts_not_reaching_the_vms_storage_domains_are_never_chosen() -> None:
+    new = VmDemand(name="new", vcpus=1, memory_mib=2048)
+    unreached = {"h1": "storage domain sd1 (the marker file is not there)"}
+    assert choose_host(new, _three_hosts(), PACK, unreached=unreached) == "h2"
+    with pytest.raises(NoHostFits) as caught:
+        choose_host(
+            new,
+            _three_hosts(),
+            PACK,
+            lacking={"h3": "ISO image 'x.iso'"},
+            unreached={**unreached, "h2": "storage domain sd1 (not checked)"},
+        )
+    said = caught.value.message
+    assert "h1 does not reach storage domain sd1 (the marker file is not there)" in said
+    assert "h2 does not reach storage domain sd1 (not checked)" in said
+    assert "h3 lacks ISO image 'x.iso'" in said
+    assert "`corral storage-domain show`" in said
+    constraints = {r.host: r.constraint for r in caught.value.refusals}
+    assert constraints == {"h1": Constraint.STORAGE, "h2": Constraint.STORAGE,
+                           "h3": Constraint.IMAGES}  # fmt: skip
+
+
 def test_a_vm_that_already_runs_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="a already runs on h1"):
         choose_host(VmDemand(name="a", vcpus=1, memory_mib=512), _three_hosts())

@@ -22,6 +22,7 @@ from corral.services.migrations.preflight import (
     VmFacts,
     raise_refusals,
     refusals,
+    storage_plan,
 )
 
 POOL = "/var/lib/libvirt/corral/images"
@@ -117,13 +118,6 @@ def test_a_migration_that_can_work_has_no_refusal() -> None:
             Conflict,
             "host h2 lacks the required network lan0 (VM web1 needs it)",
         ),
-        (
-            VM,
-            replace(H2, visible_paths=frozenset()),
-            Conflict,
-            "disk vda of VM web1 (/var/lib/libvirt/corral/images/web1-root.qcow2) is not on "
-            "host h2 (no shared storage at that path): ask for storage copy",
-        ),
         (VM, replace(H2, clashes=("web1 (u9)",)), Conflict, "clashes with VM web1: web1 (u9)"),
         (
             VM,
@@ -174,3 +168,56 @@ def test_a_cdrom_must_be_there_whatever_the_storage_mode() -> None:
     copy = MigrationRequest(to="h2", storage=StorageMode.COPY)
     [refusal] = _check(vm, H2, copy)
     assert "cdrom sda" in refusal.message and "eject it" in refusal.message
+
+
+SHARED = MigrationRequest(to="h2", storage=StorageMode.SHARED)
+
+
+def test_storage_shared_refuses_a_disk_the_destination_does_not_see() -> None:
+    [refusal] = _check(VM, replace(H2, visible_paths=frozenset()), SHARED)
+    assert (
+        "disk vda of VM web1 (/var/lib/libvirt/corral/images/web1-root.qcow2) is not on host "
+        "h2 (no shared storage at that path): ask for storage copy" in refusal.message
+    )
+
+
+SHARED_DISK = "/srv/shared/web1-data.qcow2"
+ON_DOMAIN = replace(
+    VM,
+    disks=(("vda", DISK, "disk"), ("vdb", SHARED_DISK, "disk")),
+    disk_domains={SHARED_DISK: "sd1"},
+)
+
+
+def test_auto_copies_only_what_the_destination_cannot_reach() -> None:
+    """The local disk is copied, the one on a domain h2 reaches is not; a local disk h2 sees
+    at its path (shared storage outside any domain) is not copied either."""
+    dest = replace(H2, visible_paths=frozenset({SHARED_DISK}), reached_domains=frozenset({"sd1"}))
+    assert _check(ON_DOMAIN, dest) == []
+    assert storage_plan(ON_DOMAIN, dest, StorageMode.AUTO) == (
+        StorageMode.COPY,
+        (("vda", DISK),),
+    )
+    sees_all = replace(dest, visible_paths=frozenset({DISK, SHARED_DISK}))
+    assert storage_plan(ON_DOMAIN, sees_all, StorageMode.AUTO) == (StorageMode.SHARED, ())
+    # Forced: the local disk is copied even where a same path exists (refused: in the way),
+    # the domain's never.
+    assert storage_plan(ON_DOMAIN, sees_all, StorageMode.COPY) == (
+        StorageMode.COPY,
+        (("vda", DISK),),
+    )
+
+
+def test_a_destination_that_does_not_reach_the_domain_is_refused_with_the_reason() -> None:
+    dest = replace(
+        H2,
+        visible_paths=frozenset({DISK}),
+        domain_reasons={"sd1": "the marker file is not in /srv/shared here"},
+    )
+    for request in (REQUEST, SHARED, MigrationRequest(to="h2", storage=StorageMode.COPY)):
+        found = [r for r in _check(ON_DOMAIN, dest, request) if "storage domain" in r.message]
+        assert len(found) == 1, request
+        assert (
+            "disk vdb of VM web1 is on storage domain sd1, which host h2 does not reach (the "
+            "marker file is not in /srv/shared here)" in found[0].message
+        )

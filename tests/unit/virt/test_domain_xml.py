@@ -230,6 +230,12 @@ CASES: dict[str, tuple[VmSpec, list[VolumeRef], HostDefaults]] = {
         ],
         HostDefaults(accelerator=TCG),
     ),
+    # A volume of a shared-dir storage domain: a file other hosts open too, so no host cache.
+    "shared_dir_disk": (
+        VmSpec(name="sd1", nics=[], disks=[DiskSpec(name="root", size_gib=1)], boot=KERNEL),
+        [VolumeRef("sd1-root.qcow2", "/srv/shared/sd1-root.qcow2", "qcow2", 2**30, shared=True)],
+        HostDefaults(accelerator=TCG),
+    ),
 }
 
 

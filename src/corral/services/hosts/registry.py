@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from corral import store
 from corral.errors import Conflict, CorralError, HostUnreachable, NotFound
@@ -49,6 +50,10 @@ class HostService:
         self.power_drivers: dict[str, str] = {}
         self._errors: dict[str, str] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
+        #: Run (as background jobs) with each host that connects — at once when added or at
+        #: start-up, after a retry, after a reconnect: e.g. storage domain reach checks.
+        self.on_connected: list[Callable[[LibvirtHost], Coroutine[Any, Any, None]]] = []
+        self._jobs: set[asyncio.Task[None]] = set()
 
     async def start(self, local_name: str, local_uri: str, local_accel: Accelerator | None) -> None:
         rows = await self._db(store.list_hosts)
@@ -74,7 +79,7 @@ class HostService:
 
     async def _attach(self, name: str, uri: str, accel: Accelerator | None) -> LibvirtHost:
         host = LibvirtHost(name, uri, forced_accelerator=accel, pool_dir=self._pool_dir)
-        host.subscribe(self._on_event)
+        host.subscribe(self._event)
         self._hosts[name] = host
         try:
             await host.connect()
@@ -85,11 +90,22 @@ class HostService:
             self._retries[name] = asyncio.create_task(self._retry(host))
         else:
             if await self._claim(host):
-                # What follows a host's connection (reconcile, storage checks) runs for a host
-                # connected at once too, not only after a retry or a reconnect.
-                self._on_event(DomainEvent(name, None, None, "connected", "connected"))
+                self._connected_now(host)
         self._update_gauge()
         return host
+
+    def _event(self, event: DomainEvent) -> None:
+        if event.kind == "connected" and event.uuid is None:
+            host = self._hosts.get(event.host)
+            if host is not None:
+                self._connected_now(host)
+        self._on_event(event)
+
+    def _connected_now(self, host: LibvirtHost) -> None:
+        for hook in self.on_connected:
+            job = asyncio.create_task(hook(host), name=f"on {host.name} connected")
+            self._jobs.add(job)
+            job.add_done_callback(self._jobs.discard)
 
     async def _claim(self, host: LibvirtHost) -> bool:
         """Record which daemon ``host`` is. A daemon another host row already is (registered
@@ -121,7 +137,7 @@ class HostService:
             self._errors.pop(host.name, None)
             if not await self._claim(host):
                 break
-            self._on_event(DomainEvent(host.name, None, None, "connected", "connected"))
+            self._event(DomainEvent(host.name, None, None, "connected", "connected"))
         self._retries.pop(host.name, None)
         self._update_gauge()
 
@@ -129,8 +145,9 @@ class HostService:
         HOSTS_CONNECTED.set(sum(1 for h in self._hosts.values() if h.connected))
 
     async def stop(self) -> None:
-        for task in self._retries.values():
+        for task in [*self._retries.values(), *self._jobs]:
             task.cancel()
+        await asyncio.gather(*self._jobs, return_exceptions=True)
         for host in self._hosts.values():
             await host.close()
         self._hosts.clear()

@@ -55,7 +55,12 @@ from corral.services.tasks import TaskContext, TaskService
 from corral.services.vms.inventory import VmInventory
 from corral.virt import LibvirtHost
 from corral.virt.migration import DomainMigration
-from corral.virt.transports import MigrationEndpoint, MigrationPlan, MigrationTransport
+from corral.virt.transports import (
+    MigrationEndpoint,
+    MigrationFlag,
+    MigrationPlan,
+    MigrationTransport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +109,9 @@ def fit_plan(plan: MigrationPlan, memory_mib: int) -> MigrationPlan:
 
 
 def copied_disks(checked: Checked) -> list[str]:
-    """The VM's disks (not CD-ROMs) that a storage copy moves."""
-    return [path for _target, path, device in checked.vm.disks if device == "disk"]
+    """The VM's disks that its storage copy moves (none on a domain the destination reaches,
+    and in ``auto`` none the destination sees at their path already)."""
+    return [path for _target, path in checked.copied]
 
 
 def fraction(stats: MigrationStats) -> float:
@@ -144,11 +150,12 @@ class VmMigration:
     # -- the request ---------------------------------------------------------------------------
     async def endpoint(self, host: str) -> MigrationEndpoint:
         """What transports know of ``host``."""
-        return await self._preflight.endpoint(host)
+        return await self.preflight.endpoint(host)
 
     @property
     def preflight(self) -> Preflight:
-        """The checks before a migration (the networks service tells it what hosts lack)."""
+        """The checks before a migration (the networks service tells it what hosts lack, the
+        storage domains which domains they reach)."""
         return self._preflight
 
     def transport(self, name: str) -> MigrationTransport:
@@ -207,11 +214,17 @@ class VmMigration:
         await self._consent(principal, name, transport)
         release = self._locks.acquire(name, "migration")
         try:
-            checked = await self._preflight.check(name, request, transport)
+            checked = await self.preflight.check(name, request, transport)
+            # From here on the request says what runs: shared, or copy of ``checked.copied``.
+            request = request.model_copy(update={"storage": checked.storage})
             plan = fit_plan(
                 transport.plan(checked.source_endpoint, checked.destination_endpoint, request),
                 checked.vm.memory_mib,
             )
+            if checked.copied:
+                plan = replace(plan, copy_disks=tuple(t for t, _path in checked.copied))
+            if checked.proven_shared:
+                plan = replace(plan, flags=plan.flags | {MigrationFlag.UNSAFE})
             info = new_info(
                 vm=name,
                 uuid=checked.vm.uuid,

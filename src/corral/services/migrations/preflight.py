@@ -9,7 +9,7 @@ the error class the API answers with (404 unknown host, 422 same host or a malfo
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from lxml import etree
@@ -28,6 +28,7 @@ from corral.model.pki import CertPurpose
 from corral.model.vm import Accelerator, VmState
 from corral.services.hosts import HostService
 from corral.services.migrations.readiness import TransportReadiness
+from corral.services.storage import StorageDomains
 from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord, LibvirtHost
 from corral.virt.migration import network_names
@@ -58,6 +59,8 @@ class VmFacts:
     networks: tuple[str, ...] = ()
     #: (target, path, device) of every disk with a file behind it.
     disks: tuple[tuple[str, str, str], ...] = ()
+    #: path -> storage domain (other than local) of the disks that are in one.
+    disk_domains: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ class HostFacts:
     #: Cluster networks the host lacks (required ones, or ones the VM's NICs name), in words.
     lacking_networks: str | None = None
     transport_problems: tuple[str, ...] = field(default_factory=tuple)
+    #: The storage domains the host reaches, and why it does not reach the others.
+    reached_domains: frozenset[str] = frozenset()
+    domain_reasons: Mapping[str, str] = field(default_factory=dict)
 
 
 def _state(vm: VmFacts) -> list[Refusal]:
@@ -160,7 +166,47 @@ def _fit(vm: VmFacts, source_caps: HostCapabilities, dest: HostFacts) -> list[Re
     return out
 
 
-def _resources(vm: VmFacts, dest: HostFacts, storage: StorageMode) -> list[Refusal]:
+def storage_plan(
+    vm: VmFacts, dest: HostFacts, asked: StorageMode
+) -> tuple[StorageMode, tuple[tuple[str, str], ...]]:
+    """The storage mode the migration runs with (shared: nothing copied, or copy) and the
+    (target, path) of each disk it copies. A disk on a storage domain is never copied (its
+    domain must be reached: ``_resources``); ``auto`` copies the other disks the destination
+    does not see at their path, ``copy`` all of them, ``shared`` none."""
+    copy = []
+    for target, path, device in vm.disks:
+        if device != "disk" or path in vm.disk_domains or asked is StorageMode.SHARED:
+            continue
+        if asked is StorageMode.AUTO and path in dest.visible_paths:
+            continue
+        copy.append((target, path))
+    return (StorageMode.COPY if copy else StorageMode.SHARED), tuple(copy)
+
+
+def proven_shared(vm: VmFacts, copied: tuple[tuple[str, str], ...]) -> bool:
+    """Whether the VM has disks that stay where they are and all of them are on storage
+    domains (reached by the destination: the pre-flight refuses it otherwise)."""
+    moved = {path for _target, path in copied}
+    staying = [p for _t, p, device in vm.disks if device == "disk" and p not in moved]
+    return bool(staying) and all(p in vm.disk_domains for p in staying)
+
+
+def _domain_refusal(vm: VmFacts, dest: HostFacts, target: str, path: str) -> list[Refusal]:
+    domain = vm.disk_domains[path]
+    if domain in dest.reached_domains:
+        return []
+    why = dest.domain_reasons.get(domain) or "never checked there"
+    return [
+        Refusal(
+            Conflict,
+            f"disk {target} of VM {vm.name} is on storage domain {domain}, which host "
+            f"{dest.name} does not reach ({why}): pick a host that reaches it "
+            f"(`corral storage-domain show {domain}`)",
+        )
+    ]
+
+
+def _resources(vm: VmFacts, dest: HostFacts, copied: frozenset[str]) -> list[Refusal]:
     out = []
     if dest.lacking_networks is not None:
         out.append(
@@ -180,7 +226,9 @@ def _resources(vm: VmFacts, dest: HostFacts, storage: StorageMode) -> list[Refus
             )
         )
     for target, path, device in vm.disks:
-        if device == "cdrom" or storage is StorageMode.SHARED:
+        if path in vm.disk_domains:
+            out += _domain_refusal(vm, dest, target, path)
+        elif device == "cdrom" or path not in copied:
             if path not in dest.visible_paths:
                 hint = (
                     "put the ISO at the same path there or eject it"
@@ -236,7 +284,8 @@ def refusals(
         return early
     out = [Refusal(Conflict, problem) for problem in dest.transport_problems]
     out += _fit(vm, source_caps, dest)
-    return out + _resources(vm, dest, request.storage)
+    _mode, copy = storage_plan(vm, dest, request.storage)
+    return out + _resources(vm, dest, frozenset(path for _target, path in copy))
 
 
 def raise_refusals(found: list[Refusal], vm: str, dest: str) -> None:
@@ -277,6 +326,12 @@ class Checked:
     destination: LibvirtHost
     source_endpoint: MigrationEndpoint
     destination_endpoint: MigrationEndpoint
+    #: The storage mode it runs with (never auto) and the (target, path) of each disk copied.
+    storage: StorageMode = StorageMode.SHARED
+    copied: tuple[tuple[str, str], ...] = ()
+    #: Every disk not copied is on a storage domain the destination reaches (Corral proved
+    #: it shared; libvirt cannot tell a shared directory on ext4 from a local one).
+    proven_shared: bool = False
 
 
 class Preflight:
@@ -292,6 +347,8 @@ class Preflight:
         self._readiness = readiness
         #: Hosts lacking cluster networks a VM needs, in words (None: not checked).
         self.network_gaps: Callable[[set[str]], Awaitable[dict[str, str]]] | None = None
+        #: The storage domains (None: every disk is taken for a local one).
+        self.storage: StorageDomains | None = None
 
     async def endpoint(self, name: str) -> MigrationEndpoint:
         row = await self._inventory.db(lambda s: store.get_host(s, name))
@@ -313,7 +370,12 @@ class Preflight:
         source_caps = await source.capabilities()
         xml = await source.migration.migratable_xml(record.uuid)
         vm = vm_facts(record, xml, source_caps.arch)
+        if self.storage is not None:
+            holders = await self.storage.holders([path for _t, path, _d in vm.disks])
+            vm = replace(vm, disk_domains=holders)
         dest = await self._destination(request.to, vm, xml, request)
+        mode, copied = storage_plan(vm, dest, request.storage)
+        asked, request = request, request.model_copy(update={"storage": mode})
         source_end = await self.endpoint(source.name)
         dest_end = source_end
         if dest.known:
@@ -325,13 +387,17 @@ class Preflight:
                 ready = await self._readiness.check(transport, source_end, dest_end)
                 problems = ready.problems
             dest = replace(dest, transport_problems=problems)
-        raise_refusals(refusals(vm, source.name, source_caps, dest, request), name, request.to)
+        found = refusals(vm, source.name, source_caps, dest, asked)
+        raise_refusals(found, name, request.to)
         return Checked(
             vm=vm,
             source=source,
             destination=self._hosts.connected(request.to),
             source_endpoint=source_end,
             destination_endpoint=dest_end,
+            storage=mode,
+            copied=copied,
+            proven_shared=proven_shared(vm, copied),
         )
 
     async def _destination(
@@ -362,6 +428,9 @@ class Preflight:
             await host.ensure_nat_network()
         paths = [path for _target, path, _device in vm.disks]
         gaps = await self.network_gaps(set(vm.networks)) if self.network_gaps else {}
+        reached, reasons = (
+            await self.storage.host_reach(host.name) if self.storage else (frozenset(), {})
+        )
         return HostFacts(
             name=base.name,
             connected=True,
@@ -373,4 +442,6 @@ class Preflight:
             pool_dirs=frozenset(await host.migration.pool_dirs()),
             clashes=tuple(await host.migration.clashes(vm.name, vm.uuid)),
             lacking_networks=gaps.get(base.name),
+            reached_domains=reached,
+            domain_reasons=reasons,
         )

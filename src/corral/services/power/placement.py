@@ -19,10 +19,13 @@ class InitialPlacement:
     def __init__(self, planner: PowerPlanner) -> None:
         self._planner = planner
 
-    async def choose(self, spec: VmSpec, lacking: Mapping[str, str]) -> str | None:
+    async def choose(
+        self, spec: VmSpec, lacking: Mapping[str, str], unreached: Mapping[str, str]
+    ) -> str | None:
         """The host for a new VM, among those that lack none of the images it names
-        (``lacking``: host -> those images in words); None when the planner has no opinion
-        (the name is taken: creation refuses that with its own message)."""
+        (``lacking``: host -> those images in words) and reach every storage domain its disks
+        use (``unreached``: host -> the domain and why not); None when the planner has no
+        opinion (the name is taken: creation refuses that with its own message)."""
         situation = await self._planner.situation(consolidation=False)
         demand = VmDemand(
             name=spec.name,
@@ -32,6 +35,8 @@ class InitialPlacement:
         )
         try:
             cluster = situation.snapshot.cluster
-            return choose_host(demand, cluster, situation.settings, lacking=lacking)
+            return choose_host(
+                demand, cluster, situation.settings, lacking=lacking, unreached=unreached
+            )
         except InvalidRequest:
             return None

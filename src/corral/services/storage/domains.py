@@ -91,6 +91,26 @@ class StorageDomains:
         info = await self.show(name)
         return {r.host: r.state for r in info.hosts}
 
+    async def holders(self, paths: Sequence[str]) -> dict[str, str]:
+        """path -> the domain (other than local) whose volume it is, for those of ``paths``
+        that are in one."""
+        found: dict[str, str] = {}
+        for domain in await self._db(store.list_domains):
+            driver = self.driver(self._config_of(domain))
+            found.update({p: domain.name for p in paths if p not in found and driver.holds(p)})
+        return found
+
+    async def host_reach(self, host: str) -> tuple[frozenset[str], dict[str, str]]:
+        """The domains (other than local) ``host`` reaches, and why it does not reach others."""
+        reached, reasons = set(), {}
+        for domain in await self._db(store.list_domains):
+            reach = domain.reach.get(host)
+            if reach is not None and reach.state is ReachState.REACHABLE:
+                reached.add(domain.name)
+            else:
+                reasons[domain.name] = reach.reason if reach and reach.reason else "not checked"
+        return frozenset(reached), reasons
+
     def _info(self, domain: StoredDomain) -> StorageDomainInfo:
         hosts = [_host_reach(domain.reach[h]) for h in sorted(domain.reach)]
         known = {h.host for h in hosts}

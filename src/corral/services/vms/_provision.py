@@ -4,18 +4,22 @@ whatever was built if a later step fails (no orphan volume, domain or row)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral import store
 from corral.errors import Conflict, CorralError, InsufficientResources, NotFound
 from corral.model.image import ImageKind
-from corral.model.vm import NicSpec, VmSpec
+from corral.model.storage_domain import LOCAL_DOMAIN
+from corral.model.vm import DiskSpec, NicSpec, VmSpec
 from corral.services._db import Db
 from corral.services.images import image_volume
 from corral.services.principal import Principal
+from corral.services.storage import StorageDriver
 from corral.services.tasks import TaskContext
 from corral.services.vms import _hardware
 from corral.services.vms._volumes import GIB, volume_name
@@ -54,9 +58,12 @@ async def base_volume(host: LibvirtHost, name: str) -> str | None:
     return None
 
 
-async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
+async def validate(
+    db: Db, host: LibvirtHost, spec: VmSpec, drivers: Mapping[str, StorageDriver] | None = None
+) -> VmSpec:
     """Every check that needs no change on the host. Returns the spec with its architecture,
-    machine type and accelerator decided."""
+    machine type and accelerator decided. ``drivers``: those of the storage domains (other
+    than local) the disks use."""
     if await db(lambda s: store.find_vm(s, spec.name)) is not None:
         raise Conflict(f"a VM named {spec.name!r} already exists; choose another name")
     try:
@@ -77,6 +84,9 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
         )
     spec = await _hardware.check_spec(host, spec)
     for disk in spec.disks:
+        if disk.domain != LOCAL_DOMAIN:
+            await _check_domain_disk(host, spec.name, disk, (drivers or {})[disk.domain])
+            continue
         if disk.import_path is not None:
             _check_file(f"disk {disk.name!r}: import_path", disk.import_path)
             # Refused at once (422) rather than by the import's task.
@@ -106,6 +116,32 @@ async def validate(db: Db, host: LibvirtHost, spec: VmSpec) -> VmSpec:
     return spec
 
 
+async def _check_domain_disk(
+    host: LibvirtHost, vm: str, disk: DiskSpec, driver: StorageDriver
+) -> None:
+    """A disk in a storage domain: its volume name free there, its base a volume there, its
+    size within the domain's free space."""
+    names = {v.name for v in await driver.list_volumes(host)}
+    volume, domain = volume_name(vm, disk.name), disk.domain
+    if volume in names:
+        raise Conflict(
+            f"volume {volume!r} already exists in storage domain {domain}; delete it or choose "
+            "another VM name"
+        )
+    if disk.base_image is not None and disk.base_image not in names:
+        raise NotFound(
+            f"disk {disk.name!r}: base image {disk.base_image!r} is not a volume of storage "
+            f"domain {domain} (`corral volume list --domain {domain}`)"
+        )
+    if disk.size_gib is not None:
+        size, free = int(disk.size_gib * GIB), await driver.free_bytes(host)
+        if size > free:
+            raise InsufficientResources(
+                f"storage domain {domain} has {free} bytes ({free / GIB:.1f} GiB) free, disk "
+                f"{disk.name!r} needs {size} bytes ({size / GIB:.1f} GiB): ask for less"
+            )
+
+
 async def _check_host_file(host: LibvirtHost, label: str, path: str) -> None:
     """The file must be there on the VM's host, or the VM would be created and then fail to
     start ("Cannot access storage file"). A remote host's files are looked at by its libvirt."""
@@ -121,6 +157,8 @@ async def _check_host_file(host: LibvirtHost, label: str, path: str) -> None:
 @dataclass
 class _Built:
     volumes: list[VolumeRef] = field(default_factory=list)
+    #: The storage domain driver each volume was made through (None: the host's own pool).
+    owners: list[StorageDriver | None] = field(default_factory=list)
     domain: DomainRecord | None = None
 
 
@@ -133,10 +171,21 @@ async def _resolve_nics(host: LibvirtHost, nics: list[NicSpec]) -> list[NicSpec]
 
 
 async def _build_volumes(
-    host: LibvirtHost, spec: VmSpec, built: _Built, ctx: TaskContext | None
+    host: LibvirtHost,
+    spec: VmSpec,
+    built: _Built,
+    ctx: TaskContext | None,
+    drivers: Mapping[str, StorageDriver],
 ) -> None:
     for index, disk in enumerate(spec.disks):
         name = volume_name(spec.name, disk.name)
+        if disk.domain != LOCAL_DOMAIN:
+            driver = drivers[disk.domain]
+            vol = await _domain_volume(host, driver, name, disk)
+            # Every host reaching the domain may open it (a migration copies nothing).
+            built.volumes.append(dataclasses.replace(vol, shared=True))
+            built.owners.append(driver)
+            continue
         if disk.size_gib is not None:
             vol = await host.storage.create_blank_volume(name, int(disk.size_gib * GIB))
         elif disk.base_image is not None:
@@ -146,6 +195,16 @@ async def _build_volumes(
             assert disk.import_path is not None
             vol = await _import(host, name, disk.import_path, ctx, index, len(spec.disks))
         built.volumes.append(vol)
+        built.owners.append(None)
+
+
+async def _domain_volume(
+    host: LibvirtHost, driver: StorageDriver, name: str, disk: DiskSpec
+) -> VolumeRef:
+    if disk.size_gib is not None:
+        return await driver.create_volume(host, name, int(disk.size_gib * GIB))
+    assert disk.base_image is not None  # imports stay local (refused before)
+    return await driver.create_linked_clone(host, name, disk.base_image)
 
 
 async def _import(
@@ -172,20 +231,28 @@ async def _rollback(host: LibvirtHost, built: _Built) -> None:
             await host.undefine_domain(built.domain.uuid)
         except CorralError as exc:
             log.error("rollback: could not undefine %s: %s", built.domain.name, exc.message)
-    for vol in reversed(built.volumes):
+    for vol, owner in reversed(list(zip(built.volumes, built.owners, strict=True))):
         try:
-            await host.storage.delete_volume(vol.name)
+            if owner is None:
+                await host.storage.delete_volume(vol.name)
+            else:
+                await owner.delete_volume(host, vol.name)
         except CorralError as exc:
             log.error("rollback: could not delete volume %s: %s", vol.name, exc.message)
 
 
 async def provision(
-    db: Db, host: LibvirtHost, spec: VmSpec, principal: Principal, ctx: TaskContext | None
+    db: Db,
+    host: LibvirtHost,
+    spec: VmSpec,
+    principal: Principal,
+    ctx: TaskContext | None,
+    drivers: Mapping[str, StorageDriver] | None = None,
 ) -> str:
     """Build the VM described by an already validated spec; returns the domain UUID."""
     built = _Built()
     try:
-        await _build_volumes(host, spec, built, ctx)
+        await _build_volumes(host, spec, built, ctx, drivers or {})
         spec = spec.model_copy(update={"nics": await _resolve_nics(host, spec.nics)})
         if ctx is not None:
             await ctx.progress(phase="defining the domain", force=True)

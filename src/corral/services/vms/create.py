@@ -14,8 +14,9 @@ from corral.services.host_paths import HostPathRule
 from corral.services.images import ImageLibrary, image_needs
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
+from corral.services.storage import StorageDomains, StorageDriver
 from corral.services.tasks import TaskContext, TaskService
-from corral.services.vms import _provision
+from corral.services.vms import _domains, _provision
 from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms.inventory import VmInventory
 from corral.virt import LibvirtHost
@@ -61,7 +62,11 @@ class VmCreation(TaskUseCase):
         self._paths = paths
         #: Where a VM without a host goes (the placement policy), told which images each host
         #: lacks; None: the first usable host.
-        self.choose_host: Callable[[VmSpec, Mapping[str, str]], Awaitable[str | None]] | None = None
+        self.choose_host: (
+            Callable[[VmSpec, Mapping[str, str], Mapping[str, str]], Awaitable[str | None]] | None
+        ) = None
+        #: The storage domains disks may be made in (None: local only).
+        self.storage: StorageDomains | None = None
         #: Hosts lacking networks a VM needs (required ones, and those its NICs name), with
         #: what they lack in words; None: no cluster networks to ask about.
         self.network_gaps: Callable[[set[str]], Awaitable[dict[str, str]]] | None = None
@@ -76,28 +81,33 @@ class VmCreation(TaskUseCase):
         gaps: dict[str, str] = {}
         if self.network_gaps is not None:
             gaps = await self.network_gaps({nic.network for nic in spec.nics})
+        drivers = await _domains.drivers(self.storage, spec)
+        unreached = await _domains.unreached(self.storage, spec)
         if target is None and self.choose_host is not None:
             # A VM uses its own host's images: only hosts holding them all are candidates.
             lacking = dict(await self._images.lacking(spec.name, image_needs(spec)))
             for name, what in gaps.items():
                 lacking[name] = f"{lacking[name]} and {what}" if name in lacking else what
-            target = await self.choose_host(spec, lacking)
+            target = await self.choose_host(spec, lacking, unreached)
         elif target is not None and target in gaps:
             raise Conflict(
                 f"host {target} lacks {gaps[target]} (VM {spec.name} needs it): pick another "
                 f"host, or see `corral network list` for why it is not applied there"
             )
         host = hosts.for_new_vm(target)
+        _domains.check_reach(unreached, host.name)
         spec = self._allowed_paths(principal, spec, local=_provision.is_local(host.uri))
-        checked = await _provision.validate(self._inventory.db, host, spec)
+        checked = await _provision.validate(self._inventory.db, host, spec, drivers)
         if checked.cdrom is not None and not checked.cdrom.startswith("/"):
             iso = await self._images.iso_for(host, checked.cdrom, vm=checked.name)
             checked = checked.model_copy(update={"cdrom": iso.path})
         checked = await self._kernel_images(host, checked)
         if any(d.import_path for d in checked.disks):
-            return await self._create_task(principal, host, checked)
+            return await self._create_task(principal, host, checked, drivers)
         async with self._locks.hold(checked.name, "create"):
-            uuid = await _provision.provision(self._inventory.db, host, checked, principal, None)
+            uuid = await _provision.provision(
+                self._inventory.db, host, checked, principal, None, drivers
+            )
             if checked.start:
                 await _start_created(host, checked.name, uuid)
         return await self._inventory.get(checked.name)
@@ -146,7 +156,13 @@ class VmCreation(TaskUseCase):
             cdrom = check("cdrom", cdrom, CDROM_INSTEAD)
         return spec.model_copy(update={"disks": disks, "boot": boot, "cdrom": cdrom})
 
-    async def _create_task(self, principal: Principal, host: LibvirtHost, spec: VmSpec) -> TaskInfo:
+    async def _create_task(
+        self,
+        principal: Principal,
+        host: LibvirtHost,
+        spec: VmSpec,
+        drivers: Mapping[str, StorageDriver],
+    ) -> TaskInfo:
         db = self._inventory.db
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
@@ -155,7 +171,7 @@ class VmCreation(TaskUseCase):
                     principal.user,
                     "vm.create",
                     spec.name,
-                    lambda: _provision.provision(db, host, spec, principal, ctx),
+                    lambda: _provision.provision(db, host, spec, principal, ctx, drivers),
                 )
                 if spec.start:
                     await ctx.progress(phase="starting the VM", force=True)

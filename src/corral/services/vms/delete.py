@@ -63,7 +63,9 @@ async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
             continue
         vol = volumes.get(disk.path)
         if vol is None:
-            notes.append(f"kept {disk.path}: it is not in Corral's storage pool")
+            why = await host.domain_pools.delete_volume_at(disk.path)
+            if why is not None:
+                notes.append(f"kept {disk.path}: {why}")
         elif backs_another(vol, volumes.values()):
             notes.append(f"kept {vol.name}: a linked clone still uses it as its base")
         else:

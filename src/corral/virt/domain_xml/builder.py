@@ -86,9 +86,11 @@ def disk_element(volume: VolumeRef, target: str, bus: DiskBus) -> Disk:
     disk.driver_type = volume.format
     network = network_source(volume.path)
     if network is not None:
-        disk.set_network_source(network)
+        disk.set_network_source(network)  # libvirt takes network disks for safe to migrate
     else:
         disk.source_file = volume.path
+        if volume.shared:
+            disk.driver_cache = "none"
     disk.target_dev = target
     disk.target_bus = bus.value
     return disk

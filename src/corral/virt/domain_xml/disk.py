@@ -60,6 +60,7 @@ class Disk(XMLElement):
     device = XMLProperty("@device")
     driver_name = XMLProperty("driver/@name")
     driver_type = XMLProperty("driver/@type")
+    driver_cache = XMLProperty("driver/@cache")
     source_file = XMLProperty("source/@file")
     source_dev = XMLProperty("source/@dev")
     source_pool = XMLProperty("source/@pool")

@@ -47,6 +47,10 @@ class MigrationFlag(StrEnum):
     NON_SHARED_DISK = "non_shared_disk"
     ABORT_ON_ERROR = "abort_on_error"
     COMPRESSED = "compressed"
+    #: libvirt's own check knows shared storage only by filesystem type (NFS, GFS2, Ceph…);
+    #: set when every disk not copied is on a storage domain Corral proved shared (a marker
+    #: file every host sees) and opened with ``cache='none'``.
+    UNSAFE = "unsafe"
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class MigrationPlan:
     auto_converge_increment: int | None = None
     #: XBZRLE's cache on the source, bytes (None: no XBZRLE).
     xbzrle_cache_bytes: int | None = None
+    #: With ``NON_SHARED_DISK``: the targets (vda…) of the disks to copy; empty: every disk.
+    copy_disks: tuple[str, ...] = ()
     extra: Mapping[str, str | int] = field(default_factory=dict)
 
 

@@ -23,6 +23,7 @@ from corral.model.storage_domain import (
 from corral.services.storage.driver import DomainConfig, DriverContext, ReachResult, operation
 from corral.services.storage.registry import register
 from corral.virt import LibvirtHost, VolumeRef
+from corral.virt.domain_pools import POOL_PREFIX
 from corral.virt.storage import PoolStorage
 
 #: The marker volume in each shared directory (listed by no volume listing).
@@ -32,7 +33,7 @@ _TOKEN_BYTES = 64
 
 def pool_name(domain: str) -> str:
     """The libvirt pool of domain ``domain`` on each host."""
-    return f"corral-sd-{domain}"
+    return f"{POOL_PREFIX}{domain}"
 
 
 class SharedDirDriver:
