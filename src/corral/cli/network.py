@@ -107,6 +107,15 @@ def edit(
     _finish(ctx, response, no_wait, json_out, name)
 
 
+@app.command("apply")
+def apply(
+    ctx: typer.Context, name: str = NameArg, no_wait: bool = NoWait, json_out: bool = JsonOpt
+) -> None:
+    """Apply a network to every connected host again (after drift or a fixed failure)."""
+    response = c.client(ctx).post(f"/networks/{seg(name)}/apply")
+    _finish(ctx, response, no_wait, json_out, name)
+
+
 @app.command("delete")
 def delete(
     ctx: typer.Context,

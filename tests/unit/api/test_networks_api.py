@@ -163,6 +163,9 @@ def test_check_marks_a_network_changed_by_hand_as_drifted(api: Api) -> None:
     assert checked.status_code == 200, checked.text
     [state] = _show(api, "net-drift")["hosts"]
     assert state["state"] == "drifted" and "not active" in state["reason"]
+    again = _wait_task(api, api.client.post(f"{NETS}/net-drift/apply", headers=api.headers()))
+    assert again["state"] == "succeeded" and again["result"]["hosts"] == {"test": "applied"}
+    assert _show(api, "net-drift")["hosts"][0]["state"] == "applied"
     edited = _wait_task(api, api.client.patch(f"{NETS}/net-drift", json={"required": True},
                                               headers=api.headers()))  # fmt: skip
     assert edited["state"] == "succeeded", edited

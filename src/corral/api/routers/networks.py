@@ -97,6 +97,20 @@ async def edit_network(name: NamePath, body: NetworkEdit, svc: Svc, who: Admin) 
     return accepted(await svc.networks.edit(who, name, body))
 
 
+@router.post(
+    "/networks/{name}/apply",
+    name="network.apply",
+    status_code=202,
+    tags=["networks"],
+    response_model=TaskInfo,
+    responses={**ACCEPTED, **problem_responses((404, "no such network"))},
+)
+async def apply_network(name: NamePath, svc: Svc, who: Admin) -> Response:
+    """Apply a network to every connected host again, as a task: puts right what drifted,
+    or retries where it failed once the cause is fixed."""
+    return accepted(await svc.networks.apply(who, name))
+
+
 @router.delete(
     "/networks/{name}",
     name="network.delete",

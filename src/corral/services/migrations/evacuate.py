@@ -89,10 +89,15 @@ class HostEvacuation:
         transport = self._migration.transport(template.transport)
         source_end = await self._migration.endpoint(source)
         refused = []
+        gaps_of = self._migration.preflight.network_gaps
+        gaps = await gaps_of({n.network for n in record.nics}) if gaps_of else {}
         for host, free in await self._candidates(source):
             need = record.memory_mib + QEMU_OVERHEAD_MIB
             if free < need:
                 refused.append(f"{host} has {free} MiB free")
+                continue
+            if host in gaps:
+                refused.append(f"{host} lacks {gaps[host]}")
                 continue
             request = template.model_copy(update={"to": host})
             problems = transport.check(source_end, await self._migration.endpoint(host), request)

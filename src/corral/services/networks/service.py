@@ -102,6 +102,12 @@ class NetworkService:
             await self._mark_pending(name)
         return await self._apply_task(principal, "network.edit", name)
 
+    async def apply(self, principal: Principal, name: str) -> TaskInfo:
+        """Apply the network to every connected host again (after drift, or a failure whose
+        cause was fixed), as a task."""
+        await self.get(name)
+        return await self._apply_task(principal, APPLY_KIND, name)
+
     async def delete(self, principal: Principal, name: str) -> TaskInfo:
         await self.get(name)
         users = sorted(
