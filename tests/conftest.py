@@ -87,10 +87,15 @@ def corral(
 @pytest.fixture(scope="session")
 def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHostTestbed]:
     """Three libvirt hosts h1-h3 in namespaces on a slot of their own (198.18.SLOT.0/24), each
-    with libvirtd and sshd; not enrolled (see ``multihost_corral``)."""
+    with libvirtd and sshd; not enrolled (see ``multihost_corral``). Each host also has a NIC
+    on a second segment (``lan_nic``, named differently on each host) for bridge networks."""
     slot, lock = allocate_slot()
     bed = MultiHostTestbed(
-        tmp_path_factory.mktemp("testbed"), hosts=3, slot=slot, shared_cache=LIBVIRT_CACHE
+        tmp_path_factory.mktemp("testbed"),
+        hosts=3,
+        slot=slot,
+        shared_cache=LIBVIRT_CACHE,
+        lan=True,
     )
     try:
         bed.up()

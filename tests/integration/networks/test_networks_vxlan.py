@@ -1,0 +1,139 @@
+"""VXLAN and bridge networks on the three-host test bed, built by Corral's host agent: guests on
+one vxlan network reach each other across hosts (pinged from their serial consoles), not a
+guest on another vxlan network; a bridge network on hosts whose uplink NICs have other names.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_domains import wait_until
+from corral.testbed.guest_images import KernelGuest
+from corral.testbed.multihost import MultiHostTestbed
+from tests.integration.api._support import SerialShell, kernel_vm, wait_log
+from tests.integration.networks._support import create_network, delete_network, states
+
+pytestmark = pytest.mark.integration
+
+TESTBED_HOSTS = ("h1", "h2", "h3")
+
+
+@pytest.fixture(scope="module")
+def api(multihost_corral: CorralServer) -> Iterator[httpx.Client]:
+    with multihost_corral.client() as client:
+        yield client
+
+
+class Guest:
+    """A busybox test guest on ``host`` with one NIC on ``network``, addressed from its
+    serial console."""
+
+    def __init__(
+        self, corral: CorralServer, api: httpx.Client, image: KernelGuest, name: str, host: str
+    ) -> None:
+        self.corral, self.api, self.image, self.name, self.host = corral, api, image, name, host
+
+    def start(self, network: str, address: str) -> None:
+        spec = kernel_vm(self.name, self.image, disk_gib=None, host=self.host)
+        made = self.api.post("/vms", json={**spec, "nics": [{"network": network}]})
+        assert made.status_code == 201, made.text
+        assert self.api.post(f"/vms/{self.name}/start").status_code == 200
+        wait_log(self.api, self.name, rb"CORRAL-GUEST-BOOTED", 120)
+        self.shell = SerialShell(self.corral, self.name)
+        done = self.shell.run(f"ifconfig eth0 {address} netmask 255.255.255.0 up && echo IF-UP")
+        assert b"IF-UP" in done.replace(b"echo IF-UP", b""), done[-400:]
+
+    def ping(self, address: str) -> int:
+        """How many of 3 pings ``address`` answered (busybox ping's summary)."""
+        seen = self.shell.run(f"ping -c 3 -W 2 {address} 2>&1 | tail -n 2", timeout=60)
+        found = re.findall(rb"(\d+) packets transmitted, (\d+) packets received", seen)
+        assert found, seen[-400:]
+        return int(found[-1][1])
+
+    def remove(self) -> None:
+        self.api.post(f"/vms/{self.name}/stop")
+        self.api.delete(f"/vms/{self.name}")
+
+
+def test_guests_on_one_vxlan_network_reach_each_other_and_not_another_vxlan(
+    api: httpx.Client, multihost_corral: CorralServer, kernel_guest: KernelGuest
+) -> None:
+    guests = [
+        Guest(multihost_corral, api, kernel_guest, "vx-a1", "h1"),
+        Guest(multihost_corral, api, kernel_guest, "vx-a2", "h2"),
+        Guest(multihost_corral, api, kernel_guest, "vx-b1", "h3"),
+    ]
+    try:
+        for name, vni in (("it-vxa", 5101), ("it-vxb", 5102)):
+            task = create_network(api, name=name, kind="vxlan", vni=vni)
+            assert task["state"] == "succeeded", task
+            found = states(api, name)
+            assert all(found[h] == ("applied", None) for h in TESTBED_HOSTS), found
+            # The manager's own host has no management address: no tunnel end there.
+            assert found["local"][0] == "failed" and "management address" in str(found["local"])
+        guests[0].start("it-vxa", "10.77.0.1")
+        guests[1].start("it-vxa", "10.77.0.2")
+        guests[2].start("it-vxb", "10.77.0.3")  # same subnet, other segment
+        assert guests[0].ping("10.77.0.2") >= 2
+        assert guests[1].ping("10.77.0.1") >= 2
+        assert guests[0].ping("10.77.0.3") == 0
+        assert guests[2].ping("10.77.0.2") == 0
+        checked = api.post("/network-checks")
+        assert checked.status_code == 200, checked.text
+        assert all(states(api, "it-vxa")[h][0] == "applied" for h in TESTBED_HOSTS)
+    finally:
+        for guest in guests:
+            guest.remove()
+        for name in ("it-vxa", "it-vxb"):
+            if api.get(f"/networks/{name}").status_code == 200:
+                delete_network(api, name)
+
+
+def test_a_bridge_network_on_hosts_whose_uplink_nics_have_other_names(
+    api: httpx.Client, testbed: MultiHostTestbed
+) -> None:
+    nics = {h: testbed.host(h).lan_nic for h in TESTBED_HOSTS}
+    assert len(set(nics.values())) == 3, nics
+    try:
+        for host, nic in nics.items():
+            labelled = api.put(f"/hosts/{host}/nics/{nic}/labels/it-lan")
+            assert labelled.status_code == 200, labelled.text
+        task = create_network(api, name="it-br", kind="bridge", uplink="it-lan")
+        assert task["state"] == "succeeded", task
+        found = states(api, "it-br")
+        assert all(found[h] == ("applied", None) for h in TESTBED_HOSTS), found
+        assert found["local"][0] == "failed" and "no NIC labelled 'it-lan'" in str(found["local"])
+        bridge = api.get("/networks/it-br").json()["bridge"]
+        for host, nic in nics.items():
+            wait_until(
+                lambda h=host, n=nic: _master_of(testbed, h, n) == bridge,  # type: ignore[misc]
+                30,
+                f"{nic} of {host} in {bridge}",
+            )
+    finally:
+        if api.get("/networks/it-br").status_code == 200:
+            delete_network(api, "it-br")
+        for host, nic in nics.items():
+            api.delete(f"/hosts/{host}/nics/{nic}/labels/it-lan")
+    for host, nic in nics.items():
+        assert _master_of(testbed, host, nic) is None
+
+
+def _master_of(testbed: MultiHostTestbed, host: str, nic: str) -> str | None:
+    """The bridge ``nic`` of ``host`` is a port of (``ip -j link`` in its namespace)."""
+    done = subprocess.run(
+        ["ip", "-n", testbed.host(host).netns, "-j", "link", "show", "dev", nic],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    links = json.loads(done.stdout)
+    return str(links[0]["master"]) if links and "master" in links[0] else None
