@@ -63,10 +63,15 @@ def up(
     storage: bool = typer.Option(
         False, "--storage", help="Also an NFS and iSCSI storage server at 198.18.SLOT.200."
     ),
+    lan: bool = typer.Option(
+        False,
+        "--lan",
+        help="Also a second NIC per host (h1 ens4, h2 enp2s0, …) on a LAN Corral is not on.",
+    ),
 ) -> None:
     """Build N hosts (h1…hN at 198.18.SLOT.1…) and enroll them; replaces a previous test bed
     of the same slot."""
-    testbed = MultiHostTestbed(directory, hosts=hosts, slot=slot)
+    testbed = MultiHostTestbed(directory, hosts=hosts, slot=slot, lan=lan)
     client = _api() if enroll else None
     if enroll and client is None:
         _out.print("[red]error:[/] not logged in: `corral login` first, or --no-enroll")
@@ -76,7 +81,11 @@ def up(
             remove_all(client, testbed)
         testbed.up()
         _out.print(
-            f"{hosts} hosts up: " + ", ".join(f"{h.name} {h.address}" for h in testbed.hosts)
+            f"{hosts} hosts up: "
+            + ", ".join(
+                f"{h.name} {h.address}" + (f" (LAN NIC {h.lan_nic})" if h.lan_nic else "")
+                for h in testbed.hosts
+            )
         )
         if storage:
             server = StorageServer.for_testbed(testbed)
