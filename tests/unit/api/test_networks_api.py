@@ -206,3 +206,24 @@ def test_drift_is_found_without_asking(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, _show(quick, "net-watched")
             time.sleep(0.1)
         _wait_task(quick, quick.client.delete(f"{NETS}/net-watched", headers=quick.headers()))
+
+
+def test_a_host_that_connects_gets_the_networks(tmp_path: Path) -> None:
+    # Held open throughout: the test driver's state lasts while a connection does.
+    conn = libvirt.open("test:///default")
+    try:
+        with running_api(tmp_path) as first:
+            assert _create(first, name="net-back", kind="isolated")["state"] == "succeeded"
+        net = conn.networkLookupByName("net-back")
+        net.destroy()
+        net.undefine()
+        # The next manager process connects to the host, which gets its networks at once.
+        with running_api(tmp_path) as again:
+            deadline = time.monotonic() + 20
+            while "net-back" not in {n.name() for n in conn.listAllNetworks(0)}:
+                assert time.monotonic() < deadline, _show(again, "net-back")
+                time.sleep(0.1)
+            assert _show(again, "net-back")["hosts"][0]["state"] == "applied"
+            _wait_task(again, again.client.delete(f"{NETS}/net-back", headers=again.headers()))
+    finally:
+        conn.close()
