@@ -96,6 +96,13 @@ def test_a_shared_dir_domain_made_through_the_page_shows_each_hosts_reach(
     page.click("[data-testid=volume-create] button")
     expect(page.locator("tr[data-volume='e2e-vol']")).to_be_visible()
     assert (shared / "e2e-vol").exists()
+    row = page.locator("tr[data-volume='e2e-vol']")
+    row.locator("[data-testid=volume-resize] summary").click()
+    row.locator("input[name=size_gib]").fill("0.02")
+    row.locator("[data-testid=volume-resize] button").click()
+    notice = page.locator("[data-testid=sd-notice]")
+    expect(notice).to_have_text(re.compile(r"volume e2e-vol now has \d+ bytes"))
+    assert int(notice.inner_text().split()[4]) >= 0.02 * 2**30
     save(page, "storage-domain")
     page.click("tr[data-volume='e2e-vol'] [data-testid=volume-delete]")
     expect(page.locator("tr[data-volume='e2e-vol']")).to_have_count(0)

@@ -86,6 +86,10 @@ def test_local_volumes_checks_and_refusals_through_the_page(api: Api, browser: T
     assert 'data-testid="volume-error"' in wrong and "give a number of GiB" in wrong
     huge = _post(browser, csrf, volumes, 409, {"volume": "uivol3", "size_gib": "65536"})
     assert "storage domain local has" in huge and "needs" in huge
+    # (Growing is the e2e test's: the test driver resizes nothing.)
+    assert 'data-testid="volume-resize"' in made
+    shrink = _post(browser, csrf, f"{volumes}/uivol/resize", 409, {"size_gib": "0.25"})
+    assert "volumes only grow" in shrink
     checked = _post(browser, csrf, "/ui/storage-domains/local/check")
     assert "checked: 1 of 1 hosts reach local" in checked
     gone = _post(browser, csrf, f"{volumes}/uivol/delete", 200, {"host": "test"})

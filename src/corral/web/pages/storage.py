@@ -19,10 +19,12 @@ from corral.http.validation import validation_items
 from corral.model.auth import Role
 from corral.model.storage_domain import (
     DomainVolumeCreate,
+    DomainVolumeResize,
     ReachState,
     StorageDomainCreate,
     StorageDomainInfo,
     StorageDomainKind,
+    VolumeOperation,
 )
 from corral.model.volume import VolumeInfo
 from corral.services.principal import Principal
@@ -125,6 +127,10 @@ async def _volumes(svc: Services, domain: StorageDomainInfo) -> tuple[list[Volum
         return [], exc.message
 
 
+def _supports(domain: StorageDomainInfo, operation: VolumeOperation) -> bool:
+    return any(o.operation is operation and o.supported for o in domain.operations)
+
+
 async def _context(svc: Services, name: str, admin: bool, **extra: Any) -> dict[str, Any]:
     domain = await svc.storage.show(name)
     volumes, note = await _volumes(svc, domain) if admin else ([], "")
@@ -136,6 +142,8 @@ async def _context(svc: Services, name: str, admin: bool, **extra: Any) -> dict[
         "volume_note": note,
         "volume_hosts": local_hosts if domain.builtin else [],
         "unsupported": [o for o in domain.operations if not o.supported],
+        "can_create": _supports(domain, VolumeOperation.CREATE_VOLUME),
+        "can_resize": _supports(domain, VolumeOperation.RESIZE_VOLUME),
         **extra,
     }
 
@@ -192,14 +200,43 @@ async def create_volume(
             {"name": volume.strip(), "size_gib": size_gib.strip() or None, "host": host or None}
         )
     except ValidationError as exc:
-        items = validation_items(exc.errors())
-        return await _volume_refused(
-            request, svc, name, "; ".join(f"{i['loc']}: {i['msg']}" for i in items)
-        )
+        return await _volume_refused(request, svc, name, _sentence(exc))
     made = await svc.storage_volumes.create(name, body)
     notice = f"created volume {made.name} ({made.capacity_bytes} bytes)"
     return render(request, "fragments/storage_domain.html", await _context(svc, name, True,
                   notice=notice))  # fmt: skip
+
+
+@router.post(
+    "/ui/storage-domains/{name}/volumes/{volume}/resize",
+    name="ui.storage_domain.volume.resize",
+)
+async def resize_volume(
+    request: Request,
+    name: str,
+    volume: str,
+    _: PageAdmin,
+    size_gib: Annotated[str, Form(max_length=20)],
+    host: Annotated[str, Form(max_length=63)] = "",
+) -> HTMLResponse:
+    """Grow a volume no VM uses (a shrink or a volume in use: the service's sentence)."""
+    svc: Services = request.app.state.services
+    if (why := gib_error(size_gib)) is not None:
+        return await _volume_refused(request, svc, name, f"size_gib: {why}")
+    try:
+        body = DomainVolumeResize.model_validate(
+            {"size_gib": size_gib.strip() or None, "host": host or None}
+        )
+    except ValidationError as exc:
+        return await _volume_refused(request, svc, name, _sentence(exc))
+    grown = await svc.storage_volumes.resize(name, volume, body)
+    notice = f"volume {volume} now has {grown.capacity_bytes} bytes"
+    context = await _context(svc, name, True, notice=notice)
+    return render(request, "fragments/storage_domain.html", context)
+
+
+def _sentence(exc: ValidationError) -> str:
+    return "; ".join(f"{i['loc']}: {i['msg']}" for i in validation_items(exc.errors()))
 
 
 async def _volume_refused(request: Request, svc: Services, name: str, message: str) -> HTMLResponse:
