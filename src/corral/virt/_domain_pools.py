@@ -112,3 +112,8 @@ def delete_domain_volume(conn: libvirt.virConnect, path: str, prefix: str) -> st
         return "a linked clone still uses it as its base"
     vol.delete(0)
     return None
+
+
+def names(conn: libvirt.virConnect, prefix: str) -> list[str]:
+    """The pools whose name starts with ``prefix``."""
+    return sorted(p.name() for p in conn.listAllStoragePools(0) if p.name().startswith(prefix))

@@ -44,6 +44,12 @@ class DomainPools:
             lambda c: _domain_pools.delete_domain_volume(c, path, POOL_PREFIX),
         )
 
+    async def names(self) -> list[str]:
+        """Every storage domain pool defined on the host (``POOL_PREFIX…``)."""
+        return await self._conn.run(
+            "list the storage domain pools", lambda c: _domain_pools.names(c, POOL_PREFIX)
+        )
+
     def forget_handles(self) -> None:
         """Drop every cached pool handle (the connection closes)."""
         for pool in self._pools.values():

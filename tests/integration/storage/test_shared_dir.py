@@ -201,3 +201,25 @@ def test_a_host_that_reconnects_is_checked_again(
         return _reach(shown)["h3"]["state"] == "reachable" or None
 
     wait_until(h3_reaches, 60, "h3 to reach sd-later after reconnecting")
+
+
+def _status(corral: CorralServer, host: str) -> str:
+    hosts = _ok(corral.cli("--json", "host", "list"))
+    return str(next(h["status"] for h in hosts if h["name"] == host))
+
+
+def test_a_domain_deleted_while_a_host_is_down_leaves_no_pool_there(
+    multihost_corral: CorralServer, testbed: MultiHostTestbed, tmp_path: Path
+) -> None:
+    corral, h3 = multihost_corral, testbed.host("h3")
+    _ok(_create(corral, "sd-gone", tmp_path))
+    assert "corral-sd-sd-gone" in _pools(h3)
+    testbed.kill_daemon(h3, "libvirtd")
+    wait_until(lambda: _status(corral, "h3") == "unreachable" or None, 30, "h3 unreachable")
+    _done(corral.cli("storage-domain", "delete", "sd-gone", "--yes"))
+    testbed.start_daemon(h3, "libvirtd", "--listen")
+    wait_until(lambda: _status(corral, "h3") == "connected" or None, 60, "h3 back")
+    wait_until(
+        lambda: "corral-sd-sd-gone" not in _pools(h3) or None, 30, "h3 to forget sd-gone's pool"
+    )
+    assert (tmp_path / "corral-domain-marker").exists()  # its files stay

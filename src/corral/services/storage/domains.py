@@ -25,6 +25,7 @@ from corral.model.storage_domain import (
 from corral.services._db import Db
 from corral.services.hosts import HostService
 from corral.services.storage.driver import DomainConfig, DriverContext, ReachResult, StorageDriver
+from corral.services.storage.drivers import shared_dir
 from corral.services.storage.registry import driver_for
 from corral.store.storage_domains import StoredDomain, StoredReach
 from corral.virt import LibvirtHost
@@ -235,8 +236,17 @@ class StorageDomains:
             await self._db(record)
 
     async def check_host(self, host: LibvirtHost) -> None:
-        """Check ``host``'s reach of every domain (it connected, or was enrolled)."""
-        for domain in await self._db(store.list_domains):
+        """Check ``host``'s reach of every domain (it connected, or was enrolled), and forget
+        there the pools of domains deleted while it was down."""
+        domains = await self._db(store.list_domains)
+        try:
+            shared = {d.name for d in domains if d.kind is StorageDomainKind.SHARED_DIR}
+            for pool in await shared_dir.forget_strays(host, shared):
+                log.info("host %s: undefined pool %s of a deleted storage domain", host.name, pool)
+        except CorralError as exc:
+            log.warning("host %s: looking for stale storage pools failed: %s", host.name,
+                        exc.message)  # fmt: skip
+        for domain in domains:
             try:
                 await self._check_on(self._config_of(domain), [host], full=False)
             except CorralError as exc:

@@ -153,3 +153,13 @@ class SharedDirDriver:
 
 
 register(StorageDomainKind.SHARED_DIR, SharedDirDriver)
+
+
+async def forget_strays(host: LibvirtHost, domains: set[str]) -> list[str]:
+    """Undefine the pools of shared-dir domains on ``host`` that are not in ``domains`` (one
+    deleted while the host was down); their files stay. Returns the pools undefined."""
+    keep = {pool_name(name) for name in domains}
+    strays = [name for name in await host.domain_pools.names() if name not in keep]
+    for name in strays:
+        await host.domain_pools.forget(name)
+    return strays
