@@ -17,7 +17,7 @@ from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
 from corral.testbed.multihost import MultiHostTestbed
-from tests.integration.api._support import SerialShell, kernel_vm, wait_log
+from tests.integration.api._support import SerialShell, kernel_vm, wait_log, wait_task
 from tests.integration.networks._support import create_network, delete_network, states
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,10 @@ class Guest:
 
 
 def test_guests_on_one_vxlan_network_reach_each_other_and_not_another_vxlan(
-    api: httpx.Client, multihost_corral: CorralServer, kernel_guest: KernelGuest
+    api: httpx.Client,
+    multihost_corral: CorralServer,
+    kernel_guest: KernelGuest,
+    testbed: MultiHostTestbed,
 ) -> None:
     guests = [
         Guest(multihost_corral, api, kernel_guest, "vx-a1", "h1"),
@@ -88,6 +91,17 @@ def test_guests_on_one_vxlan_network_reach_each_other_and_not_another_vxlan(
         checked = api.post("/network-checks")
         assert checked.status_code == 200, checked.text
         assert all(states(api, "it-vxa")[h][0] == "applied" for h in TESTBED_HOSTS)
+        # A bridge removed by hand on h1 (no guest there uses it-vxb): drift, then put right.
+        bridge = api.get("/networks/it-vxb").json()["bridge"]
+        _ip(testbed, "h1", "link", "del", bridge)
+        assert api.post("/network-checks").status_code == 200
+        state, reason = states(api, "it-vxb")["h1"]
+        assert state == "drifted" and bridge in str(reason), reason
+        again = api.post("/networks/it-vxb/apply")
+        assert again.status_code == 202, again.text
+        assert wait_task(api, again.json()["id"], 120)["state"] == "succeeded"
+        assert states(api, "it-vxb")["h1"] == ("applied", None)
+        assert _master_of(testbed, "h1", f"crlv-{bridge[5:]}") == bridge
     finally:
         for guest in guests:
             guest.remove()
@@ -97,10 +111,17 @@ def test_guests_on_one_vxlan_network_reach_each_other_and_not_another_vxlan(
 
 
 def test_a_bridge_network_on_hosts_whose_uplink_nics_have_other_names(
-    api: httpx.Client, testbed: MultiHostTestbed
+    api: httpx.Client,
+    multihost_corral: CorralServer,
+    kernel_guest: KernelGuest,
+    testbed: MultiHostTestbed,
 ) -> None:
     nics = {h: testbed.host(h).lan_nic for h in TESTBED_HOSTS}
     assert len(set(nics.values())) == 3, nics
+    guests = [
+        Guest(multihost_corral, api, kernel_guest, "br-g1", "h1"),
+        Guest(multihost_corral, api, kernel_guest, "br-g3", "h3"),
+    ]
     try:
         for host, nic in nics.items():
             labelled = api.put(f"/hosts/{host}/nics/{nic}/labels/it-lan")
@@ -117,13 +138,23 @@ def test_a_bridge_network_on_hosts_whose_uplink_nics_have_other_names(
                 30,
                 f"{nic} of {host} in {bridge}",
             )
+        # Guests on h1 and h3 meet on the LAN, through each host's own NIC.
+        guests[0].start("it-br", "10.78.0.1")
+        guests[1].start("it-br", "10.78.0.3")
+        assert guests[0].ping("10.78.0.3") >= 2
     finally:
+        for guest in guests:
+            guest.remove()
         if api.get("/networks/it-br").status_code == 200:
             delete_network(api, "it-br")
         for host, nic in nics.items():
             api.delete(f"/hosts/{host}/nics/{nic}/labels/it-lan")
     for host, nic in nics.items():
         assert _master_of(testbed, host, nic) is None
+
+
+def _ip(testbed: MultiHostTestbed, host: str, *argv: str) -> None:
+    subprocess.run(["ip", "-n", testbed.host(host).netns, *argv], check=True, timeout=10)
 
 
 def _master_of(testbed: MultiHostTestbed, host: str, nic: str) -> str | None:
