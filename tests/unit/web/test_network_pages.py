@@ -71,6 +71,9 @@ def test_a_network_made_through_the_pages_shows_its_state_per_host(
     assert "applying to every host" in edited and "network.edit" in edited
     shown = _settled(api, "uinet")
     assert shown["description"] == "lab 2" and shown["required"] is False
+    again = _post(live_browser, csrf, "/ui/networks/uinet/apply").text
+    assert "applying to every host again" in again and "network.apply" in again
+    assert [h["state"] for h in _settled(api, "uinet")["hosts"]] == ["applied"]
     checked = _post(live_browser, csrf, "/ui/network-checks", 200, {"network": "uinet"}).text
     assert "checked every connected host" in checked and "<h1>uinet</h1>" in checked
     gone = _post(live_browser, csrf, "/ui/networks/uinet/delete", 204)

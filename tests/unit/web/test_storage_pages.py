@@ -10,6 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
+from corral.model.auth import Role
 from tests.unit.web.conftest import Api, log_in
 
 HTMX = {"HX-Request": "true"}
@@ -132,3 +133,29 @@ def test_the_vm_page_shows_each_disks_domain_and_moves_them(api: Api, browser: T
         "/api/v1/audit", params={"action": "vm.disk.move"}, headers=api.headers()
     ).json()
     assert any(e["target"] == "uidisks/vda" and e["user"] == "operator" for e in audit)
+
+
+def test_the_create_form_puts_the_disk_on_a_domain(api: Api, browser: TestClient) -> None:
+    csrf = log_in(browser, "operator")
+    form = browser.get("/vms/new").text
+    assert 'name="disk_domain"' in form and '<option value="local" selected>local</option>' in form
+    base = {"name": "uidomvm", "disk_source": "blank", "disk_size_gib": "1", "network": "none",
+            "boot_source": "disk", "memory_mib": "64", "vcpus": "1"}  # fmt: skip
+    refused = _post(browser, csrf, "/ui/vms", 422, {**base, "disk_domain": "sd-none"})
+    api_refused = api.client.post(
+        "/api/v1/vms",
+        json={
+            "name": "uidomvm",
+            "memory_mib": 64,
+            "nics": [],
+            "disks": [{"name": "root", "size_gib": 1, "domain": "sd-none"}],
+        },
+        headers=api.headers(Role.OPERATOR),
+    )
+    assert api_refused.status_code >= 400
+    assert 'data-testid="form-error"' in refused
+    assert html.unescape(refused).count(api_refused.json()["detail"]) == 1
+    made = browser.post(
+        "/ui/vms", data={**base, "disk_domain": "local"}, headers={"X-CSRF-Token": csrf, **HTMX}
+    )
+    assert made.status_code == 200 and made.headers["hx-redirect"] == "/vms/uidomvm", made.text

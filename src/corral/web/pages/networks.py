@@ -36,7 +36,7 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
 }
 FORM_FIELDS = ("name", "kind", "description", "uplink", "vlan", "vni")
 _NUMBERS = ("vlan", "vni")
-TASK_KINDS = ("network.create", "network.edit", "network.delete")
+TASK_KINDS = ("network.create", "network.edit", "network.apply", "network.delete")
 
 
 def state_counts(network: NetworkInfo) -> dict[str, int]:
@@ -228,6 +228,15 @@ async def edit_network(
     body = _edit_body(current.kind, required, description, uplink)
     await svc.networks.edit(who, name, body)
     return await _detail(request, svc, name, "changed: applying to every host (see Tasks)")
+
+
+@router.post("/ui/networks/{name}/apply", name="ui.network.apply")
+async def apply_network(request: Request, name: str, who: PageAdmin) -> HTMLResponse:
+    """Apply the network to every connected host again (after drift, or a failure whose cause
+    was fixed), as a task."""
+    svc: Services = request.app.state.services
+    await svc.networks.apply(who, name)
+    return await _detail(request, svc, name, "applying to every host again (see Tasks)")
 
 
 @router.post("/ui/networks/{name}/delete", name="ui.network.delete")

@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "disk_source": "blank",
     "disk_size_gib": "10",
     "disk_image": "",
+    "disk_domain": "local",
     "boot_source": "disk",
     "cdrom": "",
     "cdrom_drive": False,
@@ -79,12 +80,15 @@ def spec_from_form(form: dict[str, Any]) -> dict[str, Any]:
     """The form's fields as a ``VmSpec`` document (validation is the model's job)."""
     disks: list[dict[str, Any]] = []
     source = form["disk_source"]
+    domain = form["disk_domain"].strip() or "local"
     if source == "blank":
-        disks.append({"name": "root", "size_gib": form["disk_size_gib"] or None})
+        disks.append({"name": "root", "size_gib": form["disk_size_gib"] or None, "domain": domain})
     elif source == "import":
         disks.append({"name": "root", "import_path": _none_if_blank(form["disk_image"])})
     elif source == "base":
-        disks.append({"name": "root", "base_image": _none_if_blank(form["disk_image"])})
+        disks.append(
+            {"name": "root", "base_image": _none_if_blank(form["disk_image"]), "domain": domain}
+        )
     network = form["network"]
     layout = [form["sockets"], form["cores"], form["threads"]]
     topology = (
@@ -131,6 +135,7 @@ async def _form_context(svc: Services, form: dict[str, Any]) -> dict[str, Any]:
         "hosts": [h.name for h in svc.hosts.all()],
         "arches": sorted(arches),
         "cluster_networks": [n.name for n in await svc.networks.list_networks()],
+        "storage_domains": [d.name for d in await svc.storage.list_domains()],
         "errors": {},
         "task": None,
         # Offered as suggestions (any host: the API says when the chosen host lacks one).

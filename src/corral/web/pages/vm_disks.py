@@ -22,17 +22,13 @@ async def _local_paths(svc: Services, host: str) -> set[str]:
 async def disk_storage(svc: Services, vm: VmInfo) -> dict[str, Any]:
     """``disk_domains`` (disk target -> the domain holding its volume; absent: a file outside
     every domain) and ``move_targets`` (the domains the VM's host reaches)."""
-    domains = await svc.storage.list_domains()
-    found: dict[str, str] = {}
     disks = [d for d in vm.disks if d.device == "disk" and d.path]
-    for domain in domains:
-        if domain.builtin:
-            continue
-        driver = svc.storage.driver(await svc.storage.config(domain.name))
-        found.update({d.target: domain.name for d in disks if driver.holds(d.path)})
+    held = await svc.storage.holders([d.path for d in disks])
+    found = {d.target: held[d.path] for d in disks if d.path in held}
     if any(d.target not in found for d in disks):
         local = await _local_paths(svc, vm.host)
         found.update({d.target: LOCAL_DOMAIN for d in disks if d.path in local})
+    domains = await svc.storage.list_domains()
     targets = [
         d.name
         for d in domains
