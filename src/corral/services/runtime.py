@@ -154,6 +154,7 @@ class Services:
         # `vm create` without a host asks the placement policy.
         self.vms.create.choose_host = self.power.placement.choose
         self.vms.create.network_gaps = self.networks.lacking
+        self.vms.devices.not_applied = self.networks.not_applied
         self.migrations.migrate.preflight.network_gaps = self.networks.lacking
         self.vms.create.storage = self.storage
         self.migrations.migrate.preflight.storage = self.storage

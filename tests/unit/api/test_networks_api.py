@@ -190,7 +190,14 @@ def test_a_host_lacking_a_required_network_takes_no_new_vm(api: Api) -> None:
         _wait_task(api, api.client.delete(f"{NETS}/vx-req", headers=h))
     made = api.client.post("/api/v1/vms", json=spec, headers=h)
     assert made.status_code == 201, made.text
-    api.client.delete("/api/v1/vms/req-vm", headers=h)
+    try:
+        assert _create(api, name="vx-nic", kind="vxlan", vni=778)["state"] == "failed"
+        plug = api.client.post("/api/v1/vms/req-vm/nics", json={"network": "vx-nic"}, headers=h)
+        assert plug.status_code == 409, plug.text
+        assert "host test lacks the network vx-nic" in plug.json()["detail"]
+        _wait_task(api, api.client.delete(f"{NETS}/vx-nic", headers=h))
+    finally:
+        api.client.delete("/api/v1/vms/req-vm", headers=h)
 
 
 def test_drift_is_found_without_asking(tmp_path: Path) -> None:

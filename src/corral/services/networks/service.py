@@ -214,6 +214,15 @@ class NetworkService:
                     out.setdefault(host.name, []).append(f"the {kind} {net.name}")
         return {host: ", ".join(items) for host, items in out.items()}
 
+    async def not_applied(self, host: str, networks: set[str]) -> list[str]:
+        """Which of ``networks`` are cluster networks not applied on ``host``."""
+        return sorted(
+            net.name
+            for net in await self.list_networks()
+            if net.name in networks
+            and not any(h.host == host and h.state is NetworkHostState.APPLIED for h in net.hosts)
+        )
+
     # -- hosts (re)connecting ----------------------------------------------------------------
     async def on_host_connected(self, host: LibvirtHost) -> None:
         """A host (re)connected or was enrolled: it gets the cluster's networks at once."""

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from corral.errors import (
@@ -113,6 +114,10 @@ def boot_disk(record: DomainRecord) -> str | None:
 
 
 class VmDevices:
+    #: Which of some cluster networks a host does not have applied (the networks service
+    #: sets it; None: not asked).
+    not_applied: Callable[[str, set[str]], Awaitable[list[str]]] | None = None
+
     def __init__(self, inventory: VmInventory, locks: OperationLocks) -> None:
         self._inventory = inventory
         self._locks = locks
@@ -225,6 +230,11 @@ class VmDevices:
             if req.mac is not None and req.mac in macs:
                 raise Conflict(f"VM {name!r} has a network interface with MAC {req.mac} already")
             mac = req.mac or _new_mac(macs)
+            if self.not_applied and await self.not_applied(host.name, {req.network}):
+                raise Conflict(
+                    f"host {host.name} lacks the network {req.network}: VM {name}'s NIC "
+                    f"cannot join it there (`corral network show {req.network}` says why)"
+                )
             applied = _when(name, record.state in ACTIVE, req.mode, True, "network interfaces")
             nat = await host.ensure_nat_network() if req.network == NIC_NAT else None
             nic = NicSpec(network=req.network, model=req.model, mac=mac)
