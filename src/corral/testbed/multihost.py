@@ -259,6 +259,11 @@ class MultiHostTestbed:
             _run("ip", "netns", "del", name, check=False)
         if Path(f"/run/netns/crl{self.slot}lan").exists():
             _run("ip", "netns", "del", f"crl{self.slot}lan", check=False)
+        # A deleted namespace lives on while another mount namespace holds a copy of its
+        # /run/netns mount (a host of another slot started meanwhile has one), and with it the
+        # veth's other end here, whose name the next up() needs: delete that end.
+        for veth in Path("/sys/class/net").glob(f"crl{self.slot}v*"):
+            _run("ip", "link", "del", veth.name, check=False)
         if Path(f"/sys/class/net/{self.bridge}").exists():
             _run("ip", "link", "del", self.bridge, check=False)
 
