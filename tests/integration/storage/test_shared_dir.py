@@ -85,6 +85,9 @@ def test_a_directory_every_host_sees_is_reached_by_all_and_holds_volumes(
     assert all(r["checked_at"] and r["free_bytes"] > 0 for r in reach.values())
     assert (tmp_path / "corral-domain-marker").read_bytes().isalnum()
     assert all("corral-sd-sd-all" in _pools(h) for h in testbed.hosts)
+    ops = {o["operation"]: o for o in domain["operations"]}
+    assert ops["create_volume"]["supported"] and ops["linked_clone"]["supported"]
+    assert not ops["upload"]["supported"] and "not supported yet" in ops["upload"]["reason"]
 
     made = _ok(
         corral.cli("--json", "volume", "create", "v1", "--domain", "sd-all", "--size", "64M")

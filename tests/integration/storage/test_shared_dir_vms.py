@@ -148,3 +148,27 @@ def test_a_domain_in_use_is_not_deleted(
     volume = f"{traveller}-data.qcow2"
     kept = api.delete(f"/storage-domains/{DOMAIN}/volumes/{volume}")
     assert kept.status_code == 409 and f"used by VM(s) {traveller}" in kept.json()["detail"]
+
+
+def test_a_linked_clone_stands_on_a_volume_of_the_domain(
+    api: httpx.Client, shared: Path, kernel_guest: KernelGuest
+) -> None:
+    base = api.post(
+        f"/storage-domains/{DOMAIN}/volumes", json={"name": "sd-base", "size_gib": 0.125}
+    )
+    assert base.status_code == 201, base.text
+    spec = kernel_vm("sd-clone", kernel_guest, disk_gib=None, host="h2")
+    spec["disks"] = [{"name": "root", "base_image": "sd-base", "domain": DOMAIN}]
+    made = api.post("/vms", json=spec)
+    assert made.status_code == 201, made.text
+    try:
+        listed = {v["name"]: v for v in api.get(f"/storage-domains/{DOMAIN}/volumes").json()}
+        assert listed["sd-base"]["backs"] == ["sd-clone-root.qcow2"]
+        assert listed["sd-clone-root.qcow2"]["used_by"] == ["sd-clone"]
+        busy = api.delete(f"/storage-domains/{DOMAIN}/volumes/sd-base")
+        assert busy.status_code == 409 and "used by VM(s) sd-clone" in busy.json()["detail"]
+    finally:
+        api.delete("/vms/sd-clone", params={"delete_disks": True})
+    assert not (shared / "sd-clone-root.qcow2").exists()
+    gone = api.delete(f"/storage-domains/{DOMAIN}/volumes/sd-base")
+    assert gone.status_code == 204, gone.text

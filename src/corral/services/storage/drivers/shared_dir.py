@@ -29,6 +29,10 @@ from corral.virt.storage import PoolStorage
 #: The marker volume in each shared directory (listed by no volume listing).
 MARKER = "corral-domain-marker"
 _TOKEN_BYTES = 64
+_WHY_NOT = {
+    VolumeOperation.UPLOAD: "uploads go to a host's own pool (the image library); uploading "
+    "into a shared-dir domain is not supported yet",
+}
 
 
 def pool_name(domain: str) -> str:
@@ -43,7 +47,7 @@ class SharedDirDriver:
         self._token = (config.marker or "").encode()
 
     def operations(self) -> list[OperationSupport]:
-        return [operation(op) for op in VolumeOperation]
+        return [operation(op, _WHY_NOT.get(op)) for op in VolumeOperation]
 
     def _pool(self, host: LibvirtHost) -> PoolStorage:
         return host.domain_pools.pool(pool_name(self.config.name), self.path)
