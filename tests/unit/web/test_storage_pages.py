@@ -129,6 +129,10 @@ def test_the_vm_page_shows_each_disks_domain_and_moves_them(api: Api, browser: T
     assert "nowhere" in unknown
     bad = _post(browser, csrf, move, 422, {"to": "no such"})
     assert "to:" in bad
+    slow = _post(browser, csrf, move, 422, {"to": "local", "bandwidth_mib_s": "fast"})
+    assert "bandwidth_mib_s: give a whole number" in slow
+    zero = _post(browser, csrf, move, 422, {"to": "local", "bandwidth_mib_s": "0"})
+    assert "bandwidth_mib_s:" in zero and "greater than or equal to 1" in zero
     audit = api.client.get(
         "/api/v1/audit", params={"action": "vm.disk.move"}, headers=api.headers()
     ).json()

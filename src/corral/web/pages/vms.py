@@ -297,11 +297,16 @@ async def move_disk(
     who: PageOperator,
     to: Annotated[str, Form(max_length=63)],
     keep_source: Annotated[str, Form(max_length=1)] = "",
+    bandwidth_mib_s: Annotated[str, Form(max_length=12)] = "",
 ) -> HTMLResponse:
     """Move a disk to another storage domain, as a task (its progress in bytes shows in the
     page's task list); refusals come back as the API's sentences."""
     svc: Services = request.app.state.services
-    body = _checked(lambda: DiskMoveRequest(to=to, keep_source=keep_source == "1"))
+    _numbers(bandwidth_mib_s=(bandwidth_mib_s, whole_error))
+    body = _checked(lambda: DiskMoveRequest.model_validate({
+        "to": to, "keep_source": keep_source == "1",
+        "bandwidth_mib_s": _blank_none(bandwidth_mib_s),
+    }))  # fmt: skip
     task = await svc.vms.move_disk.move(who, name, disk, body)
     notice = f"moving disk {disk} to storage domain {to}: {task.phase} (progress under Tasks)"
     context = {**await _context(svc, name), "notice": notice}
