@@ -25,11 +25,12 @@ from corral.services.migrations import MIGRATE_KIND, MigrationServices
 from corral.services.networks import HostNics, NetworkRealiser, NetworkService
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
-from corral.services.recovery import recover
+from corral.services.recovery import Resume, recover
 from corral.services.storage import DomainVolumes, DriverContext, StorageDomains
 from corral.services.stream_caps import ConsoleCaps, OpenStreams, per_user_cap
 from corral.services.tasks import TaskService
 from corral.services.vms import VmServices
+from corral.services.vms.move_disk import KIND as MOVE_KIND
 from corral.services.volumes import VolumeService
 from corral.store import SessionPolicy, Store
 from corral.virt.transports import load_transports
@@ -166,7 +167,11 @@ class Services:
         for done in await asyncio.to_thread(self.pki.ensure):
             log.info("PKI: %s", done)
         await self.hosts.start(s.local_host_name, s.local_host_uri, s.local_host_accelerator)
-        await recover(self.db, self.tasks, self.hosts, {MIGRATE_KIND: self.migrations.resume})
+        resumers: dict[str, Resume] = {
+            MIGRATE_KIND: self.migrations.resume,
+            MOVE_KIND: self.vms.move_disk.resume,
+        }
+        await recover(self.db, self.tasks, self.hosts, resumers)
         await self.reconciler.reconcile_all()
         self.reconciler.start()
         self.networks.start(s.reconcile_interval_s)

@@ -187,3 +187,29 @@ def test_a_cancelled_live_move_leaves_the_vm_on_its_disk_and_no_new_volume(
     after = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
     assert after == volumes
     assert records_on_disk(shell, 8) == 8  # the guest runs on, on its old disk
+
+
+def test_a_move_a_crashed_manager_left_running_is_resolved_at_start(
+    corral: CorralServer, client: httpx.Client, conn: libvirt.virConnect, shared: Path
+) -> None:
+    where = disk_path(client, VM)
+    volumes = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
+    answer = _move(client, {"to": "md-shared", "bandwidth_mib_s": 1})
+    assert answer.status_code == 202, answer.text
+    task_id = answer.json()["id"]
+    wait_until(lambda: client.get(f"/tasks/{task_id}").json().get("bytes_done") or None, 60,
+               "the copy to start", interval=0.2)  # fmt: skip
+    corral.kill()  # no chance to clean up: the copy job runs on in QEMU
+    try:
+        assert conn.lookupByName(VM).blockJobInfo("vda", 0)
+    finally:
+        corral.start()
+    with corral.client() as fresh:
+        task = wait_task(fresh, task_id)
+        assert task["state"] == "failed", task
+        assert "Corral restarted during the move of disk vda of VM 'mover'" in task["error"]
+        assert "the copy was stopped and the new volume deleted" in task["error"]
+        assert disk_path(fresh, VM) == where and _persistent_disk(conn) == where
+        after = {v["name"] for v in fresh.get("/storage-domains/md-shared/volumes").json()}
+        assert after == volumes
+    assert "<mirror" not in conn.lookupByName(VM).XMLDesc(0)

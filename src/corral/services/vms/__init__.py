@@ -12,7 +12,8 @@
     media.py               CD-ROM media: insert an image of the library, eject
     edit.py                vCPUs, memory, maximums, topology, description (live or next start)
     devices.py             attach and detach disks and network interfaces
-    move_disk.py           move a disk to another storage domain (block copy or volume copy)
+    move_disk.py           move a disk to another storage domain (block copy or volume copy);
+                           move_disk_recovery.py resolves one a crashed manager left running
     _hardware.py           what a host can run: arch, machine, vCPU limit, CPU, nesting, buses
     screen_source.py       how a VM's screen (VNC) is reached: the one interface for all of these
 

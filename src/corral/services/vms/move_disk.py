@@ -43,8 +43,10 @@ from corral.services.principal import Principal
 from corral.services.storage import DomainConfig, StorageDomains, StorageDriver
 from corral.services.storage.driver import AgentCall
 from corral.services.tasks import TaskContext, TaskService
+from corral.services.vms import move_disk_recovery as recovery
 from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms.inventory import VmInventory
+from corral.services.vms.move_disk_recovery import RECORD_KEY, move_record
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 from corral.virt.disk_moves import DiskFacts
 
@@ -164,6 +166,22 @@ class VmDiskMove(TaskUseCase):
             release()
             raise
 
+    async def resume(self, task: TaskInfo) -> None:
+        """A move a previous Corral left running: resolve it (recovery at start-up)."""
+        record = (task.result or {}).get(RECORD_KEY)
+        release = self._locks.acquire(task.target, "a disk move (resumed)")
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            try:
+                host = None
+                if record and record["host"] in {h.name for h in self._inventory.hosts.all()}:
+                    host = self._inventory.hosts.get(record["host"])
+                return await recovery.settle(record, host, self._domains)
+            finally:
+                release()
+
+        await self._tasks.resume(task, body)
+
     # -- checks ------------------------------------------------------------------------------
     async def _plan(self, name: str, disk: str, req: DiskMoveRequest) -> MovePlan:
         _row, host, record = await self._inventory.record(name)
@@ -272,6 +290,10 @@ class VmDiskMove(TaskUseCase):
                            bytes_done=0, bytes_total=plan.facts.allocation)  # fmt: skip
         new = await self._new_volume(plan)
         dest = plan.target.disk_source(plan.host, new)
+        ctx.report(result=move_record(plan.host.name, plan.record.uuid, plan.record.name,
+                                      plan.disk.target, plan.target_domain, new.name, new.path,
+                                      plan.disk.path))  # fmt: skip
+        await ctx.settle()  # recorded before any copy starts: recovery after a crash reads it
         try:
             if plan.live:
                 await self._copy_live(ctx, plan, req, dest)
@@ -301,16 +323,18 @@ class VmDiskMove(TaskUseCase):
         cap = req.bandwidth_mib_s * 2**20 if req.bandwidth_mib_s else None
         await host.disk_moves.start_copy(uuid, target, dest, bandwidth=cap)
         try:
-            await self._until_in_sync(ctx, plan)
+            synced = await self._until_in_sync(ctx, plan)
             await ctx.progress(0.97, phase="switching the VM to the new volume", force=True)
             await host.disk_moves.pivot(uuid, target)
+            ctx.report(bytes_done=synced, bytes_total=synced)
         except BaseException:
             with contextlib.suppress(CorralError):
                 await asyncio.shield(host.disk_moves.abort_copy(uuid, target))
             raise
         await self._follow_definition(plan, dest)
 
-    async def _until_in_sync(self, ctx: TaskContext, plan: MovePlan) -> None:
+    async def _until_in_sync(self, ctx: TaskContext, plan: MovePlan) -> int:
+        """Poll the copy until it is in sync; the bytes it copied."""
         host, uuid, target = plan.host, plan.record.uuid, plan.disk.target
         last_done, last_change = -1, time.monotonic()
         while True:
@@ -323,7 +347,7 @@ class VmDiskMove(TaskUseCase):
             fraction = job.done / job.total if job.total else 0.0
             await ctx.progress(0.95 * fraction, bytes_done=job.done, bytes_total=job.total)
             if job.ready:
-                return
+                return job.total
             if job.done != last_done:
                 last_done, last_change = job.done, time.monotonic()
             elif time.monotonic() - last_change > STALL_S:
