@@ -108,9 +108,10 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHostTestb
 @pytest.fixture(scope="session")
 def storage_server(testbed: MultiHostTestbed) -> Iterator[StorageServer]:
     """NFS (nfs-ganesha: ``nfs://198.18.SLOT.200/export/…``, v3 and v4) and iSCSI (tgt: target
-    ``storage_server.iqn`` with four 64 MiB file-backed LUNs) in a namespace of their own on the
-    test bed's bridge; the test-bed hosts reach them, the private libvirtd does not."""
-    server = StorageServer.for_testbed(testbed)
+    ``storage_server.iqn`` with four 64 MiB file-backed LUNs and a fifth of 1 GiB, all sparse,
+    for a disk much larger than a guest's RAM) in a namespace of their own on the test bed's
+    bridge; the test-bed hosts reach them, the private libvirtd does not."""
+    server = StorageServer.for_testbed(testbed, lun_sizes_mib=(64, 64, 64, 64, 1024))
     try:
         server.up()
         yield server

@@ -80,10 +80,10 @@ def parse_disk_size_gib(text: str) -> float:
     return parse_size(text, GIB) / GIB
 
 
-_DISK_KEYS = ("size", "base", "import", "name", "bus", "domain")
+_DISK_KEYS = ("size", "base", "import", "volume", "name", "bus", "domain")
 _DISK_HINT = (
-    "use size=10G[,name=data][,bus=virtio][,domain=DOMAIN], base=IMAGE or "
-    "import=/path/to/image.qcow2"
+    "use size=10G[,name=data][,bus=virtio][,domain=DOMAIN], base=IMAGE, "
+    "import=/path/to/image.qcow2 or volume=VOLUME,domain=DOMAIN"
 )
 
 
@@ -117,9 +117,10 @@ def validation_message(exc: ValidationError) -> str:
 
 
 def parse_disk_spec(text: str, default_name: str = "root") -> DiskSpec:
-    """``size=10G[,name=data][,bus=virtio][,domain=D]`` | ``base=IMG`` | ``import=/path``."""
+    """``size=10G[,name=data][,bus=virtio][,domain=D]`` | ``base=IMG`` | ``import=/path`` |
+    ``volume=VOL`` (an existing volume of the domain, e.g. ``volume=lun-1,domain=iscsi1``)."""
     fields = _split_spec(text, _DISK_KEYS, "disk spec", _DISK_HINT)
-    sources = [key for key in ("size", "base", "import") if key in fields]
+    sources = [key for key in ("size", "base", "import", "volume") if key in fields]
     if len(sources) != 1:
         raise ValueError(f"invalid disk spec {text!r}: give exactly one source; {_DISK_HINT}")
     values: dict[str, object] = {"name": fields.get("name", default_name)}
@@ -136,6 +137,8 @@ def parse_disk_spec(text: str, default_name: str = "root") -> DiskSpec:
         values["base_image"] = fields["base"]
     if "import" in fields:
         values["import_path"] = fields["import"]
+    if "volume" in fields:
+        values["volume"] = fields["volume"]
     try:
         return DiskSpec.model_validate(values)
     except ValidationError as exc:

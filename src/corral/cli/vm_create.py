@@ -124,7 +124,8 @@ def create(
         "--disk",
         metavar="SPEC",
         help="size=10G[,name=data][,bus=virtio] | base=IMAGE | import=/path/to.qcow2 "
-        f"(admins, under host_path_roots) (repeat for more disks); ,domain=NAME puts a "
+        f"(admins, under host_path_roots) | volume=VOLUME (an existing volume used as is, "
+        f"e.g. volume=lun-1,domain=iscsi1) (repeat for more disks); ,domain=NAME puts a "
         f"blank disk or linked clone in a storage domain. Sizes: {DISK_SIZE_HELP}.",
     ),
     cdrom: str | None = typer.Option(

@@ -67,7 +67,8 @@ def _present(field: str, json_type: str) -> dict[str, Any]:
 
 class DiskSpec(_Strict):
     """One disk. Exactly one source: ``size_gib`` (blank), ``base_image`` (linked clone of a
-    volume in Corral's pool) or ``import_path`` (copy of an image file on the host)."""
+    volume in Corral's pool), ``import_path`` (copy of an image file on the host) or
+    ``volume`` (an existing volume of the disk's domain, used as is: an iSCSI LUN, say)."""
 
     # The document states the one-source rule too, so that clients and fuzzers see it.
     model_config = ConfigDict(
@@ -76,6 +77,7 @@ class DiskSpec(_Strict):
                 _present("size_gib", "number"),
                 _present("base_image", "string"),
                 _present("import_path", "string"),
+                _present("volume", "string"),
             ]
         }
     )
@@ -84,21 +86,28 @@ class DiskSpec(_Strict):
     size_gib: float | None = Field(default=None, gt=0, le=65536, description=SIZE_GIB_DOC)
     base_image: Name | None = None
     import_path: AbsolutePath | None = None
+    volume: Name | None = Field(
+        default=None,
+        description="an existing volume of the disk's domain, used as is (no copy): an iSCSI "
+        "LUN (`lun-N`) or any volume no other VM uses (`corral volume list --domain D`)",
+    )
     bus: DiskBus = DiskBus.VIRTIO
     domain: Name = Field(
         default="local",
-        description="the storage domain the disk's volume is made in (`local`: the VM's host's "
-        "own pool); a blank disk or a linked clone of a volume of that domain. The VM goes "
-        "only to a host that reaches every domain its disks use",
+        description="the storage domain the disk's volume is made in or taken from (`local`: "
+        "the VM's host's own pool); a blank disk, a linked clone of a volume of that domain or "
+        "one of its volumes as is. The VM goes only to a host that reaches every domain its "
+        "disks use",
     )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        sources = [s for s in (self.size_gib, self.base_image, self.import_path) if s is not None]
-        if len(sources) != 1:
+        given = (self.size_gib, self.base_image, self.import_path, self.volume)
+        if len([s for s in given if s is not None]) != 1:
             raise ValueError(
                 f"disk {self.name!r}: give exactly one of size_gib (blank disk), base_image "
-                "(linked clone) or import_path (copy an image file)"
+                "(linked clone), import_path (copy an image file) or volume (an existing volume "
+                "of its domain, used as is)"
             )
         return self
 

@@ -20,10 +20,11 @@ MIGRATION_PORTS = (49152, 49215)
 
 
 @contextlib.contextmanager
-def capture(testbed: MultiHostTestbed, pcap: Path) -> Iterator[Path]:
-    """tcpdump on the bridge (every TCP packet, whole) while the block runs."""
+def capture(testbed: MultiHostTestbed, pcap: Path, expression: str = "tcp") -> Iterator[Path]:
+    """tcpdump on the bridge (every packet ``expression`` matches, whole: by default every
+    TCP packet) while the block runs."""
     process = subprocess.Popen(
-        ["tcpdump", "-i", testbed.bridge, "-s", "0", "-U", "-w", str(pcap), "tcp"],
+        ["tcpdump", "-i", testbed.bridge, "-s", "0", "-U", "-w", str(pcap), expression],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

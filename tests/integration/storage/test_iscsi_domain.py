@@ -106,7 +106,8 @@ def test_iscsi_luns_are_the_volumes_and_cannot_be_made_through_corral(
         listed = api.get("/storage-domains/san4/volumes")
         assert listed.status_code == 200, listed.text
         luns = {v["name"]: v for v in listed.json()}
-        assert sorted(luns) == [f"lun-{n}" for n in range(1, 5)]  # LUN 0, the controller, not
+        count = len(storage_server.lun_sizes_mib)
+        assert sorted(luns) == [f"lun-{n}" for n in range(1, count + 1)]  # LUN 0 (controller) not
         lun1 = luns["lun-1"]
         assert lun1["path"] == f"iscsi://{storage_server.portal}/{storage_server.iqn}/1"
         assert lun1["format"] == "raw" and lun1["capacity_bytes"] == 64 * 2**20 - 512

@@ -105,6 +105,13 @@ def test_disk_spec_base_and_import() -> None:
     assert (disk.import_path, disk.name) == ("/srv/images/a.qcow2", "sys")
 
 
+def test_disk_spec_existing_volume() -> None:
+    disk = parse_disk_spec("volume=lun-1,domain=iscsi1")
+    assert (disk.volume, disk.domain, disk.size_gib) == ("lun-1", "iscsi1", None)
+    with pytest.raises(ValueError, match="exactly one source"):
+        parse_disk_spec("volume=lun-1,size=1G")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -67,6 +67,14 @@ def test_create_sends_the_spec(run: Run, api: CannedApi) -> None:
     assert "created VM web2 on local" in result.stdout
 
 
+def test_create_sends_an_existing_volume(run: Run, api: CannedApi) -> None:
+    result = run("vm", "create", "san1", "--disk", "volume=lun-1,domain=iscsi1", "--no-nic")
+    assert result.exit_code == 0, result.output
+    assert _body(api, "POST", "/vms")["disks"] == [
+        {"name": "root", "volume": "lun-1", "bus": "virtio", "domain": "iscsi1"}
+    ]
+
+
 def test_create_kernel_boot_is_inferred(run: Run, api: CannedApi) -> None:
     result = run(
         "vm", "create", "k1", "--memory", "256", "--kernel", "/boot/vmlinuz",

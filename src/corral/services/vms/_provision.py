@@ -22,6 +22,7 @@ from corral.services.principal import Principal
 from corral.services.storage import StorageDriver
 from corral.services.tasks import TaskContext
 from corral.services.vms import _hardware
+from corral.services.vms._existing import VolumeUsers, existing_volume
 from corral.services.vms._volumes import GIB, volume_name
 from corral.virt import HEAD_BYTES, DomainRecord, LibvirtHost, VolumeRef, probe_header
 
@@ -59,11 +60,15 @@ async def base_volume(host: LibvirtHost, name: str) -> str | None:
 
 
 async def validate(
-    db: Db, host: LibvirtHost, spec: VmSpec, drivers: Mapping[str, StorageDriver] | None = None
+    db: Db,
+    host: LibvirtHost,
+    spec: VmSpec,
+    drivers: Mapping[str, StorageDriver] | None = None,
+    users: VolumeUsers | None = None,
 ) -> VmSpec:
     """Every check that needs no change on the host. Returns the spec with its architecture,
     machine type and accelerator decided. ``drivers``: those of the storage domains (other
-    than local) the disks use."""
+    than local) the disks use; ``users``: who uses the volumes disks take as they are."""
     if await db(lambda s: store.find_vm(s, spec.name)) is not None:
         raise Conflict(f"a VM named {spec.name!r} already exists; choose another name")
     try:
@@ -84,6 +89,9 @@ async def validate(
         )
     spec = await _hardware.check_spec(host, spec)
     for disk in spec.disks:
+        if disk.volume is not None:
+            await existing_volume(host, disk, drivers or {}, users or {})
+            continue
         if disk.domain != LOCAL_DOMAIN:
             await _check_domain_disk(host, spec.name, disk, (drivers or {})[disk.domain])
             continue
@@ -156,9 +164,11 @@ async def _check_host_file(host: LibvirtHost, label: str, path: str) -> None:
 
 @dataclass
 class _Built:
+    #: The VM's disks, in order (made for it, or existing volumes taken as they are).
     volumes: list[VolumeRef] = field(default_factory=list)
-    #: The storage domain driver each volume was made through (None: the host's own pool).
-    owners: list[StorageDriver | None] = field(default_factory=list)
+    #: The volumes made for the VM, each with the storage domain driver it was made through
+    #: (None: the host's own pool): a rollback deletes these only.
+    made: list[tuple[VolumeRef, StorageDriver | None]] = field(default_factory=list)
     domain: DomainRecord | None = None
 
 
@@ -179,12 +189,15 @@ async def _build_volumes(
 ) -> None:
     for index, disk in enumerate(spec.disks):
         name = volume_name(spec.name, disk.name)
+        if disk.volume is not None:  # checked by validate, taken as it is
+            built.volumes.append(await existing_volume(host, disk, drivers, {}))
+            continue
         if disk.domain != LOCAL_DOMAIN:
             driver = drivers[disk.domain]
             vol = await _domain_volume(host, driver, name, disk)
             # Every host reaching the domain may open it (a migration copies nothing).
             built.volumes.append(dataclasses.replace(vol, shared=True))
-            built.owners.append(driver)
+            built.made.append((vol, driver))
             continue
         if disk.size_gib is not None:
             vol = await host.storage.create_blank_volume(name, int(disk.size_gib * GIB))
@@ -195,7 +208,7 @@ async def _build_volumes(
             assert disk.import_path is not None
             vol = await _import(host, name, disk.import_path, ctx, index, len(spec.disks))
         built.volumes.append(vol)
-        built.owners.append(None)
+        built.made.append((vol, None))
 
 
 async def _domain_volume(
@@ -231,7 +244,7 @@ async def _rollback(host: LibvirtHost, built: _Built) -> None:
             await host.undefine_domain(built.domain.uuid)
         except CorralError as exc:
             log.error("rollback: could not undefine %s: %s", built.domain.name, exc.message)
-    for vol, owner in reversed(list(zip(built.volumes, built.owners, strict=True))):
+    for vol, owner in reversed(built.made):
         try:
             if owner is None:
                 await host.storage.delete_volume(vol.name)

@@ -17,6 +17,7 @@ from corral.services.principal import Principal
 from corral.services.storage import StorageDomains, StorageDriver
 from corral.services.tasks import TaskContext, TaskService
 from corral.services.vms import _domains, _provision
+from corral.services.vms._existing import volume_users
 from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms.inventory import VmInventory
 from corral.virt import LibvirtHost
@@ -97,7 +98,8 @@ class VmCreation(TaskUseCase):
         host = hosts.for_new_vm(target)
         _domains.check_reach(unreached, host.name)
         spec = self._allowed_paths(principal, spec, local=_provision.is_local(host.uri))
-        checked = await _provision.validate(self._inventory.db, host, spec, drivers)
+        users = await volume_users(hosts.all(), host, spec)
+        checked = await _provision.validate(self._inventory.db, host, spec, drivers, users)
         if checked.cdrom is not None and not checked.cdrom.startswith("/"):
             iso = await self._images.iso_for(host, checked.cdrom, vm=checked.name)
             checked = checked.model_copy(update={"cdrom": iso.path})

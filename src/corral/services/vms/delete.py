@@ -1,5 +1,6 @@
 """Deleting a VM: its domain, its serial log and, on request, its disks (never a base that a
-linked clone still stands on, nor a disk image of the library)."""
+linked clone still stands on, nor a disk image of the library, nor an iSCSI LUN: LUNs are made
+and removed on the target, so a VM only ever borrows one)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from corral.services.principal import Principal
 from corral.services.vms._volumes import backs_another
 from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
+from corral.virt.domain_xml.disk import network_source
+
+LUN_KEPT = "it is an iSCSI LUN: LUNs are made and removed on the target, never by Corral"
 
 
 class VmDeletion:
@@ -62,7 +66,10 @@ async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
         if disk.device != "disk":
             continue
         vol = volumes.get(disk.path)
-        if vol is None:
+        source = network_source(disk.path)
+        if source is not None and source.protocol == "iscsi":
+            notes.append(f"kept {disk.path}: {LUN_KEPT}")
+        elif vol is None:
             why = await host.domain_pools.delete_volume_at(disk.path)
             if why is not None:
                 notes.append(f"kept {disk.path}: {why}")
