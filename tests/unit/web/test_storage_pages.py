@@ -163,3 +163,27 @@ def test_the_create_form_puts_the_disk_on_a_domain(api: Api, browser: TestClient
         "/ui/vms", data={**base, "disk_domain": "local"}, headers={"X-CSRF-Token": csrf, **HTMX}
     )
     assert made.status_code == 200 and made.headers["hx-redirect"] == "/vms/uidomvm", made.text
+
+
+def test_the_create_form_takes_an_existing_volume_as_the_disk(
+    api: Api, browser: TestClient
+) -> None:
+    made = api.client.post(
+        "/api/v1/storage-domains/local/volumes",
+        json={"name": "uivol-data", "size_gib": 0.25, "host": "test"},
+        headers=api.headers(),
+    )
+    assert made.status_code == 201, made.text
+    csrf = log_in(browser, "operator")
+    assert '<option value="volume"' in browser.get("/vms/new").text
+    base = {"name": "uivolvm", "disk_source": "volume", "disk_domain": "local", "network": "none",
+            "boot_source": "disk", "memory_mib": "64", "vcpus": "1"}  # fmt: skip
+    refused = _post(browser, csrf, "/ui/vms", 422, {**base, "disk_image": "uivol-nope"})
+    assert "no volume &#39;uivol-nope&#39; in Corral&#39;s pool" in refused
+    taken = browser.post(
+        "/ui/vms", data={**base, "disk_image": "uivol-data"}, headers={"X-CSRF-Token": csrf, **HTMX}
+    )
+    assert taken.status_code == 200 and taken.headers["hx-redirect"] == "/vms/uivolvm", taken.text
+    vm = api.client.get("/api/v1/vms/uivolvm", headers=api.headers()).json()
+    assert [d["path"] for d in vm["disks"] if d["device"] == "disk"] == [made.json()["path"]]
+    api.client.delete("/api/v1/vms/uivolvm", params={"delete_disks": "true"}, headers=api.headers())

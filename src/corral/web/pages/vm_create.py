@@ -89,6 +89,10 @@ def spec_from_form(form: dict[str, Any]) -> dict[str, Any]:
         disks.append(
             {"name": "root", "base_image": _none_if_blank(form["disk_image"]), "domain": domain}
         )
+    elif source == "volume":
+        disks.append(
+            {"name": "root", "volume": _none_if_blank(form["disk_image"]), "domain": domain}
+        )
     network = form["network"]
     layout = [form["sockets"], form["cores"], form["threads"]]
     topology = (
