@@ -443,18 +443,20 @@ def test_storage_copy_moves_the_disk_over_tls(
     api: httpx.Client, kernel_guest: KernelGuest, testbed: MultiHostTestbed
 ) -> None:
     """A VM with a disk in Corral's pool (not shared between test-bed hosts): refused with
-    storage shared, moved with storage copy (NBD over the same TLS), the source's stale copy
-    removed, so it can come back the same way."""
+    storage shared, moved by the default (auto: h2 does not see the disk, so it is copied —
+    NBD over the same TLS), the source's stale copy removed, so it can come back with storage
+    copy."""
     name = "mig-disk"
     answer = api.post("/vms", json=kernel_vm(name, kernel_guest, disk_gib=1, host="h1"))
     assert answer.status_code == 201, answer.text
     assert api.post(f"/vms/{name}/start").status_code == 200
     try:
         wait_until(lambda: last_heartbeat(api, name) > 1, 90, f"{name}'s heartbeat")
-        shared = api.post(f"/vms/{name}/migrate", json={"to": "h2"})
+        shared = api.post(f"/vms/{name}/migrate", json={"to": "h2", "storage": "shared"})
         assert shared.status_code == 409 and "storage copy" in shared.json()["detail"]
-        task = migrate(api, name, "h2", storage="copy")
+        task = migrate(api, name, "h2")
         assert task["state"] == "succeeded", task["error"]
+        assert task["result"]["migration"]["request"]["storage"] == "copy"
         [path] = task["result"]["source_disks_removed"]
         running_on(api, name, "h2")
         pool = Path("lib") / "corral" / "images" / Path(path).name
