@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import libvirt
 
+from corral.testbed.multihost import MultiHostTestbed
 from tests.integration.api._support import wait_task
 
 
@@ -25,3 +27,13 @@ def delete_network(api: httpx.Client, name: str) -> None:
 def states(api: httpx.Client, name: str) -> dict[str, tuple[str, str | None]]:
     shown = api.get(f"/networks/{name}").json()
     return {h["host"]: (h["state"], h["reason"]) for h in shown["hosts"]}
+
+
+def libvirt_bridge(testbed: MultiHostTestbed, host: str, name: str) -> str | None:
+    conn = libvirt.open(testbed.host(host).unix_uri)
+    try:
+        return str(conn.networkLookupByName(name).bridgeName())
+    except libvirt.libvirtError:
+        return None
+    finally:
+        conn.close()

@@ -1,6 +1,7 @@
 """VXLAN and bridge networks on the three-host test bed, built by Corral's host agent: guests on
 one vxlan network reach each other across hosts (pinged from their serial consoles), not a
-guest on another vxlan network; a bridge network on hosts whose uplink NICs have other names.
+guest on another vxlan network; a bridge network on hosts whose uplink NICs have other names;
+a host lacking a required vxlan network refused as a migration target, with the reason.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 
 import httpx
+import libvirt
 import pytest
 
 from corral.testbed.corral_server import CorralServer
@@ -18,9 +20,17 @@ from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
 from corral.testbed.multihost import MultiHostTestbed
 from tests.integration.api._support import SerialShell, kernel_vm, wait_log, wait_task
-from tests.integration.networks._support import create_network, delete_network, states
+from tests.integration.networks._support import (
+    create_network,
+    delete_network,
+    libvirt_bridge,
+    states,
+)
 
 pytestmark = pytest.mark.integration
+
+#: A libvirt network Corral did not make, on h3 only, under the cluster network's name.
+FOREIGN = "<network><name>it-req</name><bridge name='virbr-itreq'/></network>"
 
 TESTBED_HOSTS = ("h1", "h2", "h3")
 
@@ -168,3 +178,43 @@ def _master_of(testbed: MultiHostTestbed, host: str, nic: str) -> str | None:
     )
     links = json.loads(done.stdout)
     return str(links[0]["master"]) if links and "master" in links[0] else None
+
+
+def test_a_host_lacking_a_required_vxlan_network_is_refused_as_migration_target(
+    api: httpx.Client, testbed: MultiHostTestbed, kernel_guest: KernelGuest
+) -> None:
+    conn = libvirt.open(testbed.host("h3").unix_uri)
+    foreign = conn.networkDefineXML(FOREIGN)
+    vm = "it-req-guest"
+    try:
+        task = create_network(api, name="it-req", kind="vxlan", vni=5200, required=True)
+        assert task["state"] == "succeeded", task
+        found = states(api, "it-req")
+        assert found["h1"] == ("applied", None) and found["h2"] == ("applied", None)
+        assert found["h3"][0] == "failed" and "Corral did not make" in str(found["h3"][1])
+        assert libvirt_bridge(testbed, "h3", "it-req") == "virbr-itreq"  # left alone
+
+        spec = kernel_vm(vm, kernel_guest, disk_gib=None, host="h1")
+        made = api.post("/vms", json={**spec, "nics": [{"network": "it-req"}]})
+        assert made.status_code == 201, made.text
+        assert api.post(f"/vms/{vm}/start").status_code == 200
+        refused = api.post(f"/vms/{vm}/migrate", json={"to": "h3"})
+        assert refused.status_code == 409, refused.text
+        assert "host h3 lacks the required network it-req" in refused.json()["detail"]
+        pinned = api.post("/vms", json={**kernel_vm("it-req-h3", kernel_guest, disk_gib=None,
+                                                     host="h3")})  # fmt: skip
+        assert pinned.status_code == 409 and "lacks the required network it-req" in pinned.text
+
+        moved = api.post(f"/vms/{vm}/migrate", json={"to": "h2"})
+        assert moved.status_code == 202, moved.text
+        assert wait_task(api, moved.json()["id"], 180)["state"] == "succeeded"
+        wait_until(lambda: api.get(f"/vms/{vm}").json()["host"] == "h2", 30, f"{vm} on h2")
+        nics = api.get(f"/vms/{vm}").json()["nics"]
+        assert [n["network"] for n in nics] == ["it-req"]
+    finally:
+        api.post(f"/vms/{vm}/stop")
+        api.delete(f"/vms/{vm}")
+        if api.get("/networks/it-req").status_code == 200:
+            delete_network(api, "it-req")
+        foreign.undefine()
+        conn.close()
