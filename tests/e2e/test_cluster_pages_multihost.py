@@ -1,8 +1,9 @@
 """The storage domain and network pages in a real browser against a Corral managing the test
 bed's three hosts h1-h3 and its own local host: a shared-dir domain made through the page is
 reached by every host but h3, where another filesystem is mounted over the path (the page says
-why), and by h3 too once that is gone and the administrator checks again; a network made through
-the page ends applied on every host, shown row by row while its task runs."""
+why), and by h3 too once that is gone and the administrator checks again; an nfs domain made
+through the same form (its own fields) is reached by every host and says what it cannot do; a
+network made through the page ends applied on every host, shown row by row."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.multihost import MultiHostTestbed, TestbedHost
+from corral.testbed.storage_server import EXPORT, StorageServer
 from tests.e2e.conftest import log_in, new_context, save
 
 pytestmark = pytest.mark.integration
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.integration
 SUFFIX = secrets.token_hex(2)
 DOMAIN = f"e2e-split-{SUFFIX}"
 NETWORK = f"e2e-quiet-{SUFFIX}"
+NFS_DOMAIN = f"e2e-nas-{SUFFIX}"
 HOSTS = ("local", "h1", "h2", "h3")
 
 
@@ -79,6 +82,29 @@ def test_each_hosts_reach_of_a_shared_dir_and_why_not(
     expect(page.locator(f"tr[data-domain='{DOMAIN}'] [data-testid=reach-count]")).to_have_text(
         "4 of 4"
     )
+
+
+def test_an_nfs_domain_through_the_page_lists_its_hosts_and_limits(
+    page: Page, storage_server: StorageServer
+) -> None:
+    """The form's nfs fields against the test bed's NFS server: every host reaches it (the
+    manager's own too: it shares the test bed's network), and the page says what nfs cannot
+    do."""
+    page.goto("/storage-domains")
+    page.select_option("[data-testid=storage-kind]", "nfs")
+    page.fill("#sd-form input[name=name]", NFS_DOMAIN)
+    page.fill("#sd-form input[name=server]", storage_server.address)
+    page.fill("#sd-form input[name=export]", EXPORT)
+    page.click("[data-testid=create-storage-domain]")
+    page.wait_for_url(f"**/storage-domains/{NFS_DOMAIN}", timeout=120_000)
+    for host in HOSTS:
+        expect(page.locator(f"{_reach(host)} [data-testid=reach-state]")).to_have_text("reachable")
+    expect(page.locator("[data-testid=sd-capacity]")).not_to_have_text("—")
+    expect(page.locator("[data-testid=sd-unsupported]")).to_contain_text("snapshot")
+    save(page, "storage-domain-nfs")
+    page.click("[data-testid=sd-delete]")
+    page.wait_for_url(re.compile(r"/storage-domains$"))
+    expect(page.locator(f"tr[data-domain='{NFS_DOMAIN}']")).to_have_count(0)
 
 
 def test_a_network_is_applied_on_every_host_and_shown_per_host(page: Page) -> None:
