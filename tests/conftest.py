@@ -16,7 +16,14 @@ import pytest
 from corral.testbed.arch_guests import build_arch_guest
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.enroll import enroll_all
-from corral.testbed.guest_images import DiskGuest, KernelGuest, build_disk_guest, build_kernel_guest
+from corral.testbed.guest_images import (
+    DiskGuest,
+    IsoGuest,
+    KernelGuest,
+    build_disk_guest,
+    build_iso_guest,
+    build_kernel_guest,
+)
 from corral.testbed.multihost import MultiHostTestbed, allocate_slot
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.testbed.storage_server import StorageServer
@@ -45,6 +52,12 @@ def kernel_guest() -> KernelGuest:
 @pytest.fixture(scope="session")
 def disk_guest() -> DiskGuest:
     return build_disk_guest(GUEST_BUILD_DIR)
+
+
+@pytest.fixture(scope="session")
+def iso_guest() -> IsoGuest:
+    """A bootable ISO image of the busybox guest (ISOLINUX; ``corral.bootsrc=cdrom``)."""
+    return build_iso_guest(GUEST_BUILD_DIR)
 
 
 @pytest.fixture(scope="session")

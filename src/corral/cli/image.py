@@ -1,4 +1,5 @@
-"""``corral image …``: the image library (ISO and disk images in each host's pool)."""
+"""``corral image …``: the image library (ISO, disk and kernel images in each host's pool or
+in a shared storage domain)."""
 
 from __future__ import annotations
 
@@ -24,32 +25,45 @@ from corral.cli.units import human_bytes
 from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 
 app = typer.Typer(
-    help="The image library: ISO and disk images on each host.",
+    help="The image library: ISO, disk and kernel images in storage domains.",
     no_args_is_help=True,
     cls=c.HelpGroup,
 )
 
 NameArg = typer.Argument(..., metavar="NAME", help="The image's name.")
 HostOpt = typer.Option(None, "--host", help="The host whose library is meant.")
+DomainOpt = typer.Option(
+    None, "--domain", metavar="DOMAIN", help="The storage domain whose images are meant."
+)
 
 #: Bytes read from the file and sent at a time.
 CHUNK = 1024 * 1024
 
 
 @app.command("list")
-def list_images(ctx: typer.Context, host: str | None = HostOpt, json_out: bool = JsonOpt) -> None:
-    """List the images of every host (or of one), with the VMs using them."""
-    response = c.client(ctx).get("/images", {"host": host})
+def list_images(
+    ctx: typer.Context,
+    host: str | None = HostOpt,
+    domain: str | None = DomainOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """List the images of every host and shared domain (or of one), with the VMs using
+    them."""
+    response = c.client(ctx).get("/images", {"host": host, "domain": domain})
     images = parse_list(response, ImageInfo)
     c.emit(ctx, json_out, response.json(), lambda: c.out.print(image_table(images)))
 
 
 @app.command("show")
 def show(
-    ctx: typer.Context, name: str = NameArg, host: str | None = HostOpt, json_out: bool = JsonOpt
+    ctx: typer.Context,
+    name: str = NameArg,
+    host: str | None = HostOpt,
+    domain: str | None = DomainOpt,
+    json_out: bool = JsonOpt,
 ) -> None:
     """Show one image."""
-    response = c.client(ctx).get(f"/images/{seg(name)}", {"host": host})
+    response = c.client(ctx).get(f"/images/{seg(name)}", {"host": host, "domain": domain})
     image = parse(response, ImageInfo)
     c.emit(ctx, json_out, response.json(), lambda: c.out.print(image_table([image])))
 
@@ -84,7 +98,19 @@ def upload(
         ..., metavar="FILE", exists=True, dir_okay=False, readable=True, help="The image file."
     ),
     name: str | None = typer.Option(None, "--name", help="The image's name (default: FILE's)."),
-    host: str | None = typer.Option(None, "--host", help="Target host (default: the first)."),
+    host: str | None = typer.Option(
+        None,
+        "--host",
+        help="Target host (default: the first); with --domain, the host the upload goes "
+        "through (default: any reaching the domain).",
+    ),
+    domain: str | None = typer.Option(
+        None,
+        "--domain",
+        metavar="DOMAIN",
+        help="Target storage domain (default: local). An image of a shared domain serves "
+        "every host reaching it.",
+    ),
     kind: ImageKind | None = typer.Option(
         None,
         "--kind",
@@ -93,10 +119,11 @@ def upload(
     ),
     json_out: bool = JsonOpt,
 ) -> None:
-    """Upload an image into a host's library, with a progress bar (bytes sent)."""
+    """Upload an image into a host's pool or a storage domain, with a progress bar (bytes
+    sent)."""
     image_name = name or file.name
     size = file.stat().st_size
-    params = {"host": host, "kind": kind.value if kind else None}
+    params = {"host": host, "domain": domain, "kind": kind.value if kind else None}
     client = c.client(ctx)
     path = f"/images/{seg(image_name)}"
     try:
@@ -113,8 +140,9 @@ def upload(
     image = uploaded.image
 
     def render() -> None:
+        where = f"host {image.host}" if image.host else f"storage domain {image.domain}"
         c.info(
-            f"uploaded {image.kind} image {image.name} to host {image.host} "
+            f"uploaded {image.kind} image {image.name} to {where} "
             f"({human_bytes(size)}, {image.format}; task {uploaded.task.id})"
         )
 
@@ -126,10 +154,11 @@ def delete(
     ctx: typer.Context,
     name: str = NameArg,
     host: str | None = HostOpt,
+    domain: str | None = DomainOpt,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete an image no VM uses."""
     if not yes:
         typer.confirm(f"Delete image {name}?", abort=True, err=True)
-    c.client(ctx).delete(f"/images/{seg(name)}", {"host": host})
+    c.client(ctx).delete(f"/images/{seg(name)}", {"host": host, "domain": domain})
     c.info(f"deleted image {name}")

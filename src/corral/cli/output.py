@@ -164,11 +164,12 @@ def nic_table(vm: VmInfo) -> Table:
 
 
 def image_table(images: Iterable[ImageInfo]) -> Table:
-    table = _table("NAME", "HOST", "KIND", "FORMAT", "SIZE", "USED BY")
+    table = _table("NAME", "DOMAIN", "HOST", "KIND", "FORMAT", "SIZE", "USED BY")
     for image in images:
         size = human_bytes(image.capacity_bytes)
-        _row(table, image.name, image.host, image.kind, image.format, size,
-             ", ".join(image.used_by) or "-")  # fmt: skip
+        # A shared domain's image serves every host reaching the domain: no one host.
+        _row(table, image.name, image.domain, image.host or "-", image.kind, image.format,
+             size, ", ".join(image.used_by) or "-")  # fmt: skip
     return table
 
 

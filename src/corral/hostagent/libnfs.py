@@ -1,7 +1,7 @@
 """A few calls of libnfs (the userspace NFS client QEMU uses, ``libnfs.so.13`` from Debian's
 ``libnfs13``, which ``qemu-block-extra`` pulls in) through ctypes: mount an export, list a
-directory, stat, statvfs, mkdir/rmdir and unlink. No kernel NFS client is needed (this
-machine's kernel has none).
+directory, stat, statvfs, mkdir/rmdir, unlink, rename, and writing a new file. No kernel NFS
+client is needed (this machine's kernel has none).
 
 Only the synchronous API of libnfs 4.x (soname 13) is used; each call is bounded by
 ``nfs_set_timeout``. Every failure is an :class:`AgentError` with libnfs's own words.
@@ -10,6 +10,7 @@ Only the synchronous API of libnfs 4.x (soname 13) is used; each call is bounded
 from __future__ import annotations
 
 import ctypes
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "nfs_opendir": (ctypes.c_int, [_VP, _STR, ctypes.POINTER(_VP)]),
     "nfs_readdir": (ctypes.POINTER(_Dirent), [_VP, _VP]),
     "nfs_closedir": (None, [_VP, _VP]),
+    "nfs_create": (ctypes.c_int, [_VP, _STR, ctypes.c_int, ctypes.c_int, ctypes.POINTER(_VP)]),
+    "nfs_pwrite": (ctypes.c_int, [_VP, _VP, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_char_p]),
+    "nfs_fsync": (ctypes.c_int, [_VP, _VP]),
+    "nfs_close": (ctypes.c_int, [_VP, _VP]),
+    "nfs_rename": (ctypes.c_int, [_VP, _STR, _STR]),
 }
 
 
@@ -116,6 +122,37 @@ class NfsMount:
     def unlink(self, name: str) -> None:
         self._check(self._lib.nfs_unlink(self._nfs, f"/{name}".encode()), f"removing {name}")
 
+    def rename(self, old: str, new: str) -> None:
+        self._check(
+            self._lib.nfs_rename(self._nfs, f"/{old}".encode(), f"/{new}".encode()),
+            f"renaming {old} to {new}",
+        )
+
+    def pwrite(self, handle: ctypes.c_void_p, offset: int, data: bytes, name: str) -> int:
+        """Write ``data`` at ``offset``; how much was written (at least a byte)."""
+        rc = int(self._lib.nfs_pwrite(self._nfs, handle, offset, len(data), data))
+        if rc <= 0:
+            raise self._error(f"writing {name} at byte {offset}")
+        return rc
+
+    @contextmanager
+    def new_file(self, name: str, mode: int = 0o600) -> Iterator[NfsFile]:
+        """``name`` created (never an existing file: O_EXCL) and open for writing; closed at
+        the end of the ``with`` (flushed to the server's disk first when it ends well)."""
+        handle = _VP()
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY
+        path = f"/{name}".encode()
+        self._check(
+            self._lib.nfs_create(self._nfs, path, flags, mode, ctypes.byref(handle)),
+            f"creating {name}",
+        )
+        file = NfsFile(self, handle, name)
+        try:
+            yield file
+            self._check(self._lib.nfs_fsync(self._nfs, handle), f"flushing {name}")
+        finally:
+            self._lib.nfs_close(self._nfs, handle)
+
     def list(self) -> list[Entry]:
         handle = _VP()
         self._check(self._lib.nfs_opendir(self._nfs, b"/", ctypes.byref(handle)), "listing")
@@ -131,6 +168,24 @@ class NfsMount:
         finally:
             self._lib.nfs_closedir(self._nfs, handle)
         return entries
+
+
+class NfsFile:
+    """A file open for writing, filled from its start."""
+
+    def __init__(self, mount: NfsMount, handle: ctypes.c_void_p, name: str) -> None:
+        self._mount = mount
+        self._handle = handle
+        self.name = name
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        """All of ``data`` at the end of what was written (libnfs may write less at once)."""
+        view = memoryview(data)
+        while view:
+            rc = self._mount.pwrite(self._handle, self.written, bytes(view), self.name)
+            self.written += rc
+            view = view[rc:]
 
 
 @contextmanager

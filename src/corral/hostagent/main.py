@@ -24,12 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     version = agent_version()
-    raw = sys.stdin.buffer.read(MAX_REQUEST + 1)
+    # The request is one line (JSON has no raw newline); a body may follow it (nfs.write).
+    raw = sys.stdin.buffer.readline(MAX_REQUEST + 1)
     try:
         if len(raw) > MAX_REQUEST:
             raise AgentError("the request is larger than 1 MiB")
         op, args = parse_request(raw)
-        out = reply(version, ops.run(op, args))
+        out = reply(version, ops.run(op, args, sys.stdin.buffer))
     except AgentError as exc:
         out = reply(version, None, str(exc) or "the agent failed")
     except Exception as exc:  # noqa: BLE001 (the top level: a bug still gets a reply)

@@ -6,6 +6,12 @@ Every op takes ``server`` and ``export``; the volume ops a ``name`` (a plain fil
 export's top directory: no ``/``, not hidden). ``nfs.check`` proves more than a mount: it
 makes and removes a directory, so an export that squashes root (QEMU writes as root) is
 caught before any VM relies on it.
+
+``nfs.write`` is the one op with a body: the raw bytes of a new file follow its JSON request
+line on stdin (an image uploaded into the domain). They go to a hidden temporary file
+(``.corral-upload-…``: no listing shows it) renamed to ``name`` once all ``size_bytes`` have
+arrived and are on the server's disk; a body that ends early removes it, so an interrupted
+upload leaves nothing behind. Nothing is staged on the host's own disk.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import re
 import secrets
 import socket
 import subprocess
-from typing import Any
+from typing import Any, BinaryIO
 
 from .libnfs import NfsMount, mounted
 from .protocol import AgentError
@@ -23,9 +29,12 @@ from .protocol import AgentError
 #: How long one libnfs call or qemu-img run may take before the op says so.
 CALL_TIMEOUT_S = 15.0
 _SERVER = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]{0,254}$")  # _iso.NAME: images
 RPCBIND_PORT = 111
 PROBE_PREFIX = ".corral-probe-"
+UPLOAD_PREFIX = ".corral-upload-"
+#: Bytes read from stdin and written to the server at a time.
+WRITE_BLOCK = 1024 * 1024
 
 
 def _place(args: dict[str, Any]) -> tuple[str, str]:
@@ -176,6 +185,38 @@ def delete(args: dict[str, Any]) -> dict[str, Any]:
         nfs.unlink(name)
     return {}
 
+
+def _fill(nfs: NfsMount, temp: str, stream: BinaryIO, size: int) -> None:
+    with nfs.new_file(temp) as file:
+        while file.written < size:
+            chunk = stream.read(min(WRITE_BLOCK, size - file.written))
+            if not chunk:
+                raise AgentError(
+                    f"the data ended after {file.written} of {size} bytes: nothing was kept"
+                )
+            file.write(chunk)
+
+
+def write(args: dict[str, Any], stream: BinaryIO) -> dict[str, Any]:
+    """A new file ``name`` of exactly ``size_bytes`` bytes read from ``stream``."""
+    server, export = _place(args)
+    name, size = _name(args), _size(args)
+    with mounted(server, export, CALL_TIMEOUT_S) as nfs:
+        _absent(nfs, name)
+        temp = UPLOAD_PREFIX + secrets.token_hex(6)
+        try:
+            _fill(nfs, temp, stream, size)
+            _absent(nfs, name)  # NFS rename replaces a file: never an image made meanwhile
+            nfs.rename(temp, name)
+        except BaseException:
+            if nfs.exists(temp):
+                nfs.unlink(temp)
+            raise
+    return {"name": name, "bytes": size}
+
+
+#: Ops whose request line is followed by a body on stdin (given as the second argument).
+STREAM_OPS = {"nfs.write": write}
 
 OPS = {
     "nfs.check": check,

@@ -7,7 +7,7 @@ import platform
 import shutil
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from . import diskops, netops, nfsops
 from .protocol import PROTOCOL, AgentError, agent_version
@@ -25,7 +25,7 @@ def version(_args: dict[str, Any]) -> dict[str, Any]:
         "tools": {
             tool: shutil.which(tool) is not None for tool in ("ip", "bridge", "setsid", "qemu-img")
         },
-        "ops": sorted(OPS),
+        "ops": sorted([*OPS, *STREAM_OPS]),
         "executable": sys.executable,
     }
 
@@ -40,8 +40,21 @@ OPS: dict[str, Op] = {
 }
 
 
-def run(op: str, args: dict[str, Any]) -> dict[str, Any]:
+#: Ops that read a body after their request line (see :func:`run`).
+STREAM_OPS: dict[str, Callable[[dict[str, Any], BinaryIO], dict[str, Any]]] = {
+    **nfsops.STREAM_OPS,
+}
+
+
+def run(op: str, args: dict[str, Any], body: BinaryIO | None = None) -> dict[str, Any]:
+    """Run ``op``; ``body``: the rest of stdin, for the ops that read one."""
+    streaming = STREAM_OPS.get(op)
+    if streaming is not None:
+        if body is None:
+            raise AgentError(f"{op} reads its data after the request line, and none was given")
+        return streaming(args, body)
     handler = OPS.get(op)
     if handler is None:
-        raise AgentError(f"unknown operation {op!r}; this agent knows {', '.join(sorted(OPS))}")
+        known = ", ".join(sorted([*OPS, *STREAM_OPS]))
+        raise AgentError(f"unknown operation {op!r}; this agent knows {known}")
     return handler(args)

@@ -22,15 +22,22 @@ class ImageKind(StrEnum):
 
 
 class ImageInfo(BaseModel):
-    """One image of one host's library."""
+    """One image of the library: in one host's pool (domain ``local``), or in a shared storage
+    domain, where it is one image for every host reaching the domain."""
 
     name: str
-    host: str
+    host: str | None = Field(
+        description="the host whose pool holds it (domain local); null for an image of a "
+        "shared storage domain, which every host reaching the domain uses"
+    )
+    domain: str = Field(default="local", description="the storage domain holding it")
     kind: ImageKind
     format: str = Field(description="qcow2 or raw (ISO images are raw)")
     size_bytes: int = Field(description="what the image takes in the pool")
     capacity_bytes: int = Field(description="the size a guest sees")
-    path: str = Field(description="the image's file, as the host sees it")
+    path: str = Field(
+        description="the image's file, as the hosts see it, or its nfs:// URL (nfs domains)"
+    )
     used_by: list[str] = Field(
         default_factory=list,
         description="VMs whose CD-ROM drive or disks (linked clones) use it, now or at their "

@@ -29,6 +29,7 @@ from corral.hostsetup import agent as shipped
 from corral.hostsetup.ssh import SshRunner, SshTarget
 from corral.model.host import SshAccess
 from corral.services._db import Db
+from corral.services.host_agent_stream import AgentStream
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,27 @@ class HostAgents:
             raise type(exc)(f"{what}: {exc.message}") from exc
         return _result(what, raw)
 
+    async def open_stream(
+        self, host_name: str, op: str, args: dict[str, Any], *, timeout_s: float
+    ) -> AgentStream:
+        """Start ``op`` on ``host_name``'s agent with a body to follow (see
+        ``host_agent_stream``); ``timeout_s`` bounds each write and the final answer."""
+        access = await self.access(host_name)
+        what = f"host agent on {access.host}: {op}"
+        request = json.dumps({"op": op, "args": args}).encode()
+        if access.local:
+            argv = [sys.executable, "-I", "-m", "corral.hostagent"]
+        else:
+            assert access.ssh is not None
+            # Installed (or updated) first: the body cannot be sent twice.
+            await self.call_with(access, "version", {}, timeout_s=timeout_s)
+            ssh = SshRunner(
+                SshTarget(access.ssh.destination, access.ssh.port, access.ssh.key_path),
+                self.known_hosts,
+            )
+            argv = ssh.argv(shipped.run_command(shipped.agent_bundle()))
+        return await AgentStream.start(what, argv, request, _streamed_result, timeout_s)
+
     async def ensure(self, host_name: str, *, timeout_s: float = 60) -> dict[str, Any]:
         """Install the agent if needed and return its ``version`` answer (enrollment calls it)."""
         return await self.call(host_name, "version", {}, timeout_s=timeout_s)
@@ -159,6 +181,14 @@ async def _run_local(request: bytes, timeout_s: float, state_dir: Path | None) -
     if not stdout:
         raise HostError(f"the agent gave no answer (exit status {process.returncode})")
     return stdout
+
+
+def _streamed_result(what: str, raw: bytes, status: int) -> dict[str, Any]:
+    if not raw:
+        if status == 255:
+            raise HostError(f"{what}: ssh to the host failed (exit status 255)")
+        raise HostError(f"{what}: the agent gave no answer (exit status {status})")
+    return _result(what, raw)
 
 
 def _result(what: str, raw: bytes) -> dict[str, Any]:

@@ -101,9 +101,13 @@ class Services:
         self.reconciler = Reconciler(
             self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
         )
-        self.images = ImageLibrary(self.hosts, self.tasks, self.audit)
+        self.storage = StorageDomains(
+            self.db,
+            self.hosts,
+            DriverContext(agent=self.agents.call, agent_stream=self.agents.open_stream),
+        )
+        self.images = ImageLibrary(self.hosts, self.tasks, self.audit, self.storage)
         self.volumes = VolumeService(self.hosts)
-        self.storage = StorageDomains(self.db, self.hosts, DriverContext(agent=self.agents.call))
         self.hosts.on_connected.append(self.storage.check_host)
         self.storage_volumes = DomainVolumes(self.storage, self.hosts)
         self.host_paths = HostPathRule(settings.host_path_roots, [settings.pool_dir])

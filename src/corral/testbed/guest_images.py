@@ -15,8 +15,12 @@ Two kinds of guest:
 * :func:`build_kernel_guest` → :class:`KernelGuest` for direct kernel boot (``<os><kernel>…``);
 * :func:`build_disk_guest` → :class:`DiskGuest`, a qcow2 image that boots the same kernel and
   initramfs through SeaBIOS and syslinux (see :mod:`corral.testbed._bootdisk`); its kernel command
-  line adds ``corral.bootsrc=disk``. QEMU locks images it writes to: give each running domain its
-  own overlay (:func:`make_overlay`).
+  line adds ``corral.bootsrc=disk``;
+* :func:`build_iso_guest` → :class:`IsoGuest`, a bootable ISO image of the same kernel and
+  initramfs (ISOLINUX, see :mod:`corral.testbed._bootiso`), CD-ROM media for the image library;
+  its kernel command line adds ``corral.bootsrc=cdrom``.
+
+QEMU locks images it writes to: give each running domain its own overlay (:func:`make_overlay`).
 
 Builds are idempotent: a ``stamp.json`` beside each output records the package versions and a digest
 of the recipe; a second run only asks apt for the candidate versions and returns. A file lock makes
@@ -40,6 +44,7 @@ from pathlib import Path
 from corral.errors import HostError
 from corral.testbed import _cpio, _debian
 from corral.testbed._bootdisk import build_boot_disk
+from corral.testbed._bootiso import ISOLINUX_BANNER, build_boot_iso
 from corral.testbed._guest_init import (
     BOOT_MARKER,
     CANARY,
@@ -65,12 +70,15 @@ __all__ = [
     "CURSOR_REPLY",
     "DEFAULT_BUILD_DIR",
     "HEARTBEAT_RE",
+    "ISOLINUX_BANNER",
     "KERNEL_CMDLINE",
     "POWEROFF_MARKER",
     "SHELL_PROMPT",
     "DiskGuest",
+    "IsoGuest",
     "KernelGuest",
     "build_disk_guest",
+    "build_iso_guest",
     "build_kernel_guest",
     "make_overlay",
 ]
@@ -80,8 +88,10 @@ APT_LISTS = Path("/var/lib/apt/lists")
 KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 BOOTLOADER_PACKAGES = ["syslinux", "syslinux-common", "mtools"]
+ISO_PACKAGES = ["isolinux", "syslinux-common", "genisoimage"]
 KERNEL_CMDLINE = "console=tty0 console=ttyS0"
 DISK_CMDLINE = KERNEL_CMDLINE + " corral.bootsrc=disk"
+ISO_CMDLINE = KERNEL_CMDLINE + " corral.bootsrc=cdrom"
 # Bump when the build steps change in a way the digest of the guest's files does not capture.
 RECIPE_VERSION = 1
 
@@ -100,6 +110,13 @@ class DiskGuest:
     """A qcow2 image with an MBR, syslinux, the kernel and the initramfs."""
 
     disk: Path
+
+
+@dataclass(frozen=True)
+class IsoGuest:
+    """A bootable ISO image (ISOLINUX, the kernel and the initramfs)."""
+
+    iso: Path
 
 
 def _progress(message: str) -> None:
@@ -277,6 +294,31 @@ def build_disk_guest(build_dir: Path = DEFAULT_BUILD_DIR) -> DiskGuest:
     return guest
 
 
+def build_iso_guest(build_dir: Path = DEFAULT_BUILD_DIR) -> IsoGuest:
+    """Build (or reuse) the bootable ISO image under ``build_dir/iso``."""
+    build_dir = build_dir.resolve()
+    kernel = build_kernel_guest(build_dir)
+    out = build_dir / "iso"
+    guest = IsoGuest(out / "boot.iso")
+    with _locked(build_dir):
+        inputs = _disk_inputs(kernel.kernel.parent / "stamp.json")
+        inputs["bootloader"] = _debian.run(
+            ["dpkg-query", "-W", "-f", "${Package}=${Version} ", *ISO_PACKAGES]
+        ).strip()
+        inputs["recipe"] = _digest(str(RECIPE_VERSION), ISO_CMDLINE, "iso")
+        stamp = out / "stamp.json"
+        if _read_stamp(stamp, [guest.iso]) != inputs:
+            _progress("building the bootable ISO image (ISOLINUX, genisoimage)")
+            work = build_dir / "work-iso"
+            shutil.rmtree(work, ignore_errors=True)
+            out.mkdir(parents=True, exist_ok=True)
+            build_boot_iso(kernel.kernel, kernel.initrd, ISO_CMDLINE, guest.iso, work)
+            shutil.rmtree(work)
+            _write_stamp(stamp, inputs)
+            _progress(f"ISO guest ready in {out}")
+    return guest
+
+
 def make_overlay(base: Path, overlay: Path) -> Path:
     """A qcow2 overlay backed by ``base``, so each domain writes (and locks) its own file."""
     overlay.parent.mkdir(parents=True, exist_ok=True)
@@ -303,15 +345,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Build the test guests from Debian packages (cached; a rebuild is a no-op).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="build the kernel+initramfs guest and the disk guest")
+    build = sub.add_parser(
+        "build", help="build the kernel+initramfs guest, the disk guest and the ISO guest"
+    )
     build.add_argument("build_dir", type=Path, nargs="?", default=DEFAULT_BUILD_DIR)
     args = parser.parse_args(argv)
     kernel = build_kernel_guest(args.build_dir)
     disk = build_disk_guest(args.build_dir)
+    iso = build_iso_guest(args.build_dir)
     print(f"kernel:  {kernel.kernel}")
     print(f"initrd:  {kernel.initrd}")
     print(f"cmdline: {kernel.cmdline}")
     print(f"disk:    {disk.disk}")
+    print(f"iso:     {iso.iso}")
     return 0
 
 

@@ -13,7 +13,7 @@ from corral.model.vm import DiskBus
 from corral.virt.domain_xml import Domain, cdrom_disk, free_target
 from corral.virt.domain_xml.archdefaults import profile
 from corral.virt.domain_xml.builder import CDROM_BUS
-from corral.virt.domain_xml.disk import Controller, Disk
+from corral.virt.domain_xml.disk import Controller, Disk, network_source
 
 
 def _first_cdrom(domain: Domain) -> Disk | None:
@@ -25,10 +25,14 @@ def _set_media(disk: Disk, path: str | None) -> None:
     for stale in ("source", "backingStore"):
         for node in disk.node.findall(stale):
             disk.node.remove(node)
+    disk.type = Disk.TYPE_FILE  # an empty drive too (a network drive has no empty form)
     if path is not None:
-        disk.type = Disk.TYPE_FILE
         disk.driver_type = "raw"
-        disk.source_file = path
+        network = network_source(path)  # an ISO image of an nfs storage domain
+        if network is not None:
+            disk.set_network_source(network)
+        else:
+            disk.source_file = path
     disk.readonly = True
 
 

@@ -80,6 +80,7 @@ def test_the_library_lists_images_and_nothing_else(api: Api, conn: libvirt.virCo
     assert images["listed.iso"] == {
         "name": "listed.iso",
         "host": "test",
+        "domain": "local",
         "kind": "iso",
         "format": "raw",
         "size_bytes": images["listed.iso"]["size_bytes"],

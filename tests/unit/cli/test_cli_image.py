@@ -106,9 +106,9 @@ def test_list_show_and_delete(
     listing = run_real("image", "list")
     assert listing.exit_code == 0, listing.output
     lines = listing.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "HOST", "KIND", "FORMAT", "SIZE", "USED", "BY"]
+    assert lines[0].split() == ["NAME", "DOMAIN", "HOST", "KIND", "FORMAT", "SIZE", "USED", "BY"]
     row_a = next(line.split() for line in lines if line.startswith("cli-a.iso "))
-    assert row_a[:4] == ["cli-a.iso", "test", "iso", "raw"] and row_a[-1] == vm
+    assert row_a[:5] == ["cli-a.iso", "local", "test", "iso", "raw"] and row_a[-1] == vm
     row_b = next(line.split() for line in lines if line.startswith("cli-b.iso "))
     assert row_b[-1] == "-"
     shown = json.loads(run_real("image", "show", "cli-a.iso", "--json").stdout)
@@ -164,3 +164,20 @@ def test_a_mistyped_image_gets_did_you_mean(
     created = run_real("vm", "create", "cli-typo-iso", "--cdrom", "cli-debain.iso")
     assert created.exit_code == 1
     assert "did you mean 'cli-debian.iso'? Otherwise upload it first" in created.stderr
+
+
+def test_list_and_upload_name_a_storage_domain(
+    run_real: Run, real_api: RealApi, pool: libvirt.virStoragePool, tmp_path: Path
+) -> None:
+    _image(pool, "cli-d.iso")
+    local = run_real("image", "list", "--domain", "local")
+    assert local.exit_code == 0, local.output
+    row = next(line.split() for line in local.stdout.splitlines() if line.startswith("cli-d"))
+    assert row[:3] == ["cli-d.iso", "local", "test"]
+    unknown = run_real("image", "list", "--domain", "nas9")
+    assert unknown.exit_code == 1 and "nas9" in unknown.stderr
+    (tmp_path / "x.iso").write_bytes(b"\0" * 65536)
+    refused = run_real("image", "upload", str(tmp_path / "x.iso"), "--domain", "nas9")
+    assert refused.exit_code == 1 and "nas9" in refused.stderr
+    with real_api.client() as client:
+        assert client.get("/images/x.iso").status_code == 404  # nothing left behind

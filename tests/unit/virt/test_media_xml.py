@@ -9,7 +9,7 @@ import pytest
 
 from corral.errors import Conflict
 from corral.virt._media import cdrom_device_xml, with_media
-from corral.virt.domain_xml import Domain
+from corral.virt.domain_xml import Domain, cdrom_disk
 
 DATA = Path(__file__).parent / "data"
 ISO = "/var/lib/libvirt/corral/images/_iso.new.iso"
@@ -96,3 +96,34 @@ def test_libvirt_accepts_the_rewritten_domain(golden: str, unique: str) -> None:
             dom.undefine()
     finally:
         conn.close()
+
+
+NFS_ISO = "nfs://198.18.0.200/export/_iso.boot.iso"
+
+
+def test_an_nfs_iso_is_a_network_cdrom_and_an_eject_empties_it() -> None:
+    """An ISO image of an nfs storage domain: QEMU's NFS client reads it (no port: libvirt
+    refuses one on nfs hosts); ejecting leaves an empty file drive, which libvirt takes."""
+    for xml in (with_media(LIVE_DISK, NFS_ISO), cdrom_device_xml(LIVE_DISK, NFS_ISO)):
+        assert xml is not None
+        [disk] = [
+            d for d in Domain.from_xml(xml if "<domain" in xml else
+                                       f"<domain><devices>{xml}</devices></domain>").devices.disks
+            if d.device == "cdrom"
+        ]  # fmt: skip
+        assert (disk.type, disk.source_protocol, disk.source_name, disk.source_host_name) == (
+            "network", "nfs", "/export/_iso.boot.iso", "198.18.0.200",
+        )  # fmt: skip
+        assert disk.source_file is None and disk.source_host_port is None and disk.readonly
+        assert disk.path == NFS_ISO
+    ejected = with_media(with_media(LIVE_DISK, NFS_ISO), None)
+    [drive] = [d for d in Domain.from_xml(ejected).devices.disks if d.device == "cdrom"]
+    assert drive.type == "file" and "<source" not in drive.to_xml()
+
+
+def test_a_new_vm_booting_an_nfs_iso_gets_a_network_cdrom() -> None:
+    disk = cdrom_disk(NFS_ISO, "sda", relabel=False)
+    assert (disk.type, disk.device, disk.source_protocol, disk.source_name) == (
+        "network", "cdrom", "nfs", "/export/_iso.boot.iso",
+    )  # fmt: skip
+    assert "seclabel" not in disk.to_xml()  # a network source has no file to label

@@ -35,9 +35,10 @@ def test_the_images_page_lists_uploads_and_deletes(api: Api, browser: TestClient
     csrf = log_in(browser, "operator")
     page = browser.get("/images")
     assert page.status_code == 200
-    assert 'data-image="page.iso"' in page.text
+    assert 'data-image="page.iso"' in page.text and 'data-domain="local"' in page.text
     assert 'data-testid="upload-form"' in page.text and "/static/images.js" in page.text
-    fragment = _ui(browser, csrf, "/ui/images/page.iso/delete", host="test")
+    assert 'id="upload-domain"' in page.text and '<option value="local">' in page.text
+    fragment = _ui(browser, csrf, "/ui/images/page.iso/delete", host="test", domain="local")
     assert "deleted image page.iso" in fragment and 'data-image="page.iso"' not in fragment
     viewer = TestClient(api.client.app)
     log_in(viewer, "viewer")

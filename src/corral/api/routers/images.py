@@ -19,7 +19,15 @@ from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 router = APIRouter(tags=["images"])
 
 HostQuery = Annotated[
-    Name | None, Query(description="the host whose library is meant (default: where it is)")
+    Name | None,
+    Query(
+        description="the host whose library is meant: its own pool and the shared storage "
+        "domains it reaches (default: where it is)"
+    ),
+]
+DomainQuery = Annotated[
+    Name | None,
+    Query(description="the storage domain whose images are meant (local: the hosts' own pools)"),
 ]
 
 _UPLOAD_BODY: dict[str, Any] = {
@@ -35,20 +43,27 @@ _UPLOAD_BODY: dict[str, Any] = {
 @router.get(
     "/images",
     name="image.list",
-    responses=on_host((404, "no such host"), (409, "the host is not connected")),
+    responses=on_host((404, "no such host or domain"), (409, "the host is not connected")),
 )
-async def list_images(svc: Svc, _: Viewer, host: HostQuery = None) -> list[ImageInfo]:
-    """The images of every connected host (or of one)."""
-    return await svc.images.list_images(host)
+async def list_images(
+    svc: Svc, _: Viewer, host: HostQuery = None, domain: DomainQuery = None
+) -> list[ImageInfo]:
+    """The images of every connected host's own pool and of each shared storage domain
+    (listed once, with its domain and no host), or of one host or one domain."""
+    return await svc.images.list_images(host, domain)
 
 
 @router.get(
     "/images/{name}",
     name="image.show",
-    responses=on_host((404, "no such image or host"), (409, "several hosts have it: name one")),
+    responses=on_host(
+        (404, "no such image, host or domain"), (409, "several places have it: name one")
+    ),
 )
-async def show_image(name: NamePath, svc: Svc, _: Viewer, host: HostQuery = None) -> ImageInfo:
-    return await svc.images.get(name, host)
+async def show_image(
+    name: NamePath, svc: Svc, _: Viewer, host: HostQuery = None, domain: DomainQuery = None
+) -> ImageInfo:
+    return await svc.images.get(name, host, domain)
 
 
 async def _body(request: Request, total: int) -> AsyncIterator[bytes]:
@@ -76,8 +91,13 @@ def _content_length(request: Request) -> int | None:
     response_model=ImageUploaded,
     openapi_extra=_UPLOAD_BODY,
     responses=on_host(
-        (404, "no such host"),
-        (409, "the name is taken, the pool lacks the room, or the upload was cancelled"),
+        (404, "no such host or domain"),
+        (
+            409,
+            "the name is taken, the place lacks the room, the domain keeps no images (iscsi) "
+            "or none of that kind (kernel images on nfs), the host does not reach the domain, "
+            "or the upload was cancelled",
+        ),
         (411, "no Content-Length"),
         (422, "not an image of the kind asked (e.g. not an ISO)"),
         (504, "no data for 60 s"),
@@ -89,28 +109,41 @@ async def upload_image(
     response: Response,
     svc: Svc,
     who: Operator,
-    host: Annotated[Name | None, Query(description="target host (default: the first)")] = None,
+    host: Annotated[
+        Name | None,
+        Query(
+            description="target host (local domain; default: the first), or the host the "
+            "upload goes through (another domain; default: any host reaching it)"
+        ),
+    ] = None,
+    domain: Annotated[
+        Name | None, Query(description="target storage domain (default: local)")
+    ] = None,
     kind: Annotated[
         ImageKind | None, Query(description="iso or disk (default: what the bytes are)")
     ] = None,
 ) -> ImageUploaded | Response:
-    """Upload an image: the request body is streamed into a new volume of the host's pool, as a
-    task (``image.upload``, target ``HOST/NAME``) whose progress others can follow and cancel.
+    """Upload an image: the request body is streamed into a new volume of the host's pool (or of
+    storage domain ``domain``: shared-dir through its libvirt pool, nfs through the host
+    agent, nothing staged on the host's disk), as a task (``image.upload``, target
+    ``HOST/NAME`` or ``DOMAIN/NAME``) whose progress others can follow and cancel.
     Answers once the image is complete. Checked before any volume exists: the name is free,
     the pool has room for ``Content-Length`` bytes, and the first 32 KiB are the kind asked
     (ISO 9660/UDF for ``iso``; for ``disk`` qcow2 without backing file, or raw). Any failure
     (client gone, cancel, host error) deletes the partial volume. Never overwrites."""
-    request.state.audit_target = f"{host}/{name}" if host else name
+    request.state.audit_target = f"{domain or host}/{name}" if domain or host else name
     total = _content_length(request)
     if total is None:
         detail = "send the image with a Content-Length header (chunked uploads are refused)"
         request.state.problem_detail = detail
         return problem(411, "Length required", detail)
     uploaded = await svc.images.upload(
-        who, name, host_name=host, kind=kind, total=total, chunks=_body(request, total)
-    )
+        who, name, host_name=host, kind=kind, total=total, chunks=_body(request, total),
+        domain=domain,
+    )  # fmt: skip
     image = uploaded.image
-    response.headers["Location"] = f"/api/v1/images/{image.name}?host={image.host}"
+    where = f"host={image.host}" if image.host else f"domain={image.domain}"
+    response.headers["Location"] = f"/api/v1/images/{image.name}?{where}"
     return uploaded
 
 
@@ -118,12 +151,19 @@ async def upload_image(
     "/images/{name}",
     name="image.delete",
     status_code=204,
-    responses=on_host((404, "no such image or host"), (409, "a VM uses it, or it is uploading")),
+    responses=on_host(
+        (404, "no such image, host or domain"), (409, "a VM uses it, or it is uploading")
+    ),
 )
 async def delete_image(
-    name: NamePath, request: Request, svc: Svc, who: Operator, host: HostQuery = None
+    name: NamePath,
+    request: Request,
+    svc: Svc,
+    who: Operator,
+    host: HostQuery = None,
+    domain: DomainQuery = None,
 ) -> Response:
     """Delete an image; refused (409) while a VM uses it or an upload runs."""
-    request.state.audit_target = f"{host}/{name}" if host else name
-    await svc.images.delete(who, name, host)
+    request.state.audit_target = f"{domain or host}/{name}" if domain or host else name
+    await svc.images.delete(who, name, host, domain)
     return Response(status_code=204)

@@ -46,15 +46,22 @@ class PoolRoom:
 
     @asynccontextmanager
     async def promise(
-        self, host: str, image: str, total: int, free_bytes: Callable[[], Awaitable[int]]
+        self,
+        host: str,
+        image: str,
+        total: int,
+        free_bytes: Callable[[], Awaitable[int]],
+        where: str | None = None,
     ) -> AsyncIterator[Promise]:
-        """Promise ``total`` bytes of ``host``'s pool to the upload of ``image`` for the time
-        of the ``with``; InsufficientResources, naming the free space, if they are not there."""
+        """Promise ``total`` bytes of ``host``'s pool (or of the place ``host`` keys, named
+        ``where``: a shared storage domain) to the upload of ``image`` for the time of the
+        ``with``; InsufficientResources, naming the free space, if they are not there."""
         async with self._locks.setdefault(host, asyncio.Lock()):
             free = await free_bytes()
             promised = self.promised(host)
             if total > free - promised:
-                raise InsufficientResources(_refusal(host, image, total, free, promised))
+                pool = where or f"host {host!r} in Corral's storage pool"
+                raise InsufficientResources(_refusal(pool, image, total, free, promised))
             mine = Promise(total)
             self._promises.setdefault(host, []).append(mine)
         try:
@@ -63,17 +70,23 @@ class PoolRoom:
             self._promises[host].remove(mine)
 
 
-def _refusal(host: str, image: str, total: int, free: int, promised: int) -> str:
+def _refusal(pool: str, image: str, total: int, free: int, promised: int) -> str:
     need, have = size_text(total), size_text(free)
     if need == have:
         need, have = f"{total} bytes", f"{free} bytes"
     if not promised:
         return (
-            f"host {host!r} has {have} free in Corral's storage pool, image {image!r} needs "
+            f"{_has(pool, have)}, image {image!r} needs "
             f"{need}: free space there or upload to another host"
         )
     return (
-        f"host {host!r} has {have} free in Corral's storage pool, of which "
+        f"{_has(pool, have)}, of which "
         f"{size_text(promised)} is promised to uploads still running there; image {image!r} "
         f"needs {need}: wait for those uploads, free space there or upload to another host"
     )
+
+
+def _has(pool: str, have: str) -> str:
+    """'host 'h1' has 3 GiB free in Corral's storage pool', 'storage domain 'nfs' has …'."""
+    place, _, rest = pool.partition(" in ")
+    return f"{place} has {have} free" + (f" in {rest}" if rest else "")

@@ -2,16 +2,17 @@
 
 Order of work (nothing is left behind by a refusal or a failure):
 
-1. :meth:`Upload.check`: the size is known (``Content-Length``) and not zero, the name is free on
-   the host (for either kind), the pool has room for the whole image besides what is promised
-   to the uploads already running there (``room.py``): the upload promises itself that room
-   until it ends.
+1. :meth:`Upload.check`: the size is known (``Content-Length``) and not zero, the name is free in
+   the place (a host's pool, or a shared storage domain; for any kind), the place keeps images
+   of the kind asked, it has room for the whole image besides what is promised to the uploads
+   already running there (``room.py``): the upload promises itself that room until it ends.
 2. :meth:`Upload.run` reads the head of the body (``HEAD_BYTES``, 32 KiB and a bit, enough for
    the ISO 9660 signature) and decides the kind and format from it: an upload that is not an ISO
    where one is expected, a qcow2 image with a backing file, a VMDK… are refused here.
-3. Only then a task (``image.upload``, target ``HOST/NAME``) creates the volume and streams the
-   body into it, reporting ``bytes_done``/``bytes_total`` as it arrives. A client that goes away
-   or falls silent for ``IDLE_TIMEOUT_S``, a cancel, or a host failure deletes the partial volume.
+3. Only then a task (``image.upload``, target ``HOST/NAME`` or ``DOMAIN/NAME``) creates the
+   volume and streams the body into it (an nfs domain's through the host agent), reporting
+   ``bytes_done``/``bytes_total`` as it arrives. A client that goes away or falls silent for
+   ``IDLE_TIMEOUT_S``, a cancel, or a host failure deletes the partial volume.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.errors import (
     Cancelled,
@@ -32,10 +33,14 @@ from corral.model.image import ImageKind
 from corral.model.task import TaskInfo, TaskState
 from corral.services.audit import AuditService
 from corral.services.images._names import image_volume
+from corral.services.images.places import ImagePlace, kind_refusal
 from corral.services.images.room import PoolRoom, Promise, size_text
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext, TaskService
-from corral.virt import HEAD_BYTES, ImageProbe, LibvirtHost, VolumeWriter, probe_header
+from corral.virt import HEAD_BYTES, ImageProbe, probe_header
+
+if TYPE_CHECKING:  # corral.services.storage imports the image library
+    from corral.services.storage.driver import ImageWriter
 
 #: Bytes handed to libvirt at a time (the body arrives in pieces of ~64 KiB).
 BLOCK_BYTES = 1024 * 1024
@@ -81,11 +86,11 @@ async def _next(chunks: AsyncIterator[bytes]) -> bytes | None:
 
 
 class Upload:
-    """One upload of image ``name`` (``total`` bytes) to ``host``."""
+    """One upload of image ``name`` (``total`` bytes) to ``place``."""
 
     def __init__(
         self,
-        host: LibvirtHost,
+        place: ImagePlace,
         name: str,
         kind: ImageKind | None,
         total: int,
@@ -94,7 +99,7 @@ class Upload:
         audit: AuditService,
         room: PoolRoom,
     ) -> None:
-        self.host = host
+        self.place = place
         self.name = name
         self.kind = kind
         self.total = total
@@ -106,23 +111,25 @@ class Upload:
 
     @property
     def target(self) -> str:
-        return f"{self.host.name}/{self.name}"
+        return self.place.target(self.name)
 
     @asynccontextmanager
     async def check(self) -> AsyncIterator[Promise]:
-        """What needs no byte of the body: size, name, room in the pool (promised to this
-        upload until the ``with`` ends)."""
+        """What needs no byte of the body: size, name, kind, room in the place (promised to
+        this upload until the ``with`` ends)."""
+        place = self.place
         if self.total <= 0:
             raise InvalidRequest("the body is empty: send the image's bytes")
+        if self.kind is not None and (why := kind_refusal(place.domain, place.kind, self.kind)):
+            raise Conflict(why)
         for kind in ImageKind:
-            if await self.host.storage.volume_exists(image_volume(kind, self.name)):
+            if await place.volume_exists(image_volume(kind, self.name)):
                 raise Conflict(
-                    f"host {self.host.name!r} already has an image named {self.name!r}: "
+                    f"{place.where} already has an image named {self.name!r}: "
                     "choose another name or delete that image first"
                 )
-        room = self._room.promise(
-            self.host.name, self.name, self.total, self.host.storage.pool_free_bytes
-        )
+        where = place.where if place.shared else None
+        room = self._room.promise(place.key, self.name, self.total, place.free_bytes, where)
         async with room as promise:
             yield promise
 
@@ -183,7 +190,8 @@ class Upload:
             except CorralError as exc:
                 failure.append(exc)
                 raise
-            return {"image": self.name, "host": self.host.name, "kind": kind.value,
+            return {"image": self.name, "domain": self.place.domain,
+                    "host": self.place.host.name, "kind": kind.value,
                     "format": probe.format, "bytes": self.total}  # fmt: skip
 
         phase = f"receiving {kind.value} image {self.name}"
@@ -205,7 +213,7 @@ class Upload:
     ) -> None:
         total = self.total
         ctx.report(0.0, bytes_done=0, bytes_total=total)
-        writer: VolumeWriter = await self.host.storage.open_upload(
+        writer: ImageWriter = await self.place.open_upload(
             volume, probe.format, probe.capacity, total
         )
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from corral.model.storage_domain import DiskSource, OperationSupport, StorageDomainKind
 from corral.virt import LibvirtHost, VolumeRef
@@ -19,6 +19,23 @@ from corral.virt import LibvirtHost, VolumeRef
 #: ``await agent(host_name, op, args, timeout_s=…)``: one host-agent call (see the host agent's
 #: manager side); raises a Corral error naming the host, the op and the agent's message.
 AgentCall = Callable[..., Awaitable[dict[str, Any]]]
+#: ``await agent_stream(host_name, op, args, timeout_s=…)``: a host-agent call with a body
+#: (``corral.services.host_agent_stream.AgentStream``).
+AgentStreamCall = Callable[..., Awaitable[Any]]
+
+
+class ImageWriter(Protocol):
+    """Fills a new volume with an upload's bytes: ``finish`` once all are written, else
+    ``abort``, which removes it (an upload leaves a whole volume or none)."""
+
+    @property
+    def done(self) -> int: ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def finish(self) -> object: ...
+
+    async def abort(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -37,9 +54,10 @@ class DomainConfig:
 @dataclass(frozen=True)
 class DriverContext:
     """What Corral hands every driver besides its domain: the host-agent call (None while
-    no agent service is wired)."""
+    no agent service is wired) and the one with a body (uploads into nfs)."""
 
     agent: AgentCall | None = None
+    agent_stream: AgentStreamCall | None = None
 
 
 @dataclass(frozen=True)
@@ -114,3 +132,15 @@ class StorageDriver(Protocol):
     def disk_source(self, host: LibvirtHost, volume: VolumeRef) -> DiskSource: ...
 
     def holds(self, disk_path: str) -> bool: ...
+
+
+@runtime_checkable
+class UploadTarget(Protocol):
+    """A driver that takes uploads (the image library's): kinds whose ``operations`` say
+    ``upload`` is supported implement it too."""
+
+    async def open_upload(
+        self, host: LibvirtHost, name: str, fmt: str, capacity_bytes: int, total_bytes: int
+    ) -> ImageWriter:
+        """Volume ``name`` made (never over another) to take exactly ``total_bytes``."""
+        ...

@@ -1,4 +1,5 @@
-"""CD-ROM media: insert an ISO image of the VM's host, or eject, on a running or shut-off VM.
+"""CD-ROM media: insert an ISO image of the VM's host (or of a shared storage domain it
+reaches), or eject, on a running or shut-off VM.
 
 Every check happens before libvirt is asked: an unknown image, one of another host or a disk
 image is refused and the VM stays as it was. A shut-off VM without a CD-ROM drive gets one; a
@@ -27,7 +28,6 @@ class VmMedia:
             if req.image is None:
                 await host.change_media(record.uuid, None)
             else:
-                async with self._images.hold(host.name, req.image, f"insertion into VM {name}"):
-                    image = await self._images.iso_for(host, req.image, vm=name)
+                async with self._images.inserting(host, req.image, vm=name) as image:
                     await host.change_media(record.uuid, image.path)
         return await self._inventory.get(name)

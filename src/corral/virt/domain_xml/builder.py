@@ -99,7 +99,8 @@ def disk_element(volume: VolumeRef, target: str, bus: DiskBus) -> Disk:
 def cdrom_disk(
     path: str | None, target: str, bus: DiskBus = CDROM_BUS, *, relabel: bool = True
 ) -> Disk:
-    """A read-only CD-ROM drive holding ``path`` (None: an empty drive, media inserted later).
+    """A read-only CD-ROM drive holding ``path`` (None: an empty drive, media inserted later;
+    an ``nfs://`` URL: an ISO image of an nfs storage domain, read by QEMU's NFS client).
     ``relabel=False`` for a host file outside Corral's pool: libvirt must not change its owner
     or label (a 0600 root file stayed owned by QEMU's user after the VM stopped)."""
     disk = Disk()
@@ -107,8 +108,12 @@ def cdrom_disk(
     disk.device = Disk.DEVICE_CDROM
     disk.driver_name = "qemu"
     disk.driver_type = "raw"
-    disk.source_file = path
-    if path is not None and not relabel:
+    network = network_source(path) if path is not None else None
+    if network is not None:
+        disk.set_network_source(network)
+    else:
+        disk.source_file = path
+    if path is not None and network is None and not relabel:
         disk.source_seclabel_model = "dac"
         disk.source_seclabel_relabel = "no"
     disk.target_dev = target

@@ -1,5 +1,5 @@
-"""The image library page: every host's images, upload (by script, straight to the API) and
-delete."""
+"""The image library page: every host's images and each shared storage domain's, upload (by
+script, straight to the API) and delete."""
 
 from __future__ import annotations
 
@@ -23,7 +23,23 @@ async def _context(svc: Services, **extra: Any) -> dict[str, Any]:
     except CorralError as exc:
         images, note = [], exc.message
     hosts = [h.name for h in svc.hosts.all()]
-    return {"active": "images", "images": images, "hosts": hosts, "note": note, **extra}
+    domains = await _upload_domains(svc)
+    return {"active": "images", "images": images, "hosts": hosts, "domains": domains,
+            "note": note, **extra}  # fmt: skip
+
+
+async def _upload_domains(svc: Services) -> list[str]:
+    """The domains an upload may go to: local first, then those whose kind keeps images."""
+    try:
+        domains = await svc.storage.list_domains()
+    except CorralError:
+        return ["local"]
+    takes = [
+        d.name
+        for d in domains
+        if any(o.operation == "upload" and o.supported for o in d.operations)
+    ]
+    return sorted(takes, key=lambda name: (name != "local", name))
 
 
 @router.get("/images", name="ui.images")
@@ -44,9 +60,11 @@ async def delete_image(
     name: str,
     who: PageOperator,
     host: Annotated[str, Form(max_length=63)] = "",
+    domain: Annotated[str, Form(max_length=63)] = "",
 ) -> HTMLResponse:
     svc: Services = request.app.state.services
-    request.state.audit_target = f"{host}/{name}" if host else name
-    await svc.images.delete(who, name, host or None)
+    where = host or (domain if domain != "local" else "")
+    request.state.audit_target = f"{where}/{name}" if where else name
+    await svc.images.delete(who, name, host or None, domain or None)
     context = await _context(svc, notice=f"deleted image {name}")
     return render(request, "fragments/image_list.html", context)

@@ -1,4 +1,4 @@
-// The Images page: upload a file into a host's library with a progress bar.
+// The Images page: upload a file into a host's library or a storage domain, with a progress bar.
 "use strict";
 import { imageName, isIso, sizeText, uploadImage, UploadProgress } from "/static/upload.js";
 
@@ -20,6 +20,7 @@ form.addEventListener("submit", async (event) => {
   const name = nameInput.value.trim() || imageName(file.name);
   const kind = document.getElementById("upload-kind").value;
   const host = document.getElementById("upload-host").value;
+  const domain = document.getElementById("upload-domain").value;
   if (kind === "iso" && !(await isIso(file))) {
     progress.show("refused", `${file.name} is not an ISO image (no ISO 9660 or UDF signature)`);
     return;
@@ -28,12 +29,13 @@ form.addEventListener("submit", async (event) => {
   progress.show("uploading", `uploading ${name}…`, 0);
   try {
     const answer = await uploadImage(file, {
-      name, host, kind,
+      name, host, kind, domain,
       onProgress: (sent, total) => progress.show(
         "uploading", `uploading ${name}: ${sizeText(sent)} of ${sizeText(total)}`, sent / total),
     });
     const image = answer.image;
-    progress.show("done", `uploaded ${image.kind} image ${image.name} to host ${image.host}`, 1);
+    const where = image.host ? `host ${image.host}` : `storage domain ${image.domain}`;
+    progress.show("done", `uploaded ${image.kind} image ${image.name} to ${where}`, 1);
     form.reset();
     nameInput.placeholder = "name (default: the file's)";
     document.body.dispatchEvent(new CustomEvent("corral-uploaded"));

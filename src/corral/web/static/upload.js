@@ -43,10 +43,13 @@ async function problemDetail(response) {
 
 // PUT `file` as image `name` (host and kind optional). `onProgress(sent, total)` follows the
 // bytes the browser has sent. Resolves with the API's answer ({image, task}).
-export function uploadImage(file, { name, host = "", kind = "", onProgress = () => {} }) {
+export function uploadImage(
+  file, { name, host = "", kind = "", domain = "", onProgress = () => {} },
+) {
   return new Promise((resolve, reject) => {
     const params = new URLSearchParams();
     if (host) params.set("host", host);
+    if (domain && domain !== "local") params.set("domain", domain);
     if (kind) params.set("kind", kind);
     const xhr = new XMLHttpRequest();
     xhr.open("PUT", `/api/v1/images/${encodeURIComponent(name)}?${params}`);

@@ -35,7 +35,9 @@ _WHY_NOT = {
     VolumeOperation.DELETE_VOLUME: ON_THE_TARGET.format("removed"),
     VolumeOperation.LINKED_CLONE: "a LUN is a raw block device: it cannot stand on another",
     VolumeOperation.SNAPSHOT: "a LUN is a raw block device: it has no internal snapshots",
-    VolumeOperation.UPLOAD: "uploading into a LUN is not supported yet",
+    VolumeOperation.UPLOAD: "images are not kept on iscsi domains: LUNs are made on the "
+    "target, and a LUN holds one disk, not a library of files (upload to a local, "
+    "shared-dir or nfs domain)",
 }
 
 

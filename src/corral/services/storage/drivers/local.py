@@ -11,7 +11,13 @@ from corral.model.storage_domain import (
     StorageDomainKind,
     VolumeOperation,
 )
-from corral.services.storage.driver import DomainConfig, DriverContext, ReachResult, operation
+from corral.services.storage.driver import (
+    DomainConfig,
+    DriverContext,
+    ImageWriter,
+    ReachResult,
+    operation,
+)
 from corral.services.storage.registry import register
 from corral.virt import LibvirtHost, VolumeRef
 
@@ -56,6 +62,11 @@ class LocalDriver:
 
     async def delete_volume(self, host: LibvirtHost, name: str) -> None:
         await host.storage.delete_volume(name)
+
+    async def open_upload(
+        self, host: LibvirtHost, name: str, fmt: str, capacity_bytes: int, total_bytes: int
+    ) -> ImageWriter:
+        return await host.storage.open_upload(name, fmt, capacity_bytes, total_bytes)
 
     def disk_source(self, host: LibvirtHost, volume: VolumeRef) -> DiskSource:
         return DiskSource(file=volume.path, format=volume.format)

@@ -19,7 +19,13 @@ from corral.model.storage_domain import (
     StorageDomainKind,
     VolumeOperation,
 )
-from corral.services.storage.driver import DomainConfig, DriverContext, ReachResult, operation
+from corral.services.storage.driver import (
+    DomainConfig,
+    DriverContext,
+    ImageWriter,
+    ReachResult,
+    operation,
+)
 from corral.services.storage.registry import register
 from corral.virt import LibvirtHost, VolumeRef
 from corral.virt.domain_xml.disk import NetworkSource, network_source
@@ -29,8 +35,27 @@ AGENT_TIMEOUT_S = 60.0
 _WHY_NOT = {
     VolumeOperation.SNAPSHOT: "libvirt 9.0 takes internal snapshots of file disks only, not of "
     "network disks",
-    VolumeOperation.UPLOAD: "uploading into an nfs domain is not supported yet",
 }
+
+
+class _AgentWriter:
+    """An upload streamed to the host agent's ``nfs.write`` (``AgentStream``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    @property
+    def done(self) -> int:
+        return int(self._stream.done)
+
+    async def write(self, data: bytes) -> None:
+        await self._stream.write(data)
+
+    async def finish(self) -> object:
+        return await self._stream.finish()
+
+    async def abort(self) -> None:
+        await self._stream.abort()
 
 
 class NfsDriver:
@@ -115,6 +140,22 @@ class NfsDriver:
     async def delete_volume(self, host: LibvirtHost, name: str) -> None:
         await self._existing(host, name)
         await self._call(host, "nfs.delete", name=name)
+
+    async def open_upload(
+        self, host: LibvirtHost, name: str, fmt: str, capacity_bytes: int, total_bytes: int
+    ) -> ImageWriter:
+        """The bytes stream through the agent into the export (no libvirt pool for nfs, and
+        nothing staged on the host's disk); the file appears under ``name`` once complete."""
+        if self._context.agent_stream is None:
+            raise Conflict("this Corral has no host agent service: nfs domains need it")
+        if name in await self._names(host):
+            raise Conflict(f"storage domain {self.config.name} already has a volume {name}")
+        args = {"server": self.server, "export": self.export, "name": name,
+                "size_bytes": total_bytes}  # fmt: skip
+        stream = await self._context.agent_stream(
+            host.name, "nfs.write", args, timeout_s=AGENT_TIMEOUT_S
+        )
+        return _AgentWriter(stream)
 
     async def _existing(self, host: LibvirtHost, name: str) -> None:
         if name not in await self._names(host):

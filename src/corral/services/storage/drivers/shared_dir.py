@@ -20,7 +20,13 @@ from corral.model.storage_domain import (
     StorageDomainKind,
     VolumeOperation,
 )
-from corral.services.storage.driver import DomainConfig, DriverContext, ReachResult, operation
+from corral.services.storage.driver import (
+    DomainConfig,
+    DriverContext,
+    ImageWriter,
+    ReachResult,
+    operation,
+)
 from corral.services.storage.registry import register
 from corral.virt import LibvirtHost, VolumeRef
 from corral.virt.domain_pools import POOL_PREFIX
@@ -141,6 +147,12 @@ class SharedDirDriver:
     async def delete_volume(self, host: LibvirtHost, name: str) -> None:
         self._not_marker(name)
         await self._pool(host).delete_volume(name)
+
+    async def open_upload(
+        self, host: LibvirtHost, name: str, fmt: str, capacity_bytes: int, total_bytes: int
+    ) -> ImageWriter:
+        self._not_marker(name)
+        return await self._pool(host).open_upload(name, fmt, capacity_bytes, total_bytes)
 
     def _not_marker(self, name: str) -> None:
         if name == MARKER:

@@ -1,0 +1,178 @@
+"""The image library in an ``nfs`` storage domain on the test bed (nfs-ganesha in its storage
+namespace): an ISO uploaded through h1 (streamed to h1's host agent, written into the export
+with QEMU's NFS client, nothing staged on h1's disk) is one image of the domain, listed once;
+a new VM on h3 boots from it as a network CD-ROM (``<disk type='network' device='cdrom'>``).
+An upload that ends early leaves nothing in the export; kernel images and iscsi domains are
+refused with the reason."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import libvirt
+import pytest
+from lxml import etree
+
+from corral.testbed.corral_server import CorralServer
+from corral.testbed.guest_domains import wait_until
+from corral.testbed.guest_images import ISOLINUX_BANNER, IsoGuest, KernelGuest
+from corral.testbed.multihost import MultiHostTestbed
+from corral.testbed.storage_server import EXPORT, StorageServer
+from tests.integration.api._support import wait_log, wait_task
+
+pytestmark = pytest.mark.integration
+DOMAIN = "img-nfs"
+VM = "img-nfs-vm"
+MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def api(multihost_corral: CorralServer) -> Iterator[httpx.Client]:
+    with multihost_corral.client() as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def nfs_domain(api: httpx.Client, storage_server: StorageServer) -> Iterator[str]:
+    body = {"kind": "nfs", "name": DOMAIN, "server": storage_server.address, "export": EXPORT}
+    made = api.post("/storage-domains", json=body)
+    assert made.status_code == 201, made.text
+    yield DOMAIN
+    api.post(f"/vms/{VM}/stop")
+    api.delete(f"/vms/{VM}")
+    for image in api.get("/images", params={"domain": DOMAIN}).json():
+        api.delete(f"/images/{image['name']}", params={"domain": DOMAIN})
+    api.delete(f"/storage-domains/{DOMAIN}")
+
+
+def _upload_task(api: httpx.Client, target: str) -> dict[str, object]:
+    tasks = api.get("/tasks").json()
+    return next(t for t in tasks if t["kind"] == "image.upload" and t["target"] == target)
+
+
+def _cdrom_of(testbed: MultiHostTestbed, host: str, vm: str) -> etree._Element:
+    conn = libvirt.open(testbed.host(host).unix_uri)
+    try:
+        xml = conn.lookupByName(vm).XMLDesc(0)
+    finally:
+        conn.close()
+    [cdrom] = etree.fromstring(xml.encode()).xpath("./devices/disk[@device='cdrom']")
+    return cdrom
+
+
+def test_an_iso_uploaded_into_nfs_on_h1_boots_a_new_vm_on_h3(
+    api: httpx.Client,
+    iso_guest: IsoGuest,
+    nfs_domain: str,
+    storage_server: StorageServer,
+    testbed: MultiHostTestbed,
+) -> None:
+    data = iso_guest.iso.read_bytes()
+    answer = api.put(
+        "/images/boot.iso",
+        params={"domain": nfs_domain, "host": "h1", "kind": "iso"},
+        content=data,
+    )
+    assert answer.status_code == 201, answer.text
+    image = answer.json()["image"]
+    url = f"nfs://{storage_server.address}{EXPORT}/_iso.boot.iso"
+    assert (image["domain"], image["host"], image["kind"]) == (nfs_domain, None, "iso")
+    assert image["path"] == url and image["capacity_bytes"] == len(data)
+    assert answer.headers["location"] == f"/api/v1/images/boot.iso?domain={nfs_domain}"
+    stored = storage_server.export_dir / "_iso.boot.iso"
+    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(data).digest()
+    task = _upload_task(api, f"{nfs_domain}/boot.iso")
+    assert task["state"] == "succeeded" and task["bytes_done"] == len(data), task
+    assert task["result"]["host"] == "h1", task  # type: ignore[index]
+    # One image for the whole domain: listed once, whichever host is asked.
+    listed = [i for i in api.get("/images").json() if i["name"] == "boot.iso"]
+    assert [(i["domain"], i["host"]) for i in listed] == [(nfs_domain, None)]
+    through_h3 = api.get("/images", params={"host": "h3"}).json()
+    assert [i["domain"] for i in through_h3 if i["name"] == "boot.iso"] == [nfs_domain]
+
+    spec = {"name": VM, "vcpus": 1, "memory_mib": 256, "host": "h3", "cdrom": "boot.iso",
+            "boot": {"source": "cdrom"}, "disks": [], "nics": [], "start": True}  # fmt: skip
+    made = api.post("/vms", json=spec)
+    assert made.status_code == 201, made.text
+    assert made.json()["host"] == "h3"
+    wait_log(api, VM, ISOLINUX_BANNER.encode(), timeout=120)
+    wait_log(api, VM, rb"corral\.bootsrc=cdrom", timeout=120)
+    wait_log(api, VM, rb"CORRAL-GUEST-BOOTED", timeout=180)
+    cdrom = _cdrom_of(testbed, "h3", VM)
+    source = cdrom.find("source")
+    assert cdrom.get("type") == "network" and source is not None
+    assert (source.get("protocol"), source.get("name")) == ("nfs", f"{EXPORT}/_iso.boot.iso")
+
+    shown = api.get("/images/boot.iso").json()
+    assert shown["used_by"] == [VM]
+    refused = api.delete("/images/boot.iso", params={"domain": nfs_domain})
+    assert refused.status_code == 409 and VM in refused.json()["detail"], refused.text
+    assert api.post(f"/vms/{VM}/stop").status_code == 200
+    assert api.delete(f"/vms/{VM}").status_code == 204
+    gone = api.delete("/images/boot.iso", params={"domain": nfs_domain})
+    assert gone.status_code == 204, gone.text
+    assert not stored.exists()
+
+
+def _raw_upload(corral: CorralServer, path: str, total: int, first: bytes) -> socket.socket:
+    """Start an upload by hand: headers for ``total`` bytes, then only ``first``."""
+    sock = socket.create_connection(("127.0.0.1", corral.port))
+    head = (
+        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {corral.token}\r\nContent-Length: {total}\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    )
+    sock.sendall(head.encode() + first)
+    return sock
+
+
+def test_an_nfs_upload_that_ends_early_leaves_nothing_in_the_export(
+    multihost_corral: CorralServer,
+    api: httpx.Client,
+    iso_guest: IsoGuest,
+    nfs_domain: str,
+    storage_server: StorageServer,
+) -> None:
+    data = iso_guest.iso.read_bytes()
+    path = f"/api/v1/images/gone.iso?kind=iso&domain={nfs_domain}&host=h2"
+    sock = _raw_upload(multihost_corral, path, len(data), data[: 4 * MIB])
+
+    def running() -> dict[str, object] | None:
+        tasks = [t for t in api.get("/tasks").json() if t["target"] == f"{nfs_domain}/gone.iso"]
+        return tasks[0] if tasks and tasks[0]["bytes_done"] else None
+
+    task = wait_until(running, 60, "the upload into nfs to be under way", interval=0.1)
+    # The agent writes into a hidden file while the bytes arrive: not an image yet.
+    assert api.get("/images/gone.iso").status_code == 404
+    sock.close()
+    final = wait_task(api, str(task["id"]), timeout=120)
+    assert final["state"] == "failed", final
+    assert "nothing was kept" in str(final["error"]), final
+    leftovers = [p.name for p in storage_server.export_dir.iterdir() if "gone" in p.name
+                 or p.name.startswith(".corral-upload-")]  # fmt: skip
+    assert leftovers == []
+    assert api.get("/images/gone.iso").status_code == 404
+
+
+def test_kernel_images_in_nfs_and_images_in_iscsi_are_refused_with_the_reason(
+    api: httpx.Client, kernel_guest: KernelGuest, nfs_domain: str, storage_server: StorageServer
+) -> None:
+    data = Path(kernel_guest.kernel).read_bytes()[: 2 * MIB]
+    kernel = api.put("/images/vmlinuz", params={"domain": nfs_domain, "kind": "kernel"},
+                     content=data)  # fmt: skip
+    assert kernel.status_code == 409, kernel.text
+    assert "keeps no kernel images: direct kernel boot reads" in kernel.json()["detail"]
+    body = {"kind": "iscsi", "name": "img-san", "portal": storage_server.portal,
+            "target": storage_server.iqn}  # fmt: skip
+    assert api.post("/storage-domains", json=body).status_code == 201
+    try:
+        lun = api.put("/images/x.iso", params={"domain": "img-san"}, content=data)
+        assert lun.status_code == 409, lun.text
+        assert "LUNs are made on the target" in lun.json()["detail"]
+    finally:
+        api.delete("/storage-domains/img-san")
+    assert not [p for p in storage_server.export_dir.iterdir() if p.name.startswith("_kernel.")]
