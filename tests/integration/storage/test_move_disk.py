@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +62,41 @@ def _move(client: httpx.Client, body: dict[str, Any], disk: str = "vda") -> http
     return client.post(f"/vms/{VM}/disks/{disk}/move", json=body)
 
 
-def _persistent_disk(conn: libvirt.virConnect) -> str:
-    xml = conn.lookupByName(VM).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+class Domain:
+    """The VM's libvirt domain, through a fresh connection per look (a connection left idle
+    while a move runs is closed by libvirtd's keepalive: nothing here answers its probes)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def _look(self, fn: Callable[[libvirt.virDomain], Any]) -> Any:
+        conn = libvirt.open(self.uri)
+        try:
+            return fn(conn.lookupByName(VM))
+        finally:
+            conn.close()
+
+    def xml(self, flags: int = 0) -> str:
+        return str(self._look(lambda d: d.XMLDesc(flags)))
+
+    def job(self) -> Any:
+        return self._look(lambda d: d.blockJobInfo("vda", 0))
+
+
+@pytest.fixture
+def conn(private_libvirtd: PrivateLibvirtd) -> Domain:
+    return Domain(private_libvirtd.uri)
+
+
+def _persistent_disk(conn: Domain) -> str:
+    xml = conn.xml(libvirt.VIR_DOMAIN_XML_INACTIVE)
     return xml.split("<source file='")[1].split("'")[0]
 
 
 def test_a_running_guest_keeps_writing_while_its_disk_moves_to_shared_dir(
     corral: CorralServer,
     client: httpx.Client,
-    conn: libvirt.virConnect,
+    conn: Domain,
     kernel_guest: KernelGuest,
     shared: Path,
     private_libvirtd: PrivateLibvirtd,
@@ -113,7 +139,7 @@ def test_a_running_guest_keeps_writing_while_its_disk_moves_to_shared_dir(
 
 
 def test_a_shut_off_disk_moves_back_by_volume_copy_keeping_its_source(
-    corral: CorralServer, client: httpx.Client, conn: libvirt.virConnect, shared: Path
+    corral: CorralServer, client: httpx.Client, conn: Domain, shared: Path
 ) -> None:
     assert client.post(f"/vms/{VM}/stop").status_code == 200
     source = disk_path(client, VM)
@@ -160,7 +186,7 @@ def test_no_room_in_the_target_domain_is_409_with_both_numbers(
 
 
 def test_a_cancelled_live_move_leaves_the_vm_on_its_disk_and_no_new_volume(
-    corral: CorralServer, client: httpx.Client, conn: libvirt.virConnect, shared: Path
+    corral: CorralServer, client: httpx.Client, conn: Domain, shared: Path
 ) -> None:
     shell = SerialShell(corral, VM)
     # 16 MiB the copy must carry, at 1 MiB/s: long enough to cancel it half-way.
@@ -183,14 +209,14 @@ def test_a_cancelled_live_move_leaves_the_vm_on_its_disk_and_no_new_volume(
     task = wait_task(client, task_id)
     assert task["state"] == "cancelled", task
     assert disk_path(client, VM) == where and _persistent_disk(conn) == where
-    assert "<mirror" not in conn.lookupByName(VM).XMLDesc(0)
+    assert "<mirror" not in conn.xml()
     after = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
     assert after == volumes
     assert records_on_disk(shell, 8) == 8  # the guest runs on, on its old disk
 
 
 def test_a_move_a_crashed_manager_left_running_is_resolved_at_start(
-    corral: CorralServer, client: httpx.Client, conn: libvirt.virConnect, shared: Path
+    corral: CorralServer, client: httpx.Client, conn: Domain, shared: Path
 ) -> None:
     where = disk_path(client, VM)
     volumes = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
@@ -201,7 +227,7 @@ def test_a_move_a_crashed_manager_left_running_is_resolved_at_start(
                "the copy to start", interval=0.2)  # fmt: skip
     corral.kill()  # no chance to clean up: the copy job runs on in QEMU
     try:
-        assert conn.lookupByName(VM).blockJobInfo("vda", 0)
+        assert conn.job()
     finally:
         corral.start()
     with corral.client() as fresh:
@@ -212,4 +238,4 @@ def test_a_move_a_crashed_manager_left_running_is_resolved_at_start(
         assert disk_path(fresh, VM) == where and _persistent_disk(conn) == where
         after = {v["name"] for v in fresh.get("/storage-domains/md-shared/volumes").json()}
         assert after == volumes
-    assert "<mirror" not in conn.lookupByName(VM).XMLDesc(0)
+    assert "<mirror" not in conn.xml()

@@ -264,14 +264,12 @@ class VmDiskMove(TaskUseCase):
         self, host: LibvirtHost, path: str
     ) -> tuple[str | None, StorageDriver | None]:
         """The domain holding the disk's volume (None: a file outside every domain)."""
-        for info in await self._domains.list_domains():
-            config = await self._domains.config(info.name)
-            driver = self._domains.driver(config)
-            if info.name == LOCAL_DOMAIN:
-                if path in {v.path for v in await driver.list_volumes(host)}:
-                    return info.name, driver
-            elif driver.holds(path):
-                return info.name, driver
+        held = (await self._domains.holders([path])).get(path)
+        if held is not None:
+            return held, self._domains.driver(await self._domains.config(held))
+        local = self._domains.driver(await self._domains.config(LOCAL_DOMAIN))
+        if path in {v.path for v in await local.list_volumes(host)}:
+            return LOCAL_DOMAIN, local
         return None, None
 
     # -- the task ----------------------------------------------------------------------------
