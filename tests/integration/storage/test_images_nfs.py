@@ -19,7 +19,7 @@ from lxml import etree
 
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_domains import wait_until
-from corral.testbed.guest_images import ISOLINUX_BANNER, IsoGuest, KernelGuest
+from corral.testbed.guest_images import ISOLINUX_BANNER, DiskGuest, IsoGuest, KernelGuest
 from corral.testbed.multihost import MultiHostTestbed
 from corral.testbed.storage_server import EXPORT, StorageServer
 from tests.integration.api._support import wait_log, wait_task
@@ -27,6 +27,7 @@ from tests.integration.api._support import wait_log, wait_task
 pytestmark = pytest.mark.integration
 DOMAIN = "img-nfs"
 VM = "img-nfs-vm"
+CLONE_VM = "img-nfs-clone"
 MIB = 2**20
 
 
@@ -42,8 +43,9 @@ def nfs_domain(api: httpx.Client, storage_server: StorageServer) -> Iterator[str
     made = api.post("/storage-domains", json=body)
     assert made.status_code == 201, made.text
     yield DOMAIN
-    api.post(f"/vms/{VM}/stop")
-    api.delete(f"/vms/{VM}")
+    for vm in (VM, CLONE_VM):
+        api.post(f"/vms/{vm}/stop")
+        api.delete(f"/vms/{vm}", params={"delete_disks": "true"})
     for image in api.get("/images", params={"domain": DOMAIN}).json():
         api.delete(f"/images/{image['name']}", params={"domain": DOMAIN})
     api.delete(f"/storage-domains/{DOMAIN}")
@@ -176,3 +178,37 @@ def test_kernel_images_in_nfs_and_images_in_iscsi_are_refused_with_the_reason(
     finally:
         api.delete("/storage-domains/img-san")
     assert not [p for p in storage_server.export_dir.iterdir() if p.name.startswith("_kernel.")]
+
+
+def test_a_disk_image_in_nfs_is_the_base_of_a_linked_clone_on_nfs(
+    api: httpx.Client, disk_guest: DiskGuest, nfs_domain: str, storage_server: StorageServer
+) -> None:
+    """The bootable disk guest uploaded as a disk image into the domain (through any host
+    reaching it); a VM placed by Corral gets a qcow2 clone standing on it in the export and
+    boots from it over NFS; the image is in use while the clone stands on it."""
+    data = disk_guest.disk.read_bytes()
+    answer = api.put("/images/nfs-base", params={"domain": nfs_domain, "kind": "disk"},
+                     content=data)  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["image"]["format"] == "qcow2"
+    root = {"name": "root", "base_image": "nfs-base", "domain": nfs_domain}
+    spec = {"name": CLONE_VM, "vcpus": 1, "memory_mib": 256, "nics": [], "start": True,
+            "disks": [root]}  # fmt: skip
+    made = api.post("/vms", json=spec)
+    assert made.status_code == 201, made.text
+    wait_log(api, CLONE_VM, rb"CORRAL-GUEST-BOOTED source=disk", timeout=180)
+    clone = storage_server.export_dir / f"{CLONE_VM}-root.qcow2"
+    assert clone.is_file() and clone.read_bytes()[:4] == b"QFI\xfb"
+    image = api.get("/images/nfs-base").json()
+    assert (image["domain"], image["used_by"]) == (nfs_domain, [CLONE_VM])
+    refused = api.delete("/images/nfs-base", params={"domain": nfs_domain})
+    assert refused.status_code == 409 and CLONE_VM in refused.json()["detail"], refused.text
+    assert api.post(f"/vms/{CLONE_VM}/stop").status_code == 200
+    gone = api.delete(f"/vms/{CLONE_VM}", params={"delete_disks": "true"})
+    assert gone.status_code == 204, gone.text
+    if clone.exists():  # deleting a VM keeps its nfs volumes (Corral-Notes says so)
+        volume = f"/storage-domains/{nfs_domain}/volumes/{clone.name}"
+        assert api.delete(volume).status_code == 204, gone.headers.get("corral-notes")
+    assert not clone.exists()
+    assert api.delete("/images/nfs-base", params={"domain": nfs_domain}).status_code == 204
+    assert not (storage_server.export_dir / "_disk.nfs-base").exists()

@@ -447,9 +447,9 @@ class ImageLibrary:
 
 
 def _usable(place: ImagePlace, kind: ImageKind) -> bool:
-    """Whether a VM on a host reaching ``place`` can use its images of ``kind``. Disk images
-    of a shared domain are not (yet) bases of a new VM's disks: linked clones are made in the
-    host's own pool, beside their base."""
+    """Whether a VM on a host reaching ``place`` can use its images of ``kind`` for what
+    ``holders`` asks about. A shared domain's disk images are bases of disks on that domain
+    only (the clone is made beside its base; ``image_needs`` leaves those disks out)."""
     return kind is not ImageKind.DISK and kind_refusal(place.domain, place.kind, kind) is None
 
 

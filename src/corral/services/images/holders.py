@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from corral.errors import Conflict, InvalidRequest, NotFound
 from corral.model.image import ImageKind
+from corral.model.storage_domain import LOCAL_DOMAIN
 from corral.model.vm import VmSpec
 from corral.services.images._names import image_volume
 from corral.virt import SERIAL_LOG_SUFFIX
@@ -45,7 +46,9 @@ def image_needs(spec: VmSpec) -> list[ImageNeed]:
             volume = image_volume(kernel, value)
             needs.append(ImageNeed(f"kernel image {value!r}", value, kernel, (volume,)))
     for disk in spec.disks:
-        if disk.base_image is not None:
+        # A disk on a storage domain stands on a base in that domain: placement keeps to the
+        # hosts reaching the domain, and creation looks the base up there.
+        if disk.base_image is not None and disk.domain == LOCAL_DOMAIN:
             # A pool volume of that name, as before the library existed, or a disk image.
             base, kind = disk.base_image, ImageKind.DISK
             if base.endswith(SERIAL_LOG_SUFFIX):

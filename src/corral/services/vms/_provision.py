@@ -136,10 +136,11 @@ async def _check_domain_disk(
             f"volume {volume!r} already exists in storage domain {domain}; delete it or choose "
             "another VM name"
         )
-    if disk.base_image is not None and disk.base_image not in names:
+    if disk.base_image is not None and domain_base(disk.base_image, names) is None:
         raise NotFound(
-            f"disk {disk.name!r}: base image {disk.base_image!r} is not a volume of storage "
-            f"domain {domain} (`corral volume list --domain {domain}`)"
+            f"disk {disk.name!r}: base image {disk.base_image!r} is neither a volume nor a disk "
+            f"image of storage domain {domain} (`corral volume list --domain {domain}`, "
+            f"`corral image list --domain {domain}`)"
         )
     if disk.size_gib is not None:
         size, free = int(disk.size_gib * GIB), await driver.free_bytes(host)
@@ -217,7 +218,18 @@ async def _domain_volume(
     if disk.size_gib is not None:
         return await driver.create_volume(host, name, int(disk.size_gib * GIB))
     assert disk.base_image is not None  # imports stay local (refused before)
-    return await driver.create_linked_clone(host, name, disk.base_image)
+    names = {v.name for v in await driver.list_volumes(host)}
+    base = domain_base(disk.base_image, names) or disk.base_image
+    return await driver.create_linked_clone(host, name, base)
+
+
+def domain_base(name: str, volumes: set[str]) -> str | None:
+    """The volume a domain disk's ``base_image`` means: a volume of that name, else the
+    domain's disk image ``name`` (the image library's ``_disk.NAME``)."""
+    for volume in (name, image_volume(ImageKind.DISK, name)):
+        if volume in volumes:
+            return volume
+    return None
 
 
 async def _import(
