@@ -9,6 +9,7 @@ from typing import Any
 
 import libvirt
 
+from corral.errors import HostError
 from corral.model.auth import Role
 from tests.unit.api.conftest import Api, running_api
 
@@ -234,3 +235,45 @@ def test_a_host_that_connects_gets_the_networks(tmp_path: Path) -> None:
             _wait_task(again, again.client.delete(f"{NETS}/net-back", headers=again.headers()))
     finally:
         conn.close()
+
+
+class _LostHostAgent:
+    """A host agent whose change cuts the host off: net.confirm never gets through."""
+
+    def __init__(self) -> None:
+        self.ops: list[str] = []
+
+    async def __call__(
+        self, host_name: str, op: str, args: dict[str, Any], *, timeout_s: float
+    ) -> dict[str, Any]:
+        self.ops.append(op)
+        if op == "net.confirm":
+            raise HostError(f"host agent on {host_name}: {op}: ssh: connection timed out")
+        return {"bridges": []}
+
+
+def test_a_change_that_cut_a_host_off_is_not_applied_again_on_reconnect(api: Api) -> None:
+    h = api.headers()
+    realiser = api.services.networks.realiser
+    agent, saved = _LostHostAgent(), realiser.agent
+    realiser.agent = agent
+    assert api.client.put("/api/v1/hosts/test/nics/eth1/labels/cut", headers=h).status_code == 200
+    try:
+        task = _create(api, name="br-cut", kind="bridge", uplink="cut")
+        assert task["state"] == "failed", task
+        [state] = _show(api, "br-cut")["hosts"]
+        assert state["state"] == "failed"
+        assert "could not reach host test after the change" in state["reason"]
+        assert "br-cut" not in _libvirt_networks()
+        sent = agent.ops.count("net.apply")
+        # The host reconnects: the same change is not made again (it rolled back by itself).
+        host = api.services.hosts.get("test")
+        api.client.portal.call(api.services.networks.on_host_connected, host)  # type: ignore[union-attr]
+        assert agent.ops.count("net.apply") == sent
+        # An administrator's apply tries again.
+        again = _wait_task(api, api.client.post(f"{NETS}/br-cut/apply", headers=h))
+        assert again["state"] == "failed" and agent.ops.count("net.apply") == sent + 1
+    finally:
+        realiser.agent = saved
+        _wait_task(api, api.client.delete(f"{NETS}/br-cut", headers=h))
+        api.client.delete("/api/v1/hosts/test/nics/eth1/labels/cut", headers=h)

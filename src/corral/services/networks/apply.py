@@ -65,6 +65,9 @@ class HostApply:
             plan.bridges = []
         #: Why the whole apply failed and was undone on this host (None: it was not).
         self.error: str | None = None
+        #: The host agent's part failed (its apply, or Corral could not confirm it): the
+        #: change may have cut the host off.
+        self.agent_failed = False
         self.outcomes: dict[str, Outcome] = {
             name: Outcome(NetworkHostState.FAILED, why) for name, why in plan.problems.items()
         }
@@ -132,7 +135,11 @@ class HostApply:
             "rollback_after_s": ROLLBACK_AFTER_S,
             "bridges": self._plan.bridges,
         }
-        await self._agent(self._host.name, "net.apply", args, timeout_s=AGENT_TIMEOUT_S)
+        try:
+            await self._agent(self._host.name, "net.apply", args, timeout_s=AGENT_TIMEOUT_S)
+        except CorralError:
+            self.agent_failed = True
+            raise
         return change_id
 
     async def _confirm(self, change_id: str) -> None:
@@ -142,6 +149,7 @@ class HostApply:
                 self._host.name, "net.confirm", {"change_id": change_id}, timeout_s=10.0
             )
         except CorralError as exc:
+            self.agent_failed = True
             exc.message = (
                 f"Corral could not reach host {self._host.name} after the change "
                 f"({exc.message}): the host restores its previous networks by itself within "

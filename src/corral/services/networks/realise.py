@@ -5,6 +5,7 @@ delete (as a task with progress per host) and whenever a host (re)connects."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 
@@ -24,6 +25,7 @@ from corral.virt import LibvirtHost
 log = logging.getLogger(__name__)
 APPLIED = "applied"
 REMOVED = "removed"
+HELD_BACK = "held back: the same change failed at the host agent before"
 
 
 class NetworkRealiser:
@@ -32,6 +34,8 @@ class NetworkRealiser:
         self._hosts = hosts
         self.agent = agent
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Per host, the bridges (as sent) whose apply failed at the agent.
+        self._held_back: dict[str, str] = {}
 
     def lock(self, host: str) -> asyncio.Lock:
         """One apply or check at a time per host."""
@@ -49,12 +53,22 @@ class NetworkRealiser:
 
         return await self._db(read)
 
-    async def apply_host(self, host: LibvirtHost) -> tuple[dict[str, Outcome], str | None]:
+    async def apply_host(
+        self, host: LibvirtHost, *, force: bool = True
+    ) -> tuple[dict[str, Outcome], str | None]:
         """Apply every network to ``host`` and store the states; each network's outcome and
         why the whole apply failed (None: it did not). Never raises for the host's own
-        failure (the states say it)."""
+        failure (the states say it).
+
+        Without ``force`` (a host reconnecting, a label changed) a set of bridges whose apply
+        failed at the host's agent is not tried again unchanged: that change may be what cut
+        the host off, and it rolled back; an administrator's apply or change tries again."""
         async with self.lock(host.name):
             plan = await self.plan(host.name)
+            bridges = json.dumps(plan.bridges, sort_keys=True)
+            if not force and plan.bridges and self._held_back.get(host.name) == bridges:
+                log.info("host %s: not applying again the bridges that failed there", host.name)
+                return {}, HELD_BACK
             apply = HostApply(host, plan, self.agent)
             try:
                 outcomes, error = await apply.run(), apply.error
@@ -63,6 +77,10 @@ class NetworkRealiser:
                 outcomes, error = dict(apply.outcomes), exc.message
                 for want in plan.libvirt:
                     outcomes[want.name] = Outcome(NetworkHostState.FAILED, exc.message)
+            if apply.agent_failed:
+                self._held_back[host.name] = bridges
+            else:
+                self._held_back.pop(host.name, None)
             await self._store(host.name, outcomes)
             return outcomes, error
 

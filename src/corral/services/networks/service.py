@@ -227,7 +227,7 @@ class NetworkService:
     async def on_host_connected(self, host: LibvirtHost) -> None:
         """A host (re)connected or was enrolled: it gets the cluster's networks at once."""
         with contextlib.suppress(CorralError):
-            await self.realiser.apply_host(host)
+            await self.realiser.apply_host(host, force=False)
 
     def start(self, interval_s: float) -> None:
         """Check for drift every ``interval_s`` (the reconciler's period)."""
@@ -248,7 +248,7 @@ class NetworkService:
         async def job() -> None:
             with contextlib.suppress(CorralError):
                 host = self._hosts.connected(name)
-                await self.realiser.apply_host(host)
+                await self.realiser.apply_host(host, force=False)
 
         task = asyncio.create_task(job(), name=f"network-apply-{name}")
         self._jobs.add(task)
