@@ -17,9 +17,9 @@ import pytest
 
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_domains import wait_until
-from corral.testbed.guest_images import KernelGuest
+from corral.testbed.guest_images import ISOLINUX_BANNER, IsoGuest, KernelGuest
 from corral.testbed.multihost import MultiHostTestbed
-from tests.integration.api._support import kernel_vm
+from tests.integration.api._support import kernel_vm, wait_log
 
 pytestmark = pytest.mark.integration
 
@@ -172,3 +172,35 @@ def test_a_linked_clone_stands_on_a_volume_of_the_domain(
     assert not (shared / "sd-clone-root.qcow2").exists()
     gone = api.delete(f"/storage-domains/{DOMAIN}/volumes/sd-base")
     assert gone.status_code == 204, gone.text
+
+
+def test_an_iso_in_the_domain_serves_every_host_reaching_it(
+    api: httpx.Client, shared: Path, iso_guest: IsoGuest
+) -> None:
+    """Uploaded through h1's pool of the domain: one image, listed once; a VM on h2 boots
+    from it; h3, which does not reach the domain, is told so."""
+    answer = api.put("/images/sd-boot.iso", params={"domain": DOMAIN, "host": "h1"},
+                     content=iso_guest.iso.read_bytes())  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    image = answer.json()["image"]
+    assert (image["domain"], image["host"], image["kind"]) == (DOMAIN, None, "iso")
+    assert image["path"] == str(shared / "_iso.sd-boot.iso")
+    listed = [i for i in api.get("/images").json() if i["name"] == "sd-boot.iso"]
+    assert [(i["domain"], i["host"]) for i in listed] == [(DOMAIN, None)]
+    spec = {"name": "sd-cd", "vcpus": 1, "memory_mib": 256, "cdrom": "sd-boot.iso",
+            "boot": {"source": "cdrom"}, "disks": [], "nics": [], "start": True}  # fmt: skip
+    try:
+        refused = api.post("/vms", json=spec | {"name": "sd-cd3", "host": "h3"})
+        assert refused.status_code == 409, refused.text
+        assert "which host 'h3' (VM 'sd-cd3''s host) does not reach" in refused.json()["detail"]
+        made = api.post("/vms", json=spec | {"host": "h2"})
+        assert made.status_code == 201, made.text
+        wait_log(api, "sd-cd", ISOLINUX_BANNER.encode(), timeout=120)
+        wait_log(api, "sd-cd", rb"CORRAL-GUEST-BOOTED", timeout=180)
+        assert api.get("/images/sd-boot.iso").json()["used_by"] == ["sd-cd"]
+    finally:
+        api.post("/vms/sd-cd/stop")
+        api.delete("/vms/sd-cd")
+    gone = api.delete("/images/sd-boot.iso", params={"domain": DOMAIN})
+    assert gone.status_code == 204, gone.text
+    assert not (shared / "_iso.sd-boot.iso").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 
 from corral.errors import InvalidRequest
@@ -26,6 +27,8 @@ _DEV_PREFIX = {DiskBus.VIRTIO: "vd", DiskBus.SATA: "sd", DiskBus.SCSI: "sd", Dis
 #: q35. Neither can be hot-plugged: a CD-ROM drive exists from the VM's definition on, media
 #: change at any time. Other architectures: ``ArchProfile.cdrom_bus`` (SCSI).
 CDROM_BUS = DiskBus.SATA
+#: How the image library names an ISO image's volume (``corral.services.images._names``).
+LIBRARY_ISO_PREFIX = "_iso."
 _CPU_MODES = {
     CPU_HOST_MODEL: Cpu.MODE_HOST_MODEL,
     CPU_HOST_PASSTHROUGH: Cpu.MODE_HOST_PASSTHROUGH,
@@ -163,10 +166,15 @@ def _add_devices(domain: Domain, spec: VmSpec, disks: list[VolumeRef], host: Hos
         devices.add_child(disk_element(volume, target, disk_spec.bus))
         corral.add_disk(disk_spec.name, target)
     if drive:
-        # The library's ISO images are volumes of the pool (the serial logs' directory);
-        # anything else is an admin's host file.
+        # The library's ISO images are volumes of the pool (the serial logs' directory) or of
+        # a shared-dir storage domain (named _iso.NAME there); anything else is an admin's
+        # host file.
         pool = host.serial_log_dir.rstrip("/") + "/"
-        own = spec.cdrom is None or spec.cdrom.startswith(pool)
+        own = (
+            spec.cdrom is None
+            or spec.cdrom.startswith(pool)
+            or posixpath.basename(spec.cdrom).startswith(LIBRARY_ISO_PREFIX)
+        )
         devices.add_child(cdrom_disk(spec.cdrom, targets[-1], arch.cdrom_bus, relabel=own))
     if DiskBus.SCSI in buses:
         devices.add_child(_controller("scsi", "virtio-scsi", "0"))

@@ -35,10 +35,6 @@ from corral.virt.storage import PoolStorage
 #: The marker volume in each shared directory (listed by no volume listing).
 MARKER = "corral-domain-marker"
 _TOKEN_BYTES = 64
-_WHY_NOT = {
-    VolumeOperation.UPLOAD: "uploads go to a host's own pool (the image library); uploading "
-    "into a shared-dir domain is not supported yet",
-}
 
 
 def pool_name(domain: str) -> str:
@@ -53,7 +49,8 @@ class SharedDirDriver:
         self._token = (config.marker or "").encode()
 
     def operations(self) -> list[OperationSupport]:
-        return [operation(op, _WHY_NOT.get(op)) for op in VolumeOperation]
+        # Uploads (the image library's) stream into the domain's pool on a reaching host.
+        return [operation(op) for op in VolumeOperation]
 
     def _pool(self, host: LibvirtHost) -> PoolStorage:
         return host.domain_pools.pool(pool_name(self.config.name), self.path)
