@@ -106,6 +106,10 @@ def test_nfs_vm_disk_is_a_file_of_the_export_and_holds_what_the_guest_wrote(
     assert raw.read_bytes()[512 : 512 + len(MARK)] == MARK
     gone = api.delete(f"/vms/{name}", params={"delete_disks": True})
     assert gone.status_code in (200, 204), gone.text
+    assert "kept" not in gone.text  # deleted with its VM, through the domain's driver
+    assert not (storage_server.export_dir / volume).exists()
+    listed = api.get(f"/storage-domains/{nfs_domain}/volumes").json()
+    assert volume not in [v["name"] for v in listed]
 
 
 def test_iscsi_vm_disk_is_a_lun_and_holds_what_the_guest_wrote(

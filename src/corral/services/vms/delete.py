@@ -10,6 +10,7 @@ from corral.model.vm import DeleteRequest, VmState
 from corral.services.images import is_image_volume
 from corral.services.locks import OperationLocks
 from corral.services.principal import Principal
+from corral.services.storage import StorageDomains
 from corral.services.vms._volumes import backs_another
 from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
@@ -22,6 +23,8 @@ class VmDeletion:
     def __init__(self, inventory: VmInventory, locks: OperationLocks) -> None:
         self._inventory = inventory
         self._locks = locks
+        #: The storage domains, whose drivers delete volumes no libvirt pool holds (nfs).
+        self.storage: StorageDomains | None = None
 
     async def delete(self, principal: Principal, name: str, req: DeleteRequest) -> list[str]:
         """Returns notes on disks kept: all of them without ``delete_disks`` (named, so
@@ -42,7 +45,7 @@ class VmDeletion:
             await host.undefine_domain(record.uuid)
             await host.consoles.delete_serial_log(record.name)
             if req.delete_disks:
-                notes = await _delete_disks(host, record)
+                notes = await _delete_disks(host, record, self.storage)
             else:
                 notes = await _kept_disks(host, record)
         await self._inventory.db(lambda s: store.delete_vm(s, name))
@@ -57,7 +60,28 @@ async def _kept_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
     return [f"disks kept on host {host.name}: {', '.join(kept)}"] if kept else []
 
 
-async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
+async def _delete_network_volume(
+    host: LibvirtHost, path: str, storage: StorageDomains | None
+) -> str | None:
+    """Delete the volume at ``path`` (``nfs://…``) through its domain's driver, on the VM's
+    host (it reached the domain to run the VM); None when deleted, else why it was kept."""
+    domain = (await storage.holders([path])).get(path) if storage is not None else None
+    if storage is None or domain is None:
+        return "it is in no storage domain Corral knows"
+    driver = storage.driver(await storage.config(domain))
+    volumes = await driver.list_volumes(host)
+    mine = [v for v in volumes if v.path == path]
+    if not mine:
+        return f"storage domain {domain} has no such volume any more"
+    if any(v.backing == path for v in volumes):
+        return "a linked clone still uses it as its base"
+    await driver.delete_volume(host, mine[0].name)
+    return None
+
+
+async def _delete_disks(
+    host: LibvirtHost, record: DomainRecord, storage: StorageDomains | None = None
+) -> list[str]:
     """Delete the VM's pool volumes, then any linked-clone base nothing uses any more."""
     volumes = {v.path: v for v in await host.storage.list_volumes()}
     notes = []
@@ -69,6 +93,10 @@ async def _delete_disks(host: LibvirtHost, record: DomainRecord) -> list[str]:
         source = network_source(disk.path)
         if source is not None and source.protocol == "iscsi":
             notes.append(f"kept {disk.path}: {LUN_KEPT}")
+        elif source is not None:
+            why = await _delete_network_volume(host, disk.path, storage)
+            if why is not None:
+                notes.append(f"kept {disk.path}: {why}")
         elif vol is None:
             why = await host.domain_pools.delete_volume_at(disk.path)
             if why is not None:
