@@ -77,6 +77,8 @@ def _render(domain: StorageDomainInfo) -> None:
     c.out.print(reach_table(domain))
     c.out.print()
     c.out.print(operations_table(domain))
+    kinds = ", ".join(k.value for k in domain.image_kinds) or "none"
+    c.out.print(Text(f"images kept: {kinds}"))
 
 
 @app.command("list")

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from corral.model.common import AbsolutePath, Name
+from corral.model.image import ImageKind
 
 #: The built-in domain: each host's own pool. It always exists and cannot be deleted.
 LOCAL_DOMAIN = "local"
@@ -111,6 +112,20 @@ StorageDomainCreate = Annotated[
 ]
 
 
+#: Image kinds a domain kind cannot keep although it takes uploads, and why.
+IMAGE_KIND_REFUSALS: dict[tuple[StorageDomainKind, ImageKind], str] = {
+    (StorageDomainKind.NFS, ImageKind.KERNEL): "direct kernel boot reads the kernel and "
+    "initrd as files on the VM's host (libvirt and QEMU take no nfs:// URL for them): keep "
+    "kernel images in the local domain or a shared-dir domain",
+}
+
+
+def image_kinds(kind: StorageDomainKind, operations: list[OperationSupport]) -> list[ImageKind]:
+    """The image library's kinds a domain of ``kind`` keeps (none without uploads)."""
+    uploads = any(o.operation is VolumeOperation.UPLOAD and o.supported for o in operations)
+    return [k for k in ImageKind if uploads and (kind, k) not in IMAGE_KIND_REFUSALS]
+
+
 class HostReach(BaseModel):
     """One host's reach of a domain, as last checked."""
 
@@ -147,6 +162,12 @@ class StorageDomainInfo(BaseModel):
     )
     free_bytes: int | None = None
     operations: list[OperationSupport] = Field(default_factory=list)
+    image_kinds: list[ImageKind] = Field(
+        default_factory=list,
+        description="the image library's kinds (iso, disk, kernel) this domain keeps; none "
+        "when it takes no uploads (iscsi); nfs keeps no kernel images (direct kernel boot "
+        "reads files on the host)",
+    )
     created_at: datetime | None = None
     created_by: str | None = None
 

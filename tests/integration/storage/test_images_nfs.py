@@ -168,9 +168,12 @@ def test_kernel_images_in_nfs_and_images_in_iscsi_are_refused_with_the_reason(
                      content=data)  # fmt: skip
     assert kernel.status_code == 409, kernel.text
     assert "keeps no kernel images: direct kernel boot reads" in kernel.json()["detail"]
+    shown = api.get(f"/storage-domains/{nfs_domain}").json()
+    assert shown["image_kinds"] == ["iso", "disk"]  # the API says which kinds it keeps
     body = {"kind": "iscsi", "name": "img-san", "portal": storage_server.portal,
             "target": storage_server.iqn}  # fmt: skip
-    assert api.post("/storage-domains", json=body).status_code == 201
+    san = api.post("/storage-domains", json=body)
+    assert san.status_code == 201 and san.json()["image_kinds"] == [], san.text
     try:
         lun = api.put("/images/x.iso", params={"domain": "img-san"}, content=data)
         assert lun.status_code == 409, lun.text

@@ -25,6 +25,7 @@ def test_the_local_domain_is_listed_first_with_each_host(api: Api) -> None:
     assert test["state"] == "reachable" and test["capacity_bytes"] > 0
     ops = {o["operation"]: o["supported"] for o in local["operations"]}
     assert ops["create_volume"] and ops["linked_clone"] and ops["upload"]
+    assert local["image_kinds"] == ["iso", "disk", "kernel"]
 
 
 def test_the_local_domain_cannot_be_deleted_or_made(api: Api) -> None:

@@ -15,22 +15,20 @@ from typing import TYPE_CHECKING
 
 from corral.errors import Conflict
 from corral.model.image import ImageKind
-from corral.model.storage_domain import LOCAL_DOMAIN, StorageDomainKind, VolumeOperation
+from corral.model.storage_domain import (
+    IMAGE_KIND_REFUSALS,
+    LOCAL_DOMAIN,
+    StorageDomainKind,
+    VolumeOperation,
+)
 from corral.virt import LibvirtHost, VolumeRef
 
 if TYPE_CHECKING:  # corral.services.storage imports the image library (volume listings)
     from corral.services.storage.driver import ImageWriter, StorageDriver
 
-#: Image kinds a domain kind cannot hold, and why.
-KIND_REFUSALS: dict[tuple[StorageDomainKind, ImageKind], str] = {
-    (StorageDomainKind.NFS, ImageKind.KERNEL): "direct kernel boot reads the kernel and "
-    "initrd as files on the VM's host (libvirt and QEMU take no nfs:// URL for them): keep "
-    "kernel images in the local domain or a shared-dir domain",
-}
-
 
 def kind_refusal(domain: str, kind: StorageDomainKind, image: ImageKind) -> str | None:
-    why = KIND_REFUSALS.get((kind, image))
+    why = IMAGE_KIND_REFUSALS.get((kind, image))
     if why is None:
         return None
     return f"storage domain {domain} ({kind.value}) keeps no {image.value} images: {why}"

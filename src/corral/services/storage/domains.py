@@ -21,6 +21,7 @@ from corral.model.storage_domain import (
     StorageDomainCreate,
     StorageDomainInfo,
     StorageDomainKind,
+    image_kinds,
 )
 from corral.services._db import Db
 from corral.services.hosts import HostService
@@ -121,6 +122,7 @@ class StorageDomains:
             if h.name not in known
         ]
         first = next((h for h in hosts if h.state is ReachState.REACHABLE), None)
+        operations = self.driver(self._config_of(domain)).operations()
         return StorageDomainInfo(
             name=domain.name,
             kind=domain.kind,
@@ -128,7 +130,8 @@ class StorageDomains:
             hosts=hosts,
             capacity_bytes=first.capacity_bytes if first else None,
             free_bytes=first.free_bytes if first else None,
-            operations=self.driver(self._config_of(domain)).operations(),
+            operations=operations,
+            image_kinds=image_kinds(domain.kind, operations),
             created_at=domain.created_at,
             created_by=domain.created_by,
         )
@@ -154,6 +157,7 @@ class StorageDomains:
             builtin=True,
             hosts=hosts,
             operations=driver.operations(),
+            image_kinds=image_kinds(StorageDomainKind.LOCAL, driver.operations()),
         )
 
     # -- changes -----------------------------------------------------------------------------
