@@ -215,3 +215,25 @@ def test_a_disk_image_in_nfs_is_the_base_of_a_linked_clone_on_nfs(
     assert not clone.exists()
     assert api.delete("/images/nfs-base", params={"domain": nfs_domain}).status_code == 204
     assert not (storage_server.export_dir / "_disk.nfs-base").exists()
+
+
+def test_the_cli_uploads_lists_and_deletes_an_image_of_the_nfs_domain(
+    multihost_corral: CorralServer,
+    iso_guest: IsoGuest,
+    nfs_domain: str,
+    storage_server: StorageServer,
+) -> None:
+    cli = multihost_corral.cli
+    up = cli("image", "upload", str(iso_guest.iso), "--name", "cli.iso", "--domain",
+             nfs_domain, "--host", "h2", timeout=300)  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    assert f"uploaded iso image cli.iso to storage domain {nfs_domain}" in up.stdout
+    listed = cli("image", "list", "--domain", nfs_domain)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line.split() for line in listed.stdout.splitlines() if line.startswith("cli.iso"))
+    assert row[:4] == ["cli.iso", nfs_domain, "-", "iso"], listed.stdout
+    shown = cli("storage-domain", "show", nfs_domain)
+    assert "images kept: iso, disk" in shown.stdout, shown.stdout
+    gone = cli("image", "delete", "cli.iso", "--domain", nfs_domain, "--yes")
+    assert gone.returncode == 0, gone.stderr
+    assert not (storage_server.export_dir / "_iso.cli.iso").exists()

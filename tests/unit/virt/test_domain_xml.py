@@ -348,9 +348,10 @@ def test_any_description_survives_libvirt(conn: libvirt.virConnect, description:
         ("/var/lib/libvirt/corral/images/_iso.debian.iso", True),  # the library's, in the pool
         ("/srv/iso/debian.iso", False),  # an admin's host file
         ("/var/lib/libvirt/corral/images-other/x.iso", False),  # merely starts like the pool
+        ("/srv/shared/_iso.debian.iso", True),  # the library's, in a shared-dir domain
     ],
 )
-def test_only_the_pools_cdrom_files_are_relabelled(cdrom: str, relabelled: bool) -> None:
+def test_only_the_libraries_cdrom_files_are_relabelled(cdrom: str, relabelled: bool) -> None:
     spec = VmSpec(name="media", cdrom=cdrom, boot=BootSpec(source="cdrom"))
     xml = build_domain(spec, [], HostDefaults(accelerator=Accelerator.TCG)).to_xml()
     assert ('<seclabel model="dac" relabel="no"/>' not in xml) is relabelled
