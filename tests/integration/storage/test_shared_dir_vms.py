@@ -204,3 +204,28 @@ def test_an_iso_in_the_domain_serves_every_host_reaching_it(
     gone = api.delete("/images/sd-boot.iso", params={"domain": DOMAIN})
     assert gone.status_code == 204, gone.text
     assert not (shared / "_iso.sd-boot.iso").exists()
+
+
+def test_kernel_images_in_the_domain_boot_a_vm_on_another_host(
+    api: httpx.Client, shared: Path, kernel_guest: KernelGuest
+) -> None:
+    """Kernel and initrd uploaded through h1 into the domain: a VM Corral places (on a host
+    reaching the domain, never h3) boots them directly."""
+    for name, path in (("sd-vmlinuz", kernel_guest.kernel), ("sd-initrd", kernel_guest.initrd)):
+        answer = api.put(f"/images/{name}", params={"domain": DOMAIN, "host": "h1",
+                         "kind": "kernel"}, content=Path(path).read_bytes())  # fmt: skip
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["image"]["path"] == str(shared / f"_kernel.{name}")
+    spec = kernel_vm("sd-kern", kernel_guest, disk_gib=None, start=True)
+    spec["boot"] |= {"kernel": "sd-vmlinuz", "initrd": "sd-initrd"}
+    try:
+        made = api.post("/vms", json=spec)
+        assert made.status_code == 201, made.text
+        assert made.json()["host"] != "h3"
+        wait_log(api, "sd-kern", rb"CORRAL-GUEST-BOOTED source=kernel", timeout=180)
+    finally:
+        api.post("/vms/sd-kern/stop")
+        api.delete("/vms/sd-kern")
+    for name in ("sd-vmlinuz", "sd-initrd"):
+        gone = api.delete(f"/images/{name}", params={"domain": DOMAIN})
+        assert gone.status_code == 204, gone.text
