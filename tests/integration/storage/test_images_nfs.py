@@ -209,10 +209,7 @@ def test_a_disk_image_in_nfs_is_the_base_of_a_linked_clone_on_nfs(
     assert api.post(f"/vms/{CLONE_VM}/stop").status_code == 200
     gone = api.delete(f"/vms/{CLONE_VM}", params={"delete_disks": "true"})
     assert gone.status_code == 204, gone.text
-    if clone.exists():  # deleting a VM keeps its nfs volumes (Corral-Notes says so)
-        volume = f"/storage-domains/{nfs_domain}/volumes/{clone.name}"
-        assert api.delete(volume).status_code == 204, gone.headers.get("corral-notes")
-    assert not clone.exists()
+    assert not clone.exists(), gone.headers.get("corral-notes")  # its nfs volume went too
     assert api.delete("/images/nfs-base", params={"domain": nfs_domain}).status_code == 204
     assert not (storage_server.export_dir / "_disk.nfs-base").exists()
 
