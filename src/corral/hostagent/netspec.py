@@ -15,7 +15,7 @@ from .protocol import AgentError
 BRIDGE = re.compile(r"crlb-[a-z0-9]{1,10}")
 NIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,14}")
 CHANGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-DEFAULT_ROLLBACK_S = 30
+DEFAULT_ROLLBACK_S = 20
 MAX_ROLLBACK_S = 600
 
 

@@ -143,6 +143,11 @@ class CorralServer:
             self._process.wait()
         self._process = None
 
+    @property
+    def running(self) -> bool:
+        """Started and not ended (a crash ends it too)."""
+        return self._process is not None and self._process.poll() is None
+
     def wait(self, timeout: float) -> int:
         """Wait for the server to end by itself; its exit status."""
         if self._process is None:

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import libvirt
@@ -39,6 +40,52 @@ _CLOSE_REASONS = {
     libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: "keepalive",
     libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: "client",
 }
+
+
+#: How long closing a lost connection waits for the calls still inside it before leaving it
+#: open instead (a leaked connection costs a socket; closing it under a call crashes Corral).
+RELEASE_WAIT_S = 120.0
+
+
+class _CallsInFlight:
+    """Worker threads inside a libvirt call, per ``virConnect``.
+
+    Closing a connection frees its RPC client, including the private event loop a calling
+    thread runs while it waits for its reply: a close with a call in flight crashed the manager
+    (SIGSEGV in ``g_main_loop_quit`` under ``virNetClientIOEventFD``, seen 5 times in 6 when
+    keep-alive dropped a host whose link was cut while power sampling read it). The count is
+    kept by the worker threads themselves: a caller that stops waiting (timeout) leaves its
+    thread in the call, and the connection must stay open until that thread is out.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._counts: dict[int, int] = {}
+
+    @contextlib.contextmanager
+    def call(self, conn: libvirt.virConnect) -> Iterator[None]:
+        key = id(conn)
+        with self._changed:
+            self._counts[key] = self._counts.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                left = self._counts[key] - 1
+                if left:
+                    self._counts[key] = left
+                else:
+                    del self._counts[key]
+                    self._changed.notify_all()
+
+    def wait_idle(self, conn: libvirt.virConnect, timeout: float) -> bool:
+        """Block until no call is inside ``conn`` (True) or ``timeout`` passed (False)."""
+        key = id(conn)
+        with self._changed:
+            return self._changed.wait_for(lambda: key not in self._counts, timeout)
+
+
+_IN_FLIGHT = _CallsInFlight()
 
 
 class ConnectionState(enum.Enum):
@@ -178,7 +225,7 @@ class ManagedConnection:
         conn = self.require()
 
         def job() -> T:
-            with map_libvirt_errors(what):
+            with _IN_FLIGHT.call(conn), map_libvirt_errors(what):
                 return fn(conn)
 
         limit = self.call_timeout if bounded else None
@@ -197,7 +244,15 @@ class ManagedConnection:
 
 
 def _release(conn: libvirt.virConnect, event_ids: list[int]) -> None:
-    """Deregister and close (worker thread); errors of a dead connection do not matter."""
+    """Deregister and close (worker thread) once no call is inside the connection any more;
+    errors of a dead connection do not matter."""
+    if not _IN_FLIGHT.wait_idle(conn, RELEASE_WAIT_S):
+        log.warning(
+            "a libvirt connection was left open: calls were still inside it %g s after it "
+            "was given up (closing it under them would crash Corral)",
+            RELEASE_WAIT_S,
+        )
+        return
     DomainEventRegistration.deregister(conn, event_ids)
     with contextlib.suppress(libvirt.libvirtError):
         conn.unregisterCloseCallback()

@@ -19,7 +19,7 @@ def test_a_full_request_is_read() -> None:
     request = apply_request(
         _args({"bridge": "crlb-1a2b3c4d", "vxlan": vxlan, "uplink": "ens4", "mtu": 1400})
     )
-    assert request.rollback_after_s == 30
+    assert request.rollback_after_s == 20
     [spec] = request.bridges
     assert spec.vxlan is not None and spec.vxlan.peers == ("198.18.0.2", "198.18.0.3")
     assert spec.vxlan.dstport == 4789

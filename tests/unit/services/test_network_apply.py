@@ -64,7 +64,7 @@ async def test_a_confirmed_apply_leaves_the_networks_and_confirms_the_change(
     }
     (op1, apply), (op2, confirm) = agent.calls
     assert (op1, op2) == ("net.apply", "net.confirm")
-    assert apply["rollback_after_s"] == ROLLBACK_AFTER_S == 30
+    assert apply["rollback_after_s"] == ROLLBACK_AFTER_S == 20
     assert apply["bridges"][0]["vxlan"]["peers"] == ["198.18.9.2"]
     assert confirm == {"change_id": apply["change_id"]}
     assert {"seg-apply", "nat-apply"} <= _networks()
@@ -86,7 +86,7 @@ async def test_a_failed_phase_leaves_the_host_as_it_was(host: LibvirtHost, fail:
     reason = str(outcomes["seg-apply"].reason)
     if fail == "net.confirm":
         assert "could not reach host test after the change" in reason
-        assert "by itself within 30 s" in reason
+        assert "by itself within 20 s" in reason
     else:
         assert [op for op, _ in agent.calls] == ["net.apply"]
         assert "connection lost" in reason

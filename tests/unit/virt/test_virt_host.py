@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
+import libvirt
 import pytest
 
 import corral.virt
 from corral.errors import Conflict, HostUnreachable, InsufficientResources, NotFound
 from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmSpec, VmState
-from corral.virt import DomainEvent, LibvirtHost, VolumeRef
+from corral.virt import DomainEvent, LibvirtHost, VolumeRef, _connection
 
 KERNEL = BootSpec(source="kernel", kernel="/srv/k/vmlinuz", cmdline="console=ttyS0")
 
@@ -214,3 +216,31 @@ async def test_define_with_nat_nic_uses_the_nat_network(host: LibvirtHost, uniqu
     finally:
         await host.undefine_domain(record.uuid)
         await host.storage.delete_volume(vol.name)
+
+
+def test_a_lost_connection_is_closed_only_once_no_call_is_inside_it() -> None:
+    """Closing a virConnect frees its RPC client under any call still in it (the manager
+    crashed so when keep-alive dropped a cut-off host): _release waits for the worker threads
+    inside the connection, counted by the threads themselves."""
+    conn = libvirt.open("test:///default")
+    entered, leave = threading.Event(), threading.Event()
+
+    def call() -> None:
+        with _connection._IN_FLIGHT.call(conn):
+            entered.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    assert entered.wait(10)
+    assert not _connection._IN_FLIGHT.wait_idle(conn, 0.2)
+    releaser = threading.Thread(target=_connection._release, args=(conn, []))
+    releaser.start()
+    releaser.join(0.3)
+    assert releaser.is_alive(), "closed while a call was inside the connection"
+    assert conn.isAlive()
+    leave.set()
+    worker.join(10)
+    releaser.join(10)
+    assert not releaser.is_alive()
+    assert _connection._IN_FLIGHT.wait_idle(conn, 0)

@@ -12,7 +12,7 @@ from corral.virt.networks import NetworkDefinition
 VXLAN_PORT = 4789
 #: The seconds a host keeps a bridge change before restoring the previous state by itself,
 #: unless Corral confirms that it still reaches the host.
-ROLLBACK_AFTER_S = 30
+ROLLBACK_AFTER_S = 20
 
 
 @dataclass(frozen=True)
