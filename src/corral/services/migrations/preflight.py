@@ -206,6 +206,41 @@ def _domain_refusal(vm: VmFacts, dest: HostFacts, target: str, path: str) -> lis
     ]
 
 
+def _disk_refusals(
+    vm: VmFacts, dest: HostFacts, copied: frozenset[str], target: str, path: str, device: str
+) -> list[Refusal]:
+    """Why one disk or CD-ROM of ``vm`` keeps it from ``dest`` (nothing: an empty list)."""
+    if path in vm.disk_domains:
+        return _domain_refusal(vm, dest, target, path)
+    if device == "cdrom" or path not in copied:
+        if path in dest.visible_paths:
+            return []
+        hint = (
+            "put the ISO at the same path there or eject it"
+            if device == "cdrom"
+            else "ask for storage copy (the disk is copied over the migration's "
+            "encrypted transport)"
+        )
+        why = (
+            f"{device} {target} of VM {vm.name} ({path}) is not on host "
+            f"{dest.name} (no shared storage at that path): {hint}"
+        )
+    elif posixpath.dirname(path).rstrip("/") not in dest.pool_dirs:
+        why = (
+            f"disk {target} of VM {vm.name} cannot be copied: host {dest.name} has no "
+            f"storage pool at {posixpath.dirname(path)}"
+        )
+    elif path in dest.visible_paths:
+        why = (
+            f"host {dest.name} already has {path}: if it is a stale copy, delete it "
+            f"(`corral volume delete {dest.name} {posixpath.basename(path)}`); if it "
+            "is the same disk (shared storage), migrate with storage shared"
+        )
+    else:
+        return []
+    return [Refusal(Conflict, why)]
+
+
 def _resources(vm: VmFacts, dest: HostFacts, copied: frozenset[str]) -> list[Refusal]:
     out = []
     if dest.lacking_networks is not None:
@@ -226,40 +261,7 @@ def _resources(vm: VmFacts, dest: HostFacts, copied: frozenset[str]) -> list[Ref
             )
         )
     for target, path, device in vm.disks:
-        if path in vm.disk_domains:
-            out += _domain_refusal(vm, dest, target, path)
-        elif device == "cdrom" or path not in copied:
-            if path not in dest.visible_paths:
-                hint = (
-                    "put the ISO at the same path there or eject it"
-                    if device == "cdrom"
-                    else "ask for storage copy (the disk is copied over the migration's "
-                    "encrypted transport)"
-                )
-                out.append(
-                    Refusal(
-                        Conflict,
-                        f"{device} {target} of VM {vm.name} ({path}) is not on host "
-                        f"{dest.name} (no shared storage at that path): {hint}",
-                    )
-                )
-        elif posixpath.dirname(path).rstrip("/") not in dest.pool_dirs:
-            out.append(
-                Refusal(
-                    Conflict,
-                    f"disk {target} of VM {vm.name} cannot be copied: host {dest.name} has no "
-                    f"storage pool at {posixpath.dirname(path)}",
-                )
-            )
-        elif path in dest.visible_paths:
-            out.append(
-                Refusal(
-                    Conflict,
-                    f"host {dest.name} already has {path}: if it is a stale copy, delete it "
-                    f"(`corral volume delete {dest.name} {posixpath.basename(path)}`); if it "
-                    "is the same disk (shared storage), migrate with storage shared",
-                )
-            )
+        out += _disk_refusals(vm, dest, copied, target, path, device)
     if dest.clashes:
         out.append(
             Refusal(
