@@ -161,8 +161,6 @@ class Services:
         self.vms.create.network_gaps = self.networks.lacking
         self.vms.devices.not_applied = self.networks.not_applied
         self.migrations.migrate.preflight.network_gaps = self.networks.lacking
-        self.vms.create.storage = self.storage
-        self.vms.delete.storage = self.storage
         self.migrations.migrate.preflight.storage = self.storage
 
     async def start(self) -> None:

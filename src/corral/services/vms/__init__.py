@@ -85,11 +85,15 @@ class VmServices:
     ) -> VmServices:
         inventory = VmInventory(db, hosts)
         source = VmScreenSource(inventory, pki)
+        create = VmCreation(inventory, tasks, audit, locks, images, paths)
+        create.storage = storage
+        delete = VmDeletion(inventory, locks)
+        delete.storage = storage
         return cls(
             inventory=inventory,
-            create=VmCreation(inventory, tasks, audit, locks, images, paths),
+            create=create,
             power=VmPower(inventory, tasks, audit, locks),
-            delete=VmDeletion(inventory, locks),
+            delete=delete,
             snapshots=VmSnapshots(inventory, locks),
             clone=VmCloning(inventory, tasks, audit, locks),
             screenshot=VmScreenshot(inventory),
