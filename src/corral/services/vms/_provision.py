@@ -89,30 +89,7 @@ async def validate(
         )
     spec = await _hardware.check_spec(host, spec)
     for disk in spec.disks:
-        if disk.volume is not None:
-            await existing_volume(host, disk, drivers or {}, users or {})
-            continue
-        if disk.domain != LOCAL_DOMAIN:
-            await _check_domain_disk(host, spec.name, disk, (drivers or {})[disk.domain])
-            continue
-        if disk.import_path is not None:
-            _check_file(f"disk {disk.name!r}: import_path", disk.import_path)
-            # Refused at once (422) rather than by the import's task.
-            await asyncio.to_thread(_probe_file, disk.import_path)
-        if disk.base_image is not None:
-            base = await base_volume(host, disk.base_image)
-            if base is None:
-                raise NotFound(
-                    f"disk {disk.name!r}: base image {disk.base_image!r} is neither a disk image "
-                    f"of the library nor a volume in Corral's pool on host {host.name!r}; upload "
-                    "it first (`corral image upload FILE --kind disk`)"
-                )
-            await host.storage.checked_volume(base)
-        if await host.storage.volume_exists(volume_name(spec.name, disk.name)):
-            raise Conflict(
-                f"volume {volume_name(spec.name, disk.name)!r} already exists on host "
-                f"{host.name!r}; delete it or choose another VM name"
-            )
+        await _check_disk(host, spec.name, disk, drivers or {}, users or {})
     for label, path in (
         # Not image names of the library: those are resolved to their volumes later.
         ("cdrom", spec.cdrom),
@@ -122,6 +99,40 @@ async def validate(
         if path is not None and path.startswith("/"):
             await _check_host_file(host, label, path)
     return spec
+
+
+async def _check_disk(
+    host: LibvirtHost,
+    vm: str,
+    disk: DiskSpec,
+    drivers: Mapping[str, StorageDriver],
+    users: VolumeUsers,
+) -> None:
+    """``validate``'s checks of one disk of VM ``vm``."""
+    if disk.volume is not None:
+        await existing_volume(host, disk, drivers, users)
+        return
+    if disk.domain != LOCAL_DOMAIN:
+        await _check_domain_disk(host, vm, disk, drivers[disk.domain])
+        return
+    if disk.import_path is not None:
+        _check_file(f"disk {disk.name!r}: import_path", disk.import_path)
+        # Refused at once (422) rather than by the import's task.
+        await asyncio.to_thread(_probe_file, disk.import_path)
+    if disk.base_image is not None:
+        base = await base_volume(host, disk.base_image)
+        if base is None:
+            raise NotFound(
+                f"disk {disk.name!r}: base image {disk.base_image!r} is neither a disk image "
+                f"of the library nor a volume in Corral's pool on host {host.name!r}; upload "
+                "it first (`corral image upload FILE --kind disk`)"
+            )
+        await host.storage.checked_volume(base)
+    if await host.storage.volume_exists(volume_name(vm, disk.name)):
+        raise Conflict(
+            f"volume {volume_name(vm, disk.name)!r} already exists on host "
+            f"{host.name!r}; delete it or choose another VM name"
+        )
 
 
 async def _check_domain_disk(
