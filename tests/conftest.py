@@ -27,6 +27,7 @@ from corral.testbed.guest_images import (
 from corral.testbed.multihost import MultiHostTestbed, allocate_slot
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.testbed.storage_server import StorageServer
+from tests.postgres import PgAdmin, fresh_pg_database, pg_admin_url, pg_connect
 
 REPO = Path(__file__).resolve().parents[1]
 GUEST_BUILD_DIR = REPO / "build" / "guests"
@@ -34,6 +35,20 @@ GUEST_BUILD_DIR = REPO / "build" / "guests"
 #: probes every emulator once (≈ 36 s with qemu-system-misc's 17 architectures, ≈ 4 s with
 #: x86 alone); libvirt checks the cached results against the binaries itself.
 LIBVIRT_CACHE = REPO / "build" / "libvirt-cache"
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[PgAdmin]:
+    """A connection to the suite's PostgreSQL as a role that may create databases."""
+    conn = pg_connect(pg_admin_url())
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg_url(pg_admin: PgAdmin) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database (tests using it are marked ``postgres``)."""
+    yield from fresh_pg_database(pg_admin)
 
 
 @pytest.fixture(scope="session")

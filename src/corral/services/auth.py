@@ -47,15 +47,20 @@ class AuthService:
     async def _check_password(self, username: str, password: str, client: str) -> str:
         """The user's name if the password is right; ``client`` (the caller's address) is what
         failed logins are counted against."""
-        self._throttle.check(username, client)
-        user = await self._db(lambda s: store.find_user(s, username))
+        throttle = self._throttle
+
+        def _find(session: Session) -> store.User | None:
+            throttle.check(session, username, client)
+            return store.find_user(session, username)
+
+        user = await self._db(_find)
         # argon2 runs in a thread: it is deliberately slow and must not block the event loop.
         stored = user.password_hash if user is not None else None
         ok = await asyncio.to_thread(verify_password, stored, password)
         if user is None or not ok or user.disabled:
-            self._throttle.failed(username, client)
+            await self._db(lambda s: throttle.failed(s, username, client))
             raise AuthenticationRequired(_BAD_LOGIN)
-        self._throttle.succeeded(username, client)
+        await self._db(lambda s: throttle.succeeded(s, username, client))
         return user.name
 
     async def login(
@@ -75,7 +80,8 @@ class AuthService:
     ) -> tuple[store.SessionView, str]:
         """A browser session: its view and the cookie secret."""
         name = await self._check_password(username, password, client)
-        return await self._db(lambda s: store.create_session(s, name, client))
+        policy = self.session_policy
+        return await self._db(lambda s: store.create_session(s, name, client, policy))
 
     async def authenticate_session(
         self, secret: str, *, touch: bool = True

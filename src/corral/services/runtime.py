@@ -64,7 +64,7 @@ class Services:
             writer_reserve=settings.console_writer_reserve,
         )
         self.console_tickets = ConsoleTickets(
-            dataclasses.replace(caps, per_user=settings.console_max_tickets_per_user)
+            self.db, dataclasses.replace(caps, per_user=settings.console_max_tickets_per_user)
         )
         #: Open consoles (VNC and serial), counted from the accepted socket on.
         self.consoles = OpenStreams(

@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -125,3 +125,11 @@ class Store:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def serialise(session: Session, name: str) -> None:
+    """Hold a cluster-wide lock named ``name`` until ``session``'s transaction ends, so that
+    a check-then-write (a cap, an ordered append) is not raced by another instance. PostgreSQL:
+    a transaction-level advisory lock; SQLite: ``BEGIN IMMEDIATE`` already serialises writers."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

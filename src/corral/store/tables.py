@@ -352,3 +352,63 @@ class HostNicLabel(Base):
     )
     label: Mapped[str] = mapped_column(String(32), primary_key=True)
     nic: Mapped[str] = mapped_column(String(15))
+
+
+class ConsoleTicket(Base):
+    """A one-time console ticket waiting to be used, by any instance: only the SHA-256 of its
+    secret is kept; redeeming deletes the row (once, whoever asks first). Times are epoch
+    seconds of the issuing instance's clock."""
+
+    __tablename__ = "console_tickets"
+
+    secret_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_id: Mapped[str | None] = mapped_column(String(32))
+    session_id: Mapped[str | None] = mapped_column(String(32))
+    vm: Mapped[str] = mapped_column(String(NAME_LEN), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    origin: Mapped[str | None] = mapped_column(Text)
+    view_only: Mapped[bool] = mapped_column(Boolean)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class LoginFailure(Base):
+    """One failed login of a user name from a client address (epoch seconds); bounded and
+    pruned by ``services/login_throttle.py``."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(255), index=True)
+    client: Mapped[str] = mapped_column(String(255))
+    failed_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class EventRow(Base):
+    """A published event, kept for a while so that every instance can deliver it (PostgreSQL's
+    NOTIFY names its id) and an SSE client that reconnects can catch up (``Last-Event-ID``)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    origin: Mapped[str] = mapped_column(String(32))
+    topic: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SharedSecret(Base):
+    """The fingerprint of a secret every instance must hold the same copy of (a CA key, the
+    power secrets key): the first instance records it, later ones are refused if theirs
+    differs."""
+
+    __tablename__ = "shared_secrets"
+
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_by: Mapped[str] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

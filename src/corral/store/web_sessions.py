@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from corral.store.coltypes import utcnow
@@ -37,8 +37,14 @@ class SessionView:
     expires_at: datetime
 
 
-def create_session(session: Session, user_name: str, client: str) -> tuple[SessionView, str]:
-    """A new session for ``user_name``; returns it and the cookie secret (not stored)."""
+def create_session(
+    session: Session, user_name: str, client: str, policy: SessionPolicy | None = None
+) -> tuple[SessionView, str]:
+    """A new session for ``user_name``; returns it and the cookie secret (not stored). With
+    ``policy``, sessions that have ended (logged out, idle, too old) are deleted first: every
+    login prunes, so the table holds about the live sessions only."""
+    if policy is not None:
+        prune_sessions(session, policy)
     user = get_user(session, user_name)
     secret = secrets.token_urlsafe(32)
     row = WebSession(
@@ -106,3 +112,15 @@ def end_session(session: Session, session_id: str, *, now: datetime | None = Non
     if row is not None and row.ended_at is None:
         row.ended_at = now or utcnow()
         session.flush()
+
+
+def prune_sessions(session: Session, policy: SessionPolicy, *, now: datetime | None = None) -> None:
+    """Delete the sessions no request can open again."""
+    now = now or utcnow()
+    session.execute(
+        delete(WebSession).where(
+            WebSession.ended_at.is_not(None)
+            | (WebSession.last_seen_at <= now - policy.idle)
+            | (WebSession.created_at <= now - policy.absolute)
+        )
+    )

@@ -1,67 +1,119 @@
-"""``LoginThrottle`` with a hand-driven clock: per-client limits, the global ceiling, bounds."""
+"""``LoginThrottle`` with a hand-driven clock on both backends: per-client limits, the global
+ceiling, bounds — and, through two stores on one database, failures counted by every instance."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
+from sqlalchemy import func, select
 
 from corral.errors import RateLimited
 from corral.services.login_throttle import LoginThrottle
+from corral.store import Store
+from corral.store.tables import LoginFailure
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1_000_000.0
 
     def __call__(self) -> float:
         return self.now
 
 
-def test_five_failures_block_that_client_only_for_the_window() -> None:
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    """Two stores on one database: what two instances hold."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'corral.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    first, second = Store.from_url(url), Store.from_url(url, migrate=False)
+    yield first, second
+    first.dispose()
+    second.dispose()
+
+
+class Instance:
+    """One instance's throttle on its store: each call is its own transaction."""
+
+    def __init__(self, store: Store, throttle: LoginThrottle) -> None:
+        self.store, self.throttle = store, throttle
+
+    def check(self, user: str, client: str) -> None:
+        with self.store.session() as session:
+            self.throttle.check(session, user, client)
+
+    def failed(self, user: str, client: str) -> None:
+        with self.store.session() as session:
+            self.throttle.failed(session, user, client)
+
+    def succeeded(self, user: str, client: str) -> None:
+        with self.store.session() as session:
+            self.throttle.succeeded(session, user, client)
+
+    def rows(self) -> int:
+        with self.store.session() as session:
+            return int(session.scalar(select(func.count()).select_from(LoginFailure)) or 0)
+
+
+def test_five_failures_on_any_instance_block_that_client_only(
+    stores: tuple[Store, Store],
+) -> None:
     clock = Clock()
-    throttle = LoginThrottle(clock=clock)
-    for _ in range(5):
-        throttle.check("admin", "10.0.0.1")
-        throttle.failed("admin", "10.0.0.1")
-    with pytest.raises(RateLimited, match="wait 60 s"):
-        throttle.check("admin", "10.0.0.1")
-    throttle.check("admin", "10.0.0.2")  # the real admin, elsewhere
-    throttle.check("alice", "10.0.0.1")  # another user name
+    a, b = (Instance(s, LoginThrottle(clock=clock)) for s in stores)
+    for attempt in range(5):
+        one = a if attempt % 2 else b  # behind a load balancer: any instance
+        one.check("admin", "10.0.0.1")
+        one.failed("admin", "10.0.0.1")
+    for one in (a, b):
+        with pytest.raises(RateLimited, match="wait 60 s"):
+            one.check("admin", "10.0.0.1")
+    a.check("admin", "10.0.0.2")  # the real admin, elsewhere
+    b.check("alice", "10.0.0.1")  # another user name
     clock.now += 60.5
-    throttle.check("admin", "10.0.0.1")
-    assert len(throttle) == 0  # expired entries are gone
+    a.check("admin", "10.0.0.1")
+    assert a.rows() == 0  # expired failures are gone
 
 
-def test_a_success_clears_the_client() -> None:
-    throttle = LoginThrottle(clock=Clock())
+def test_a_success_clears_the_client(stores: tuple[Store, Store]) -> None:
+    one = Instance(stores[0], LoginThrottle(clock=Clock()))
     for _ in range(4):
-        throttle.failed("admin", "10.0.0.1")
-    throttle.succeeded("admin", "10.0.0.1")
+        one.failed("admin", "10.0.0.1")
+    one.succeeded("admin", "10.0.0.1")
     for _ in range(4):
-        throttle.failed("admin", "10.0.0.1")
-    throttle.check("admin", "10.0.0.1")
+        one.failed("admin", "10.0.0.1")
+    one.check("admin", "10.0.0.1")
 
 
-def test_the_global_ceiling_leaves_clean_clients_alone() -> None:
+def test_the_global_ceiling_leaves_clean_clients_alone(stores: tuple[Store, Store]) -> None:
     clock = Clock()
-    throttle = LoginThrottle(global_ceiling=20, clock=clock)
+    one = Instance(stores[0], LoginThrottle(global_ceiling=20, clock=clock))
     for bot in range(20):  # many addresses, one failure each
-        throttle.failed("admin", f"10.1.0.{bot}")
+        one.failed("admin", f"10.1.0.{bot}")
     with pytest.raises(RateLimited):
-        throttle.check("admin", "10.1.0.3")  # one failure is now the limit
-    throttle.check("admin", "192.0.2.1")  # never failed: may try
+        one.check("admin", "10.1.0.3")  # one failure is now the limit
+    one.check("admin", "192.0.2.1")  # never failed: may try
     clock.now += 61
-    throttle.check("admin", "10.1.0.3")
+    one.check("admin", "10.1.0.3")
 
 
-def test_a_flood_of_invented_names_keeps_the_table_bounded() -> None:
+def test_a_flood_of_invented_names_keeps_the_table_bounded(stores: tuple[Store, Store]) -> None:
     clock = Clock()
-    throttle = LoginThrottle(max_clients=1000, clock=clock)
-    for index in range(50_000):
-        throttle.failed(f"user{index}", "10.0.0.1")
+    one = Instance(stores[0], LoginThrottle(max_failures=30, clock=clock))
+    for index in range(120):
+        one.failed(f"user{index}", "10.0.0.1")
         clock.now += 0.0001
-    assert len(throttle) == 1000
+    for _ in range(7):
+        one.failed("admin", "10.0.0.1")  # one client keeps its newest five only
+    assert one.rows() <= 30
     # The newest entries are the ones kept.
     with pytest.raises(RateLimited):
-        for _ in range(5):
-            throttle.failed("user49999", "10.0.0.1")
-        throttle.check("user49999", "10.0.0.1")
+        one.check("admin", "10.0.0.1")

@@ -6,9 +6,6 @@ from __future__ import annotations
 import pytest
 
 from corral.errors import RateLimited
-from corral.model.auth import Role
-from corral.services.console_tickets import ConsoleKind, ConsoleTickets
-from corral.services.principal import Principal
 from corral.services.stream_caps import ConsoleCaps, Holder, OpenStreams, per_user_cap
 
 CAPS = ConsoleCaps(per_user=3, per_vm=5, writer_reserve=2)
@@ -61,32 +58,6 @@ def test_hold_releases_on_the_way_out_and_holds_nothing_when_refused() -> None:
     with pytest.raises(RateLimited), consoles.hold(Holder("eve", "vm1", "vnc")):
         pass
     assert len(consoles.held()) == 3
-
-
-def test_unused_tickets_are_capped_per_user_and_per_vm() -> None:
-    now = [0.0]
-    tickets = ConsoleTickets(CAPS, clock=lambda: now[0])
-    viewer = Principal("eve", Role.VIEWER, token_id="t1")
-    for _ in range(3):
-        tickets.issue(viewer, "vm1", ConsoleKind.VNC, None)
-    with pytest.raises(RateLimited, match=r"3 unused console tickets.*wait until they expire"):
-        tickets.issue(viewer, "vm2", ConsoleKind.VNC, None)
-    # A used ticket no longer counts.
-    secret = next(t.secret for t in tickets if t.principal.user == "eve")
-    tickets.redeem(secret, viewer, "vm1", ConsoleKind.VNC, None)
-    tickets.issue(viewer, "vm2", ConsoleKind.VNC, None)
-    # The VM's reserve: another viewer finds vm1 full for view-only users (3 of 5)...
-    other = Principal("mallory", Role.VIEWER, token_id="t2")
-    tickets.issue(other, "vm1", ConsoleKind.VNC, None)
-    with pytest.raises(RateLimited, match="VM 'vm1'"):
-        tickets.issue(other, "vm1", ConsoleKind.VNC, None)
-    # ...an operator does not.
-    operator = Principal("olga", Role.OPERATOR, token_id="t3")
-    assert tickets.issue(operator, "vm1", ConsoleKind.VNC, None).view_only is False
-    # Expired tickets do not count either.
-    now[0] += 31
-    for _ in range(3):
-        tickets.issue(viewer, "vm1", ConsoleKind.VNC, None)
 
 
 def test_event_streams_are_capped_per_user() -> None:

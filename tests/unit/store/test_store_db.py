@@ -33,6 +33,10 @@ from corral.store import (
 
 TABLES = {
     "users",
+    "console_tickets",
+    "login_failures",
+    "events",
+    "shared_secrets",
     "api_tokens",
     "web_sessions",
     "hosts",

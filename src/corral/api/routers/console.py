@@ -82,7 +82,7 @@ async def console_ticket(
     else:
         await svc.vms.serial.check_open(name)
     svc.consoles.check(Holder(who.user, name, kind.value, writer=who.allows(Role.OPERATOR)))
-    ticket = svc.console_tickets.issue(who, name, kind, request.headers.get("origin"))
+    ticket = await svc.console_tickets.issue(who, name, kind, request.headers.get("origin"))
     return ConsoleTicketInfo(
         ticket=ticket.secret,
         kind=kind.value,

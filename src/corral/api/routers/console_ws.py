@@ -45,7 +45,7 @@ async def _admit(ws: WebSocket, name: str, kind: ConsoleKind) -> ConsoleTicket |
         who = caller.user
         if origin is not None and not origin_allowed(ws, origin):
             raise PermissionDenied(f"console connections from origin {origin!r} are refused")
-        return svc.console_tickets.redeem(ticket_secret, caller, name, kind, origin)
+        return await svc.console_tickets.redeem(ticket_secret, caller, name, kind, origin)
     except CorralError as exc:
         await svc.audit.record(who, f"vm.console.{kind.value}", name, "denied", exc.message)
         await refuse(ws, exc)
