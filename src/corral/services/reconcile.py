@@ -19,6 +19,7 @@ from corral.errors import Conflict, CorralError, NotFound
 from corral.model.common import is_name
 from corral.model.vm import VmState
 from corral.services._db import Db
+from corral.services.cluster_view import ClusterView
 from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
 from corral.services.locks import OperationLocks
@@ -37,9 +38,17 @@ _ALIVE = {VmState.RUNNING, VmState.PAUSED, VmState.SHUTTING_DOWN, VmState.BLOCKE
 
 class Reconciler:
     def __init__(
-        self, db: Db, hosts: HostService, bus: EventBus, locks: OperationLocks, interval_s: float
+        self,
+        db: Db,
+        hosts: HostService,
+        bus: EventBus,
+        locks: OperationLocks,
+        interval_s: float,
+        view: ClusterView,
     ) -> None:
         self._db = db
+        #: Each pass hands the host's listing to the cluster view, events go to it too.
+        self.view = view
         self._locks = locks
         self._hosts = hosts
         self._bus = bus
@@ -58,6 +67,7 @@ class Reconciler:
     def on_event(self, event: DomainEvent) -> None:
         """Called by hosts in the loop thread: publish, and schedule a reconcile when the
         inventory may have changed."""
+        self.view.on_event(event)
         self._bus.publish(
             Event(
                 "vm" if event.uuid else "host",
@@ -85,9 +95,11 @@ class Reconciler:
             job.add_done_callback(self._jobs.discard)
 
     def start(self) -> None:
+        self.view.start()
         self._loop_task = asyncio.create_task(self._run(), name="reconciler")
 
     async def stop(self) -> None:
+        await self.view.stop()
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -133,6 +145,7 @@ class Reconciler:
         # instead of a fresh row looking missing against a stale domain list.
         rows = await self._db(lambda s: store.list_vms(s, host=host.name))
         records = {r.uuid: r for r in await host.list_domains()}
+        self.view.replace_host(host.name, records.values())
         known = {row.uuid for row in rows}
         for row in rows:
             try:

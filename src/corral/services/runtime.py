@@ -13,6 +13,7 @@ from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.auth import AuthService
 from corral.services.cluster import ClusterSettingsService
+from corral.services.cluster_view import ClusterView
 from corral.services.console_tickets import ConsoleTickets
 from corral.services.events import EventBus
 from corral.services.host_agents import HostAgents
@@ -98,8 +99,11 @@ class Services:
         self.cert_rotation = CertRotation(
             self.db, self.hosts, self.pki, self.tasks, self.audit, settings.data_dir, self.cluster
         )
+        #: Runtime records of every connected host's domains, read instead of asking libvirt
+        #: for all of them (placement, the VM state filter).
+        self.view = ClusterView(self.hosts)
         self.reconciler = Reconciler(
-            self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s
+            self.db, self.hosts, self.bus, self.locks, settings.reconcile_interval_s, self.view
         )
         self.storage = StorageDomains(
             self.db,
@@ -122,6 +126,7 @@ class Services:
             self.host_paths,
             self.storage,
             self.agents.call,
+            self.view,
         )
         self.migrations = MigrationServices.build(
             self.vms.inventory,

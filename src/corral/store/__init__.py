@@ -93,6 +93,7 @@ from corral.store.vms import (
     mark_vm_missing,
     set_vm_started,
     update_vm,
+    vm_placements,
 )
 from corral.store.web_sessions import (
     SessionPolicy,
@@ -194,5 +195,6 @@ __all__ = [
     "update_vm",
     "upgrade",
     "user_info",
+    "vm_placements",
     "vm_samples",
 ]

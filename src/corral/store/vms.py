@@ -14,7 +14,7 @@ from corral.model.vm import Accelerator
 from corral.store._integrity import conflict_on_integrity, not_found
 from corral.store.coltypes import utcnow
 from corral.store.hosts import get_host
-from corral.store.tables import Vm
+from corral.store.tables import Host, Vm
 
 _HINT = "check the name against the list of VMs"
 
@@ -90,6 +90,13 @@ def list_vms(session: Session, host: str | None = None) -> list[Vm]:
     if host is not None:
         query = query.where(Vm.host_id == get_host(session, host).id)
     return list(session.scalars(query))
+
+
+def vm_placements(session: Session) -> list[tuple[str, str]]:
+    """(uuid, host name) of every VM: what the cluster view needs to give each its state,
+    without loading whole rows."""
+    query = select(Vm.uuid, Host.name).join(Host, Vm.host_id == Host.id)
+    return [(uuid, host) for uuid, host in session.execute(query)]
 
 
 def update_vm(

@@ -70,7 +70,9 @@ class PowerPlanner:
         drivers, notes = await self.drivers()
         models = await self._config.models()
         now = utcnow()
-        facts = await self._builder.facts(drivers, models, settings, now)
+        facts = await self._builder.facts(
+            drivers, models, settings, now, consolidation=consolidation
+        )
         snapshot = assemble(facts, settings, now, consolidation=consolidation)
         snapshot.notes[:0] = notes
         return Situation(snapshot, settings, cluster.power_policy, drivers, now)

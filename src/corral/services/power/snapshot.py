@@ -181,12 +181,38 @@ class SnapshotBuilder:
         self._hosts = hosts
         self._inventory = inventory
 
+    async def _vms(
+        self, consolidation: bool
+    ) -> tuple[list[tuple[str, str, int, int]], dict[str, list[str]]]:
+        """Running VMs (name, host, vcpus, memory) and the shut-off ones per host.
+        Placement reads the cluster view (its cost does not grow with the inventory);
+        consolidation, which moves VMs by name, asks the inventory (rows and libvirt)."""
+        running: list[tuple[str, str, int, int]] = []
+        stopped: dict[str, list[str]] = defaultdict(list)
+        if consolidation:
+            for vm in await self._inventory.list_vms():
+                if vm.state in _LIVE:
+                    running.append((vm.name, vm.host, vm.vcpus, vm.memory_mib))
+                else:
+                    stopped[vm.host].append(vm.name)
+            return running, dict(stopped)
+        view = self._inventory.view
+        for host in self._hosts.all():
+            for record in (await view.ensure_listed(host.name) or {}).values():
+                if record.state in _LIVE:
+                    running.append((record.name, host.name, record.vcpus, record.memory_mib))
+                else:
+                    stopped[host.name].append(record.name)
+        return running, dict(stopped)
+
     async def facts(
         self,
         drivers: dict[str, PowerDriver],
         models: dict[str, PowerModel],
         settings: PolicySettings,
         now: datetime,
+        *,
+        consolidation: bool = True,
     ) -> Facts:
         rows = {row.name: row for row in await self._db(store.list_hosts)}
         hosts = []
@@ -198,13 +224,7 @@ class SnapshotBuilder:
                 except CorralError:
                     caps = None
             hosts.append((host.name, caps.cpus if caps else 1, caps.memory_mib if caps else 1))
-        running: list[tuple[str, str, int, int]] = []
-        stopped: dict[str, list[str]] = defaultdict(list)
-        for vm in await self._inventory.list_vms():
-            if vm.state in _LIVE:
-                running.append((vm.name, vm.host, vm.vcpus, vm.memory_mib))
-            else:
-                stopped[vm.host].append(vm.name)
+        running, stopped = await self._vms(consolidation)
         # Twice the window: sustained_load needs a sample at or before the window's start.
         since = now - timedelta(minutes=2 * settings.sustained_minutes)
         host_rows = await self._db(lambda s: store.host_samples(s, since))
@@ -219,7 +239,7 @@ class SnapshotBuilder:
             drivers=drivers,
             models=models,
             running=running,
-            stopped_on=dict(stopped),
+            stopped_on=stopped,
             host_samples=host_rows,
             vm_samples=vm_rows,
             settled=settled,

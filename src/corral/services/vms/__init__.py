@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
+from corral.services.cluster_view import ClusterView
 from corral.services.host_paths import HostPathRule
 from corral.services.hosts import HostService
 from corral.services.images import ImageLibrary
@@ -82,8 +83,9 @@ class VmServices:
         paths: HostPathRule,
         storage: StorageDomains,
         agent: AgentCall | None = None,
+        view: ClusterView | None = None,
     ) -> VmServices:
-        inventory = VmInventory(db, hosts)
+        inventory = VmInventory(db, hosts, view)
         source = VmScreenSource(inventory, pki)
         create = VmCreation(inventory, tasks, audit, locks, images, paths)
         create.storage = storage

@@ -10,6 +10,7 @@ from corral.errors import CorralError, NotFound
 from corral.metrics import VMS_BY_STATE
 from corral.model.vm import VmInfo, VmState
 from corral.services._db import Db
+from corral.services.cluster_view import ClusterView
 from corral.services.hosts import HostService
 from corral.services.whereabouts import Search, Sighting, Whereabouts
 from corral.store import Vm
@@ -71,10 +72,12 @@ def vm_info(row: Vm, record: DomainRecord | None, host_connected: bool) -> VmInf
 class VmInventory:
     """Lookups every VM use case starts with, and the read-only views (list, show)."""
 
-    def __init__(self, db: Db, hosts: HostService) -> None:
+    def __init__(self, db: Db, hosts: HostService, view: ClusterView | None = None) -> None:
         self.db = db
         self.hosts = hosts
         self._where = Whereabouts(db, hosts)
+        #: Told what each lookup reads from libvirt, so decisions after it see it at once.
+        self.view = view or ClusterView(hosts)
 
     async def row(self, name: str) -> Vm:
         return await self.db(lambda s: store.get_vm(s, name))
@@ -88,7 +91,7 @@ class VmInventory:
         record when no connected host has it."""
         row, host = await self.locate(name)
         try:
-            return row, host, await host.get_domain(row.uuid)
+            return row, host, await self._read(host, row.uuid)
         except NotFound:
             pass
         # Moved outside Corral (virsh migrate, virt-manager): follow it.
@@ -121,7 +124,7 @@ class VmInventory:
         record = None
         if host.connected:
             try:
-                record = await host.get_domain(row.uuid)
+                record = await self._read(host, row.uuid)
             except NotFound:
                 moved = await self._where.follow(row, None)
                 if moved is not None:
@@ -136,7 +139,9 @@ class VmInventory:
         for host in self.hosts.all():
             if host.connected and (host_name is None or host.name == host_name):
                 try:
-                    records[host.name] = {r.uuid: r for r in await host.list_domains()}
+                    listing = await host.list_domains()
+                    self.view.replace_host(host.name, listing)
+                    records[host.name] = {r.uuid: r for r in listing}
                 except CorralError as exc:
                     log.warning("listing domains of %s failed: %s", host.name, exc.message)
         result = []
@@ -153,6 +158,16 @@ class VmInventory:
             result.append(vm_info(row, record, found is not None))
         self._count_states(result, host_name)
         return result
+
+    async def _read(self, host: LibvirtHost, uuid: str) -> DomainRecord:
+        """Domain ``uuid`` on ``host`` from libvirt, and into the cluster view."""
+        try:
+            record = await host.get_domain(uuid)
+        except NotFound:
+            self.view.remove(host.name, uuid)
+            raise
+        self.view.put(host.name, record)
+        return record
 
     def _seen(self, uuid: str, records: dict[str, dict[str, DomainRecord]]) -> Search | None:
         """Where a listing of every host found ``uuid`` (None when only one host was listed):
