@@ -10,16 +10,17 @@ import inspect
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click.shell_completion import CompletionItem
 from typer.core import TyperGroup
 
-from corral.cli import credentials
+from corral.cli import credentials, params
 from corral.cli.client import (
     DEFAULT_URL,
     ApiError,
@@ -28,11 +29,16 @@ from corral.cli.client import (
     normalize_url,
     tls_verify,
 )
+from corral.cli.lazy import LazyCommand, load_command
+
+params.install()
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
 
 NOT_LOGGED_IN = "not logged in or token revoked: run `corral login`"
+
+JsonOpt = typer.Option(False, "--json", help="Print the API's JSON.")
 
 
 @dataclass
@@ -135,24 +141,70 @@ def report_error(exc: CliError) -> None:
 
 
 class HelpGroup(TyperGroup):
-    """A command group whose help lists each sub-command's first paragraph in full, wrapped.
+    """A command group whose help lists each sub-command's first paragraph in full, wrapped,
+    and whose ``lazy`` commands are imported only when used (see ``corral.cli.lazy``).
 
-    Click shortens it to what fits on one line, cut with "..." (or at the "." of "e.g.").
-    Every group of the ``corral`` command uses this class (``typer.Typer(cls=HelpGroup)``).
+    Click shortens a summary to what fits on one line, cut with "..." (or at the "." of "e.g.").
+    Every group of the ``corral`` command uses this class (``typer.Typer(cls=HelpGroup)``, or
+    ``cls=lazy_group({...})`` for one with lazy commands).
     """
 
+    #: Commands imported on first use, listed first, in this order.
+    lazy: ClassVar[Mapping[str, LazyCommand]] = {}
+
     # ``Any``: the base class types these with Typer's private vendored click classes.
-    def format_commands(self, ctx: Any, formatter: Any) -> None:
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = super().list_commands(ctx)
+        return [*self.lazy, *(name for name in own if name not in self.lazy)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        entry = self.lazy.get(cmd_name)
+        if command is None and entry is not None:
+            command = load_command(
+                cmd_name,
+                entry,
+                rich_markup_mode=self.rich_markup_mode,
+                suggest_commands=self.suggest_commands,
+            )
+            self.add_command(command, cmd_name)
+        return command
+
+    def summaries(self, ctx: Any, prefix: str = "") -> list[tuple[str, str]]:
+        """(name, first paragraph) of each visible sub-command starting with ``prefix``; lazy
+        ones not loaded yet from their table, so help and completion import nothing."""
         rows = []
         for name in self.list_commands(ctx):
+            if not name.startswith(prefix):
+                continue
+            entry = self.lazy.get(name)
+            if entry is not None and name not in self.commands:
+                rows.append((name, entry.summary))
+                continue
             command = self.get_command(ctx, name)
             if command is None or command.hidden:
                 continue
             text = inspect.cleandoc(command.short_help or command.help or "")
             rows.append((name, " ".join(text.split("\n\n")[0].split())))
+        return rows
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = self.summaries(ctx)
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+    def shell_complete(self, ctx: Any, incomplete: str) -> list[Any]:
+        # The options (a "-" prefix) as click completes them; sub-commands from ``summaries``.
+        items: list[Any] = super(TyperGroup, self).shell_complete(ctx, incomplete)
+        return [*(CompletionItem(n, help=h) for n, h in self.summaries(ctx, incomplete)), *items]
+
+
+def lazy_group(
+    commands: Mapping[str, LazyCommand], base: type[HelpGroup] = HelpGroup
+) -> type[HelpGroup]:
+    """A ``HelpGroup`` class with ``commands`` as its ``lazy`` ones (``typer.Typer(cls=…)``)."""
+    return type(base.__name__, (base,), {"lazy": dict(commands)})
 
 
 class CorralGroup(HelpGroup):

@@ -12,8 +12,6 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomli_w
-
 FILE_NAME = "credentials.toml"
 
 
@@ -70,6 +68,8 @@ def load() -> Credentials | None:
 
 def save(creds: Credentials) -> Path:
     """Write the credentials atomically with mode 0600 in a 0700 directory."""
+    import tomli_w  # only ``login`` writes: the other commands start without it
+
     directory = config_dir()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)

@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from corral.cli import context as c
+from corral.cli import host_nics
 from corral.cli.client import parse, parse_list, seg
 from corral.cli.output import (
     guest_arch_details,
@@ -443,3 +444,6 @@ def power_off(
             ctx, json_out, task.model_dump(mode="json"),
             lambda: c.info(f"host {name} is in standby"),
         )  # fmt: skip
+
+
+host_nics.register(app)

@@ -19,9 +19,9 @@ from rich.progress import (
 
 from corral.cli import context as c
 from corral.cli.client import CliError, parse, parse_list, seg
+from corral.cli.formats import human_bytes
 from corral.cli.output import image_table
 from corral.cli.task import JsonOpt
-from corral.cli.units import human_bytes
 from corral.model.image import ImageInfo, ImageKind, ImageUploaded
 
 app = typer.Typer(

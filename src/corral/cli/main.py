@@ -7,36 +7,75 @@ namespace hosts on this machine) only speaks HTTP to the API through
 
 from __future__ import annotations
 
+import importlib
 import os
-from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import typer
 
-from corral.cli import (
-    audit,
-    auth,
-    cluster,
-    host,
-    host_nics,
-    image,
-    network,
-    power,
-    storage_domain,
-    task,
-    token,
-    user,
-    vm,
-    volume,
-)
 from corral.cli import context as c
 from corral.cli.client import CliError
+from corral.cli.lazy import LazyCommand
+
+#: Every command group and most commands load on first use (``lazy.py``): ``corral vm list``
+#: imports ``vm.py``, not the modules of ``host``, ``image`` or ``vm create``.
+LAZY: dict[str, LazyCommand] = {
+    "login": LazyCommand(
+        "corral.cli.auth",
+        "login",
+        "Log in and store an API token in the credentials file (mode 0600).",
+    ),
+    "logout": LazyCommand(
+        "corral.cli.auth",
+        "logout",
+        "Revoke the stored token on the server and delete the credentials file.",
+    ),
+    "whoami": LazyCommand("corral.cli.auth", "whoami", "Show who the token belongs to."),
+    "audit": LazyCommand("corral.cli.audit", "audit", "Show the audit log, newest first."),
+    "vm": LazyCommand("corral.cli.vm", "app", "Virtual machines."),
+    "image": LazyCommand(
+        "corral.cli.image",
+        "app",
+        "The image library: ISO, disk and kernel images in storage domains.",
+    ),
+    "volume": LazyCommand(
+        "corral.cli.volume",
+        "app",
+        "Volumes of storage domains: list, create, resize, delete what nothing uses (admins).",
+    ),
+    "storage-domain": LazyCommand(
+        "corral.cli.storage_domain",
+        "app",
+        "Storage domains: places for volumes and which hosts reach them.",
+    ),
+    "task": LazyCommand(
+        "corral.cli.task", "app", "Long-running work: list, show, wait for and cancel tasks."
+    ),
+    "host": LazyCommand("corral.cli.host", "app", "Hypervisor hosts (libvirt daemons)."),
+    "network": LazyCommand(
+        "corral.cli.network",
+        "app",
+        "Cluster networks: nat, isolated, bridge (on a labelled NIC) and vxlan, realised on "
+        "every host (admins change them).",
+    ),
+    "cluster": LazyCommand("corral.cli.cluster", "app", "Cluster-wide settings."),
+    "power": LazyCommand(
+        "corral.cli.power", "app", "Power-aware placement: plans, applying them, host power."
+    ),
+    "user": LazyCommand("corral.cli.user", "app", "Users and roles (admin)."),
+    "token": LazyCommand("corral.cli.token", "app", "API tokens."),
+    "completion": LazyCommand(
+        "corral.cli.completion",
+        "completion",
+        "Print the shell completion script for bash, zsh or fish (install it as the README "
+        "says: e.g. `source <(corral completion bash)` in ~/.bashrc).",
+    ),
+}
 
 app = typer.Typer(
     name="corral",
     help="Corral: manage KVM/QEMU virtual machines through the Corral API.",
-    cls=c.CorralGroup,
+    cls=c.lazy_group(LAZY, c.CorralGroup),
     no_args_is_help=True,
     # Plain help and usage errors everywhere (sub-groups inherit this): Rich's boxed tables
     # cut long option syntax with "…" at 80 columns and show flags as "<bool>".
@@ -49,6 +88,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from importlib.metadata import PackageNotFoundError, version
+
         try:
             text = version("corral")
         except PackageNotFoundError:
@@ -93,24 +134,6 @@ def main(
         c.out.width = 200
 
 
-app.command("login")(auth.login)
-app.command("logout")(auth.logout)
-app.command("whoami")(auth.whoami)
-app.command("audit")(audit.audit)
-app.add_typer(vm.app, name="vm")
-app.add_typer(image.app, name="image")
-app.add_typer(volume.app, name="volume")
-app.add_typer(storage_domain.app, name="storage-domain")
-app.add_typer(task.app, name="task")
-host_nics.register(host.app)
-app.add_typer(host.app, name="host")
-app.add_typer(network.app, name="network")
-app.add_typer(cluster.app, name="cluster")
-app.add_typer(power.app, name="power")
-app.add_typer(user.app, name="user")
-app.add_typer(token.app, name="token")
-
-
 def _forward(ctx: typer.Context, module: str, attr: str) -> None:
     """Run a command defined in ``module`` with the rest of the command line.
 
@@ -118,7 +141,7 @@ def _forward(ctx: typer.Context, module: str, attr: str) -> None:
     only when used keeps every other command quick to start.
     """
     try:
-        target = getattr(import_module(module), attr)
+        target = getattr(importlib.import_module(module), attr)
     except ModuleNotFoundError as exc:
         if exc.name != module:
             raise

@@ -6,7 +6,10 @@ from collections.abc import Iterable
 
 from rich.table import Table
 
-from corral.cli.output import _details, _row, _table, when
+from corral.cli.tables import details as _details
+from corral.cli.tables import row as _row
+from corral.cli.tables import table as _table
+from corral.cli.tables import when
 from corral.model.network import HostNic, NetworkInfo, NetworkOnHost
 
 

@@ -3,86 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from rich.table import Table
 from rich.text import Text
 
-from corral.cli.units import human_bytes, human_duration, human_mib
+from corral.cli.formats import human_bytes, human_duration, human_mib
+from corral.cli.tables import STATE_STYLE, state_text, when
+from corral.cli.tables import details as _details
+from corral.cli.tables import row as _row
+from corral.cli.tables import table as _table
 from corral.model.auth import AuditEntry, TokenInfo, UserInfo
 from corral.model.cluster import ClusterSettings
 from corral.model.host import GuestArchInfo, HostInfo
 from corral.model.image import ImageInfo
 from corral.model.power import HostPowerInfo
 from corral.model.task import TaskInfo, TaskState
-from corral.model.vm import SnapshotInfo, VmInfo, VmState
+from corral.model.vm import SnapshotInfo, VmInfo
 from corral.model.volume import VolumeInfo
-
-_STATE_STYLE: dict[str, str] = {
-    VmState.RUNNING: "green",
-    VmState.PAUSED: "yellow",
-    VmState.SHUTOFF: "dim",
-    VmState.SHUTTING_DOWN: "yellow",
-    VmState.CRASHED: "bold red",
-    VmState.SUSPENDED: "cyan",
-    VmState.BLOCKED: "yellow",
-    VmState.UNKNOWN: "magenta",
-    VmState.MISSING: "bold red",
-    TaskState.PENDING: "cyan",
-    TaskState.SUCCEEDED: "green",
-    TaskState.FAILED: "bold red",
-    TaskState.CANCELLED: "yellow",
-}
-
-
-def state_text(state: str) -> Text:
-    return Text(str(state), style=_STATE_STYLE.get(state, ""))
-
-
-def when(moment: datetime | None) -> str:
-    """Local time, to the second; '-' when unknown."""
-    if moment is None:
-        return "-"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _row(table: Table, *cells: str | Text) -> None:
-    """Add a row; plain strings stay plain (server text like "[x]" is not Rich markup)."""
-    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
-
-
-def _table(*columns: str) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
-
-
-def _details(rows: Iterable[tuple[str, str | Text]]) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in rows:
-        _row(table, key, value)
-    return table
-
-
-def vm_table(vms: Iterable[VmInfo]) -> Table:
-    table = _table("NAME", "HOST", "STATE", "VCPUS", "MEMORY", "UPTIME", "CPU TIME")
-    for vm in vms:
-        _row(
-            table,
-            vm.name,
-            vm.host,
-            state_text(vm.state),
-            str(vm.vcpus),
-            human_mib(vm.memory_mib),
-            human_duration(vm.uptime_s),
-            human_duration(vm.cpu_time_s),
-        )
-    return table
 
 
 def _of_max(now: str, most: str | None) -> str:
@@ -247,7 +184,7 @@ def task_reasons(tasks: Iterable[TaskInfo], width: int) -> list[Text]:
         if not task.error or task.state not in (TaskState.FAILED, TaskState.CANCELLED):
             continue
         head = f"{task.id} {task.state.value}: "
-        line = Text(head, style=_STATE_STYLE[task.state])
+        line = Text(head, style=STATE_STYLE[task.state])
         line.append(shorten(task.error, max(width - len(head), 20)))
         lines.append(line)
     return lines

@@ -11,9 +11,9 @@ from rich.text import Text
 
 from corral.cli import context as c
 from corral.cli.client import parse, parse_list, seg
-from corral.cli.output import when
+from corral.cli.formats import human_bytes
+from corral.cli.tables import when
 from corral.cli.task import JsonOpt
-from corral.cli.units import human_bytes
 from corral.model.storage_domain import ReachState, StorageDomainInfo
 
 app = typer.Typer(

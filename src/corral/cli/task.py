@@ -23,6 +23,7 @@ from rich.text import Text
 
 from corral.cli import context as c
 from corral.cli.client import CliError, CorralClient, parse, parse_list
+from corral.cli.context import JsonOpt as JsonOpt  # where the commands have always found it
 from corral.cli.output import task_details, task_reasons, task_table
 from corral.model.task import TaskInfo, TaskState
 
@@ -31,8 +32,6 @@ app = typer.Typer(help="Long-running work: list, show, wait for and cancel tasks
 #: Polling interval bounds (s): start fast for short tasks, settle at the slower rate.
 POLL_MIN_S = 0.2
 POLL_MAX_S = 0.5
-
-JsonOpt = typer.Option(False, "--json", help="Print the API's JSON.")
 
 
 class _BytesColumn(ProgressColumn):

@@ -104,8 +104,3 @@ def wait_screen_command(
             f"after {found.elapsed_s:.1f} s"
         ),
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("type")(type_command)
-    app.command("wait-screen")(wait_screen_command)

@@ -35,9 +35,13 @@ def _walk(command: Any, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], An
     if path and path[0] in FORWARDED and len(path) == 1:
         command = _command_of(getattr(import_module(FORWARDED[path[0]][0]), FORWARDED[path[0]][1]))
     found = [(path, command)]
-    for name, sub in getattr(command, "commands", {}).items():
-        if not sub.hidden:
-            found += _walk(sub, (*path, name))
+    # ``list_commands``/``get_command``, not ``.commands``: that holds only the loaded ones.
+    if hasattr(command, "list_commands"):
+        ctx = command.make_context(path[-1] if path else "corral", [], resilient_parsing=True)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if not sub.hidden:
+                found += _walk(sub, (*path, name))
     return found
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from corral.cli.formats import human_bytes, human_duration
 from corral.cli.main import app
 from corral.cli.units import (
     GIB,
     MIB,
-    human_bytes,
-    human_duration,
     parse_disk_spec,
     parse_disk_specs,
     parse_memory_mib,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from corral.cli.units import human_mib
+from corral.cli.formats import human_mib
 from corral.model.vm import VmState
 from tests.unit.cli.canned_api import vm_info
 from tests.unit.cli.conftest import CannedApi, RealApi, Run, Vms
