@@ -6,6 +6,7 @@ and errors go to stderr so that ``corral … --json | jq`` and ``id=$(corral …
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any, ClassVar, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer._click.exceptions import UsageError
 from typer._click.shell_completion import CompletionItem
 from typer.core import TyperGroup
 
@@ -169,6 +171,18 @@ class HelpGroup(TyperGroup):
             )
             self.add_command(command, cmd_name)
         return command
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            # Typer suggests from the loaded commands only.
+            if self.lazy and args and "Did you mean" not in exc.message:
+                close = difflib.get_close_matches(args[0], self.list_commands(ctx))
+                if close:
+                    names = ", ".join(repr(name) for name in close)
+                    exc.message = f"{exc.message.rstrip('.')}. Did you mean {names}?"
+            raise
 
     def summaries(self, ctx: Any, prefix: str = "") -> list[tuple[str, str]]:
         """(name, first paragraph) of each visible sub-command starting with ``prefix``; lazy

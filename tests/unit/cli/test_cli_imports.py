@@ -158,3 +158,15 @@ def test_typed_values_are_still_converted_and_checked(args: tuple[str, ...], mes
     result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
     assert result.exit_code == 2
     assert message in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "suggested"),
+    [(("vmm",), "'vm'"), (("vm", "lst"), "'list'"), (("host", "nic"), "'nics'")],
+)
+def test_a_mistyped_command_suggests_one_not_loaded_yet(
+    args: tuple[str, ...], suggested: str
+) -> None:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert f"Did you mean {suggested}" in result.output, result.output
