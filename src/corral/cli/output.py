@@ -200,6 +200,7 @@ def task_details(task: TaskInfo) -> Table:
             ("Progress", task_progress_text(task)),
             ("Phase", task.phase or "-"),
             ("Error", Text(task.error, style="red") if task.error else "-"),
+            ("Owner", f"{task.owner} (attempt {task.attempt})" if task.owner else "-"),
             ("Created by", task.created_by),
             ("Created", when(task.created_at)),
             ("Updated", when(task.updated_at)),

@@ -38,3 +38,7 @@ class TaskInfo(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
+    #: The Corral instance that runs it (or ran it last); None for tasks from before leases.
+    owner: str | None = None
+    #: 1 when it starts; raised each time another instance takes it over.
+    attempt: int = 1

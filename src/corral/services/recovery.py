@@ -1,62 +1,74 @@
-"""Resolve what a crashed manager left half-done: interrupted tasks and their partial volumes."""
+"""Taking over what an instance left half-done: resumers for the task kinds that make things
+on hosts without a recovery of their own (a VM's creation, an image upload).
+
+Migrations and disk moves resume through their own code (``MigrationServices.resume``,
+``VmDiskMove.resume``); every kind without a resumer fails with
+:data:`~corral.services.tasks.INTERRUPTED`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 from corral import store
 from corral.errors import CorralError
 from corral.model.image import ImageKind
-from corral.model.task import TaskInfo, TaskState
+from corral.model.task import TaskInfo
+from corral.model.vm import VmState
 from corral.services._db import Db
 from corral.services.hosts import HostService
 from corral.services.images import image_volume
-from corral.services.tasks import TaskService
+from corral.services.tasks import INTERRUPTED, TaskContext, TaskService
 from corral.services.vms._volumes import backs_another
 from corral.virt import LibvirtHost
 
 log = logging.getLogger(__name__)
 
 
-Resume = Callable[[TaskInfo], Awaitable[None]]
+class CreateRecovery:
+    """An interrupted ``vm.create`` (with an import): finished if its VM was made (started
+    as asked), else the volumes it had made are deleted and it fails."""
+
+    def __init__(self, db: Db, tasks: TaskService, hosts: HostService) -> None:
+        self._db = db
+        self._tasks = tasks
+        self._hosts = hosts
+
+    async def resume(self, task: TaskInfo) -> None:
+        row = await self._db(partial(store.find_vm, name=task.target))
+        if row is None:
+            for host in self._hosts.all():
+                if host.connected:
+                    await _remove_orphans(host, task.target)
+            await self._tasks.fail(task, INTERRUPTED)
+            return
+        params = await self._tasks.params(task.id)
+        host = self._hosts.get(row.host.name)
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            domain = await host.get_domain(row.uuid)
+            started = domain.state in (VmState.RUNNING, VmState.PAUSED)
+            if params.get("start") and not started:
+                await ctx.progress(phase="starting the VM", force=True)
+                await host.start(row.uuid)
+                started = True
+            return {"vm": task.target, "uuid": row.uuid, "started": started, "resumed": True}
+
+        await self._tasks.resume(task, body)
 
 
-async def recover(
-    db: Db,
-    tasks: TaskService,
-    hosts: HostService,
-    resumers: dict[str, Resume] | None = None,
-) -> None:
-    """Fail interrupted tasks, except running ones whose kind has a resumer (a migration the
-    source host went on with): those are handed to it. For an interrupted ``vm.create`` whose
-    VM never got its row, delete the volumes it had made (named ``VM-DISK.qcow2``) that no
-    domain uses; for an interrupted ``image.upload`` (target ``HOST/NAME``), the partial
-    image."""
-    resumers = resumers or {}
-    interrupted = await tasks.recover_interrupted(frozenset(resumers))
-    if interrupted:
-        log.warning("%d task(s) were interrupted by the last shutdown", len(interrupted))
-    for task in interrupted:
-        if task.kind in resumers and task.state is TaskState.RUNNING:
-            log.warning("resuming task %s (%s %s)", task.id, task.kind, task.target)
-            try:
-                await resumers[task.kind](task)
-            except CorralError as exc:
-                log.error("could not resume task %s: %s", task.id, exc.message)
-                await tasks.update(task.id, state=TaskState.FAILED, error=exc.message)
-            continue
-        if task.kind == "image.upload":
-            await _remove_partial_image(hosts, task.target)
-            continue
-        if task.kind != "vm.create":
-            continue
-        if await db(partial(store.find_vm, name=task.target)) is not None:
-            continue
-        for host in hosts.all():
-            if host.connected:
-                await _remove_orphans(host, task.target)
+class UploadRecovery:
+    """An interrupted ``image.upload`` (target ``HOST/NAME``): the partial image goes."""
+
+    def __init__(self, tasks: TaskService, hosts: HostService) -> None:
+        self._tasks = tasks
+        self._hosts = hosts
+
+    async def resume(self, task: TaskInfo) -> None:
+        await _remove_partial_image(self._hosts, task.target)
+        await self._tasks.fail(task, INTERRUPTED)
 
 
 async def _remove_orphans(host: LibvirtHost, vm: str) -> None:

@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 from corral.config import Settings
+from corral.model.task import TaskInfo, TaskState
 from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
@@ -20,16 +21,19 @@ from corral.services.host_agents import HostAgents
 from corral.services.host_paths import HostPathRule
 from corral.services.hosts import CertRotation, HostEnrollment, HostService, HostUriPolicy
 from corral.services.images import ImageLibrary
+from corral.services.instance import InstanceService
 from corral.services.locks import OperationLocks
 from corral.services.metrics_refresh import MetricsRefresher
 from corral.services.migrations import MIGRATE_KIND, MigrationServices
 from corral.services.networks import HostNics, NetworkRealiser, NetworkService
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
-from corral.services.recovery import Resume, recover
+from corral.services.recovery import CreateRecovery, UploadRecovery
+from corral.services.sqlite_guard import SqliteGuard
 from corral.services.storage import DomainVolumes, DriverContext, StorageDomains
 from corral.services.stream_caps import ConsoleCaps, OpenStreams, per_user_cap
-from corral.services.tasks import TaskService
+from corral.services.task_leases import TaskLeases
+from corral.services.tasks import INTERRUPTED, Resume, TaskService
 from corral.services.vms import VmServices
 from corral.services.vms.move_disk import KIND as MOVE_KIND
 from corral.services.volumes import VolumeService
@@ -57,7 +61,12 @@ class Services:
             ),
             login_token_days=settings.api_login_token_days,
         )
-        self.tasks = TaskService(self.db, self.bus)
+        self.instance = InstanceService(self.db)
+        self._sqlite_guard = SqliteGuard(
+            settings.effective_database_url, str(self.instance.identity)
+        )
+        self.tasks = TaskService(self.db, self.bus, self.instance.identity.id)
+        self.task_leases = TaskLeases(self.db, self.tasks)
         self.locks = OperationLocks()
         caps = ConsoleCaps(
             per_user=settings.console_max_per_user,
@@ -174,23 +183,50 @@ class Services:
         # their last 30 days.
         for done in await asyncio.to_thread(self.pki.ensure):
             log.info("PKI: %s", done)
+        # Before anything runs: a second instance on one SQLite file stops here.
+        self._sqlite_guard.acquire()
+        await self.instance.start()
         await self.hosts.start(s.local_host_name, s.local_host_uri, s.local_host_accelerator)
-        resumers: dict[str, Resume] = {
-            MIGRATE_KIND: self.migrations.resume,
-            MOVE_KIND: self.vms.move_disk.resume,
-        }
-        await recover(self.db, self.tasks, self.hosts, resumers)
+        self._register_resumers()
+        if self.store.engine.dialect.name == "sqlite":
+            await self.task_leases.claim_all_at_start()
+        else:
+            await self.task_leases.claim()
+        self.task_leases.start()
         await self.reconciler.reconcile_all()
         self.reconciler.start()
         self.networks.start(s.reconcile_interval_s)
         await self.power.start()
         self.metrics.start()
 
+    def _register_resumers(self) -> None:
+        """How this instance takes over each kind of task another one left unfinished."""
+        tasks = self.tasks
+
+        def when_running(resume: Resume) -> Resume:
+            # A migration or move that had not started yet did nothing to resume.
+            async def run(task: TaskInfo) -> None:
+                if task.state is TaskState.RUNNING:
+                    await resume(task)
+                else:
+                    await tasks.fail(task, INTERRUPTED)
+
+            return run
+
+        tasks.register_resumer(MIGRATE_KIND, when_running(self.migrations.resume))
+        tasks.register_resumer(MOVE_KIND, when_running(self.vms.move_disk.resume))
+        tasks.register_resumer("vm.create", CreateRecovery(self.db, tasks, self.hosts).resume)
+        tasks.register_resumer("image.upload", UploadRecovery(tasks, self.hosts).resume)
+        tasks.register_resumer("vm.shutdown", self.vms.power.resume_shutdown)
+
     async def stop(self) -> None:
+        await self.task_leases.stop()
         await self.metrics.stop()
         await self.networks.stop()
         await self.power.stop()
         await self.tasks.shutdown()
         await self.reconciler.stop()
         await self.hosts.stop()
+        await self.instance.stop()
         self.store.dispose()
+        self._sqlite_guard.release()

@@ -2,14 +2,24 @@
 
 A task's coroutine receives a :class:`TaskContext` to report progress and to learn it was
 cancelled. Progress writes are throttled so a fast loop does not hammer the database.
+
+Several instances share the tasks table: the instance that starts a task owns it under a lease
+it renews every second (:mod:`corral.services.task_leases`). An unfinished task whose lease ran
+out (its instance died, or this process restarted) is claimed by a live instance and handed to
+the resumer registered for its kind, which finds out from libvirt what happened and finishes
+it; kinds without one fail with a message saying so. Each claim raises the task's ``attempt``,
+and every write of a task's body carries the attempt it runs under, so a former owner that was
+only paused cannot write over the instance that took the task over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from corral import store
@@ -22,8 +32,13 @@ from corral.services.principal import Principal
 log = logging.getLogger(__name__)
 
 TaskBody = Callable[["TaskContext"], Awaitable[dict[str, Any] | None]]
+#: Takes over an unfinished task another instance (or this process before a restart) left:
+#: resolves it and finishes it, usually by running a body with :meth:`TaskService.resume`.
+Resume = Callable[[TaskInfo], Awaitable[None]]
 
 _PROGRESS_INTERVAL_S = 0.25
+#: How long a task's lease lasts; its owner renews it every second (task_leases).
+LEASE_S = 3.0
 _CANCEL_GRACE_S = 10.0
 
 
@@ -47,9 +62,11 @@ class TaskContext:
     second, one write at a time, so writes never overtake each other.
     """
 
-    def __init__(self, service: TaskService, task_id: str) -> None:
+    def __init__(self, service: TaskService, task_id: str, attempt: int = 1) -> None:
         self._service = service
         self.id = task_id
+        #: The fencing token this body runs under (see the module).
+        self.attempt = attempt
         self._latest: dict[str, Any] = {}
         self._last_write = 0.0
         self._writer: asyncio.Task[None] | None = None
@@ -59,6 +76,8 @@ class TaskContext:
         #: database, for the next manager process to resume.
         self.shutting_down = False
         self.survives_restart = False
+        #: Set when another instance took the task over: nothing more is written.
+        self.fenced = False
 
     def report(
         self,
@@ -108,7 +127,7 @@ class TaskContext:
                 await asyncio.sleep(delay)
             fields, self._latest = self._latest, {}
             self._last_write = time.monotonic()
-            await self._service.update(self.id, **fields)
+            await self._service.update(self.id, attempt=self.attempt, **fields)
 
     async def settle(self) -> None:
         """Wait for pending progress writes; a task that already finished ignores them."""
@@ -121,29 +140,56 @@ class TaskContext:
             log.info("progress of task %s not stored: %s", self.id, exc.message)
 
 
+INTERRUPTED = (
+    "interrupted by a restart of the Corral manager or the loss of the instance running it; "
+    "the VM's real state was re-read from libvirt: check it and run the operation again if "
+    "needed"
+)
+
+
 class TaskService:
-    def __init__(self, db: Db, bus: EventBus) -> None:
+    def __init__(self, db: Db, bus: EventBus, owner: str | None = None) -> None:
         self._db = db
         self._bus = bus
+        #: The instance id that owns the tasks this process starts or takes over.
+        self.owner = owner or secrets.token_hex(8)
         self._running: dict[str, tuple[asyncio.Task[None], TaskContext]] = {}
+        #: Unfinished tasks this instance holds (id -> attempt): their leases are renewed.
+        self.held: dict[str, int] = {}
+        self._resumers: dict[str, Resume] = {}
+        self.lease = timedelta(seconds=LEASE_S)
 
-    async def recover_interrupted(self, resumable: frozenset[str] = frozenset()) -> list[TaskInfo]:
-        """Tasks left pending/running by a previous manager process: fail them with a message
-        that says so (the reconciler re-reads the real state from libvirt), except running
-        tasks of the ``resumable`` kinds, which are returned as they are for their use case
-        to resume."""
-        unfinished = await self._db(store.list_unfinished_tasks)
-        resolved = []
-        for task in unfinished:
-            if task.kind in resumable and task.state is TaskState.RUNNING:
-                resolved.append(task)
-                continue
-            message = (
-                "interrupted by a restart of the Corral manager; the VM's real state was "
-                "re-read from libvirt: check it and run the operation again if needed"
-            )
-            resolved.append(await self.update(task.id, state=TaskState.FAILED, error=message))
-        return resolved
+    def register_resumer(self, kind: str, resume: Resume) -> None:
+        """How an instance takes over an unfinished task of ``kind`` (see the module)."""
+        self._resumers[kind] = resume
+
+    async def take_over(self, task: TaskInfo) -> None:
+        """Resolve a task this instance just claimed: its kind's resumer, or a failure."""
+        self.held[task.id] = task.attempt
+        try:
+            resume = self._resumers.get(task.kind)
+            if resume is not None:
+                log.warning("resuming task %s (%s %s)", task.id, task.kind, task.target)
+                await resume(task)
+            else:
+                await self.fail(task, INTERRUPTED)
+        except CorralError as exc:
+            log.error("could not resume task %s: %s", task.id, exc.message)
+            await self.fail(task, exc.message)
+        finally:
+            if task.id not in self._running:
+                self.held.pop(task.id, None)
+
+    async def fail(self, task: TaskInfo, message: str) -> None:
+        """End a claimed task as failed (not if another instance has taken it since)."""
+        try:
+            await self.update(task.id, state=TaskState.FAILED, error=message, attempt=task.attempt)
+        except Conflict as exc:
+            log.info("task %s not failed: %s", task.id, exc.message)
+
+    async def params(self, task_id: str) -> dict[str, Any]:
+        """What the task's starter stored for a taker (:meth:`start`'s ``params``)."""
+        return await self._db(lambda s: store.task_params(s, task_id))
 
     async def update(self, task_id: str, **fields: Any) -> TaskInfo:
         info = await self._db(lambda s: store.update_task(s, task_id, **fields))
@@ -151,18 +197,44 @@ class TaskService:
         return info
 
     async def start(
-        self, kind: str, target: str, principal: Principal, body: TaskBody, phase: str = ""
+        self,
+        kind: str,
+        target: str,
+        principal: Principal,
+        body: TaskBody,
+        phase: str = "",
+        params: dict[str, Any] | None = None,
     ) -> TaskInfo:
+        """Run ``body`` as a task this instance owns. ``params``: what another instance needs
+        to resume it should this one die (JSON; no secrets)."""
         info = await self._db(
             lambda s: store.create_task(
-                s, kind=kind, target=target, created_by=principal.user, phase=phase
+                s,
+                kind=kind,
+                target=target,
+                created_by=principal.user,
+                phase=phase,
+                owner=self.owner,
+                lease=self.lease,
+                params=params,
             )
         )
-        context = TaskContext(self, info.id)
-        runner = asyncio.create_task(self._run(info.id, body, context), name=f"task-{info.id}")
-        self._running[info.id] = (runner, context)
-        runner.add_done_callback(lambda _: self._running.pop(info.id, None))
+        self._launch(info, body, resumed=False)
         return info
+
+    def _launch(self, info: TaskInfo, body: TaskBody, *, resumed: bool) -> None:
+        context = TaskContext(self, info.id, info.attempt)
+        runner = asyncio.create_task(
+            self._run(info.id, body, context, resumed=resumed), name=f"task-{info.id}"
+        )
+        self._running[info.id] = (runner, context)
+        self.held[info.id] = info.attempt
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._running.pop(info.id, None)
+            self.held.pop(info.id, None)
+
+        runner.add_done_callback(done)
 
     async def run(
         self, kind: str, target: str, principal: Principal, body: TaskBody, phase: str = ""
@@ -177,25 +249,36 @@ class TaskService:
         return await self.get(info.id)
 
     async def resume(self, task: TaskInfo, body: TaskBody) -> None:
-        """Run ``body`` for a task a previous manager process left running (it resolves what
-        happened meanwhile and finishes the task)."""
-        context = TaskContext(self, task.id)
-        runner = asyncio.create_task(
-            self._run(task.id, body, context, resumed=True), name=f"task-{task.id}"
-        )
-        self._running[task.id] = (runner, context)
-        runner.add_done_callback(lambda _: self._running.pop(task.id, None))
+        """Run ``body`` for a task this instance took over (it resolves what happened
+        meanwhile and finishes the task)."""
+        self._launch(task, body, resumed=True)
+
+    def lost(self, task_id: str, *, finished: bool) -> None:
+        """This instance no longer holds the task: another took it over (``finished``:
+        False), or someone ended it (a user's cancel through another instance). Its body
+        stops without writing; work that goes on without Corral (a migration) is left to
+        the holder."""
+        self.held.pop(task_id, None)
+        entry = self._running.get(task_id)
+        if entry is None:
+            return
+        runner, context = entry
+        log.warning("task %s %s", task_id, "ended elsewhere" if finished else "taken over")
+        context.shutting_down = not finished
+        context.cancel_requested = finished
+        context.fenced = True
+        runner.cancel()
 
     async def _run(
         self, task_id: str, body: TaskBody, context: TaskContext, *, resumed: bool = False
     ) -> None:
         try:
             if not resumed:
-                await self.update(task_id, state=TaskState.RUNNING)
+                await self.update(task_id, state=TaskState.RUNNING, attempt=context.attempt)
             result = await body(context)
         except (asyncio.CancelledError, Cancelled):
-            if context.shutting_down and context.survives_restart:
-                log.info("task %s left running for the next manager process", task_id)
+            if context.fenced or (context.shutting_down and context.survives_restart):
+                log.info("task %s left running for another instance", task_id)
                 await context.settle()
                 return
             await self._finish(context, TaskState.CANCELLED, error="cancelled by a user")
@@ -212,9 +295,9 @@ class TaskService:
         await context.settle()
         task_id = context.id
         try:
-            await self.update(task_id, state=state, **fields)
-        except Conflict:
-            log.info("task %s had already finished", task_id)
+            await self.update(task_id, state=state, attempt=context.attempt, **fields)
+        except Conflict as exc:
+            log.info("task %s not finished here: %s", task_id, exc.message)
 
     async def get(self, task_id: str) -> TaskInfo:
         return await self._db(lambda s: store.get_task(s, task_id))
@@ -253,6 +336,9 @@ class TaskService:
                 await asyncio.sleep(poll_s)
 
     async def shutdown(self) -> None:
+        """Stop every task; those whose work goes on without Corral stay unfinished, and
+        their leases are given up so another instance takes them over at once."""
+        survivors = [i for i, (_, c) in self._running.items() if c.survives_restart]
         for runner, context in list(self._running.values()):
             context.shutting_down = True
             if not context.survives_restart:
@@ -260,3 +346,8 @@ class TaskService:
             runner.cancel()
         if self._running:
             await asyncio.gather(*(r for r, _ in self._running.values()), return_exceptions=True)
+        if survivors:
+            try:
+                await self._db(lambda s: store.release_task_leases(s, self.owner, survivors))
+            except CorralError as exc:
+                log.warning("task leases not given up: %s", exc.message)

@@ -229,6 +229,39 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    #: The instance running the task, while its lease (renewed by that instance) lasts; an
+    #: unfinished task whose lease expired is claimed by another instance.
+    owner: Mapped[str | None] = mapped_column(String(32))
+    lease_expires_at: Mapped[datetime | None]
+    #: What an instance taking the task over needs to resume it (JSON, per kind).
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Fencing token: raised by every claim, so a former owner's late writes are refused.
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class Instance(Base):
+    """A running (or once running) Corral process: ``serve`` writes its heartbeat."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+
+
+class Lease(Base):
+    """A job that must run once in the cluster: held by one instance until ``expires_at``;
+    ``token`` grows with every change of holder (a fencing token)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(32))
+    token: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime]
 
 
 class AuditEntry(Base):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from corral.errors import Conflict, InvalidRequest
 from corral.model.task import TaskInfo, TaskState
 from corral.store._integrity import not_found
 from corral.store.coltypes import utcnow
+from corral.store.instances import db_now
 from corral.store.tables import Task
 
 #: Allowed state changes; a finished task never changes again. Pending may end directly
@@ -45,12 +46,23 @@ def task_info(task: Task) -> TaskInfo:
         created_at=task.created_at,
         updated_at=task.updated_at,
         finished_at=task.finished_at,
+        owner=task.owner,
+        attempt=task.attempt,
     )
 
 
 def create_task(
-    session: Session, *, kind: str, target: str, created_by: str, phase: str = ""
+    session: Session,
+    *,
+    kind: str,
+    target: str,
+    created_by: str,
+    phase: str = "",
+    owner: str | None = None,
+    lease: timedelta | None = None,
+    params: dict[str, Any] | None = None,
 ) -> TaskInfo:
+    """A pending task; with ``owner``, held by that instance for ``lease`` (it renews)."""
     now = utcnow()
     task = Task(
         kind=kind,
@@ -61,6 +73,10 @@ def create_task(
         phase=phase,
         created_at=now,
         updated_at=now,
+        owner=owner,
+        lease_expires_at=db_now(session) + lease if owner and lease else None,
+        params=params,
+        attempt=1,
     )
     session.add(task)
     session.flush()
@@ -111,6 +127,7 @@ def update_task(
     error: str | None = None,
     result: dict[str, Any] | None = None,
     now: datetime | None = None,
+    attempt: int | None = None,
 ) -> TaskInfo:
     """Update the given fields (None: unchanged) and ``updated_at``. ``progress`` is a
     fraction from 0.0 to 1.0 (InvalidRequest otherwise).
@@ -118,11 +135,16 @@ def update_task(
     Conflict if the task has finished (any update), or on a state change the lifecycle does not
     allow: a worker reporting progress on a task a user cancelled learns it this way. Reaching
     ``succeeded`` sets progress to 1.0; reaching any final state sets ``finished_at``.
+
+    ``attempt`` (the fencing token of the writer): Conflict if another instance has taken the
+    task over since, so a former owner that was only paused never writes over the taker.
     """
     if progress is not None and not 0.0 <= progress <= 1.0:
         raise InvalidRequest(f"task progress is a fraction from 0.0 to 1.0, not {progress}")
     task = _get(session, task_id, for_update=True)
     current = TaskState(task.state)
+    if attempt is not None and attempt != task.attempt:
+        raise Conflict(f"task {task_id} was taken over by another Corral instance")
     if current.finished:
         raise Conflict(f"task {task_id} has already finished ({current.value}); it cannot change")
     new = TaskState(state) if state is not None else None
@@ -134,6 +156,7 @@ def update_task(
         task.state = new.value
         if new.finished:
             task.finished_at = now
+            task.lease_expires_at = None
             if new is TaskState.SUCCEEDED:
                 task.progress = 1.0
     task.updated_at = now
@@ -183,3 +206,62 @@ def tasks_of_kinds(
         .limit(limit)
     )
     return [task_info(t) for t in session.scalars(query)]
+
+
+def task_params(session: Session, task_id: str) -> dict[str, Any]:
+    """What the task's starter stored for an instance that takes it over ({} if nothing)."""
+    return dict(_get(session, task_id).params or {})
+
+
+def renew_task_leases(
+    session: Session, owner: str, held: dict[str, int], lease: timedelta
+) -> set[str]:
+    """Extend the leases of the unfinished tasks ``owner`` runs (``held``: id -> attempt);
+    the ids it still holds (the others finished, or were taken over)."""
+    if not held:
+        return set()
+    until = db_now(session) + lease
+    rows = session.scalars(
+        select(Task)
+        .where(Task.id.in_(list(held)), Task.owner == owner, Task.state.in_(_UNFINISHED))
+        .with_for_update()
+    )
+    kept = {t.id for t in rows if t.attempt == held[t.id]}
+    if kept:
+        session.execute(update(Task).where(Task.id.in_(kept)).values(lease_expires_at=until))
+    return kept
+
+
+def release_task_leases(session: Session, owner: str, ids: list[str]) -> None:
+    """Let the given unfinished tasks of ``owner`` be taken over at once (a stopping
+    instance leaves work that goes on without it, like a migration, to the others)."""
+    if ids:
+        session.execute(
+            update(Task)
+            .where(Task.id.in_(ids), Task.owner == owner, Task.state.in_(_UNFINISHED))
+            .values(lease_expires_at=db_now(session))
+        )
+
+
+def claim_tasks(
+    session: Session, owner: str, lease: timedelta, *, limit: int = 50, any_lease: bool = False
+) -> list[TaskInfo]:
+    """Take over unfinished tasks whose lease expired (or that never had one): ``owner``
+    holds them for ``lease`` and each one's attempt goes up by one. ``FOR UPDATE SKIP
+    LOCKED``: instances claiming at the same time take different tasks, and none waits for a
+    row another is claiming or updating (SQLite's BEGIN IMMEDIATE serialises claims).
+    ``any_lease``: every unfinished task, lease or not (SQLite at start: the database's lock
+    file proves no other instance runs)."""
+    now = db_now(session)
+    query = select(Task).where(Task.state.in_(_UNFINISHED))
+    if not any_lease:
+        query = query.where(or_(Task.lease_expires_at.is_(None), Task.lease_expires_at <= now))
+    query = query.order_by(Task.created_at, Task.id).limit(limit)
+    claimed = []
+    for task in session.scalars(query.with_for_update(skip_locked=True)):
+        task.owner = owner
+        task.attempt += 1
+        task.lease_expires_at = now + lease
+        claimed.append(task)
+    session.flush()
+    return [task_info(t) for t in claimed]

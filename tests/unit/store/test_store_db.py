@@ -52,6 +52,8 @@ TABLES = {
     "networks",
     "network_hosts",
     "host_nic_labels",
+    "instances",
+    "leases",
     "alembic_version",
 }
 

@@ -180,7 +180,10 @@ class VmCreation(TaskUseCase):
                     await _start_created(host, spec.name, uuid)
             return {"vm": spec.name, "uuid": uuid, "started": spec.start}
 
-        return await self._tasks.start("vm.create", spec.name, principal, body, "queued")
+        # What an instance taking over needs (recovery.CreateRecovery): the VM's row says
+        # whether it was made; whether to start it is only in the request.
+        params = {"host": host.name, "start": spec.start}
+        return await self._tasks.start("vm.create", spec.name, principal, body, "queued", params)
 
 
 async def _start_created(host: LibvirtHost, name: str, uuid: str) -> None:

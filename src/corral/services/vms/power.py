@@ -84,18 +84,54 @@ class VmPower(TaskUseCase):
                 )
             return {"vm": name, "forced": forced}
 
-        return await self._tasks.start("vm.shutdown", name, principal, body, "asking the guest")
+        params = {"timeout_s": req.timeout_s, "force": req.force, "since": time.time()}
+        return await self._tasks.start(
+            "vm.shutdown", name, principal, body, "asking the guest", params
+        )
+
+    async def resume_shutdown(self, task: TaskInfo) -> None:
+        """Take over a shutdown another instance was waiting for: the guest was asked
+        already, so wait for what is left of the time (from libvirt), then force if asked."""
+        params = await self._tasks.params(task.id)
+        req = ShutdownRequest(timeout_s=params["timeout_s"], force=params["force"])
+        left = max(0.0, req.timeout_s - (time.time() - params["since"]))
+        name = task.target
+        _row, host, record = await self._inventory.record(name)
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            async with self._locks.hold(name, "shutdown"):
+                forced = await self._audit.outcome(
+                    task.created_by,
+                    "vm.shutdown",
+                    name,
+                    lambda: self._shutdown(ctx, host, record.uuid, name, req, left=left),
+                )
+            return {"vm": name, "forced": forced, "resumed": True}
+
+        await self._tasks.resume(task, body)
 
     async def _shutdown(
-        self, ctx: TaskContext, host: LibvirtHost, uuid: str, name: str, req: ShutdownRequest
+        self,
+        ctx: TaskContext,
+        host: LibvirtHost,
+        uuid: str,
+        name: str,
+        req: ShutdownRequest,
+        *,
+        left: float | None = None,
     ) -> bool:
-        await host.shutdown(uuid)
-        started = time.monotonic()
-        while (elapsed := time.monotonic() - started) < req.timeout_s:
-            if (await host.get_domain(uuid)).state == VmState.SHUTOFF:
-                return False
+        """``left``: a resumed shutdown, the guest asked already (None: ask it now)."""
+        if left is None:
+            await host.shutdown(uuid)
+        started = time.monotonic() - (req.timeout_s - left if left is not None else 0.0)
+        while (await host.get_domain(uuid)).state != VmState.SHUTOFF:
+            elapsed = time.monotonic() - started
+            if elapsed >= req.timeout_s:
+                break
             await ctx.progress(elapsed / req.timeout_s, phase="waiting for the guest to power off")
             await asyncio.sleep(_POLL_S)
+        else:
+            return False
         if req.force:
             await ctx.progress(phase="guest did not stop in time: forcing power off", force=True)
             await host.destroy(uuid)
