@@ -1,0 +1,153 @@
+"""Tasks a dead instance left are taken over from the database by a live one, each resolved
+from libvirt by its kind's resumer and finished once; a stalled former owner is fenced off.
+
+The dead instance is rows in PostgreSQL with an owner that no longer renews (the processes
+and ``kill -9`` are in tests/integration/api/test_instances_takeover.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from corral import store
+from corral.model.task import TaskInfo, TaskState
+from corral.services.principal import SYSTEM
+from corral.services.tasks import TaskContext
+from corral.store.coltypes import utcnow
+from corral.testbed.guest_domains import wait_until
+from tests.postgres import PgAdmin, fresh_pg_database
+from tests.unit.api.conftest import Api, running_api
+
+pytestmark = pytest.mark.postgres
+
+DEAD = "dead0000dead0000"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, pg_admin: PgAdmin) -> Iterator[Api]:
+    """One app on a PostgreSQL database for the module (its tests use names of their own)."""
+    for url in fresh_pg_database(pg_admin):
+        with running_api(tmp_path_factory.mktemp("takeover"), database_url=url) as running:
+            yield running
+
+
+def _left_by_dead(api: Api, kind: str, target: str, params: dict[str, Any]) -> str:
+    """A running task whose instance died: its lease ran out a moment ago."""
+
+    def make(s: Any) -> str:
+        info = store.create_task(
+            s, kind=kind, target=target, created_by="admin", owner=DEAD,
+            lease=timedelta(seconds=-1), params=params,
+        )  # fmt: skip
+        store.update_task(s, info.id, state=TaskState.RUNNING)
+        return info.id
+
+    return api.services.db.sync(make)
+
+
+def _finished(api: Api, task_id: str) -> TaskInfo:
+    def done() -> TaskInfo | None:
+        task = api.services.db.sync(lambda s: store.get_task(s, task_id))
+        return task if task.state.finished else None
+
+    return wait_until(done, 15, f"task {task_id} to be taken over", interval=0.1)
+
+
+def test_a_dead_instances_tasks_are_resolved_from_libvirt(api: Api) -> None:
+    h = api.headers()
+    made = {"name": "tk-made", "disks": [{"size_gib": 1}], "nics": [], "start": False}
+    assert api.client.post("/api/v1/vms", json=made, headers=h).status_code == 201
+    # The dead instance had made the VM, not started it yet; the other creation never got as
+    # far as its VM, only a volume; a clone has no resumer.
+    create_done = _left_by_dead(api, "vm.create", "tk-made", {"host": "test", "start": True})
+    create_half = _left_by_dead(api, "vm.create", "tk-half", {"host": "test", "start": False})
+    clone = _left_by_dead(api, "vm.clone", "tk-clone", {})
+    started = time.monotonic()
+
+    task = _finished(api, create_done)
+    assert task.state is TaskState.SUCCEEDED and task.attempt == 2
+    assert task.owner == api.services.tasks.owner
+    assert task.result == {"vm": "tk-made", "uuid": task.result["uuid"], "started": True,
+                           "resumed": True}  # fmt: skip
+    assert api.client.get("/api/v1/vms/tk-made", headers=h).json()["state"] == "running"
+    half = _finished(api, create_half)
+    assert half.state is TaskState.FAILED and "interrupted" in (half.error or "")
+    assert api.client.get("/api/v1/vms/tk-half", headers=h).status_code == 404
+    cloned = _finished(api, clone)
+    assert cloned.state is TaskState.FAILED and "interrupted" in (cloned.error or "")
+    print(f"takeover of 3 expired tasks: {time.monotonic() - started:.2f} s")
+
+    # A graceful shutdown the dead instance was waiting for, its time up: forced off.
+    since = time.time() - 120
+    shutdown = _left_by_dead(
+        api, "vm.shutdown", "tk-made", {"timeout_s": 60, "force": True, "since": since}
+    )
+    ended = _finished(api, shutdown)
+    assert ended.state is TaskState.SUCCEEDED, ended.error
+    assert ended.result == {"vm": "tk-made", "forced": True, "resumed": True}
+    assert api.client.get("/api/v1/vms/tk-made", headers=h).json()["state"] == "shutoff"
+    api.client.delete("/api/v1/vms/tk-made", headers=h)
+
+
+def test_a_task_held_by_a_live_instance_is_left_alone(api: Api) -> None:
+    alive = api.services.db.sync(
+        lambda s: store.create_task(
+            s,
+            kind="vm.clone",
+            target="tk-alive",
+            created_by="admin",
+            owner="alive0000alive00", lease=timedelta(seconds=60),
+        )
+    )  # fmt: skip
+
+    async def claim() -> list[TaskInfo]:
+        return await api.services.task_leases.claim()
+
+    assert api.client.portal is not None
+    assert api.client.portal.call(claim) == []
+    assert api.services.db.sync(lambda s: store.get_task(s, alive.id)).state is TaskState.PENDING
+
+
+def test_an_owner_that_lost_its_lease_stops_without_writing(api: Api) -> None:
+    services = api.services
+    release = asyncio.Event()
+    stopped: list[str] = []
+
+    async def body(ctx: TaskContext) -> dict[str, Any]:
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            stopped.append(ctx.id)
+            raise
+        return {}
+
+    async def start() -> TaskInfo:
+        return await services.tasks.start("vm.clone", "tk-fenced", SYSTEM, body)
+
+    assert api.client.portal is not None
+    info = api.client.portal.call(start)
+    wait_until(
+        lambda: services.db.sync(lambda s: store.get_task(s, info.id)).state is TaskState.RUNNING,
+        10,
+        "the task to run",
+    )
+    # Meanwhile another instance decided this one was dead and took the task over.
+    with services.store.session() as s:
+        s.execute(
+            update(store.Task)
+            .where(store.Task.id == info.id)
+            .values(
+                owner="taker000taker000",
+                attempt=2,
+                lease_expires_at=utcnow() + timedelta(seconds=60),
+            )
+        )
+    wait_until(lambda: stopped == [info.id], 10, "the former owner to stop the body")
+    row = services.db.sync(lambda s: store.get_task(s, info.id))
+    assert row.state is TaskState.RUNNING and row.owner == "taker000taker000"  # nothing written
