@@ -38,6 +38,19 @@ params.install()
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
 
+
+def fresh_consoles() -> None:
+    """New stdout and stderr consoles for this invocation. Rich fixes a console's width from
+    COLUMNS when the console is made: consoles made once would keep the width of whichever
+    invocation came first in a process that runs several (the tests, a program embedding the
+    CLI)."""
+    global out, err
+    # Piped output is for grep and scripts: don't fold table cells at 80 columns.
+    piped = not Console().is_terminal and "COLUMNS" not in os.environ
+    out = Console(highlight=False, soft_wrap=False, width=200 if piped else None)
+    err = Console(stderr=True, highlight=False)
+
+
 NOT_LOGGED_IN = "not logged in or token revoked: run `corral login`"
 
 JsonOpt = typer.Option(False, "--json", help="Print the API's JSON.")

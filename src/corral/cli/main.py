@@ -8,7 +8,6 @@ namespace hosts on this machine) only speaks HTTP to the API through
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
 import typer
@@ -129,9 +128,7 @@ def main(
     ctx.obj = c.CliOptions(
         url=url, token=token or None, json=json_out, insecure=insecure, ca_cert=ca_cert
     )
-    if not c.out.is_terminal and "COLUMNS" not in os.environ:
-        # Piped output is for grep and scripts: don't fold table cells at 80 columns.
-        c.out.width = 200
+    c.fresh_consoles()
 
 
 def _forward(ctx: typer.Context, module: str, attr: str) -> None:

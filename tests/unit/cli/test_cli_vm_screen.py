@@ -71,6 +71,7 @@ def run(
     received.clear()
     recording.exchanges.clear()
     env = {"CORRAL_URL": url, "CORRAL_TOKEN": TOKEN, "CORRAL_CONFIG_DIR": str(tmp_path / "cfg")}
+    env["COLUMNS"] = "200"  # errors naming a temporary path must not fold
 
     def _run(*args: str) -> Result:
         return CliRunner().invoke(app, list(args), env=env)
