@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         return networks
 
     @property
+    def simulated_hosts_dir(self) -> Path:
+        """Where simulated hosts' node descriptions must be (``test:///PATH.xml`` hosts,
+        with ``allow_test_hosts``; ``corral testbed simulate`` writes them)."""
+        return self.data_dir / "simulated-hosts"
+
+    @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'corral.db'}"
 

@@ -16,9 +16,12 @@ from rich.console import Console
 
 from corral.cli import credentials
 from corral.cli.context import HelpGroup
+from corral.config import Settings
 from corral.errors import CorralError
+from corral.model.common import is_name
 from corral.testbed.enroll import enroll_all, remove_all
 from corral.testbed.multihost import MultiHostTestbed
+from corral.testbed.simulated_hosts import write_hosts
 from corral.testbed.storage_server import StorageServer
 
 app = typer.Typer(
@@ -120,3 +123,45 @@ def down(
     StorageServer.for_testbed(testbed).down()
     testbed.down()
     _out.print(f"test bed of slot {slot} is down")
+
+
+@app.command("simulate")
+def simulate(
+    hosts: int = typer.Option(20, "--hosts", min=1, max=5000, help="How many hosts."),
+    vms: int = typer.Option(
+        0, "--vms", min=0, max=200_000, help="Running VMs spread over them (Corral adopts them)."
+    ),
+    cpus: int = typer.Option(64, "--cpus", min=1, max=4096, help="CPUs of each host."),
+    memory_gib: int = typer.Option(256, "--memory-gib", min=1, max=65536, help="Its memory."),
+    prefix: str = typer.Option(
+        "sim", "--prefix", help="Hosts PREFIX-0001…, VMs PREFIX-0001-vm0001…"
+    ),
+) -> None:
+    """Add simulated hosts (libvirt's test driver) for scale tests; needs allow_test_hosts.
+
+    A node description per host (its own host UUID, CPUs, memory, running VMs) in the
+    server's simulated-hosts directory (as this machine's settings say), added through the
+    API; Corral adopts their VMs at its next reconcile pass."""
+    if not is_name(f"{prefix}-0001-vm0001"):
+        _out.print(f"[red]error:[/] --prefix {prefix!r} does not make valid host names")
+        raise typer.Exit(2)
+    client = _api()
+    if client is None:
+        _out.print("[red]error:[/] not logged in: `corral login` first")
+        raise typer.Exit(1)
+    directory = Settings().simulated_hosts_dir
+    made = write_hosts(
+        directory, hosts, vms=vms, cpus=cpus, memory_mib=memory_gib * 1024, prefix=prefix
+    )
+    try:
+        for host in made:
+            answer = client.post("/hosts", json={"name": host.name, "uri": host.uri})
+            if answer.status_code >= 400:
+                detail = answer.json().get("detail", answer.text)
+                _out.print(f"[red]error:[/] adding {host.name}: {detail}")
+                raise typer.Exit(1)
+    except httpx.HTTPError as exc:
+        _out.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    _out.print(f"{hosts} simulated hosts added ({made[0].name}…{made[-1].name}, {vms} VMs), "
+               f"node descriptions in {directory}")  # fmt: skip

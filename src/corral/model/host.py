@@ -128,15 +128,17 @@ LIBVIRT_URI_PATTERN = (
     r"^(qemu:///(system|session)"
     rf"|qemu\+tls://{_AUTHORITY}/system(\?pkipath={_PATH})?"
     rf"|qemu\+ssh://{_AUTHORITY}/system(\?{_SSH_PARAM}(&{_SSH_PARAM})?)?"
-    r"|test:///default)$"
+    r"|test:///default"
+    rf"|test://{_PATH}\.xml)$"
 )
 LIBVIRT_URI_RULE = (
     "must be a libvirt URI Corral allows: qemu:///system or qemu:///session (this machine), "
     "qemu+tls://HOST/system (optionally ?pkipath= Corral's own libvirt PKI directory), "
     "qemu+ssh://[USER@]HOST[:PORT]/system (optionally ?no_tty=1 and keyfile= a key in "
-    "Corral's ssh directory), or test:///default where allow_test_hosts is set; other "
-    "transports (ext, unix, tcp, libssh), socket=, command=, netcat= and test driver files "
-    "are refused"
+    "Corral's ssh directory), or, where allow_test_hosts is set, test:///default or "
+    "test:///PATH.xml (a simulated host's node description in Corral's simulated-hosts "
+    "directory); other transports (ext, unix, tcp, libssh), socket=, command=, netcat= and "
+    "other test driver files are refused"
 )
 
 

@@ -13,8 +13,9 @@ domain is cost the same at 10,000 VMs as at 100. It is kept current:
   they read is put in (``put``), so the next decision sees it at once.
 
 Read interface (what other services use; it never calls libvirt): ``listed``,
-``host_records``, ``record``, ``where``, ``state_of``, ``states``. Records are kept without
-their XML (``xml``, ``inactive_xml``): the view is for decisions and lists, not definitions.
+``host_records``, ``record``, ``where``, ``state_of``, ``states``, ``running_sum``. Records
+are kept without their XML (``xml``, ``inactive_xml``): the view is for decisions and lists,
+not definitions.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from corral.errors import CorralError, NotFound
 from corral.model.vm import VmState
@@ -36,6 +38,23 @@ log = logging.getLogger(__name__)
 #: A running domain outranks another definition of the same UUID (a migration's source left
 #: defined, or its paused destination).
 _RUNS = frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.SHUTTING_DOWN})
+#: Domains that hold their host's memory and vCPUs (what placement counts).
+_LIVE = frozenset({VmState.RUNNING, VmState.PAUSED, VmState.BLOCKED})
+
+
+@dataclass
+class RunningSum:
+    """What a host's live domains (running, paused, blocked) hold together."""
+
+    domains: int = 0
+    vcpus: int = 0
+    memory_mib: int = 0
+
+    def add(self, record: DomainRecord, sign: int) -> None:
+        if record.state in _LIVE:
+            self.domains += sign
+            self.vcpus += sign * record.vcpus
+            self.memory_mib += sign * record.memory_mib
 
 
 def slim(record: DomainRecord) -> DomainRecord:
@@ -54,6 +73,9 @@ class ClusterView:
         self._records: dict[str, dict[str, DomainRecord]] = {}
         #: uuid -> the hosts that have a domain of that UUID (two during a migration).
         self._where: dict[str, set[str]] = {}
+        #: host -> the sum of its live domains, kept with every change (placement reads it
+        #: per host, never per domain).
+        self._sums: dict[str, RunningSum] = {}
         self._pending: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._worker = BackgroundTask("cluster view", self._refresh_loop)
@@ -93,6 +115,10 @@ class ClusterView:
         """uuid -> ``state_of`` for (uuid, host of its row) pairs."""
         return {uuid: self.state_of(uuid, host) for uuid, host in vms}
 
+    def running_sum(self, host: str) -> RunningSum | None:
+        """What ``host``'s live domains hold together; None when it is not ``listed``."""
+        return self._sums.get(host) if self.listed(host) else None
+
     def _connected(self, host: str) -> bool:
         try:
             return self._hosts.get(host).connected
@@ -104,22 +130,27 @@ class ClusterView:
         """Everything ``host`` has now (a listing of all its domains)."""
         self.forget_host(host)
         self._records[host] = {r.uuid: slim(r) for r in records}
-        for uuid in self._records[host]:
+        total = self._sums[host] = RunningSum()
+        for uuid, record in self._records[host].items():
             self._where.setdefault(uuid, set()).add(host)
+            total.add(record, 1)
 
     def put(self, host: str, record: DomainRecord) -> None:
         """``host`` has domain ``record`` as it is now (ignored until the host is listed:
         one domain says nothing about the others)."""
         on = self._records.get(host)
         if on is not None:
+            self.remove(host, record.uuid)
             on[record.uuid] = slim(record)
+            self._sums[host].add(record, 1)
             self._where.setdefault(record.uuid, set()).add(host)
 
     def remove(self, host: str, uuid: str) -> None:
         """``host`` no longer has domain ``uuid``."""
         on = self._records.get(host)
-        if on is not None:
-            on.pop(uuid, None)
+        old = on.pop(uuid, None) if on is not None else None
+        if old is not None:
+            self._sums[host].add(old, -1)
         hosts = self._where.get(uuid)
         if hosts is not None:
             hosts.discard(host)
@@ -128,8 +159,10 @@ class ClusterView:
 
     def forget_host(self, host: str) -> None:
         """``host`` is gone or disconnected: nothing is known of it until listed again."""
-        for uuid in self._records.pop(host, {}):
+        for uuid in list(self._records.get(host, {})):
             self.remove(host, uuid)
+        self._records.pop(host, None)
+        self._sums.pop(host, None)
 
     def on_event(self, event: DomainEvent) -> None:
         """A host's event (in the loop thread): read the domain it names again, soon."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Collection
 from datetime import UTC, datetime
 from functools import partial
 
@@ -53,9 +54,10 @@ class Reconciler:
         self._hosts = hosts
         self._bus = bus
         self._interval_s = interval_s
-        self._where = Whereabouts(db, hosts)
+        self._where = Whereabouts(db, hosts, view)
         self._pending: set[str] = set()
-        self._pending_uuids: set[str] = set()
+        #: Domains to follow, with the hosts whose events named them.
+        self._pending_uuids: dict[str, set[str]] = {}
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
@@ -84,7 +86,7 @@ class Reconciler:
             self._pending.add(event.host)
             self._wake.set()
         if event.uuid and event.detail in _WHEREABOUTS:
-            self._pending_uuids.add(event.uuid)
+            self._pending_uuids.setdefault(event.uuid, set()).add(event.host)
             self._wake.set()
         if event.uuid and event.detail in _START_STOP:
             at = datetime.now(UTC) if event.detail == "started" else None
@@ -113,15 +115,14 @@ class Reconciler:
                 hosts = set(self._pending)
             except TimeoutError:
                 hosts = {h.name for h in self._hosts.all()}
-            uuids = set(self._pending_uuids)
+            uuids, self._pending_uuids = self._pending_uuids, {}
             self._wake.clear()
             self._pending.clear()
-            self._pending_uuids.clear()
             # Moves first: a host's reconcile after its UNDEFINED event then no longer holds
             # the row of a VM that migrated away, instead of calling it missing.
-            for uuid in uuids:
+            for uuid, named_by in uuids.items():
                 try:
-                    await self.follow(uuid)
+                    await self.follow(uuid, named_by)
                 except CorralError as exc:
                     log.warning("finding where domain %s went failed: %s", uuid, exc.message)
             for name in hosts:
@@ -164,9 +165,10 @@ class Reconciler:
             if uuid not in known and self._locks.busy(record.name) is None:
                 await self._adopt(host, record)
 
-    async def follow(self, uuid: str) -> None:
-        """Move the VM of domain ``uuid`` to the host it lives on now, if that changed."""
-        moved = await self._where.resolve(uuid)
+    async def follow(self, uuid: str, named_by: Collection[str] = ()) -> None:
+        """Move the VM of domain ``uuid`` to the host it lives on now, if that changed
+        (``named_by``: hosts that just reported it, asked whatever the view says)."""
+        moved = await self._where.resolve(uuid, named_by)
         if moved is not None:
             self._moved(moved)
 
@@ -197,7 +199,7 @@ class Reconciler:
             # Known under another host: it moved there (migrated outside Corral) or is on
             # both (a migration in flight, a stale definition left on the source). Never give
             # a VM two hosts: it follows only a domain that lives here and not there.
-            await self.follow(record.uuid)
+            await self.follow(record.uuid, {host.name})
             return
         if not is_name(record.name):
             log.warning(

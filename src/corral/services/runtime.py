@@ -95,7 +95,10 @@ class Services:
             lambda e: self.reconciler.on_event(e),
             self.pki,
             HostUriPolicy(
-                self.pki.libvirt_pkipath, settings.data_dir / "ssh", settings.allow_test_hosts
+                self.pki.libvirt_pkipath,
+                settings.data_dir / "ssh",
+                settings.allow_test_hosts,
+                settings.simulated_hosts_dir,
             ),
         )
         self.agents = HostAgents(

@@ -10,6 +10,7 @@ once the destination runs it and its own host does not.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ from corral import store
 from corral.errors import CorralError, NotFound
 from corral.model.vm import VmState
 from corral.services._db import Db
+from corral.services.cluster_view import ClusterView
 from corral.services.hosts import HostService
 from corral.store import Vm
 from corral.virt import DomainRecord, LibvirtHost
@@ -78,18 +80,35 @@ class Search:
 
 
 class Whereabouts:
-    """Looks for domains by UUID across the connected hosts and moves their rows."""
+    """Looks for domains by UUID across the connected hosts and moves their rows.
 
-    def __init__(self, db: Db, hosts: HostService) -> None:
+    With a cluster view, only the hosts that may have the domain are asked: those the view
+    lists it on, those not listed yet, and those an event just named (``also``: the view may
+    not have read that event's domain yet) — not every host of the cluster."""
+
+    def __init__(self, db: Db, hosts: HostService, view: ClusterView | None = None) -> None:
         self._db = db
         self._hosts = hosts
+        self._view = view
 
-    async def search(self, uuid: str, besides: str) -> Search:
-        """Ask every host but ``besides`` for the domain ``uuid``."""
+    def _may_have(self, uuid: str, host: str, also: Collection[str]) -> bool:
+        view = self._view
+        if view is None or host in also:
+            return True
+        records = view.host_records(host)
+        return records is None or uuid in records
+
+    async def search(
+        self, uuid: str, besides: str, *, also: Collection[str] = (), everywhere: bool = False
+    ) -> Search:
+        """Ask the hosts but ``besides`` that may have domain ``uuid`` (``everywhere``: every
+        host, the view notwithstanding) for it."""
         found: list[Sighting] = []
         unreachable: list[str] = []
         for host in self._hosts.all():
             if host.name == besides:
+                continue
+            if not everywhere and not self._may_have(uuid, host.name, also):
                 continue
             if not host.connected:
                 unreachable.append(host.name)
@@ -104,13 +123,18 @@ class Whereabouts:
         return Search(found, unreachable)
 
     async def follow(
-        self, row: Vm, here: VmState | None, search: Search | None = None
+        self,
+        row: Vm,
+        here: VmState | None,
+        search: Search | None = None,
+        *,
+        also: Collection[str] = (),
     ) -> Move | None:
         """Move ``row`` to the host its domain lives on now, if that is another host (see
         :func:`moved_to` for ``here``; ``search``: what the hosts said, when just asked);
         None when it stays."""
         if search is None:
-            search = await self.search(row.uuid, row.host.name)
+            search = await self.search(row.uuid, row.host.name, also=also)
         sighting = search.pick(here)
         if sighting is None:
             return None
@@ -132,16 +156,16 @@ class Whereabouts:
                  old, new)  # fmt: skip
         return Move(moved, old, sighting)
 
-    async def resolve(self, uuid: str) -> Move | None:
-        """After a libvirt event about ``uuid``: move its row if the domain now lives on
-        another host."""
+    async def resolve(self, uuid: str, also: Collection[str] = ()) -> Move | None:
+        """After a libvirt event about ``uuid`` (from hosts ``also``): move its row if the
+        domain now lives on another host."""
         row = await self._db(lambda s: store.find_vm_by_uuid(s, uuid))
         if row is None:
             return None  # not in the inventory: the reconciler adopts it
         here = await self.state_on(row.host.name, uuid)
         if here in _RUNS:
             return None
-        return await self.follow(row, here)
+        return await self.follow(row, here, also=also)
 
     async def state_on(self, host_name: str, uuid: str) -> VmState | None:
         """The domain's state on ``host_name``; None if it has no such domain, UNKNOWN when

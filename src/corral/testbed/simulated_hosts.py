@@ -5,7 +5,7 @@ memory and the domains it has (running). Each host gets its own file with a host
 own (Corral reads it as the host's identity, as libvirt's test driver reports none), so
 hundreds of hosts with thousands of VMs come up in seconds, without a daemon. Corral accepts
 such a URI only where ``allow_test_hosts`` is true and the file is in its
-``simulated-hosts`` directory (``simulated_hosts_dir``).
+``simulated-hosts`` directory (``Settings.simulated_hosts_dir``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
-
-#: Where Corral accepts node descriptions, under its data directory.
-SIMULATED_HOSTS_DIR = "simulated-hosts"
-
-
-def simulated_hosts_dir(data_dir: Path) -> Path:
-    return data_dir / SIMULATED_HOSTS_DIR
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ def host_capabilities(conn: libvirt.virConnect) -> HostCapabilities:
     qemu_version = _version(conn.getVersion()) if conn.getType() == "QEMU" else None
     return HostCapabilities(
         hostname=conn.getHostname(),
-        host_uuid=(caps.findtext("host/uuid") or "").strip() or None,
+        host_uuid=(caps.findtext("host/uuid") or "").strip() or _simulated_uuid(conn),
         arch=arch,
         cpus=int(cpus),
         memory_mib=memory_mib,
@@ -252,3 +252,17 @@ def host_capabilities(conn: libvirt.virConnect) -> HostCapabilities:
         libvirt_version=_version(conn.getLibVersion()),
         qemu_version=qemu_version,
     )
+
+
+def _simulated_uuid(conn: libvirt.virConnect) -> str | None:
+    """libvirt's test driver reports no host UUID: a simulated host's node description
+    (``test:///PATH.xml``, read by libvirt in this process) carries one in ``<uuid>``."""
+    uri = conn.getURI()
+    if not (uri.startswith("test:///") and uri.endswith(".xml")):
+        return None
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        node = etree.parse(uri.removeprefix("test://"), parser).getroot()
+    except (OSError, etree.XMLSyntaxError):
+        return None
+    return (node.findtext("uuid") or "").strip() or None

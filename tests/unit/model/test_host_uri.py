@@ -76,3 +76,32 @@ def test_the_policy_checks_directories_and_test_hosts() -> None:
         with pytest.raises(InvalidRequest):  # … but not for this Corral
             POLICY.check(uri)
     HostUriPolicy(PKI, Path("/var/lib/corral/ssh"), allow_test_hosts=True).check("test:///default")
+
+
+def test_simulated_hosts_only_from_the_simulated_hosts_directory(tmp_path: Path) -> None:
+    """``test:///PATH.xml`` (a simulated host's node description, read by libvirt in
+    Corral's own process): with allow_test_hosts, and only a file in Corral's directory."""
+    where = tmp_path / "simulated-hosts"
+    where.mkdir()
+    node = where / "sim-0001.xml"
+    node.write_text("<node/>")
+    outside = tmp_path / "elsewhere.xml"
+    outside.write_text("<node/>")
+    link = where / "link.xml"
+    link.symlink_to(outside)
+    ssh = Path("/var/lib/corral/ssh")
+    allowed = HostUriPolicy(PKI, ssh, allow_test_hosts=True, simulated_dir=where)
+    URI.validate_python(f"test://{node}")
+    allowed.check(f"test://{node}")
+    for uri in (
+        f"test://{outside}",
+        f"test://{link}",
+        f"test://{where}/../elsewhere.xml",
+        f"test://{where}/missing.xml",
+    ):
+        with pytest.raises(InvalidRequest):
+            allowed.check(uri)
+    with pytest.raises(InvalidRequest, match="allow_test_hosts"):
+        HostUriPolicy(PKI, ssh, allow_test_hosts=False, simulated_dir=where).check(f"test://{node}")
+    with pytest.raises(ValidationError):  # not a node description's name
+        URI.validate_python(f"test://{where}/sim-0001")

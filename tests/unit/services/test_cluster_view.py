@@ -81,9 +81,13 @@ async def test_events_keep_the_view_current(
     view = corral.view
     host = corral.hosts.get(sims[1].name)
     [uuid, *_] = view.host_records(host.name) or {}
+    before = view.running_sum(host.name)
+    assert before is not None and (before.domains, before.memory_mib) == (2, 12000)
     # Behind Corral's back (straight through the host's libvirt connection): events only.
     await host.destroy(uuid)
     await _until(lambda: view.state_of(uuid, host.name) is VmState.SHUTOFF, "stopped")
+    after = view.running_sum(host.name)
+    assert after is not None and (after.domains, after.vcpus, after.memory_mib) == (1, 1, 6000)
     await host.start(uuid)
     await _until(lambda: view.state_of(uuid, host.name) is VmState.RUNNING, "started")
     await host.destroy(uuid)

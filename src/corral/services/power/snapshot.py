@@ -39,6 +39,7 @@ from corral.services._db import Db
 from corral.services.hosts import HostService
 from corral.services.migrations.preflight import QEMU_OVERHEAD_MIB
 from corral.services.power.drivers import PowerDriver
+from corral.services.power.host_sums import host_busy, summed_demands
 from corral.services.vms.inventory import VmInventory
 
 #: Memory a host keeps for itself (kernel, libvirtd): 5 % of it, at most 1 GiB; never given
@@ -72,6 +73,9 @@ class Facts:
     host_samples: list[HostSample]
     vm_samples: list[VmSample]
     settled: datetime | None  # the last change of placement
+    #: Placement's instead of ``running``: host -> (domains, vCPUs, memory MiB) of its live
+    #: domains, from the cluster view.
+    running_sums: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 def assemble(
@@ -118,17 +122,23 @@ def assemble(
         if name in modes
     )
     vm_cpu = _vm_means(facts.vm_samples, now - timedelta(minutes=settings.sustained_minutes))
-    vms = tuple(
-        VmDemand(
-            name=vm,
-            vcpus=vcpus,
-            memory_mib=memory + QEMU_OVERHEAD_MIB,
-            cpu_utilisation=vm_cpu.get(vm, 0.0),
-            host=host,
+    running = [r for r in facts.running if modes.get(r[1]) not in (None, HostMode.STANDBY)]
+    if consolidation:
+        vms = tuple(
+            VmDemand(
+                name=vm,
+                vcpus=vcpus,
+                memory_mib=memory + QEMU_OVERHEAD_MIB,
+                cpu_utilisation=vm_cpu.get(vm, 0.0),
+                host=host,
+            )
+            for vm, host, vcpus, memory in running
         )
-        for vm, host, vcpus, memory in facts.running
-        if modes.get(host) not in (None, HostMode.STANDBY)
-    )
+    else:
+        cpus = {name: max(c, 1) for name, c, _memory in facts.hosts}
+        since = now - timedelta(minutes=settings.sustained_minutes)
+        sums = {h: t for h, t in facts.running_sums.items() if h in modes}
+        vms = summed_demands(sums, cpus, host_busy(facts.host_samples, since))
     samples = _host_samples(facts, modes)
     return Snapshot(ClusterState(hosts=hosts, vms=vms), samples, notes)
 
@@ -182,28 +192,30 @@ class SnapshotBuilder:
         self._inventory = inventory
 
     async def _vms(
-        self, consolidation: bool
+        self,
     ) -> tuple[list[tuple[str, str, int, int]], dict[str, list[str]]]:
-        """Running VMs (name, host, vcpus, memory) and the shut-off ones per host.
-        Placement reads the cluster view (its cost does not grow with the inventory);
-        consolidation, which moves VMs by name, asks the inventory (rows and libvirt)."""
+        """Running VMs (name, host, vcpus, memory) and the shut-off ones per host, from the
+        inventory (rows and libvirt): consolidation moves VMs by name."""
         running: list[tuple[str, str, int, int]] = []
         stopped: dict[str, list[str]] = defaultdict(list)
-        if consolidation:
-            for vm in await self._inventory.list_vms():
-                if vm.state in _LIVE:
-                    running.append((vm.name, vm.host, vm.vcpus, vm.memory_mib))
-                else:
-                    stopped[vm.host].append(vm.name)
-            return running, dict(stopped)
+        for vm in await self._inventory.list_vms():
+            if vm.state in _LIVE:
+                running.append((vm.name, vm.host, vm.vcpus, vm.memory_mib))
+            else:
+                stopped[vm.host].append(vm.name)
+        return running, dict(stopped)
+
+    async def _sums(self) -> dict[str, tuple[int, int, int]]:
+        """Placement's: each host's live domains as sums, from the cluster view (its cost
+        does not grow with the inventory)."""
+        sums = {}
         view = self._inventory.view
         for host in self._hosts.all():
-            for record in (await view.ensure_listed(host.name) or {}).values():
-                if record.state in _LIVE:
-                    running.append((record.name, host.name, record.vcpus, record.memory_mib))
-                else:
-                    stopped[host.name].append(record.name)
-        return running, dict(stopped)
+            if await view.ensure_listed(host.name) is not None:
+                total = view.running_sum(host.name)
+                if total is not None:
+                    sums[host.name] = (total.domains, total.vcpus, total.memory_mib)
+        return sums
 
     async def facts(
         self,
@@ -224,11 +236,11 @@ class SnapshotBuilder:
                 except CorralError:
                     caps = None
             hosts.append((host.name, caps.cpus if caps else 1, caps.memory_mib if caps else 1))
-        running, stopped = await self._vms(consolidation)
+        running, stopped = await self._vms() if consolidation else ([], {})
         # Twice the window: sustained_load needs a sample at or before the window's start.
         since = now - timedelta(minutes=2 * settings.sustained_minutes)
         host_rows = await self._db(lambda s: store.host_samples(s, since))
-        vm_rows = await self._db(lambda s: store.vm_samples(s, since))
+        vm_rows = await self._db(lambda s: store.vm_samples(s, since)) if consolidation else []
         settled = await self._db(lambda s: store.last_finished(s, PLACEMENT_TASKS))
         return Facts(
             hosts=hosts,
@@ -243,4 +255,5 @@ class SnapshotBuilder:
             host_samples=host_rows,
             vm_samples=vm_rows,
             settled=settled,
+            running_sums={} if consolidation else await self._sums(),
         )

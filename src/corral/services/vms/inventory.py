@@ -75,9 +75,9 @@ class VmInventory:
     def __init__(self, db: Db, hosts: HostService, view: ClusterView | None = None) -> None:
         self.db = db
         self.hosts = hosts
-        self._where = Whereabouts(db, hosts)
         #: Told what each lookup reads from libvirt, so decisions after it see it at once.
         self.view = view or ClusterView(hosts)
+        self._where = Whereabouts(db, hosts, self.view)
 
     async def row(self, name: str) -> Vm:
         return await self.db(lambda s: store.get_vm(s, name))
@@ -104,7 +104,8 @@ class VmInventory:
         row, host, record = await self.found(name)
         if record is not None:
             return row, host, record
-        search = await self._where.search(row.uuid, host.name)
+        # Before saying it is nowhere: every host, whatever the view says.
+        search = await self._where.search(row.uuid, host.name, everywhere=True)
         unreachable = ""
         if search.unreachable:
             unreachable = (

@@ -1,0 +1,159 @@
+"""Costs against the size of the inventory: 500 simulated hosts with 100 VMs, then with 10,000.
+
+Each size gets its own ``corral serve`` (libvirt's test driver, ``allow_test_hosts``): the
+hosts come from ``corral testbed simulate`` (a node description per host with its running
+domains, which Corral adopts), then the bench times ``vm create`` without ``--host`` (the
+placement decision included), a page of the VM list, the whole list, ``corral vm list`` and
+the server's memory.
+
+    .venv/bin/python bench/inventory.py [--hosts 500] [--vms 10000] [--small 100] [--json]
+
+Headline: ``create_ms_p50_10k_vs_100`` (target <= 1.5), ``list_page_p95_ms`` (a page of 100 at
+the large size, target <= 100), ``list_all_s``, ``cli_list_s`` (target <= 0.3), ``rss_mb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import report
+
+from corral.testbed.corral_server import CorralServer
+
+CREATES = 20
+PAGES = 20
+ADOPTION_TIMEOUT_S = 900
+
+
+def _items(body: Any) -> tuple[list[Any], str | None]:
+    """A VM list answer: the paged shape ({"items", "next_cursor"}) or a plain list."""
+    if isinstance(body, dict):
+        return list(body["items"]), body.get("next_cursor")
+    return list(body), None
+
+
+def _count(client: httpx.Client) -> int:
+    summary = client.get("/vms/summary")
+    if summary.status_code == 200 and "total" in summary.json():
+        return int(summary.json()["total"])
+    return len(_list_all(client))
+
+
+def _list_all(client: httpx.Client) -> list[Any]:
+    items, cursor = _items(client.get("/vms", params={"limit": 1000}).raise_for_status().json())
+    while cursor:
+        more, cursor = _items(
+            client.get("/vms", params={"limit": 1000, "cursor": cursor}).raise_for_status().json()
+        )
+        items += more
+    return items
+
+
+def _wait_adopted(client: httpx.Client, expected: int) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < ADOPTION_TIMEOUT_S:
+        if _count(client) >= expected:
+            return time.monotonic() - started
+        time.sleep(2)
+    raise TimeoutError(f"fewer than {expected} VMs after {ADOPTION_TIMEOUT_S} s")
+
+
+def _create_ms(client: httpx.Client, prefix: str) -> list[float]:
+    times = []
+    for i in range(CREATES):
+        spec = {"name": f"{prefix}{i}", "vcpus": 1, "memory_mib": 256, "disks": [{"size_gib": 1}]}
+        started = time.perf_counter()
+        client.post("/vms", json=spec).raise_for_status()
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(base: Path, hosts: int, vms: int, *, lists: bool) -> dict[str, Any]:
+    server = CorralServer(
+        base,
+        "test:///default",
+        accelerator=None,
+        extra_env={
+            "CORRAL_ALLOW_TEST_HOSTS": "true",
+            # Hosts added through the API are reconciled (domains adopted) by the next pass.
+            "CORRAL_RECONCILE_INTERVAL_S": "5",
+        },
+    )
+    with server:
+        started = time.monotonic()
+        made = server.cli("testbed", "simulate", "--hosts", str(hosts), "--vms", str(vms),
+                          timeout=1800)  # fmt: skip
+        if made.returncode != 0:
+            raise RuntimeError(f"corral testbed simulate failed:\n{made.stdout}{made.stderr}")
+        hosts_s = time.monotonic() - started
+        with server.client() as client:
+            client.timeout = httpx.Timeout(300)
+            adopted_s = _wait_adopted(client, vms)
+            creates = _create_ms(client, "bench")
+            row: dict[str, Any] = {
+                "hosts": hosts,
+                "vms": vms,
+                "add_hosts_s": hosts_s,
+                "adopt_s": adopted_s,
+                "create_ms_p50": statistics.median(creates),
+                "create_ms_max": max(creates),
+            }
+            if lists:
+                pages = []
+                for _ in range(PAGES):
+                    t = time.perf_counter()
+                    client.get("/vms", params={"limit": 100}).raise_for_status()
+                    pages.append((time.perf_counter() - t) * 1000)
+                row["list_page_p95_ms"] = statistics.quantiles(pages, n=20)[-1]
+                t = time.perf_counter()
+                row["listed"] = len(_list_all(client))
+                row["list_all_s"] = time.perf_counter() - t
+                t = time.perf_counter()
+                cli = server.cli("vm", "list")
+                row["cli_list_s"] = time.perf_counter() - t
+                if cli.returncode != 0:
+                    raise RuntimeError(f"corral vm list failed:\n{cli.stdout}{cli.stderr}")
+            row["rss_mb"] = _rss_mb(server.pid)
+        return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=500)
+    parser.add_argument("--vms", type=int, default=10_000)
+    parser.add_argument("--small", type=int, default=100)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="corral-inventory-") as tmp:
+        small = measure(Path(tmp) / "small", args.hosts, args.small, lists=False)
+        large = measure(Path(tmp) / "large", args.hosts, args.vms, lists=True)
+    headline = {
+        "create_ms_p50_10k_vs_100": large["create_ms_p50"] / small["create_ms_p50"],
+        "list_page_p95_ms": large["list_page_p95_ms"],
+        "list_all_s": large["list_all_s"],
+        "cli_list_s": large["cli_list_s"],
+        "rss_mb": large["rss_mb"],
+    }
+    report(f"Inventory: {args.hosts} simulated hosts, {args.small} vs {args.vms} VMs",
+           [small, large], headline, json_mode=args.json)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
