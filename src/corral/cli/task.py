@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 import httpx
 import typer
@@ -45,6 +46,24 @@ class _BytesColumn(ProgressColumn):
         if not task.fields.get("has_bytes"):
             return Text("")
         return self._download.render(task)
+
+
+class _OutcomeColumn(SpinnerColumn):
+    """A spinner while the task runs, then its outcome: a failed task's bar never reaches its
+    end, and a spinner frozen mid-turn (or a tick) beside "failed" reads as still busy."""
+
+    _MARKS: ClassVar[dict[str, Text]] = {
+        TaskState.SUCCEEDED.value: Text("✓", style="green"),
+        TaskState.FAILED.value: Text("✗", style="bold red"),
+        TaskState.CANCELLED.value: Text("-", style="yellow"),
+    }
+
+    def render(self, task: BarTask) -> Text:
+        mark = self._MARKS.get(str(task.fields.get("state")))
+        if mark is not None:
+            return mark
+        rendered = super().render(task)
+        return rendered if isinstance(rendered, Text) else Text(str(rendered))
 
 
 def _describe(task: TaskInfo) -> str:
@@ -115,7 +134,7 @@ def wait_for_task(client: CorralClient, task: TaskInfo, *, show_progress: bool =
 
 def _poll_with_bar(client: CorralClient, task: TaskInfo) -> TaskInfo:
     columns = (
-        SpinnerColumn(finished_text="[green]✓[/]"),
+        _OutcomeColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
@@ -133,6 +152,7 @@ def _poll_with_bar(client: CorralClient, task: TaskInfo) -> TaskInfo:
                 completed=completed,
                 total=total,
                 has_bytes=has_bytes,
+                state=current.state.value,
             )
 
         return poll_task(client, task, update)

@@ -53,6 +53,8 @@ def test_migrate_sends_the_defaults_and_reports_time_and_downtime(run: Run, api:
     # The bar (on a terminal it also shows each pass, dirty rate and expected downtime).
     assert "VM web1 runs on h2 (1.2 s, downtime 80 ms)" in result.stderr
     assert "400.0/400.0 MiB" in result.stderr
+    (bar,) = [line for line in result.stderr.splitlines() if "VM web1 runs on h2" in line]
+    assert bar.startswith("✓ "), bar
 
 
 def test_migrate_options(run: Run, api: CannedApi) -> None:
@@ -89,6 +91,9 @@ def test_a_failed_migration_exits_1_with_its_error(run: Run, api: CannedApi) -> 
     result = run("vm", "migrate", "web1", "--to", "h2")
     assert result.exit_code == 1
     assert "the VM keeps running on h1" in result.stderr
+    # The bar ends with a cross, never a tick or a spinner frozen mid-turn.
+    (bar,) = [line for line in result.stderr.splitlines() if "vm.migrate web1" in line]
+    assert bar.startswith("✗ ") and "failed" in bar, bar
 
 
 def test_evacuate(run: Run, api: CannedApi) -> None:
