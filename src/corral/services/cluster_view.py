@@ -6,7 +6,8 @@ domain on every connected host, so that placement, the VM state filter and looku
 domain is cost the same at 10,000 VMs as at 100. It is kept current:
 
 - by the reconciler's passes (at start-up, on a host's (re)connection, periodically), which
-  list a host's domains anyway and hand them over (``replace_host``);
+  list a host's domains through it (``list_host``: changes events reported while the listing
+  ran are kept over the older listing);
 - by libvirt's lifecycle events: the one domain an event names is read again from its host
   (``on_event``; a burst of events about one domain is read once);
 - by the use cases that read a domain from libvirt anyway (show, start, stop, create): what
@@ -30,7 +31,7 @@ from corral.errors import CorralError, NotFound
 from corral.model.vm import VmState
 from corral.services._background import BackgroundTask
 from corral.services.hosts import HostService
-from corral.virt import DomainEvent, DomainRecord
+from corral.virt import DomainEvent, DomainRecord, LibvirtHost
 from corral.virt.types import EVENT_DISCONNECTED, EVENT_LIFECYCLE
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,10 @@ class ClusterView:
         #: host -> the sum of its live domains, kept with every change (placement reads it
         #: per host, never per domain).
         self._sums: dict[str, RunningSum] = {}
+        #: host -> what events changed while a listing of it ran (None: removed); such a
+        #: listing is older than they are, so they are applied again on top of it.
+        self._changed: dict[str, dict[str, DomainRecord | None]] = {}
+        self._listings: dict[str, int] = {}
         self._pending: set[tuple[str, str]] = set()
         self._wake = asyncio.Event()
         self._worker = BackgroundTask("cluster view", self._refresh_loop)
@@ -135,18 +140,49 @@ class ClusterView:
             self._where.setdefault(uuid, set()).add(host)
             total.add(record, 1)
 
+    async def list_host(self, host: LibvirtHost) -> list[DomainRecord]:
+        """``host``'s domains from libvirt (whole records), and into the view; what events
+        changed while the listing ran stays as they said."""
+        name = host.name
+        self._listings[name] = self._listings.get(name, 0) + 1
+        changed = self._changed.setdefault(name, {})
+        try:
+            records = await host.list_domains()
+        finally:
+            self._listings[name] -= 1
+            if not self._listings[name]:
+                del self._listings[name]
+                self._changed.pop(name, None)
+        self.replace_host(name, records)
+        for uuid, record in changed.items():
+            if record is None:
+                self._drop(name, uuid)
+            else:
+                self._put(name, record)
+        return records
+
     def put(self, host: str, record: DomainRecord) -> None:
         """``host`` has domain ``record`` as it is now (ignored until the host is listed:
         one domain says nothing about the others)."""
+        if host in self._changed:
+            self._changed[host][record.uuid] = slim(record)
+        self._put(host, record)
+
+    def _put(self, host: str, record: DomainRecord) -> None:
         on = self._records.get(host)
         if on is not None:
-            self.remove(host, record.uuid)
+            self._drop(host, record.uuid)
             on[record.uuid] = slim(record)
             self._sums[host].add(record, 1)
             self._where.setdefault(record.uuid, set()).add(host)
 
     def remove(self, host: str, uuid: str) -> None:
         """``host`` no longer has domain ``uuid``."""
+        if host in self._changed:
+            self._changed[host][uuid] = None
+        self._drop(host, uuid)
+
+    def _drop(self, host: str, uuid: str) -> None:
         on = self._records.get(host)
         old = on.pop(uuid, None) if on is not None else None
         if old is not None:
@@ -160,7 +196,7 @@ class ClusterView:
     def forget_host(self, host: str) -> None:
         """``host`` is gone or disconnected: nothing is known of it until listed again."""
         for uuid in list(self._records.get(host, {})):
-            self.remove(host, uuid)
+            self._drop(host, uuid)
         self._records.pop(host, None)
         self._sums.pop(host, None)
 
@@ -186,7 +222,7 @@ class ClusterView:
         if records is not None or not self._connected(host):
             return records
         try:
-            self.replace_host(host, await self._hosts.get(host).list_domains())
+            await self.list_host(self._hosts.get(host))
         except CorralError as exc:
             log.info("listing the domains of %s: %s", host, exc.message)
         return self.host_records(host)

@@ -145,8 +145,7 @@ class Reconciler:
         # Rows first: a VM created between the two reads then has its domain in ``records``,
         # instead of a fresh row looking missing against a stale domain list.
         rows = await self._db(lambda s: store.list_vms(s, host=host.name))
-        records = {r.uuid: r for r in await host.list_domains()}
-        self.view.replace_host(host.name, records.values())
+        records = {r.uuid: r for r in await self.view.list_host(host)}
         known = {row.uuid for row in rows}
         for row in rows:
             try:

@@ -5,6 +5,7 @@ reconciler's passes and libvirt's events, read by placement instead of asking ev
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -123,3 +124,19 @@ async def test_placement_reads_the_view_not_every_host(
     with pytest.raises(NoHostFits):
         await corral.power.placement.choose(spec.model_copy(update={"name": "next"}), {}, {})
     assert listings == []
+
+
+async def test_a_listing_does_not_undo_what_events_said_meanwhile(
+    cluster: tuple[Services, list[SimulatedHost]],
+) -> None:
+    """A listing is as old as its start: a change reported while it ran stays."""
+    corral, sims = cluster
+    view = corral.view
+    host = corral.hosts.get(sims[0].name)
+    records = view.host_records(host.name) or {}
+    uuid, record = next(iter(records.items()))
+    listing = asyncio.create_task(view.list_host(host))
+    await asyncio.sleep(0)  # the listing is in flight (in a worker thread)
+    view.put(host.name, dataclasses.replace(record, state=VmState.PAUSED))
+    assert [r.state for r in await listing if r.uuid == uuid] == [VmState.RUNNING]
+    assert view.state_of(uuid, host.name) is VmState.PAUSED

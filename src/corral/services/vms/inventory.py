@@ -140,8 +140,7 @@ class VmInventory:
         for host in self.hosts.all():
             if host.connected and (host_name is None or host.name == host_name):
                 try:
-                    listing = await host.list_domains()
-                    self.view.replace_host(host.name, listing)
+                    listing = await self.view.list_host(host)
                     records[host.name] = {r.uuid: r for r in listing}
                 except CorralError as exc:
                     log.warning("listing domains of %s failed: %s", host.name, exc.message)
