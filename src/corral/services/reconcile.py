@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from functools import partial
+
+from sqlalchemy.orm import Session
 
 from corral import store
 from corral.errors import Conflict, CorralError, NotFound
@@ -23,6 +25,7 @@ from corral.services._db import Db
 from corral.services.cluster_view import ClusterView
 from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
+from corral.services.leases import Leases
 from corral.services.locks import OperationLocks
 from corral.services.whereabouts import Move, Whereabouts
 from corral.virt import DomainEvent, DomainRecord, LibvirtHost
@@ -61,6 +64,9 @@ class Reconciler:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
+        #: Leases of the per-host passes (None: this process is the only instance): with
+        #: several instances one holds each host's, and only it writes what a pass finds.
+        self.leases: Leases | None = None
         #: Hooks run with each host that connects (storage domain checks, networks): the
         #: host service's list, which runs them at once on add and start-up, after a retry and
         #: after a reconnect.
@@ -146,6 +152,9 @@ class Reconciler:
         # instead of a fresh row looking missing against a stale domain list.
         rows = await self._db(lambda s: store.list_vms(s, host=host.name))
         records = {r.uuid: r for r in await self.view.list_host(host)}
+        token = await self._pass_token(host.name)
+        if token is None:
+            return  # another instance reconciles this host (this one's view is current)
         known = {row.uuid for row in rows}
         for row in rows:
             try:
@@ -156,13 +165,27 @@ class Reconciler:
                 if record is not None and row.missing_since is not None:
                     await self._db(partial(store.clear_vm_missing, name=row.name))
                 elif row.uuid not in records:
-                    await self._vanished(host, row)
+                    await self._vanished(host, row, token)
             except NotFound:
                 pass  # deleted through Corral meanwhile
         for uuid, record in records.items():
             # A domain being created or cloned right now is not foreign: its row is on the way.
             if uuid not in known and self._locks.busy(record.name) is None:
-                await self._adopt(host, record)
+                await self._adopt(host, record, token)
+
+    async def _pass_token(self, host: str) -> int | None:
+        """The fencing token of this instance's lease on ``host``'s passes (None: another
+        instance holds it; 0: no leases, one instance)."""
+        if self.leases is None:
+            return 0
+        return await self.leases.holds(f"reconcile:{host}")
+
+    async def _write(self, host: str, token: int, fn: Callable[[Session], object]) -> None:
+        """A write of a pass: refused (LeaseLost) once another instance took the host over."""
+        if self.leases is None:
+            await self._db(fn)
+        else:
+            await self.leases.write(f"reconcile:{host}", token, fn)
 
     async def follow(self, uuid: str, named_by: Collection[str] = ()) -> None:
         """Move the VM of domain ``uuid`` to the host it lives on now, if that changed
@@ -181,7 +204,7 @@ class Reconciler:
             )
         )  # fmt: skip
 
-    async def _vanished(self, host: LibvirtHost, row: store.Vm) -> None:
+    async def _vanished(self, host: LibvirtHost, row: store.Vm, token: int) -> None:
         """``row``'s domain is not on ``host``: on another host it moved there, on none the VM
         is missing (unless a Corral operation on it is under way)."""
         moved = await self._where.follow(row, None)
@@ -190,9 +213,9 @@ class Reconciler:
         elif row.missing_since is None and self._locks.busy(row.name) is None:
             log.warning("VM %s vanished from host %s (and no connected host has it)",
                         row.name, host.name)  # fmt: skip
-            await self._db(partial(store.mark_vm_missing, name=row.name))
+            await self._write(host.name, token, partial(store.mark_vm_missing, name=row.name))
 
-    async def _adopt(self, host: LibvirtHost, record: DomainRecord) -> None:
+    async def _adopt(self, host: LibvirtHost, record: DomainRecord, token: int) -> None:
         existing = await self._db(lambda s: store.find_vm_by_uuid(s, record.uuid))
         if existing is not None:
             # Known under another host: it moved there (migrated outside Corral) or is on
@@ -206,7 +229,9 @@ class Reconciler:
             )
             return
         try:
-            await self._db(
+            await self._write(
+                host.name,
+                token,
                 lambda s: store.add_vm(
                     s,
                     uuid=record.uuid,
@@ -216,7 +241,7 @@ class Reconciler:
                     description=record.description,
                     adopted=not record.corral_managed,
                     accelerator=record.accelerator,
-                )
+                ),
             )
         except Conflict as exc:
             log.warning("not adopting domain %r on %s: %s", record.name, host.name, exc.message)

@@ -22,6 +22,7 @@ from corral.services.host_paths import HostPathRule
 from corral.services.hosts import CertRotation, HostEnrollment, HostService, HostUriPolicy
 from corral.services.images import ImageLibrary
 from corral.services.instance import InstanceService
+from corral.services.leases import Leases
 from corral.services.locks import OperationLocks
 from corral.services.metrics_refresh import MetricsRefresher
 from corral.services.migrations import MIGRATE_KIND, MigrationServices
@@ -67,6 +68,7 @@ class Services:
         )
         self.tasks = TaskService(self.db, self.bus, self.instance.identity.id)
         self.task_leases = TaskLeases(self.db, self.tasks)
+        self.leases = Leases(self.db, self.instance.identity.id)
         self.locks = OperationLocks()
         caps = ConsoleCaps(
             per_user=settings.console_max_per_user,
@@ -191,12 +193,14 @@ class Services:
         await self.instance.start()
         await self.hosts.start(s.local_host_name, s.local_host_uri, s.local_host_accelerator)
         self._register_resumers()
+        self._share_jobs()
         if self.store.engine.dialect.name == "sqlite":
             await self.task_leases.claim_all_at_start()
         else:
             await self.task_leases.claim()
         self.task_leases.start()
         await self.reconciler.reconcile_all()
+        self.leases.start()
         self.reconciler.start()
         self.networks.start(s.reconcile_interval_s)
         await self.power.start()
@@ -222,6 +226,12 @@ class Services:
         tasks.register_resumer("image.upload", UploadRecovery(tasks, self.hosts).resume)
         tasks.register_resumer("vm.shutdown", self.vms.power.resume_shutdown)
 
+    def _share_jobs(self) -> None:
+        """Jobs that must run once in the cluster act only where their lease is held."""
+        self.reconciler.leases = self.leases
+        self.networks.leases = self.leases
+        self.power.sampler.leases = self.leases
+
     async def stop(self) -> None:
         await self.task_leases.stop()
         await self.metrics.stop()
@@ -230,6 +240,7 @@ class Services:
         await self.tasks.shutdown()
         await self.reconciler.stop()
         await self.hosts.stop()
+        await self.leases.stop()
         await self.instance.stop()
         self.store.dispose()
         self._sqlite_guard.release()

@@ -32,7 +32,7 @@ from corral.store.instances import (
     register_instance,
     stop_instance,
 )
-from corral.store.leases import lease_valid, release_lease, take_lease
+from corral.store.leases import lease_valid, release_lease, take_lease, take_leases
 from corral.store.power import (
     StoredPower,
     add_samples,
@@ -213,6 +213,7 @@ __all__ = [
     "standby_hosts",
     "stop_instance",
     "take_lease",
+    "take_leases",
     "task_info",
     "task_params",
     "tasks_of_kinds",

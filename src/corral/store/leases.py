@@ -36,6 +36,14 @@ def take_lease(session: Session, name: str, holder: str, ttl: timedelta) -> int 
     return lease.token
 
 
+def take_leases(
+    session: Session, names: list[str], holder: str, ttl: timedelta
+) -> dict[str, int | None]:
+    """:func:`take_lease` for each of ``names`` in one transaction (sorted: two instances
+    taking the same names lock their rows in one order, never a deadlock)."""
+    return {name: take_lease(session, name, holder, ttl) for name in sorted(names)}
+
+
 def release_lease(session: Session, name: str, holder: str) -> None:
     """Give ``name`` up at once (a stopping instance), if ``holder`` still has it."""
     lease = session.scalars(select(Lease).where(Lease.name == name).with_for_update()).one_or_none()

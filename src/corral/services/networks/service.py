@@ -28,6 +28,7 @@ from corral.model.task import TaskInfo
 from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.hosts import HostService
+from corral.services.leases import Leases
 from corral.services.networks.drift import agent_bridges, checked_states
 from corral.services.networks.realise import APPLIED, REMOVED, NetworkRealiser
 from corral.services.principal import Principal
@@ -47,6 +48,8 @@ def _write_states(
 
 
 APPLY_KIND = "network.apply"
+#: The lease of the periodic drift check (services/leases.py).
+DRIFT_LEASE = "network-drift"
 
 
 class NetworkService:
@@ -66,6 +69,9 @@ class NetworkService:
         self._inventory = inventory
         self.realiser = realiser
         self._jobs: set[asyncio.Task[Any]] = set()
+        #: Several instances: the drift check runs where its lease is held (None: one
+        #: instance, always here).
+        self.leases: Leases | None = None
 
     # -- reading -----------------------------------------------------------------------------
     async def list_networks(self) -> list[NetworkInfo]:
@@ -181,6 +187,8 @@ class NetworkService:
         while True:
             await asyncio.sleep(interval_s)
             try:
+                if self.leases is not None and await self.leases.holds(DRIFT_LEASE) is None:
+                    continue  # another instance checks
                 if await self._db(net_store.list_networks):
                     await self.check()
             except CorralError as exc:
@@ -230,7 +238,10 @@ class NetworkService:
             await self.realiser.apply_host(host, force=False)
 
     def start(self, interval_s: float) -> None:
-        """Check for drift every ``interval_s`` (the reconciler's period)."""
+        """Check for drift every ``interval_s`` (the reconciler's period); with ``leases``,
+        only while this instance holds the drift check's lease."""
+        if self.leases is not None:
+            self.leases.want(DRIFT_LEASE)
         task = asyncio.create_task(self._check_every(interval_s), name="network-drift")
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)

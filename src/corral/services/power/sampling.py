@@ -22,6 +22,7 @@ from corral.services._background import BackgroundTask
 from corral.services._db import Db
 from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
+from corral.services.leases import Leases
 from corral.services.power.rates import CpuSource, rates
 from corral.store.coltypes import utcnow
 from corral.virt.types import NodeCounters
@@ -29,6 +30,9 @@ from corral.virt.types import NodeCounters
 log = logging.getLogger(__name__)
 
 DOWNSAMPLE_EVERY_S = 60.0
+
+#: The lease of stored sampling rounds and the power policy after them.
+SAMPLER_LEASE = "power-sampler"
 
 
 class PowerSampler:
@@ -45,9 +49,14 @@ class PowerSampler:
         self.latest: dict[str, HostSample] = {}
         self.after_round: list[Callable[[], Awaitable[None]]] = []
         self._task = BackgroundTask("power sampler", self._loop)
+        #: Several instances: samples are stored, and the policy run, where this lease is
+        #: held (None: one instance, always here).
+        self.leases: Leases | None = None
         self._last_downsample = 0.0
 
     def start(self) -> None:
+        if self.leases is not None:
+            self.leases.want(SAMPLER_LEASE)
         self._task.start()
 
     async def stop(self) -> None:
@@ -56,21 +65,30 @@ class PowerSampler:
     async def _loop(self) -> None:
         while True:
             started = time.monotonic()
+            # Every instance samples (its status page's "now"); the lease holder alone stores
+            # the samples and runs the power policy after them.
             try:
-                await self.sample_once()
-                if started - self._last_downsample >= DOWNSAMPLE_EVERY_S:
-                    self._last_downsample = started
-                    await self._db(lambda s: store.downsample(s))
-                for callback in list(self.after_round):
-                    await callback()
+                holds = self.leases is None or await self.leases.holds(SAMPLER_LEASE) is not None
+                await self.sample_once(keep=holds)
+                if holds:
+                    await self._after_round(started)
             except CorralError as exc:
                 log.warning("power sampling: %s", exc.message)
             except Exception:  # top of a background loop: log, never die
                 log.exception("power sampling round failed")
             await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
-    async def sample_once(self, now: datetime | None = None) -> list[HostSample]:
-        """One round over every host; the samples taken (also stored)."""
+    async def _after_round(self, started: float) -> None:
+        if started - self._last_downsample >= DOWNSAMPLE_EVERY_S:
+            self._last_downsample = started
+            await self._db(lambda s: store.downsample(s))
+        for callback in list(self.after_round):
+            await callback()
+
+    async def sample_once(
+        self, now: datetime | None = None, *, keep: bool = True
+    ) -> list[HostSample]:
+        """One round over every host; the samples taken (also stored, with ``keep``)."""
         now = now or utcnow()
         host_rows: list[HostSample] = []
         vm_rows: list[VmSample] = []
@@ -116,7 +134,7 @@ class PowerSampler:
                 VmSample(vm=v.name, host=name, at=now, cpu=v.cpu, memory_mib=v.memory_mib)
                 for v in rate.vms
             )
-        if host_rows or vm_rows:
+        if keep and (host_rows or vm_rows):
             await self._db(lambda s: store.add_samples(s, host_rows, vm_rows))
             self._bus.publish(Event("power", "sampled", {"hosts": len(host_rows)}))
         return host_rows
