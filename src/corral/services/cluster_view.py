@@ -247,3 +247,6 @@ class ClusterView:
                 except CorralError as exc:
                     # The host's next listing (reconnect, periodic pass) corrects it.
                     log.info("reading domain %s on %s again: %s", uuid, host, exc.message)
+                # Top of a background loop: the view must outlive any one failed read.
+                except Exception:
+                    log.exception("reading domain %s on %s again failed", uuid, host)

@@ -124,18 +124,26 @@ class Reconciler:
             uuids, self._pending_uuids = self._pending_uuids, {}
             self._wake.clear()
             self._pending.clear()
-            # Moves first: a host's reconcile after its UNDEFINED event then no longer holds
-            # the row of a VM that migrated away, instead of calling it missing.
-            for uuid, named_by in uuids.items():
-                try:
-                    await self.follow(uuid, named_by)
-                except CorralError as exc:
-                    log.warning("finding where domain %s went failed: %s", uuid, exc.message)
-            for name in hosts:
-                try:
-                    await self.reconcile_host(self._hosts.get(name))
-                except CorralError as exc:
-                    log.warning("reconcile of host %s failed: %s", name, exc.message)
+            try:
+                await self._pass(hosts, uuids)
+            # Top of a background loop: one failed pass (say SQLite answering "database is
+            # locked" under load) must not end reconciling for good; the next pass retries.
+            except Exception:
+                log.exception("reconcile pass failed")
+
+    async def _pass(self, hosts: set[str], uuids: dict[str, set[str]]) -> None:
+        # Moves first: a host's reconcile after its UNDEFINED event then no longer holds
+        # the row of a VM that migrated away, instead of calling it missing.
+        for uuid, named_by in uuids.items():
+            try:
+                await self.follow(uuid, named_by)
+            except CorralError as exc:
+                log.warning("finding where domain %s went failed: %s", uuid, exc.message)
+        for name in hosts:
+            try:
+                await self.reconcile_host(self._hosts.get(name))
+            except CorralError as exc:
+                log.warning("reconcile of host %s failed: %s", name, exc.message)
 
     async def reconcile_all(self) -> None:
         for host in self._hosts.all():
