@@ -164,6 +164,9 @@ class Reconciler:
         if token is None:
             return  # another instance reconciles this host (this one's view is current)
         known = {row.uuid for row in rows}
+        # Operations under way on any instance (a VM being created has its domain before its
+        # row; one being migrated or deleted may be on no host for a moment).
+        busy = await self._locks.busy_anywhere()
         for row in rows:
             try:
                 record = records.get(row.uuid)
@@ -173,12 +176,12 @@ class Reconciler:
                 if record is not None and row.missing_since is not None:
                     await self._db(partial(store.clear_vm_missing, name=row.name))
                 elif row.uuid not in records:
-                    await self._vanished(host, row, token)
+                    await self._vanished(host, row, token, busy)
             except NotFound:
                 pass  # deleted through Corral meanwhile
         for uuid, record in records.items():
             # A domain being created or cloned right now is not foreign: its row is on the way.
-            if uuid not in known and self._locks.busy(record.name) is None:
+            if uuid not in known and record.name not in busy:
                 await self._adopt(host, record, token)
 
     async def _pass_token(self, host: str) -> int | None:
@@ -212,13 +215,15 @@ class Reconciler:
             )
         )  # fmt: skip
 
-    async def _vanished(self, host: LibvirtHost, row: store.Vm, token: int) -> None:
+    async def _vanished(
+        self, host: LibvirtHost, row: store.Vm, token: int, busy: Collection[str]
+    ) -> None:
         """``row``'s domain is not on ``host``: on another host it moved there, on none the VM
         is missing (unless a Corral operation on it is under way)."""
         moved = await self._where.follow(row, None)
         if moved is not None:
             self._moved(moved)
-        elif row.missing_since is None and self._locks.busy(row.name) is None:
+        elif row.missing_since is None and row.name not in busy:
             log.warning("VM %s vanished from host %s (and no connected host has it)",
                         row.name, host.name)  # fmt: skip
             await self._write(host.name, token, partial(store.mark_vm_missing, name=row.name))

@@ -69,7 +69,7 @@ class Services:
         self.tasks = TaskService(self.db, self.bus, self.instance.identity.id)
         self.task_leases = TaskLeases(self.db, self.tasks)
         self.leases = Leases(self.db, self.instance.identity.id)
-        self.locks = OperationLocks()
+        self.locks = OperationLocks(self.db, self.instance.identity.id)
         caps = ConsoleCaps(
             per_user=settings.console_max_per_user,
             per_vm=settings.console_max_per_vm,
@@ -191,10 +191,12 @@ class Services:
         # Before anything runs: a second instance on one SQLite file stops here.
         self._sqlite_guard.acquire()
         await self.instance.start()
+        sole = self.store.engine.dialect.name == "sqlite"
+        await self.locks.start(sole=sole)
         await self.hosts.start(s.local_host_name, s.local_host_uri, s.local_host_accelerator)
         self._register_resumers()
         self._share_jobs()
-        if self.store.engine.dialect.name == "sqlite":
+        if sole:
             await self.task_leases.claim_all_at_start()
         else:
             await self.task_leases.claim()
@@ -241,6 +243,7 @@ class Services:
         await self.reconciler.stop()
         await self.hosts.stop()
         await self.leases.stop()
+        await self.locks.stop()
         await self.instance.stop()
         self.store.dispose()
         self._sqlite_guard.release()

@@ -33,6 +33,13 @@ from corral.store.instances import (
     stop_instance,
 )
 from corral.store.leases import lease_valid, release_lease, take_lease, take_leases
+from corral.store.operation_locks import (
+    forget_operation_locks,
+    operation_locks,
+    release_operation_lock,
+    renew_operation_locks,
+    take_operation_lock,
+)
 from corral.store.power import (
     StoredPower,
     add_samples,
@@ -167,6 +174,7 @@ __all__ = [
     "find_vm",
     "find_vm_by_uuid",
     "forget_host_samples",
+    "forget_operation_locks",
     "get_domain",
     "get_host",
     "get_power",
@@ -194,11 +202,14 @@ __all__ = [
     "live_token",
     "make_engine",
     "mark_vm_missing",
+    "operation_locks",
     "prune_instances",
     "put_power",
     "register_instance",
     "release_lease",
+    "release_operation_lock",
     "release_task_leases",
+    "renew_operation_locks",
     "renew_task_leases",
     "revoke_token",
     "set_accelerator",
@@ -214,6 +225,7 @@ __all__ = [
     "stop_instance",
     "take_lease",
     "take_leases",
+    "take_operation_lock",
     "task_info",
     "task_params",
     "tasks_of_kinds",

@@ -264,6 +264,17 @@ class Lease(Base):
     expires_at: Mapped[datetime]
 
 
+class OperationLock(Base):
+    """A long operation on a VM by one instance; held while ``expires_at`` is renewed."""
+
+    __tablename__ = "operation_locks"
+
+    vm: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(255))
+    holder: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[datetime]
+
+
 class AuditEntry(Base):
     """One audit record. ``user`` is a name, not a foreign key: the log outlives deleted users."""
 

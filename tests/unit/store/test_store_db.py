@@ -54,6 +54,7 @@ TABLES = {
     "host_nic_labels",
     "instances",
     "leases",
+    "operation_locks",
     "alembic_version",
 }
 

@@ -22,7 +22,7 @@ class VmPower(TaskUseCase):
     async def _power(
         self, name: str, op: Callable[[LibvirtHost, DomainRecord], Awaitable[None]]
     ) -> VmInfo:
-        busy = self._locks.busy(name)
+        busy = (await self._locks.busy_anywhere()).get(name)
         if busy:
             raise Conflict(f"VM {name!r} is busy with {busy}; wait for it to finish")
         _row, host, record = await self._inventory.record(name)
