@@ -181,7 +181,7 @@ class Reconciler:
                 pass  # deleted through Corral meanwhile
         for uuid, record in records.items():
             # A domain being created or cloned right now is not foreign: its row is on the way.
-            if uuid not in known and record.name not in busy:
+            if uuid not in known and record.name not in busy and not self._locks.busy(record.name):
                 await self._adopt(host, record, token)
 
     async def _pass_token(self, host: str) -> int | None:
@@ -223,7 +223,7 @@ class Reconciler:
         moved = await self._where.follow(row, None)
         if moved is not None:
             self._moved(moved)
-        elif row.missing_since is None and row.name not in busy:
+        elif row.missing_since is None and row.name not in busy and not self._locks.busy(row.name):
             log.warning("VM %s vanished from host %s (and no connected host has it)",
                         row.name, host.name)  # fmt: skip
             await self._write(host.name, token, partial(store.mark_vm_missing, name=row.name))

@@ -151,3 +151,29 @@ def test_an_owner_that_lost_its_lease_stops_without_writing(api: Api) -> None:
     wait_until(lambda: stopped == [info.id], 10, "the former owner to stop the body")
     row = services.db.sync(lambda s: store.get_task(s, info.id))
     assert row.state is TaskState.RUNNING and row.owner == "taker000taker000"  # nothing written
+
+
+def test_a_cancel_through_another_instance_stops_the_body_here(api: Api) -> None:
+    services = api.services
+    stopped: list[str] = []
+
+    async def body(ctx: TaskContext) -> dict[str, Any]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.append(ctx.id)
+            raise
+        return {}
+
+    async def start() -> TaskInfo:
+        return await services.tasks.start("vm.clone", "tk-cancelled", SYSTEM, body)
+
+    assert api.client.portal is not None
+    info = api.client.portal.call(start)
+    # Another instance's cancel: it finds no body of its own and ends the row.
+    services.db.sync(
+        lambda s: store.update_task(s, info.id, state=TaskState.CANCELLED, error="cancelled")
+    )
+    wait_until(lambda: stopped == [info.id], 10, "the body to stop at the next renewal")
+    row = services.db.sync(lambda s: store.get_task(s, info.id))
+    assert row.state is TaskState.CANCELLED and row.error == "cancelled"
