@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 
 class CreateRecovery:
-    """An interrupted ``vm.create`` (with an import): finished if its VM was made (started
-    as asked), else the volumes it had made are deleted and it fails."""
+    """An interrupted ``vm.create`` (with an import) or ``vm.clone``: finished if its VM was
+    made (started as asked), else the volumes it had made are deleted and it fails."""
 
     def __init__(self, db: Db, tasks: TaskService, hosts: HostService) -> None:
         self._db = db
@@ -54,7 +54,8 @@ class CreateRecovery:
                 await ctx.progress(phase="starting the VM", force=True)
                 await host.start(row.uuid)
                 started = True
-            return {"vm": task.target, "uuid": row.uuid, "started": started, "resumed": True}
+            made = {"vm": task.target, "uuid": row.uuid, "started": started, "resumed": True}
+            return made | ({"source": params["source"]} if "source" in params else {})
 
         await self._tasks.resume(task, body)
 

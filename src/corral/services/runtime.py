@@ -27,6 +27,7 @@ from corral.services.locks import OperationLocks
 from corral.services.metrics_refresh import MetricsRefresher
 from corral.services.migrations import MIGRATE_KIND, MigrationServices
 from corral.services.networks import HostNics, NetworkRealiser, NetworkService
+from corral.services.networks.service import APPLY_KIND
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import CreateRecovery, UploadRecovery
@@ -224,7 +225,11 @@ class Services:
 
         tasks.register_resumer(MIGRATE_KIND, when_running(self.migrations.resume))
         tasks.register_resumer(MOVE_KIND, when_running(self.vms.move_disk.resume))
-        tasks.register_resumer("vm.create", CreateRecovery(self.db, tasks, self.hosts).resume)
+        made = CreateRecovery(self.db, tasks, self.hosts)
+        tasks.register_resumer("vm.create", made.resume)
+        tasks.register_resumer("vm.clone", made.resume)
+        for kind in ("network.create", "network.edit", APPLY_KIND, "network.delete"):
+            tasks.register_resumer(kind, self.networks.resume_apply)
         tasks.register_resumer("image.upload", UploadRecovery(tasks, self.hosts).resume)
         tasks.register_resumer("vm.shutdown", self.vms.power.resume_shutdown)
 

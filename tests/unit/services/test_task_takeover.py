@@ -177,3 +177,20 @@ def test_a_cancel_through_another_instance_stops_the_body_here(api: Api) -> None
     wait_until(lambda: stopped == [info.id], 10, "the body to stop at the next renewal")
     row = services.db.sync(lambda s: store.get_task(s, info.id))
     assert row.state is TaskState.CANCELLED and row.error == "cancelled"
+
+
+def test_a_network_apply_left_behind_is_applied_again(api: Api) -> None:
+    """Applying a network's intent is idempotent: the taker runs it again."""
+    h = api.headers()
+    made = api.client.post(
+        "/api/v1/networks", json={"name": "tk-net", "kind": "isolated"}, headers=h
+    )
+    assert made.status_code == 202, made.text
+    first = _finished(api, made.json()["id"])
+    assert first.state is TaskState.SUCCEEDED, first.error
+    left = _left_by_dead(api, "network.apply", "tk-net", {})
+    again = _finished(api, left)
+    assert again.state is TaskState.SUCCEEDED and again.attempt == 2, again.error
+    assert again.result is not None and again.result["network"] == "tk-net"
+    gone = api.client.delete("/api/v1/networks/tk-net", headers=h)
+    assert _finished(api, gone.json()["id"]).state is TaskState.SUCCEEDED

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -149,6 +150,18 @@ class NetworkService:
     async def _apply_task(
         self, principal: Principal, action: str, name: str, *, gone: bool = False
     ) -> TaskInfo:
+        body = self._apply_body(principal.user, name, gone=gone)
+        return await self._tasks.start(action, name, principal, body, "queued")
+
+    async def resume_apply(self, task: TaskInfo) -> None:
+        """Take over an apply (create, edit, apply, delete) another instance left: the intent
+        is in the database and applying it is idempotent, so it runs again."""
+        gone = task.kind == "network.delete"
+        await self._tasks.resume(task, self._apply_body(task.created_by, task.target, gone=gone))
+
+    def _apply_body(
+        self, user: str, name: str, *, gone: bool
+    ) -> Callable[[TaskContext], Awaitable[dict[str, Any]]]:
         async def body(ctx: TaskContext) -> dict[str, Any]:
             async def run() -> dict[str, Any]:
                 per_host = await self.realiser.apply_all(ctx, name, gone=gone)
@@ -163,9 +176,9 @@ class NetworkService:
                     )
                 return {"network": name, "hosts": per_host}
 
-            return await self._audit.outcome(principal.user, APPLY_KIND, name, run)
+            return await self._audit.outcome(user, APPLY_KIND, name, run)
 
-        return await self._tasks.start(action, name, principal, body, "queued")
+        return body
 
     # -- drift -------------------------------------------------------------------------------
     async def check(self) -> list[NetworkInfo]:

@@ -32,7 +32,9 @@ class VmCloning(TaskUseCase):
                 )
             return {"vm": req.name, "source": name}
 
-        return await self._tasks.start("vm.clone", req.name, principal, body, "checking")
+        # A taker finds out from the inventory whether the clone was made (recovery).
+        params = {"source": name}
+        return await self._tasks.start("vm.clone", req.name, principal, body, "checking", params)
 
     async def _check_clone(
         self, host: LibvirtHost, record: DomainRecord, req: CloneRequest
