@@ -116,6 +116,10 @@ class CorralServer:
         """Serve; return once ``/healthz`` says ready (``until_ready=False``: as soon as the
         port answers at all, "starting" included)."""
         self.launch()
+        self.wait_ready(timeout, until_ready=until_ready)
+
+    def wait_ready(self, timeout: float = 60, *, until_ready: bool = True) -> None:
+        """After :meth:`launch`: return once ``/healthz`` says ready (see :meth:`start`)."""
         assert self._process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
