@@ -16,6 +16,7 @@ from corral.services.auth import AuthService
 from corral.services.cluster import ClusterSettingsService
 from corral.services.cluster_view import ClusterView
 from corral.services.console_tickets import ConsoleTickets
+from corral.services.event_bridge import PgEventBridge
 from corral.services.events import EventBus
 from corral.services.host_agents import HostAgents
 from corral.services.host_paths import HostPathRule
@@ -53,6 +54,13 @@ class Services:
         self.store = store or Store.from_url(settings.effective_database_url)
         self.db = Db(self.store)
         self.bus = EventBus()
+        #: Several instances on PostgreSQL: events between them, and the log SSE clients
+        #: reconnect from (on SQLite, one instance: the bus's ring in memory).
+        self.event_bridge = (
+            PgEventBridge(self.db, self.bus)
+            if self.store.engine.dialect.name == "postgresql"
+            else None
+        )
         self.audit = AuditService(self.db)
         self.auth = AuthService(
             self.db,
@@ -185,6 +193,8 @@ class Services:
 
     async def start(self) -> None:
         s = self.settings
+        if self.event_bridge is not None:
+            await self.event_bridge.start()
         # The cluster's CAs and Corral's own certificates: made on first start, renewed in
         # their last 30 days.
         for done in await asyncio.to_thread(self.pki.ensure):
@@ -249,6 +259,8 @@ class Services:
         await self.hosts.stop()
         await self.leases.stop()
         await self.locks.stop()
+        if self.event_bridge is not None:
+            await self.event_bridge.stop()
         await self.instance.stop()
         self.store.dispose()
         self._sqlite_guard.release()

@@ -68,6 +68,13 @@ function startLiveUpdates() {
       }
     });
   }
+  // Back after a break (the browser reconnects by itself, naming the last event it had, maybe
+  // to another Corral instance) and the events missed are no longer kept: refresh everything.
+  source.addEventListener("reload", () => {
+    for (const element of document.querySelectorAll("[data-live]")) {
+      scheduleRefresh(element, timers);
+    }
+  });
   // The server ends the stream when the session ends: no reconnecting then.
   source.addEventListener("end", () => source.close());
   window.corral.liveSource = source;
