@@ -1,9 +1,13 @@
-"""``corral admin``: offline set-up of a fresh installation (database, first admin).
+"""``corral admin``: offline set-up of a fresh installation (database, first admin), and the
+secrets several instances share (``export-secrets``, ``import-secrets``).
 
 These commands open the database directly (not the API): they run before any server exists.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -15,6 +19,7 @@ from corral.config import load_settings
 from corral.errors import InvalidRequest
 from corral.model.auth import Role
 from corral.pki import ClusterPki
+from corral.pki.shared import export_bundle, import_bundle
 from corral.services._db import Db
 from corral.services.auth import create_user_offline
 from corral.services.passwords import generate_password
@@ -79,3 +84,56 @@ def init(
             _out.print(f"The local `corral` CLI is logged in as {admin_name} ({path}).")
     finally:
         db.store.dispose()
+
+
+def _passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
+    if passphrase_file is not None:
+        return passphrase_file.read_text().strip()
+    return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
+
+
+_PASSPHRASE_FILE = typer.Option(
+    None,
+    "--passphrase-file",
+    help="Read the passphrase from this file (first line) instead of asking for it.",
+    exists=True,
+    dir_okay=False,
+)
+
+
+@app.command("export-secrets")
+def export_secrets(
+    file: Path = typer.Argument(..., help="Where to write the secrets (created mode 0600)."),
+    passphrase_file: Path | None = _PASSPHRASE_FILE,
+) -> None:
+    """Write what every instance of this cluster must share (its CAs and Corral's
+    certificates, the power secrets key, SSH known hosts) into FILE, sealed with a passphrase
+    (at least 12 characters): for `corral admin import-secrets` on another instance."""
+    settings = load_settings()
+    try:
+        bundle = export_bundle(settings.data_dir, _passphrase(passphrase_file, confirm=True))
+    except InvalidRequest as exc:
+        _out.print(f"[red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(bundle)
+    _out.print(f"wrote the cluster's shared secrets to {file}; keep it as safe as the keys")
+
+
+@app.command("import-secrets")
+def import_secrets(
+    file: Path = typer.Argument(..., help="A file of `corral admin export-secrets`.", exists=True),
+    passphrase_file: Path | None = _PASSPHRASE_FILE,
+) -> None:
+    """Take the cluster's shared secrets from FILE into this instance's data directory
+    (replacing its own); then start (or restart) `corral serve`."""
+    settings = load_settings()
+    try:
+        names = import_bundle(
+            settings.data_dir, file.read_bytes(), _passphrase(passphrase_file, confirm=False)
+        )
+    except InvalidRequest as exc:
+        _out.print(f"[red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    _out.print(f"imported {len(names)} files into {settings.data_dir}; restart `corral serve`")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -53,11 +52,11 @@ class PgEventBridge:
     """Replaces the bus's in-memory log (``start`` before anything publishes matters not:
     events wait in the backlog until the writer runs)."""
 
-    def __init__(self, db: Db, bus: EventBus) -> None:
+    def __init__(self, db: Db, bus: EventBus, origin: str) -> None:
         self._db = db
         self._bus = bus
-        #: This process among the instances (events it wrote are not republished to it).
-        self.origin = secrets.token_hex(8)
+        #: This instance's id (the events it wrote are not republished to it).
+        self.origin = origin
         self._backlog: asyncio.Queue[Event] = asyncio.Queue()
         self._last_seen = 0
         self._writer = BackgroundTask("event-writer", self._write_forever)

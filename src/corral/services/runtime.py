@@ -32,6 +32,7 @@ from corral.services.networks.service import APPLY_KIND
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import CreateRecovery, UploadRecovery
+from corral.services.shared_secrets import check_shared_secrets
 from corral.services.sqlite_guard import SqliteGuard
 from corral.services.storage import DomainVolumes, DriverContext, StorageDomains
 from corral.services.stream_caps import ConsoleCaps, OpenStreams, per_user_cap
@@ -54,10 +55,11 @@ class Services:
         self.store = store or Store.from_url(settings.effective_database_url)
         self.db = Db(self.store)
         self.bus = EventBus()
+        self.instance = InstanceService(self.db)
         #: Several instances on PostgreSQL: events between them, and the log SSE clients
         #: reconnect from (on SQLite, one instance: the bus's ring in memory).
         self.event_bridge = (
-            PgEventBridge(self.db, self.bus)
+            PgEventBridge(self.db, self.bus, self.instance.identity.id)
             if self.store.engine.dialect.name == "postgresql"
             else None
         )
@@ -71,7 +73,6 @@ class Services:
             ),
             login_token_days=settings.api_login_token_days,
         )
-        self.instance = InstanceService(self.db)
         self._sqlite_guard = SqliteGuard(
             settings.effective_database_url, str(self.instance.identity)
         )
@@ -201,6 +202,8 @@ class Services:
             log.info("PKI: %s", done)
         # Before anything runs: a second instance on one SQLite file stops here.
         self._sqlite_guard.acquire()
+        # An instance with keys of its own would issue certificates the hosts reject.
+        await check_shared_secrets(self.db, s.data_dir, str(self.instance.identity))
         await self.instance.start()
         sole = self.store.engine.dialect.name == "sqlite"
         await self.locks.start(sole=sole)

@@ -26,7 +26,10 @@ def test_an_event_published_on_one_instance_reaches_the_other_once(pg_url: str) 
 
     async def scenario() -> None:
         buses = [EventBus(), EventBus()]
-        bridges = [PgEventBridge(Db(s), b) for s, b in zip(stores, buses, strict=True)]
+        bridges = [
+            PgEventBridge(Db(s), b, origin)
+            for s, b, origin in zip(stores, buses, "ab", strict=True)
+        ]
         for bridge in bridges:
             await bridge.start()
         a, b = buses
