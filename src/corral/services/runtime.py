@@ -32,7 +32,7 @@ from corral.services.networks.service import APPLY_KIND
 from corral.services.power import PowerServices
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import CreateRecovery, UploadRecovery
-from corral.services.shared_secrets import check_shared_secrets
+from corral.services.shared_secrets import check_shared_secrets, refuse_missing_secrets
 from corral.services.sqlite_guard import SqliteGuard
 from corral.services.storage import DomainVolumes, DriverContext, StorageDomains
 from corral.services.stream_caps import ConsoleCaps, OpenStreams, per_user_cap
@@ -196,6 +196,7 @@ class Services:
         s = self.settings
         if self.event_bridge is not None:
             await self.event_bridge.start()
+        await refuse_missing_secrets(self.db, s.data_dir)
         # The cluster's CAs and Corral's own certificates: made on first start, renewed in
         # their last 30 days.
         for done in await asyncio.to_thread(self.pki.ensure):

@@ -28,3 +28,8 @@ def record_fingerprints(
                 differ[name] = (row.recorded_by, row.recorded_at.isoformat(timespec="seconds"))
     session.flush()
     return differ
+
+
+def recorded_names(session: Session) -> set[str]:
+    """The names of the secrets the cluster has recorded."""
+    return set(session.scalars(select(SharedSecret.name)))

@@ -17,7 +17,7 @@ from corral.errors import Conflict
 from corral.pki import ClusterPki
 from corral.pki.shared import FORMAT, _fernet, ensure_power_key, fingerprints
 from corral.services._db import Db
-from corral.services.shared_secrets import check_shared_secrets
+from corral.services.shared_secrets import check_shared_secrets, refuse_missing_secrets
 from corral.store import Store
 
 PASSPHRASE = "correct horse battery"
@@ -45,6 +45,10 @@ def test_an_instance_with_its_own_keys_is_refused_until_it_imports_the_clusters(
     try:
         db = Db(store)
         asyncio.run(check_shared_secrets(db, first, "instance a"))  # the first records its own
+        lacks = "lacks the cluster's pki/console-client-ca, pki/libvirt-ca"
+        with pytest.raises(Conflict, match=lacks):
+            asyncio.run(refuse_missing_secrets(db, tmp_path / "fresh"))
+        asyncio.run(refuse_missing_secrets(db, second))  # keys it has are compared later
         with pytest.raises(Conflict) as refused:
             asyncio.run(check_shared_secrets(db, second, "instance b"))
         assert "recorded by instance instance a" in refused.value.message
