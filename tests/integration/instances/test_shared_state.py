@@ -1,8 +1,8 @@
 """Two real ``corral serve`` processes on one PostgreSQL database (and one libvirtd): a console
 ticket issued through one opens the VM's screen through the other, once; the other's event
 stream carries the first one's events, and a client reconnecting to either with
-``Last-Event-ID`` is given what it missed. A third without the cluster's keys is refused at
-start (one whose keys differ: tests/unit/cli/test_cli_admin_secrets.py)."""
+``Last-Event-ID`` is given what it missed. (An instance without the cluster's keys, or with
+keys of its own: tests/unit/cli/test_cli_admin_secrets.py.)"""
 
 from __future__ import annotations
 
@@ -162,15 +162,3 @@ async def _screen_shape(url: str, headers: dict[str, str]) -> tuple[int, ...]:
     async with await RFBClient.connect_websocket(url, headers=headers) as vnc:
         shot = await vnc.screenshot(timeout=30)
         return tuple(shot.shape[:2])
-
-
-def test_an_instance_without_the_clusters_keys_is_refused_at_start(
-    instances: tuple[CorralServer, CorralServer], private_libvirtd: PrivateLibvirtd
-) -> None:
-    a, _ = instances
-    database = {"CORRAL_DATABASE_URL": a.env["CORRAL_DATABASE_URL"]}
-    c = CorralServer(a.base_dir.parent / "c", private_libvirtd.uri, extra_env=database)
-    c.token = a.token  # no `admin init`: its data directory has no keys yet
-    with pytest.raises(RuntimeError, match="corral serve exited") as refused:
-        c.start(timeout=120)
-    assert "corral admin export-secrets FILE" in str(refused.value)

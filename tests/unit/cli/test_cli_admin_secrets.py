@@ -13,10 +13,12 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from corral.cli.main import app
+from corral.config import Settings
 from corral.errors import Conflict
 from corral.pki import ClusterPki
 from corral.pki.shared import FORMAT, _fernet, ensure_power_key, fingerprints
 from corral.services._db import Db
+from corral.services.runtime import Services
 from corral.services.shared_secrets import check_shared_secrets, refuse_missing_secrets
 from corral.store import Store
 
@@ -105,3 +107,34 @@ def test_a_sealed_bundle_naming_other_files_is_refused(tmp_path: Path) -> None:
         result = _admin(tmp_path / "a", "import-secrets", str(bundle), input=f"{PASSPHRASE}\n")
         assert result.exit_code == 1 and "outside what is shared" in result.output
     assert not (tmp_path / "evil").exists()
+
+
+@pytest.mark.postgres
+def test_services_of_an_instance_without_the_clusters_keys_do_not_start(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """What ``corral serve`` runs at start: refused before it makes keys of its own."""
+    store = Store.from_url(pg_url)
+    try:
+        asyncio.run(check_shared_secrets(Db(store), _instance(tmp_path / "a"), "instance a"))
+    finally:
+        store.dispose()
+    fresh = tmp_path / "b"
+    settings = Settings(
+        data_dir=fresh,
+        database_url=pg_url,
+        local_host_uri="test:///default",
+        allow_test_hosts=True,
+        pool_dir=str(fresh / "pool"),
+    )
+
+    async def start() -> None:
+        services = Services(settings)
+        try:
+            with pytest.raises(Conflict, match="corral admin import-secrets FILE"):
+                await services.start()
+        finally:
+            await services.stop()
+
+    asyncio.run(start())
+    assert not (fresh / "pki" / "libvirt-ca").exists()
