@@ -35,17 +35,12 @@ ADOPTION_TIMEOUT_S = 900
 
 
 def _items(body: Any) -> tuple[list[Any], str | None]:
-    """A VM list answer: the paged shape ({"items", "next_cursor"}) or a plain list."""
-    if isinstance(body, dict):
-        return list(body["items"]), body.get("next_cursor")
-    return list(body), None
+    """A page of the VM list: its items and the cursor of the next page."""
+    return list(body["items"]), body["next_cursor"]
 
 
 def _count(client: httpx.Client) -> int:
-    summary = client.get("/vms/summary")
-    if summary.status_code == 200 and "total" in summary.json():
-        return int(summary.json()["total"])
-    return len(_list_all(client))
+    return int(client.get("/vms/summary").raise_for_status().json()["total"])
 
 
 def _list_all(client: httpx.Client) -> list[Any]:

@@ -58,7 +58,7 @@ def _accept(dialog: Dialog) -> None:
 def _hosts(api: httpx.Client) -> list[str]:
     answer = api.get("/hosts")
     assert answer.status_code == 200, answer.text
-    return sorted(h["name"] for h in answer.json())
+    return sorted(h["name"] for h in answer.json()["items"])
 
 
 def test_a_shared_dir_domain_made_through_the_page_shows_each_hosts_reach(

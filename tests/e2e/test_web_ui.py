@@ -212,7 +212,9 @@ def test_the_console_reconnects_after_its_connection_is_killed(
     console: Page, corral: CorralServer, api: httpx.Client
 ) -> None:
     def opened() -> int:
-        entries = api.get("/audit", params={"action": "vm.console.vnc", "limit": 200}).json()
+        entries = api.get("/audit", params={"action": "vm.console.vnc", "limit": 200}).json()[
+            "items"
+        ]
         return sum(1 for e in entries if e["outcome"] == "ok")
 
     before = opened()

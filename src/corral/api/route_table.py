@@ -46,12 +46,20 @@ def _contexts(app: FastAPI) -> Iterator[Any]:
         yield from contexts() if contexts is not None else (route,)
 
 
+#: Names of routes that only refuse (405) the methods a parameter route would otherwise take at
+#: a fixed path (``DELETE /vms/summary`` is not a VM named "summary"); they allow nothing.
+SHADOW_PREFIX = "shadow."
+
+
 def allowed_methods(app: FastAPI, scope: Scope) -> set[str]:
     """Every method some route serves at the request's path. Starlette's 405 names only the
     first route that matched the path, but GET and POST on one path are two routes here."""
     methods: set[str] = set()
+    shadowed: set[str] = set()
     for context in _contexts(app):
         match, _ = context.matches({**scope, "method": ""})
-        if match is not Match.NONE:
+        if match is not Match.NONE and str(getattr(context, "name", "")).startswith(SHADOW_PREFIX):
+            shadowed |= set(getattr(context, "methods", None) or ())
+        elif match is not Match.NONE:
             methods |= set(getattr(context, "methods", None) or ())
-    return methods
+    return methods - shadowed

@@ -9,8 +9,8 @@ import typer
 from pydantic import ValidationError
 
 from corral.cli import context as c
-from corral.cli import host_nics
-from corral.cli.client import parse, parse_list, seg
+from corral.cli import host_nics, pages
+from corral.cli.client import parse, seg
 from corral.cli.output import (
     guest_arch_details,
     guest_arch_table,
@@ -41,9 +41,9 @@ NameArg = typer.Argument(..., metavar="NAME", help="The host's name in Corral.")
 @app.command("list")
 def list_hosts(ctx: typer.Context, json_out: bool = JsonOpt) -> None:
     """List hosts, their connection state and capacity."""
-    response = c.client(ctx).get("/hosts")
-    hosts = parse_list(response, HostInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(host_table(hosts)))
+    listing = pages.fetch(c.client(ctx), "/hosts", {}, limit=None, every=True, what="hosts")
+    hosts = listing.parsed(HostInfo)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(host_table(hosts)))
 
 
 @app.command("show")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 from corral.cli import context as c
-from corral.cli.client import parse_list, seg
+from corral.cli import pages
+from corral.cli.client import seg
 from corral.cli.network_output import nic_table
 from corral.cli.task import JsonOpt
 from corral.model.network import HostNic
@@ -17,9 +18,10 @@ LabelArg = typer.Argument(..., metavar="LABEL", help="A label bridge networks na
 
 def nics(ctx: typer.Context, host: str = HostArg, json_out: bool = JsonOpt) -> None:
     """List a host's NICs (as libvirt sees them) and their labels."""
-    response = c.client(ctx).get(f"/hosts/{seg(host)}/nics")
-    found = parse_list(response, HostNic)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(nic_table(found)))
+    path = f"/hosts/{seg(host)}/nics"
+    listing = pages.fetch(c.client(ctx), path, {}, limit=None, every=True, what="NICs")
+    found = listing.parsed(HostNic)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(nic_table(found)))
 
 
 def label_nic(

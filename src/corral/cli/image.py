@@ -18,7 +18,8 @@ from rich.progress import (
 )
 
 from corral.cli import context as c
-from corral.cli.client import CliError, parse, parse_list, seg
+from corral.cli import pages
+from corral.cli.client import CliError, parse, seg
 from corral.cli.formats import human_bytes
 from corral.cli.output import image_table
 from corral.cli.task import JsonOpt
@@ -49,9 +50,10 @@ def list_images(
 ) -> None:
     """List the images of every host and shared domain (or of one), with the VMs using
     them."""
-    response = c.client(ctx).get("/images", {"host": host, "domain": domain})
-    images = parse_list(response, ImageInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(image_table(images)))
+    params = {"host": host, "domain": domain}
+    listing = pages.fetch(c.client(ctx), "/images", params, limit=None, every=True, what="images")
+    images = listing.parsed(ImageInfo)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(image_table(images)))
 
 
 @app.command("show")

@@ -6,6 +6,7 @@ import httpx
 import typer
 
 from corral.cli import context as c
+from corral.cli import pages
 from corral.cli.client import parse, parse_list, seg
 from corral.cli.network_output import network_details, network_table
 from corral.cli.task import JsonOpt, follow_task
@@ -70,9 +71,10 @@ def create(
 @app.command("list")
 def list_networks(ctx: typer.Context, json_out: bool = JsonOpt) -> None:
     """List networks and their state on each host."""
-    response = c.client(ctx).get("/networks")
-    networks = parse_list(response, NetworkInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(network_table(networks)))
+    client = c.client(ctx)
+    listing = pages.fetch(client, "/networks", {}, limit=None, every=True, what="networks")
+    networks = listing.parsed(NetworkInfo)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(network_table(networks)))
 
 
 @app.command("show")

@@ -6,7 +6,8 @@ import typer
 from pydantic import ValidationError
 
 from corral.cli import context as c
-from corral.cli.client import parse, parse_list, seg
+from corral.cli import pages
+from corral.cli.client import parse, seg
 from corral.cli.output import snapshot_table
 from corral.cli.task import JsonOpt
 from corral.cli.units import validation_message
@@ -39,9 +40,10 @@ def create(
 @app.command("list")
 def list_snapshots(ctx: typer.Context, vm: str = VmArg, json_out: bool = JsonOpt) -> None:
     """List a VM's snapshots (* marks the current one)."""
-    response = c.client(ctx).get(f"/vms/{seg(vm)}/snapshots")
-    snaps = parse_list(response, SnapshotInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(snapshot_table(snaps)))
+    path = f"/vms/{seg(vm)}/snapshots"
+    listing = pages.fetch(c.client(ctx), path, {}, limit=None, every=True, what="snapshots")
+    snaps = listing.parsed(SnapshotInfo)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(snapshot_table(snaps)))
 
 
 @app.command("revert")

@@ -10,7 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from corral.cli import context as c
-from corral.cli.client import parse, parse_list, seg
+from corral.cli import pages
+from corral.cli.client import parse, seg
 from corral.cli.formats import human_bytes
 from corral.cli.tables import when
 from corral.cli.task import JsonOpt
@@ -84,9 +85,10 @@ def _render(domain: StorageDomainInfo) -> None:
 @app.command("list")
 def list_domains(ctx: typer.Context, json_out: bool = JsonOpt) -> None:
     """List storage domains, their size and the hosts reaching each."""
-    response = c.client(ctx).get("/storage-domains")
-    domains = parse_list(response, StorageDomainInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(domain_table(domains)))
+    client = c.client(ctx)
+    listing = pages.fetch(client, "/storage-domains", {}, limit=None, every=True, what="domains")
+    domains = listing.parsed(StorageDomainInfo)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(domain_table(domains)))
 
 
 @app.command("show")

@@ -23,7 +23,8 @@ from rich.progress import Task as BarTask
 from rich.text import Text
 
 from corral.cli import context as c
-from corral.cli.client import CliError, CorralClient, parse, parse_list
+from corral.cli import pages
+from corral.cli.client import CliError, CorralClient, parse
 from corral.cli.context import JsonOpt as JsonOpt  # where the commands have always found it
 from corral.cli.output import task_details, task_reasons, task_table
 from corral.model.task import TaskInfo, TaskState
@@ -181,12 +182,26 @@ def follow_task(
 def list_tasks(
     ctx: typer.Context,
     state: TaskState | None = typer.Option(None, "--state", help="Only tasks in this state."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="At most this many tasks."),
+    kind: str | None = typer.Option(None, "--kind", help="Only tasks of this kind (vm.import…)."),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        max=1000,
+        help="Tasks per page (1-1000; default 100, with --all 1000).",
+    ),
+    cursor: str | None = typer.Option(
+        None, "--cursor", help="Continue where a previous page ended (the cursor it printed)."
+    ),
+    every: bool = typer.Option(False, "--all", help="Every page, not only the first."),
     json_out: bool = JsonOpt,
 ) -> None:
     """List tasks, newest first."""
-    response = c.client(ctx).get("/tasks", {"state": state, "limit": limit})
-    tasks = parse_list(response, TaskInfo)
+    filters = {"state": state, "kind": kind}
+    listing = pages.fetch(
+        c.client(ctx), "/tasks", filters, limit=limit, cursor=cursor, every=every, what="tasks"
+    )
+    tasks = listing.parsed(TaskInfo)
 
     def render() -> None:
         c.out.print(task_table(tasks))
@@ -196,7 +211,8 @@ def list_tasks(
             for line in reasons:
                 c.out.print(line)
 
-    c.emit(ctx, json_out, response.json(), render)
+    c.emit(ctx, json_out, listing.json(), render)
+    pages.hint_more(listing, "tasks")
 
 
 @app.command("show")

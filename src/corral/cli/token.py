@@ -6,7 +6,8 @@ import typer
 from pydantic import ValidationError
 
 from corral.cli import context as c
-from corral.cli.client import parse, parse_list, seg
+from corral.cli import pages
+from corral.cli.client import parse, seg
 from corral.cli.output import token_table
 from corral.cli.task import JsonOpt
 from corral.cli.units import validation_message
@@ -18,9 +19,9 @@ app = typer.Typer(help="API tokens.", no_args_is_help=True, cls=c.HelpGroup)
 @app.command("list")
 def list_tokens(ctx: typer.Context, json_out: bool = JsonOpt) -> None:
     """List your tokens (an admin sees everyone's). Secrets are never shown again."""
-    response = c.client(ctx).get("/tokens")
-    tokens = parse_list(response, TokenInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(token_table(tokens)))
+    listing = pages.fetch(c.client(ctx), "/tokens", {}, limit=None, every=True, what="tokens")
+    tokens = listing.parsed(TokenInfo)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(token_table(tokens)))
 
 
 @app.command("create")

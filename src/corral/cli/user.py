@@ -6,8 +6,9 @@ import typer
 from pydantic import ValidationError
 
 from corral.cli import context as c
+from corral.cli import pages
 from corral.cli.auth import read_password_stdin
-from corral.cli.client import parse, parse_list, seg
+from corral.cli.client import parse, seg
 from corral.cli.output import user_table
 from corral.cli.task import JsonOpt
 from corral.cli.units import validation_message
@@ -21,9 +22,9 @@ NameArg = typer.Argument(..., metavar="NAME", help="The user's name.")
 @app.command("list")
 def list_users(ctx: typer.Context, json_out: bool = JsonOpt) -> None:
     """List users."""
-    response = c.client(ctx).get("/users")
-    users = parse_list(response, UserInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(user_table(users)))
+    listing = pages.fetch(c.client(ctx), "/users", {}, limit=None, every=True, what="users")
+    users = listing.parsed(UserInfo)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(user_table(users)))
 
 
 @app.command("add")

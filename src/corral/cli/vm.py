@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from corral.cli import context as c
-from corral.cli.client import parse_with
+from corral.cli import pages
 from corral.cli.context import JsonOpt
 from corral.cli.lazy import LazyCommand
 from corral.cli.tables import vm_rows, vm_table
@@ -90,9 +90,40 @@ app = typer.Typer(help="Virtual machines.", no_args_is_help=True, cls=c.lazy_gro
 def list_vms(
     ctx: typer.Context,
     host: str | None = typer.Option(None, "--host", help="Only VMs on this host."),
+    state: str | None = typer.Option(
+        None, "--state", help="Only VMs in this state (running, shutoff, paused, missing…)."
+    ),
+    name_prefix: str | None = typer.Option(
+        None, "--name-prefix", help="Only VMs whose name starts with this."
+    ),
+    arch: str | None = typer.Option(None, "--arch", help="Only VMs of this architecture."),
+    sort: str = typer.Option(
+        "name", "--sort", help="name, created, host or state; a leading - reverses it."
+    ),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        max=1000,
+        help="VMs per page (1-1000; default 100, with --all 1000).",
+    ),
+    cursor: str | None = typer.Option(
+        None, "--cursor", help="Continue where a previous page ended (the cursor it printed)."
+    ),
+    every: bool = typer.Option(False, "--all", help="Every page, not only the first."),
     json_out: bool = JsonOpt,
 ) -> None:
     """List VMs with their state, size and uptime."""
-    response = c.client(ctx).get("/vms", {"host": host})
-    vms = parse_with(response, "list[VmInfo]", vm_rows)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(vm_table(vms), soft_wrap=True))
+    filters = {"host": host, "state": state, "name_prefix": name_prefix, "arch": arch}
+    listing = pages.fetch(
+        c.client(ctx),
+        "/vms",
+        {**filters, "sort": sort},
+        limit=limit,
+        cursor=cursor,
+        every=every,
+        what="VMs",
+    )
+    vms = listing.read(vm_rows, "list[VmInfo]")
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(vm_table(vms), soft_wrap=True))
+    pages.hint_more(listing, "VMs")

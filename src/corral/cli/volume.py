@@ -6,7 +6,8 @@ from __future__ import annotations
 import typer
 
 from corral.cli import context as c
-from corral.cli.client import parse, parse_list, seg
+from corral.cli import pages
+from corral.cli.client import parse, seg
 from corral.cli.output import volume_table
 from corral.cli.task import JsonOpt
 from corral.cli.units import parse_disk_size_gib
@@ -41,12 +42,11 @@ def list_volumes(
 
     Without --domain: every connected host's pool (or one host's); a volume nothing
     uses shows "unused"."""
-    if domain is None:
-        response = c.client(ctx).get("/volumes", {"host": host})
-    else:
-        response = c.client(ctx).get(f"/storage-domains/{seg(domain)}/volumes", {"host": host})
-    volumes = parse_list(response, VolumeInfo)
-    c.emit(ctx, json_out, response.json(), lambda: c.out.print(volume_table(volumes)))
+    path = "/volumes" if domain is None else f"/storage-domains/{seg(domain)}/volumes"
+    client = c.client(ctx)
+    listing = pages.fetch(client, path, {"host": host}, limit=None, every=True, what="volumes")
+    volumes = listing.parsed(VolumeInfo)
+    c.emit(ctx, json_out, listing.json(), lambda: c.out.print(volume_table(volumes)))
 
 
 @app.command("create")

@@ -21,16 +21,28 @@ from typing import Annotated, Literal, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
+    Strict,
     StrictBool,
-    StrictInt,
     StringConstraints,
     model_validator,
 )
 
 from corral.model.common import Description, Name
+
+
+def _whole(value: object) -> object:
+    """An integer as JSON Schema counts them (134.0 is one; the contract fuzzer sends such),
+    never a string or a boolean (``"134"``, ``true``: refused, as the document says "integer").
+    The bounds go first in each ``Annotated``: after the validator pydantic would write them
+    into the JSON Schema as ``ge``/``le``, which no client reads."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+_WHOLE = (Strict(), BeforeValidator(_whole))
 
 #: NIC names of Linux (IFNAMSIZ - 1 characters, no slash or blank).
 NIC_PATTERN = r"^[A-Za-z0-9_.:@-]{1,15}$"
@@ -101,10 +113,8 @@ class BridgeNetworkCreate(_NetworkCreateBase):
 
     kind: Literal[NetworkKind.BRIDGE]
     uplink: NicLabel = Field(description="the label of the NIC the bridge is put on, per host")
-    vlan: StrictInt | None = Field(
+    vlan: Annotated[int, Field(ge=1, le=4094), *_WHOLE] | None = Field(
         default=None,
-        ge=1,
-        le=4094,
         description="carry the network tagged with this 802.1Q VLAN on the uplink (needs "
         "802.1Q in the host kernel)",
     )
@@ -114,7 +124,9 @@ class VxlanNetworkCreate(_NetworkCreateBase):
     """One L2 segment across hosts, tunnelled (VXLAN) between their management addresses."""
 
     kind: Literal[NetworkKind.VXLAN]
-    vni: StrictInt = Field(ge=1, le=VNI_MAX, description="the VXLAN network identifier (unique)")
+    vni: Annotated[int, Field(ge=1, le=VNI_MAX), *_WHOLE] = Field(
+        description="the VXLAN network identifier (unique)"
+    )
 
 
 #: A new cluster network; ``kind`` says which fields it takes.

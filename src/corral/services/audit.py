@@ -9,6 +9,8 @@ from typing import TypeVar
 from corral import store
 from corral.errors import CorralError
 from corral.model.auth import AuditEntry
+from corral.model.cursor import after_of, page_cursor, query_digest, refused, rest_of
+from corral.model.page import Page
 from corral.services._db import Db
 
 log = logging.getLogger(__name__)
@@ -65,3 +67,18 @@ class AuditService:
         self, limit: int = 100, user: str | None = None, action: str | None = None
     ) -> list[AuditEntry]:
         return await self._db(lambda s: store.list_audit(s, limit=limit, user=user, action=action))
+
+    async def page(
+        self, limit: int, user: str | None, action: str | None, cursor: str | None
+    ) -> Page[AuditEntry]:
+        """Newest first, continued by cursor."""
+        digest = query_digest("audit", user=user, action=action)
+        after = after_of(cursor, digest, 1)
+        if after is not None and not isinstance(after[0], int):
+            raise refused("not a cursor Corral issued")
+        before = None if after is None else int(after[0])
+        rows = await self._db(
+            lambda s: store.list_audit(s, limit + 1, user, action, before_id=before)
+        )
+        chosen, last = rest_of(rows, limit, lambda e: (e.id,))
+        return Page[AuditEntry](items=chosen, next_cursor=page_cursor(digest, last))

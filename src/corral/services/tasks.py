@@ -19,11 +19,13 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from corral import store
 from corral.errors import Cancelled, Conflict, CorralError
+from corral.model.cursor import SortKey, after_of, page_cursor, query_digest, refused, rest_of
+from corral.model.page import Page
 from corral.model.task import TaskInfo, TaskState
 from corral.services._db import Db
 from corral.services.events import Event, EventBus
@@ -145,6 +147,17 @@ INTERRUPTED = (
     "the VM's real state was re-read from libvirt: check it and run the operation again if "
     "needed"
 )
+
+
+def _task_mark(after: SortKey | None) -> tuple[datetime, str] | None:
+    """A tasks cursor's key as the store compares it."""
+    if after is None:
+        return None
+    at, task_id = after
+    try:
+        return datetime.fromisoformat(str(at)), str(task_id)
+    except ValueError:
+        raise refused("not a cursor Corral issued") from None
 
 
 class TaskService:
@@ -304,6 +317,18 @@ class TaskService:
 
     async def list_tasks(self, state: TaskState | None = None, limit: int = 100) -> list[TaskInfo]:
         return await self._db(lambda s: store.list_tasks(s, state=state, limit=limit))
+
+    async def page(
+        self, state: TaskState | None, kind: str | None, limit: int, cursor: str | None
+    ) -> Page[TaskInfo]:
+        """Newest first, continued by cursor."""
+        digest = query_digest("tasks", state=state, kind=kind)
+        before = _task_mark(after_of(cursor, digest, 2))
+        rows = await self._db(
+            lambda s: store.list_tasks(s, state=state, limit=limit + 1, kind=kind, before=before)
+        )
+        chosen, last = rest_of(rows, limit, lambda t: (t.created_at.isoformat(), t.id))
+        return Page[TaskInfo](items=chosen, next_cursor=page_cursor(digest, last))
 
     async def cancel(self, task_id: str) -> TaskInfo:
         info = await self.get(task_id)

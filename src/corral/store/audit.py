@@ -60,12 +60,20 @@ def append_audit(
 
 
 def list_audit(
-    session: Session, limit: int = 100, user: str | None = None, action: str | None = None
+    session: Session,
+    limit: int = 100,
+    user: str | None = None,
+    action: str | None = None,
+    *,
+    before_id: int | None = None,
 ) -> list[AuditEntryInfo]:
-    """Newest first (by insertion order, which is time order)."""
+    """Newest first (by insertion order, which is time order); with ``before_id`` only older
+    entries: the next page."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if user is not None:
         query = query.where(AuditEntry.user == user)
     if action is not None:
         query = query.where(AuditEntry.action == action)
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
     return [audit_info(e) for e in session.scalars(query)]

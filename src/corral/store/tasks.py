@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from corral.errors import Conflict, InvalidRequest
@@ -100,12 +100,25 @@ def get_task(session: Session, task_id: str) -> TaskInfo:
 
 
 def list_tasks(
-    session: Session, state: TaskState | None = None, limit: int = 100
+    session: Session,
+    state: TaskState | None = None,
+    limit: int = 100,
+    *,
+    kind: str | None = None,
+    before: tuple[datetime, str] | None = None,
 ) -> list[TaskInfo]:
-    """Newest first."""
-    query = select(Task).order_by(Task.created_at.desc(), Task.id).limit(limit)
+    """Newest first (ties by id, descending); with ``before`` only those after that
+    ``(created_at, id)`` in this order: the next page."""
+    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)
     if state is not None:
         query = query.where(Task.state == TaskState(state).value)
+    if kind is not None:
+        query = query.where(Task.kind == kind)
+    if before is not None:
+        at, task_id = before
+        query = query.where(
+            or_(Task.created_at < at, and_(Task.created_at == at, Task.id < task_id))
+        )
     return [task_info(t) for t in session.scalars(query)]
 
 

@@ -19,6 +19,18 @@ def _check(answer: httpx.Response, what: str) -> Any:
     return answer.json() if answer.content else None
 
 
+def every_item(client: httpx.Client, path: str, what: str, **params: str) -> list[Any]:
+    """Every item of a paged list route, following its cursors."""
+    items: list[Any] = []
+    query: dict[str, str] = {**params, "limit": "1000"}
+    while True:
+        page = _check(client.get(path, params=query), what)
+        items += page["items"]
+        if page["next_cursor"] is None:
+            return items
+        query["cursor"] = page["next_cursor"]
+
+
 def wait_task(client: httpx.Client, task_id: str, seconds: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -61,13 +73,13 @@ def remove_all(client: httpx.Client, testbed: MultiHostTestbed) -> list[str]:
     """Delete the VMs on the test bed's hosts (with their disks) and remove the hosts from
     Corral; what was removed."""
     addresses = {h.address for h in testbed.hosts}
-    hosts = _check(client.get("/hosts"), "list hosts")
+    hosts = every_item(client, "/hosts", "list hosts")
     removed = []
     for host in hosts:
         if host.get("address") not in addresses:
             continue
         name = host["name"]
-        for vm in _check(client.get("/vms", params={"host": name}), "list VMs"):
+        for vm in every_item(client, "/vms", "list VMs", host=name):
             client.post(f"/vms/{vm['name']}/stop")
             client.delete(f"/vms/{vm['name']}", params={"delete_disks": "true"})
         _check(client.delete(f"/hosts/{name}"), f"remove host {name}")

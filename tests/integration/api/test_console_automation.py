@@ -108,7 +108,7 @@ def test_api_types_text_then_presses_keys(client: httpx.Client, vm: str, typed_l
     assert answer.status_code == 204, answer.text
     # The three backspaces arrived after the text: the guest read the line without "XYZ".
     typed(client, vm, line)
-    entries = client.get("/audit", params={"action": "vm.console.type"}).json()
+    entries = client.get("/audit", params={"action": "vm.console.type"}).json()["items"]
     assert entries[0]["target"] == vm and entries[0]["outcome"] == "ok"
 
 

@@ -174,7 +174,7 @@ def test_the_port_answers_starting_while_libvirt_is_slow(
         )
         assert ready.json() == {"status": "ok", "state": "ready"}
         with server.client() as client:
-            hosts = client.get("/hosts").json()
+            hosts = client.get("/hosts").json()["items"]
         assert [(h["name"], h["connected"]) for h in hosts] == [("local", True)]
     finally:
         server.stop()

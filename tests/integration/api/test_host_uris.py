@@ -48,7 +48,7 @@ def test_refused_host_uris_run_nothing_and_quote_nothing(
     assert not marker.exists(), "a refused URI ran its program"
     audit = client.get("/audit", params={"action": "host.add", "limit": 50})
     assert audit.status_code == 200
-    outcomes = [e["outcome"] for e in audit.json()[: len(forms)]]  # newest first
+    outcomes = [e["outcome"] for e in audit.json()["items"][: len(forms)]]  # newest first
     assert all(o.startswith("error: uri: ") for o in outcomes), outcomes
     assert secret not in audit.text
     assert secret not in corral.log_path.read_text(errors="replace")

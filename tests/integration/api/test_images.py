@@ -58,7 +58,7 @@ def _volumes(conn: libvirt.virConnect) -> set[str]:
 
 
 def _upload_task(client: httpx.Client, name: str) -> dict[str, Any] | None:
-    tasks = client.get("/tasks", params={"limit": 50}).json()
+    tasks = client.get("/tasks", params={"limit": 50}).json()["items"]
     return next((t for t in tasks if t["kind"] == "image.upload" and t["target"].endswith(
         "/" + name)), None)  # fmt: skip
 
@@ -111,7 +111,7 @@ def test_upload_through_the_api_reports_progress_and_stores_the_bytes(
     assert any(0 < done < len(data) for done in seen), f"no progress seen between: {seen}"
     assert seen == sorted(seen)
     assert private_libvirtd.host_path(image["path"]).read_bytes() == data
-    listed = {i["name"]: i for i in client.get("/images").json()}
+    listed = {i["name"]: i for i in client.get("/images").json()["items"]}
     assert listed["api.iso"]["path"] == image["path"]
 
 
@@ -138,7 +138,7 @@ def test_upload_through_the_cli(
     assert stored.read_bytes() == qcow.read_bytes()
     listing = corral.cli("image", "list")
     assert "cli.iso" in listing.stdout and "base.qcow2" in listing.stdout
-    tasks = json.loads(corral.cli("--json", "task", "list").stdout)
+    tasks = json.loads(corral.cli("--json", "task", "list").stdout)["items"]
     uploads = [t for t in tasks if t["kind"] == "image.upload" and t["state"] == "succeeded"]
     assert {t["target"] for t in uploads} >= {"local/cli.iso", "local/base.qcow2"}
     assert corral.cli("image", "delete", "base.qcow2", "--yes").returncode == 0

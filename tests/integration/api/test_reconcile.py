@@ -22,7 +22,7 @@ def client(corral: CorralServer) -> Iterator[httpx.Client]:
 
 
 def _listed(client: httpx.Client) -> dict[str, dict[str, object]]:
-    return {vm["name"]: vm for vm in client.get("/vms").json()}
+    return {vm["name"]: vm for vm in client.get("/vms").json()["items"]}
 
 
 def test_virsh_defined_domain_is_adopted_and_managed(
@@ -59,7 +59,7 @@ def test_libvirtd_restart_reconnects_and_events_resume(
     private_libvirtd.restart_libvirtd()
 
     def reconnected() -> bool:
-        hosts = client.get("/hosts").json()
+        hosts = client.get("/hosts").json()["items"]
         return bool(hosts) and all(h["connected"] for h in hosts)
 
     wait_until(reconnected, 30, "Corral to reconnect to libvirtd", interval=0.2)
@@ -99,7 +99,7 @@ def test_corral_restart_rebuilds_state_from_libvirt(
     corral.start()
 
     with corral.client() as fresh:
-        after = {vm["name"]: vm for vm in fresh.get("/vms").json()}
+        after = {vm["name"]: vm for vm in fresh.get("/vms").json()["items"]}
         assert set(before) | {"born-offline"} == set(after)
         assert after[name]["state"] == "paused"
         # libvirt has no uptime; Corral remembered when it saw the VM start.

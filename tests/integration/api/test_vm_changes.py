@@ -161,7 +161,7 @@ def test_x86_64_vcpus_and_memory_change_live_and_at_next_start(
         vm = client.get(f"/vms/{name}").json()
         assert (vm["vcpus"], vm["memory_mib"], vm["next_start"]) == (6, 640, None)
         assert _online_cpus(SerialShell(corral, name)) == 6
-        audit = client.get("/audit", params={"action": "vm.edit"}).json()
+        audit = client.get("/audit", params={"action": "vm.edit"}).json()["items"]
         details = [e["detail"] for e in audit if e["target"] == name]
         assert "live: vCPUs 1 → 2" in details and any(
             d.startswith("next_start: vCPUs 2 → 6") for d in details

@@ -47,7 +47,7 @@ def test_show_reports_live_state(client: httpx.Client, running_vm: str) -> None:
     assert vm["cpu_time_s"] > 0
     assert vm["description"] == "<api & test>"
     assert any(d["device"] == "disk" for d in vm["disks"])
-    listed = {v["name"]: v for v in client.get("/vms").json()}
+    listed = {v["name"]: v for v in client.get("/vms").json()["items"]}
     assert listed[running_vm]["state"] == "running"
 
 
@@ -93,7 +93,7 @@ def test_serial_console_refuses_bad_token(corral: CorralServer, running_vm: str)
 def test_snapshots(client: httpx.Client, running_vm: str) -> None:
     made = client.post(f"/vms/{running_vm}/snapshots", json={"name": "s1", "description": "x"})
     assert made.status_code == 201, made.text
-    names = [s["name"] for s in client.get(f"/vms/{running_vm}/snapshots").json()]
+    names = [s["name"] for s in client.get(f"/vms/{running_vm}/snapshots").json()["items"]]
     assert names == ["s1"]
     dup = client.post(f"/vms/{running_vm}/snapshots", json={"name": "s1"})
     assert dup.status_code == 409
@@ -106,7 +106,7 @@ def test_snapshots(client: httpx.Client, running_vm: str) -> None:
     assert reverted.status_code == 200, reverted.text
     assert reverted.json()["state"] == "running"
     assert client.delete(f"/vms/{running_vm}/snapshots/s1").status_code == 204
-    assert client.get(f"/vms/{running_vm}/snapshots").json() == []
+    assert client.get(f"/vms/{running_vm}/snapshots").json()["items"] == []
     missing = client.delete(f"/vms/{running_vm}/snapshots/nope")
     assert missing.status_code == 404
 
@@ -121,7 +121,7 @@ def test_a_vm_without_a_qcow2_disk_cannot_have_snapshots(
         answer = client.post(f"/vms/{name}/snapshots", json={"name": "s1"})
         assert answer.status_code == 409, answer.text
         assert "snapshots are stored inside qcow2 disk images" in answer.json()["detail"]
-        assert client.get(f"/vms/{name}/snapshots").json() == []
+        assert client.get(f"/vms/{name}/snapshots").json()["items"] == []
     finally:
         assert client.delete(f"/vms/{name}").status_code == 204
 
@@ -185,6 +185,6 @@ def test_shutdown_timeout_is_a_clear_error_then_force(
     )
     assert forced["state"] == "succeeded" and forced["result"]["forced"] is True
     wait_state(client, name, "shutoff")
-    audit = client.get("/audit", params={"action": "vm.shutdown"}).json()
+    audit = client.get("/audit", params={"action": "vm.shutdown"}).json()["items"]
     assert any(e["target"] == name and e["outcome"].startswith("error:") for e in audit)
     assert client.delete(f"/vms/{name}").status_code == 204

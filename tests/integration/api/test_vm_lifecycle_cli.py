@@ -46,7 +46,7 @@ def test_create_imports_the_image_and_boots_from_disk(corral: CorralServer, disk
         return "CORRAL-GUEST-BOOTED source=disk" in ok(corral, "vm", "log", disk_vm)
 
     wait_until(booted, 90, "the disk guest to boot", interval=0.5)
-    tasks = json.loads(ok(corral, "--json", "task", "list"))
+    tasks = json.loads(ok(corral, "--json", "task", "list"))["items"]
     create = next(t for t in tasks if t["kind"] == "vm.create" and t["target"] == disk_vm)
     assert create["state"] == "succeeded"
     assert create["bytes_total"] and create["bytes_done"] == create["bytes_total"]

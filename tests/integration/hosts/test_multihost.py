@@ -57,7 +57,7 @@ def guest_on_h2(api: httpx.Client, kernel_guest: KernelGuest) -> Iterator[str]:
 def _hosts(server: CorralServer) -> dict[str, dict[str, Any]]:
     listed = server.cli("--json", "host", "list")
     assert listed.returncode == 0, listed.stderr
-    return {h["name"]: h for h in json.loads(listed.stdout)}
+    return {h["name"]: h for h in json.loads(listed.stdout)["items"]}
 
 
 def test_hosts_are_enrolled_and_connected_over_tls(
@@ -121,7 +121,7 @@ def test_a_guest_on_h2_runs_and_its_heartbeat_reaches_the_api(
     api: httpx.Client, guest_on_h2: str
 ) -> None:
     wait_log(api, guest_on_h2, rb"corral-heartbeat \d+")
-    vms = {vm["name"]: vm for vm in api.get("/vms").json()}
+    vms = {vm["name"]: vm for vm in api.get("/vms").json()["items"]}
     assert vms[guest_on_h2]["host"] == "h2"
     assert vms[guest_on_h2]["state"] == "running"
 

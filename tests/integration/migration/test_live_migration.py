@@ -223,7 +223,7 @@ def test_ssh_preflight_names_an_unknown_host_key_and_the_listing_agrees(
     known_hosts.write_text(
         "".join(line for line in kept.splitlines(True) if not line.startswith(f"{address},"))
     )
-    tasks_before = len(api.get("/tasks").json())
+    tasks_before = len(api.get("/tasks").json()["items"])
     try:
         answer = api.post(f"/vms/{traveller}/migrate", json={"to": to, "transport": "ssh"})
         assert answer.status_code == 409, answer.text
@@ -231,7 +231,7 @@ def test_ssh_preflight_names_an_unknown_host_key_and_the_listing_agrees(
         assert f"host key verification failed for {to} ({address}): " in detail, detail
         assert f"on {host}: `ssh-keyscan {address} >> ~/.ssh/known_hosts`" in detail, detail
         assert "certificate" not in detail and "rotate-certs" not in detail
-        assert len(api.get("/tasks").json()) == tasks_before  # refused before any task
+        assert len(api.get("/tasks").json()["items"]) == tasks_before  # refused before any task
 
         pair = {"source": host, "destination": to}
         listed = {t["name"]: t for t in api.get("/migration/transports", params=pair).json()}
@@ -388,7 +388,7 @@ def test_evacuating_a_host_with_three_vms(
         done = multihost_corral.cli("host", "evacuate", host, timeout=300)
         assert done.returncode == 0, done.stderr
         assert f"host {host} is empty and in maintenance" in done.stdout
-        assert api.get("/vms", params={"host": host}).json() == []
+        assert api.get("/vms", params={"host": host}).json()["items"] == []
         assert api.get(f"/hosts/{host}").json()["status"] == "maintenance"
         for name in names:
             moved_to, state = where(api, name)
@@ -432,7 +432,7 @@ def test_insecure_with_the_admin_switch_puts_the_canary_on_the_wire(
         api.patch("/cluster/settings", json={"allow_insecure_migration": False})
         for name in (host, to):
             _reinstall(api, name)  # back to migrate_tls_force = 1
-    audit = api.get("/audit", params={"action": "vm.migrate.unencrypted"}).json()
+    audit = api.get("/audit", params={"action": "vm.migrate.unencrypted"}).json()["items"]
     assert [e["outcome"] for e in audit[:3]] == ["ok", "ok", "denied"]
     qemu_conf = (testbed.host(to).etc_dirs[1] / "qemu.conf").read_text()
     assert "migrate_tls_force = 1" in qemu_conf

@@ -120,7 +120,7 @@ class Watcher:
                     if turn % 2:
                         vm = client.get(f"/vms/{self._name}").json()
                     else:
-                        listed = client.get("/vms").json()
+                        listed = client.get("/vms").json()["items"]
                         vm = next(v for v in listed if v["name"] == self._name)
                     sample = Sample(time.time(), vm["host"], vm["state"])
                 except (httpx.HTTPError, KeyError, StopIteration) as exc:

@@ -130,7 +130,7 @@ def settings(api: httpx.Client, **changes: Any) -> None:
 
 
 def power_tasks(api: httpx.Client) -> list[dict[str, Any]]:
-    tasks: list[dict[str, Any]] = api.get("/tasks", params={"limit": 200}).json()
+    tasks: list[dict[str, Any]] = api.get("/tasks", params={"limit": 200}).json()["items"]
     return [t for t in tasks if t["kind"] == "power.apply"]
 
 
@@ -256,7 +256,7 @@ def test_power_saving_empties_h3_through_ipmi_then_wakes_it_under_load(
     for name in guests:
         assert_heartbeat_unbroken(testbed, name, beats_at_start[name])
     # The audit log names who did what.
-    audit = api.get("/audit", params={"limit": 200}).json()
+    audit = api.get("/audit", params={"limit": 200}).json()["items"]
     actions = {(e["action"], e["target"], e["user"]) for e in audit}
     assert ("host.power_off", "h3", "admin") in actions, actions
     assert ("host.power_on", "h3", "corral-power-policy") in actions, actions

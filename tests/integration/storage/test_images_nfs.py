@@ -46,13 +46,13 @@ def nfs_domain(api: httpx.Client, storage_server: StorageServer) -> Iterator[str
     for vm in (VM, CLONE_VM):
         api.post(f"/vms/{vm}/stop")
         api.delete(f"/vms/{vm}", params={"delete_disks": "true"})
-    for image in api.get("/images", params={"domain": DOMAIN}).json():
+    for image in api.get("/images", params={"domain": DOMAIN}).json()["items"]:
         api.delete(f"/images/{image['name']}", params={"domain": DOMAIN})
     api.delete(f"/storage-domains/{DOMAIN}")
 
 
 def _upload_task(api: httpx.Client, target: str) -> dict[str, object]:
-    tasks = api.get("/tasks").json()
+    tasks = api.get("/tasks").json()["items"]
     return next(t for t in tasks if t["kind"] == "image.upload" and t["target"] == target)
 
 
@@ -91,9 +91,9 @@ def test_an_iso_uploaded_into_nfs_on_h1_boots_a_new_vm_on_h3(
     assert task["state"] == "succeeded" and task["bytes_done"] == len(data), task
     assert task["result"]["host"] == "h1", task  # type: ignore[index]
     # One image for the whole domain: listed once, whichever host is asked.
-    listed = [i for i in api.get("/images").json() if i["name"] == "boot.iso"]
+    listed = [i for i in api.get("/images").json()["items"] if i["name"] == "boot.iso"]
     assert [(i["domain"], i["host"]) for i in listed] == [(nfs_domain, None)]
-    through_h3 = api.get("/images", params={"host": "h3"}).json()
+    through_h3 = api.get("/images", params={"host": "h3"}).json()["items"]
     assert [i["domain"] for i in through_h3 if i["name"] == "boot.iso"] == [nfs_domain]
 
     spec = {"name": VM, "vcpus": 1, "memory_mib": 256, "host": "h3", "cdrom": "boot.iso",
@@ -144,7 +144,9 @@ def test_an_nfs_upload_that_ends_early_leaves_nothing_in_the_export(
     sock = _raw_upload(multihost_corral, path, len(data), data[: 4 * MIB])
 
     def running() -> dict[str, object] | None:
-        tasks = [t for t in api.get("/tasks").json() if t["target"] == f"{nfs_domain}/gone.iso"]
+        tasks = [
+            t for t in api.get("/tasks").json()["items"] if t["target"] == f"{nfs_domain}/gone.iso"
+        ]
         return tasks[0] if tasks and tasks[0]["bytes_done"] else None
 
     task = wait_until(running, 60, "the upload into nfs to be under way", interval=0.1)

@@ -105,7 +105,7 @@ def test_iscsi_luns_are_the_volumes_and_cannot_be_made_through_corral(
     try:
         listed = api.get("/storage-domains/san4/volumes")
         assert listed.status_code == 200, listed.text
-        luns = {v["name"]: v for v in listed.json()}
+        luns = {v["name"]: v for v in listed.json()["items"]}
         count = len(storage_server.lun_sizes_mib)
         assert sorted(luns) == [f"lun-{n}" for n in range(1, count + 1)]  # LUN 0 (controller) not
         lun1 = luns["lun-1"]

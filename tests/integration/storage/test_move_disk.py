@@ -53,7 +53,7 @@ def shared(client: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> It
     yield path
     client.post(f"/vms/{VM}/stop")
     client.delete(f"/vms/{VM}", params={"delete_disks": "true"})
-    for volume in client.get("/storage-domains/md-shared/volumes").json():
+    for volume in client.get("/storage-domains/md-shared/volumes").json()["items"]:
         client.delete(f"/storage-domains/md-shared/volumes/{volume['name']}")
     client.delete("/storage-domains/md-shared")
 
@@ -134,7 +134,7 @@ def test_a_running_guest_keeps_writing_while_its_disk_moves_to_shared_dir(
     assert records_on_disk(shell, written) == written
     assert disk_path(client, VM) == new
 
-    audit = client.get("/audit", params={"action": "vm.disk.move"}).json()
+    audit = client.get("/audit", params={"action": "vm.disk.move"}).json()["items"]
     assert any(e["target"] == f"{VM}/vda->md-shared" and e["outcome"] == "ok" for e in audit)
 
 
@@ -171,13 +171,15 @@ def test_no_room_in_the_target_domain_is_409_with_both_numbers(
             "/storage-domains", json={"kind": "shared-dir", "name": "md-small", "path": str(small)}
         )
         assert made.status_code == 201, made.text
-        volumes = {v["name"] for v in client.get("/storage-domains/md-small/volumes").json()}
+        volumes = {
+            v["name"] for v in client.get("/storage-domains/md-small/volumes").json()["items"]
+        }
         answer = _move(client, {"to": "md-small"})
         assert answer.status_code == 409, answer.text
         detail = answer.json()["detail"]
         assert "storage domain md-small has" in detail and "free on host" in detail
         assert f"needs 0.25 GiB ({2**28} bytes, its virtual size)" in detail
-        after = {v["name"] for v in client.get("/storage-domains/md-small/volumes").json()}
+        after = {v["name"] for v in client.get("/storage-domains/md-small/volumes").json()["items"]}
         assert after == volumes
     finally:
         client.delete("/storage-domains/md-small")
@@ -193,7 +195,7 @@ def test_a_cancelled_live_move_leaves_the_vm_on_its_disk_and_no_new_volume(
     shell.run("dd if=/dev/urandom of=/dev/vda bs=1M seek=64 count=16 conv=fsync 2>/dev/null",
               timeout=120)  # fmt: skip
     where = disk_path(client, VM)
-    volumes = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
+    volumes = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()["items"]}
     answer = _move(client, {"to": "md-shared", "bandwidth_mib_s": 1})
     assert answer.status_code == 202, answer.text
     task_id = answer.json()["id"]
@@ -210,7 +212,7 @@ def test_a_cancelled_live_move_leaves_the_vm_on_its_disk_and_no_new_volume(
     assert task["state"] == "cancelled", task
     assert disk_path(client, VM) == where and _persistent_disk(conn) == where
     assert "<mirror" not in conn.xml()
-    after = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
+    after = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()["items"]}
     assert after == volumes
     assert records_on_disk(shell, 8) == 8  # the guest runs on, on its old disk
 
@@ -219,7 +221,7 @@ def test_a_move_a_crashed_manager_left_running_is_resolved_at_start(
     corral: CorralServer, client: httpx.Client, conn: Domain, shared: Path
 ) -> None:
     where = disk_path(client, VM)
-    volumes = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()}
+    volumes = {v["name"] for v in client.get("/storage-domains/md-shared/volumes").json()["items"]}
     answer = _move(client, {"to": "md-shared", "bandwidth_mib_s": 1})
     assert answer.status_code == 202, answer.text
     task_id = answer.json()["id"]
@@ -236,6 +238,6 @@ def test_a_move_a_crashed_manager_left_running_is_resolved_at_start(
         assert "Corral restarted during the move of disk vda of VM 'mover'" in task["error"]
         assert "the copy was stopped and the new volume deleted" in task["error"]
         assert disk_path(fresh, VM) == where and _persistent_disk(conn) == where
-        after = {v["name"] for v in fresh.get("/storage-domains/md-shared/volumes").json()}
+        after = {v["name"] for v in fresh.get("/storage-domains/md-shared/volumes").json()["items"]}
         assert after == volumes
     assert "<mirror" not in conn.xml()

@@ -48,7 +48,7 @@ def nfs_domain(api: httpx.Client, storage_server: StorageServer) -> Iterator[str
     for vm in (VM, "md-nfs-local"):
         api.post(f"/vms/{vm}/stop")
         api.delete(f"/vms/{vm}", params={"delete_disks": "true"})
-    for volume in api.get(f"/storage-domains/{DOMAIN}/volumes").json():
+    for volume in api.get(f"/storage-domains/{DOMAIN}/volumes").json()["items"]:
         api.delete(f"/storage-domains/{DOMAIN}/volumes/{volume['name']}")
     api.delete(f"/storage-domains/{DOMAIN}")
 

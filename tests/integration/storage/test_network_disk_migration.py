@@ -98,7 +98,7 @@ def _round_trip(
     made = api.post("/vms", json=spec)
     assert made.status_code == 201, made.text
     [shown] = [d for d in made.json()["disks"] if d["device"] == "disk"]
-    volumes = api.get(f"/storage-domains/{disk['domain']}/volumes").json()
+    volumes = api.get(f"/storage-domains/{disk['domain']}/volumes").json()["items"]
     [volume] = [v for v in volumes if v["name"] == disk["volume"]]
     assert shown["path"] == volume["path"] and volume["used_by"] == [vm]
     assert volume["capacity_bytes"] >= 2**30 - 512
@@ -184,5 +184,5 @@ def test_an_iscsi_lun_is_one_vms_disk_and_outlives_it(
         gone = multihost_corral.cli("vm", "delete", "mig-lun-a", "--delete-disks", "--yes")
     assert gone.returncode == 0, gone.stderr
     assert "it is an iSCSI LUN" in gone.stdout + gone.stderr
-    luns = [v["name"] for v in api.get(f"/storage-domains/{iscsi_domain}/volumes").json()]
+    luns = [v["name"] for v in api.get(f"/storage-domains/{iscsi_domain}/volumes").json()["items"]]
     assert "lun-1" in luns and storage_server.lun_file(1).exists()

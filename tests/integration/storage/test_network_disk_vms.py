@@ -94,7 +94,7 @@ def test_nfs_vm_disk_is_a_file_of_the_export_and_holds_what_the_guest_wrote(
     try:
         [disk] = [d for d in api.get(f"/vms/{name}").json()["disks"] if d["device"] == "disk"]
         assert disk["path"] == f"nfs://{storage_server.address}{EXPORT}/{volume}"
-        listed = api.get(f"/storage-domains/{nfs_domain}/volumes").json()
+        listed = api.get(f"/storage-domains/{nfs_domain}/volumes").json()["items"]
         assert [v["used_by"] for v in listed if v["name"] == volume] == [[name]]
         _write_mark(multihost_corral, name)
     finally:
@@ -108,7 +108,7 @@ def test_nfs_vm_disk_is_a_file_of_the_export_and_holds_what_the_guest_wrote(
     assert gone.status_code in (200, 204), gone.text
     assert "kept" not in gone.text  # deleted with its VM, through the domain's driver
     assert not (storage_server.export_dir / volume).exists()
-    listed = api.get(f"/storage-domains/{nfs_domain}/volumes").json()
+    listed = api.get(f"/storage-domains/{nfs_domain}/volumes").json()["items"]
     assert volume not in [v["name"] for v in listed]
 
 
@@ -134,5 +134,5 @@ def test_iscsi_vm_disk_is_a_lun_and_holds_what_the_guest_wrote(
         assert lun.read(len(MARK)) == MARK
     gone = api.delete(f"/vms/{name}", params={"delete_disks": True})
     assert gone.status_code in (200, 204), gone.text
-    luns = [v["name"] for v in api.get(f"/storage-domains/{iscsi_domain}/volumes").json()]
+    luns = [v["name"] for v in api.get(f"/storage-domains/{iscsi_domain}/volumes").json()["items"]]
     assert "lun-3" in luns  # the LUN stays: it is the target's

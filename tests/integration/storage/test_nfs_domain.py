@@ -104,14 +104,14 @@ def test_nfs_volumes_are_made_listed_grown_and_deleted_over_nfs(
         grown = api.post(f"{volumes}/nfs-v1.qcow2/resize", json={"size_gib": 0.125})
         assert grown.status_code == 200, grown.text
         assert grown.json()["capacity_bytes"] == 2**27
-        listed = {v["name"]: v for v in api.get(volumes).json()}
+        listed = {v["name"]: v for v in api.get(volumes).json()["items"]}
         assert listed["nfs-v1.qcow2"]["capacity_bytes"] == 2**27
         through_h3 = api.get(volumes, params={"host": "h3"})
-        assert "nfs-v1.qcow2" in [v["name"] for v in through_h3.json()], through_h3.text
+        assert "nfs-v1.qcow2" in [v["name"] for v in through_h3.json()["items"]], through_h3.text
         gone = api.delete(f"{volumes}/nfs-v1.qcow2")
         assert gone.status_code == 204, gone.text
         assert not (storage_server.export_dir / "nfs-v1.qcow2").exists()
-        assert "nfs-v1.qcow2" not in [v["name"] for v in api.get(volumes).json()]
+        assert "nfs-v1.qcow2" not in [v["name"] for v in api.get(volumes).json()["items"]]
         assert api.delete(f"{volumes}/nfs-v1.qcow2").status_code == 404
     finally:
         assert api.delete("/storage-domains/nas4").status_code == 204

@@ -95,7 +95,7 @@ def test_a_directory_every_host_sees_is_reached_by_all_and_holds_volumes(
     assert made["domain"] == "sd-all" and made["capacity_bytes"] == 64 * MIB
     assert (tmp_path / "v1").is_file()
     listed = _ok(corral.cli("--json", "volume", "list", "--domain", "sd-all"))
-    assert [v["name"] for v in listed] == ["v1"]  # the marker is no volume
+    assert [v["name"] for v in listed["items"]] == ["v1"]  # the marker is no volume
 
     huge = corral.cli("volume", "create", "v2", "--domain", "sd-all", "--size", "65000G")
     assert huge.returncode != 0
@@ -178,7 +178,7 @@ def test_a_directory_no_host_has_is_refused_leaving_nothing(
         assert f"host {host}: cannot use {tmp_path / 'absent'}" in said
     assert not any("corral-sd-sd-none" in _pools(h) for h in testbed.hosts)
     listed = _ok(corral.cli("--json", "storage-domain", "list"))
-    assert "sd-none" not in [d["name"] for d in listed]
+    assert "sd-none" not in [d["name"] for d in listed["items"]]
     assert not (tmp_path / "absent").exists()
 
 
@@ -208,7 +208,7 @@ def test_a_host_that_reconnects_is_checked_again(
 
 def _status(corral: CorralServer, host: str) -> str:
     hosts = _ok(corral.cli("--json", "host", "list"))
-    return str(next(h["status"] for h in hosts if h["name"] == host))
+    return str(next(h["status"] for h in hosts["items"] if h["name"] == host))
 
 
 def test_a_domain_deleted_while_a_host_is_down_leaves_no_pool_there(

@@ -83,7 +83,7 @@ def test_the_disk_is_made_in_the_domain(api: httpx.Client, shared: Path, travell
     [disk] = [d for d in api.get(f"/vms/{traveller}").json()["disks"] if d["device"] == "disk"]
     assert disk["path"] == str(shared / f"{traveller}-data.qcow2")
     assert (shared / f"{traveller}-data.qcow2").is_file()
-    listed = api.get(f"/storage-domains/{DOMAIN}/volumes").json()
+    listed = api.get(f"/storage-domains/{DOMAIN}/volumes").json()["items"]
     [volume] = [v for v in listed if v["name"] == f"{traveller}-data.qcow2"]
     assert volume["used_by"] == [traveller] and volume["domain"] == DOMAIN
 
@@ -162,7 +162,9 @@ def test_a_linked_clone_stands_on_a_volume_of_the_domain(
     made = api.post("/vms", json=spec)
     assert made.status_code == 201, made.text
     try:
-        listed = {v["name"]: v for v in api.get(f"/storage-domains/{DOMAIN}/volumes").json()}
+        listed = {
+            v["name"]: v for v in api.get(f"/storage-domains/{DOMAIN}/volumes").json()["items"]
+        }
         assert listed["sd-base"]["backs"] == ["sd-clone-root.qcow2"]
         assert listed["sd-clone-root.qcow2"]["used_by"] == ["sd-clone"]
         busy = api.delete(f"/storage-domains/{DOMAIN}/volumes/sd-base")
@@ -185,7 +187,7 @@ def test_an_iso_in_the_domain_serves_every_host_reaching_it(
     image = answer.json()["image"]
     assert (image["domain"], image["host"], image["kind"]) == (DOMAIN, None, "iso")
     assert image["path"] == str(shared / "_iso.sd-boot.iso")
-    listed = [i for i in api.get("/images").json() if i["name"] == "sd-boot.iso"]
+    listed = [i for i in api.get("/images").json()["items"] if i["name"] == "sd-boot.iso"]
     assert [(i["domain"], i["host"]) for i in listed] == [(DOMAIN, None)]
     spec = {"name": "sd-cd", "vcpus": 1, "memory_mib": 256, "cdrom": "sd-boot.iso",
             "boot": {"source": "cdrom"}, "disks": [], "nics": [], "start": True}  # fmt: skip

@@ -118,7 +118,7 @@ def test_beyond_loopback_only_https(netns: str, tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert cli.returncode == 0, cli.stderr
-        assert json.loads(cli.stdout)[0]["name"] == "local"
+        assert json.loads(cli.stdout)["items"][0]["name"] == "local"
         assert "serving https://127.0.0.1" in (tmp_path / "server.log").read_text()
     finally:
         server.terminate()

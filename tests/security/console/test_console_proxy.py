@@ -100,7 +100,7 @@ def test_a_viewers_keys_never_reach_the_guest(
     wait_log(client, vm, re.escape(marker.encode()), timeout=30)
     log = client.get(f"/vms/{vm}/log").content
     assert sneaky.encode() not in log
-    entries = client.get("/audit", params={"action": "vm.console.vnc", "limit": 50}).json()
+    entries = client.get("/audit", params={"action": "vm.console.vnc", "limit": 50}).json()["items"]
     assert any(e["detail"] == "view-only" and e["outcome"] == "ok" for e in entries)
 
 

@@ -67,7 +67,7 @@ def _gets_through(client: TestClient, url: str, headers: dict[str, str]) -> str:
 def _denied_entries(api: Api) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = api.client.get(
         "/api/v1/audit", params={"action": "vm.console.vnc", "limit": 1000}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     return [e for e in entries if e["outcome"] == "denied"]
 
 

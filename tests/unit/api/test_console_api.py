@@ -64,7 +64,7 @@ def test_typing_on_a_shut_off_vm_is_a_conflict(api: Api, shut_off: str) -> None:
     assert detail == f"VM '{shut_off}' is shutoff: start it to type on its console"
     entries = api.client.get(
         "/api/v1/audit", params={"action": "vm.console.type"}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     assert entries[0]["target"] == shut_off and entries[0]["outcome"].startswith("error: ")
 
 

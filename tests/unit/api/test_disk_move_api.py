@@ -26,12 +26,12 @@ def _move(api: Api, vm: str, disk: str, body: Any, role: Role = Role.OPERATOR) -
 
 def _volumes(api: Api) -> set[str]:
     answer = api.client.get("/api/v1/volumes", headers=api.headers())
-    return {v["name"] for v in answer.json()}
+    return {v["name"] for v in answer.json()["items"]}
 
 
 def _tasks(api: Api) -> list[Any]:
     answer = api.client.get("/api/v1/tasks", headers=api.headers())
-    return [t for t in answer.json() if t["kind"] == "vm.disk.move"]
+    return [t for t in answer.json()["items"] if t["kind"] == "vm.disk.move"]
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,6 @@ def test_viewers_cannot_move_and_refusals_are_audited(api: Api, mover: str) -> N
         "/api/v1/audit", params={"action": "vm.disk.move"}, headers=api.headers()
     )
     assert audit.status_code == 200, audit.text
-    outcomes = {(e["user"], e["target"], e["outcome"]) for e in audit.json()}
+    outcomes = {(e["user"], e["target"], e["outcome"]) for e in audit.json()["items"]}
     refused = "error: disk data (vda) of VM 'md-1' is on storage domain local already"
     assert ("operator", "md-1/data", refused) in outcomes

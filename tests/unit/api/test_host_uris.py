@@ -112,7 +112,7 @@ def _refused_forms(bait: Bait) -> list[str]:
 
 
 def _audit_text(api: Api) -> str:
-    entries = api.client.get("/api/v1/audit?limit=500", headers=api.headers()).json()
+    entries = api.client.get("/api/v1/audit?limit=500", headers=api.headers()).json()["items"]
     return repr(entries)
 
 
@@ -182,8 +182,10 @@ def test_add_and_remove_a_host(api: Api) -> None:
     )
     assert added.status_code == 201, added.text
     assert added.json()["connected"] is True and added.json()["accelerator"] == "tcg"
-    names = [h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()]
-    assert names == ["test", "second"]
+    names = [
+        h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()["items"]
+    ]
+    assert names == ["second", "test"]  # by name
     dup = api.client.post(
         "/api/v1/hosts", json={"name": "second", "uri": "test:///default"}, headers=api.headers()
     )
@@ -205,7 +207,7 @@ def test_concurrent_registrations_of_one_host_leave_one(api: Api) -> None:
     with ThreadPoolExecutor(9) as pool:
         statuses = sorted(pool.map(add, range(9)))
     assert statuses == [201] + [409] * 8
-    hosts = api.client.get("/api/v1/hosts", headers=api.headers()).json()
+    hosts = api.client.get("/api/v1/hosts", headers=api.headers()).json()["items"]
     twins = [h["name"] for h in hosts if h["name"].startswith("twin")]
     assert len(twins) == 1
     assert api.client.delete(f"/api/v1/hosts/{twins[0]}", headers=api.headers()).status_code == 204
@@ -230,7 +232,7 @@ def test_a_configured_uri_that_reads_a_file_does_not_quote_it(
     """The administrator's own local host URI names the canary: libvirt's test driver fails to
     parse it and says so with its first line; Corral reports libvirt's error code instead."""
     hosts = strict_api.client.get("/api/v1/hosts", headers=strict_api.headers())
-    (local,) = hosts.json()
+    (local,) = hosts.json()["items"]
     assert local["connected"] is False
     assert "libvirt could not parse what it read (libvirt error" in local["last_error"]
     assert "virsh -c" in local["last_error"]

@@ -61,7 +61,9 @@ def test_one_libvirt_host_is_registered_once(api: Api) -> None:
     )
     assert again.status_code == 409, again.text
     assert "already registered as 'test'" in again.json()["detail"]
-    names = [h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()]
+    names = [
+        h["name"] for h in api.client.get("/api/v1/hosts", headers=api.headers()).json()["items"]
+    ]
     assert "again" not in names
 
 
@@ -100,7 +102,7 @@ def test_tokens_are_shown_once_and_revocable(api: Api) -> None:
     secret, token_id = made.json()["secret"], made.json()["id"]
     mine = {"Authorization": f"Bearer {secret}"}
     assert api.client.get("/api/v1/auth/whoami", headers=mine).json()["name"] == "viewer"
-    listed = api.client.get("/api/v1/tokens", headers=api.headers(Role.VIEWER)).json()
+    listed = api.client.get("/api/v1/tokens", headers=api.headers(Role.VIEWER)).json()["items"]
     assert all("secret" not in t for t in listed)
     assert {t["user"] for t in listed} == {"viewer"}
     # Another user cannot even see that the token exists.
@@ -136,7 +138,7 @@ def test_a_login_token_expires(api: Api, tmp_path: Path) -> None:
 
 def test_secrets_never_reach_the_audit_log(api: Api) -> None:
     api.client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
-    entries = api.client.get("/api/v1/audit?limit=1000", headers=api.headers()).json()
+    entries = api.client.get("/api/v1/audit?limit=1000", headers=api.headers()).json()["items"]
     text = repr(entries)
     assert PASSWORD not in text
     assert not any(secret in text for secret in api.tokens.values())

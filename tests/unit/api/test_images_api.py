@@ -66,7 +66,7 @@ def _put(api: Api, name: str, body: bytes, role: Role = Role.OPERATOR, **params:
 
 
 def _upload_tasks(api: Api, name: str) -> list[dict[str, Any]]:
-    tasks = api.client.get("/api/v1/tasks", headers=api.headers()).json()
+    tasks = api.client.get("/api/v1/tasks", headers=api.headers()).json()["items"]
     return [t for t in tasks if t["kind"] == "image.upload" and t["target"].endswith("/" + name)]
 
 
@@ -76,7 +76,7 @@ def test_the_library_lists_images_and_nothing_else(api: Api, conn: libvirt.virCo
     _make_volume(conn, "listed-root.qcow2", "qcow2")  # a VM's disk: not an image
     answer = api.client.get("/api/v1/images", headers=api.headers(Role.VIEWER))
     assert answer.status_code == 200, answer.text
-    images = {i["name"]: i for i in answer.json()}
+    images = {i["name"]: i for i in answer.json()["items"]}
     assert images["listed.iso"] == {
         "name": "listed.iso",
         "host": "test",
@@ -180,7 +180,9 @@ def test_a_failure_after_the_volume_exists_deletes_it(api: Api, conn: libvirt.vi
     (task,) = _upload_tasks(api, "fails.iso")
     assert task["state"] == "failed" and task["target"] == "test/fails.iso"
     assert "not supported" in task["error"]
-    audit = api.client.get("/api/v1/audit?action=image.upload", headers=api.headers()).json()
+    audit = api.client.get("/api/v1/audit?action=image.upload", headers=api.headers()).json()[
+        "items"
+    ]
     outcomes = [e["outcome"] for e in audit if e["target"] in ("fails.iso", "test/fails.iso")]
     assert len(outcomes) == 2 and all(o.startswith("error:") for o in outcomes)
 
@@ -242,7 +244,7 @@ def test_media_of_a_shut_off_vm_and_delete_while_in_use(api: Api, conn: libvirt.
     deleted = api.client.delete("/api/v1/images/media.iso", headers=api.headers())
     assert deleted.status_code == 204, deleted.text
     assert "_iso.media.iso" not in _volumes(conn)
-    audit = api.client.get("/api/v1/audit?action=vm.cdrom", headers=api.headers()).json()
+    audit = api.client.get("/api/v1/audit?action=vm.cdrom", headers=api.headers()).json()["items"]
     assert {e["outcome"] for e in audit if e["target"] == "media1"} >= {"ok", "denied"}
 
 
@@ -298,7 +300,7 @@ def test_an_image_on_another_host_is_refused(
         assert answer.status_code == 409, answer.text
         assert "is on host other, but VM 'media7' is on host 'test'" in answer.json()["detail"]
         assert _cdroms(conn, "media7") == []
-        listed = api.client.get("/api/v1/images?host=other", headers=api.headers()).json()
+        listed = api.client.get("/api/v1/images?host=other", headers=api.headers()).json()["items"]
         assert [(i["name"], i["host"]) for i in listed] == [("far.iso", "other")]
     finally:
         api.client.delete("/api/v1/vms/media7", headers=api.headers())

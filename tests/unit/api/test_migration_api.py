@@ -13,7 +13,7 @@ from tests.unit.api.conftest import NODE_XML, Api
 
 def _audit(api: Api, action: str) -> list[dict[str, Any]]:
     answer = api.client.get(f"/api/v1/audit?action={action}", headers=api.headers())
-    entries: list[dict[str, Any]] = answer.json()
+    entries: list[dict[str, Any]] = answer.json()["items"]
     return entries
 
 
@@ -79,7 +79,7 @@ def test_bad_requests_are_refused_before_any_task(api: Api) -> None:
                            headers=api.headers()).status_code == 404  # fmt: skip
     viewer = _migrate(api, {"to": "test"}, Role.VIEWER)
     assert viewer.status_code == 403
-    tasks = api.client.get("/api/v1/tasks", headers=api.headers()).json()
+    tasks = api.client.get("/api/v1/tasks", headers=api.headers()).json()["items"]
     assert not [t for t in tasks if t["kind"] == "vm.migrate"]
 
 

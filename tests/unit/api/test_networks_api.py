@@ -52,7 +52,7 @@ def _libvirt_networks() -> dict[str, str]:
 def _audit(api: Api, action: str, target: str) -> list[dict[str, Any]]:
     entries = api.client.get(
         "/api/v1/audit", params={"action": action}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     return [e for e in entries if e["target"] == target]
 
 
@@ -65,7 +65,7 @@ def test_a_nat_network_is_realised_on_the_host_and_deleted_from_it(api: Api) -> 
     assert [(h["host"], h["state"]) for h in shown["hosts"]] == [("test", "applied")]
     assert shown["bridge"].startswith("crlb-") and len(shown["bridge"]) == 13
     assert _libvirt_networks()["net-nat"] == shown["bridge"]
-    listed = api.client.get(NETS, headers=api.headers(Role.VIEWER)).json()
+    listed = api.client.get(NETS, headers=api.headers(Role.VIEWER)).json()["items"]
     assert "net-nat" in [n["name"] for n in listed]
     assert _audit(api, "network.create", "net-nat")[0]["outcome"] == "ok"
     assert _audit(api, "network.apply", "net-nat")[0]["outcome"] == "ok"
@@ -110,13 +110,15 @@ def test_vni_and_names_are_unique(api: Api) -> None:
 
 def test_nic_labels_name_the_uplink_of_bridge_networks(api: Api) -> None:
     h = api.headers()
-    nics = api.client.get("/api/v1/hosts/test/nics", headers=api.headers(Role.VIEWER)).json()
+    nics = api.client.get("/api/v1/hosts/test/nics", headers=api.headers(Role.VIEWER)).json()[
+        "items"
+    ]
     assert [n["name"] for n in nics] == ["eth1"] and nics[0]["labels"] == []
     missing = api.client.put("/api/v1/hosts/test/nics/eth9/labels/lan", headers=h)
     assert missing.status_code == 404 and "eth1" in missing.text
     done = api.client.put("/api/v1/hosts/test/nics/eth1/labels/lan", headers=h)
     assert done.status_code == 200, done.text
-    nics = api.client.get("/api/v1/hosts/test/nics", headers=h).json()
+    nics = api.client.get("/api/v1/hosts/test/nics", headers=h).json()["items"]
     assert nics[0]["labels"] == ["lan"]
     try:
         task = _create(api, name="br-lan", kind="bridge", uplink="lan")

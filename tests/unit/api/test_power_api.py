@@ -218,7 +218,7 @@ def _empty_the_host() -> None:
 def _audit_of(api: Api, action: str) -> list[dict[str, Any]]:
     entries = api.client.get(
         "/api/v1/audit", params={"action": action}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     return [e for e in entries if e["target"] == HOST]
 
 

@@ -19,7 +19,7 @@ def _post(api: Api, body: dict[str, Any], role: Role = Role.ADMIN) -> Any:
 def test_the_local_domain_is_listed_first_with_each_host(api: Api) -> None:
     answer = api.client.get("/api/v1/storage-domains", headers=api.headers(Role.VIEWER))
     assert answer.status_code == 200, answer.text
-    local = answer.json()[0]
+    local = answer.json()["items"][0]
     assert local["name"] == "local" and local["kind"] == "local" and local["builtin"]
     [test] = [h for h in local["hosts"] if h["host"] == "test"]
     assert test["state"] == "reachable" and test["capacity_bytes"] > 0
@@ -101,11 +101,11 @@ def test_local_volumes_are_made_listed_and_deleted(api: Api) -> None:
     )
     assert shrink.status_code == 409 and "only grow" in shrink.json()["detail"]
     listed = api.client.get(_volumes_path(), params={"host": "test"}, headers=api.headers())
-    assert "sdv-1" in [v["name"] for v in listed.json()]
+    assert "sdv-1" in [v["name"] for v in listed.json()["items"]]
     gone = api.client.delete(f"{_volumes_path()}/sdv-1", headers=api.headers())
     assert gone.status_code == 204, gone.text
     listed = api.client.get(_volumes_path(), headers=api.headers())
-    assert "sdv-1" not in [v["name"] for v in listed.json()]
+    assert "sdv-1" not in [v["name"] for v in listed.json()["items"]]
 
 
 def test_a_volume_larger_than_the_free_space_is_refused_with_both_numbers(api: Api) -> None:

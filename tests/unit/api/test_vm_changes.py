@@ -51,7 +51,7 @@ def test_a_shut_off_vm_is_edited_offline_and_audited(api: Api) -> None:
     shown = api.client.get("/api/v1/vms/ed1", headers=api.headers()).json()
     assert shown["vcpus"] == 2 and shown["memory_mib"] == 128
     audit = api.client.get("/api/v1/audit", params={"action": "vm.edit"}, headers=api.headers())
-    entry = audit.json()[0]
+    entry = audit.json()["items"][0]
     assert entry["target"] == "ed1" and entry["outcome"] == "ok"
     assert entry["detail"].startswith("offline: vCPUs 1 → 2")
 
@@ -206,5 +206,5 @@ def test_host_show_lists_what_it_can_run(api: Api) -> None:
     assert caps["architectures"] == ["i686"]
     (guest,) = caps["guests"]
     assert guest["arch"] == "i686" and guest["max_vcpus"] == 32
-    listed = api.client.get("/api/v1/hosts", headers=api.headers()).json()
+    listed = api.client.get("/api/v1/hosts", headers=api.headers()).json()["items"]
     assert listed[0]["capabilities"]["guests"] is None

@@ -33,7 +33,7 @@ def test_an_existing_volume_is_one_vms_disk_at_a_time(api: Api) -> None:
 
     gone = api.client.delete("/api/v1/vms/xv-1", headers=api.headers())
     assert gone.status_code == 204, gone.text
-    listed = api.client.get(VOLUMES, params={"host": "test"}, headers=api.headers()).json()
+    listed = api.client.get(VOLUMES, params={"host": "test"}, headers=api.headers()).json()["items"]
     assert "xv-data" in [v["name"] for v in listed]  # kept: it was not made for the VM
     reused = _vm(api, "xv-2", volume="xv-data")
     assert reused.status_code == 201, reused.text

@@ -30,7 +30,7 @@ def vm(api: Api) -> Iterator[str]:
 def _volumes(api: Api, role: Role = Role.ADMIN, **params: str) -> dict[str, dict[str, object]]:
     answer = api.client.get("/api/v1/volumes", params=params, headers=api.headers(role))
     assert answer.status_code == 200, answer.text
-    return {v["name"]: v for v in answer.json()}
+    return {v["name"]: v for v in answer.json()["items"]}
 
 
 def test_the_list_names_each_volume_with_its_users(
@@ -59,7 +59,7 @@ def test_an_unused_volume_is_deleted(api: Api, pool: libvirt.virStoragePool) -> 
     audit = api.client.get(
         "/api/v1/audit", params={"action": "volume.delete"}, headers=api.headers()
     )
-    assert audit.json()[0]["target"] == "test/vol-orphan.qcow2"
+    assert audit.json()["items"][0]["target"] == "test/vol-orphan.qcow2"
 
 
 def test_a_volume_a_vm_uses_is_refused_naming_the_vm(api: Api, vm: str) -> None:

@@ -122,6 +122,12 @@ def _json(model: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"), status_code=status)
 
 
+def _page(items: list[Any]) -> JSONResponse:
+    """A list route's answer: here always its one and only page."""
+    body = {"items": [m.model_dump(mode="json") for m in items], "next_cursor": None}
+    return JSONResponse(body)
+
+
 def _task_response(task: TaskInfo) -> JSONResponse:
     response = _json(task, 202)
     response.headers["Location"] = f"/api/v1/tasks/{task.id}"
@@ -169,7 +175,7 @@ def _vm_or_404(state: CannedState, name: str) -> VmInfo | JSONResponse:
 def _vm_routes(api: APIRouter, state: CannedState) -> None:
     @api.get("/vms")
     async def list_vms(host: str | None = None) -> Response:
-        return _json([vm for vm in state.vms.values() if host is None or vm.host == host])
+        return _page([vm for vm in state.vms.values() if host is None or vm.host == host])
 
     @api.post("/vms")
     async def create_vm(body: dict[str, Any]) -> Response:
@@ -268,7 +274,7 @@ def _image_routes(api: APIRouter, state: CannedState) -> None:
 def _other_routes(api: APIRouter, state: CannedState) -> None:
     @api.get("/tasks")
     async def tasks(limit: int | None = None) -> Response:
-        return _json([answers[-1] for answers in state.task_answers.values()][:limit])
+        return _page([answers[-1] for answers in state.task_answers.values()][:limit])
 
     @api.get("/tasks/{task_id}")
     async def task(task_id: str) -> Response:
@@ -285,7 +291,7 @@ def _other_routes(api: APIRouter, state: CannedState) -> None:
 
     @api.get("/hosts")
     async def hosts() -> Response:
-        return _json(list(state.hosts.values()))
+        return _page(list(state.hosts.values()))
 
     @api.get("/hosts/legacy-shape")
     async def legacy_host() -> Response:

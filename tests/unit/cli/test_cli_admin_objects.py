@@ -45,7 +45,7 @@ def test_users(run_real: Run, real_api: RealApi) -> None:
     real_api.login("alice", "a long enough password 1")  # the password is the one sent
     listed = run_real("user", "list", "--json")
     assert {"name": "alice", "role": "operator"}.items() <= next(
-        u for u in json.loads(listed.stdout) if u["name"] == "alice"
+        u for u in json.loads(listed.stdout)["items"] if u["name"] == "alice"
     ).items()
     short = run_real("user", "add", "bob", "--password-stdin", input="short\n")
     assert short.exit_code == 2 and "password" in short.stderr
@@ -58,7 +58,7 @@ def test_users(run_real: Run, real_api: RealApi) -> None:
     )
     assert prompted.exit_code == 0, prompted.output
     assert run_real("user", "remove", "alice").exit_code == 0
-    names = [u["name"] for u in json.loads(run_real("user", "list", "--json").stdout)]
+    names = [u["name"] for u in json.loads(run_real("user", "list", "--json").stdout)["items"]]
     assert "carol" in names and "alice" not in names
 
 
@@ -105,7 +105,7 @@ def test_audit(run_real: Run, real_api: RealApi) -> None:
     assert "auditee" in row and "vm.delete" in row and "denied" in row
     entries = json.loads(run_real("audit", "--json").stdout)
     assert {"user": "auditee", "action": "vm.delete", "target": "audited-vm",
-            "outcome": "denied"}.items() <= entries[0].items()  # fmt: skip
+            "outcome": "denied"}.items() <= entries["items"][0].items()  # fmt: skip
 
 
 def test_host_add_refuses_uris_outside_the_allow_list(run: Run, api: CannedApi) -> None:

@@ -42,7 +42,7 @@ def test_login_stores_url_and_token_privately(run_real: Run, real_api: RealApi) 
     assert data["url"] == real_api.url and data["username"] == "admin"
     with real_api.client(data["token"]) as client:  # the stored token is the server's
         assert client.get("/auth/whoami").json()["name"] == "admin"
-        mine = [t for t in client.get("/tokens").json() if t["id"] == data["token_id"]]
+        mine = [t for t in client.get("/tokens").json()["items"] if t["id"] == data["token_id"]]
     assert mine and mine[0]["name"].startswith("cli-")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(real_api.config_dir.stat().st_mode) == 0o700
@@ -68,7 +68,7 @@ def test_login_tokens_expire_and_the_cli_says_when(run_real: Run, real_api: Real
     )
     token_id = tomllib.loads((real_api.config_dir / "credentials.toml").read_text())["token_id"]
     with real_api.client() as client:
-        (mine,) = [t for t in client.get("/tokens").json() if t["id"] == token_id]
+        (mine,) = [t for t in client.get("/tokens").json()["items"] if t["id"] == token_id]
     expires = datetime.fromisoformat(mine["expires_at"])
     expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
     assert timedelta(days=2, hours=23) < expires - datetime.now(UTC) <= timedelta(days=3)

@@ -137,7 +137,9 @@ def test_list_says_why_a_task_failed_on_one_line_that_fits(
     # libvirt's test driver cannot upload into a volume: the upload task fails, saying so.
     assert run_real("image", "upload", str(tmp_path / "cli-why.iso"), "--kind", "iso").exit_code
     with real_api.client() as client:
-        (task,) = [t for t in client.get("/tasks").json() if t["target"] == "test/cli-why.iso"]
+        (task,) = [
+            t for t in client.get("/tasks").json()["items"] if t["target"] == "test/cli-why.iso"
+        ]
     assert task["state"] == "failed" and "virStorageVolUpload" in task["error"]
     for columns in (80, 200):
         monkeypatch.setenv("COLUMNS", str(columns))

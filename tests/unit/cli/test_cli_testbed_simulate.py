@@ -91,8 +91,9 @@ def test_simulated_hosts_and_create_at_two_sizes(tmp_path: Path) -> None:
     with _simulating(tmp_path / "large") as (services, env):
         large = _simulate(services, env, 300)
         headers = {"Authorization": f"Bearer {env['CORRAL_TOKEN']}"}
-        hosts = httpx.get(env["CORRAL_URL"] + "/api/v1/hosts", headers=headers, timeout=30).json()
-        listed = hosts["items"] if isinstance(hosts, dict) else hosts
+        url = env["CORRAL_URL"] + "/api/v1/hosts"
+        hosts = httpx.get(url, params={"limit": 1000}, headers=headers, timeout=30).json()
+        listed = hosts["items"]
         uuids = {h["capabilities"]["host_uuid"] for h in listed if h["name"].startswith("sim-")}
         assert len(uuids) == HOSTS and None not in uuids  # a host UUID each
         assert all(services.view.listed(f"sim-{i:04d}") for i in range(1, HOSTS + 1))

@@ -37,7 +37,7 @@ def test_list_host_filter_is_sent(run: Run, api: CannedApi) -> None:
     api.state.vms = {"web1": vm_info("web1"), "db1": vm_info("db1", host="h2")}
     result = run("vm", "list", "--host", "h2")
     assert "db1" in result.stdout and "web1" not in result.stdout
-    assert api.requests_to("GET", "/vms")[-1][3] == {"host": "h2"}
+    assert api.requests_to("GET", "/vms")[-1][3] == {"host": "h2", "sort": "name"}
 
 
 def test_create_sends_the_spec(run: Run, api: CannedApi) -> None:
@@ -173,10 +173,53 @@ def test_list_json_is_the_api_json(run_real: Run, vms: Vms) -> None:
     vms.make("cli-listed")
     result = run_real("vm", "list", "--json")
     assert result.exit_code == 0, result.output
-    (mine,) = [vm for vm in json.loads(result.stdout) if vm["name"] == "cli-listed"]
+    page = json.loads(result.stdout)
+    assert set(page) == {"items", "next_cursor"}
+    (mine,) = [vm for vm in page["items"] if vm["name"] == "cli-listed"]
     assert mine == vms.get("cli-listed")
     global_flag = run_real("--json", "vm", "list")
-    assert mine in json.loads(global_flag.stdout)
+    assert mine in json.loads(global_flag.stdout)["items"]
+
+
+def test_list_pages_and_all_follows_the_cursors(run_real: Run, real_api: RealApi, vms: Vms) -> None:
+    names = [vms.make(f"cli-pg{i}") for i in range(5)]
+    first = run_real("vm", "list", "--name-prefix", "cli-pg", "--limit", "2")
+    assert first.exit_code == 0, first.output
+    assert [line.split()[0] for line in first.stdout.splitlines()[1:]] == names[:2]
+    assert "--all" in first.stderr and "--cursor" in first.stderr
+    cursor = first.stderr.split("--cursor ")[1].split()[0]
+    second = run_real(
+        "vm", "list", "--name-prefix", "cli-pg", "--limit", "2", "--cursor", cursor, "--json"
+    )  # fmt: skip
+    assert [v["name"] for v in json.loads(second.stdout)["items"]] == names[2:4]
+    every = run_real(
+        "vm", "list", "--name-prefix", "cli-pg", "--limit", "2", "--all", "--sort", "-name",
+        "--json",
+    )  # fmt: skip
+    assert every.exit_code == 0, every.output
+    assert json.loads(every.stdout) == {
+        "items": [vms.get(n) for n in reversed(names)],
+        "next_cursor": None,
+    }
+    assert "4 VMs so far" in every.stderr
+    assert len(real_api.requests_to("GET", "/vms")) == 2 + 3
+    vms.client.post("/vms/cli-pg3/start")
+    running = run_real("vm", "list", "--name-prefix", "cli-pg", "--state", "running")
+    assert [line.split()[:3] for line in running.stdout.splitlines()[1:]] == [
+        ["cli-pg3", "test", "running"]
+    ]
+
+
+def test_list_refuses_a_cursor_of_another_query(run_real: Run, vms: Vms) -> None:
+    vms.make("cli-pgx1")
+    vms.make("cli-pgx2")
+    first = run_real("vm", "list", "--name-prefix", "cli-pgx", "--limit", "1", "--json")
+    cursor = json.loads(first.stdout)["next_cursor"]
+    other = run_real("vm", "list", "--name-prefix", "cli-pg", "--cursor", cursor)
+    assert other.exit_code == 1
+    assert "another query" in other.stderr
+    bad = run_real("vm", "list", "--limit", "5000")
+    assert bad.exit_code == 2 and "--limit" in bad.stderr
 
 
 def test_show_prints_details_and_disks(run_real: Run, vms: Vms) -> None:
@@ -277,7 +320,7 @@ def test_create_larger_than_every_host_says_what_the_hosts_have(
     """Placement's refusal in the user's words: the size as typed (no QEMU share added), the
     largest host and the most free memory, and no overcommit advice (no setting can help)."""
     with real_api.client() as client:
-        [host] = client.get("/hosts").json()
+        [host] = client.get("/hosts").json()["items"]
     result = run_real("vm", "create", "cli-huge", "--memory", "1.5T", "--disk", "size=1G")
     assert result.exit_code == 1, result.output
     total = human_mib(host["capabilities"]["memory_mib"])
@@ -370,7 +413,8 @@ def test_snapshots(run_real: Run, real_api: RealApi, vms: Vms) -> None:
     assert missing.exit_code == 1 and "nope" in missing.stderr
     assert missing.stderr.startswith("error: ")
     assert run_real("vm", "snapshot", "delete", "cli-snap", "before-upgrade").exit_code == 0
-    assert json.loads(run_real("vm", "snapshot", "list", "cli-snap", "--json").stdout) == []
+    listed_json = json.loads(run_real("vm", "snapshot", "list", "cli-snap", "--json").stdout)
+    assert listed_json == {"items": [], "next_cursor": None}
 
 
 def test_server_text_is_printed_literally_not_as_markup(run_real: Run, vms: Vms) -> None:

@@ -154,7 +154,9 @@ async def test_the_sampler_needs_two_readings_then_stores_samples(api: Api) -> N
 
 # -- auto and manual -----------------------------------------------------------------------------
 def _tasks(api: Api) -> list[dict[str, Any]]:
-    tasks: list[dict[str, Any]] = api.client.get("/api/v1/tasks", headers=api.headers()).json()
+    tasks: list[dict[str, Any]] = api.client.get("/api/v1/tasks", headers=api.headers()).json()[
+        "items"
+    ]
     return [t for t in tasks if t["kind"] == "power.apply"]
 
 
@@ -162,7 +164,7 @@ def _empty_and_enrolled(api: Api) -> None:
     """The local test host without its domain (a host to put in standby must be empty) and
     with an address on record, as an enrolled host has (plans touch enrolled hosts only)."""
     h = api.headers()
-    for vm in api.client.get("/api/v1/vms", headers=h).json():
+    for vm in api.client.get("/api/v1/vms", headers=h).json()["items"]:
         api.client.post(f"/api/v1/vms/{vm['name']}/stop", json={"force": True}, headers=h)
         answer = api.client.delete(f"/api/v1/vms/{vm['name']}", headers=h)
         assert answer.status_code == 204, answer.text

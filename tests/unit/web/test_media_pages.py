@@ -71,7 +71,7 @@ def test_the_vm_page_inserts_and_ejects(api: Api, browser: TestClient) -> None:
         headers={"X-CSRF-Token": csrf, "HX-Request": "true"},
     )
     assert refused.status_code == 404 and "no image named" in refused.text
-    audit = api.client.get("/api/v1/audit?action=vm.cdrom", headers=api.headers()).json()
+    audit = api.client.get("/api/v1/audit?action=vm.cdrom", headers=api.headers()).json()["items"]
     assert {e["user"] for e in audit if e["target"] == "uimedia"} == {"operator"}
 
 

@@ -32,7 +32,7 @@ def _settled(api: Api, name: str, timeout: float = 30) -> dict[str, Any]:
     """The network once no task on it is queued or running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        tasks = api.client.get("/api/v1/tasks", headers=api.headers()).json()
+        tasks = api.client.get("/api/v1/tasks", headers=api.headers()).json()["items"]
         if not any(t["target"] == name and t["state"] in ("pending", "running") for t in tasks):
             shown: dict[str, Any] = api.client.get(
                 f"/api/v1/networks/{name}", headers=api.headers()
@@ -82,7 +82,7 @@ def test_a_network_made_through_the_pages_shows_its_state_per_host(
     assert api.client.get("/api/v1/networks/uinet", headers=api.headers()).status_code == 404
     audit = api.client.get(
         "/api/v1/audit", params={"action": "network.edit"}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     assert any(e["target"] == "uinet" and e["user"] == "admin" for e in audit)
 
 
@@ -143,7 +143,7 @@ def test_host_nics_are_labelled_and_unlabelled_through_the_page(
         live_browser, csrf, "/ui/hosts/test/nic-labels", 200, {"nic": "eth1", "label": "uilan"}
     ).text
     assert "labelled eth1 on host test" in labelled and 'data-label="uilan"' in labelled
-    nics = api.client.get("/api/v1/hosts/test/nics", headers=api.headers()).json()
+    nics = api.client.get("/api/v1/hosts/test/nics", headers=api.headers()).json()["items"]
     assert nics[0]["labels"] == ["uilan"]
     bad = _post(
         live_browser, csrf, "/ui/hosts/test/nic-labels", 422, {"nic": "eth1", "label": "Bad Lan"}
@@ -159,5 +159,5 @@ def test_host_nics_are_labelled_and_unlabelled_through_the_page(
     assert 'data-label="uilan"' not in gone and "took label" in gone
     audit = api.client.get(
         "/api/v1/audit", params={"action": "host.nic.label"}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     assert any(e["target"] == "test/eth1/uilan" and e["outcome"] == "ok" for e in audit)

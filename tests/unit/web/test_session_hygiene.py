@@ -16,7 +16,7 @@ from tests.unit.web.conftest import PASSWORD, Api, log_in
 
 def _audit(api: Api, action: str) -> list[dict[str, str]]:
     answer = api.client.get(f"/api/v1/audit?action={action}&limit=500", headers=api.headers())
-    entries: list[dict[str, str]] = answer.json()
+    entries: list[dict[str, str]] = answer.json()["items"]
     return entries
 
 
@@ -157,7 +157,7 @@ def test_the_create_forms_numbers_are_ascii_digits(
         assert status == 422, (field, page)
         assert f'data-testid="error-{shown}"' in page, field
         assert "digits 0-9" in page
-    listed = api.client.get("/api/v1/vms", headers=api.headers()).json()
+    listed = api.client.get("/api/v1/vms", headers=api.headers()).json()["items"]
     assert "strictnum" not in [vm["name"] for vm in listed]
 
 

@@ -69,7 +69,7 @@ def test_the_create_form_shows_each_kinds_fields_and_the_apis_messages(
     assert "no host reaches storage domain sd-nowhere" in nowhere and "host test:" in nowhere
     audit = api.client.get(
         "/api/v1/audit", params={"action": "storage_domain.create"}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     entry = next(e for e in audit if e["target"] == "sd-nowhere")
     assert entry["user"] == "admin" and "no host reaches" in entry["outcome"]
 
@@ -99,7 +99,7 @@ def test_local_volumes_checks_and_refusals_through_the_page(api: Api, browser: T
     assert "cannot be deleted" in refused
     audit = api.client.get(
         "/api/v1/audit", params={"action": "storage_domain.volume.create"}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     assert any(e["target"] == "local/uivol" and e["outcome"] == "ok" for e in audit)
 
 
@@ -135,7 +135,7 @@ def test_the_vm_page_shows_each_disks_domain_and_moves_them(api: Api, browser: T
     assert "bandwidth_mib_s:" in zero and "greater than or equal to 1" in zero
     audit = api.client.get(
         "/api/v1/audit", params={"action": "vm.disk.move"}, headers=api.headers()
-    ).json()
+    ).json()["items"]
     assert any(e["target"] == "uidisks/vda" and e["user"] == "operator" for e in audit)
 
 

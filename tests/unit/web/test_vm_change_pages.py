@@ -48,7 +48,7 @@ def test_the_vm_page_edits_and_changes_devices(api: Api, browser: TestClient) ->
     assert 'data-disk="vdb"' not in gone and "disk logs (vdb) detached" in gone
     refused = _ui(browser, csrf, "/ui/vms/uiedit/edit", status=422, vcpus="0")
     assert "vcpus" in refused
-    audit = api.client.get("/api/v1/audit?action=vm.edit", headers=api.headers()).json()
+    audit = api.client.get("/api/v1/audit?action=vm.edit", headers=api.headers()).json()["items"]
     entry = next(e for e in audit if e["target"] == "uiedit" and e["outcome"] == "ok")
     assert entry["user"] == "operator" and entry["detail"].startswith("offline: vCPUs 1 → 2")
     viewer = TestClient(api.client.app)

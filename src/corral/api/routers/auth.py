@@ -6,8 +6,10 @@ from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Admin, Svc, Viewer
 from corral.api.openapi import problem_responses
-from corral.api.params import IdPath, NamePath
+from corral.api.params import CursorQuery, IdPath, LimitQuery, NamePath
 from corral.model.auth import LoginRequest, NewToken, TokenCreate, TokenInfo, UserCreate, UserInfo
+from corral.model.cursor import query_digest
+from corral.model.page import DEFAULT_LIMIT, Page, paged
 
 router = APIRouter(tags=["auth"])
 
@@ -42,9 +44,21 @@ async def whoami(svc: Svc, who: Viewer) -> UserInfo:
 
 
 @router.get("/tokens", name="token.list")
-async def list_tokens(svc: Svc, who: Viewer) -> list[TokenInfo]:
-    """Your tokens (admins: everyone's)."""
-    return await svc.auth.list_tokens(who)
+async def list_tokens(
+    svc: Svc, who: Viewer, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[TokenInfo]:
+    """Your tokens (admins: everyone's), oldest first, a page at a time."""
+    tokens = await svc.auth.list_tokens(who)
+    # The caller is part of the query: admins and others see different lists.
+    digest = query_digest("tokens", user=who.user)
+    return paged(
+        tokens,
+        lambda t: (t.created_at.isoformat(), t.id),
+        digest=digest,
+        limit=limit,
+        cursor=cursor,
+        arity=2,
+    )
 
 
 @router.post("/tokens", name="token.create", status_code=201)
@@ -59,8 +73,13 @@ async def revoke_token(token_id: IdPath, svc: Svc, who: Viewer) -> Response:
 
 
 @router.get("/users", name="user.list")
-async def list_users(svc: Svc, _: Admin) -> list[UserInfo]:
-    return await svc.auth.list_users()
+async def list_users(
+    svc: Svc, _: Admin, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[UserInfo]:
+    """Users by name, a page at a time."""
+    users = await svc.auth.list_users()
+    digest = query_digest("users")
+    return paged(users, lambda u: (u.name,), digest=digest, limit=limit, cursor=cursor)
 
 
 @router.post("/users", name="user.create", status_code=201, responses=problem_responses(409))

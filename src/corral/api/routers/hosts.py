@@ -7,8 +7,9 @@ from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Admin, Svc, Viewer
 from corral.api.openapi import on_host, problem_responses
-from corral.api.params import NamePath
+from corral.api.params import CursorQuery, LimitQuery, NamePath, NamePrefixQuery
 from corral.api.routers.vms import ACCEPTED, accepted
+from corral.model.cursor import query_digest
 from corral.model.host import (
     HostAgentInfo,
     HostBundle,
@@ -19,14 +20,24 @@ from corral.model.host import (
     MaintenanceRequest,
     RotateCertsRequest,
 )
+from corral.model.page import DEFAULT_LIMIT, Page, paged
 from corral.model.task import TaskInfo
 
 router = APIRouter(tags=["hosts"])
 
 
 @router.get("/hosts", name="host.list")
-async def list_hosts(svc: Svc, _: Viewer) -> list[HostInfo]:
-    return await svc.hosts.list_hosts()
+async def list_hosts(
+    svc: Svc,
+    _: Viewer,
+    name_prefix: NamePrefixQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[HostInfo]:
+    """Hosts by name, a page at a time."""
+    hosts = [h for h in await svc.hosts.list_hosts() if h.name.startswith(name_prefix or "")]
+    digest = query_digest("hosts", name_prefix=name_prefix)
+    return paged(hosts, lambda h: (h.name,), digest=digest, limit=limit, cursor=cursor)
 
 
 @router.get("/hosts/{name}", name="host.show")

@@ -10,11 +10,13 @@ from starlette.requests import ClientDisconnect
 
 from corral.api.deps import Operator, Svc, Viewer
 from corral.api.openapi import on_host
-from corral.api.params import NamePath
+from corral.api.params import CursorQuery, LimitQuery, NamePath
 from corral.api.problems import problem
 from corral.errors import InvalidRequest
 from corral.model.common import Name
+from corral.model.cursor import query_digest
 from corral.model.image import ImageInfo, ImageKind, ImageUploaded
+from corral.model.page import DEFAULT_LIMIT, Page, paged
 
 router = APIRouter(tags=["images"])
 
@@ -46,11 +48,29 @@ _UPLOAD_BODY: dict[str, Any] = {
     responses=on_host((404, "no such host or domain"), (409, "the host is not connected")),
 )
 async def list_images(
-    svc: Svc, _: Viewer, host: HostQuery = None, domain: DomainQuery = None
-) -> list[ImageInfo]:
+    svc: Svc,
+    _: Viewer,
+    host: HostQuery = None,
+    domain: DomainQuery = None,
+    kind: ImageKind | None = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[ImageInfo]:
     """The images of every connected host's own pool and of each shared storage domain
-    (listed once, with its domain and no host), or of one host or one domain."""
-    return await svc.images.list_images(host, domain)
+    (listed once, with its domain and no host), or of one host or one domain; by name, a page
+    at a time."""
+    images = [
+        i for i in await svc.images.list_images(host, domain) if kind is None or i.kind == kind
+    ]
+    digest = query_digest("images", host=host, domain=domain, kind=kind)
+    return paged(
+        images,
+        lambda i: (i.name, i.domain, i.host or ""),
+        digest=digest,
+        limit=limit,
+        cursor=cursor,
+        arity=3,
+    )
 
 
 @router.get(

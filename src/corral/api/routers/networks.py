@@ -8,8 +8,9 @@ from fastapi import APIRouter, Path, Request, Response
 
 from corral.api.deps import Admin, Svc, Viewer
 from corral.api.openapi import on_host, problem_responses
-from corral.api.params import NamePath
+from corral.api.params import CursorQuery, LimitQuery, NamePath
 from corral.api.routers.vms import ACCEPTED, accepted
+from corral.model.cursor import query_digest
 from corral.model.network import (
     LABEL_PATTERN,
     NIC_PATTERN,
@@ -19,6 +20,7 @@ from corral.model.network import (
     NetworkInfo,
     NicLabelInfo,
 )
+from corral.model.page import DEFAULT_LIMIT, Page, paged
 from corral.model.task import TaskInfo
 
 router = APIRouter()
@@ -28,9 +30,13 @@ LabelPath = Annotated[str, Path(pattern=LABEL_PATTERN, description="a NIC label 
 
 
 @router.get("/networks", name="network.list", tags=["networks"])
-async def list_networks(svc: Svc, _: Viewer) -> list[NetworkInfo]:
-    """Every cluster network with its state on each host."""
-    return await svc.networks.list_networks()
+async def list_networks(
+    svc: Svc, _: Viewer, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[NetworkInfo]:
+    """Every cluster network with its state on each host, by name, a page at a time."""
+    networks = await svc.networks.list_networks()
+    digest = query_digest("networks")
+    return paged(networks, lambda n: (n.name,), digest=digest, limit=limit, cursor=cursor)
 
 
 @router.post(
@@ -134,9 +140,17 @@ async def delete_network(name: NamePath, svc: Svc, who: Admin) -> Response:
     tags=["hosts"],
     responses=on_host((404, "no such host"), (409, "the host is not connected")),
 )
-async def list_nics(name: NamePath, svc: Svc, _: Viewer) -> list[HostNic]:
-    """The host's NICs (libvirt's interface list) with their labels."""
-    return await svc.nics.list_nics(name)
+async def list_nics(
+    name: NamePath,
+    svc: Svc,
+    _: Viewer,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[HostNic]:
+    """The host's NICs (libvirt's interface list) with their labels, by name."""
+    nics = await svc.nics.list_nics(name)
+    digest = query_digest("host-nics", host=name)
+    return paged(nics, lambda n: (n.name,), digest=digest, limit=limit, cursor=cursor)
 
 
 @router.put(

@@ -7,7 +7,9 @@ from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Admin, Svc, Viewer
 from corral.api.openapi import on_host
-from corral.api.params import NamePath, NameQuery, VolumePath
+from corral.api.params import CursorQuery, LimitQuery, NamePath, NameQuery, VolumePath
+from corral.model.cursor import query_digest
+from corral.model.page import DEFAULT_LIMIT, Page, paged
 from corral.model.storage_domain import (
     DomainVolumeCreate,
     DomainVolumeResize,
@@ -20,9 +22,20 @@ router = APIRouter(tags=["storage-domains"])
 
 
 @router.get("/storage-domains", name="storage_domain.list")
-async def list_domains(svc: Svc, _: Viewer) -> list[StorageDomainInfo]:
-    """Every domain, the built-in ``local`` first, each with every host's reach."""
-    return await svc.storage.list_domains()
+async def list_domains(
+    svc: Svc, _: Viewer, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[StorageDomainInfo]:
+    """Every domain, the built-in ``local`` first then by name, each with every host's
+    reach; a page at a time."""
+    domains = await svc.storage.list_domains()
+    return paged(
+        domains,
+        lambda d: (0 if d.builtin else 1, d.name),
+        digest=query_digest("storage-domains"),
+        limit=limit,
+        cursor=cursor,
+        arity=2,
+    )
 
 
 @router.get("/storage-domains/{name}", name="storage_domain.show")
@@ -75,11 +88,20 @@ async def delete_domain(name: NamePath, svc: Svc, _: Admin) -> Response:
     responses=on_host((409, "no connected host reaches the domain")),
 )
 async def list_volumes(
-    name: NamePath, svc: Svc, _: Admin, host: NameQuery = None
-) -> list[VolumeInfo]:
+    name: NamePath,
+    svc: Svc,
+    _: Admin,
+    host: NameQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[VolumeInfo]:
     """The domain's volumes with the VMs using them (local: every connected host's pool, or
-    ``host``'s)."""
-    return await svc.storage_volumes.list_volumes(name, host)
+    ``host``'s); by host and name, a page at a time."""
+    volumes = await svc.storage_volumes.list_volumes(name, host)
+    digest = query_digest("storage-domain-volumes", domain=name, host=host)
+    return paged(
+        volumes, lambda v: (v.host, v.name), digest=digest, limit=limit, cursor=cursor, arity=2
+    )
 
 
 @router.post(

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 
 from corral.api.deps import Admin, Operator, Svc, Viewer
 from corral.api.openapi import problem_responses
-from corral.api.params import IdPath, NameQuery
+from corral.api.params import CursorQuery, IdPath, LimitQuery, NameQuery
 from corral.model.auth import AuditEntry
 from corral.model.common import XML_TEXT_PATTERN
+from corral.model.page import DEFAULT_LIMIT, Page
 from corral.model.task import TaskInfo, TaskState
 
 router = APIRouter()
@@ -21,9 +22,15 @@ async def list_tasks(
     svc: Svc,
     _: Viewer,
     state: TaskState | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[TaskInfo]:
-    return await svc.tasks.list_tasks(state, limit)
+    kind: Annotated[
+        str | None,
+        Query(max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$", description="e.g. vm.import"),
+    ] = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[TaskInfo]:
+    """Tasks, newest first, a page at a time."""
+    return await svc.tasks.page(state, kind, limit, cursor)
 
 
 @router.get("/tasks/{task_id}", name="task.show", tags=["tasks"])
@@ -45,10 +52,12 @@ async def cancel_task(task_id: IdPath, svc: Svc, _: Operator) -> TaskInfo:
 async def list_audit(
     svc: Svc,
     _: Admin,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    limit: LimitQuery = DEFAULT_LIMIT,
     user: NameQuery = None,
     action: Annotated[
         str | None, Query(max_length=255, pattern=XML_TEXT_PATTERN, description="e.g. vm.create")
     ] = None,
-) -> list[AuditEntry]:
-    return await svc.audit.list_entries(limit, user, action)
+    cursor: CursorQuery = None,
+) -> Page[AuditEntry]:
+    """The audit log, newest first, a page at a time."""
+    return await svc.audit.page(limit, user, action, cursor)

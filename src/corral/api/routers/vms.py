@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from corral.api.deps import Operator, Svc, Viewer
 from corral.api.openapi import on_host, problem_responses
-from corral.api.params import NamePath, NameQuery
+from corral.api.params import CursorQuery, LimitQuery, NamePath, NamePrefixQuery, NameQuery
+from corral.api.route_table import SHADOW_PREFIX
+from corral.model.arch import Arch
+from corral.model.cursor import query_digest
 from corral.model.image import CdromRequest
+from corral.model.page import DEFAULT_LIMIT, Page, VmSort, VmSummary, paged
 from corral.model.task import TaskInfo
 from corral.model.vm import (
     CloneRequest,
@@ -20,7 +24,9 @@ from corral.model.vm import (
     SnapshotRequest,
     VmInfo,
     VmSpec,
+    VmState,
 )
+from corral.services.vms.listing import VmQuery
 
 router = APIRouter(tags=["vms"])
 
@@ -45,9 +51,45 @@ def accepted(task: TaskInfo) -> JSONResponse:
     return JSONResponse(task.model_dump(mode="json"), status_code=202, headers=location)
 
 
-@router.get("/vms", name="vm.list", responses=problem_responses((404, "no such host")))
-async def list_vms(svc: Svc, _: Viewer, host: NameQuery = None) -> list[VmInfo]:
-    return await svc.vms.inventory.list_vms(host)
+@router.get(
+    "/vms",
+    name="vm.list",
+    responses=problem_responses(
+        (404, "no such host"), (422, "a limit out of range, or a cursor of another query")
+    ),
+)
+async def list_vms(
+    svc: Svc,
+    _: Viewer,
+    host: NameQuery = None,
+    state: VmState | None = None,
+    name_prefix: NamePrefixQuery = None,
+    arch: Arch | None = None,
+    sort: VmSort = VmSort.NAME,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[VmInfo]:
+    """A page of VMs, filtered and sorted; follow ``next_cursor`` for the next one."""
+    query = VmQuery(host, state, name_prefix, arch, sort, limit, cursor)
+    return await svc.vms.listing.page(query)
+
+
+@router.get("/vms/summary", name="vm.summary")
+async def vm_summary(svc: Svc, _: Viewer) -> VmSummary:
+    """How many VMs there are, by runtime state and by host (the dashboard's counts)."""
+    return await svc.vms.listing.summary()
+
+
+@router.api_route(
+    "/vms/summary",
+    methods=["DELETE", "PATCH"],
+    name=f"{SHADOW_PREFIX}vm.summary",
+    include_in_schema=False,
+)
+async def not_a_vm(_: Viewer) -> None:
+    """``/vms/summary`` is the counts, not a VM named "summary" (list that one with
+    ``?name_prefix=summary``): refused here rather than taken by ``/vms/{name}``."""
+    raise HTTPException(405)
 
 
 @router.post(
@@ -166,8 +208,23 @@ async def change_cdrom(name: NamePath, body: CdromRequest, svc: Svc, who: Operat
 
 
 @router.get("/vms/{name}/snapshots", name="vm.snapshot.list", responses=on_host())
-async def list_snapshots(name: NamePath, svc: Svc, _: Viewer) -> list[SnapshotInfo]:
-    return await svc.vms.snapshots.list_snapshots(name)
+async def list_snapshots(
+    name: NamePath,
+    svc: Svc,
+    _: Viewer,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[SnapshotInfo]:
+    """The VM's snapshots, oldest first, a page at a time."""
+    snapshots = await svc.vms.snapshots.list_snapshots(name)
+    return paged(
+        snapshots,
+        lambda s: (s.created_at.isoformat(), s.name),
+        digest=query_digest("snapshots", vm=name),
+        limit=limit,
+        cursor=cursor,
+        arity=2,
+    )
 
 
 @router.post(

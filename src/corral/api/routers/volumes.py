@@ -6,7 +6,9 @@ from fastapi import APIRouter, Request, Response
 
 from corral.api.deps import Admin, Svc
 from corral.api.openapi import on_host
-from corral.api.params import NamePath, NameQuery, VolumePath
+from corral.api.params import CursorQuery, LimitQuery, NamePath, NameQuery, VolumePath
+from corral.model.cursor import query_digest
+from corral.model.page import DEFAULT_LIMIT, Page, paged
 from corral.model.volume import VolumeInfo
 
 router = APIRouter(tags=["volumes"])
@@ -17,10 +19,20 @@ router = APIRouter(tags=["volumes"])
     name="volume.list",
     responses=on_host((404, "no such host"), (409, "the host is not connected")),
 )
-async def list_volumes(svc: Svc, _: Admin, host: NameQuery = None) -> list[VolumeInfo]:
+async def list_volumes(
+    svc: Svc,
+    _: Admin,
+    host: NameQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[VolumeInfo]:
     """The volumes of Corral's pool on every connected host (or on one), each with the VMs that
-    use it; serial logs are not listed."""
-    return await svc.volumes.list_volumes(host)
+    use it; serial logs are not listed. By host and name, a page at a time."""
+    volumes = await svc.volumes.list_volumes(host)
+    digest = query_digest("volumes", host=host)
+    return paged(
+        volumes, lambda v: (v.host, v.name), digest=digest, limit=limit, cursor=cursor, arity=2
+    )
 
 
 @router.delete(

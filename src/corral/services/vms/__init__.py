@@ -1,6 +1,7 @@
 """VM use cases, one module each; ``VmServices`` holds one instance of every use case.
 
     inventory.py           look up, list and show VMs (every other use case starts here)
+    listing.py             pages of VMs (filters, sort, cursor) and their counts
     create.py              create (a task when a disk is imported); _provision.py builds it
     power.py               start, stop, reboot, pause, resume, graceful shutdown
     delete.py              delete a VM and, on request, its disks
@@ -42,6 +43,7 @@ from corral.services.vms.delete import VmDeletion
 from corral.services.vms.devices import VmDevices
 from corral.services.vms.edit import VmEditing
 from corral.services.vms.inventory import VmInventory, vm_info
+from corral.services.vms.listing import VmListing
 from corral.services.vms.media import VmMedia
 from corral.services.vms.move_disk import VmDiskMove
 from corral.services.vms.power import VmPower
@@ -56,6 +58,7 @@ __all__ = ["VmServices", "vm_info"]
 @dataclass(frozen=True)
 class VmServices:
     inventory: VmInventory
+    listing: VmListing
     create: VmCreation
     power: VmPower
     delete: VmDeletion
@@ -93,6 +96,7 @@ class VmServices:
         delete.storage = storage
         return cls(
             inventory=inventory,
+            listing=VmListing(inventory),
             create=create,
             power=VmPower(inventory, tasks, audit, locks),
             delete=delete,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from corral import store
 from corral.errors import CorralError, NotFound
@@ -67,6 +70,27 @@ def vm_info(row: Vm, record: DomainRecord | None, host_connected: bool) -> VmInf
         nics=record.nics,
         created_at=row.created_at,
     )
+
+
+class VmEntry(NamedTuple):
+    """One VM as a listing sees it: its row, its domain (None if no connected host has it) and
+    whether its host answered."""
+
+    row: Vm
+    record: DomainRecord | None
+    connected: bool
+
+    @property
+    def state(self) -> VmState:
+        if self.record is None:
+            return VmState.MISSING if self.connected else VmState.UNKNOWN
+        return self.record.state
+
+
+def _count_states(entries: list[VmEntry]) -> None:
+    counts = Counter(e.state for e in entries)
+    for state in VmState:
+        VMS_BY_STATE.labels(state.value).set(counts.get(state, 0))
 
 
 class VmInventory:
@@ -133,17 +157,18 @@ class VmInventory:
         return vm_info(row, record, host.connected)
 
     async def list_vms(self, host_name: str | None = None) -> list[VmInfo]:
+        """Every VM (on ``host_name``), by name: for use cases that need them all. The API
+        pages instead (``VmListing``)."""
+        return [vm_info(*entry) for entry in await self.entries(host_name)]
+
+    async def entries(self, host_name: str | None = None, *, cached: bool = False) -> list[VmEntry]:
+        """Every VM's inventory row with its runtime record, by name; VMs that moved outside
+        Corral followed. Cheap per VM: no VmInfo is built. ``cached``: the records as the
+        cluster view holds them (pages and counts), else listed from libvirt now."""
         if host_name is not None:
             self.hosts.get(host_name)
         rows = await self.db(lambda s: store.list_vms(s, host=host_name))
-        records: dict[str, dict[str, DomainRecord]] = {}
-        for host in self.hosts.all():
-            if host.connected and (host_name is None or host.name == host_name):
-                try:
-                    listing = await self.view.list_host(host)
-                    records[host.name] = {r.uuid: r for r in listing}
-                except CorralError as exc:
-                    log.warning("listing domains of %s failed: %s", host.name, exc.message)
+        records = await self._records(host_name, cached)
         result = []
         for row in rows:
             found = records.get(row.host.name)
@@ -153,10 +178,11 @@ class VmInventory:
                 moved = await self._where.follow(row, None, self._seen(row.uuid, records))
                 if moved is not None:
                     if host_name is None:
-                        result.append(vm_info(moved.row, moved.to.record, True))
+                        result.append(VmEntry(moved.row, moved.to.record, True))
                     continue
-            result.append(vm_info(row, record, found is not None))
-        self._count_states(result, host_name)
+            result.append(VmEntry(row, record, found is not None))
+        if host_name is None:
+            _count_states(result)
         return result
 
     async def _read(self, host: LibvirtHost, uuid: str) -> DomainRecord:
@@ -169,17 +195,31 @@ class VmInventory:
         self.view.put(host.name, record)
         return record
 
-    def _seen(self, uuid: str, records: dict[str, dict[str, DomainRecord]]) -> Search | None:
+    async def _records(
+        self, host_name: str | None, cached: bool
+    ) -> dict[str, Mapping[str, DomainRecord]]:
+        """The domains of each connected host (or only ``host_name``), by UUID: from the
+        cluster view when ``cached`` (listing a host only when the view has not yet), else
+        listed from libvirt now (and into the view)."""
+        records: dict[str, Mapping[str, DomainRecord]] = {}
+        for host in self.hosts.all():
+            if not host.connected or (host_name is not None and host.name != host_name):
+                continue
+            if cached:
+                known = await self.view.ensure_listed(host.name)
+                if known is not None:
+                    records[host.name] = known
+                continue
+            try:
+                records[host.name] = {r.uuid: r for r in await self.view.list_host(host)}
+            except CorralError as exc:
+                log.warning("listing domains of %s failed: %s", host.name, exc.message)
+        return records
+
+    def _seen(self, uuid: str, records: dict[str, Mapping[str, DomainRecord]]) -> Search | None:
         """Where a listing of every host found ``uuid`` (None when only one host was listed):
         the hosts were asked just now, no need to ask them again."""
         if len(records) < 2:
             return None
         found = [Sighting(self.hosts.get(h), on[uuid]) for h, on in records.items() if uuid in on]
         return Search(found, [])
-
-    @staticmethod
-    def _count_states(vms: list[VmInfo], host_name: str | None) -> None:
-        if host_name is not None:
-            return
-        for state in VmState:
-            VMS_BY_STATE.labels(state.value).set(sum(1 for v in vms if v.state == state))
