@@ -12,7 +12,7 @@ run:
 test:
 	bash scripts/setup.sh --test
 	bash scripts/check
-	$(PY) -m pytest -p no:cacheprovider tests
+	$(PY) -m pytest -p no:cacheprovider -n 2 tests
 	bash fuzz/run.sh $(FUZZ_SECONDS)
 
 FUZZ_SECONDS ?= 10

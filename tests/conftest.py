@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import libvirt
 import pytest
@@ -37,18 +38,29 @@ GUEST_BUILD_DIR = REPO / "build" / "guests"
 LIBVIRT_CACHE = REPO / "build" / "libvirt-cache"
 
 
-@pytest.fixture(scope="session")
-def pg_admin() -> Iterator[PgAdmin]:
-    """A connection to the suite's PostgreSQL as a role that may create databases."""
-    conn = pg_connect(pg_admin_url())
-    yield conn
-    conn.close()
+#: Test directories whose tests share the session's real parts (the private libvirtd, the test
+#: bed, the Corral servers, guests). Under pytest-xdist (`make test` runs two workers) one worker
+#: runs all of them, in their usual order, while the others take the unit and contract tests,
+#: which need none of it.
+REAL_PARTS = frozenset({"e2e", "integration", "security", "setup"})
 
 
-@pytest.fixture
-def pg_url(pg_admin: PgAdmin) -> Iterator[str]:
-    """The URL of a fresh, empty PostgreSQL database (tests using it are marked ``postgres``)."""
-    yield from fresh_pg_database(pg_admin)
+def _scope(nodeid: str) -> str:
+    parts = nodeid.split("/", 2)
+    return "real-parts" if len(parts) == 3 and parts[1] in REAL_PARTS else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's own way (``--dist loadgroup`` with ``xdist_group`` marks) renames the tests'
+    node ids, which pytest 9 no longer lets it do: the marks are silently ignored. A scheduler
+    that groups by path does the same without them."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RealPartsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return RealPartsTogether(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -50,11 +50,14 @@ class Guest:
     ) -> None:
         self.corral, self.api, self.image, self.name, self.host = corral, api, image, name, host
 
-    def start(self, network: str, address: str) -> None:
+    def launch(self, network: str) -> None:
+        """Create and start; :meth:`address` waits for the boot (guests boot side by side)."""
         spec = kernel_vm(self.name, self.image, disk_gib=None, host=self.host)
         made = self.api.post("/vms", json={**spec, "nics": [{"network": network}]})
         assert made.status_code == 201, made.text
         assert self.api.post(f"/vms/{self.name}/start").status_code == 200
+
+    def address(self, address: str) -> None:
         wait_log(self.api, self.name, rb"CORRAL-GUEST-BOOTED", 120)
         self.shell = SerialShell(self.corral, self.name)
         done = self.shell.run(f"ifconfig eth0 {address} netmask 255.255.255.0 up && echo IF-UP")
@@ -91,9 +94,10 @@ def test_guests_on_one_vxlan_network_reach_each_other_and_not_another_vxlan(
             assert all(found[h] == ("applied", None) for h in TESTBED_HOSTS), found
             # The manager's own host has no management address: no tunnel end there.
             assert found["local"][0] == "failed" and "management address" in str(found["local"])
-        guests[0].start("it-vxa", "10.77.0.1")
-        guests[1].start("it-vxa", "10.77.0.2")
-        guests[2].start("it-vxb", "10.77.0.3")  # same subnet, other segment
+        for guest, network in zip(guests, ("it-vxa", "it-vxa", "it-vxb"), strict=True):
+            guest.launch(network)
+        for guest, address in zip(guests, ("10.77.0.1", "10.77.0.2", "10.77.0.3"), strict=True):
+            guest.address(address)  # 10.77.0.3: same subnet, other segment
         assert guests[0].ping("10.77.0.2") >= 2
         assert guests[1].ping("10.77.0.1") >= 2
         assert guests[0].ping("10.77.0.3") == 0
@@ -149,8 +153,10 @@ def test_a_bridge_network_on_hosts_whose_uplink_nics_have_other_names(
                 f"{nic} of {host} in {bridge}",
             )
         # Guests on h1 and h3 meet on the LAN, through each host's own NIC.
-        guests[0].start("it-br", "10.78.0.1")
-        guests[1].start("it-br", "10.78.0.3")
+        for guest in guests:
+            guest.launch("it-br")
+        guests[0].address("10.78.0.1")
+        guests[1].address("10.78.0.3")
         assert guests[0].ping("10.78.0.3") >= 2
     finally:
         for guest in guests:
