@@ -38,6 +38,20 @@ GUEST_BUILD_DIR = REPO / "build" / "guests"
 LIBVIRT_CACHE = REPO / "build" / "libvirt-cache"
 
 
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[PgAdmin]:
+    """A connection to the suite's PostgreSQL as a role that may create databases."""
+    conn = pg_connect(pg_admin_url())
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def pg_url(pg_admin: PgAdmin) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database (tests using it are marked ``postgres``)."""
+    yield from fresh_pg_database(pg_admin)
+
+
 #: Test directories whose tests share the session's real parts (the private libvirtd, the test
 #: bed, the Corral servers, guests). Under pytest-xdist (`make test` runs two workers) one worker
 #: runs all of them, in their usual order, while the others take the unit and contract tests,
