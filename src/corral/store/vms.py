@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from corral.model.common import did_you_mean
@@ -97,6 +97,45 @@ def vm_placements(session: Session) -> list[tuple[str, str]]:
     without loading whole rows."""
     query = select(Vm.uuid, Host.name).join(Host, Vm.host_id == Host.id)
     return [(uuid, host) for uuid, host in session.execute(query)]
+
+
+def page_vms(
+    session: Session,
+    *,
+    order: str,
+    descending: bool,
+    after: tuple[str | datetime, ...] | None,
+    limit: int,
+    host: str | None = None,
+    name_prefix: str | None = None,
+) -> list[Vm]:
+    """At most ``limit`` VMs in ``order`` (``name``, ``created``: created_at then name,
+    ``host``: the host's name then name), those past ``after`` (a key in that order): one
+    page, read with the index rather than every row."""
+    columns = {
+        "name": (Vm.name,),
+        "created": (Vm.created_at, Vm.name),
+        "host": (Host.name, Vm.name),
+    }[order]
+    query = select(Vm).join(Vm.host)
+    if host is not None:
+        query = query.where(Vm.host_id == get_host(session, host).id)
+    if name_prefix is not None:
+        query = query.where(Vm.name.startswith(name_prefix, autoescape=True))
+    if after is not None:
+        query = query.where(_past(columns, after, descending))
+    ordered = [c.desc() if descending else c.asc() for c in columns]
+    return list(session.scalars(query.order_by(*ordered).limit(limit)))
+
+
+def _past(columns: tuple[Any, ...], key: tuple[Any, ...], descending: bool) -> Any:
+    """Rows after ``key`` in the order of ``columns``: compared column by column (not as a
+    row value) so that each value is bound with its column's type (UTC times)."""
+    first, rest = columns[0], columns[1:]
+    beyond = first < key[0] if descending else first > key[0]
+    if not rest:
+        return beyond
+    return or_(beyond, and_(first == key[0], _past(rest, key[1:], descending)))
 
 
 def update_vm(

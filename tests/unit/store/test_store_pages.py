@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
@@ -18,7 +19,17 @@ from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.events import EventBus
 from corral.services.tasks import TaskService
-from corral.store import Store, Task, create_task, update_task
+from corral.store import (
+    Store,
+    Task,
+    Vm,
+    add_host,
+    add_vm,
+    create_task,
+    list_vms,
+    page_vms,
+    update_task,
+)
 from corral.store.coltypes import utcnow
 
 Fetch = Callable[[int, str | None], Awaitable[Page[Any]]]
@@ -88,3 +99,49 @@ def test_audit_pages_newest_first(store: Store) -> None:
     forged = encode_cursor(query_digest("audit"), ("nine",))
     with pytest.raises(InvalidRequest, match="not a cursor Corral issued"):
         asyncio.run(audit.page(3, None, None, forged))
+
+
+@pytest.mark.parametrize("order", ["name", "created", "host"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_vm_pages_from_the_store_cover_every_vm_once(
+    store: Store, order: str, descending: bool
+) -> None:
+    same = utcnow()
+    with store.session() as s:
+        add_host(s, "hb", "qemu:///system")
+        add_host(s, "ha", "qemu+tls://ha/system")
+        for n in range(7):
+            vm = add_vm(s, uuid=str(uuid4()), name=f"p{n}", host="ha" if n % 2 else "hb",
+                        created_by="a")  # fmt: skip
+            vm.created_at = same + timedelta(seconds=n % 3)  # ties: the name breaks them
+        add_vm(s, uuid=str(uuid4()), name="q_0%", host="ha", created_by="a")
+
+    def key(vm: Vm) -> tuple[Any, ...]:
+        at = vm.created_at
+        return {"name": (vm.name,), "created": (at, vm.name), "host": (vm.host.name, vm.name)}[
+            order
+        ]
+
+    seen: list[str] = []
+    after = None
+    for _ in range(10):
+        with store.session() as s:
+            rows = page_vms(s, order=order, descending=descending, after=after, limit=3,
+                            name_prefix="p")  # fmt: skip
+            names = [r.name for r in rows]
+            after = key(rows[-1]) if rows else None
+        seen += names
+        if len(names) < 3:
+            break
+    with store.session() as s:
+        expected = sorted(
+            (v for v in list_vms(s) if v.name.startswith("p")), key=key, reverse=descending
+        )
+        assert seen == [v.name for v in expected]
+        # LIKE's wildcards in a prefix are plain characters.
+        for prefix in ("q_0%", "q_", "q"):
+            rows = page_vms(s, order="name", descending=False, after=None, limit=9,
+                            name_prefix=prefix)  # fmt: skip
+            assert [v.name for v in rows] == ["q_0%"]
+        assert page_vms(s, order="name", descending=False, after=None, limit=9,
+                        name_prefix="q%") == []  # fmt: skip

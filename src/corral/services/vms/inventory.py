@@ -169,20 +169,49 @@ class VmInventory:
             self.hosts.get(host_name)
         rows = await self.db(lambda s: store.list_vms(s, host=host_name))
         records = await self._records(host_name, cached)
+        every = host_name is None
+        result = await self._joined(rows, records, keep_moved=every, every_host=every)
+        if host_name is None:
+            _count_states(result)
+        return result
+
+    async def entries_of(self, rows: list[Vm], *, keep_moved: bool) -> list[VmEntry]:
+        """``rows`` (a page of them) with their records as the cluster view holds them: only
+        their hosts are looked at. ``keep_moved``: a VM that moved to another host stays
+        (else it is left out, as in a listing of one host)."""
+        records: dict[str, Mapping[str, DomainRecord]] = {}
+        for name in {row.host.name for row in rows}:
+            try:
+                known = await self.view.ensure_listed(name)
+            except NotFound:
+                known = None
+            if known is not None:
+                records[name] = known
+        return await self._joined(rows, records, keep_moved=keep_moved, every_host=False)
+
+    async def _joined(
+        self,
+        rows: list[Vm],
+        records: dict[str, Mapping[str, DomainRecord]],
+        *,
+        keep_moved: bool,
+        every_host: bool,
+    ) -> list[VmEntry]:
+        """Rows with their records; ``every_host``: ``records`` hold every connected host, so
+        a VM gone from its host need not be searched for on them again."""
         result = []
         for row in rows:
             found = records.get(row.host.name)
             record = (found or {}).get(row.uuid)
             if found is not None and record is None:
                 # Gone from its host: moved outside Corral, or missing.
-                moved = await self._where.follow(row, None, self._seen(row.uuid, records))
+                seen = self._seen(row.uuid, records) if every_host else None
+                moved = await self._where.follow(row, None, seen)
                 if moved is not None:
-                    if host_name is None:
+                    if keep_moved:
                         result.append(VmEntry(moved.row, moved.to.record, True))
                     continue
             result.append(VmEntry(row, record, found is not None))
-        if host_name is None:
-            _count_states(result)
         return result
 
     async def _read(self, host: LibvirtHost, uuid: str) -> DomainRecord:
