@@ -95,7 +95,21 @@ def exists(pool: libvirt.virStoragePool, name: str) -> bool:
 def list_volumes(pool: libvirt.virStoragePool) -> list[VolumeRef]:
     refresh(pool)
     vols = [v for v in pool.listAllVolumes(0) if not v.name().endswith(SERIAL_LOG_SUFFIX)]
-    return sorted((volume_ref(v) for v in vols), key=lambda v: v.name)
+    return volume_refs(vols)
+
+
+def volume_refs(vols: list[libvirt.virStorageVol]) -> list[VolumeRef]:
+    """The volumes still there, by name. One deleted between the listing and reading it (by
+    another task or instance: resumers cleaning up after a dead instance delete volumes at
+    once) is left out; failing the whole listing left their clean-ups half done."""
+    refs = []
+    for vol in vols:
+        try:
+            refs.append(volume_ref(vol))
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+                raise
+    return sorted(refs, key=lambda v: v.name)
 
 
 def check_new(pool: libvirt.virStoragePool, name: str, size_bytes: int) -> None:
