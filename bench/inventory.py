@@ -91,41 +91,49 @@ def measure(base: Path, hosts: int, vms: int, *, lists: bool) -> dict[str, Any]:
         },
     )
     with server:
-        started = time.monotonic()
-        made = server.cli("testbed", "simulate", "--hosts", str(hosts), "--vms", str(vms),
-                          timeout=1800)  # fmt: skip
-        if made.returncode != 0:
-            raise RuntimeError(f"corral testbed simulate failed:\n{made.stdout}{made.stderr}")
-        hosts_s = time.monotonic() - started
-        with server.client() as client:
-            client.timeout = httpx.Timeout(300)
-            adopted_s = _wait_adopted(client, vms)
-            creates = _create_ms(client, "bench")
-            row: dict[str, Any] = {
-                "hosts": hosts,
-                "vms": vms,
-                "add_hosts_s": hosts_s,
-                "adopt_s": adopted_s,
-                "create_ms_p50": statistics.median(creates),
-                "create_ms_max": max(creates),
-            }
-            if lists:
-                pages = []
-                for _ in range(PAGES):
-                    t = time.perf_counter()
-                    client.get("/vms", params={"limit": 100}).raise_for_status()
-                    pages.append((time.perf_counter() - t) * 1000)
-                row["list_page_p95_ms"] = statistics.quantiles(pages, n=20)[-1]
+        try:
+            return _measure(server, hosts, vms, lists=lists)
+        except (httpx.HTTPError, RuntimeError, TimeoutError):
+            print(server.log_tail(8000), file=sys.stderr)
+            raise
+
+
+def _measure(server: CorralServer, hosts: int, vms: int, *, lists: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    made = server.cli("testbed", "simulate", "--hosts", str(hosts), "--vms", str(vms),
+                      timeout=1800)  # fmt: skip
+    if made.returncode != 0:
+        raise RuntimeError(f"corral testbed simulate failed:\n{made.stdout}{made.stderr}")
+    hosts_s = time.monotonic() - started
+    with server.client() as client:
+        client.timeout = httpx.Timeout(300)
+        adopted_s = _wait_adopted(client, vms)
+        creates = _create_ms(client, "bench")
+        row: dict[str, Any] = {
+            "hosts": hosts,
+            "vms": vms,
+            "add_hosts_s": hosts_s,
+            "adopt_s": adopted_s,
+            "create_ms_p50": statistics.median(creates),
+            "create_ms_max": max(creates),
+        }
+        if lists:
+            pages = []
+            for _ in range(PAGES):
                 t = time.perf_counter()
-                row["listed"] = len(_list_all(client))
-                row["list_all_s"] = time.perf_counter() - t
-                t = time.perf_counter()
-                cli = server.cli("vm", "list")
-                row["cli_list_s"] = time.perf_counter() - t
-                if cli.returncode != 0:
-                    raise RuntimeError(f"corral vm list failed:\n{cli.stdout}{cli.stderr}")
-            row["rss_mb"] = _rss_mb(server.pid)
-        return row
+                client.get("/vms", params={"limit": 100}).raise_for_status()
+                pages.append((time.perf_counter() - t) * 1000)
+            row["list_page_p95_ms"] = statistics.quantiles(pages, n=20)[-1]
+            t = time.perf_counter()
+            row["listed"] = len(_list_all(client))
+            row["list_all_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            cli = server.cli("vm", "list")
+            row["cli_list_s"] = time.perf_counter() - t
+            if cli.returncode != 0:
+                raise RuntimeError(f"corral vm list failed:\n{cli.stdout}{cli.stderr}")
+        row["rss_mb"] = _rss_mb(server.pid)
+    return row
 
 
 def main() -> int:
