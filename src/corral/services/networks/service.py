@@ -206,6 +206,10 @@ class NetworkService:
                     await self.check()
             except CorralError as exc:
                 log.warning("periodic network check failed: %s", exc.message)
+            # Top of a background loop: one failed pass (SQLite answering "database is locked"
+            # under load) must not end drift checks for good; the next pass retries.
+            except Exception:
+                log.exception("periodic network check failed")
 
     async def _agent_bridges(
         self, host: str, networks: list[NetworkInfo]
