@@ -6,7 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from corral.model.arch import Arch, CpuInfo, CpuSpec, CpuTopology, MachineType, check_sizing
 from corral.model.common import (
@@ -21,6 +28,26 @@ from corral.model.common import (
 #: A CD-ROM, kernel or initrd source: the name of an image in the library, or (admins, under
 #: ``host_path_roots``) an absolute path on the host.
 CDROM_PATTERN = f"({ABSOLUTE_PATH_PATTERN})|({NAME_PATTERN})"
+
+
+#: Names a new VM cannot take: paths under /api/v1/vms that are not a VM.
+RESERVED_VM_NAMES = frozenset({"summary"})
+
+
+def _not_reserved(name: str) -> str:
+    if name in RESERVED_VM_NAMES:
+        raise ValueError(
+            f"{name!r} is reserved (/api/v1/vms/{name} is the VMs' counts): choose another VM name"
+        )
+    return name
+
+
+#: A new VM's name: a :data:`Name` that is not reserved.
+VmName = Annotated[
+    Name,
+    AfterValidator(_not_reserved),
+    Field(json_schema_extra={"not": {"enum": sorted(RESERVED_VM_NAMES)}}),
+]
 
 
 class Accelerator(StrEnum):
@@ -196,7 +223,7 @@ class VmSpec(_Strict):
         }
     )
 
-    name: Name
+    name: VmName
     arch: Arch | None = Field(
         default=None,
         description="guest architecture (x86_64, aarch64, s390x, or any other the host has an "
@@ -356,7 +383,7 @@ class SnapshotRequest(_Strict):
 
 
 class CloneRequest(_Strict):
-    name: Name
+    name: VmName
     description: Description | None = None
 
 

@@ -133,3 +133,12 @@ def test_the_summary_path_is_no_vm(api: Api) -> None:
         assert answer.headers["allow"] == "GET"
     other = api.client.request("OPTIONS", "/api/v1/vms/pg-00", headers=api.headers())
     assert other.headers["allow"] == "DELETE, GET, PATCH"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/vms", "/api/v1/vms/pg-00/clone"])
+def test_no_new_vm_can_be_named_summary_the_counts_path(api: Api, path: str) -> None:
+    before = [v["name"] for v in _all(api)]
+    refused = api.client.post(path, json={"name": "summary"}, headers=api.headers())
+    assert refused.status_code == 422, refused.text
+    assert "'summary' is reserved" in refused.text and "choose another VM name" in refused.text
+    assert [v["name"] for v in _all(api)] == before
