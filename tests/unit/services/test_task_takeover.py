@@ -155,9 +155,11 @@ def test_an_owner_that_lost_its_lease_stops_without_writing(api: Api) -> None:
 
 def test_a_cancel_through_another_instance_stops_the_body_here(api: Api) -> None:
     services = api.services
+    started: list[str] = []
     stopped: list[str] = []
 
     async def body(ctx: TaskContext) -> dict[str, Any]:
+        started.append(ctx.id)
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
@@ -170,6 +172,9 @@ def test_a_cancel_through_another_instance_stops_the_body_here(api: Api) -> None
 
     assert api.client.portal is not None
     info = api.client.portal.call(start)
+    # A cancel before the body runs would leave nothing to stop (the task then never starts
+    # it, rightly); the case here is a body that runs.
+    wait_until(lambda: started == [info.id], 10, "the body to run")
     # Another instance's cancel: it finds no body of its own and ends the row.
     services.db.sync(
         lambda s: store.update_task(s, info.id, state=TaskState.CANCELLED, error="cancelled")
