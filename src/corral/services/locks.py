@@ -11,7 +11,6 @@ transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -47,7 +46,6 @@ class OperationLocks:
         self._holder = holder
         self._ttl = timedelta(seconds=LOCK_S)
         self._renewal = BackgroundTask("operation-locks", self._renew)
-        self._releases: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def hold(self, vm: str, operation: str) -> AsyncIterator[None]:
@@ -91,7 +89,7 @@ class OperationLocks:
             nonlocal released
             if not released and self._held.get(vm) == operation:
                 del self._held[vm]
-                self._release_soon(vm)
+                self._release_now(vm)
             released = True
 
         return release
@@ -116,7 +114,6 @@ class OperationLocks:
 
     async def stop(self) -> None:
         await self._renewal.stop()
-        await asyncio.gather(*self._releases, return_exceptions=True)
 
     def _take_local(self, vm: str, operation: str) -> None:
         current = self._held.get(vm)
@@ -142,18 +139,16 @@ class OperationLocks:
         except (SQLAlchemyError, CorralError) as exc:  # it lapses by itself in 2 s
             log.warning("operation lock of VM %s not released: %s", vm, exc)
 
-    def _release_soon(self, vm: str) -> None:
+    def _release_now(self, vm: str) -> None:
+        """Delete the row before the caller goes on, as :meth:`acquire` wrote it: released
+        later (a task of its own), the row outlived the release, and the next request for
+        the VM, on this very instance, was refused as busy with an operation that had ended."""
         if self._db is None:
             return
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            with contextlib.suppress(SQLAlchemyError, CorralError):
-                self._db.sync(partial(store.release_operation_lock, vm=vm, holder=self._holder))
-            return
-        task = loop.create_task(self._release_shared(vm))
-        self._releases.add(task)
-        task.add_done_callback(self._releases.discard)
+            self._db.sync(partial(store.release_operation_lock, vm=vm, holder=self._holder))
+        except (SQLAlchemyError, CorralError) as exc:  # it lapses by itself in 2 s
+            log.warning("operation lock of VM %s not released: %s", vm, exc)
 
     async def _renew(self) -> None:
         assert self._db is not None

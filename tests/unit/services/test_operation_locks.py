@@ -50,8 +50,23 @@ async def test_a_vm_busy_on_one_instance_is_busy_on_the_other(db: Db) -> None:
             await asyncio.sleep(0.1)  # the poll's interval
         release = b.acquire("db", "migration (resumed)")
         release()
-        await b.stop()  # the release is written before stop returns
-        assert await b.busy_anywhere() == {}
+        assert await b.busy_anywhere() == {}  # written before release() returns
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_vm_released_by_a_refused_request_is_free_for_the_next_at_once(db: Db) -> None:
+    # A migration refused by its pre-flight releases the VM in the same request; the very next
+    # request (on either instance) must not find the row still there.
+    a, b = OperationLocks(db, "instance-a"), OperationLocks(db, "instance-b")
+    await a.start()
+    try:
+        for _ in range(20):
+            a.acquire("web", "migration")()
+            a.acquire("web", "migration")()
+            b.acquire("web", "a disk move")()
+        assert await a.busy_anywhere() == {}
     finally:
         await a.stop()
         await b.stop()
