@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import libvirt
 
+from corral.testbed.guest_domains import wait_until
 from corral.testbed.multihost import MultiHostTestbed
 from tests.integration.api._support import wait_task
 
@@ -22,6 +23,17 @@ def delete_network(api: httpx.Client, name: str) -> None:
     assert answer.status_code == 202, answer.text
     task = wait_task(api, answer.json()["id"], 180)
     assert task["state"] == "succeeded", task
+
+
+def remove_vm(api: httpx.Client, vm: str) -> None:
+    """Stop and delete ``vm`` until it is gone (bounded): a test's clean-up must not leave a VM
+    that keeps its network in use for every test after it."""
+
+    def gone() -> bool:
+        api.post(f"/vms/{vm}/stop")
+        return api.delete(f"/vms/{vm}").status_code in (204, 404)
+
+    wait_until(gone, 60, f"VM {vm} deleted", interval=1)
 
 
 def states(api: httpx.Client, name: str) -> dict[str, tuple[str, str | None]]:

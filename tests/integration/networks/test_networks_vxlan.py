@@ -24,6 +24,7 @@ from tests.integration.networks._support import (
     create_network,
     delete_network,
     libvirt_bridge,
+    remove_vm,
     states,
 )
 
@@ -218,8 +219,7 @@ def test_a_host_lacking_a_required_vxlan_network_is_refused_as_migration_target(
         nics = api.get(f"/vms/{vm}").json()["nics"]
         assert [n["network"] for n in nics] == ["it-req"]
     finally:
-        api.post(f"/vms/{vm}/stop")
-        api.delete(f"/vms/{vm}")
+        remove_vm(api, vm)
         if api.get("/networks/it-req").status_code == 200:
             delete_network(api, "it-req")
         foreign.undefine()
