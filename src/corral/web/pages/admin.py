@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
@@ -12,32 +13,53 @@ from corral.model.auth import Role, TokenCreate, UserCreate
 from corral.services.principal import Principal
 from corral.services.runtime import Services
 from corral.web.page_auth import PageAdmin, PageViewer
+from corral.web.pages.dashboard import Cursor
 from corral.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
+#: Tasks, and audit entries, per page (older ones are a "Next page" away, as on the dashboard).
+PAGE_SIZE = 100
+
+
+async def _task_page(svc: Services, cursor: str | None) -> dict[str, Any]:
+    page = await svc.tasks.page(None, None, PAGE_SIZE, cursor)
+    return {"tasks": page.items, "next_cursor": page.next_cursor, "cursor": cursor}
+
 
 @router.get("/tasks", name="ui.tasks")
-async def tasks_page(request: Request, _: PageViewer) -> HTMLResponse:
+async def tasks_page(request: Request, _: PageViewer, cursor: Cursor = None) -> HTMLResponse:
     svc: Services = request.app.state.services
-    tasks = await svc.tasks.list_tasks(limit=100)
-    return render(request, "tasks.html", {"active": "tasks", "tasks": tasks})
+    return render(request, "tasks.html", {"active": "tasks", **await _task_page(svc, cursor)})
 
 
 @router.get("/ui/fragments/tasks", name="ui.fragment.tasks")
-async def tasks_fragment(request: Request, _: PageViewer) -> HTMLResponse:
+async def tasks_fragment(request: Request, _: PageViewer, cursor: Cursor = None) -> HTMLResponse:
     svc: Services = request.app.state.services
-    tasks = await svc.tasks.list_tasks(limit=100)
-    return render(request, "fragments/task_list.html", {"tasks": tasks})
+    return render(request, "fragments/task_page.html", await _task_page(svc, cursor))
 
 
 @router.get("/audit", name="ui.audit")
 async def audit_page(
-    request: Request, _: PageAdmin, user: str = "", action: str = ""
+    request: Request, _: PageAdmin, user: str = "", action: str = "", cursor: Cursor = None
 ) -> HTMLResponse:
     svc: Services = request.app.state.services
-    entries = await svc.audit.list_entries(200, user or None, action or None)
-    context = {"active": "audit", "entries": entries, "filter_user": user, "filter_action": action}
+    page = await svc.audit.page(PAGE_SIZE, user or None, action or None, cursor)
+    # A cursor belongs to its filters (the service refuses one from another query): the links
+    # carry them along.
+    filters = {k: v for k, v in (("user", user), ("action", action)) if v}
+    context = {
+        "active": "audit",
+        "entries": page.items,
+        "filter_user": user,
+        "filter_action": action,
+        "first_url": "/audit?" + urlencode(filters) if cursor else None,
+        "next_url": (
+            "/audit?" + urlencode({**filters, "cursor": page.next_cursor})
+            if page.next_cursor
+            else None
+        ),
+    }
     return render(request, "audit.html", context)
 
 
