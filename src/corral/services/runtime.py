@@ -27,9 +27,13 @@ from corral.services.leases import Leases
 from corral.services.locks import OperationLocks
 from corral.services.metrics_refresh import MetricsRefresher
 from corral.services.migrations import MIGRATE_KIND, MigrationServices
+from corral.services.migrations.evacuate import KIND as EVACUATE_KIND
 from corral.services.networks import HostNics, NetworkRealiser, NetworkService
 from corral.services.networks.service import APPLY_KIND
+from corral.services.power import APPLY_KIND as POWER_APPLY_KIND
 from corral.services.power import PowerServices
+from corral.services.power.host_power import OFF_KIND as POWER_OFF_KIND
+from corral.services.power.host_power import ON_KIND as POWER_ON_KIND
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import CreateRecovery, UploadRecovery
 from corral.services.shared_secrets import check_shared_secrets, refuse_missing_secrets
@@ -246,6 +250,13 @@ class Services:
             tasks.register_resumer(kind, self.networks.resume_apply)
         tasks.register_resumer("image.upload", UploadRecovery(tasks, self.hosts).resume)
         tasks.register_resumer("vm.shutdown", self.vms.power.resume_shutdown)
+        # Host and power work: each resolved from the host's real state, never done twice.
+        tasks.register_resumer(EVACUATE_KIND, self.migrations.evacuate.resume)
+        tasks.register_resumer("host.enroll", self.enrollment.resume)
+        tasks.register_resumer("host.rotate-certs", self.cert_rotation.resume)
+        tasks.register_resumer(POWER_APPLY_KIND, self.power.apply.resume)
+        tasks.register_resumer(POWER_ON_KIND, self.power.hosts.resume_on)
+        tasks.register_resumer(POWER_OFF_KIND, self.power.hosts.resume_off)
 
     def _share_jobs(self) -> None:
         """Jobs that must run once in the cluster act only where their lease is held."""

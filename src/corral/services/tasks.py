@@ -22,6 +22,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from corral import store
 from corral.errors import Cancelled, Conflict, CorralError
 from corral.model.cursor import SortKey, after_of, page_cursor, query_digest, refused, rest_of
@@ -149,6 +151,13 @@ INTERRUPTED = (
 )
 
 
+def _no_resumer(task: TaskInfo) -> str:
+    return (
+        f"interrupted by a restart of the Corral manager or the loss of the instance running it; "
+        f"a {task.kind} task cannot be resumed: check {task.target} and run it again if needed"
+    )
+
+
 def _task_mark(after: SortKey | None) -> tuple[datetime, str] | None:
     """A tasks cursor's key as the store compares it."""
     if after is None:
@@ -185,10 +194,15 @@ class TaskService:
                 log.warning("resuming task %s (%s %s)", task.id, task.kind, task.target)
                 await resume(task)
             else:
-                await self.fail(task, INTERRUPTED)
+                await self.fail(task, _no_resumer(task))
         except CorralError as exc:
             log.error("could not resume task %s: %s", task.id, exc.message)
             await self.fail(task, exc.message)
+        except (SQLAlchemyError, OSError):
+            raise  # the database or a file went away: the task stays claimable, tried again
+        except Exception as exc:  # a resumer's bug must not leave the task running for ever
+            log.exception("could not resume task %s", task.id)
+            await self.fail(task, f"{INTERRUPTED} (it could not be resumed: internal error: {exc})")
         finally:
             if task.id not in self._running:
                 self.held.pop(task.id, None)

@@ -1,16 +1,24 @@
 """Rotating a host's certificates: new ones from the same CAs, installed like at enrollment,
-then every running guest's VNC server re-reads its certificate (QMP ``display-reload``)."""
+then every running guest's VNC server re-reads its certificate (QMP ``display-reload``).
+
+Taken over from an instance that stopped (:meth:`CertRotation.resume`): certificates saved
+here since the task began were confirmed on the host, so only the VNC reload is left to do
+(doing it again is harmless); otherwise the host, never confirmed, puts its previous
+certificates back by itself, and the task fails saying to run it again.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from corral import store
 from corral.errors import Conflict, CorralError, HostError
 from corral.hostsetup import host_payload
 from corral.model.host import RotateCertsRequest
+from corral.model.pki import CertPurpose
 from corral.model.task import TaskInfo
 from corral.model.vm import VmState
 from corral.services.hosts import _install
@@ -80,6 +88,41 @@ class CertRotation(HostInstallerBase):
         except BaseException:
             self._busy.discard(name)
             raise
+
+    async def resume(self, task: TaskInfo) -> None:
+        """Finish or fail a rotation another instance left (see the module)."""
+        name = task.target
+
+        async def settle() -> dict[str, Any]:
+            if not await asyncio.to_thread(self._saved_since, name, task.created_at):
+                raise Conflict(
+                    f"the certificate rotation of host {name!r} was interrupted (the Corral "
+                    "instance running it stopped) before the new certificates were confirmed: "
+                    "the host puts its previous ones back by itself within "
+                    f"{_install.CONFIRM_S} s and keeps working with them; run `corral host "
+                    f"rotate-certs {name}` again (after that time)"
+                )
+            return {"host": name, "vnc_reloaded": await self._reload_vnc(name), "resumed": True}
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            self._busy.add(name)
+            try:
+                await ctx.progress(0.9, phase="checking whether the new certificates were kept")
+                return await self._audit.outcome(task.created_by, "host.rotate-certs", name, settle)
+            finally:
+                self._busy.discard(name)
+
+        await self._tasks.resume(task, body)
+
+    def _saved_since(self, name: str, since: datetime) -> bool:
+        """Whether certificates of ``name`` were saved since ``since`` (after the host
+        confirmed them: see ``rotate``)."""
+        path = self._pki.host_dir(name) / f"{CertPurpose.LIBVIRT_SERVER.value}.pem"
+        try:
+            saved = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:
+            return False
+        return saved >= (since if since.tzinfo else since.replace(tzinfo=UTC))
 
     async def _reload_vnc(self, name: str) -> list[str]:
         """Running guests whose VNC server now serves the new certificate."""

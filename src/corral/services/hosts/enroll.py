@@ -5,6 +5,10 @@ the configuration, let the host-side installer back up and replace the files and
 libvirtd with TLS, connect over ``qemu+tls://`` as Corral will, and only then confirm. Any
 failure — including SSH dying half-way — leaves the host as it was and records nothing, so
 enrollment can simply be run again.
+
+Taken over from an instance that stopped (:meth:`HostEnrollment.resume`): the host is recorded
+last, so a recorded host was enrolled (done); otherwise the host's installer, never confirmed,
+restores its previous configuration by itself, and the task fails saying to run it again.
 """
 
 from __future__ import annotations
@@ -66,6 +70,24 @@ class HostEnrollment(HostInstallerBase):
         except BaseException:
             self._busy.discard(name)
             raise
+
+    async def resume(self, task: TaskInfo) -> None:
+        """Finish or fail an enrollment another instance left (see the module)."""
+        name = task.target
+
+        async def settle() -> dict[str, Any]:
+            row = await self._db(lambda s: store.find_host(s, name))
+            if row is None:
+                raise Conflict(_not_recorded(name, self.confirm_s))
+            connected = name in {h.name for h in self._hosts.all() if h.connected}
+            agent = await self._agent(name) if connected else "not checked: host not connected"
+            return {"host": name, "uri": row.uri, "agent": agent, "resumed": True}
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            await ctx.progress(0.95, phase="checking whether the host was recorded")
+            return await self._audit.outcome(task.created_by, "host.enroll", name, settle)
+
+        await self._tasks.resume(task, body)
 
     async def _enroll(self, ctx: TaskContext, request: HostEnroll) -> dict[str, Any]:
         name, address = request.name, request.address
@@ -130,6 +152,15 @@ class HostEnrollment(HostInstallerBase):
         if self._cluster is None:
             return False
         return (await self._cluster.get()).allow_insecure_migration
+
+
+def _not_recorded(name: str, confirm_s: int) -> str:
+    return (
+        f"the enrollment of host {name!r} was interrupted (the Corral instance running it "
+        "stopped) before the host was recorded: Corral recorded nothing, and a host whose new "
+        f"configuration was not confirmed puts its previous one back by itself within {confirm_s} "
+        f"s; run `corral host enroll {name} …` again (after that time)"
+    )
 
 
 def _is_file(path: str) -> bool:

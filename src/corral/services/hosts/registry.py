@@ -281,6 +281,13 @@ class HostService:
     def in_standby(self, name: str) -> bool:
         return name in self._standby
 
+    async def standby_recorded(self, name: str) -> bool:
+        """Whether the database says the host is in standby (another instance may have
+        recorded it); this instance's view follows."""
+        standby = await self._db(lambda s: store.get_host(s, name).standby)
+        (self._standby.add if standby else self._standby.discard)(name)
+        return bool(standby)
+
     async def set_standby(self, name: str, standby: bool) -> None:
         """Record that Corral powered the host down (True) or woke it (False)."""
         self.get(name)

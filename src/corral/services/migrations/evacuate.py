@@ -5,11 +5,17 @@ Maintenance is switched on first, not last: no new VM lands on the host while it
 emptied. Each running VM moves as its own ``vm.migrate`` task (same checks, same state
 machine, each resumable after a restart); VMs are moved one at a time, largest first. A VM
 that cannot move is reported and the others still move; the task fails if any VM stays.
+
+Taken over from an instance that stopped (:meth:`HostEvacuation.resume`), an evacuation waits
+for the moves that instance had started (each a ``vm.migrate`` task resumed on its own), then
+goes on with the VMs still on the host: none is moved twice.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from corral import store
 from corral.errors import Cancelled, Conflict, CorralError, InsufficientResources
@@ -18,9 +24,11 @@ from corral.model.task import TaskInfo, TaskState
 from corral.model.vm import VmState
 from corral.services.audit import AuditService
 from corral.services.hosts import HostService
+from corral.services.migrations.migrate import KIND as MIGRATE
 from corral.services.migrations.migrate import VmMigration
 from corral.services.migrations.preflight import QEMU_OVERHEAD_MIB
 from corral.services.principal import Principal
+from corral.services.task_principal import principal_of
 from corral.services.tasks import TaskContext, TaskService
 from corral.services.vms.inventory import VmInventory
 from corral.virt import DomainRecord
@@ -64,11 +72,61 @@ class HostEvacuation:
             finally:
                 self._busy.discard(name)
 
+        # What a taker needs to go on the same way (transport and tuning; no secrets).
+        params = {"template": template.model_dump(mode="json") if template else None}
         try:
-            return await self._tasks.start(KIND, source.name, principal, body, "listing VMs")
+            return await self._tasks.start(
+                KIND, source.name, principal, body, "listing VMs", params
+            )
         except BaseException:
             self._busy.discard(name)
             raise
+
+    async def resume(self, task: TaskInfo) -> None:
+        """Go on with an evacuation another instance left: see the module."""
+        name = task.target
+        raw = (await self._tasks.params(task.id)).get("template")
+        template = MigrationRequest.model_validate(raw) if raw else None
+        principal = await principal_of(self._inventory.db, task.created_by)
+        self._busy.add(name)
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            try:
+                return await self._audit.outcome(
+                    task.created_by, KIND, name, lambda: self._go_on(ctx, principal, name, template)
+                )
+            finally:
+                self._busy.discard(name)
+
+        try:
+            await self._tasks.resume(task, body)
+        except BaseException:
+            self._busy.discard(name)
+            raise
+
+    async def _go_on(
+        self, ctx: TaskContext, principal: Principal, name: str, template: MigrationRequest | None
+    ) -> dict[str, Any]:
+        await self._hosts.set_maintenance(name, True)
+        on_host = {r.name for r in await self._inventory.db(lambda s: store.list_vms(s, host=name))}
+        for move in await self._unfinished_moves(on_host):
+            await ctx.progress(phase=f"waiting for the move of {move.target} (task {move.id})")
+            await self._tasks.wait(move.id)
+        return await self._run(ctx, principal, name, template) | {"resumed": True}
+
+    async def _unfinished_moves(self, vms: set[str]) -> list[TaskInfo]:
+        """The migrations of these VMs still under way (started before the takeover)."""
+
+        def unfinished(session: Session) -> list[TaskInfo]:
+            return [
+                task
+                for state in (TaskState.PENDING, TaskState.RUNNING)
+                for task in store.list_tasks(session, state=state, limit=10_000, kind=MIGRATE)
+                if task.target in vms
+            ]
+
+        found: list[TaskInfo] = await self._inventory.db(unfinished)
+        return found
 
     async def _candidates(self, source: str) -> list[tuple[str, int]]:
         """(host, free MiB) of every host a VM could go to, most free memory first."""

@@ -83,7 +83,7 @@ class PowerServices:
         switch = HostSwitch(
             hosts, config, audit, settings.power_wake_timeout_s, settings.power_off_timeout_s
         )
-        apply = PowerApply(planner, switch, migration, tasks, audit)
+        apply = PowerApply(planner, switch, migration, tasks, audit, db)
         auto = AutoPower(cluster, planner, apply)
         sampler.after_round.append(auto.tick_quietly)
         return cls(
@@ -91,7 +91,7 @@ class PowerServices:
             sampler=sampler,
             planner=planner,
             apply=apply,
-            hosts=HostPowerTasks(hosts, switch, apply),
+            hosts=HostPowerTasks(hosts, switch, apply, db),
             auto=auto,
             placement=InitialPlacement(planner),
             status=PowerStatusView(db, hosts, cluster, config, sampler, apply),

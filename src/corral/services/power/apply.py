@@ -7,6 +7,11 @@ through the migration service (each its own ``vm.migrate`` task, with its checks
 machine), then put emptied hosts in standby. Every intermediate state of a plan keeps the
 limits, so a failure stops the plan where it is: nothing is undone, nothing is overcommitted,
 and the task's error says which step failed and why.
+
+Taken over from an instance that stopped (:meth:`PowerApply.resume`): the host it was
+switching, if any (stored in the task's result before the driver is asked), is resolved as a
+taken-over ``host power-on|power-off`` is; the plan stops there and the task fails saying so.
+A plan is not carried on blindly: ``power apply`` again plans from the cluster as it is then.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from corral.model.placement import Migration, Plan
 from corral.model.power import PowerPlan
 from corral.model.task import TaskInfo, TaskState
 from corral.placement import stale_reasons
+from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.migrations import VmMigration
 from corral.services.power.plan import PowerPlanner
 from corral.services.power.switch import HostSwitch
 from corral.services.principal import Principal
+from corral.services.task_principal import principal_of
 from corral.services.tasks import TaskBody, TaskContext, TaskService
 
 KIND = "power.apply"
@@ -42,7 +49,9 @@ class PowerApply:
         migration: VmMigration,
         tasks: TaskService,
         audit: AuditService,
+        db: Db,
     ) -> None:
+        self._db = db
         self._planner = planner
         self._switch = switch
         self._migration = migration
@@ -93,6 +102,52 @@ class PowerApply:
             self.running = None
             raise
 
+    async def resume_alone(self, task: TaskInfo, body: TaskBody) -> None:
+        """Go on with a power task another instance left, as the power task running here."""
+
+        async def alone(ctx: TaskContext) -> dict[str, Any] | None:
+            mine = self.running is None
+            self.running = ctx.id if mine else self.running
+            try:
+                return await body(ctx)
+            finally:
+                if mine:
+                    self.running = None
+
+        await self._tasks.resume(task, alone)
+
+    async def resume(self, task: TaskInfo) -> None:
+        """Settle a plan another instance was carrying out (see the module)."""
+        switching = (task.result or {}).get("switching") or {}
+        principal = await principal_of(self._db, task.created_by)
+        host, to = switching.get("host"), switching.get("to")
+
+        async def settle(ctx: TaskContext) -> dict[str, Any]:
+            def report(text: str) -> None:
+                ctx.report(phase=text)
+
+            note = "it was switching no host"
+            if host and to == "on":
+                await self._switch.finish_wake(principal, host, report)
+                note = f"host {host}, which it was waking, is on"
+            elif host and to == "off":
+                await self._switch.finish_standby(principal, host, task.created_at, report)
+                note = f"host {host}, which it was switching off, is in standby"
+            raise Conflict(
+                "the power plan was interrupted (the Corral instance carrying it out stopped) "
+                f"at: {task.phase or 'its start'}; {note}; the later steps were not done (a "
+                "migration it had started finishes as its own vm.migrate task). Check `corral "
+                "power status`, then run `corral power apply` again: it plans from the cluster "
+                "as it is now"
+            )
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            return await self._audit.outcome(
+                task.created_by, KIND, task.target, lambda: settle(ctx)
+            )
+
+        await self.resume_alone(task, body)
+
     async def _run(
         self, ctx: TaskContext, principal: Principal, reviewed: PowerPlan | None
     ) -> dict[str, Any]:
@@ -130,16 +185,19 @@ class PowerApply:
 
         for host in plan.wake:
             self._check_cancel(ctx, done)
+            await _switching(ctx, result, host, "on")
             await self._switch.wake(principal, host, report)
             result["woken"].append(host)
             done += 1
         for move in plan.migrations:
             self._check_cancel(ctx, done)
+            await _switching(ctx, result, None, None)
             report(f"moving {move.vm} from {move.source} to {move.target}")
             result["migrations"].append(await self._move(principal, move, f"{done + 1}/{total}"))
             done += 1
         for host in plan.standby:
             self._check_cancel(ctx, done)
+            await _switching(ctx, result, host, "off")
             await self._switch.standby(principal, host, report)
             result["standby"].append(host)
             done += 1
@@ -168,3 +226,11 @@ class PowerApply:
     def _check_cancel(ctx: TaskContext, done: int) -> None:
         if ctx.cancel_requested:
             raise Cancelled(f"cancelled by a user after {done} step(s); the rest was not done")
+
+
+async def _switching(
+    ctx: TaskContext, result: dict[str, Any], host: str | None, to: str | None
+) -> None:
+    """Store, before the driver is asked, which host the plan switches now (for a taker)."""
+    ctx.report(result={**result, "switching": {"host": host, "to": to} if host else None})
+    await ctx.settle()

@@ -6,6 +6,11 @@ failure and nothing is placed on it meanwhile. If the driver refuses or does not
 host is marked as it really is: still answering libvirt → not in standby. Waking, the flag
 goes only once libvirt answers again. A host is switched off only when libvirt lists no
 domain on it at all: a VM is never stranded.
+
+Taken over from an instance that stopped (``finish_wake``, ``finish_standby``): a wake asks the
+driver again (switching on a host that is on changes nothing); a power-off never does — the
+first request may still be under way — it waits out what is left of the time for the host to
+go down, and otherwise marks the host as it is and fails.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from corral.errors import Conflict, CorralError, OperationTimeout, PowerDriverFailed
 from corral.model.power import PowerState
@@ -117,6 +123,45 @@ class HostSwitch:
             raise
         await self._audit.record(principal.user, "host.power_off", name, "ok", f"via {driver.kind}")
 
+    async def finish_wake(self, principal: Principal, name: str, report: Report = _quiet) -> None:
+        """A wake another instance began (see the module)."""
+        if self._hosts.get(name).connected:
+            await self._hosts.set_standby(name, False)
+            await self._audit.record(principal.user, "host.power_on", name, "ok", "it was on")
+            return
+        await self.wake(principal, name, report)
+
+    async def finish_standby(
+        self, principal: Principal, name: str, since: datetime, report: Report = _quiet
+    ) -> None:
+        """A power-off another instance began at ``since`` (see the module)."""
+        interrupted = (
+            f"the power-off of host {name} was interrupted (the Corral instance doing it stopped)"
+        )
+        if not await self._hosts.standby_recorded(name):
+            raise Conflict(
+                f"{interrupted} before its driver was asked: nothing was switched, the host "
+                f"runs as before; run `corral host power-off {name}` again"
+            )
+        host = self._hosts.get(name)
+        left = self.off_timeout_s - (datetime.now(UTC) - _aware(since)).total_seconds()
+        report(f"waiting for {name} to go down (taken over from a stopped Corral instance)")
+        down = await self._until(lambda: not host.connected, max(0.0, left))
+        driver = await self._config.driver(name)
+        if down and driver is not None and driver.kind == "ipmi":
+            down = await self._status(driver) is not PowerState.ON
+        if down:
+            await self._audit.record(principal.user, "host.power_off", name, "ok", "went down")
+            return
+        state = await self._settle(name)
+        message = (
+            f"{interrupted} and the host did not go down: it is {state}, its VMs were not "
+            f"touched; check its driver (`corral host power {name}`) and run `corral host "
+            f"power-off {name}` again"
+        )
+        await self._audit.record(principal.user, "host.power_off", name, f"error: {message}")
+        raise OperationTimeout(message)
+
     async def _settle(self, name: str) -> str:
         """Mark the host as it really is after a failure; returns how it is, in words."""
         if self._hosts.get(name).connected:
@@ -138,3 +183,7 @@ class HostSwitch:
                 return False
             await asyncio.sleep(POLL_S)
         return True
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)

@@ -1,0 +1,174 @@
+"""Host and power tasks a dead instance left are resolved from the real state by their kind's
+resumer, on libvirt's test:///default host: finished where the work was done, failed with
+what to check and re-run where it was not, and never done twice.
+
+The dead instance is a task row whose owner no longer renews its lease (the processes and
+``kill -9`` are in tests/integration/api/test_instances_takeover.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from corral import store
+from corral.model.task import TaskInfo, TaskState
+from corral.store.coltypes import utcnow
+from corral.testbed.guest_domains import wait_until
+from tests.unit.api.conftest import Api, api
+
+__all__ = ["api"]  # fixtures
+
+DEAD = "dead0000dead0000"
+HOST = "test"
+
+
+def _left_by_dead(
+    api: Api,
+    kind: str,
+    target: str,
+    params: dict[str, Any] | None = None,
+    *,
+    result: dict[str, Any] | None = None,
+    age_s: float = 0,
+    owner: str = DEAD,
+    lease_s: float = -1,
+) -> str:
+    """A running task whose instance died (its lease ran out), begun ``age_s`` ago."""
+
+    def make(s: Any) -> str:
+        info = store.create_task(
+            s, kind=kind, target=target, created_by="admin", owner=owner,
+            lease=timedelta(seconds=lease_s), params=params,
+        )  # fmt: skip
+        store.update_task(s, info.id, state=TaskState.RUNNING, result=result)
+        s.execute(
+            update(store.Task)
+            .where(store.Task.id == info.id)
+            .values(created_at=utcnow() - timedelta(seconds=age_s))
+        )
+        return info.id
+
+    return api.services.db.sync(make)
+
+
+def _finished(api: Api, task_id: str) -> TaskInfo:
+    def done() -> TaskInfo | None:
+        task = api.services.db.sync(lambda s: store.get_task(s, task_id))
+        return task if task.state.finished else None
+
+    return wait_until(done, 20, f"task {task_id} to be taken over", interval=0.1)
+
+
+def _host(api: Api) -> dict[str, Any]:
+    answer = api.client.get(f"/api/v1/hosts/{HOST}", headers=api.headers())
+    assert answer.status_code == 200, answer.text
+    host: dict[str, Any] = answer.json()
+    return host
+
+
+def _recorded_standby(api: Api, standby: bool) -> None:
+    """What another instance recorded (the database, not this instance's memory)."""
+    api.services.db.sync(lambda s: store.set_standby(s, HOST, standby))
+
+
+def _audited(api: Api, action: str) -> list[str]:
+    entries = api.client.get(
+        "/api/v1/audit", params={"action": action, "limit": 5}, headers=api.headers()
+    ).json()["items"]
+    return [e["outcome"] for e in entries if e["target"] in (HOST, "cluster")]
+
+
+def test_an_enrollment_is_done_if_the_host_was_recorded_else_failed_to_run_again(
+    api: Api,
+) -> None:
+    lost = _finished(api, _left_by_dead(api, "host.enroll", "rs-never"))
+    assert lost.state is TaskState.FAILED and lost.attempt == 2
+    assert "before the host was recorded: Corral recorded nothing" in (lost.error or "")
+    assert "run `corral host enroll rs-never …` again" in (lost.error or "")
+    assert api.client.get("/api/v1/hosts/rs-never", headers=api.headers()).status_code == 404
+    # Recorded is the last step: the dead instance had finished the enrollment's work.
+    done = _finished(api, _left_by_dead(api, "host.enroll", HOST))
+    assert done.state is TaskState.SUCCEEDED, done.error
+    assert done.result is not None and done.result["resumed"] is True
+    assert done.result["host"] == HOST and done.result["uri"] == "test:///default"
+
+
+def test_a_rotation_not_confirmed_fails_saying_the_host_restores_its_certificates(
+    api: Api,
+) -> None:
+    lost = _finished(api, _left_by_dead(api, "host.rotate-certs", HOST))
+    assert lost.state is TaskState.FAILED
+    assert "before the new certificates were confirmed" in (lost.error or "")
+    assert f"run `corral host rotate-certs {HOST}` again" in (lost.error or "")
+    assert _audited(api, "host.rotate-certs")[0].startswith("error: the certificate rotation")
+
+
+def test_a_power_off_is_never_asked_twice_and_the_host_is_marked_as_it_is(api: Api) -> None:
+    # Standby is recorded before the driver is asked: without it, nothing was switched.
+    early = _finished(api, _left_by_dead(api, "host.power_off", HOST))
+    assert early.state is TaskState.FAILED
+    assert "before its driver was asked: nothing was switched" in (early.error or "")
+    # Recorded, and its time is up, but the host still answers libvirt: not in standby.
+    _recorded_standby(api, True)
+    late = _finished(api, _left_by_dead(api, "host.power_off", HOST, age_s=3600))
+    assert late.state is TaskState.FAILED
+    assert "did not go down: it is running and connected" in (late.error or "")
+    assert "run `corral host power-off test` again" in (late.error or "")
+    assert _host(api)["standby"] is False
+
+
+def test_a_power_on_is_done_once_the_host_answers(api: Api) -> None:
+    _recorded_standby(api, True)
+    done = _finished(api, _left_by_dead(api, "host.power_on", HOST))
+    assert done.state is TaskState.SUCCEEDED, done.error
+    assert done.result == {"host": HOST, "standby": False, "resumed": True}
+    assert _host(api)["standby"] is False
+    assert _audited(api, "host.power_on")[0] == "ok"
+
+
+def test_a_power_plan_settles_the_host_it_was_switching_and_stops(api: Api) -> None:
+    _recorded_standby(api, True)
+    switching = {"woken": [], "switching": {"host": HOST, "to": "on"}}
+    stopped = _finished(api, _left_by_dead(api, "power.apply", "cluster", result=switching))
+    assert stopped.state is TaskState.FAILED
+    error = stopped.error or ""
+    assert "the power plan was interrupted" in error, error
+    assert f"host {HOST}, which it was waking, is on" in error
+    assert "run `corral power apply` again" in error
+    assert _host(api)["standby"] is False
+    assert api.services.power.apply.running is None  # the next plan may run
+
+
+def test_an_evacuation_goes_on_with_the_vms_still_on_the_host(api: Api) -> None:
+    h = api.headers()
+    spec = {"name": "rs-evac", "disks": [{"size_gib": 1}], "nics": [], "start": True}
+    assert api.client.post("/api/v1/vms", json=spec, headers=h).status_code == 201
+    try:
+        # A move of it the dead instance had started, still running (another instance holds it).
+        move = _left_by_dead(api, "vm.migrate", "rs-evac", owner="alive000alive000", lease_s=60)
+        evacuation = _left_by_dead(api, "host.evacuate", HOST, {"template": None})
+        _running_phase(api, evacuation, lambda phase: f"move of rs-evac (task {move})" in phase)
+        api.services.db.sync(
+            lambda s: store.update_task(s, move, state=TaskState.FAILED, error="no room")
+        )
+        ended = _finished(api, evacuation)
+        # It did not move what had moved, and went on with what is still there.
+        assert ended.state is TaskState.FAILED and ended.attempt == 2
+        assert "in maintenance but not empty" in (ended.error or "")
+        assert "rs-evac: no host can take VM rs-evac" in (ended.error or ""), ended.error
+        assert _host(api)["maintenance"] is True
+    finally:
+        api.client.put(f"/api/v1/hosts/{HOST}/maintenance", json={"enabled": False}, headers=h)
+        api.client.post("/api/v1/vms/rs-evac/stop", json={"force": True}, headers=h)
+        api.client.delete("/api/v1/vms/rs-evac", headers=h)
+
+
+def _running_phase(api: Api, task_id: str, wanted: Callable[[str], bool]) -> None:
+    def seen() -> bool:
+        task = api.services.db.sync(lambda s: store.get_task(s, task_id))
+        return task.attempt == 2 and wanted(task.phase)
+
+    wait_until(seen, 20, f"task {task_id} to be resumed", interval=0.1)
