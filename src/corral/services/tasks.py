@@ -151,6 +151,13 @@ INTERRUPTED = (
 )
 
 
+#: A task that does not survive a restart (``survives_restart``), stopped by its instance's.
+SHUT_DOWN = (
+    "stopped because the Corral instance running it shut down: check its target and run it "
+    "again if needed"
+)
+
+
 def _no_resumer(task: TaskInfo) -> str:
     return (
         f"interrupted by a restart of the Corral manager or the loss of the instance running it; "
@@ -308,7 +315,8 @@ class TaskService:
                 log.info("task %s left running for another instance", task_id)
                 await context.settle()
                 return
-            await self._finish(context, TaskState.CANCELLED, error="cancelled by a user")
+            why = SHUT_DOWN if context.shutting_down else "cancelled by a user"
+            await self._finish(context, TaskState.CANCELLED, error=why)
         except CorralError as exc:
             await self._finish(context, TaskState.FAILED, error=exc.message)
         except Exception as exc:  # top level of a task: record, never lose the error

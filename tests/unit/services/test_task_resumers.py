@@ -7,6 +7,7 @@ The dead instance is a task row whose owner no longer renews its lease (the proc
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy import update
 
 from corral import store
 from corral.model.task import TaskInfo, TaskState
+from corral.services.principal import SYSTEM
+from corral.services.tasks import SHUT_DOWN, TaskContext
 from corral.store.coltypes import utcnow
 from corral.testbed.guest_domains import wait_until
 from tests.unit.api.conftest import Api, api
@@ -166,9 +169,39 @@ def test_an_evacuation_goes_on_with_the_vms_still_on_the_host(api: Api) -> None:
         api.client.delete("/api/v1/vms/rs-evac", headers=h)
 
 
-def _running_phase(api: Api, task_id: str, wanted: Callable[[str], bool]) -> None:
+def _running_phase(api: Api, task_id: str, wanted: Callable[[str], bool], attempt: int = 2) -> None:
     def seen() -> bool:
         task = api.services.db.sync(lambda s: store.get_task(s, task_id))
-        return task.attempt == 2 and wanted(task.phase)
+        return task.state is TaskState.RUNNING and task.attempt == attempt and wanted(task.phase)
 
     wait_until(seen, 20, f"task {task_id} to be resumed", interval=0.1)
+
+
+def test_a_shutdown_leaves_power_work_to_its_resumer_and_stops_the_rest_saying_so(
+    api: Api,
+) -> None:
+    """The instance shutting down (its tasks' bodies cancelled, as ``corral serve`` stopping
+    does): a power-on survives, its lease given up, and is taken over (here by this very
+    instance, still renewing) and resolved; a clone is stopped, not called a user's cancel."""
+    services = api.services
+    _recorded_standby(api, True)
+
+    async def forever(ctx: TaskContext) -> dict[str, Any]:
+        if ctx.id == waking.id:
+            ctx.survives_restart = True
+        await asyncio.Event().wait()
+        return {}
+
+    async def start(kind: str, target: str) -> TaskInfo:
+        return await services.tasks.start(kind, target, SYSTEM, forever)
+
+    assert api.client.portal is not None
+    waking = api.client.portal.call(start, "host.power_on", HOST)
+    cloning = api.client.portal.call(start, "vm.clone", "rs-clone")
+    _running_phase(api, cloning.id, lambda _: True, attempt=1)
+    api.client.portal.call(services.tasks.shutdown)
+    stopped = _finished(api, cloning.id)
+    assert stopped.state is TaskState.CANCELLED and stopped.error == SHUT_DOWN
+    woken = _finished(api, waking.id)
+    assert woken.state is TaskState.SUCCEEDED and woken.attempt == 2, woken.error
+    assert woken.result == {"host": HOST, "standby": False, "resumed": True}

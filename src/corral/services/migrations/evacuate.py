@@ -65,6 +65,8 @@ class HostEvacuation:
         self._busy.add(name)
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
+            # A restart of this instance leaves it to the next one (``resume``), as its moves.
+            ctx.survives_restart = True
             try:
                 return await self._audit.outcome(
                     principal.user, KIND, name, lambda: self._run(ctx, principal, name, template)
@@ -91,6 +93,7 @@ class HostEvacuation:
         self._busy.add(name)
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
+            ctx.survives_restart = True
             try:
                 return await self._audit.outcome(
                     task.created_by, KIND, name, lambda: self._go_on(ctx, principal, name, template)

@@ -91,6 +91,8 @@ class PowerApply:
 
         async def alone(ctx: TaskContext) -> dict[str, Any] | None:
             self.running = ctx.id
+            # A host half switched must be settled: a restart leaves it to ``resume``.
+            ctx.survives_restart = True
             try:
                 return await body(ctx)
             finally:
@@ -106,6 +108,7 @@ class PowerApply:
         """Go on with a power task another instance left, as the power task running here."""
 
         async def alone(ctx: TaskContext) -> dict[str, Any] | None:
+            ctx.survives_restart = True
             mine = self.running is None
             self.running = ctx.id if mine else self.running
             try:

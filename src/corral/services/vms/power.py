@@ -75,6 +75,7 @@ class VmPower(TaskUseCase):
             raise Conflict(f"VM {name!r} is already shut off")
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
+            ctx.survives_restart = True  # the guest was asked: the next instance waits it out
             async with self._locks.hold(name, "shutdown"):
                 forced = await self._audit.outcome(
                     principal.user,
@@ -99,6 +100,7 @@ class VmPower(TaskUseCase):
         _row, host, record = await self._inventory.record(name)
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
+            ctx.survives_restart = True
             async with self._locks.hold(name, "shutdown"):
                 forced = await self._audit.outcome(
                     task.created_by,
