@@ -26,3 +26,12 @@ class Db:
 
     async def __call__(self, fn: Callable[[Session], T]) -> T:
         return await asyncio.to_thread(self.sync, fn)
+
+    def read_sync(self, fn: Callable[[Session], T]) -> T:
+        with self.store.reading() as session:
+            return fn(session)
+
+    async def read(self, fn: Callable[[Session], T]) -> T:
+        """``fn(session)`` in a transaction that only reads (``Store.reading``): on SQLite it
+        neither waits for nor holds up writers. ``fn`` must not write."""
+        return await asyncio.to_thread(self.read_sync, fn)

@@ -36,7 +36,11 @@ class AuthService:
         self._login_token_days = login_token_days
 
     async def authenticate(self, secret: str) -> Principal:
-        found = await self._db(lambda s: store.authenticate_token(s, secret))
+        # Every request comes here: read without the write lock, and write only when the
+        # token's use is due to be recorded (once a minute).
+        found = await self._db.read(lambda s: store.authenticate_token(s, secret, record_use=False))
+        if found is not None and store.use_due(found[1]):
+            found = await self._db(lambda s: store.authenticate_token(s, secret))
         if found is None:
             raise AuthenticationRequired(
                 "the API token is unknown, revoked or expired: log in again with `corral login`"

@@ -140,14 +140,18 @@ class ClusterView:
             self._where.setdefault(uuid, set()).add(host)
             total.add(record, 1)
 
-    async def list_host(self, host: LibvirtHost) -> list[DomainRecord]:
+    async def list_host(self, host: LibvirtHost, *, sweep: bool = False) -> list[DomainRecord]:
         """``host``'s domains from libvirt (whole records), and into the view; what events
-        changed while the listing ran stays as they said."""
+        changed while the listing ran stays as they said. A ``sweep`` (the reconciler's
+        periodic pass) reads again only the domains whose name, state or size changed since
+        the view's records (libvirt's events keep the rest current); those it keeps have no
+        XML."""
         name = host.name
+        known = dict(self._records[name]) if sweep and self.listed(name) else None
         self._listings[name] = self._listings.get(name, 0) + 1
         changed = self._changed.setdefault(name, {})
         try:
-            records = await host.list_domains()
+            records = await host.list_domains(known)
         finally:
             self._listings[name] -= 1
             if not self._listings[name]:

@@ -100,7 +100,7 @@ class OperationLocks:
 
     async def busy_anywhere(self) -> dict[str, str]:
         """Every VM busy in the cluster, with its operation (one query, for a whole pass)."""
-        shared = await self._db(store.operation_locks) if self._db is not None else {}
+        shared = await self._db.read(store.operation_locks) if self._db is not None else {}
         return {**shared, **self._held}
 
     async def start(self, *, sole: bool = False) -> None:

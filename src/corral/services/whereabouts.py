@@ -159,7 +159,7 @@ class Whereabouts:
     async def resolve(self, uuid: str, also: Collection[str] = ()) -> Move | None:
         """After a libvirt event about ``uuid`` (from hosts ``also``): move its row if the
         domain now lives on another host."""
-        row = await self._db(lambda s: store.find_vm_by_uuid(s, uuid))
+        row = await self._db.read(lambda s: store.find_vm_by_uuid(s, uuid))
         if row is None:
             return None  # not in the inventory: the reconciler adopts it
         here = await self.state_on(row.host.name, uuid)

@@ -87,6 +87,7 @@ from corral.store.tokens import (
     live_token,
     revoke_token,
     token_info,
+    use_due,
 )
 from corral.store.users import (
     count_admins,
@@ -236,6 +237,7 @@ __all__ = [
     "update_task",
     "update_vm",
     "upgrade",
+    "use_due",
     "user_info",
     "vm_placements",
     "vm_samples",

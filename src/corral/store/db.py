@@ -46,10 +46,22 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+#: Execution option of the connections of :meth:`Store.reading` sessions.
+READ_ONLY = "corral_read_only"
+
+
 def _sqlite_begin(conn: Connection) -> None:
+    if conn.get_execution_options().get(READ_ONLY):
+        # A session that only reads needs no write lock: a deferred BEGIN reads a WAL snapshot
+        # while writers go on. query_only makes a write in it fail at once instead of taking
+        # the lock a deferred transaction cannot wait for (below).
+        conn.exec_driver_sql("PRAGMA query_only=ON")
+        conn.exec_driver_sql("BEGIN")
+        return
     # BEGIN IMMEDIATE takes the write lock up front. A deferred BEGIN that reads first and writes
     # later cannot wait for the lock (SQLite returns SQLITE_BUSY at once, ignoring busy_timeout,
     # because its snapshot may be stale), which surfaces as "database is locked" under load.
+    conn.exec_driver_sql("PRAGMA query_only=OFF")
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -68,7 +80,15 @@ def make_engine(url: str | URL) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # pre_ping: a PostgreSQL restart must not hand stale connections to the next request.
-    return create_engine(parsed, pool_pre_ping=True)
+    engine = create_engine(parsed, pool_pre_ping=True)
+    event.listen(engine, "begin", _postgresql_begin)
+    return engine
+
+
+def _postgresql_begin(conn: Connection) -> None:
+    # The same contract as on SQLite: a write in a session that said it only reads fails.
+    if conn.get_execution_options().get(READ_ONLY):
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 def alembic_config() -> Config:
@@ -107,6 +127,9 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @classmethod
     def from_url(cls, url: str | URL, *, migrate: bool = True) -> Store:
@@ -120,6 +143,15 @@ class Store:
     def session(self) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back if it raises."""
         with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it takes no write lock (so it neither waits
+        for writers nor makes them wait) and any write in it fails. Its reads see one snapshot,
+        which may be older than a write that commits meanwhile: for lists and checks that
+        re-read (or write under ``session``) before acting on what they saw."""
+        with self._readers() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

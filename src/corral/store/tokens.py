@@ -50,10 +50,11 @@ def create_token(
 
 
 def authenticate_token(
-    session: Session, secret: str, *, now: datetime | None = None
+    session: Session, secret: str, *, now: datetime | None = None, record_use: bool = True
 ) -> tuple[User, ApiToken] | None:
     """The (user, token) that ``secret`` belongs to, or None if it is unknown, revoked, expired
-    or its user is disabled. Records the use (at most once a minute).
+    or its user is disabled. Records the use (at most once a minute) unless not
+    ``record_use`` (a session that only reads: see :func:`use_due`).
 
     Looking up by hash is safe against timing attacks: the compared value is a SHA-256 of the
     caller's input, which they cannot steer towards a stored hash byte by byte.
@@ -65,10 +66,16 @@ def authenticate_token(
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+    if record_use and use_due(token, now):
         token.last_used_at = now
         session.flush()
     return token.user, token
+
+
+def use_due(token: ApiToken, now: datetime | None = None) -> bool:
+    """Whether ``token``'s use is to be recorded (last recorded a minute ago or more)."""
+    last = token.last_used_at
+    return last is None or (now or utcnow()) - last >= LAST_USED_RESOLUTION
 
 
 def get_token(session: Session, token_id: str) -> ApiToken:

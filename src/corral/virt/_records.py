@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import posixpath
 import time
 
@@ -171,6 +172,29 @@ def domain_record(dom: libvirt.virDomain, started_at: dict[str, float]) -> Domai
         cpu=cpu_info(domain),
         next_start=_next_start(domain, next_boot, int(vcpus), memory_mib) if next_boot else None,
         inactive_xml=inactive_xml,
+    )
+
+
+def still(
+    dom: libvirt.virDomain, known: DomainRecord, started_at: dict[str, float]
+) -> DomainRecord | None:
+    """``known`` brought up to date from ``dom``'s cheap counters (no XML read, no parse), or
+    None when its name, state, vCPUs or memory differ and the whole record must be read again.
+    Definition changes come with libvirt's ``defined`` event, which re-reads the domain."""
+    state_code, _max_kib, memory_kib, vcpus, cpu_time_ns = dom.info()
+    state = _STATES.get(state_code, VmState.UNKNOWN)
+    memory_mib = int(memory_kib) // 1024
+    if (state, int(vcpus), memory_mib) != (known.state, known.vcpus, known.memory_mib):
+        return None
+    if dom.name() != known.name:
+        return None
+    if known.cpu_time_s is None:
+        return known  # not running: no counters move
+    start = started_at.get(known.uuid)
+    return dataclasses.replace(
+        known,
+        cpu_time_s=cpu_time_ns / 1e9,
+        uptime_s=time.monotonic() - start if start is not None else None,
     )
 
 

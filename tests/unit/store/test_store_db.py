@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from corral.errors import InvalidRequest, NotFound
 from corral.model.task import TaskState
@@ -26,6 +26,7 @@ from corral.store import (
     create_task,
     get_host,
     get_vm,
+    list_hosts,
     make_engine,
     mark_vm_missing,
     upgrade,
@@ -228,3 +229,36 @@ def test_in_memory_sqlite_is_refused_with_advice() -> None:
     for url in ("sqlite://", "sqlite:///:memory:"):
         with pytest.raises(InvalidRequest, match="use a file"):
             make_engine(url)
+
+
+def test_a_reading_session_reads_and_refuses_writes(store: Store) -> None:
+    with store.session() as s:
+        add_host(s, name="h1", uri="test:///default")
+    with store.reading() as s:
+        assert get_host(s, "h1").uri == "test:///default"
+    with pytest.raises(DBAPIError, match=r"read-?only"), store.reading() as s:
+        add_host(s, name="h2", uri="test:///default")
+    with store.session() as s:  # the connection is back to writing for the next session
+        add_host(s, name="h2", uri="test:///default")
+        assert get_host(s, "h2").name == "h2"
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """A reading session takes no write lock: it reads while another connection holds it
+    (a writer's BEGIN IMMEDIATE would wait, then fail with "database is locked")."""
+    store = Store.from_url(f"sqlite:///{tmp_path / 'corral.db'}")
+    with store.session() as s:
+        add_host(s, name="h1", uri="test:///default")
+    try:
+        with store.session() as writer:
+            add_host(writer, name="h2", uri="test:///default")
+            with ThreadPoolExecutor(max_workers=1) as pool:
+
+                def read() -> list[str]:
+                    with store.reading() as s:
+                        return [h.name for h in list_hosts(s)]
+
+                # Uncommitted h2 is not seen; BEGIN IMMEDIATE would fail "locked" after 5 s.
+                assert pool.submit(read).result(timeout=30) == ["h1"]
+    finally:
+        store.dispose()

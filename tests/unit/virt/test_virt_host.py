@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 
 import libvirt
@@ -112,6 +113,30 @@ async def test_adopted_domain_is_listed_but_not_managed(host: LibvirtHost) -> No
     record = await host.get_domain("test")  # predefined by the test driver
     assert not record.corral_managed
     assert record.accelerator is None
+
+
+async def test_listing_with_known_records_reads_only_what_changed(
+    host: LibvirtHost, unique: str
+) -> None:
+    """A sweep's listing keeps the known record of a domain whose name, state and size are
+    unchanged (its XML is not read again), and reads again one whose state changed."""
+    record = await host.define_domain(VmSpec(name=f"known-{unique}", boot=KERNEL), [])
+    try:
+        marked = dataclasses.replace(record, description="as known", xml="")
+        listed = {r.uuid: r for r in await host.list_domains({record.uuid: marked})}
+        assert listed[record.uuid].description == "as known"  # kept, not re-read
+        assert listed["6695eb01-f6a4-8304-79aa-97f2502e193f"].name == "test"  # not known: read
+        await host.start(record.uuid)
+        listed = {r.uuid: r for r in await host.list_domains({record.uuid: marked})}
+        assert listed[record.uuid].state is VmState.RUNNING
+        assert listed[record.uuid].description == ""  # re-read: its state changed
+        running = dataclasses.replace(listed[record.uuid], description="as known")
+        again = {r.uuid: r for r in await host.list_domains({record.uuid: running})}
+        assert again[record.uuid].description == "as known"
+        assert again[record.uuid].cpu_time_s is not None  # counters refreshed
+    finally:
+        await host.destroy(record.uuid)
+        await host.undefine_domain(record.uuid)
 
 
 async def test_missing_domain_is_not_found(host: LibvirtHost) -> None:

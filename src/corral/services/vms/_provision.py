@@ -69,7 +69,7 @@ async def validate(
     """Every check that needs no change on the host. Returns the spec with its architecture,
     machine type and accelerator decided. ``drivers``: those of the storage domains (other
     than local) the disks use; ``users``: who uses the volumes disks take as they are."""
-    if await db(lambda s: store.find_vm(s, spec.name)) is not None:
+    if await db.read(lambda s: store.find_vm(s, spec.name)) is not None:
         raise Conflict(f"a VM named {spec.name!r} already exists; choose another name")
     try:
         await host.get_domain(spec.name)

@@ -104,7 +104,7 @@ class VmInventory:
         self._where = Whereabouts(db, hosts, self.view)
 
     async def row(self, name: str) -> Vm:
-        return await self.db(lambda s: store.get_vm(s, name))
+        return await self.db.read(lambda s: store.get_vm(s, name))
 
     async def locate(self, name: str) -> tuple[Vm, LibvirtHost]:
         row = await self.row(name)
@@ -167,7 +167,7 @@ class VmInventory:
         cluster view holds them (pages and counts), else listed from libvirt now."""
         if host_name is not None:
             self.hosts.get(host_name)
-        rows = await self.db(lambda s: store.list_vms(s, host=host_name))
+        rows = await self.db.read(lambda s: store.list_vms(s, host=host_name))
         records = await self._records(host_name, cached)
         every = host_name is None
         result = await self._joined(rows, records, keep_moved=every, every_host=every)

@@ -120,7 +120,7 @@ class VmListing:
         if query.host is not None:
             self._inventory.hosts.get(query.host)  # 404 for an unknown host
         mark = None if after is None else _store_mark(after, field)
-        rows = await self._inventory.db(
+        rows = await self._inventory.db.read(
             lambda s: store.page_vms(
                 s,
                 order=field,
