@@ -205,3 +205,16 @@ def test_a_shutdown_leaves_power_work_to_its_resumer_and_stops_the_rest_saying_s
     woken = _finished(api, waking.id)
     assert woken.state is TaskState.SUCCEEDED and woken.attempt == 2, woken.error
     assert woken.result == {"host": HOST, "standby": False, "resumed": True}
+
+
+def test_no_task_stays_running_without_a_resumer_or_with_a_broken_one(api: Api) -> None:
+    async def broken(task: TaskInfo) -> None:
+        raise KeyError("params")  # a resumer's bug: before, claimed again every few seconds
+
+    api.services.tasks.register_resumer("rs.broken", broken)
+    unknown = _finished(api, _left_by_dead(api, "rs.unknown", "rs-x"))
+    assert unknown.state is TaskState.FAILED
+    assert "a rs.unknown task cannot be resumed: check rs-x" in (unknown.error or "")
+    failed = _finished(api, _left_by_dead(api, "rs.broken", "rs-y"))
+    assert failed.state is TaskState.FAILED and failed.attempt == 2
+    assert "could not be resumed: internal error: 'params'" in (failed.error or "")
