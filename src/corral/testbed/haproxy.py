@@ -8,7 +8,10 @@ the same text without TLS on loopback, where Corral serves plain HTTP.
 
 from __future__ import annotations
 
+import csv
+import re
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -57,6 +60,26 @@ backend instances
 """
 
 
+_TEST_GLOBAL = """\
+global
+    stats socket {socket} mode 600
+    log stdout format raw local0
+"""
+_TEST_FRONTEND = """\
+frontend corral
+    log global
+    option httplog
+    option logasap
+    capture request header Last-Event-ID len 20
+"""
+
+#: A request's line in the ``option httplog`` format: ``corral instances/b … {31} "GET /p …"``.
+_LOG_LINE = re.compile(
+    r" corral instances/(?P<server>\S+) .*\{(?P<last_event_id>[^}]*)\} "
+    r'"[A-Z]+ (?P<path>[^ ?"]+)'
+)
+
+
 def haproxy_config(
     bind: str, servers: Sequence[tuple[str, str]], *, tls: bool = True, inter: str = "1s"
 ) -> str:
@@ -80,6 +103,12 @@ class HAProxy:
         self.url = f"http://127.0.0.1:{port}"
         # Checks every 200 ms: a test sees a dead instance leave the rotation quickly.
         text = haproxy_config(f"127.0.0.1:{port}", servers, tls=False, inter="200ms")
+        # Not in the README's text: a stats socket, so tests read which instance serves what,
+        # and a line per request (on stdout: the log file) once its answer begins, with the
+        # server it went to and the Last-Event-ID it named.
+        self.stats_socket = base_dir / "haproxy.sock"
+        text = text.replace("global\n", _TEST_GLOBAL.format(socket=self.stats_socket), 1)
+        text = text.replace("frontend corral\n", _TEST_FRONTEND, 1)
         self.config = base_dir / "haproxy.cfg"
         self.log_path = base_dir / "haproxy.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -104,6 +133,33 @@ class HAProxy:
                 pass
             time.sleep(0.1)
         raise OperationTimeout(f"haproxy did not serve within {timeout} s")
+
+    def current_sessions(self) -> dict[str, int]:
+        """Each server's current sessions (``scur`` of ``show stat``): requests HAProxy is
+        relaying to it right now, an open event stream among them."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stats:
+            stats.settimeout(5)
+            stats.connect(str(self.stats_socket))
+            stats.sendall(b"show stat\n")
+            chunks = []
+            while chunk := stats.recv(65536):
+                chunks.append(chunk)
+        lines = b"".join(chunks).decode().removeprefix("# ").splitlines()
+        return {
+            row["svname"]: int(row["scur"] or 0)
+            for row in csv.DictReader(lines)
+            if row["pxname"] == "instances" and row["svname"] not in ("FRONTEND", "BACKEND")
+        }
+
+    def requests(self, path: str) -> list[tuple[str, str]]:
+        """The requests for ``path`` so far: the server each went to and the Last-Event-ID it
+        named ("" if none), read from the log."""
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            parsed = _LOG_LINE.search(line)
+            if parsed and parsed["path"] == path:
+                found.append((parsed["server"], parsed["last_event_id"]))
+        return found
 
     def stop(self) -> None:
         if self._process is None:

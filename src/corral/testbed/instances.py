@@ -55,7 +55,9 @@ class Instances:
         shared_data = self.servers[0].env["CORRAL_DATA_DIR"]
         for server in self.servers[1:]:
             server.env["CORRAL_DATA_DIR"] = shared_data
-        backends = [(n, f"127.0.0.1:{s.port}") for n, s in zip(names, self.servers, strict=True)]
+        #: HAProxy's name for each instance's server line.
+        self.by_name = dict(zip(names, self.servers, strict=True))
+        backends = [(n, f"127.0.0.1:{s.port}") for n, s in self.by_name.items()]
         self.lb = HAProxy(base_dir / "haproxy", free_port(), backends)
 
     @property

@@ -5,7 +5,10 @@ and event streams keep working through the load balancer.
 The short version of ``bench/failover.py`` (one kill, four tasks). "Exactly once" is read from
 libvirt and the audit log, not from the tasks table: each VM's QEMU log (libvirt writes a
 ``starting up`` line per QEMU process it starts, a ``shutting down`` line per stop) and the
-audit entries per VM."""
+audit entries per VM.
+
+Then an open browser page (Debian's Chromium) through the same balancer survives the kill of the
+instance serving its event stream: it resumes with Last-Event-ID through another instance."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any
 import httpx
 import libvirt
 import pytest
+from playwright.sync_api import Browser, Route, expect, sync_playwright
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
@@ -28,6 +32,7 @@ from corral.testbed.guest_domains import wait_until
 from corral.testbed.instances import Instances
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.testbed.qemu_log import qemu_runs
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, log_in
 from tests.postgres import PgAdmin, fresh_pg_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -246,3 +251,143 @@ def _assert_finished_once(
         assert name not in conn.listDefinedDomains()
         assert not private_libvirtd.host_path(f"/var/log/libvirt/qemu/{name}.log").exists()
         assert [v for v in pool.listVolumes() if v.startswith(name)] == []
+
+
+# -- an open browser page through the load balancer ----------------------------------------------
+
+PAGE_VM = "fo-page"
+MARK_VM = "fo-mark"
+
+# Beside app.js's own listeners: every event the page's stream delivers ([topic, id]), and a
+# marker a reload would wipe.
+_RECORD = """() => {
+  window.__events = [];
+  window.__notReloaded = true;
+  for (const topic of ["vm", "task", "host", "power", "reload"]) {
+    window.corral.liveSource.addEventListener(
+      topic, (e) => window.__events.push([topic, e.lastEventId]));
+  }
+}"""
+
+
+def test_an_open_page_keeps_working_when_its_streams_instance_is_killed(
+    cluster: Instances,
+) -> None:
+    """A logged-in VM page through HAProxy; ``kill -9`` of the instance serving its event stream
+    (read from HAProxy's stats); the browser reconnects by itself with ``Last-Event-ID`` through
+    the load balancer, is sent the change made while it was away by another instance, and the
+    page's next click works."""
+    with cluster.client() as lb:
+        for name in (PAGE_VM, MARK_VM):
+            lb.delete(f"/vms/{name}")  # a rerun after a failure starts clean
+        made = lb.post("/vms", json={**deaf_vm(PAGE_VM), "start": False})
+        assert made.status_code == 201, made.text
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+                )
+                try:
+                    _page_through_a_kill(cluster, lb, browser)
+                finally:
+                    browser.close()
+        finally:
+            lb.post(f"/vms/{PAGE_VM}/stop")
+            for name in (PAGE_VM, MARK_VM):
+                lb.delete(f"/vms/{name}")
+
+
+def _page_through_a_kill(cluster: Instances, lb: httpx.Client, browser: Browser) -> None:
+    context = browser.new_context(base_url=cluster.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    log_in(page, "admin", cluster.servers[0].admin_password)
+    page.goto(f"/vms/{PAGE_VM}")
+    state = page.locator("[data-testid=vm-state]").first
+    expect(state).to_have_text("shutoff")
+    page.evaluate(_RECORD)
+    # An event the page has seen before the kill: the id it will name when it reconnects.
+    made = lb.post("/vms", json={**deaf_vm(MARK_VM), "start": False})
+    assert made.status_code == 201, made.text
+    wait_until(lambda: page.evaluate("() => window.__events.length") > 0, 30, "an event")
+    victim = _stream_server(cluster)
+
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:  # the reconnection waits until released
+        held.append(route)
+
+    page.route("**/api/v1/events", hold)
+    victim.kill()
+    killed = time.monotonic()
+    while not held:
+        assert time.monotonic() < killed + 30, "the page did not reconnect its event stream"
+        page.wait_for_timeout(100)  # lets Playwright deliver the request to the handler
+    reconnected = time.monotonic()
+    seen = page.evaluate("() => window.__events.at(-1)[1]")  # the last before the kill
+
+    # Changed while the page is away, through another instance.
+    started = lb.post(f"/vms/{PAGE_VM}/start")
+    assert started.status_code == 200, started.text
+    # Read straight from a live instance: through HAProxy it would be logged like the page's.
+    with next(s for s in cluster.servers if s.running).client() as direct:
+        logged = _logged_event(direct, seen, PAGE_VM, "started")
+    held[0].continue_()
+    page.unroute("**/api/v1/events")
+    released = time.monotonic()
+
+    expect(state).to_have_text("running")
+    shown = time.monotonic()
+    print(
+        f"kill -9 at 0: the page reconnected at {reconnected - killed:.2f} s, was held while "
+        f"the VM started ({released - reconnected:.2f} s), showed it {shown - released:.2f} s "
+        "after release"
+    )
+    events = page.evaluate("() => window.__events")
+    assert [t for t, _ in events].count("reload") == 0, events  # replayed, not a reload
+    assert ["vm", str(logged)] in events, events
+    assert page.evaluate("() => window.__notReloaded") is True
+    # HAProxy's log: the browser named the last event it had, and another instance answered.
+    resumed = [s for s, last in cluster.lb.requests("/api/v1/events") if last == seen]
+    assert len(resumed) == 1 and cluster.by_name[resumed[0]] is not victim, resumed
+    assert _stream_server(cluster) is cluster.by_name[resumed[0]]
+
+    # The page's next action works: a click that calls Corral through the load balancer.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("[data-testid=action-stop]")
+    expect(state).to_have_text("shutoff")
+    assert lb.get(f"/vms/{PAGE_VM}").json()["state"] == "shutoff"
+    context.close()
+
+
+def _stream_server(cluster: Instances) -> CorralServer:
+    """The instance HAProxy relays the page's event stream to: once the page is idle (its other
+    requests answered) the only server with a session open."""
+
+    def one_open() -> CorralServer | None:
+        sessions = cluster.lb.current_sessions()
+        busy = [name for name, count in sessions.items() if count]
+        return cluster.by_name[busy[0]] if sum(sessions.values()) == 1 else None
+
+    return wait_until(one_open, 30, "one session open through HAProxy: the page's stream")
+
+
+def _logged_event(client: httpx.Client, after: str, vm: str, kind: str) -> int:
+    """The id of the cluster's first event ``kind`` of ``vm`` after id ``after``, read as a
+    client reconnecting with Last-Event-ID reads it: it is in the shared event log."""
+    request = client.build_request(
+        "GET", "/events", headers={"Last-Event-ID": after}, timeout=httpx.Timeout(30, read=30)
+    )
+    response = client.send(request, stream=True)
+    try:
+        event_id = 0
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                event_id = int(line.removeprefix("id: "))
+            elif line.startswith("data: "):
+                data = json.loads(line.removeprefix("data: "))
+                if data.get("kind") == kind and data.get("name") == vm:
+                    return event_id
+        raise AssertionError(f"the stream ended before {kind} of {vm}")
+    finally:
+        response.close()
