@@ -11,6 +11,7 @@
     ├── OperationTimeout             e.g. graceful shutdown did not finish in time             (504)
     ├── Cancelled                    a task was cancelled by a user                            (409)
     ├── RateLimited                  too many attempts (failed logins)                         (429)
+    ├── DatabaseUnavailable          the database cannot be reached or used right now          (503)
     └── HostError                    libvirt or the host failed (converted in ``corral.virt``) (502)
         ├── HostUnreachable          the host connection is down                               (503)
         ├── PowerDriverFailed        a host's power driver (BMC, Wake-on-LAN, suspend, SSH)
@@ -85,6 +86,11 @@ class Cancelled(CorralError):
 
 class RateLimited(CorralError):
     """Too many attempts in a short time; the message says how long to wait."""
+
+
+class DatabaseUnavailable(CorralError):
+    """The database is unreachable (PostgreSQL down, connection lost) or cannot be used
+    (SQLite locked by another writer for too long, read-only): nothing was done; try again."""
 
 
 class HostError(CorralError):

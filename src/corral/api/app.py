@@ -8,7 +8,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import corral
@@ -38,6 +39,7 @@ from corral.api.starting import StartingGate, Startup
 from corral.api.unread_body import CloseUnreadBody
 from corral.config import Settings, load_settings
 from corral.errors import CorralError
+from corral.services._db import RETRY_AFTER_S
 from corral.services.runtime import Services
 from corral.web import api_docs
 from corral.web.assets import default_node_modules, mount_assets
@@ -132,9 +134,16 @@ def create_app(
     _install_middleware(app, configured, startup)
     _include_routes(app)
 
-    @app.get("/healthz", tags=["meta"], name="healthz")
-    async def healthz() -> dict[str, str]:
-        # Answered by the starting gate until the start is done.
+    @app.get("/healthz", tags=["meta"], name="healthz", response_model=None)
+    async def healthz(request: Request) -> dict[str, str] | JSONResponse:
+        # Answered by the starting gate until the start is done. Ready but without its
+        # database, an instance can do nothing: 503, so a load balancer routes elsewhere.
+        services: Services = request.app.state.services
+        reason = await services.db.health()
+        if reason is not None:
+            body = {"status": "unhealthy", "state": "ready", "detail": reason}
+            headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+            return JSONResponse(body, status_code=503, headers=headers)
         return {"status": "ok", "state": "ready"}
 
     return app

@@ -10,11 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral import errors
 from corral.api.route_table import allowed_methods
 from corral.http.validation import validation_items
+from corral.services._db import RETRY_AFTER_S, unavailable_reason
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ _STATUS: list[tuple[type[errors.CorralError], int, str]] = [
     (errors.OperationTimeout, 504, "Operation timed out"),
     (errors.Cancelled, 409, "Cancelled"),
     (errors.RateLimited, 429, "Too many requests"),
+    (errors.DatabaseUnavailable, 503, "Database unavailable"),
     (errors.HostUnreachable, 503, "Host unreachable"),
     (errors.HostError, 502, "Host error"),
 ]
@@ -76,14 +79,31 @@ def install_handlers(app: FastAPI, page_error: PageError | None = None) -> None:
 
     def answer(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
         if page_error is not None and not request.url.path.startswith(_API_PREFIXES):
-            return page_error(request, status, title, detail)
-        return problem(status, title, detail, **extra)
+            page = page_error(request, status, title, detail)
+            if status == 503:
+                page.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return page
+        # A 503 (the database or a host away) passes: the client may try again shortly.
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+        return problem(status, title, detail, headers=headers, **extra)
 
     @app.exception_handler(errors.CorralError)
     async def _corral(request: Request, exc: errors.CorralError) -> Response:
         status, title = status_for(exc)
         request.state.problem_detail = exc.message
         return answer(request, status, title, exc.message)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> Response:
+        # Work that used a session directly rather than through ``Db``: the same 503 when the
+        # database is away; anything else is a bug (500, logged), never the driver's words.
+        reason = unavailable_reason(exc)
+        if reason is None:
+            log.exception("unhandled database error", exc_info=exc)
+            return answer(request, 500, "Internal error", "internal error; see the server log")
+        log.warning("%s (%s %s)", reason, request.method, request.url.path)
+        request.state.problem_detail = reason
+        return answer(request, 503, "Database unavailable", reason)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from corral import store
-from corral.errors import CorralError
+from corral.errors import CorralError, DatabaseUnavailable
 from corral.model.auth import AuditEntry
 from corral.model.cursor import after_of, page_cursor, query_digest, refused, rest_of
 from corral.model.page import Page
@@ -16,6 +17,9 @@ from corral.services._db import Db
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: How often an audit entry for finished work tries again while the database is away.
+_RETRY_S = 1.0
 
 
 def printable(text: str) -> str:
@@ -58,10 +62,22 @@ class AuditService:
         try:
             result = await op()
         except CorralError as exc:
-            await self.record(user, action, target, f"error: {exc.message}")
+            await self._record_once_stored(user, action, target, f"error: {exc.message}")
             raise
-        await self.record(user, action, target, "ok")
+        await self._record_once_stored(user, action, target, "ok")
         return result
+
+    async def _record_once_stored(self, user: str, action: str, target: str, outcome: str) -> None:
+        # The work is done: with the database away, its entry waits for it to come back (the
+        # task waits with it, and is cancelled if another instance takes it over meanwhile)
+        # rather than failing work that succeeded.
+        while True:
+            try:
+                await self.record(user, action, target, outcome)
+                return
+            except DatabaseUnavailable as exc:
+                log.warning("audit entry for %s %s waits for the database: %s", action, target, exc)
+                await asyncio.sleep(_RETRY_S)
 
     async def list_entries(
         self, limit: int = 100, user: str | None = None, action: str | None = None

@@ -21,6 +21,7 @@ import psycopg
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from corral.errors import DatabaseUnavailable
 from corral.services._background import BackgroundTask
 from corral.services._db import Db
 from corral.services.events import Event, EventBus
@@ -109,7 +110,7 @@ class PgEventBridge:
             try:
                 await self._db(append)
                 return
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, DatabaseUnavailable) as exc:
                 log.warning("event log: %s; retrying in %g s", exc, RETRY_S)
                 await asyncio.sleep(RETRY_S)
 
@@ -134,7 +135,7 @@ class PgEventBridge:
                         log.warning("event listener: not an event notice: %.80r", payload)
                         continue
                     await self._notified(notice)
-            except (psycopg.Error, SQLAlchemyError, OSError) as exc:
+            except (psycopg.Error, SQLAlchemyError, DatabaseUnavailable, OSError) as exc:
                 log.warning("event listener lost PostgreSQL (%s); reconnecting", exc)
                 await asyncio.sleep(RETRY_S)
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from corral import store
-from corral.errors import Cancelled, Conflict, CorralError
+from corral.errors import Cancelled, Conflict, CorralError, DatabaseUnavailable
 from corral.model.cursor import SortKey, after_of, page_cursor, query_digest, refused, rest_of
 from corral.model.page import Page
 from corral.model.task import TaskInfo, TaskState
@@ -44,6 +44,8 @@ _PROGRESS_INTERVAL_S = 0.25
 #: How long a task's lease lasts; its owner renews it every second (task_leases).
 LEASE_S = 3.0
 _CANCEL_GRACE_S = 10.0
+#: How often a finished task tries again to store its outcome while the database is away.
+_FINISH_RETRY_S = 1.0
 
 
 async def _finished_within(runner: asyncio.Task[None], seconds: float) -> bool:
@@ -329,10 +331,21 @@ class TaskService:
         # Progress still being written must land before the final state, not after it.
         await context.settle()
         task_id = context.id
-        try:
-            await self.update(task_id, state=state, attempt=context.attempt, **fields)
-        except Conflict as exc:
-            log.info("task %s not finished here: %s", task_id, exc.message)
+        while True:
+            try:
+                await self.update(task_id, state=state, attempt=context.attempt, **fields)
+                return
+            except Conflict as exc:
+                log.info("task %s not finished here: %s", task_id, exc.message)
+                return
+            except DatabaseUnavailable:
+                # The outcome must not be lost: the task stays held (its lease renewed once
+                # the database is back) until it is stored. Had another instance taken it
+                # over meanwhile, the renewal finds out and cancels this (``lost``).
+                if context.shutting_down:
+                    log.warning("task %s: outcome not stored, the database is away", task_id)
+                    return
+                await asyncio.sleep(_FINISH_RETRY_S)
 
     async def get(self, task_id: str) -> TaskInfo:
         return await self._db(lambda s: store.get_task(s, task_id))

@@ -23,6 +23,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: Milliseconds a SQLite connection waits for another writer before failing with "locked".
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: Seconds a new PostgreSQL connection may take: a server that went silent fails requests
+#: (503) in bounded time instead of holding their worker threads for minutes.
+PG_CONNECT_TIMEOUT_S = 5
 
 
 def _normalise_url(url: str | URL) -> URL:
@@ -80,7 +83,8 @@ def make_engine(url: str | URL) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # pre_ping: a PostgreSQL restart must not hand stale connections to the next request.
-    engine = create_engine(parsed, pool_pre_ping=True)
+    args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+    engine = create_engine(parsed, pool_pre_ping=True, connect_args=args)
     event.listen(engine, "begin", _postgresql_begin)
     return engine
 

@@ -6,11 +6,14 @@ The same rules against a real ``corral serve`` (uvicorn, memory measured) are in
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from starlette.websockets import WebSocketDisconnect
 
 from corral.api.app import create_app
@@ -208,3 +211,29 @@ def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
         Settings(data_dir=tmp_path, trusted_proxies=["*"])
     settings = Settings(data_dir=tmp_path, trusted_proxies=["10.1.2.3/8", "::1"])
     assert settings.trusted_proxies == ["10.0.0.0/8", "::1/128"]
+
+
+def test_a_locked_sqlite_file_answers_503_with_the_reason(api: Api) -> None:
+    """Another writer holds the SQLite file past the busy timeout (shortened here from 5 s):
+    503 naming the database, ``Retry-After``; the API works again once it lets go."""
+    engine = api.services.store.engine
+
+    def short_wait(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA busy_timeout=50")
+
+    event.listen(engine, "connect", short_wait)
+    engine.dispose()  # the pooled connections wait 5 s
+    holder = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        answer = api.client.get("/api/v1/vms", headers=api.headers())
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+        event.remove(engine, "connect", short_wait)
+        engine.dispose()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()["title"] == "Database unavailable"
+    assert "database is busy" in answer.json()["detail"]
+    assert api.client.get("/api/v1/vms", headers=api.headers()).status_code == 200

@@ -1,0 +1,65 @@
+"""A database that is away is one error, ``DatabaseUnavailable``, with a sentence saying which
+(on real engines: a PostgreSQL port nobody listens on, a read-only SQLite file, a SQLite file
+another connection holds locked); other database errors stay what they are."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from corral.errors import DatabaseUnavailable
+from corral.services._db import Db
+from corral.store import Store
+from corral.store.db import make_engine
+from corral.testbed.corral_server import free_port
+
+
+def _write(session: Session) -> None:
+    session.execute(text("CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY)"))
+    session.execute(text("INSERT INTO t VALUES (1)"))
+
+
+async def test_postgresql_nobody_answers_is_unreachable_and_unhealthy() -> None:
+    url = f"postgresql://corral:the-secret@127.0.0.1:{free_port()}/corral"
+    db = Db(Store(make_engine(url)))
+    try:
+        with pytest.raises(DatabaseUnavailable) as raised:
+            await db(_write)
+        assert "database is unreachable" in raised.value.message
+        assert "the-secret" not in raised.value.message and "127.0.0.1" not in raised.value.message
+        assert raised.value.__cause__ is None and raised.value.__suppress_context__
+        assert await db.health() == raised.value.message
+    finally:
+        db.store.dispose()
+
+
+async def test_sqlite_read_only_and_locked_say_so(tmp_path: Path) -> None:
+    path = tmp_path / "corral.db"
+    db = Db(Store(make_engine(f"sqlite:///{path}")))
+    read_only = Db(Store(create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")))
+    try:
+        await db(_write)
+        with pytest.raises(DatabaseUnavailable, match="database is read-only"):
+            await read_only(_write)
+        # Another writer holds the lock past the busy timeout (shortened here: 5 s by default).
+        event.listen(db.store.engine, "connect", lambda c, _r: c.execute("PRAGMA busy_timeout=50"))
+        db.store.dispose()
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            with pytest.raises(DatabaseUnavailable, match="database is busy"):
+                await db(_write)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        with pytest.raises(IntegrityError):  # not an outage: the caller's conflict
+            await db(_write)
+        assert await db.health() is None
+    finally:
+        db.store.dispose()
+        read_only.store.dispose()
