@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import threading
@@ -231,7 +232,7 @@ class ManagedConnection:
         limit = self.call_timeout if bounded else None
         try:
             async with asyncio.timeout(limit):
-                return await asyncio.to_thread(job)
+                return await (asyncio.to_thread(job) if bounded else _in_own_thread(job))
         except TimeoutError as err:
             raise OperationTimeout(
                 f"{what}: host {self.name} did not answer within {self.call_timeout:g} s; "
@@ -241,6 +242,37 @@ class ManagedConnection:
             if conn is self._conn:
                 self.connection_lost("call failed")
             raise
+
+
+async def _in_own_thread(job: Callable[[], T]) -> T:
+    """``job`` in a thread of its own. Unbounded calls (an import of gigabytes, a migration)
+    hold their thread for minutes: in asyncio's default pool (six threads on two cores) ten
+    imports took every thread, and every short call queued behind them, the database's too:
+    task leases were not renewed in time and other instances took over live work."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.done():  # the waiter has gone (cancelled)
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = context.run(job)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiter, as to_thread does
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="libvirt-long-call", daemon=True).start()
+    return await done
 
 
 def _release(conn: libvirt.virConnect, event_ids: list[int]) -> None:

@@ -269,3 +269,25 @@ def test_a_lost_connection_is_closed_only_once_no_call_is_inside_it() -> None:
     releaser.join(10)
     assert not releaser.is_alive()
     assert _connection._IN_FLIGHT.wait_idle(conn, 0)
+
+
+async def test_short_calls_are_not_queued_behind_long_ones() -> None:
+    """Unbounded calls (an import of gigabytes, a migration) hold a thread for minutes: they
+    get threads of their own. In asyncio's default pool (six threads on two cores) ten imports
+    queued every short call behind them, the database's too, and task leases lapsed."""
+    calls = _connection.ManagedConnection("t1", "test:///default", 10, lambda _e: None)
+    await calls.connect()
+    release = threading.Event()
+    try:
+        long_ones = [
+            asyncio.create_task(calls.run("import", lambda _c: release.wait(30), bounded=False))
+            for _ in range(40)
+        ]
+        async with asyncio.timeout(5):
+            assert await calls.run("read", lambda c: c.getHostname())
+            assert await asyncio.to_thread(lambda: "a database call")
+        release.set()
+        assert await asyncio.gather(*long_ones) == [True] * 40
+    finally:
+        release.set()
+        await calls.close()
