@@ -127,23 +127,28 @@ class TaskContext:
             await self.settle()
 
     async def _write_latest(self) -> None:
-        while self._latest:
-            delay = self._last_write + _PROGRESS_INTERVAL_S - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            fields, self._latest = self._latest, {}
-            self._last_write = time.monotonic()
-            await self._service.update(self.id, attempt=self.attempt, **fields)
+        # Nobody may ever await this writer (report() is fire-and-forget): it ends quietly,
+        # never with an exception left for asyncio to complain about.
+        try:
+            while self._latest:
+                delay = self._last_write + _PROGRESS_INTERVAL_S - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                fields, self._latest = self._latest, {}
+                self._last_write = time.monotonic()
+                await self._service.update(self.id, attempt=self.attempt, **fields)
+        except Conflict as exc:  # finished, or taken over by another instance: stop writing
+            self._latest = {}
+            log.info("progress of task %s not stored: %s", self.id, exc.message)
+        except (CorralError, SQLAlchemyError) as exc:  # the next report tries again
+            log.warning("progress of task %s not stored: %s", self.id, exc)
 
     async def settle(self) -> None:
         """Wait for pending progress writes; a task that already finished ignores them."""
         writer = self._writer
         if writer is None:
             return
-        try:
-            await asyncio.shield(writer)
-        except CorralError as exc:
-            log.info("progress of task %s not stored: %s", self.id, exc.message)
+        await asyncio.shield(writer)
 
 
 INTERRUPTED = (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from corral.errors import Conflict, InvalidRequest
@@ -229,20 +229,24 @@ def task_params(session: Session, task_id: str) -> dict[str, Any]:
 def renew_task_leases(
     session: Session, owner: str, held: dict[str, int], lease: timedelta
 ) -> set[str]:
-    """Extend the leases of the unfinished tasks ``owner`` runs (``held``: id -> attempt);
-    the ids it still holds (the others finished, or were taken over)."""
+    """Extend the leases of the unfinished tasks ``owner`` runs (``held``: id -> attempt)
+    in one statement; the ids it still holds (the others finished, or were taken over: a
+    claim changes the owner and raises the attempt)."""
     if not held:
         return set()
     until = db_now(session) + lease
-    rows = session.scalars(
-        select(Task)
-        .where(Task.id.in_(list(held)), Task.owner == owner, Task.state.in_(_UNFINISHED))
-        .with_for_update()
+    renewed = session.scalars(
+        update(Task)
+        .where(
+            tuple_(Task.id, Task.attempt).in_(list(held.items())),
+            Task.owner == owner,
+            Task.state.in_(_UNFINISHED),
+        )
+        .values(lease_expires_at=until)
+        .returning(Task.id),
+        execution_options={"synchronize_session": False},
     )
-    kept = {t.id for t in rows if t.attempt == held[t.id]}
-    if kept:
-        session.execute(update(Task).where(Task.id.in_(kept)).values(lease_expires_at=until))
-    return kept
+    return set(renewed)
 
 
 def release_task_leases(session: Session, owner: str, ids: list[str]) -> None:

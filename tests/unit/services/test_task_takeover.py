@@ -7,11 +7,13 @@ and ``kill -9`` are in tests/integration/api/test_instances_takeover.py)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import update
 
@@ -199,3 +201,112 @@ def test_a_network_apply_left_behind_is_applied_again(api: Api) -> None:
     assert again.result is not None and again.result["network"] == "tk-net"
     gone = api.client.delete("/api/v1/networks/tk-net", headers=h)
     assert _finished(api, gone.json()["id"]).state is TaskState.SUCCEEDED
+
+
+def _start_waiting(api: Api, target: str, stopped: list[str]) -> TaskInfo:
+    """A running task whose body waits until it is stopped (noted in ``stopped``)."""
+
+    async def body(ctx: TaskContext) -> dict[str, Any]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.append(ctx.id)
+            raise
+        return {}
+
+    async def start() -> TaskInfo:
+        return await api.services.tasks.start("vm.clone", target, SYSTEM, body)
+
+    assert api.client.portal is not None
+    info = api.client.portal.call(start)
+    wait_until(lambda: _row(api, info.id).state is TaskState.RUNNING, 10, "the task to run")
+    return info
+
+
+def _row(api: Api, task_id: str) -> TaskInfo:
+    return api.services.db.sync(lambda s: store.get_task(s, task_id))
+
+
+def _expiry(api: Api, task_id: str) -> Any:
+    return api.services.db.sync(lambda s: s.get(store.Task, task_id).lease_expires_at)
+
+
+def test_leases_are_renewed_while_every_worker_thread_is_busy(api: Api) -> None:
+    """A loaded instance (every thread of asyncio's default pool in a long call) still renews
+    its leases: renewals have a thread of their own. They queued behind ten imports before,
+    and other instances took over work this one was doing."""
+    stopped: list[str] = []
+    release = threading.Event()
+
+    async def fill_the_pool() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(40):
+            loop.run_in_executor(None, release.wait, 30)
+
+    assert api.client.portal is not None
+    info = _start_waiting(api, "tk-busy", stopped)
+    try:
+        api.client.portal.call(fill_the_pool)
+        first = _expiry(api, info.id)
+        wait_until(lambda: _expiry(api, info.id) > first + timedelta(seconds=2), 10, "renewals")
+    finally:
+        release.set()
+    row = _row(api, info.id)
+    assert row.owner == api.services.tasks.owner and row.attempt == 1 and not stopped
+    api.services.db.sync(  # ended through another instance: stopped at the next renewal
+        lambda s: store.update_task(s, info.id, state=TaskState.CANCELLED, error="cancelled")
+    )
+    wait_until(lambda: stopped == [info.id], 10, "the body to stop")
+
+
+def test_an_owner_whose_renewals_do_not_get_through_stops_before_its_lease_ends(
+    api: Api, pg_admin: PgAdmin
+) -> None:
+    """A renewal that hangs (here: its row locked by another transaction) must not let the
+    body work on past its lease beside the instance that then takes the task: the owner stops
+    the body itself, without writing, before the lease can have run out; the task is then
+    taken over (by this instance, the only one) and resolved by its resumer, once."""
+    stopped: list[str] = []
+    info = _start_waiting(api, "tk-hung", stopped)
+    url = api.services.store.engine.url
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(False)) as locker:
+        locker.execute("SELECT 1 FROM tasks WHERE id = %s FOR UPDATE", (info.id,))
+        expiry = _expiry(api, info.id)
+        wait_until(lambda: stopped == [info.id], 10, "the body to be stopped")
+        fenced_at = api.services.db.sync(store.db_now)
+        assert fenced_at < expiry, "the body outlived its lease"
+        assert _row(api, info.id).attempt == 1  # nothing written meanwhile
+    task = _finished(api, info.id)
+    assert task.state is TaskState.FAILED and task.attempt == 2 and stopped == [info.id]
+    assert "interrupted" in (task.error or "")
+
+
+def test_progress_refused_after_a_takeover_ends_the_writer_quietly(api: Api) -> None:
+    """A progress write refused (the task was taken over) stops the writer without leaving
+    an exception nobody retrieves (asyncio logged 'Task exception was never retrieved')."""
+    contexts: list[TaskContext] = []
+
+    async def body(ctx: TaskContext) -> dict[str, Any]:
+        contexts.append(ctx)
+        await asyncio.Event().wait()
+        return {}
+
+    async def start() -> TaskInfo:
+        return await api.services.tasks.start("vm.clone", "tk-progress", SYSTEM, body)
+
+    assert api.client.portal is not None
+    info = api.client.portal.call(start)
+    wait_until(lambda: contexts or None, 10, "the body to run")
+    with api.services.store.session() as s:  # another instance took it over
+        taken = {"owner": "taker000taker000", "attempt": 2}
+        s.execute(update(store.Task).where(store.Task.id == info.id).values(**taken))
+
+    async def report() -> BaseException | None:
+        contexts[0].report(0.5)
+        writer = contexts[0]._writer  # the one write in flight
+        assert writer is not None
+        await asyncio.wait({writer})
+        return writer.exception()
+
+    assert api.client.portal.call(report) is None
+    assert _row(api, info.id).progress != 0.5

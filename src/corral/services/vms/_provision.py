@@ -254,7 +254,9 @@ async def _import(
             ctx.report((index + done / total) / count, bytes_done=done, bytes_total=total)
 
     def cancelled() -> bool:
-        return ctx is not None and ctx.cancel_requested
+        # Fenced (another instance took the task over): the copy stops too, not only the
+        # coroutine that waits for it.
+        return ctx is not None and (ctx.cancel_requested or ctx.fenced)
 
     return await host.storage.import_volume(
         name, Path(path), progress=progress, cancelled=cancelled
