@@ -219,7 +219,7 @@ class Services:
             await self.task_leases.claim_all_at_start()
         else:
             await self.task_leases.claim()
-        self.task_leases.start()
+        self.task_leases.start(sole=sole)
         await self.reconciler.reconcile_all()
         self.leases.start()
         self.reconciler.start()

@@ -8,20 +8,22 @@ lease ran out (``SELECT … FOR UPDATE SKIP LOCKED``) and hand each to
 after its last renewal.
 
 Renewals run in a thread of their own, paced by the clock (not a sleep after the previous
-round), so no other work of the process delays them: short database and libvirt calls share
-asyncio's default pool of threads, and a loaded instance whose renewals queued there let its
-leases lapse while it lived. Should a renewal still not get through (a database that hangs),
-an owner stops its bodies itself before its leases can have run out: a lease is known good
-until the moment its renewal was sent plus the lease, and a body whose lease is that close
-to ending is fenced (stopped without writing) rather than working on beside a taker.
+round), neither in asyncio's default pool of threads (a loaded instance whose renewals queued
+there behind long calls let its leases lapse while it lived) nor on the event loop (on two
+busy cores the loop of a loaded instance woke up to 2.5 s late): a lease says that this
+process lives and holds the task, and its bodies do not run while its loop stalls. Should a
+renewal still not get through (a database that hangs), an owner stops its bodies itself
+before their leases can have run out: a lease is known good until the moment its renewal was
+sent plus the lease, and a body whose lease is that close to ending is fenced (stopped
+without writing) rather than working on beside a taker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -45,27 +47,41 @@ class TaskLeases:
         self._db = db
         self._tasks = tasks
         self._every_s = every_s
-        self._renewing = BackgroundTask("task-leases", self._renewals)
+        self._renewer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._claiming = BackgroundTask("task-claims", self._claims)
         self._fencing = BackgroundTask("task-fences", self._fences)
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="task-leases")
         self._taking_over: set[asyncio.Task[None]] = set()
-        #: Task id -> the monotonic time its lease (as last renewed here) is safe until.
+        #: Task id -> the monotonic time its lease (as last renewed here) is safe until;
+        #: written by the renewing thread, read by the loop.
         self._good_until: dict[str, float] = {}
+        self._lock = threading.Lock()
 
-    def start(self) -> None:
-        self._renewing.start()
-        self._claiming.start()
-        self._fencing.start()
+    def start(self, *, sole: bool = False) -> None:
+        """``sole``: no other instance can exist (SQLite: its lock file proves it), so a
+        lapsed lease means only that this process was slow, never that its holder died:
+        nothing is claimed after start (a claim would run a live task's resumer beside its
+        body) and nothing fenced."""
+        loop = asyncio.get_running_loop()
+        self._stopping.clear()
+        self._renewer = threading.Thread(
+            target=self._renew_forever, args=(loop,), name="task-leases", daemon=True
+        )
+        self._renewer.start()
+        if not sole:
+            self._claiming.start()
+            self._fencing.start()
 
     async def stop(self) -> None:
         await self._claiming.stop()
-        await self._renewing.stop()
         await self._fencing.stop()
+        self._stopping.set()
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            await asyncio.to_thread(renewer.join, 10)
         for pending in list(self._taking_over):
             pending.cancel()
         await asyncio.gather(*self._taking_over, return_exceptions=True)
-        self._thread.shutdown(wait=False)
 
     async def claim_all_at_start(self) -> list[TaskInfo]:
         """SQLite at start: every unfinished task is this process's (the database's lock
@@ -78,20 +94,25 @@ class TaskLeases:
             await tasks.take_over(task)
         return claimed
 
-    async def renew(self) -> None:
+    def renew_now(self) -> tuple[dict[str, int], set[str]]:
+        """One renewal (blocking: the renewing thread's): the tasks held when it was sent,
+        and those it renewed."""
         tasks = self._tasks
-        held = dict(tasks.held)
+        held = dict(tasks.held)  # one C-level copy: atomic against the loop's changes
         sent = time.monotonic()
-        kept = await asyncio.get_running_loop().run_in_executor(
-            self._thread,
-            self._db.sync,
-            lambda s: store.renew_task_leases(s, tasks.owner, held, tasks.lease),
-        )
+        kept = self._db.sync(lambda s: store.renew_task_leases(s, tasks.owner, held, tasks.lease))
         good_until = sent + tasks.lease.total_seconds() - FENCE_MARGIN_S
-        for task_id in kept:
-            self._good_until[task_id] = good_until
+        with self._lock:
+            for task_id in kept:
+                self._good_until[task_id] = good_until
+            for task_id in held.keys() - kept:
+                self._good_until.pop(task_id, None)
+        return held, kept
+
+    async def _settle(self, held: dict[str, int], kept: set[str]) -> None:
+        """Stop the bodies of the tasks a renewal found this instance no longer holds."""
+        tasks = self._tasks
         for task_id in held.keys() - kept:
-            self._good_until.pop(task_id, None)
             if task_id not in tasks.held:
                 continue  # it finished here meanwhile
             row = await tasks.get(task_id)
@@ -105,15 +126,17 @@ class TaskLeases:
         now = time.monotonic()
         tasks = self._tasks
         first_seen = now + tasks.lease.total_seconds() - FENCE_MARGIN_S  # started or claimed
-        for task_id in tasks.held.keys() - self._good_until.keys():
-            self._good_until[task_id] = first_seen
-        overdue = [i for i, until in self._good_until.items() if until <= now and i in tasks.held]
+        with self._lock:
+            for task_id in tasks.held.keys() - self._good_until.keys():
+                self._good_until[task_id] = first_seen
+            for task_id in self._good_until.keys() - tasks.held.keys():
+                del self._good_until[task_id]  # finished, or no longer this instance's
+            overdue = [i for i, until in self._good_until.items() if until <= now]
+            for task_id in overdue:
+                del self._good_until[task_id]
         for task_id in overdue:
             log.warning("task %s: its lease was not renewed in time; stopping it here", task_id)
-            self._good_until.pop(task_id, None)
             tasks.lost(task_id, finished=False)
-        for task_id in self._good_until.keys() - tasks.held.keys():
-            del self._good_until[task_id]  # finished
         return overdue
 
     async def claim(self) -> list[TaskInfo]:
@@ -128,24 +151,34 @@ class TaskLeases:
             taking.add_done_callback(self._taking_over.discard)
         return claimed
 
-    async def _renewals(self) -> None:
+    def _renew_forever(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The renewing thread: paced by the clock, independent of the event loop (a loop
+        stalled by a loaded machine does not stall the process's claim on its tasks, and
+        its bodies do not run while it is stalled)."""
         due = time.monotonic()
         while True:
             due = max(due + self._every_s, time.monotonic())
-            await asyncio.sleep(due - time.monotonic())
+            if self._stopping.wait(max(due - time.monotonic(), 0)):
+                return
             woke = time.monotonic()
             try:
-                await self.renew()
-            except (SQLAlchemyError, CorralError) as exc:  # a database outage must not end the loop
+                held, kept = self.renew_now()
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
                 log.warning("task leases not renewed: %s", exc)
+                continue
             took = time.monotonic() - woke
             if woke - due + took > self._every_s:  # what an operator needs to find the cause
                 log.warning(
-                    "task leases renewed late: the event loop woke %.2f s late, the database "
-                    "answered in %.2f s",
+                    "task leases renewed late: the renewing thread woke %.2f s late, the "
+                    "database answered in %.2f s",
                     woke - due,
                     took,
                 )
+            if held.keys() - kept:
+                try:
+                    asyncio.run_coroutine_threadsafe(self._settle(held, kept), loop)
+                except RuntimeError:  # the loop is closed: the process is ending
+                    return
 
     async def _fences(self) -> None:
         """Apart from the renewals: a renewal that hangs must not keep bodies working past
