@@ -69,22 +69,22 @@ class Instances:
     def token(self) -> str:
         return self.servers[0].token
 
-    def start(self) -> None:
-        self.start_first()
-        self.start_others()
+    def start(self, timeout: float = 120) -> None:
+        self.start_first(timeout)
+        self.start_others(timeout)
 
-    def start_first(self) -> None:
+    def start_first(self, timeout: float = 120) -> None:
         """Only the first instance (it initialises the database), no load balancer yet."""
-        self.servers[0].start(120)
+        self.servers[0].start(timeout)
 
-    def start_others(self) -> None:
+    def start_others(self, timeout: float = 120) -> None:
         first, *others = self.servers
         for server in others:  # started side by side: each takes seconds to import
             server.token = first.token
             server.admin_password = first.admin_password
             server.launch()
         for server in others:
-            server.wait_ready(120)
+            server.wait_ready(timeout)
         self.lb.start()
 
     def stop(self) -> None:
