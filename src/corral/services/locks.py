@@ -26,7 +26,7 @@ from corral.services._db import Db
 
 log = logging.getLogger(__name__)
 
-#: Shorter than a task's lease (3 s), both renewed every second: when an instance dies its
+#: Shorter than a task's lease (4 s), renewed every second: when an instance dies its
 #: locks have lapsed by the time another claims its tasks, whose resumers lock the VM again.
 LOCK_S = 2.0
 RENEW_S = 1.0

@@ -4,7 +4,7 @@ A task's coroutine receives a :class:`TaskContext` to report progress and to lea
 cancelled. Progress writes are throttled so a fast loop does not hammer the database.
 
 Several instances share the tasks table: the instance that starts a task owns it under a lease
-it renews every second (:mod:`corral.services.task_leases`). An unfinished task whose lease ran
+it renews twice a second (:mod:`corral.services.task_leases`). An unfinished task whose lease ran
 out (its instance died, or this process restarted) is claimed by a live instance and handed to
 the resumer registered for its kind, which finds out from libvirt what happened and finishes
 it; kinds without one fail with a message saying so. Each claim raises the task's ``attempt``,
@@ -41,8 +41,10 @@ TaskBody = Callable[["TaskContext"], Awaitable[dict[str, Any] | None]]
 Resume = Callable[[TaskInfo], Awaitable[None]]
 
 _PROGRESS_INTERVAL_S = 0.25
-#: How long a task's lease lasts; its owner renews it every second (task_leases).
-LEASE_S = 3.0
+#: How long a task's lease lasts; its owner renews it twice a second (task_leases): a process
+#: the machine starves of CPU for up to 3 s keeps its tasks (2.5 s stalls were seen on two
+#: busy cores), and a dead instance's tasks are still taken over within 5 s.
+LEASE_S = 4.0
 _CANCEL_GRACE_S = 10.0
 #: How often a finished task tries again to store its outcome while the database is away.
 _FINISH_RETRY_S = 1.0
@@ -84,6 +86,21 @@ class TaskContext:
         self.survives_restart = False
         #: Set when another instance took the task over: nothing more is written.
         self.fenced = False
+        #: Clear while this instance cannot be sure it still holds the task (its lease is
+        #: about to end and no renewal got through): the body waits at its next checkpoint.
+        self._held = asyncio.Event()
+        self._held.set()
+
+    @property
+    def in_doubt(self) -> bool:
+        return not self._held.is_set()
+
+    def doubt(self, in_doubt: bool) -> None:
+        """The lease's state as the renewals know it (see :mod:`~corral.services.task_leases`)."""
+        if in_doubt:
+            self._held.clear()
+        else:
+            self._held.set()
 
     def report(
         self,
@@ -119,7 +136,12 @@ class TaskContext:
         force: bool = False,
     ) -> None:
         """Like :meth:`report`; with ``force``, wait until it is stored. Raises
-        :class:`Cancelled` once a user asked to cancel: reporting is where long work notices."""
+        :class:`Cancelled` once a user asked to cancel: reporting is where long work notices.
+        A checkpoint: while the task's lease is in doubt it waits until a renewal says this
+        instance still holds the task (the body goes on) or not (the body is stopped), so a
+        body never begins a step beside an instance that took the task over."""
+        if self.in_doubt:
+            await self._held.wait()
         if self.cancel_requested:
             raise Cancelled("cancelled by a user")
         self.report(fraction, phase=phase, bytes_done=bytes_done, bytes_total=bytes_total)
@@ -293,6 +315,13 @@ class TaskService:
         """Run ``body`` for a task this instance took over (it resolves what happened
         meanwhile and finishes the task)."""
         self._launch(task, body, resumed=True)
+
+    def doubt(self, task_id: str, in_doubt: bool) -> None:
+        """Hold the task's body at its next checkpoint (its lease may be ending with no
+        renewal through), or let it go on (a renewal got through)."""
+        entry = self._running.get(task_id)
+        if entry is not None:
+            entry[1].doubt(in_doubt)
 
     def lost(self, task_id: str, *, finished: bool) -> None:
         """This instance no longer holds the task: another took it over (``finished``:

@@ -261,16 +261,25 @@ def release_task_leases(session: Session, owner: str, ids: list[str]) -> None:
 
 
 def claim_tasks(
-    session: Session, owner: str, lease: timedelta, *, limit: int = 50, any_lease: bool = False
+    session: Session,
+    owner: str,
+    lease: timedelta,
+    *,
+    limit: int = 50,
+    any_lease: bool = False,
+    skip: set[str] | frozenset[str] = frozenset(),
 ) -> list[TaskInfo]:
     """Take over unfinished tasks whose lease expired (or that never had one): ``owner``
     holds them for ``lease`` and each one's attempt goes up by one. ``FOR UPDATE SKIP
     LOCKED``: instances claiming at the same time take different tasks, and none waits for a
     row another is claiming or updating (SQLite's BEGIN IMMEDIATE serialises claims).
     ``any_lease``: every unfinished task, lease or not (SQLite at start: the database's lock
-    file proves no other instance runs)."""
+    file proves no other instance runs). ``skip``: ids left alone (the claimer's own live
+    tasks)."""
     now = db_now(session)
     query = select(Task).where(Task.state.in_(_UNFINISHED))
+    if skip:
+        query = query.where(Task.id.not_in(list(skip)))
     if not any_lease:
         query = query.where(or_(Task.lease_expires_at.is_(None), Task.lease_expires_at <= now))
     query = query.order_by(Task.created_at, Task.id).limit(limit)

@@ -31,7 +31,7 @@ from tests.tcp_forwarder import CuttableForwarder, forwarding
 
 pytestmark = pytest.mark.postgres
 
-#: Longer than a task's lease (3 s): the leases lapse while the database is away.
+#: Longer than a task's lease (4 s): the leases lapse while the database is away.
 OUTAGE_S = 4.5
 
 
