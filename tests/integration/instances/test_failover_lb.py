@@ -356,7 +356,8 @@ def _page_through_a_kill(cluster: Instances, lb: httpx.Client, browser: Browser)
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("[data-testid=action-stop]")
     expect(state).to_have_text("shutoff")
-    assert lb.get(f"/vms/{PAGE_VM}").json()["state"] == "shutoff"
+    # Through any instance (each follows libvirt's events in its own time).
+    wait_until(lambda: lb.get(f"/vms/{PAGE_VM}").json()["state"] == "shutoff", 30, "shut off")
     context.close()
 
 
