@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import libvirt
 import pytest
-from playwright.sync_api import Browser, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
@@ -32,7 +32,7 @@ from corral.testbed.guest_domains import wait_until
 from corral.testbed.instances import Instances
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.testbed.qemu_log import qemu_runs
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, log_in
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.postgres import PgAdmin, fresh_pg_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -257,6 +257,7 @@ def _assert_finished_once(
 # -- an open browser page through the load balancer ----------------------------------------------
 
 PAGE_VM = "fo-page"
+EVENTS = "/api/v1/events"
 MARK_VM = "fo-mark"
 
 # Beside app.js's own listeners: every event the page's stream delivers ([topic, id]), and a
@@ -275,9 +276,9 @@ def test_an_open_page_keeps_working_when_its_streams_instance_is_killed(
     cluster: Instances,
 ) -> None:
     """A logged-in VM page through HAProxy; ``kill -9`` of the instance serving its event stream
-    (read from HAProxy's stats); the browser reconnects by itself with ``Last-Event-ID`` through
-    the load balancer, is sent the change made while it was away by another instance, and the
-    page's next click works."""
+    (read from HAProxy's log and stats); the browser reconnects by itself with ``Last-Event-ID``
+    through the load balancer, is sent the change made while it was away by another instance,
+    and the page's next click works."""
     with cluster.client() as lb:
         for name in (PAGE_VM, MARK_VM):
             lb.delete(f"/vms/{name}")  # a rerun after a failure starts clean
@@ -298,32 +299,50 @@ def test_an_open_page_keeps_working_when_its_streams_instance_is_killed(
                 lb.delete(f"/vms/{name}")
 
 
-def _page_through_a_kill(cluster: Instances, lb: httpx.Client, browser: Browser) -> None:
-    context = browser.new_context(base_url=cluster.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(30_000)
+def _open_vm_page(cluster: Instances, lb: httpx.Client, context: BrowserContext) -> Page:
+    """PAGE_VM's page, logged in, with the recorder, after it had an event."""
     page = context.new_page()
-    log_in(page, "admin", cluster.servers[0].admin_password)
-    page.goto(f"/vms/{PAGE_VM}")
-    state = page.locator("[data-testid=vm-state]").first
-    expect(state).to_have_text("shutoff")
+    # Logged in straight onto the VM page: no other page opens a stream first.
+    page.goto(f"/login?next=/vms/{PAGE_VM}")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", cluster.servers[0].admin_password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/vms/{PAGE_VM}")
+    expect(page.locator("[data-testid=vm-state]").first).to_have_text("shutoff")
     page.evaluate(_RECORD)
     # An event the page has seen before the kill: the id it will name when it reconnects.
     made = lb.post("/vms", json={**deaf_vm(MARK_VM), "start": False})
     assert made.status_code == 201, made.text
     wait_until(lambda: page.evaluate("() => window.__events.length") > 0, 30, "an event")
-    victim = _stream_server(cluster)
+    return page
 
+
+def _kill_and_hold(page: Page, victim: CorralServer) -> Route:
+    """Kill ``victim``; the page's reconnection, held until the caller releases it (and
+    unroutes)."""
     held: list[Route] = []
 
-    def hold(route: Route) -> None:  # the reconnection waits until released
+    def hold(route: Route) -> None:
         held.append(route)
 
-    page.route("**/api/v1/events", hold)
+    page.route(f"**{EVENTS}", hold)
     victim.kill()
-    killed = time.monotonic()
+    deadline = time.monotonic() + 30
     while not held:
-        assert time.monotonic() < killed + 30, "the page did not reconnect its event stream"
+        assert time.monotonic() < deadline, "the page did not reconnect its event stream"
         page.wait_for_timeout(100)  # lets Playwright deliver the request to the handler
+    return held[0]
+
+
+def _page_through_a_kill(cluster: Instances, lb: httpx.Client, browser: Browser) -> None:
+    context = browser.new_context(base_url=cluster.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    streams_before = len(cluster.lb.requests(EVENTS))
+    page = _open_vm_page(cluster, lb, context)
+    state = page.locator("[data-testid=vm-state]").first
+    victim = _stream_server(cluster, streams_before)
+    killed = time.monotonic()
+    held = _kill_and_hold(page, victim)
     reconnected = time.monotonic()
     seen = page.evaluate("() => window.__events.at(-1)[1]")  # the last before the kill
 
@@ -333,8 +352,8 @@ def _page_through_a_kill(cluster: Instances, lb: httpx.Client, browser: Browser)
     # Read straight from a live instance: through HAProxy it would be logged like the page's.
     with next(s for s in cluster.servers if s.running).client() as direct:
         logged = _logged_event(direct, seen, PAGE_VM, "started")
-    held[0].continue_()
-    page.unroute("**/api/v1/events")
+    held.continue_()
+    page.unroute(f"**{EVENTS}")
     released = time.monotonic()
 
     expect(state).to_have_text("running")
@@ -349,9 +368,9 @@ def _page_through_a_kill(cluster: Instances, lb: httpx.Client, browser: Browser)
     assert ["vm", str(logged)] in events, events
     assert page.evaluate("() => window.__notReloaded") is True
     # HAProxy's log: the browser named the last event it had, and another instance answered.
-    resumed = [s for s, last in cluster.lb.requests("/api/v1/events") if last == seen]
+    resumed = [s for s, last in cluster.lb.requests(EVENTS) if last == seen]
     assert len(resumed) == 1 and cluster.by_name[resumed[0]] is not victim, resumed
-    assert _stream_server(cluster) is cluster.by_name[resumed[0]]
+    wait_until(lambda: cluster.lb.current_sessions()[resumed[0]] > 0, 30, "the stream open")
 
     # The page's next action works: a click that calls Corral through the load balancer.
     page.once("dialog", lambda dialog: dialog.accept())
@@ -362,16 +381,16 @@ def _page_through_a_kill(cluster: Instances, lb: httpx.Client, browser: Browser)
     context.close()
 
 
-def _stream_server(cluster: Instances) -> CorralServer:
-    """The instance HAProxy relays the page's event stream to: once the page is idle (its other
-    requests answered) the only server with a session open."""
-
-    def one_open() -> CorralServer | None:
-        sessions = cluster.lb.current_sessions()
-        busy = [name for name, count in sessions.items() if count]
-        return cluster.by_name[busy[0]] if sum(sessions.values()) == 1 else None
-
-    return wait_until(one_open, 30, "one session open through HAProxy: the page's stream")
+def _stream_server(cluster: Instances, since: int) -> CorralServer:
+    """The instance serving the page's event stream: the one HAProxy's log shows the page's
+    only stream request since the ``since``-th went to, with a session open now (HAProxy's
+    stats). The test's own streams go straight to an instance, not through HAProxy."""
+    opened = cluster.lb.requests(EVENTS)[since:]
+    assert len(opened) == 1, opened
+    server = cluster.by_name[opened[0][0]]
+    wait_until(lambda: cluster.lb.current_sessions()[opened[0][0]] > 0, 30, "a session open")
+    assert server.running
+    return server
 
 
 def _logged_event(client: httpx.Client, after: str, vm: str, kind: str) -> int:
