@@ -35,7 +35,7 @@ class MetricsRefresher:
     async def refresh(self) -> None:
         """One refresh: VM states (listing VMs counts them) and certificate expiry."""
         try:
-            pairs = await self._inventory.db(store.vm_placements)
+            pairs = await self._inventory.db.read(store.vm_placements)
             counts = Counter(self._inventory.view.states(pairs).values())
             for state in VmState:
                 VMS_BY_STATE.labels(state.value).set(counts[state])

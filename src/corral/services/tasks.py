@@ -382,10 +382,10 @@ class TaskService:
                 await asyncio.sleep(_FINISH_RETRY_S)
 
     async def get(self, task_id: str) -> TaskInfo:
-        return await self._db(lambda s: store.get_task(s, task_id))
+        return await self._db.read(lambda s: store.get_task(s, task_id))
 
     async def list_tasks(self, state: TaskState | None = None, limit: int = 100) -> list[TaskInfo]:
-        return await self._db(lambda s: store.list_tasks(s, state=state, limit=limit))
+        return await self._db.read(lambda s: store.list_tasks(s, state=state, limit=limit))
 
     async def page(
         self, state: TaskState | None, kind: str | None, limit: int, cursor: str | None

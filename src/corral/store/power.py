@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, insert, select
 from sqlalchemy.orm import Session
 
 from corral.model.power import HostSample, VmSample
@@ -85,22 +85,39 @@ def delete_power(session: Session, name: str) -> None:
 
 # -- samples ---------------------------------------------------------------------------------
 def add_samples(session: Session, hosts: Sequence[HostSample], vms: Sequence[VmSample]) -> None:
-    session.add_all(
-        HostSampleRow(
-            host=s.host,
-            at=s.at,
-            cpu=s.cpu,
-            memory_used_mib=s.memory_used_mib,
-            memory_total_mib=s.memory_total_mib,
-            standby=s.standby,
-            minute=False,
+    # Bulk inserts (one executemany each), not ORM objects: at 10,000 VMs a round's samples
+    # as objects cost ~6 times the CPU, with the write lock held all along.
+    if hosts:
+        session.execute(
+            insert(HostSampleRow),
+            [
+                {
+                    "host": s.host,
+                    "at": s.at,
+                    "cpu": s.cpu,
+                    "memory_used_mib": s.memory_used_mib,
+                    "memory_total_mib": s.memory_total_mib,
+                    "standby": s.standby,
+                    "minute": False,
+                }
+                for s in hosts
+            ],
         )
-        for s in hosts
-    )
-    session.add_all(
-        VmSampleRow(vm=s.vm, host=s.host, at=s.at, cpu=s.cpu, memory_mib=s.memory_mib) for s in vms
-    )
-    session.flush()
+    if vms:
+        session.execute(
+            insert(VmSampleRow),
+            [
+                {
+                    "vm": s.vm,
+                    "host": s.host,
+                    "at": s.at,
+                    "cpu": s.cpu,
+                    "memory_mib": s.memory_mib,
+                    "minute": False,
+                }
+                for s in vms
+            ],
+        )
 
 
 def host_samples(session: Session, since: datetime) -> list[HostSample]:

@@ -51,7 +51,7 @@ class NetworkRealiser:
             addresses = {h.name: h.address for h in store.list_hosts(session)}
             return plan_host(host, intents, labels, addresses)
 
-        return await self._db(read)
+        return await self._db.read(read)
 
     async def apply_host(
         self, host: LibvirtHost, *, force: bool = True

@@ -79,7 +79,7 @@ class NetworkService:
         def read(session: Session) -> list[NetworkInfo]:
             return [net_store.network_info(session, r) for r in net_store.list_networks(session)]
 
-        return await self._db(read)
+        return await self._db.read(read)
 
     async def get(self, name: str) -> NetworkInfo:
         return await self._db(lambda s: net_store.network_info(s, net_store.get_network(s, name)))

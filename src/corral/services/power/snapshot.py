@@ -226,7 +226,7 @@ class SnapshotBuilder:
         *,
         consolidation: bool = True,
     ) -> Facts:
-        rows = {row.name: row for row in await self._db(store.list_hosts)}
+        rows = {row.name: row for row in await self._db.read(store.list_hosts)}
         hosts = []
         for host in self._hosts.all():
             caps = host.known_capabilities
@@ -239,9 +239,9 @@ class SnapshotBuilder:
         running, stopped = await self._vms() if consolidation else ([], {})
         # Twice the window: sustained_load needs a sample at or before the window's start.
         since = now - timedelta(minutes=2 * settings.sustained_minutes)
-        host_rows = await self._db(lambda s: store.host_samples(s, since))
-        vm_rows = await self._db(lambda s: store.vm_samples(s, since)) if consolidation else []
-        settled = await self._db(lambda s: store.last_finished(s, PLACEMENT_TASKS))
+        host_rows = await self._db.read(lambda s: store.host_samples(s, since))
+        vm_rows = await self._db.read(lambda s: store.vm_samples(s, since)) if consolidation else []
+        settled = await self._db.read(lambda s: store.last_finished(s, PLACEMENT_TASKS))
         return Facts(
             hosts=hosts,
             connected={h.name for h in self._hosts.all() if h.connected},

@@ -80,7 +80,7 @@ class StorageDomains:
         return DomainConfig(stored.name, stored.kind, stored.settings, stored.marker)
 
     async def list_domains(self) -> list[StorageDomainInfo]:
-        stored = await self._db(store.list_domains)
+        stored = await self._db.read(store.list_domains)
         return [await self._local_info(), *(self._info(d) for d in stored)]
 
     async def show(self, name: str) -> StorageDomainInfo:
@@ -97,7 +97,7 @@ class StorageDomains:
         """path -> the domain (other than local) whose volume it is, for those of ``paths``
         that are in one."""
         found: dict[str, str] = {}
-        for domain in await self._db(store.list_domains):
+        for domain in await self._db.read(store.list_domains):
             driver = self.driver(self._config_of(domain))
             found.update({p: domain.name for p in paths if p not in found and driver.holds(p)})
         return found
@@ -105,7 +105,7 @@ class StorageDomains:
     async def host_reach(self, host: str) -> tuple[frozenset[str], dict[str, str]]:
         """The domains (other than local) ``host`` reaches, and why it does not reach others."""
         reached, reasons = set(), {}
-        for domain in await self._db(store.list_domains):
+        for domain in await self._db.read(store.list_domains):
             reach = domain.reach.get(host)
             if reach is not None and reach.state is ReachState.REACHABLE:
                 reached.add(domain.name)
@@ -242,7 +242,7 @@ class StorageDomains:
     async def check_host(self, host: LibvirtHost) -> None:
         """Check ``host``'s reach of every domain (it connected, or was enrolled), and forget
         there the pools of domains deleted while it was down."""
-        domains = await self._db(store.list_domains)
+        domains = await self._db.read(store.list_domains)
         try:
             shared = {d.name for d in domains if d.kind is StorageDomainKind.SHARED_DIR}
             for pool in await shared_dir.forget_strays(host, shared):
@@ -259,7 +259,7 @@ class StorageDomains:
 
     async def check_all(self) -> None:
         """Check every domain on every connected host (at start-up)."""
-        for domain in await self._db(store.list_domains):
+        for domain in await self._db.read(store.list_domains):
             try:
                 await self._check_on(self._config_of(domain), self._connected(), full=True)
             except CorralError as exc:
