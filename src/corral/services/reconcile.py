@@ -108,11 +108,17 @@ class Reconciler:
             self._wake.set()
         if event.uuid and event.detail in _START_STOP:
             at = datetime.now(UTC) if event.detail == "started" else None
-            job = asyncio.create_task(
-                self._db(partial(store.set_vm_started, uuid=event.uuid, at=at))
-            )
+            job = asyncio.create_task(self._note_started(event.uuid, at))
             self._jobs.add(job)
             job.add_done_callback(self._jobs.discard)
+
+    async def _note_started(self, uuid: str, at: datetime | None) -> None:
+        # Nobody awaits this job: it ends quietly (the database away, say), never with an
+        # exception left for asyncio to complain about.
+        try:
+            await self._db(partial(store.set_vm_started, uuid=uuid, at=at))
+        except CorralError as exc:
+            log.warning("start time of domain %s not stored: %s", uuid, exc.message)
 
     def start(self) -> None:
         self.view.start()

@@ -194,6 +194,7 @@ def test_requests_answer_503_and_tasks_go_on_once_the_database_is_back(
         log = server.log_path.read_text(errors="replace")
         assert pair.password not in log
         assert "Exception in ASGI application" not in log
+        assert "Task exception was never retrieved" not in log
 
 
 def _event_listener_listens(server: CorralServer, url: str) -> None:

@@ -22,6 +22,7 @@ from corral.config import Settings
 from corral.model.auth import Role
 from corral.services.runtime import Services
 from tests.unit.api.conftest import Api
+from tests.unit.web.conftest import log_in
 
 LOGIN = "/api/v1/auth/login"
 
@@ -215,18 +216,22 @@ def test_trusted_proxies_must_be_addresses(tmp_path: Path) -> None:
 
 def test_a_locked_sqlite_file_answers_503_with_the_reason(api: Api) -> None:
     """Another writer holds the SQLite file past the busy timeout (shortened here from 5 s):
-    503 naming the database, ``Retry-After``; the API works again once it lets go."""
+    503 naming the database, ``Retry-After``, from the API and the pages; the API works again
+    once it lets go."""
     engine = api.services.store.engine
 
     def short_wait(connection: Any, _record: Any) -> None:
         connection.execute("PRAGMA busy_timeout=50")
 
+    browser = TestClient(api.client.app, base_url="http://testserver")
+    log_in(browser)
     event.listen(engine, "connect", short_wait)
     engine.dispose()  # the pooled connections wait 5 s
     holder = sqlite3.connect(engine.url.database or "", isolation_level=None)
     try:
         holder.execute("BEGIN EXCLUSIVE")
         answer = api.client.get("/api/v1/vms", headers=api.headers())
+        page = browser.get("/")
         holder.execute("ROLLBACK")
     finally:
         holder.close()
@@ -236,4 +241,6 @@ def test_a_locked_sqlite_file_answers_503_with_the_reason(api: Api) -> None:
     assert answer.headers["retry-after"] == "5"
     assert answer.json()["title"] == "Database unavailable"
     assert "database is busy" in answer.json()["detail"]
+    assert page.status_code == 503 and page.headers["retry-after"] == "5"  # a page says so too
+    assert "database is busy" in page.text
     assert api.client.get("/api/v1/vms", headers=api.headers()).status_code == 200
