@@ -99,9 +99,10 @@ def _shutdown(client: httpx.Client, name: str, timeout_s: float) -> str:
     answer = client.post(f"/vms/{name}/shutdown", json={"timeout_s": timeout_s, "force": True})
     assert answer.status_code == 202, answer.text
     task_id: str = answer.json()["id"]
-    # Past its start (the VM locked, the guest asked): what follows needs no database.
+    # Past its start (the VM locked, the guest asked): what follows needs no database. (A
+    # short one may be forcing already when a loaded machine lets this look.)
     wait_until(
-        lambda: _task(client, task_id)["phase"].startswith("waiting"),
+        lambda: _task(client, task_id)["phase"] != "asking the guest",
         30,
         f"task {task_id} to wait for its guest",
         interval=0.05,
