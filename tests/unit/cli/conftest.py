@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,8 +170,20 @@ def vms(real_api: RealApi) -> Iterator[Vms]:
         made = Vms(client)
         yield made
         for name in made.names:
-            client.post(f"/vms/{name}/stop")
-            client.delete(f"/vms/{name}", params={"delete_disks": True})
+            _delete(client, name)
+
+
+def _delete(client: httpx.Client, name: str) -> None:
+    """Stop and delete until the VM is gone (bounded), and say so if it is not: a VM left
+    behind turned up in a later test's "did you mean" (once, under the suite's load)."""
+    deadline = time.monotonic() + 30
+    while True:
+        client.post(f"/vms/{name}/stop")
+        answer = client.delete(f"/vms/{name}", params={"delete_disks": True})
+        if answer.status_code in (204, 404):
+            return
+        assert time.monotonic() < deadline, f"VM {name} not deleted: {answer.text}"
+        time.sleep(0.2)  # the poll's interval
 
 
 #: ``run(*args, input=None, token=True)``: the CLI in-process against the canned API.
