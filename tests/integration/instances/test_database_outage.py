@@ -168,6 +168,8 @@ def test_requests_answer_503_and_tasks_go_on_once_the_database_is_back(
         assert problem["title"] == "Database unavailable", problem
         assert "database is unreachable" in problem["detail"], problem
         assert answers["health"].json()["status"] == "unhealthy"
+        listed = a.cli("vm", "list", timeout=30)
+        assert listed.returncode != 0 and "database is unreachable" in listed.stderr, listed
         while time.monotonic() - cut < OUTAGE_S:  # polled, not slept: it must stay 503
             _answers_while_away(a, pair.password)
             _answers_while_away(b, pair.password)
