@@ -97,6 +97,31 @@ def test_a_dead_instances_tasks_are_resolved_from_libvirt(api: Api) -> None:
     api.client.delete("/api/v1/vms/tk-made", headers=h)
 
 
+def test_a_creation_lost_between_its_domain_and_its_record_is_undone(api: Api) -> None:
+    """The creator was killed after defining the domain, before recording the VM (seen in
+    bench/failover.py): the taker undefines the domain and deletes its volume, then fails
+    the task, instead of failing it beside a domain the reconciler would later adopt."""
+    h = api.headers()
+    made = {"name": "tk-unrecorded", "disks": [{"size_gib": 1}], "nics": [], "start": False}
+    assert api.client.post("/api/v1/vms", json=made, headers=h).status_code == 201
+    api.services.db.sync(lambda s: store.delete_vm(s, "tk-unrecorded"))  # never recorded
+    left = _left_by_dead(api, "vm.create", "tk-unrecorded", {"host": "test", "start": True})
+
+    task = _finished(api, left)
+    assert task.state is TaskState.FAILED and "interrupted" in (task.error or "")
+    host = api.services.hosts.get("test")
+
+    async def left_on_host() -> tuple[list[str], list[str]]:
+        domains = [r.name for r in await host.list_domains()]
+        volumes = [v.name for v in await host.storage.list_volumes()]
+        return domains, volumes
+
+    assert api.client.portal is not None
+    domains, volumes = api.client.portal.call(left_on_host)
+    assert "tk-unrecorded" not in domains
+    assert not [v for v in volumes if v.startswith("tk-unrecorded-")], volumes
+
+
 def test_a_task_held_by_a_live_instance_is_left_alone(api: Api) -> None:
     alive = api.services.db.sync(
         lambda s: store.create_task(
