@@ -23,9 +23,24 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: Milliseconds a SQLite connection waits for another writer before failing with "locked".
 SQLITE_BUSY_TIMEOUT_MS = 5000
-#: Seconds a new PostgreSQL connection may take: a server that went silent fails requests
-#: (503) in bounded time instead of holding their worker threads for minutes.
-PG_CONNECT_TIMEOUT_S = 5
+#: libpq's options for every PostgreSQL connection (those the URL names win). A new connection
+#: waits at most 5 s; an open one to a server gone silent (a network cut with no reset) is
+#: found dead within about 25 s, idle (keepalives) or waiting for an answer (unacknowledged
+#: data: ``tcp_user_timeout``), not the system's 15 minutes: a request then answers 503 instead
+#: of holding its worker thread, and the event listener reconnects.
+PG_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
+
+
+def pg_connect_args(url: URL) -> dict[str, int]:
+    """:data:`PG_CONNECT_ARGS` but those ``url``'s query sets."""
+    return {key: value for key, value in PG_CONNECT_ARGS.items() if key not in url.query}
 
 
 def _normalise_url(url: str | URL) -> URL:
@@ -83,8 +98,7 @@ def make_engine(url: str | URL) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # pre_ping: a PostgreSQL restart must not hand stale connections to the next request.
-    args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-    engine = create_engine(parsed, pool_pre_ping=True, connect_args=args)
+    engine = create_engine(parsed, pool_pre_ping=True, connect_args=pg_connect_args(parsed))
     event.listen(engine, "begin", _postgresql_begin)
     return engine
 

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL
 
-from corral.store.db import Store
+from corral.store.db import Store, pg_connect_args
 
 
 def conninfo(url: URL) -> str:
@@ -20,9 +21,11 @@ async def listen(store: Store, channel: str) -> AsyncIterator[str]:
     """Payloads as they come; the first item is ``""`` once listening (so a caller can catch
     up on what came before without missing anything after). Raises ``psycopg.Error`` when the
     connection is lost."""
-    conn = await psycopg.AsyncConnection.connect(
-        conninfo(store.engine.url), autocommit=True, connect_timeout=5
-    )
+    url = store.engine.url
+    # Keepalives matter most here: a LISTEN connection only ever waits, and one silently cut
+    # would wait for ever instead of reconnecting and catching up.
+    dsn = make_conninfo(conninfo(url), **pg_connect_args(url))
+    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
     try:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         yield ""

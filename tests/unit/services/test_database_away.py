@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,7 @@ from corral.services._db import Db
 from corral.store import Store
 from corral.store.db import make_engine
 from corral.testbed.corral_server import free_port
+from tests.postgres import PgAdmin, pg_admin_url
 
 
 def _write(session: Session) -> None:
@@ -63,3 +65,27 @@ async def test_sqlite_read_only_and_locked_say_so(tmp_path: Path) -> None:
     finally:
         db.store.dispose()
         read_only.store.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("query", "connect_timeout"), [("", "5"), ("?connect_timeout=2", "2")])
+def test_postgresql_connections_find_a_silent_server_dead(
+    pg_admin: PgAdmin, query: str, connect_timeout: str
+) -> None:
+    """Keepalives and ``tcp_user_timeout`` on every connection (a network cut that sends no
+    reset is noticed in seconds, not the system's 15 minutes); what the URL says wins."""
+    url = pg_admin_url().render_as_string(hide_password=False) + query
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            driver = connection.connection.dbapi_connection
+            assert isinstance(driver, psycopg.Connection)
+            used = driver.info.get_parameters()
+    finally:
+        engine.dispose()
+    assert used["connect_timeout"] == connect_timeout
+    assert (used["keepalives"], used["keepalives_idle"], used["tcp_user_timeout"]) == (
+        "1",
+        "10",
+        "15000",
+    )
