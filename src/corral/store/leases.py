@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from corral.store.instances import db_now
@@ -39,9 +39,32 @@ def take_lease(session: Session, name: str, holder: str, ttl: timedelta) -> int 
 def take_leases(
     session: Session, names: list[str], holder: str, ttl: timedelta
 ) -> dict[str, int | None]:
-    """:func:`take_lease` for each of ``names`` in one transaction (sorted: two instances
-    taking the same names lock their rows in one order, never a deadlock)."""
-    return {name: take_lease(session, name, holder, ttl) for name in sorted(names)}
+    """:func:`take_lease` for each of ``names`` in one transaction: one SELECT … FOR UPDATE
+    for all their rows (sorted: two instances taking the same names lock their rows in one
+    order, never a deadlock) and one UPDATE for those ``holder`` renews; the rare rest (free,
+    expired, new) row by row. An instance renews every reconcile:HOST lease each second: at
+    500 hosts, one query per lease held SQLite's write lock a good part of every second."""
+    now = db_now(session)
+    expires = now + ttl
+    query = select(Lease).where(Lease.name.in_(names)).order_by(Lease.name).with_for_update()
+    rows = {row.name: row for row in session.scalars(query)}
+    tokens: dict[str, int | None] = {}
+    renewed = []
+    for name in sorted(names):
+        lease = rows.get(name)
+        if lease is not None and lease.holder == holder and lease.expires_at > now:
+            renewed.append(name)
+            tokens[name] = lease.token
+        else:
+            tokens[name] = take_lease(session, name, holder, ttl)
+    if renewed:
+        session.execute(
+            update(Lease)
+            .where(Lease.name.in_(renewed))
+            .values(expires_at=expires)
+            .execution_options(synchronize_session=False)
+        )
+    return tokens
 
 
 def release_lease(session: Session, name: str, holder: str) -> None:

@@ -25,6 +25,7 @@ from corral.store import (
     renew_task_leases,
     stop_instance,
     take_lease,
+    take_leases,
     task_params,
     update_task,
 )
@@ -140,3 +141,24 @@ def test_a_job_lease_has_one_holder_and_a_growing_fencing_token(store: Store) ->
     with store.session() as s:
         assert take_lease(s, "reconcile", "A", ttl) == 3
         assert not lease_valid(s, "reconcile", 2)  # B's writes are fenced off
+
+
+def test_leases_taken_and_renewed_together(store: Store) -> None:
+    """take_leases: what one holder renews in bulk keeps its token and is extended; free,
+    new and expired ones are taken (the token grows), another holder's live lease is not."""
+    ttl = timedelta(seconds=30)
+    names = [f"reconcile:h{i}" for i in range(5)]
+    with store.session() as s:
+        assert take_leases(s, names, "A", ttl) == dict.fromkeys(names, 1)
+        assert take_lease(s, "theirs", "B", ttl) == 1
+        assert take_lease(s, "lapsed", "B", -ttl) == 1  # B's, already expired
+    with store.session() as s:
+        got = take_leases(s, [*names, "theirs", "lapsed", "new"], "A", ttl)
+    assert got == {**dict.fromkeys(names, 1), "theirs": None, "lapsed": 2, "new": 1}
+    with store.session() as s:
+        # Renewed: still valid for a while, B cannot take them.
+        assert all(lease_valid(s, name, 1) for name in names)
+        assert take_leases(s, names, "B", ttl) == dict.fromkeys(names)
+        assert take_leases(s, names, "A", -ttl) == dict.fromkeys(names, 1)  # now expired
+    with store.session() as s:
+        assert take_leases(s, names, "B", ttl) == dict.fromkeys(names, 2)
