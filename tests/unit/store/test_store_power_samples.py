@@ -52,3 +52,26 @@ def test_raw_samples_fold_into_minute_means_after_an_hour_and_go_after_a_day(
     # Folding again changes nothing: minute rows are never folded twice.
     with store.session() as s:
         assert st.downsample(s, now) == (0, 0)
+
+
+def test_host_cpu_means_over_a_window(store: Store) -> None:
+    """Placement's load of each host: the mean of its samples since the window's start, each
+    capped at 1 (a host busier than its CPUs is full), standby samples not counted."""
+    now = utcnow()
+
+    def sample(host: str, ago_s: int, cpu: float, standby: bool = False) -> HostSample:
+        at = now - timedelta(seconds=ago_s)
+        return HostSample(host=host, at=at, cpu=cpu, memory_used_mib=1, memory_total_mib=8,
+                          standby=standby)  # fmt: skip
+
+    with store.session() as s:
+        st.add_samples(
+            s,
+            [sample("h1", 600, 0.9), sample("h1", 60, 0.2), sample("h1", 30, 1.4),
+             sample("h2", 50, 0.5), sample("h2", 40, 0.0, standby=True),
+             sample("h3", 900, 0.7)],
+            [],
+        )  # fmt: skip
+    with store.reading() as s:
+        means = st.host_cpu_means(s, now - timedelta(seconds=300))
+    assert means == {"h1": pytest.approx(0.6), "h2": pytest.approx(0.5)}

@@ -9,26 +9,14 @@ as there are hosts, whatever the number of VMs.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping
-from datetime import datetime
 
 from corral.model.placement import VmDemand
-from corral.model.power import HostSample
 from corral.services.migrations.preflight import QEMU_OVERHEAD_MIB
 
 #: The most one summed demand may hold (``VmDemand``'s limits): bigger sums are split.
 _MAX_VCPUS = 512
 _MAX_MEMORY_MIB = 4 * 1024 * 1024
-
-
-def host_busy(samples: list[HostSample], since: datetime) -> dict[str, float]:
-    """Each host's mean CPU utilisation (0..1) in its samples from ``since`` on."""
-    values: dict[str, list[float]] = defaultdict(list)
-    for s in samples:
-        if s.at >= since and not s.standby:
-            values[s.host].append(min(s.cpu, 1.0))
-    return {host: sum(v) / len(v) for host, v in values.items()}
 
 
 def summed_demands(

@@ -39,7 +39,7 @@ from corral.services._db import Db
 from corral.services.hosts import HostService
 from corral.services.migrations.preflight import QEMU_OVERHEAD_MIB
 from corral.services.power.drivers import PowerDriver
-from corral.services.power.host_sums import host_busy, summed_demands
+from corral.services.power.host_sums import summed_demands
 from corral.services.vms.inventory import VmInventory
 
 #: Memory a host keeps for itself (kernel, libvirtd): 5 % of it, at most 1 GiB; never given
@@ -76,6 +76,8 @@ class Facts:
     #: Placement's instead of ``running``: host -> (domains, vCPUs, memory MiB) of its live
     #: domains, from the cluster view.
     running_sums: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    #: Placement's instead of ``host_samples``: host -> mean CPU use over the sustained window.
+    host_busy: dict[str, float] = field(default_factory=dict)
 
 
 def assemble(
@@ -136,9 +138,8 @@ def assemble(
         )
     else:
         cpus = {name: max(c, 1) for name, c, _memory in facts.hosts}
-        since = now - timedelta(minutes=settings.sustained_minutes)
         sums = {h: t for h, t in facts.running_sums.items() if h in modes}
-        vms = summed_demands(sums, cpus, host_busy(facts.host_samples, since))
+        vms = summed_demands(sums, cpus, facts.host_busy)
     samples = _host_samples(facts, modes)
     return Snapshot(ClusterState(hosts=hosts, vms=vms), samples, notes)
 
@@ -239,8 +240,17 @@ class SnapshotBuilder:
         running, stopped = await self._vms() if consolidation else ([], {})
         # Twice the window: sustained_load needs a sample at or before the window's start.
         since = now - timedelta(minutes=2 * settings.sustained_minutes)
-        host_rows = await self._db.read(lambda s: store.host_samples(s, since))
-        vm_rows = await self._db.read(lambda s: store.vm_samples(s, since)) if consolidation else []
+        host_rows: list[HostSample] = []
+        vm_rows: list[VmSample] = []
+        busy: dict[str, float] = {}
+        if consolidation:
+            host_rows = await self._db.read(lambda s: store.host_samples(s, since))
+            vm_rows = await self._db.read(lambda s: store.vm_samples(s, since))
+        else:
+            # Placement: each host's mean over the window, summed by the database (every
+            # sample of 500 hosts over the window, read at every create, was most of its time).
+            window = now - timedelta(minutes=settings.sustained_minutes)
+            busy = await self._db.read(lambda s: store.host_cpu_means(s, window))
         settled = await self._db.read(lambda s: store.last_finished(s, PLACEMENT_TASKS))
         return Facts(
             hosts=hosts,
@@ -256,4 +266,5 @@ class SnapshotBuilder:
             vm_samples=vm_rows,
             settled=settled,
             running_sums={} if consolidation else await self._sums(),
+            host_busy=busy,
         )
