@@ -84,7 +84,9 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def make_engine(url: str | URL) -> Engine:
-    """An Engine for ``sqlite:///path`` or ``postgresql+psycopg://…`` (or ``postgresql://``)."""
+    """An Engine for ``sqlite:///path`` or ``postgresql+psycopg://…`` (or ``postgresql://``).
+    Its errors never quote a statement's parameters (``hide_parameters``): they may be secrets
+    (a password's or token's hash), and errors end up in logs."""
     parsed = _normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         if not parsed.database or parsed.database == ":memory:":
@@ -93,12 +95,14 @@ def make_engine(url: str | URL) -> Engine:
                 "in-memory SQLite is not supported: use a file, e.g. sqlite:////var/lib/corral/db"
             )
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     # pre_ping: a PostgreSQL restart must not hand stale connections to the next request.
-    engine = create_engine(parsed, pool_pre_ping=True, connect_args=pg_connect_args(parsed))
+    engine = create_engine(
+        parsed, pool_pre_ping=True, connect_args=pg_connect_args(parsed), hide_parameters=True
+    )
     event.listen(engine, "begin", _postgresql_begin)
     return engine
 

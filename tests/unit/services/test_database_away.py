@@ -26,6 +26,15 @@ def _write(session: Session) -> None:
     session.execute(text("INSERT INTO t VALUES (1)"))
 
 
+SECRET = "a-parameter-that-is-a-secret"
+
+
+def _write_secret(session: Session) -> None:
+    session.execute(text("CREATE TABLE IF NOT EXISTS s (x TEXT PRIMARY KEY)"))
+    for _ in range(2):
+        session.execute(text("INSERT INTO s VALUES (:x)"), {"x": SECRET})
+
+
 async def test_postgresql_nobody_answers_is_unreachable_and_unhealthy() -> None:
     url = f"postgresql://corral:the-secret@127.0.0.1:{free_port()}/corral"
     db = Db(Store(make_engine(url)))
@@ -59,8 +68,9 @@ async def test_sqlite_read_only_and_locked_say_so(tmp_path: Path) -> None:
         finally:
             holder.execute("ROLLBACK")
             holder.close()
-        with pytest.raises(IntegrityError):  # not an outage: the caller's conflict
-            await db(_write)
+        with pytest.raises(IntegrityError) as conflict:  # not an outage: the caller's conflict
+            await db(_write_secret)
+        assert SECRET not in str(conflict.value)  # errors end up in logs
         assert await db.health() is None
     finally:
         db.store.dispose()
