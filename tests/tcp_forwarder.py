@@ -2,7 +2,8 @@
 
 Runs an asyncio server in a thread of its own, forwarding each connection to ``upstream``.
 ``cut()`` resets every open connection and answers new ones by closing them at once (a
-client sees "server closed the connection unexpectedly"), until ``restore()``.
+client sees "server closed the connection unexpectedly"), until ``restore()``. ``silence()``
+leaves new connections unanswered instead (a server behind a network cut that sends nothing).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class CuttableForwarder:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._writers: set[asyncio.StreamWriter] = set()
         self._cut = False
+        self._silent = False
         self._server: asyncio.Server | None = None
         self.port = 0
 
@@ -46,12 +48,12 @@ class CuttableForwarder:
         """Reset every forwarded connection; refuse new ones until :meth:`restore`."""
         self._call(self._cut_all())
 
-    def restore(self) -> None:
-        self._cut = False
+    def silence(self) -> None:
+        """Accept new connections and never answer them, until :meth:`restore`."""
+        self._silent = True
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._writers) // 2
+    def restore(self) -> None:
+        self._cut = self._silent = False
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)
@@ -68,6 +70,9 @@ class CuttableForwarder:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._cut:
             writer.transport.abort()
+            return
+        if self._silent:
+            self._writers.add(writer)  # open, unanswered, until a cut or the stop
             return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self._upstream)

@@ -4,7 +4,9 @@ another connection holds locked); other database errors stay what they are."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import psycopg
@@ -19,6 +21,7 @@ from corral.store import Store
 from corral.store.db import make_engine
 from corral.testbed.corral_server import free_port
 from tests.postgres import PgAdmin, pg_admin_url
+from tests.tcp_forwarder import forwarding
 
 
 def _write(session: Session) -> None:
@@ -99,3 +102,22 @@ def test_postgresql_connections_find_a_silent_server_dead(
         "10",
         "15000",
     )
+
+
+@pytest.mark.postgres
+async def test_a_silent_postgresql_fails_in_bounded_time() -> None:
+    """A server that accepts and then says nothing (a network cut): a transaction fails after
+    the 5 s connect timeout, ``/healthz``'s check after its 3 s, not after minutes."""
+    admin = pg_admin_url()
+    with forwarding(admin.host or "127.0.0.1", admin.port or 5432) as forwarder:
+        forwarder.silence()
+        db = Db(Store(make_engine(admin.set(host="127.0.0.1", port=forwarder.port))))
+        try:
+            started = time.monotonic()
+            health, work = await asyncio.gather(db.health(), db(_write), return_exceptions=True)
+            took = time.monotonic() - started
+        finally:
+            db.store.dispose()
+    assert health == "the database did not answer within 3 s"
+    assert isinstance(work, DatabaseUnavailable) and "unreachable" in work.message
+    assert took < 10, took
