@@ -34,3 +34,8 @@ TASKS_FINISHED = Counter(
     ["kind", "state"],
     registry=REGISTRY,
 )
+DATABASE_UNAVAILABLE = Counter(
+    "corral_database_unavailable",
+    "Transactions refused because the database was away (unreachable, locked, read-only)",
+    registry=REGISTRY,
+)

@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
 from corral.errors import DatabaseUnavailable
+from corral.metrics import DATABASE_UNAVAILABLE
 from corral.store import Store
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class Db:
             if reason is None or (reading and reason == READ_ONLY):
                 raise  # a write in a reading transaction is a bug, not a read-only file
             self._away(reason, exc)
+            DATABASE_UNAVAILABLE.inc()
             raise DatabaseUnavailable(reason) from None
         if self._away_since is not None:
             self._back()

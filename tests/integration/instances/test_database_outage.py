@@ -33,6 +33,8 @@ from tests.tcp_forwarder import CuttableForwarder, forwarding
 
 pytestmark = pytest.mark.postgres
 
+#: The metric of transactions refused while the database was away.
+REFUSED = "corral_database_unavailable_total"
 #: Longer than a task's lease (4 s): the leases lapse while the database is away.
 OUTAGE_S = 5.0
 
@@ -190,6 +192,9 @@ def test_requests_answer_503_and_tasks_go_on_once_the_database_is_back(
             # Once each: the request and the task's outcome.
             assert _shutdown_outcomes(client, vm) == ["ok", "ok"]
         _event_listener_listens(a, pair.url)
+        metrics = client.get(f"{a.url}/metrics").text
+        refused = next(line for line in metrics.splitlines() if line.startswith(REFUSED))
+        assert float(refused.split()[1]) > 0, refused
         wait_until(lambda: _healthy(b), 20, "B's /healthz to be 200 again", interval=0.1)
         for vm in ("od-short", "od-long"):
             assert client.delete(f"/vms/{vm}").status_code in (200, 204)
