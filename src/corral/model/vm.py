@@ -71,6 +71,10 @@ class VmState(StrEnum):
     MISSING = "missing"
 
 
+#: The guest executes there (a paused destination of a migration in flight does not).
+EXECUTING = frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.SHUTTING_DOWN})
+
+
 class DiskBus(StrEnum):
     VIRTIO = "virtio"
     SATA = "sata"

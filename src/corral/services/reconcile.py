@@ -27,7 +27,7 @@ from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
 from corral.services.leases import Leases
 from corral.services.locks import OperationLocks
-from corral.services.whereabouts import Move, Whereabouts
+from corral.services.whereabouts import Whereabouts
 from corral.virt import DomainEvent, DomainRecord, LibvirtHost
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Reconciler:
         self._hosts = hosts
         self._bus = bus
         self._interval_s = interval_s
-        self._where = Whereabouts(db, hosts, view)
+        self._where = Whereabouts(db, hosts, view, bus)
         self._pending: set[str] = set()
         #: Domains to follow, with the hosts whose events named them.
         self._pending_uuids: dict[str, set[str]] = {}
@@ -235,29 +235,16 @@ class Reconciler:
     async def follow(self, uuid: str, named_by: Collection[str] = ()) -> None:
         """Move the VM of domain ``uuid`` to the host it lives on now, if that changed
         (``named_by``: hosts that just reported it, asked whatever the view says)."""
-        moved = await self._where.resolve(uuid, named_by)
-        if moved is not None:
-            self._moved(moved)
-
-    def _moved(self, move: Move) -> None:
-        self._bus.publish(
-            Event(
-                "vm",
-                "moved",
-                {"host": move.to.host.name, "from": move.left, "uuid": move.row.uuid,
-                 "name": move.row.name},
-            )
-        )  # fmt: skip
+        await self._where.resolve(uuid, named_by)
 
     async def _vanished(
         self, host: LibvirtHost, row: store.Vm, token: int, busy: Collection[str]
     ) -> None:
         """``row``'s domain is not on ``host``: on another host it moved there, on none the VM
         is missing (unless a Corral operation on it is under way)."""
-        moved = await self._where.follow(row, None)
-        if moved is not None:
-            self._moved(moved)
-        elif row.missing_since is None and row.name not in busy and not self._locks.busy(row.name):
+        if await self._where.follow(row, None) is not None:
+            return  # moved (and announced)
+        if row.missing_since is None and row.name not in busy and not self._locks.busy(row.name):
             log.warning("VM %s vanished from host %s (and no connected host has it)",
                         row.name, host.name)  # fmt: skip
             await self._write(host.name, token, partial(store.mark_vm_missing, name=row.name))

@@ -155,6 +155,7 @@ class Services:
             self.storage,
             self.agents.call,
             self.view,
+            self.bus,
         )
         self.migrations = MigrationServices.build(
             self.vms.inventory,

@@ -17,17 +17,17 @@ from sqlalchemy.orm import Session
 
 from corral import store
 from corral.errors import CorralError, NotFound
-from corral.model.vm import VmState
+from corral.model.vm import EXECUTING, VmState
 from corral.services._db import Db
 from corral.services.cluster_view import ClusterView
+from corral.services.events import Event, EventBus
 from corral.services.hosts import HostService
 from corral.store import Vm
 from corral.virt import DomainRecord, LibvirtHost
 
 log = logging.getLogger(__name__)
 
-#: The guest executes there (a paused destination of a migration in flight does not).
-_RUNS = frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.SHUTTING_DOWN})
+_RUNS = EXECUTING
 
 
 def moved_to(here: VmState | None, there: VmState) -> bool:
@@ -86,10 +86,18 @@ class Whereabouts:
     lists it on, those not listed yet, and those an event just named (``also``: the view may
     not have read that event's domain yet) — not every host of the cluster."""
 
-    def __init__(self, db: Db, hosts: HostService, view: ClusterView | None = None) -> None:
+    def __init__(
+        self,
+        db: Db,
+        hosts: HostService,
+        view: ClusterView | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
         self._db = db
         self._hosts = hosts
         self._view = view
+        #: Every move is announced (``vm moved``), whichever read found it.
+        self._bus = bus
 
     def _may_have(self, uuid: str, host: str, also: Collection[str]) -> bool:
         view = self._view
@@ -143,8 +151,10 @@ class Whereabouts:
         def move(session: Session) -> Vm | None:
             # By UUID: a rename through Corral meanwhile keeps the row.
             vm = store.find_vm_by_uuid(session, uuid)
-            if vm is None:
-                return None  # deleted through Corral meanwhile
+            if vm is None or vm.host.name != old:
+                # Deleted through Corral, or moved by another read that saw the same domain:
+                # a move happens (and is announced) once.
+                return None
             store.update_vm(session, vm.name, host=new)
             return store.clear_vm_missing(session, vm.name)
 
@@ -154,6 +164,10 @@ class Whereabouts:
         # Also seen for Corral's own migrations, a moment before their task records the move.
         log.info("VM %s (%s) follows its domain from host %s to host %s", moved.name, uuid,
                  old, new)  # fmt: skip
+        if self._bus is not None:
+            self._bus.publish(
+                Event("vm", "moved", {"host": new, "from": old, "uuid": uuid, "name": moved.name})
+            )
         return Move(moved, old, sighting)
 
     async def resolve(self, uuid: str, also: Collection[str] = ()) -> Move | None:

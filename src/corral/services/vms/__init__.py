@@ -29,6 +29,7 @@ from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.cluster_view import ClusterView
+from corral.services.events import EventBus
 from corral.services.host_paths import HostPathRule
 from corral.services.hosts import HostService
 from corral.services.images import ImageLibrary
@@ -87,8 +88,9 @@ class VmServices:
         storage: StorageDomains,
         agent: AgentCall | None = None,
         view: ClusterView | None = None,
+        bus: EventBus | None = None,
     ) -> VmServices:
-        inventory = VmInventory(db, hosts, view)
+        inventory = VmInventory(db, hosts, view, bus)
         source = VmScreenSource(inventory, pki)
         create = VmCreation(inventory, tasks, audit, locks, images, paths)
         create.storage = storage

@@ -11,9 +11,10 @@ from typing import NamedTuple
 from corral import store
 from corral.errors import CorralError, NotFound
 from corral.metrics import VMS_BY_STATE
-from corral.model.vm import VmInfo, VmState
+from corral.model.vm import EXECUTING, VmInfo, VmState
 from corral.services._db import Db
 from corral.services.cluster_view import ClusterView
+from corral.services.events import EventBus
 from corral.services.hosts import HostService
 from corral.services.whereabouts import Search, Sighting, Whereabouts
 from corral.store import Vm
@@ -96,12 +97,18 @@ def _count_states(entries: list[VmEntry]) -> None:
 class VmInventory:
     """Lookups every VM use case starts with, and the read-only views (list, show)."""
 
-    def __init__(self, db: Db, hosts: HostService, view: ClusterView | None = None) -> None:
+    def __init__(
+        self,
+        db: Db,
+        hosts: HostService,
+        view: ClusterView | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
         self.db = db
         self.hosts = hosts
         #: Told what each lookup reads from libvirt, so decisions after it see it at once.
         self.view = view or ClusterView(hosts)
-        self._where = Whereabouts(db, hosts, self.view)
+        self._where = Whereabouts(db, hosts, self.view, bus)
 
     async def row(self, name: str) -> Vm:
         return await self.db.read(lambda s: store.get_vm(s, name))
@@ -154,6 +161,13 @@ class VmInventory:
                 moved = await self._where.follow(row, None)
                 if moved is not None:
                     return vm_info(moved.row, moved.to.record, True)
+            else:
+                if record.state not in EXECUTING:
+                    # The source of a migration made outside Corral, stopped before libvirt
+                    # undefines it: the running domain elsewhere is the VM, not this one.
+                    moved = await self._where.follow(row, record.state)
+                    if moved is not None:
+                        return vm_info(moved.row, moved.to.record, True)
         return vm_info(row, record, host.connected)
 
     async def list_vms(self, host_name: str | None = None) -> list[VmInfo]:
@@ -203,6 +217,14 @@ class VmInventory:
         for row in rows:
             found = records.get(row.host.name)
             record = (found or {}).get(row.uuid)
+            if record is not None and record.state not in EXECUTING and self._elsewhere(row):
+                # A stopped source of a migration outside Corral, the VM running elsewhere.
+                seen = self._seen(row.uuid, records) if every_host else None
+                moved = await self._where.follow(row, record.state, seen)
+                if moved is not None:
+                    if keep_moved:
+                        result.append(VmEntry(moved.row, moved.to.record, True))
+                    continue
             if found is not None and record is None:
                 # Gone from its host: moved outside Corral, or missing.
                 seen = self._seen(row.uuid, records) if every_host else None
@@ -244,6 +266,11 @@ class VmInventory:
             except CorralError as exc:
                 log.warning("listing domains of %s failed: %s", host.name, exc.message)
         return records
+
+    def _elsewhere(self, row: Vm) -> bool:
+        """Whether the cluster view knows domain ``row.uuid`` on a host besides the row's
+        (no libvirt call: a page of shut-off VMs must not ask every host about each)."""
+        return any(h != row.host.name for h in self.view.where(row.uuid))
 
     def _seen(self, uuid: str, records: dict[str, Mapping[str, DomainRecord]]) -> Search | None:
         """Where a listing of every host found ``uuid`` (None when only one host was listed):
