@@ -67,17 +67,8 @@ def _claim(api: Api) -> None:
     api.client.portal.call(api.services.task_leases.claim)
 
 
-def _claim(api: Api) -> None:
-    """What a live instance's claim loop does. The app here is on SQLite, where an instance
-    claims only at its start (a lapsed lease there means a slow process, never a dead one):
-    the claims another instance would make on PostgreSQL are made here as the tests wait."""
-    assert api.client.portal is not None
-    api.client.portal.call(api.services.task_leases.claim)
-
-
 def _finished(api: Api, task_id: str) -> TaskInfo:
     def done() -> TaskInfo | None:
-        _claim(api)
         task = api.services.db.sync(lambda s: store.get_task(s, task_id))
         return task if task.state.finished else None
 
@@ -190,7 +181,6 @@ def test_an_evacuation_goes_on_with_the_vms_still_on_the_host(api: Api) -> None:
 
 def _running_phase(api: Api, task_id: str, wanted: Callable[[str], bool], attempt: int = 2) -> None:
     def seen() -> bool:
-        _claim(api)
         task = api.services.db.sync(lambda s: store.get_task(s, task_id))
         return task.state is TaskState.RUNNING and task.attempt == attempt and wanted(task.phase)
 
