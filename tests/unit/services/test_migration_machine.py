@@ -39,6 +39,10 @@ def test_every_phase_has_its_transitions_and_final_phases_none() -> None:
     assert [p for p in P if p.libvirt_involved] == [
         P.MIGRATING, P.POSTCOPY, P.ABORTING, P.UNCERTAIN, P.FINISHING,
     ]  # fmt: skip
+    # An instance lost after libvirt's success, before the inventory's update: its taker
+    # resumes the task from UNCERTAIN (it failed 'cannot go from FINISHING to UNCERTAIN' with
+    # the VM moved, in bench/failover.py).
+    assert P.UNCERTAIN in TRANSITIONS[P.FINISHING]
     # There is no way back from post-copy: it cannot be aborted.
     assert P.ABORTING not in TRANSITIONS[P.POSTCOPY]
     # Every phase reaches a final one.

@@ -9,6 +9,7 @@ record that persists every step in the task (``result["migration"]``).
         │            │          └───────> UNCERTAIN ───────────────────┘
         │            │                        └──> FAILED | CANCELLED
         └────────────┴──> FAILED                  MIGRATING ──> FAILED
+                                                  FINISHING ──> UNCERTAIN (Corral lost there)
 
 Before MIGRATING nothing changed on any host. From MIGRATING on, the source host's libvirtd
 drives the migration (peer-to-peer): it goes on if Corral stops, so a restarted Corral finds
@@ -60,7 +61,8 @@ TRANSITIONS: dict[MigrationPhase, frozenset[MigrationPhase]] = {
     # The abort may come too late (it completed) or the migration may fail on its own.
     P.ABORTING: frozenset({P.CANCELLED, P.FINISHING, P.FAILED, P.UNCERTAIN}),
     P.UNCERTAIN: frozenset({P.FINISHING, P.FAILED, P.CANCELLED, P.UNCERTAIN}),
-    P.FINISHING: frozenset({P.COMPLETED}),
+    # Corral lost between libvirt's success and the inventory's update: the taker looks again.
+    P.FINISHING: frozenset({P.COMPLETED, P.UNCERTAIN}),
     P.COMPLETED: frozenset(),
     P.FAILED: frozenset(),
     P.CANCELLED: frozenset(),
