@@ -221,6 +221,8 @@ class Services:
         else:
             await self.task_leases.claim()
         self.task_leases.start(sole=sole)
+        if not sole:
+            self.hosts.follow_others()
         await self.reconciler.reconcile_all()
         self.leases.start()
         self.reconciler.start()

@@ -14,6 +14,7 @@ from corral.model.common import did_you_mean
 from corral.model.host import HostCreate, HostInfo, SshAccess
 from corral.model.vm import Accelerator
 from corral.pki import ClusterPki
+from corral.services._background import BackgroundTask
 from corral.services._db import Db
 from corral.services.hosts.uri_policy import HostUriPolicy
 from corral.virt import DomainEvent, LibvirtHost
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[DomainEvent], None]
 
 _RETRY_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+#: How often an instance beside others re-reads the hosts table (see :meth:`HostService.sync`).
+SYNC_S = 2.0
 
 
 class HostService:
@@ -54,6 +57,12 @@ class HostService:
         #: start-up, after a retry, after a reconnect: e.g. storage domain reach checks.
         self.on_connected: list[Callable[[LibvirtHost], Coroutine[Any, Any, None]]] = []
         self._jobs: set[asyncio.Task[None]] = set()
+        #: Hosts this instance is recording or forgetting right now (``sync`` leaves them be).
+        self._changing: set[str] = set()
+        #: Bumped by each maintenance/standby change made here: a sync whose read began
+        #: before it must not put back what that change replaced.
+        self._flags_changed = 0
+        self._syncing = BackgroundTask("host-sync", self._sync_forever)
 
     async def start(self, local_name: str, local_uri: str, local_accel: Accelerator | None) -> None:
         rows = await self._db(store.list_hosts)
@@ -141,10 +150,48 @@ class HostService:
         self._retries.pop(host.name, None)
         self._update_gauge()
 
+    # -- other instances' changes -----------------------------------------------------------
+    def follow_others(self) -> None:
+        """Beside other instances (PostgreSQL): follow the hosts they add or remove and the
+        maintenance and standby they set, every :data:`SYNC_S`. Without it a host enrolled
+        through one instance was "unknown" to the others until they restarted."""
+        self._syncing.start()
+
+    async def _sync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SYNC_S)
+            try:
+                await self.sync()
+            except CorralError as exc:  # a database outage must not end the loop
+                log.warning("hosts not re-read: %s", exc.message)
+
+    async def sync(self) -> None:
+        """Make this instance's hosts what the database says (see :meth:`follow_others`)."""
+        flags_before = self._flags_changed
+        rows = await self._db.read(store.list_hosts)
+        recorded = {row.name for row in rows}
+        for row in rows:
+            if flags_before == self._flags_changed:
+                self._flag(self._maintenance, row.name, row.maintenance)
+                self._flag(self._standby, row.name, row.standby)
+            if row.name not in self._hosts and row.name not in self._changing:
+                log.info("host %s was added through another Corral instance", row.name)
+                accel = Accelerator(row.accelerator) if row.accelerator else None
+                await self._attach(row.name, row.uri, accel)
+        for name in list(self._hosts):
+            if name not in recorded and name not in self._changing:
+                log.info("host %s was removed through another Corral instance", name)
+                await self._detach(name)
+
+    @staticmethod
+    def _flag(names: set[str], name: str, on: bool) -> None:
+        (names.add if on else names.discard)(name)
+
     def _update_gauge(self) -> None:
         HOSTS_CONNECTED.set(sum(1 for h in self._hosts.values() if h.connected))
 
     async def stop(self) -> None:
+        await self._syncing.stop()
         for task in [*self._retries.values(), *self._jobs]:
             task.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
@@ -255,13 +302,17 @@ class HostService:
     ) -> HostInfo:
         """Record a host already identified and connect to it."""
         self.check_name_free(name)
-        # The unique libvirt_id column settles concurrent registrations of one daemon.
-        await self._db(
-            lambda s: store.add_host(
-                s, name, uri, accelerator, libvirt_id=libvirt_id, address=address, ssh=ssh
+        self._changing.add(name)
+        try:
+            # The unique libvirt_id column settles concurrent registrations of one daemon.
+            await self._db(
+                lambda s: store.add_host(
+                    s, name, uri, accelerator, libvirt_id=libvirt_id, address=address, ssh=ssh
+                )
             )
-        )
-        await self._attach(name, uri, accelerator)
+            await self._attach(name, uri, accelerator)
+        finally:
+            self._changing.discard(name)
         return await self.info(name)
 
     # -- maintenance -------------------------------------------------------------------------
@@ -270,6 +321,7 @@ class HostService:
 
     async def set_maintenance(self, name: str, enabled: bool) -> HostInfo:
         self.get(name)
+        self._flags_changed += 1
         await self._db(lambda s: store.set_maintenance(s, name, enabled))
         if enabled:
             self._maintenance.add(name)
@@ -285,12 +337,13 @@ class HostService:
         """Whether the database says the host is in standby (another instance may have
         recorded it); this instance's view follows."""
         standby = await self._db(lambda s: store.get_host(s, name).standby)
-        (self._standby.add if standby else self._standby.discard)(name)
+        self._flag(self._standby, name, bool(standby))
         return bool(standby)
 
     async def set_standby(self, name: str, standby: bool) -> None:
         """Record that Corral powered the host down (True) or woke it (False)."""
         self.get(name)
+        self._flags_changed += 1
         await self._db(lambda s: store.set_standby(s, name, standby))
         if standby:
             self._standby.add(name)
@@ -350,7 +403,7 @@ class HostService:
                 CERT_EXPIRY.labels(name, info.purpose.value).set(info.expires_in_s)
 
     async def remove(self, name: str) -> None:
-        host = self.get(name)
+        self.get(name)
         vms = await self._db(lambda s: store.list_vms(s, host=name))
         if vms:
             names = ", ".join(v.name for v in vms[:5])
@@ -358,15 +411,25 @@ class HostService:
                 f"host {name!r} still has {len(vms)} VM(s) in the inventory ({names}): "
                 "migrate or delete them first"
             )
-        await self._db(lambda s: store.delete_host(s, name))
+        self._changing.add(name)
+        try:
+            await self._db(lambda s: store.delete_host(s, name))
+            await self._detach(name)
+        finally:
+            self._changing.discard(name)
+        if self.pki is not None:
+            self.pki.forget_host(name)
+
+    async def _detach(self, name: str) -> None:
+        """Close and forget ``name`` (its row is gone)."""
         retry = self._retries.pop(name, None)
         if retry:
             retry.cancel()
-        await host.close()
-        del self._hosts[name]
+        host = self._hosts.pop(name, None)
+        if host is not None:
+            await host.close()
         self._maintenance.discard(name)
         self._standby.discard(name)
         self.power_drivers.pop(name, None)
-        if self.pki is not None:
-            self.pki.forget_host(name)
+        self._errors.pop(name, None)
         self._update_gauge()
