@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from corral.model.placement import PlacementPolicy, PolicySettings, PowerModel
-from corral.model.power import PowerPolicyMode, Watts, WholeNumber
+from corral.model.power import HostCount, PowerPolicyMode, Watts
 
 _KNOBS = PolicySettings.model_fields
 _MODEL = PowerModel.model_fields
@@ -81,7 +81,7 @@ class ClusterSettingsUpdate(BaseModel):
     cpu_overcommit: Annotated[float, Field(strict=True, gt=0, le=64)] | None = None
     high_utilisation: Annotated[float, Field(strict=True, gt=0, le=1)] | None = None
     low_utilisation: Annotated[float, Field(strict=True, ge=0, lt=1)] | None = None
-    hosts_in_reserve: Annotated[WholeNumber, Field(ge=0, le=10_000)] | None = None
+    hosts_in_reserve: HostCount | None = None
     sustained_minutes: Annotated[float, Field(strict=True, gt=0, le=24 * 60)] | None = None
     power_idle_w: Watts | None = None
     power_max_w: Watts | None = None

@@ -63,6 +63,10 @@ def _not_bool(value: object) -> object:
 
 #: A whole number as JSON has it (``5`` or ``5.0``), never a boolean.
 WholeNumber = Annotated[int, BeforeValidator(_not_bool)]
+#: A WholeNumber from 0 to 10,000. Bounds go before the validator: written after it
+#: (``Annotated[WholeNumber, Field(ge=…)]``), pydantic puts them in the JSON schema as ``ge`` and
+#: ``le``, words no client reads, so generated requests broke them and got a 422.
+HostCount = Annotated[int, Field(ge=0, le=10_000), BeforeValidator(_not_bool)]
 
 
 class _Strict(BaseModel):
