@@ -148,19 +148,27 @@ class Whereabouts:
             return None
         uuid, old, new = row.uuid, row.host.name, sighting.host.name
 
-        def move(session: Session) -> Vm | None:
+        def move(session: Session) -> tuple[Vm, bool] | None:
+            """The row on ``new`` and whether this call moved it."""
             # By UUID: a rename through Corral meanwhile keeps the row.
             vm = store.find_vm_by_uuid(session, uuid)
-            if vm is None or vm.host.name != old:
-                # Deleted through Corral, or moved by another read that saw the same domain:
-                # a move happens (and is announced) once.
+            if vm is None:
+                return None  # deleted through Corral meanwhile
+            if vm.host.name == new:
+                # Moved by another read that saw the same domain: a move is announced once,
+                # but this read still shows the VM where it is (not missing from its old host).
+                return vm, False
+            if vm.host.name != old:
                 return None
             store.update_vm(session, vm.name, host=new)
-            return store.clear_vm_missing(session, vm.name)
+            return store.clear_vm_missing(session, vm.name), True
 
-        moved = await self._db(move)
-        if moved is None:
+        result = await self._db(move)
+        if result is None:
             return None
+        moved, announce = result
+        if not announce:
+            return Move(moved, old, sighting)
         # Also seen for Corral's own migrations, a moment before their task records the move.
         log.info("VM %s (%s) follows its domain from host %s to host %s", moved.name, uuid,
                  old, new)  # fmt: skip

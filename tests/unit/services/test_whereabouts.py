@@ -20,7 +20,7 @@ from corral.model.auth import Role
 from corral.model.vm import DeleteRequest, VmState
 from corral.services.principal import Principal
 from corral.services.runtime import Services
-from corral.services.whereabouts import moved_to
+from corral.services.whereabouts import Whereabouts, moved_to
 
 NAME = "wanderer"
 _DOMAIN = """<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
@@ -147,6 +147,29 @@ async def test_a_read_finds_a_domain_undefined_from_its_host_elsewhere(
         _row, host, record = await inventory.record(NAME)
         assert (host.name, record.uuid) == ("h2", uuid)
     assert await _host_of(corral) == "h2"
+
+
+async def test_reads_racing_to_follow_one_move_both_show_it_where_it_is(
+    services: tuple[Services, str],
+) -> None:
+    """Two reads (show and list, or two clients) that read the row before either moved it:
+    the second finds it moved already and shows it on h2, never missing from h1; the move is
+    announced once."""
+    corral, uuid = services
+    h1 = corral.hosts.get("h1")
+    await h1.destroy(uuid)
+    await corral.reconciler.stop()
+    await h1.undefine_domain(uuid)
+    stale = await corral.vms.inventory.row(NAME)
+    where = Whereabouts(corral.db, corral.hosts, None, corral.bus)
+    async with corral.bus.subscribe() as events:
+        first = await where.follow(stale, None)
+        second = await where.follow(stale, None)
+        announced = [events.get_nowait() for _ in range(events.qsize())]
+    assert first is not None and second is not None
+    assert (first.row.host.name, second.row.host.name) == ("h2", "h2")
+    assert second.to.record.uuid == uuid
+    assert [e.kind for e in announced if e.topic == "vm"] == ["moved"]
 
 
 async def test_a_domain_on_no_host_is_missing_and_nobody_is_told_to_delete_it(
