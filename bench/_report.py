@@ -2,9 +2,9 @@
 
     report("RFB decoding", rows, headline={"speedup_raw": 3.1}, json_mode=args.json)
 
-``rows`` are dicts with the same keys (the table's columns, in order); ``headline`` holds the
-figures a benchmark is judged by. With ``json_mode`` only ``{"title", "rows", **headline}`` is
-printed, as one JSON object on one line.
+``rows`` are dicts whose keys are the table's columns, in order (a row may lack some);
+``headline`` holds the figures a benchmark is judged by. With ``json_mode`` only
+``{"title", "rows", **headline}`` is printed, as one JSON object on one line.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ def report(
     if json_mode:
         print(json.dumps({"title": title, "rows": rows, **headline}, default=str))
         return
-    columns = list(rows[0]) if rows else []
+    # Every row's keys, in order of appearance: a row may have figures others do not.
+    columns = list(dict.fromkeys(key for row in rows for key in row))
     try:
         from rich.console import Console
         from rich.table import Table

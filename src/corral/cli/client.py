@@ -7,7 +7,8 @@ Exceptions (all carry a message a person can act on; the CLI prints them as ``er
     ├── CannotConnect   no answer: connection refused, timeout, TLS failure
     └── BadAnswer       the answer is not what the contract promises (version mismatch?)
 
-httpx exceptions are converted at this boundary, in ``_map_transport_errors``.
+Requests go through ``transport.Connection`` (the standard library's ``http.client``); its
+exceptions are converted at this boundary, in ``_map_transport_errors``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
+from corral.cli.transport import (
+    ConnectFailed,
+    Connection,
+    Response,
+    TimedOut,
+    TransportFailed,
+)
 
 if TYPE_CHECKING:
     # At run time only ``parse``/``parse_list`` import pydantic: ``corral vm list`` does without.
@@ -102,7 +109,7 @@ def ssl_context(verify: ssl.SSLContext | bool) -> ssl.SSLContext:
     return ctx
 
 
-def _problem(response: httpx.Response) -> ApiError:
+def _problem(response: Response) -> ApiError:
     """Turn an error answer into ``ApiError``: problem+json, FastAPI's ``{"detail"}``, or text."""
     detail = response.reason_phrase or f"HTTP {response.status_code}"
     errors: list[FieldError] = []
@@ -135,7 +142,7 @@ def _field_error(item: dict[str, Any]) -> FieldError:
 
 @dataclass
 class CorralClient:
-    """An ``httpx.Client`` bound to one Corral server and one bearer token.
+    """Requests to one Corral server with one bearer token (one keep-alive connection).
 
     ``request`` raises ``ApiError`` for 4xx/5xx answers and ``CannotConnect`` when the server does
     not answer; ``parse``/``parse_list`` check answers against the ``corral.model`` types.
@@ -145,35 +152,22 @@ class CorralClient:
     token: str | None = field(default=None, repr=False)
     verify: ssl.SSLContext | bool = True
     timeout: float = 30.0
-    transport: httpx.BaseTransport | None = None
-    _http: httpx.Client | None = field(default=None, init=False, repr=False)
+    _http: Connection | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.url = normalize_url(self.url)
 
     @property
-    def http(self) -> httpx.Client:
+    def http(self) -> Connection:
         if self._http is None:
-            headers = {"Accept": "application/json"}
+            headers = {"Accept": "application/json", "User-Agent": "corral-cli"}
             if self.token:
                 headers["Authorization"] = f"Bearer {self.token}"
-            self._http = httpx.Client(
-                base_url=self.url + API_PREFIX,
-                headers=headers,
-                verify=self._verify_for_url(),
-                timeout=self.timeout,
-                transport=self.transport,
+            # ``verify`` counts for an https:// server only (``True``: the system's CAs).
+            self._http = Connection(
+                self.url + API_PREFIX, headers=headers, verify=self.verify, timeout=self.timeout
             )
         return self._http
-
-    def _verify_for_url(self) -> ssl.SSLContext | bool:
-        """``verify``, except for a plain-HTTP server with the default ``True``: a context
-        without any CA instead of the CA bundle httpx would load (a third of ``corral vm
-        list``'s time here), never used as requests go to that server only and redirects are
-        not followed (and it would refuse any certificate if one were)."""
-        if self.verify is True and self.url.startswith("http://"):
-            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        return self.verify
 
     def close(self) -> None:
         if self._http is not None:
@@ -190,17 +184,15 @@ class CorralClient:
     def _map_transport_errors(self) -> Iterator[None]:
         try:
             yield
-        except httpx.ConnectError as exc:
-            if isinstance(exc.__context__, ssl.SSLCertVerificationError) or "CERTIFICATE" in str(
-                exc
-            ):
+        except ConnectFailed as exc:
+            if isinstance(exc.__cause__, ssl.SSLCertVerificationError) or "CERTIFICATE" in str(exc):
                 raise self.untrusted(exc) from None
             raise self.unreachable() from None
-        except httpx.TimeoutException:
+        except TimedOut:
             raise CannotConnect(
                 f"Corral at {self.url} did not answer within {self.timeout:g} s"
             ) from None
-        except httpx.TransportError as exc:
+        except TransportFailed as exc:
             raise CannotConnect(f"cannot talk to Corral at {self.url}: {exc}") from None
 
     def untrusted(self, exc: Exception) -> CannotConnect:
@@ -219,11 +211,11 @@ class CorralClient:
         *,
         json: Any = None,
         params: dict[str, Any] | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send one request to ``/api/v1{path}``; raise ``ApiError`` unless it succeeded."""
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         with self._map_transport_errors():
-            response = self.http.request(method, path, json=json, params=clean or None)
+            response = self.http.request(method, path, json_body=json, params=clean)
         if response.status_code >= 400:
             raise _problem(response)
         return response
@@ -236,30 +228,34 @@ class CorralClient:
         *,
         params: dict[str, Any] | None = None,
         answer_timeout: float = 300.0,
-    ) -> httpx.Response:
+    ) -> Response:
         """PUT ``length`` bytes from ``body`` as they come (no buffering), then wait up to
         ``answer_timeout`` s for the answer (the server finishes its side first)."""
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(length)}
-        timeout = httpx.Timeout(self.timeout, read=max(self.timeout, answer_timeout))
         with self._map_transport_errors():
-            response = self.http.put(
-                path, content=body, params=clean or None, headers=headers, timeout=timeout
+            response = self.http.request(
+                "PUT",
+                path,
+                content=body,
+                params=clean,
+                headers=headers,
+                answer_timeout=max(self.timeout, answer_timeout),
             )
         if response.status_code >= 400:
             raise _problem(response)
         return response
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
         return self.request("GET", path, params=params)
 
-    def post(self, path: str, json: Any = None) -> httpx.Response:
+    def post(self, path: str, json: Any = None) -> Response:
         return self.request("POST", path, json=json)
 
-    def patch(self, path: str, json: Any = None) -> httpx.Response:
+    def patch(self, path: str, json: Any = None) -> Response:
         return self.request("PATCH", path, json=json)
 
-    def delete(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+    def delete(self, path: str, params: dict[str, Any] | None = None) -> Response:
         return self.request("DELETE", path, params=params)
 
     def websocket_url(self, path: str) -> str:
@@ -269,7 +265,7 @@ class CorralClient:
         return f"{ws_scheme}://{rest}{API_PREFIX}{path}"
 
 
-def _json(response: httpx.Response) -> Any:
+def _json(response: Response) -> Any:
     try:
         return response.json()
     except ValueError:
@@ -279,7 +275,7 @@ def _json(response: httpx.Response) -> Any:
         ) from None
 
 
-def parse(response: httpx.Response, model: type[M]) -> M:
+def parse(response: Response, model: type[M]) -> M:
     """Check an answer against a ``corral.model`` type."""
     from pydantic import ValidationError
 
@@ -289,7 +285,7 @@ def parse(response: httpx.Response, model: type[M]) -> M:
         raise BadAnswer(_mismatch(response, model.__name__, exc)) from None
 
 
-def parse_list(response: httpx.Response, model: type[M]) -> list[M]:
+def parse_list(response: Response, model: type[M]) -> list[M]:
     from pydantic import TypeAdapter, ValidationError
 
     try:
@@ -298,7 +294,7 @@ def parse_list(response: httpx.Response, model: type[M]) -> list[M]:
         raise BadAnswer(_mismatch(response, f"list[{model.__name__}]", exc)) from None
 
 
-def parse_with(response: httpx.Response, expected: str, read: Callable[[Any], T]) -> T:
+def parse_with(response: Response, expected: str, read: Callable[[Any], T]) -> T:
     """Read an answer with ``read``, which raises ``ValueError("LOC: what is wrong")`` where
     it is not the ``expected`` type (for commands that skip pydantic to start quicker)."""
     try:
@@ -307,13 +303,13 @@ def parse_with(response: httpx.Response, expected: str, read: Callable[[Any], T]
         raise BadAnswer(_not_a(response, expected, str(exc).lstrip(": "))) from None
 
 
-def _mismatch(response: httpx.Response, expected: str, exc: ValidationError) -> str:
+def _mismatch(response: Response, expected: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = ".".join(str(p) for p in first["loc"])
     return _not_a(response, expected, f"{loc}: {first['msg']}")
 
 
-def _not_a(response: httpx.Response, expected: str, problem: str) -> str:
+def _not_a(response: Response, expected: str, problem: str) -> str:
     return (
         f"{response.request.method} {response.request.url.path} answered something that is not "
         f"a {expected} ({problem}): are the CLI and the server the same version?"

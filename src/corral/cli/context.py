@@ -35,8 +35,8 @@ from corral.cli.lazy import LazyCommand, load_command
 
 params.install()
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 def fresh_consoles() -> None:
@@ -47,8 +47,10 @@ def fresh_consoles() -> None:
     global out, err
     # Piped output is for grep and scripts: don't fold table cells at 80 columns.
     piped = not Console().is_terminal and "COLUMNS" not in os.environ
-    out = Console(highlight=False, soft_wrap=False, width=200 if piped else None)
-    err = Console(stderr=True, highlight=False)
+    # No emoji codes: a VM or host named "x:fire:y" is printed as it is (and Rich's table of
+    # emoji codes is not imported by every command).
+    out = Console(highlight=False, soft_wrap=False, emoji=False, width=200 if piped else None)
+    err = Console(stderr=True, highlight=False, emoji=False)
 
 
 NOT_LOGGED_IN = "not logged in or token revoked: run `corral login`"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import typer
 from pydantic import ValidationError
 
@@ -19,6 +18,7 @@ from corral.cli.output import (
     host_table,
 )
 from corral.cli.task import JsonOpt, follow_task
+from corral.cli.transport import Response
 from corral.cli.units import validation_message
 from corral.model.host import (
     HostAgentInfo,
@@ -181,7 +181,7 @@ def enroll(
         )  # fmt: skip
 
 
-def _write_bundle(ctx: typer.Context, response: httpx.Response, directory: Path) -> None:
+def _write_bundle(ctx: typer.Context, response: Response, directory: Path) -> None:
     from corral.hostsetup.bundle import write_bundle
 
     bundle = parse(response, HostBundle)

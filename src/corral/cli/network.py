@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import typer
 
 from corral.cli import context as c
@@ -10,6 +9,7 @@ from corral.cli import pages
 from corral.cli.client import parse, parse_list, seg
 from corral.cli.network_output import network_details, network_table
 from corral.cli.task import JsonOpt, follow_task
+from corral.cli.transport import Response
 from corral.model.network import NetworkInfo, NetworkKind
 
 app = typer.Typer(
@@ -24,7 +24,7 @@ NoWait = typer.Option(False, "--no-wait", help="Print the task id instead of wai
 
 
 def _finish(
-    ctx: typer.Context, response: httpx.Response, no_wait: bool, json_out: bool, name: str
+    ctx: typer.Context, response: Response, no_wait: bool, json_out: bool, name: str
 ) -> None:
     task = follow_task(ctx, response, no_wait=no_wait, json_flag=json_out)
     if task is None:

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-import httpx
 import typer
 from rich.markup import escape
 from rich.progress import (
@@ -27,6 +26,7 @@ from corral.cli import pages
 from corral.cli.client import CliError, CorralClient, parse
 from corral.cli.context import JsonOpt as JsonOpt  # where the commands have always found it
 from corral.cli.output import task_details, task_reasons, task_table
+from corral.cli.transport import Response
 from corral.model.task import TaskInfo, TaskState
 
 app = typer.Typer(help="Long-running work: list, show, wait for and cancel tasks.", cls=c.HelpGroup)
@@ -160,7 +160,7 @@ def _poll_with_bar(client: CorralClient, task: TaskInfo) -> TaskInfo:
 
 
 def follow_task(
-    ctx: typer.Context, response: httpx.Response, *, no_wait: bool, json_flag: bool = False
+    ctx: typer.Context, response: Response, *, no_wait: bool, json_flag: bool = False
 ) -> TaskInfo | None:
     """Handle a ``202 TaskInfo`` answer: print the id (``--no-wait``) or wait for the task.
 

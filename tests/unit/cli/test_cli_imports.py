@@ -26,8 +26,9 @@ from tests.unit.cli.canned_api import vm_info
 from tests.unit.cli.conftest import CannedApi
 
 #: Never imported by ``corral vm list``: the API's models (and pydantic itself), the server's
-#: stack, the console's (websockets, numpy, Pillow), httpx's own command-line tool, Rich's
-#: progress bars and syntax highlighting, and the modules of the other commands.
+#: stack, the console's (websockets, numpy, Pillow), httpx (the CLI speaks HTTP through
+#: ``http.client``, ``transport.py``), Rich's progress bars, syntax highlighting and emoji
+#: table, and the modules of the other commands.
 NOT_FOR_VM_LIST = (
     "pydantic",
     "pydantic_core",
@@ -44,7 +45,11 @@ NOT_FOR_VM_LIST = (
     "PIL",
     "websockets",
     "pygments",
-    "httpx._main",
+    "httpx",
+    "httpcore",
+    "h11",
+    "anyio",
+    "rich._emoji_codes",
     "rich.progress",
     "rich.syntax",
     "corral.api",
@@ -101,7 +106,7 @@ def test_vm_list_imports_no_models_server_or_other_commands(api: CannedApi, tmp_
     for args in (("vm", "list", "--help"), ("vm", "list"), ("vm", "list", "--host", "h2")):
         modules, stdout = _imported(tmp_path, {**api.env(), "COLUMNS": "200"}, *args)
         assert not _offending(modules, NOT_FOR_VM_LIST), args
-        assert "corral.cli.vm" in modules and "httpx" in modules
+        assert "corral.cli.vm" in modules and "corral.cli.transport" in modules
         if args[-1] != "--help":
             assert "db1" in stdout and "shutoff" in stdout
 
@@ -118,6 +123,7 @@ def test_help_and_completion_import_no_command_module(api: CannedApi, tmp_path: 
             "corral.cli.lazy",
             "corral.cli.main",
             "corral.cli.params",
+            "corral.cli.transport",
         ], args
         assert "storage-domain" in stdout and "completion" in stdout
 
