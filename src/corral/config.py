@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     power_off_timeout_s: float = Field(
         default=120, gt=0, description="how long a host may take to go down after power-off"
     )
+    ha_suspect_after_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="high availability: how long a host with HA VMs may stop answering libvirt "
+        "before Corral fences it (switches it off through its BMC) and restarts them elsewhere",
+    )
+    ha_interval_s: float = Field(default=1.0, gt=0, description="the HA monitor's pass interval")
 
     @model_validator(mode="after")
     def _reserve_below_cap(self) -> Settings:

@@ -23,6 +23,7 @@ from corral.api.routers import (
     console,
     console_ws,
     events,
+    ha,
     hosts,
     images,
     metrics,
@@ -182,6 +183,7 @@ def _include_routes(app: FastAPI) -> None:
         console_ws,
         tasks,
         events,
+        ha,
     ):
         api.include_router(document_errors(module.router))
     app.include_router(api)

@@ -20,6 +20,7 @@ from corral.cli.output import (
 from corral.cli.task import JsonOpt, follow_task
 from corral.cli.transport import Response
 from corral.cli.units import validation_message
+from corral.model.ha import HostHa
 from corral.model.host import (
     HostAgentInfo,
     HostBundle,
@@ -211,6 +212,20 @@ def maintenance(
     )
     host = parse(response, HostInfo)
     c.emit(ctx, json_out, response.json(), lambda: c.info(f"host {host.name}: {host.status}"))
+
+
+@app.command("confirm-down")
+def confirm_down(ctx: typer.Context, name: str = NameArg, json_out: bool = JsonOpt) -> None:
+    """Say that a silent host is off, when fencing cannot prove it (no BMC, or a dead one):
+    its HA VMs then restart elsewhere. Refused while the host answers (admin)."""
+    response = c.client(ctx).request("POST", f"/hosts/{seg(name)}/confirm-down")
+    found = parse(response, HostHa)
+    c.emit(
+        ctx,
+        json_out,
+        response.json(),
+        lambda: c.info(f"host {found.host}: {found.state.value} ({found.reason})"),
+    )
 
 
 @app.command("agent")

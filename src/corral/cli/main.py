@@ -58,6 +58,7 @@ LAZY: dict[str, LazyCommand] = {
         "every host (admins change them).",
     ),
     "cluster": LazyCommand("corral.cli.cluster", "app", "Cluster-wide settings."),
+    "ha": LazyCommand("corral.cli.ha", "app", "High availability: hosts' HA states, VMs waiting."),
     "power": LazyCommand(
         "corral.cli.power", "app", "Power-aware placement: plans, applying them, host power."
     ),

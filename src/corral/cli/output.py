@@ -75,6 +75,7 @@ def vm_details(vm: VmInfo) -> Table:
             ("CPU time", human_duration(vm.cpu_time_s)),
             ("Accelerator", vm.accelerator or "-"),
             ("Adopted", "yes" if vm.adopted else "no"),
+            ("HA", "off" if vm.ha_priority is None else f"on, priority {vm.ha_priority}"),
             ("Created", when(vm.created_at)),
             ("Description", vm.description or "-"),
         ]

@@ -82,6 +82,11 @@ LAZY: dict[str, LazyCommand] = {
         "Wait until an image appears on the VM's screen; exit 1 if it does not within --timeout.",
     ),
     "snapshot": LazyCommand("corral.cli.snapshot", "app", "Snapshots of a VM."),
+    "ha": LazyCommand(
+        "corral.cli.ha",
+        "vm_ha",
+        "Show or set a VM's high availability (restart elsewhere).",
+    ),
 }
 
 app = typer.Typer(help="Virtual machines.", no_args_is_help=True, cls=c.lazy_group(LAZY))

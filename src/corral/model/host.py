@@ -109,6 +109,10 @@ class HostInfo(BaseModel):
     )
     capabilities: HostCapabilities | None = None
     last_error: str | None = None
+    ha_state: str = Field(
+        default="ok", description="high availability: ok, suspect, fencing, fenced, recovering"
+    )
+    ha_reason: str = Field(default="", description="why the HA state is what it is")
 
 
 #: The libvirt URIs Corral lets an administrator add (an allow-list, issue 13): the QEMU driver

@@ -370,6 +370,9 @@ class VmInfo(BaseModel):
     disks: list[DiskInfo] = Field(default_factory=list)
     nics: list[NicInfo] = Field(default_factory=list)
     created_at: datetime | None = None
+    ha_priority: int | None = Field(
+        default=None, description="high availability: restart order (None: HA is off)"
+    )
 
 
 class SnapshotInfo(BaseModel):

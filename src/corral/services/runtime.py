@@ -18,6 +18,7 @@ from corral.services.cluster_view import ClusterView
 from corral.services.console_tickets import ConsoleTickets
 from corral.services.event_bridge import PgEventBridge
 from corral.services.events import EventBus
+from corral.services.ha.services import HaServices
 from corral.services.host_agents import HostAgents
 from corral.services.host_paths import HostPathRule
 from corral.services.hosts import CertRotation, HostEnrollment, HostService, HostUriPolicy
@@ -196,6 +197,17 @@ class Services:
         self.vms.devices.not_applied = self.networks.not_applied
         self.migrations.migrate.preflight.network_gaps = self.networks.lacking
         self.migrations.migrate.preflight.storage = self.storage
+        self.ha = HaServices.build(
+            self.db,
+            self.hosts,
+            self.vms.inventory,
+            self.storage,
+            self.audit,
+            self.bus,
+            self.power.config,
+            settings,
+        )
+        self.ha.restart.network_gaps = self.networks.lacking
 
     async def start(self) -> None:
         s = self.settings
@@ -229,6 +241,7 @@ class Services:
         self.networks.start(s.reconcile_interval_s)
         await self.power.start()
         self.metrics.start()
+        self.ha.monitor.start()
 
     def _register_resumers(self) -> None:
         """How this instance takes over each kind of task another one left unfinished."""
@@ -266,9 +279,11 @@ class Services:
         self.reconciler.leases = self.leases
         self.networks.leases = self.leases
         self.power.sampler.leases = self.leases
+        self.ha.monitor.leases = self.leases
 
     async def stop(self) -> None:
         await self.task_leases.stop()
+        await self.ha.monitor.stop()
         await self.metrics.stop()
         await self.networks.stop()
         await self.power.stop()

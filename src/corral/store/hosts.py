@@ -45,6 +45,8 @@ def host_info(
         certificates=certificates or [],
         capabilities=capabilities,
         last_error=None if host.standby else last_error,
+        ha_state=host.ha_state,
+        ha_reason=host.ha_reason,
     )
 
 

@@ -128,6 +128,11 @@ class Host(Base):
     ssh_key_path: Mapped[str | None] = mapped_column(String(1024))
     #: Standby: Corral powered the host down to save energy (a plan wakes it).
     standby: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: High availability: ok, suspect, fencing, fenced or recovering (``corral.model.ha``),
+    #: why, and since when (the HA monitor resumes from here after a restart).
+    ha_state: Mapped[str] = mapped_column(String(16), default="ok", server_default="ok")
+    ha_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    ha_since: Mapped[datetime | None]
 
 
 class HostPower(Base):
@@ -202,9 +207,25 @@ class Vm(Base):
     missing_since: Mapped[datetime | None]
     #: When Corral last saw the domain start (libvirt has no uptime API); None when unknown.
     started_at: Mapped[datetime | None]
+    #: High availability: restarted elsewhere when its host dies, in this order (higher
+    #: first); None when HA is off. ``ha_waiting``: why it could not be restarted yet.
+    ha_priority: Mapped[int | None] = mapped_column(Integer)
+    ha_waiting: Mapped[str | None] = mapped_column(Text)
 
     # Joined: callers need ``vm.host.name`` after the session has closed.
     host: Mapped[Host] = relationship(lazy="joined")
+
+
+class HaDefinition(Base):
+    """The last definition read of an HA VM's domain while its host answered: what it is
+    defined from on another host when that host dies."""
+
+    __tablename__ = "ha_definitions"
+
+    vm_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    xml: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Task(Base):

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Final, Literal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from corral.model.common import did_you_mean
@@ -14,7 +14,7 @@ from corral.model.vm import Accelerator
 from corral.store._integrity import conflict_on_integrity, not_found
 from corral.store.coltypes import utcnow
 from corral.store.hosts import get_host
-from corral.store.tables import Host, Vm
+from corral.store.tables import HaDefinition, Host, Vm
 
 _HINT = "check the name against the list of VMs"
 
@@ -191,5 +191,8 @@ def set_vm_started(session: Session, uuid: str, at: datetime | None) -> None:
 
 
 def delete_vm(session: Session, name: str) -> None:
-    session.delete(get_vm(session, name))
+    vm = get_vm(session, name)
+    # Its saved HA definition goes with it (no foreign key: it is keyed by the domain's UUID).
+    session.execute(delete(HaDefinition).where(HaDefinition.vm_uuid == vm.uuid))
+    session.delete(vm)
     session.flush()

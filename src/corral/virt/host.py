@@ -60,6 +60,13 @@ _UNDEFINE_FLAGS = (
 _PERSISTENT_XML = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
 
 
+_STALE_UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM
+)
+
+
 def _undefine(dom: libvirt.virDomain) -> None:
     """Undefine with snapshot metadata, managed save, NVRAM and checkpoints; drivers that know
     fewer flags (the test driver) get the ones every driver knows."""
@@ -313,6 +320,40 @@ class LibvirtHost:
             conn.defineXML(_clone.with_disk_sources(source, disk_paths))
 
         await self._conn.run(f"change the disks of domain {uuid}", job)
+
+    async def saved_definition(self, uuid: str) -> str:
+        """The domain's persistent definition (secrets included: it is stored in Corral's
+        database, never shown) with host autostart switched off: a VM that Corral restarts
+        elsewhere must not also start when its old host boots again."""
+
+        def job(conn: libvirt.virConnect) -> str:
+            dom = _lookup(conn, uuid)
+            if dom.autostart():
+                dom.setAutostart(0)
+            return str(dom.XMLDesc(_PERSISTENT_XML | libvirt.VIR_DOMAIN_XML_MIGRATABLE))
+
+        return await self._conn.run(f"read the definition of domain {uuid}", job)
+
+    async def define_saved(self, xml: str) -> DomainRecord:
+        """Define a domain from a definition saved on another host (same UUID)."""
+        return await self._conn.run(
+            f"define a saved domain on host {self.name}",
+            lambda c: _records.domain_record(c.defineXML(xml), self._started_at),
+        )
+
+    async def forget_stale(self, uuid: str) -> None:
+        """Undefine a stale definition (a VM restarted elsewhere): its disks, and its NVRAM,
+        which the running copy may share, stay."""
+
+        def job(dom: libvirt.virDomain) -> None:
+            try:
+                dom.undefineFlags(_STALE_UNDEFINE_FLAGS)
+            except libvirt.libvirtError as err:
+                if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+                    raise
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+
+        await self._dom(f"forget stale domain {uuid}", uuid, job)
 
     async def undefine_domain(self, uuid: str) -> None:
         await self._dom(f"undefine domain {uuid}", uuid, _undefine)

@@ -56,6 +56,7 @@ TABLES = {
     "instances",
     "leases",
     "operation_locks",
+    "ha_definitions",
     "alembic_version",
 }
 

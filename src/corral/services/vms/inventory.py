@@ -48,6 +48,7 @@ def vm_info(row: Vm, record: DomainRecord | None, host_connected: bool) -> VmInf
             description=row.description,
             adopted=row.adopted,
             created_at=row.created_at,
+            ha_priority=row.ha_priority,
         )
     return VmInfo(
         uuid=row.uuid,
@@ -70,6 +71,7 @@ def vm_info(row: Vm, record: DomainRecord | None, host_connected: bool) -> VmInf
         disks=record.disks,
         nics=record.nics,
         created_at=row.created_at,
+        ha_priority=row.ha_priority,
     )
 
 

@@ -1,0 +1,273 @@
+"""The HA monitor: runs once in the cluster (lease ``ha``; on SQLite, the one instance) and
+drives each host with HA VMs through its states, from the states stored in the database (a
+Corral restart in the middle of a recovery resumes it):
+
+    ok --silent for suspect_after_s--> suspect --> fencing --proof--> fenced
+    fenced --> recovering (its HA VMs restarted by priority elsewhere) --> fenced
+    fenced / recovering --the host answers again--> ok (stale definitions there forgotten)
+    suspect / fencing --the host answers again before any proof--> ok (nothing restarted)
+
+A host with no HA VM is never fenced: nothing would be restarted. A VM that fits nowhere
+keeps its reason (``corral vm ha NAME``) and is retried on every pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from functools import partial
+
+from corral import store
+from corral.errors import Conflict, CorralError, NotFound
+from corral.model.ha import HaStatus, HostHa, HostHaState, VmHaInfo
+from corral.model.vm import EXECUTING
+from corral.services._background import BackgroundTask
+from corral.services._db import Db
+from corral.services.audit import AuditService
+from corral.services.events import Event, EventBus
+from corral.services.ha.definitions import HaDefinitions
+from corral.services.ha.fencing import Fencing
+from corral.services.ha.restart import HaRestart
+from corral.services.hosts import HostService
+from corral.services.leases import Leases
+from corral.services.principal import Principal
+from corral.store import ha as ha_store
+from corral.store.tables import Host
+
+log = logging.getLogger(__name__)
+
+HA_LEASE = "ha"
+#: The monitor's own name in the audit log.
+ACTOR = "corral-ha"
+
+
+class HaMonitor:
+    def __init__(
+        self,
+        db: Db,
+        hosts: HostService,
+        definitions: HaDefinitions,
+        fencing: Fencing,
+        restart: HaRestart,
+        audit: AuditService,
+        bus: EventBus,
+        *,
+        interval_s: float = 1.0,
+        suspect_after_s: float = 5.0,
+        fence_retry_s: float = 10.0,
+        refresh_every_s: float = 30.0,
+    ) -> None:
+        self._db = db
+        self._hosts = hosts
+        self.definitions = definitions
+        self._fencing = fencing
+        self._restart = restart
+        self._audit = audit
+        self._bus = bus
+        self.interval_s = interval_s
+        self.suspect_after_s = suspect_after_s
+        self.fence_retry_s = fence_retry_s
+        self.refresh_every_s = refresh_every_s
+        self.leases: Leases | None = None
+        #: Since when each host has been silent (monotonic), as this instance saw it.
+        self._silent: dict[str, float] = {}
+        self._next_fence: dict[str, float] = {}
+        self._last_refresh = 0.0
+        self._running_here = False
+        self._task = BackgroundTask("ha monitor", self._loop)
+
+    def start(self) -> None:
+        if self.leases is not None:
+            self.leases.want(HA_LEASE)
+        self._task.start()
+
+    async def stop(self) -> None:
+        await self._task.stop()
+
+    async def _loop(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                holds = self.leases is None or await self.leases.holds(HA_LEASE) is not None
+                self._running_here = holds
+                if holds:
+                    await self.pass_once()
+                else:
+                    self._silent.clear()
+            except CorralError as exc:
+                log.warning("HA monitor: %s", exc.message)
+            except Exception:  # top of a background loop: log, never die
+                log.exception("HA monitor pass failed")
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+
+    async def pass_once(self) -> None:
+        now = time.monotonic()
+        if now - self._last_refresh >= self.refresh_every_s:
+            self._last_refresh = now
+            await self.definitions.refresh()
+        rows = await self._db.read(store.list_hosts)
+        counts = Counter(vm.host.name for vm in await self._db.read(lambda s: ha_store.ha_vms(s)))
+        for row in rows:
+            try:
+                await self._step(row, counts[row.name], now)
+            except CorralError as exc:
+                log.warning("HA monitor, host %s: %s", row.name, exc.message)
+
+    def _live(self, name: str) -> bool:
+        try:
+            return self._hosts.get(name).connected
+        except NotFound:
+            return False
+
+    async def _step(self, row: Host, ha_vms: int, now: float) -> None:
+        name, state, live = row.name, HostHaState(row.ha_state), self._live(row.name)
+        if live:
+            self._silent.pop(name, None)
+        if state is HostHaState.OK:
+            if live or row.standby or ha_vms == 0:
+                return
+            silent = now - self._silent.setdefault(name, now)
+            if silent < self.suspect_after_s:
+                return
+            await self._set(
+                name, HostHaState.SUSPECT, f"libvirt has not answered for {silent:.0f} s"
+            )
+            state = HostHaState.SUSPECT
+        if state in (HostHaState.SUSPECT, HostHaState.FENCING):
+            if live:
+                await self._set(name, HostHaState.OK, "answered again before it was fenced")
+                return
+            await self._fence(name, now)
+            return
+        # fenced or recovering
+        if live:
+            await self._returned(name)
+            return
+        await self._recover(name)
+
+    async def _fence(self, name: str, now: float) -> None:
+        if now < self._next_fence.get(name, 0.0):
+            return
+        await self._set(name, HostHaState.FENCING, "switching it off through its power driver")
+        fence = await self._fencing.fence(name)
+        if not fence.proven:
+            self._next_fence[name] = time.monotonic() + self.fence_retry_s
+            await self._set(name, HostHaState.FENCING, fence.reason)
+            return
+        self._next_fence.pop(name, None)
+        await self._set(name, HostHaState.FENCED, fence.reason)
+        await self._audit.record(ACTOR, "host.fence", name, "ok", fence.reason)
+        await self._recover(name)
+
+    async def _recover(self, name: str) -> None:
+        vms = await self._db.read(lambda s: ha_store.ha_vms(s, host=name))
+        if not vms:
+            return
+        await self._set(name, HostHaState.RECOVERING, f"restarting {len(vms)} HA VM(s) elsewhere")
+        placed: dict[str, int] = {}
+        left = 0
+        for vm in vms:
+            try:
+                to = await self._restart.restart(vm, name, placed)
+            except CorralError as exc:
+                left += 1
+                if vm.ha_waiting != exc.message:
+                    reason = exc.message
+                    await self._db(partial(ha_store.set_vm_waiting, uuid=vm.uuid, reason=reason))
+                    await self._audit.record(ACTOR, "vm.ha_restart", vm.name, f"error: {reason}")
+                continue
+            await self._audit.record(ACTOR, "vm.ha_restart", vm.name, "ok", f"on {to}")
+        reason = (
+            f"{left} HA VM(s) wait for a host that can take them"
+            if left
+            else f"its HA VMs run elsewhere ({len(vms)} restarted)"
+        )
+        await self._set(name, HostHaState.FENCED, reason)
+
+    async def _returned(self, name: str) -> None:
+        """A fenced host answers again: forget the definitions of VMs now living elsewhere
+        (never start them), then it is ok."""
+        host = self._hosts.get(name)
+        here = {vm.uuid for vm in await self._db.read(lambda s: store.list_vms(s, host=name))}
+        forgotten = []
+        for record in await host.list_domains():
+            if record.uuid in here:
+                continue
+            row = await self._db.read(partial(store.find_vm_by_uuid, uuid=record.uuid))
+            if row is None:
+                continue  # not Corral's: the reconciler adopts it
+            if record.state in EXECUTING:
+                # Never expected (the host was proven off): say it loudly, touch nothing.
+                log.error(
+                    "HA: VM %s runs on returned host %s and on %s", row.name, name, row.host.name
+                )
+                continue
+            await host.forget_stale(record.uuid)
+            forgotten.append(row.name)
+        reason = f"answered again; forgot {len(forgotten)} stale definition(s)" if forgotten else ""
+        await self._set(name, HostHaState.OK, reason)
+        await self._audit.record(ACTOR, "host.ha_return", name, "ok", reason)
+
+    async def _set(self, name: str, state: HostHaState, reason: str) -> None:
+        before = await self._db.read(lambda s: store.get_host(s, name))
+        if before.ha_state == state.value and before.ha_reason == reason:
+            return
+        await self._db(lambda s: ha_store.set_host_ha(s, name, state.value, reason))
+        if before.ha_state != state.value:
+            log.warning("HA: host %s is %s: %s", name, state.value, reason)
+        self._bus.publish(
+            Event("host", "ha", {"name": name, "state": state.value, "reason": reason})
+        )
+
+    async def confirm_down(self, principal: Principal, name: str) -> HostHa:
+        """An administrator's word that host ``name`` is off: refused while it answers."""
+        self._hosts.get(name)
+        if self._live(name):
+            raise Conflict(
+                f"host {name} answers libvirt: it is not down, and confirming it down would "
+                "let its VMs run twice; nothing was changed"
+            )
+        reason = f"confirmed down by {principal.user}"
+        await self._set(name, HostHaState.FENCED, reason)
+        self._next_fence.pop(name, None)
+        log.warning("HA: host %s confirmed down by %s", name, principal.user)
+        return await self.host_status(name)
+
+    async def host_status(self, name: str) -> HostHa:
+        row = await self._db.read(lambda s: store.get_host(s, name))
+        count = len(await self._db.read(lambda s: ha_store.ha_vms(s, host=name)))
+        return HostHa(
+            host=row.name,
+            state=HostHaState(row.ha_state),
+            reason=row.ha_reason,
+            since=row.ha_since,
+            ha_vms=count,
+        )
+
+    async def status(self) -> HaStatus:
+        rows = await self._db.read(store.list_hosts)
+        vms = await self._db.read(lambda s: ha_store.ha_vms(s))
+        counts = Counter(vm.host.name for vm in vms)
+        holder = "this instance" if self._running_here else "another instance"
+        if self.leases is None:
+            holder = "this instance"
+        return HaStatus(
+            monitor=holder,
+            hosts=[
+                HostHa(
+                    host=r.name,
+                    state=HostHaState(r.ha_state),
+                    reason=r.ha_reason,
+                    since=r.ha_since,
+                    ha_vms=counts[r.name],
+                )
+                for r in rows
+            ],
+            waiting=[
+                VmHaInfo(vm=vm.name, enabled=True, priority=vm.ha_priority, waiting=vm.ha_waiting)
+                for vm in vms
+                if vm.ha_waiting
+            ],
+        )
