@@ -74,6 +74,9 @@ class HaMonitor:
         #: Since when each host has been silent (monotonic), as this instance saw it.
         self._silent: dict[str, float] = {}
         self._next_fence: dict[str, float] = {}
+        #: VMs that fit nowhere are retried this often, not on every pass.
+        self._next_recover: dict[str, float] = {}
+        self.recover_retry_s = 5.0
         self._last_refresh = 0.0
         self._running_here = False
         self._task = BackgroundTask("ha monitor", self._loop)
@@ -145,7 +148,8 @@ class HaMonitor:
         if live:
             await self._returned(name)
             return
-        await self._recover(name)
+        if now >= self._next_recover.get(name, 0.0):
+            await self._recover(name)
 
     async def _fence(self, name: str, now: float) -> None:
         if now < self._next_fence.get(name, 0.0):
@@ -179,6 +183,8 @@ class HaMonitor:
                     await self._audit.record(ACTOR, "vm.ha_restart", vm.name, f"error: {reason}")
                 continue
             await self._audit.record(ACTOR, "vm.ha_restart", vm.name, "ok", f"on {to}")
+        if left:
+            self._next_recover[name] = time.monotonic() + self.recover_retry_s
         reason = (
             f"{left} HA VM(s) wait for a host that can take them"
             if left
