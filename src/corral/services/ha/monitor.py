@@ -78,12 +78,17 @@ class HaMonitor:
         self._next_recover: dict[str, float] = {}
         self.recover_retry_s = 5.0
         self._last_refresh = 0.0
+        #: When this instance's monitor began (monotonic); a host it has not seen answer yet
+        #: is not suspected before ``startup_grace_s`` has passed.
+        self._started = time.monotonic()
+        self.startup_grace_s = max(15.0, suspect_after_s)
         self._running_here = False
         self._task = BackgroundTask("ha monitor", self._loop)
 
     def start(self) -> None:
         if self.leases is not None:
             self.leases.want(HA_LEASE)
+        self._started = time.monotonic()
         self._task.start()
 
     async def stop(self) -> None:
@@ -132,7 +137,8 @@ class HaMonitor:
             if live or row.standby or ha_vms == 0:
                 return
             silent = now - self._silent.setdefault(name, now)
-            if silent < self.suspect_after_s:
+            if silent < self.suspect_after_s or now - self._started < self.startup_grace_s:
+                # Just started: hosts are still being connected, silence means nothing yet.
                 return
             await self._set(
                 name, HostHaState.SUSPECT, f"libvirt has not answered for {silent:.0f} s"
