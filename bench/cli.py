@@ -12,14 +12,16 @@ The runs' environment has no PYTHONDONTWRITEBYTECODE (a login shell has none): t
 run leaves the bytecode a user's first run leaves. `--corral` times another `corral` executable
 (an older checkout's, to compare).
 
-`cli_list_seconds(env)` is the measurement alone, for benchmarks that run their own server
-(bench/inventory.py): `env` holds `CORRAL_URL`, and `CORRAL_TOKEN` or `CORRAL_CONFIG_DIR`.
+`cli_list_seconds(env)` is the measurement alone and `timed_run(argv, env)` one run's wall and
+CPU time, for benchmarks that run their own server (bench/inventory.py): `env` holds
+`CORRAL_URL`, and `CORRAL_TOKEN` or `CORRAL_CONFIG_DIR`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,20 +39,25 @@ VENV_BIN = Path(sys.executable).parent
 CORRAL = VENV_BIN / "corral"
 
 
-def wall_times(argv: Sequence[str], env: Mapping[str, str], runs: int) -> list[float]:
-    """Seconds each of ``runs`` fresh processes of ``argv`` took, after one unmeasured run;
-    a run that fails raises (a quick error is not a quick listing)."""
+def timed_run(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user and system) of one process of ``argv``; a run that fails
+    raises (a quick error is not a quick listing)."""
     clean = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    times = []
-    for index in range(runs + 1):
-        started = time.perf_counter()
-        done = subprocess.run(list(argv), env=clean, capture_output=True, text=True)
-        elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
-        if index:
-            times.append(elapsed)
-    return times
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(list(argv), env=clean, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu
+
+
+def wall_times(argv: Sequence[str], env: Mapping[str, str], runs: int) -> list[float]:
+    """Seconds each of ``runs`` fresh processes of ``argv`` took, after one unmeasured run."""
+    timed_run(argv, env)
+    return [timed_run(argv, env)[0] for _ in range(runs)]
 
 
 def cli_list_seconds(env: Mapping[str, str], runs: int = 10, corral: Path = CORRAL) -> float:

@@ -6,10 +6,15 @@ domains, which Corral adopts), then the bench times ``vm create`` without ``--ho
 placement decision included), a page of the VM list, the whole list, ``corral vm list`` and
 the server's memory. ``corral vm list`` is the console script a user runs (``.venv/bin/corral``,
 a new process each time, as in bench/cli.py), timed ``CLI_RUNS`` times after one unmeasured
-run: the median is the headline, the slowest run and the server's CPU use meanwhile (cores
-busy: its reconciler and samplers run all the time) are printed with it.
+run: the median is the headline, the slowest run, the median CPU time of a run (what other
+work on the machine does not change) and the server's CPU use meanwhile (cores busy: its
+reconciler and samplers run all the time) are printed with it.
 
-    .venv/bin/python bench/inventory.py [--hosts 500] [--vms 10000] [--small 100] [--json]
+    .venv/bin/python bench/inventory.py [--hosts 500] [--vms 10000] [--small 100]
+                                        [--corral PATH] [--compare PATH] [--json]
+
+``--corral`` times another ``corral`` executable's ``vm list``; ``--compare`` times a second one
+(an older checkout's) in turns with it, run for run (``compare_cli_list_s``).
 
 Headline: ``create_ms_p50_10k_vs_100`` (target <= 1.5), ``list_page_p95_ms`` (a page of 100 at
 the large size, target <= 100), ``list_all_s``, ``cli_list_s`` (median, target <= 0.3) and
@@ -31,7 +36,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import report
-from cli import CORRAL, wall_times
+from cli import CORRAL, timed_run
 
 from corral.testbed.corral_server import CorralServer
 
@@ -85,17 +90,27 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _cli_list(server: CorralServer) -> dict[str, float]:
-    """``corral vm list`` (the first page) timed as a user runs it, and the server meanwhile."""
+def _cli_list(server: CorralServer, corral: Path, compare: Path | None) -> dict[str, float]:
+    """``corral vm list`` (the first page) timed as a user runs it, and the server meanwhile;
+    with ``compare``, that ``corral`` too, the runs taking turns (same moments, same load)."""
+    commands = {"cli_list": corral, **({"compare_cli_list": compare} if compare else {})}
+    argvs = {name: [str(path), "vm", "list"] for name, path in commands.items()}
+    for argv in argvs.values():
+        timed_run(argv, server.env)  # unmeasured: the page cache, bytecode
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in argvs}
     cpu, started = _cpu_s(server.pid), time.monotonic()
-    times = wall_times([str(CORRAL), "vm", "list"], server.env, CLI_RUNS)
-    server_cores = (_cpu_s(server.pid) - cpu) / (time.monotonic() - started)
-    return {
-        "cli_list_s": statistics.median(times),
-        "cli_list_max_s": max(times),
-        "server_cores_during_cli": server_cores,
+    for _ in range(CLI_RUNS):
+        for name, argv in argvs.items():
+            runs[name].append(timed_run(argv, server.env))
+    row = {
+        "server_cores_during_cli": (_cpu_s(server.pid) - cpu) / (time.monotonic() - started),
         "load_during_cli": os.getloadavg()[0],
     }
+    for name, timed in runs.items():
+        row[f"{name}_s"] = statistics.median(wall for wall, _ in timed)
+        row[f"{name}_max_s"] = max(wall for wall, _ in timed)
+        row[f"{name}_cpu_s"] = statistics.median(cpu for _, cpu in timed)
+    return row
 
 
 def _rss_mb(pid: int) -> float:
@@ -105,7 +120,15 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def measure(base: Path, hosts: int, vms: int, *, lists: bool) -> dict[str, Any]:
+def measure(
+    base: Path,
+    hosts: int,
+    vms: int,
+    *,
+    lists: bool,
+    corral: Path = CORRAL,
+    compare: Path | None = None,
+) -> dict[str, Any]:
     server = CorralServer(
         base,
         "test:///default",
@@ -116,13 +139,15 @@ def measure(base: Path, hosts: int, vms: int, *, lists: bool) -> dict[str, Any]:
     )
     with server:
         try:
-            return _measure(server, hosts, vms, lists=lists)
+            return _measure(server, hosts, vms, lists=lists, corral=corral, compare=compare)
         except (httpx.HTTPError, RuntimeError, TimeoutError):
             print(server.log_tail(8000), file=sys.stderr)
             raise
 
 
-def _measure(server: CorralServer, hosts: int, vms: int, *, lists: bool) -> dict[str, Any]:
+def _measure(
+    server: CorralServer, hosts: int, vms: int, *, lists: bool, corral: Path, compare: Path | None
+) -> dict[str, Any]:
     started = time.monotonic()
     made = server.cli("testbed", "simulate", "--hosts", str(hosts), "--vms", str(vms),
                       timeout=1800)  # fmt: skip
@@ -151,7 +176,7 @@ def _measure(server: CorralServer, hosts: int, vms: int, *, lists: bool) -> dict
             t = time.perf_counter()
             row["listed"] = len(_list_all(client))
             row["list_all_s"] = time.perf_counter() - t
-            row.update(_cli_list(server))
+            row.update(_cli_list(server, corral, compare))
         row["rss_mb"] = _rss_mb(server.pid)
     return row
 
@@ -161,19 +186,26 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=500)
     parser.add_argument("--vms", type=int, default=10_000)
     parser.add_argument("--small", type=int, default=100)
+    parser.add_argument("--corral", type=Path, default=CORRAL, help="the corral to time")
+    parser.add_argument("--compare", type=Path, help="another corral, timed in turns with it")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="corral-inventory-") as tmp:
         small = measure(Path(tmp) / "small", args.hosts, args.small, lists=False)
-        large = measure(Path(tmp) / "large", args.hosts, args.vms, lists=True)
+        large = measure(Path(tmp) / "large", args.hosts, args.vms, lists=True,
+                        corral=args.corral, compare=args.compare)  # fmt: skip
     headline = {
         "create_ms_p50_10k_vs_100": large["create_ms_p50"] / small["create_ms_p50"],
         "list_page_p95_ms": large["list_page_p95_ms"],
         "list_all_s": large["list_all_s"],
         "cli_list_s": large["cli_list_s"],
         "cli_list_max_s": large["cli_list_max_s"],
+        "cli_list_cpu_s": large["cli_list_cpu_s"],
         "rss_mb": large["rss_mb"],
     }
+    if args.compare:
+        headline["compare_cli_list_s"] = large["compare_cli_list_s"]
+        headline["compare_cli_list_cpu_s"] = large["compare_cli_list_cpu_s"]
     report(f"Inventory: {args.hosts} simulated hosts, {args.small} vs {args.vms} VMs",
            [small, large], headline, json_mode=args.json)  # fmt: skip
     return 0
