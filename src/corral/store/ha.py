@@ -52,7 +52,8 @@ def definition(session: Session, uuid: str) -> HaDefinition | None:
 
 
 def definition_digests(session: Session) -> dict[str, str]:
-    return dict(session.execute(select(HaDefinition.vm_uuid, HaDefinition.digest)).tuples())
+    rows = session.execute(select(HaDefinition.vm_uuid, HaDefinition.digest)).all()
+    return {str(uuid): str(digest) for uuid, digest in rows}
 
 
 def forget_definition(session: Session, uuid: str) -> None:

@@ -111,10 +111,14 @@ class ManagedConnection:
         self._event_ids: list[int] = []
         self._events = DomainEventRegistration(name, emit)
         self._reconnect_task: asyncio.Task[None] | None = None
+        #: The loop that owns this connection: libvirt may call the close callback from a
+        #: worker thread (a call that found the connection dead), where there is none.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- opening and closing -----------------------------------------------------------------
     async def connect(self) -> None:
         ensure_event_loop_impl()
+        self._loop = asyncio.get_running_loop()
         try:
             conn, ids = await self._open()
         except HostUnreachable as err:
@@ -174,7 +178,17 @@ class ManagedConnection:
             if conn is self._conn or self._conn is None:
                 self.connection_lost(_CLOSE_REASONS.get(reason, str(reason)))
 
-        asyncio.get_running_loop().call_soon(later)
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.call_soon(later)
+        else:
+            loop.call_soon_threadsafe(later)
 
     def connection_lost(self, reason: str) -> None:
         """Start reconnecting (once) unless closed; called in the loop thread."""

@@ -14,6 +14,7 @@ keeps its reason (``corral vm ha NAME``) and is retried on every pass.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -74,6 +75,7 @@ class HaMonitor:
         #: Since when each host has been silent (monotonic), as this instance saw it.
         self._silent: dict[str, float] = {}
         self._next_fence: dict[str, float] = {}
+        self._fencers: dict[str, asyncio.Task[None]] = {}
         #: VMs that fit nowhere are retried this often, not on every pass.
         self._next_recover: dict[str, float] = {}
         self.recover_retry_s = 5.0
@@ -93,6 +95,12 @@ class HaMonitor:
 
     async def stop(self) -> None:
         await self._task.stop()
+        for task in self._fencers.values():
+            task.cancel()
+        for task in self._fencers.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._fencers.clear()
 
     async def _loop(self) -> None:
         while True:
@@ -148,7 +156,10 @@ class HaMonitor:
             if live:
                 await self._set(name, HostHaState.OK, "answered again before it was fenced")
                 return
-            await self._fence(name, now)
+            running = self._fencers.get(name)
+            if running is None or running.done():
+                # Its own task: a BMC that does not answer must not hold up the other hosts.
+                self._fencers[name] = asyncio.create_task(self._fence_logged(name, now))
             return
         # fenced or recovering
         if live:
@@ -157,19 +168,32 @@ class HaMonitor:
         if now >= self._next_recover.get(name, 0.0):
             await self._recover(name)
 
+    async def _fence_logged(self, name: str, now: float) -> None:
+        try:
+            await self._fence(name, now)
+        except CorralError as exc:
+            log.warning("HA: fencing host %s: %s", name, exc.message)
+        except Exception:  # a task of its own: log, never lose it silently
+            log.exception("HA: fencing host %s failed", name)
+
     async def _fence(self, name: str, now: float) -> None:
+        """Fence ``name``; the next pass recovers it (never two recoveries at once). States
+        are written only while the host is still being fenced: an administrator's
+        confirm-down, or its return, meanwhile is not overwritten."""
         if now < self._next_fence.get(name, 0.0):
             return
-        await self._set(name, HostHaState.FENCING, "switching it off through its power driver")
+        fencing = {HostHaState.SUSPECT, HostHaState.FENCING}
+        started = "switching it off through its power driver"
+        if not await self._set(name, HostHaState.FENCING, started, only_from=fencing):
+            return
         fence = await self._fencing.fence(name)
         if not fence.proven:
             self._next_fence[name] = time.monotonic() + self.fence_retry_s
-            await self._set(name, HostHaState.FENCING, fence.reason)
+            await self._set(name, HostHaState.FENCING, fence.reason, only_from=fencing)
             return
         self._next_fence.pop(name, None)
-        await self._set(name, HostHaState.FENCED, fence.reason)
-        await self._audit.record(ACTOR, "host.fence", name, "ok", fence.reason)
-        await self._recover(name)
+        if await self._set(name, HostHaState.FENCED, fence.reason, only_from=fencing):
+            await self._audit.record(ACTOR, "host.fence", name, "ok", fence.reason)
 
     async def _recover(self, name: str) -> None:
         vms = await self._db.read(lambda s: ha_store.ha_vms(s, host=name))
@@ -222,16 +246,27 @@ class HaMonitor:
         await self._set(name, HostHaState.OK, reason)
         await self._audit.record(ACTOR, "host.ha_return", name, "ok", reason)
 
-    async def _set(self, name: str, state: HostHaState, reason: str) -> None:
+    async def _set(
+        self,
+        name: str,
+        state: HostHaState,
+        reason: str,
+        only_from: set[HostHaState] | None = None,
+    ) -> bool:
+        """Write the host's HA state (``only_from``: only while it is one of these); whether
+        it is ``state`` now."""
         before = await self._db.read(lambda s: store.get_host(s, name))
+        if only_from is not None and HostHaState(before.ha_state) not in only_from:
+            return before.ha_state == state.value
         if before.ha_state == state.value and before.ha_reason == reason:
-            return
+            return True
         await self._db(lambda s: ha_store.set_host_ha(s, name, state.value, reason))
         if before.ha_state != state.value:
             log.warning("HA: host %s is %s: %s", name, state.value, reason)
         self._bus.publish(
             Event("host", "ha", {"name": name, "state": state.value, "reason": reason})
         )
+        return True
 
     async def confirm_down(self, principal: Principal, name: str) -> HostHa:
         """An administrator's word that host ``name`` is off: refused while it answers."""

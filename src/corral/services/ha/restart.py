@@ -14,7 +14,7 @@ from lxml import etree
 from sqlalchemy.orm import Session
 
 from corral import store
-from corral.errors import Conflict, CorralError, InsufficientResources, NotFound
+from corral.errors import Conflict, CorralError, InsufficientResources
 from corral.model.ha import HostHaState
 from corral.model.vm import EXECUTING
 from corral.services._db import Db
@@ -70,13 +70,17 @@ class HaRestart:
                 f"no saved definition of VM {row.name}: HA was switched on while Corral "
                 "could not read it; it cannot be restarted elsewhere"
             )
-        already = await self._running_elsewhere(row.uuid, failed)
-        if already is not None:
-            await self._moved(row, failed, already, "found running")
-            return already
+        running, defined = await self._elsewhere(row.uuid, failed)
+        if running is not None:
+            await self._moved(row, failed, running, "found running")
+            return running
         need = memory_mib(saved.xml) + QEMU_OVERHEAD_MIB
         refused: list[str] = []
-        for name in await self._candidates(failed, saved.xml, need, placed, refused):
+        candidates = await self._candidates(failed, saved.xml, need, placed, refused)
+        # A host that has the domain already (a recovery interrupted after its define, maybe
+        # with its start still under way there) is tried first: never a second host.
+        candidates.sort(key=lambda name: name not in defined)
+        for name in candidates:
             host = self._hosts.get(name)
             try:
                 try:
@@ -87,9 +91,12 @@ class HaRestart:
                 try:
                     await host.start(row.uuid)
                 except CorralError as exc:
-                    refused.append(f"{name}: {exc.message}")
-                    await host.forget_stale(row.uuid)
-                    continue
+                    if await self._runs_on(name, row.uuid):
+                        pass  # started meanwhile (the interrupted recovery's own start)
+                    else:
+                        refused.append(f"{name}: {exc.message}")
+                        await host.forget_stale(row.uuid)
+                        continue
             except CorralError as exc:  # the clean-up of a failed start
                 log.warning("HA: cleaning up VM %s on %s: %s", row.name, name, exc.message)
                 continue
@@ -102,21 +109,27 @@ class HaRestart:
             + "; Corral retries when a host returns or frees memory"
         )
 
-    async def _running_elsewhere(self, uuid: str, failed: str) -> str | None:
-        """A host (not ``failed``) where the domain runs already (a recovery interrupted
-        after its start, before its row moved)."""
+    async def _elsewhere(self, uuid: str, failed: str) -> tuple[str | None, set[str]]:
+        """The host (not ``failed``) where the domain runs already (a recovery interrupted
+        after its start, before its row moved), and the hosts that have it defined."""
+        defined: set[str] = set()
         for host in self._hosts.all():
             if host.name == failed or not host.connected:
                 continue
             try:
                 record = await host.get_domain(uuid)
-            except NotFound:
-                continue
-            except CorralError:
+            except CorralError:  # NotFound among them
                 continue
             if record.state in EXECUTING:
-                return host.name
-        return None
+                return host.name, defined
+            defined.add(host.name)
+        return None, defined
+
+    async def _runs_on(self, name: str, uuid: str) -> bool:
+        try:
+            return (await self._hosts.get(name).get_domain(uuid)).state in EXECUTING
+        except CorralError:
+            return False
 
     async def _candidates(
         self, failed: str, xml: str, need: int, placed: dict[str, int], refused: list[str]

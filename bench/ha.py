@@ -1,0 +1,365 @@
+"""High availability trials on the multi-host test bed: three libvirt hosts in namespaces, each
+with an ``ipmi_sim`` BMC, enrolled in one ``corral serve`` (SQLite), a shared-dir storage
+domain, one HA VM (the busybox kernel guest, TCG) per host. Each trial picks the host of a
+random HA VM and does one of these to it (randomly mixed, ``--seed``):
+
+- ``power``: power cut through its BMC (IPMI-over-LAN).
+- ``link``: Corral's libvirt connection to it dropped (iptables in its namespace); it runs on.
+  Corral cannot tell that from death: it must fence through the BMC before restarting.
+- ``kill``: power cut, and Corral killed (SIGKILL) as soon as it suspects the host, then
+  started again: the recovery must resume.
+- ``dead_bmc``: the host and its BMC both die. Without disk leases (not built yet) Corral has
+  no proof: it must restart nothing for ``--no-proof-s`` seconds; then an administrator's
+  ``corral host confirm-down`` lets it restart.
+
+After each trial the host is powered on again and must come back ``ok``, starting none of the
+VMs that moved away. Throughout, a watcher lists every host's running domains (through each
+host's own socket) about three times a second.
+
+- ``restart_s_p50_bmc``: seconds from the failure until every HA VM of the host runs elsewhere
+  (power, link and kill trials; target <= 60). ``restart_s_max_bmc`` too.
+- ``restart_s_p50_confirm``: seconds from ``confirm-down`` to the restart (dead_bmc trials).
+  ``restart_s_p50_lease`` (target <= 120) is not measured: disk leases are not built yet.
+- ``double_runs``: looks at which one VM ran on two hosts (0).
+- ``false_restarts``: VMs that changed host although their host was not the trial's, or that
+  restarted without proof (dead_bmc trials before the confirmation) (0).
+
+    .venv/bin/python bench/ha.py [--trials 20] [--seed 1] [--json]
+
+Needs root (the test bed's namespaces) and ``ipmi_sim``; about 40 s per trial here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import report
+
+from corral.errors import CorralError
+from corral.services.power.drivers.ipmi import IpmiPower
+from corral.testbed.bmc import BmcSimulator, free_udp_port, power_off, power_on
+from corral.testbed.corral_server import CorralServer
+from corral.testbed.enroll import enroll_all
+from corral.testbed.guest_domains import wait_until
+from corral.testbed.guest_images import build_kernel_guest
+from corral.testbed.multihost import MultiHostTestbed, allocate_slot
+from corral.testbed.private_libvirtd import PrivateLibvirtd
+from corral.testbed.vm_specs import kernel_vm
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / "build" / "libvirt-cache"
+GUESTS = REPO / "build" / "guests"
+DOMAIN = "bench-ha"
+USER, PASSWORD = "corral", "Bench-ha-pw1"
+KINDS = ("power", "link", "kill", "dead_bmc")
+RESTART_LIMIT_S = 120
+
+
+class Watcher:
+    """Every host's running domains, about three times a second (see the module)."""
+
+    def __init__(self, bed: MultiHostTestbed, names: set[str]) -> None:
+        import threading
+
+        self._bed, self._names = bed, names
+        self.double_runs = 0
+        self.looks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def running(self) -> dict[str, list[str]]:
+        where: dict[str, list[str]] = {}
+        for host in self._bed.hosts:
+            listed = subprocess.run(
+                ["virsh", "-c", host.unix_uri, "list", "--name"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            if listed.returncode == 0:
+                for name in listed.stdout.split():
+                    if name in self._names:
+                        where.setdefault(name, []).append(host.name)
+        return where
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            seen = self.running()
+            for name, hosts in seen.items():
+                if len(hosts) > 1:
+                    self.double_runs += 1
+                    print(f"TWICE at {time.monotonic():.1f}: {name} on {hosts}", file=sys.stderr)
+            self.looks += 1
+            time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def _cut(bed: MultiHostTestbed, name: str) -> Iterator[None]:
+    rule = ["-p", "tcp", "--dport", "16514", "-j", "DROP"]
+    base = ["ip", "netns", "exec", bed.host(name).netns, "iptables"]
+    subprocess.run([*base, "-I", "INPUT", *rule], check=True, timeout=30)
+    try:
+        yield
+    finally:
+        subprocess.run([*base, "-D", "INPUT", *rule], check=False, timeout=30)
+
+
+def _bmc_off(bmc: BmcSimulator) -> None:
+    """The power cut, through the BMC as any IPMI client would."""
+    asyncio.run(IpmiPower(bmc.host.name, bmc.address, bmc.port, USER, PASSWORD).power_off())
+
+
+def _vms(client: httpx.Client) -> dict[str, dict[str, Any]]:
+    items = client.get("/vms", params={"limit": 1000}).json()["items"]
+    return {v["name"]: v for v in items if v["name"].startswith("bha-")}
+
+
+def _ha_state(client: httpx.Client, host: str) -> str:
+    [found] = [h for h in client.get("/ha").json()["hosts"] if h["host"] == host]
+    return str(found["state"])
+
+
+def _all_elsewhere(client: httpx.Client, names: list[str], victim: str) -> bool:
+    vms = _vms(client)
+    return all(vms[n]["host"] != victim and vms[n]["state"] == "running" for n in names)
+
+
+class Bench:
+    def __init__(self, work: Path, seed: int) -> None:
+        self.work = work
+        self.random = random.Random(seed)
+        self.rows: list[dict[str, Any]] = []
+        self.false_restarts = 0
+
+    def run(self, trials: int) -> dict[str, float]:
+        daemon = PrivateLibvirtd(self.work / "libvirtd", shared_cache=CACHE)
+        slot, slot_lock = allocate_slot()
+        bed = MultiHostTestbed(self.work / "testbed", hosts=3, slot=slot, shared_cache=CACHE)
+        try:
+            with daemon, bed, contextlib.ExitStack() as stack:
+                server = CorralServer(
+                    self.work / "corral",
+                    daemon.uri,
+                    extra_env={"CORRAL_RECONCILE_INTERVAL_S": "3600"},
+                    host_path_roots=[GUESTS.resolve()],
+                )
+                server.start(timeout=300)
+                stack.callback(server.stop)
+                bmcs = {
+                    h.name: stack.enter_context(
+                        BmcSimulator(
+                            bed,
+                            h.name,
+                            self.work / f"bmc-{h.name}",
+                            address="127.0.0.1",
+                            port=free_udp_port(),
+                            user=USER,
+                            password=PASSWORD,
+                        )
+                    )
+                    for h in bed.hosts
+                }
+                with server.client() as client:
+                    self._set_up(client, bed, bmcs)
+                    names = sorted(_vms(client))
+                with Watcher(bed, set(names)) as watcher:
+                    for index in range(trials):
+                        kind = KINDS[self.random.randrange(len(KINDS))]
+                        self.rows.append(self._trial(index, kind, server, bed, bmcs, watcher))
+                        print(self.rows[-1], file=sys.stderr)
+                double_runs = watcher.double_runs
+                looks = watcher.looks
+        finally:
+            slot_lock.close()
+        bmc_s = [r["restart_s"] for r in self.rows if r["kind"] != "dead_bmc" and "restart_s" in r]
+        confirm_s = [
+            r["restart_s"] for r in self.rows if r["kind"] == "dead_bmc" and "restart_s" in r
+        ]
+        return {
+            "trials": float(len(self.rows)),
+            "restart_s_p50_bmc": statistics.median(bmc_s) if bmc_s else float("nan"),
+            "restart_s_max_bmc": max(bmc_s) if bmc_s else float("nan"),
+            "restart_s_p50_confirm": statistics.median(confirm_s) if confirm_s else float("nan"),
+            "double_runs": float(double_runs),
+            "false_restarts": float(self.false_restarts),
+            "failed_trials": float(sum(1 for r in self.rows if "error" in r)),
+            "watcher_looks": float(looks),
+        }
+
+    def _set_up(
+        self, client: httpx.Client, bed: MultiHostTestbed, bmcs: dict[str, BmcSimulator]
+    ) -> None:
+        for task in enroll_all(client, bed):
+            if task["state"] != "succeeded":
+                raise RuntimeError(f"enrollment failed: {task}")
+        shared = self.work / "shared"
+        shared.mkdir()
+        made = client.post(
+            "/storage-domains", json={"kind": "shared-dir", "name": DOMAIN, "path": str(shared)}
+        )
+        made.raise_for_status()
+        client.put("/hosts/local/maintenance", json={"enabled": True}).raise_for_status()
+        for name, bmc in bmcs.items():
+            driver = {
+                "driver": "ipmi",
+                "address": bmc.address,
+                "port": bmc.port,
+                "user": USER,
+                "password": PASSWORD,
+            }
+            client.put(f"/hosts/{name}/power", json={"driver": driver}).raise_for_status()
+        guest = build_kernel_guest(GUESTS)
+        for index, host in enumerate(bed.hosts):
+            name = f"bha-{host.name}"
+            spec = kernel_vm(name, guest, disk_gib=None, host=host.name)
+            spec["disks"] = [{"name": "data", "size_gib": 0.25, "domain": DOMAIN}]
+            client.post("/vms", json=spec).raise_for_status()
+            client.post(f"/vms/{name}/start").raise_for_status()
+            body = {"enabled": True, "priority": 10 * (index + 1)}
+            client.put(f"/vms/{name}/ha", json=body).raise_for_status()
+
+    def _trial(
+        self,
+        index: int,
+        kind: str,
+        server: CorralServer,
+        bed: MultiHostTestbed,
+        bmcs: dict[str, BmcSimulator],
+        watcher: Watcher,
+    ) -> dict[str, Any]:
+        with server.client() as client:
+            before = _vms(client)
+        victim = self.random.choice(sorted({v["host"] for v in before.values()}))
+        names = [n for n, v in before.items() if v["host"] == victim]
+        row: dict[str, Any] = {"trial": index, "kind": kind, "host": victim, "vms": len(names)}
+        host = bed.host(victim)
+        started = time.monotonic()
+        print(f"trial {index} {kind} on {victim} ({names}) at {started:.1f}", file=sys.stderr)
+        try:
+            if kind == "link":
+                with _cut(bed, victim), server.client() as client:
+                    self._wait_restart(client, names, victim, row, started)
+            elif kind == "kill":
+                _bmc_off(bmcs[victim])
+                with server.client() as client:
+                    wait_until(
+                        lambda: _ha_state(client, victim) != "ok", 60, "suspect", interval=0.1
+                    )
+                server.kill()
+                server.start(timeout=300)
+                with server.client() as client:
+                    self._wait_restart(client, names, victim, row, started)
+            elif kind == "power":
+                _bmc_off(bmcs[victim])
+                with server.client() as client:
+                    self._wait_restart(client, names, victim, row, started)
+            else:  # dead_bmc
+                bmcs[victim].stop()
+                power_off(bed, host)
+                with server.client() as client:
+                    wait_until(lambda: _ha_state(client, victim) == "fencing", 60, "fencing")
+                    until = time.monotonic() + 15
+                    while time.monotonic() < until:
+                        moved = [
+                            n for n, v in _vms(client).items() if n in names and v["host"] != victim
+                        ]
+                        self.false_restarts += len(moved)
+                        if moved:
+                            break
+                        time.sleep(0.5)
+                    done = server.cli("host", "confirm-down", victim)
+                    if done.returncode != 0:
+                        raise RuntimeError(done.stderr)
+                    self._wait_restart(client, names, victim, row, time.monotonic())
+        except (CorralError, RuntimeError, httpx.HTTPError, subprocess.SubprocessError) as exc:
+            row["error"] = str(exc)[:200]  # reported; the next trial runs
+        finally:
+            self._restore(server, bed, bmcs, victim, kind)
+        with server.client() as client:
+            after = _vms(client)
+        for name, vm in after.items():
+            if name not in names and vm["host"] != before[name]["host"]:
+                self.false_restarts += 1
+        return row
+
+    def _wait_restart(
+        self,
+        client: httpx.Client,
+        names: list[str],
+        victim: str,
+        row: dict[str, Any],
+        started: float,
+    ) -> None:
+        wait_until(
+            lambda: _all_elsewhere(client, names, victim),
+            RESTART_LIMIT_S,
+            f"the HA VMs of {victim} running elsewhere",
+            interval=0.25,
+        )
+        row["restart_s"] = round(time.monotonic() - started, 1)
+
+    def _restore(
+        self,
+        server: CorralServer,
+        bed: MultiHostTestbed,
+        bmcs: dict[str, BmcSimulator],
+        victim: str,
+        kind: str,
+    ) -> None:
+        if kind == "dead_bmc":
+            bmcs[victim].start()
+        power_on(bed, bed.host(victim))
+        if not server.running:
+            server.start(timeout=300)
+        with server.client() as client:
+            wait_until(
+                lambda: client.get(f"/hosts/{victim}").json().get("connected"),
+                120,
+                f"{victim} connected",
+                interval=0.5,
+            )
+            wait_until(lambda: _ha_state(client, victim) == "ok", 60, f"{victim} ok")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="corral-ha-") as tmp:
+        bench = Bench(Path(tmp), args.seed)
+        headline = bench.run(args.trials)
+        report(
+            "HA trials (power cut, link cut, manager kill, dead BMC)",
+            bench.rows,
+            headline,
+            json_mode=args.json,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
