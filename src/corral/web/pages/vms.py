@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from corral.errors import CorralError, InvalidRequest
 from corral.http.validation import validation_items
 from corral.model.disk_move import DiskMoveRequest
+from corral.model.ha import DEFAULT_PRIORITY, VmHaRequest
 from corral.model.image import CdromRequest, ImageInfo, ImageKind
 from corral.model.migration import MigrationRequest
 from corral.model.vm import DeleteRequest, ShutdownRequest, SnapshotRequest, VmState
@@ -242,6 +243,26 @@ async def _changed(request: Request, svc: Services, name: str, change: VmChange)
     what = "; ".join(change.changes) or "nothing changed"
     notice = f"{what} — {_APPLIED[change.applied.value]}"
     context = {**await _context(svc, name), "notice": notice}
+    return render(request, "fragments/vm_detail.html", context)
+
+
+@router.post("/ui/vms/{name}/ha", name="ui.vm.ha")
+async def set_ha(
+    request: Request,
+    name: str,
+    who: PageOperator,
+    enabled: Annotated[str, Form(max_length=1)] = "",
+    priority: Annotated[str, Form(max_length=8)] = "50",
+) -> HTMLResponse:
+    """HA on or off (the API's checks: a disk on local storage is refused in words)."""
+    svc: Services = request.app.state.services
+    _numbers(priority=(priority, whole_error))
+    level = int(priority.strip() or DEFAULT_PRIORITY)
+    body = _checked(lambda: VmHaRequest(enabled=enabled == "1", priority=level))
+    info = await svc.ha.definitions.configure(who, name, body)
+    said = f"on, priority {info.priority}" if info.enabled else "off"
+    request.state.audit_detail = said
+    context = {**await _context(svc, name), "notice": f"high availability {said}"}
     return render(request, "fragments/vm_detail.html", context)
 
 
