@@ -193,6 +193,9 @@ def multihost_corral(
             "CORRAL_POWER_SAMPLE_INTERVAL_S": "2",
             "CORRAL_POWER_CPU_SOURCE": "domains",
             "CORRAL_METRICS_INTERVAL_S": "1",
+            # HA: a host without storage kills its QEMUs after 10 s (the default 20 s is for
+            # real storage hiccups); leases expire 15 s after its heartbeat stops.
+            "CORRAL_HA_SELF_FENCE_AFTER_S": "10",
         },
         # Paths on remote hosts are compared without resolving links, and the guests' paths
         # are resolved ones (a worktree's build/guests links to another checkout's).

@@ -160,6 +160,14 @@ class Settings(BaseSettings):
         "before Corral fences it (switches it off through its BMC) and restarts them elsewhere",
     )
     ha_interval_s: float = Field(default=1.0, gt=0, description="the HA monitor's pass interval")
+    ha_self_fence_after_s: float = Field(
+        default=20.0,
+        ge=3,
+        le=600,
+        description="a host whose storage heartbeat could not be written this long kills its "
+        "own QEMUs; Corral restarts its HA VMs once the heartbeat has been still this long "
+        "plus 5 s",
+    )
 
     @model_validator(mode="after")
     def _reserve_below_cap(self) -> Settings:

@@ -20,5 +20,6 @@ a command line.
 * :mod:`.netapply`  bringing the managed links from one state to another
 * :mod:`.netops`    ``net.state``, ``net.apply``, ``net.confirm`` and the rollback timer
 * :mod:`.nfsops`    ``nfs.*``: an nfs storage domain's reach and volumes (QEMU's NFS client)
+* :mod:`.haops`     ``ha.beat``: the storage heartbeat and self-fence; ``ha.beats``
 * :mod:`.libnfs`    libnfs through ctypes (mount, list, stat, statvfs, mkdir/rmdir, unlink)
 """

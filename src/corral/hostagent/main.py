@@ -1,6 +1,7 @@
 """The agent's entry point: one request on stdin, one reply on stdout.
 
-``--rollback CHANGE_ID`` runs the detached timer ``net.apply`` starts (:mod:`.netops`)."""
+``--rollback CHANGE_ID`` runs the detached timer ``net.apply`` starts (:mod:`.netops`);
+``--ha-beat`` the storage heartbeat ``ha.beat`` starts (:mod:`.haops`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import signal
 import sys
 
-from . import netops, ops
+from . import haops, netops, ops
 from .protocol import AgentError, agent_version, parse_request, reply
 
 #: Requests are small; a bigger one is refused rather than read into memory.
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 2 and argv[0] == "--rollback":
         return netops.rollback_timer(argv[1])
+    if argv == ["--ha-beat"]:
+        return haops.main_beater()
     # A dropped SSH session must not stop a change half-way: finish, and let the reply go
     # nowhere (the rollback timer covers a manager that never hears back).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from . import diskops, netops, nfsops
+from . import diskops, haops, netops, nfsops
 from .protocol import PROTOCOL, AgentError, agent_version
 
 Op = Callable[[dict[str, Any]], dict[str, Any]]
@@ -34,6 +34,7 @@ OPS: dict[str, Op] = {
     "version": version,
     **nfsops.OPS,
     **diskops.OPS,
+    **haops.OPS,
     "net.state": netops.state,
     "net.apply": netops.apply,
     "net.confirm": netops.confirm,

@@ -206,6 +206,7 @@ class Services:
             self.bus,
             self.power.config,
             settings,
+            self.agents,
         )
         self.ha.restart.network_gaps = self.networks.lacking
 

@@ -200,7 +200,8 @@ def power_off(testbed: MultiHostTestbed, host: TestbedHost) -> None:
     """What losing power does to the host's processes (its PID 1 and virtlogd stay: they are
     the test bed's, not the host's "hardware")."""
     for pid in _netns_pids(host.netns):
-        if _comm(pid).startswith("qemu-system"):
+        # QEMUs, and Corral's storage heartbeat (a power cut silences it too).
+        if _comm(pid).startswith(("qemu-system", "corral-hbeat")):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     testbed.kill_daemon(host, "libvirtd")

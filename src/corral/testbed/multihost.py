@@ -102,6 +102,22 @@ def _netns_pids(netns: str) -> list[int]:
     return [int(p) for p in done.stdout.split() if p.isdigit()]
 
 
+def qemu_processes(netns: str, vm: str) -> list[int]:
+    """Live QEMU processes in ``netns`` running VM ``vm`` (by QEMU's ``-name guest=VM``): what
+    runs, whatever a libvirtd that just restarted lists before it has looked."""
+    found = []
+    for pid in _netns_pids(netns):
+        with contextlib.suppress(OSError):
+            if not Path(f"/proc/{pid}/comm").read_text().startswith("qemu-system"):
+                continue
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if any(
+                a.startswith(f"guest={vm},".encode()) or a == f"guest={vm}".encode() for a in args
+            ):
+                found.append(pid)
+    return found
+
+
 def _inner_pid1(pids: list[int]) -> int | None:
     """The process among ``pids`` that is PID 1 of its own PID namespace (a host's init)."""
     for pid in pids:

@@ -51,7 +51,7 @@ def test_a_power_cut_through_the_bmc_restarts_the_ha_vm_elsewhere_within_a_minut
     bmc: BmcSimulator,
     kernel_guest: KernelGuest,
 ) -> None:
-    ha_vm(api, "ha-one", "h2", kernel_guest, priority=80)
+    ha_vm(api, "ha-one", "h2", kernel_guest, priority=80, booted=True)
     shown = multihost_corral.cli("vm", "ha", "ha-one")
     assert "HA on, priority 80" in shown.stdout, shown.stdout + shown.stderr
     try:

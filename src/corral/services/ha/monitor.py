@@ -30,6 +30,7 @@ from corral.services.audit import AuditService
 from corral.services.events import Event, EventBus
 from corral.services.ha.definitions import HaDefinitions
 from corral.services.ha.fencing import Fencing
+from corral.services.ha.heartbeats import Heartbeats
 from corral.services.ha.restart import HaRestart
 from corral.services.hosts import HostService
 from corral.services.leases import Leases
@@ -76,25 +77,39 @@ class HaMonitor:
         self._silent: dict[str, float] = {}
         self._next_fence: dict[str, float] = {}
         self._fencers: dict[str, asyncio.Task[None]] = {}
+        #: Why the BMC gave no proof at its last attempt (retried every fence_retry_s).
+        self._unproven: dict[str, str] = {}
+        #: Storage heartbeats (None: none, as on hosts without SSH access in tests).
+        self.heartbeats: Heartbeats | None = None
+        self.beat_check_s = 30.0
+        self._next_beat_check = 0.0
         #: VMs that fit nowhere are retried this often, not on every pass.
         self._next_recover: dict[str, float] = {}
         self.recover_retry_s = 5.0
-        self._last_refresh = 0.0
         #: When this instance's monitor began (monotonic); a host it has not seen answer yet
         #: is not suspected before ``startup_grace_s`` has passed.
         self._started = time.monotonic()
         self.startup_grace_s = max(15.0, suspect_after_s)
         self._running_here = False
         self._task = BackgroundTask("ha monitor", self._loop)
+        self._side = [
+            BackgroundTask("ha heartbeats", self._beats_loop),
+            BackgroundTask("ha definitions", self._refresh_loop),
+        ]
+        self._hosts_with_ha: set[str] = set()
 
     def start(self) -> None:
         if self.leases is not None:
             self.leases.want(HA_LEASE)
         self._started = time.monotonic()
         self._task.start()
+        for side in self._side:
+            side.start()
 
     async def stop(self) -> None:
         await self._task.stop()
+        for side in self._side:
+            await side.stop()
         for task in self._fencers.values():
             task.cancel()
         for task in self._fencers.values():
@@ -119,12 +134,12 @@ class HaMonitor:
             await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     async def pass_once(self) -> None:
+        """One look at every host. No libvirt call on the way but fencing's and restarts':
+        a call to a host that went silent mid-call blocks until libvirt gives up on it."""
         now = time.monotonic()
-        if now - self._last_refresh >= self.refresh_every_s:
-            self._last_refresh = now
-            await self.definitions.refresh()
         rows = await self._db.read(store.list_hosts)
         counts = Counter(vm.host.name for vm in await self._db.read(lambda s: ha_store.ha_vms(s)))
+        self._hosts_with_ha = set(counts)
         for row in rows:
             try:
                 await self._step(row, counts[row.name], now)
@@ -168,6 +183,36 @@ class HaMonitor:
         if now >= self._next_recover.get(name, 0.0):
             await self._recover(name)
 
+    async def _beats_loop(self) -> None:
+        """Heartbeats started on every connected host while HA VMs exist (any host may
+        receive a restarted VM; checked every ``beat_check_s``), and read every second."""
+        while True:
+            try:
+                if self._running_here and self.heartbeats is not None and self._hosts_with_ha:
+                    now = time.monotonic()
+                    if now >= self._next_beat_check:
+                        self._next_beat_check = now + self.beat_check_s
+                        live = {h.name for h in self._hosts.all() if h.connected}
+                        await self.heartbeats.ensure(live)
+                    await self.heartbeats.observe()
+            except CorralError as exc:
+                log.warning("HA heartbeats: %s", exc.message)
+            except Exception:  # top of a background loop: log, never die
+                log.exception("HA heartbeats failed")
+            await asyncio.sleep(self.interval_s)
+
+    async def _refresh_loop(self) -> None:
+        """The HA VMs' saved definitions, compared every ``refresh_every_s``."""
+        while True:
+            try:
+                if self._running_here:
+                    await self.definitions.refresh()
+            except CorralError as exc:
+                log.warning("HA definitions: %s", exc.message)
+            except Exception:  # top of a background loop: log, never die
+                log.exception("HA definitions refresh failed")
+            await asyncio.sleep(self.refresh_every_s)
+
     async def _fence_logged(self, name: str, now: float) -> None:
         try:
             await self._fence(name, now)
@@ -183,17 +228,31 @@ class HaMonitor:
         if now < self._next_fence.get(name, 0.0):
             return
         fencing = {HostHaState.SUSPECT, HostHaState.FENCING}
-        started = "switching it off through its power driver"
-        if not await self._set(name, HostHaState.FENCING, started, only_from=fencing):
+        # The storage heartbeat first: a local read, where a dead BMC takes 30 s to time out.
+        lease = self.heartbeats.lease(name) if self.heartbeats is not None else None
+        if lease is not None and lease.expired:
+            unproven = self._unproven.get(name, "")
+            reason = f"{lease.reason} ({unproven})" if unproven else lease.reason
+            if await self._set(name, HostHaState.FENCED, reason, only_from=fencing):
+                self._next_fence.pop(name, None)
+                await self._audit.record(ACTOR, "host.fence", name, "ok", reason)
             return
-        fence = await self._fencing.fence(name)
-        if not fence.proven:
+        if now >= self._next_fence.get(name, 0.0):
+            started = "switching it off through its power driver"
+            if not await self._set(name, HostHaState.FENCING, started, only_from=fencing):
+                return
+            fence = await self._fencing.fence(name)
+            if fence.proven:
+                self._next_fence.pop(name, None)
+                if await self._set(name, HostHaState.FENCED, fence.reason, only_from=fencing):
+                    await self._audit.record(ACTOR, "host.fence", name, "ok", fence.reason)
+                return
             self._next_fence[name] = time.monotonic() + self.fence_retry_s
-            await self._set(name, HostHaState.FENCING, fence.reason, only_from=fencing)
-            return
-        self._next_fence.pop(name, None)
-        if await self._set(name, HostHaState.FENCED, fence.reason, only_from=fencing):
-            await self._audit.record(ACTOR, "host.fence", name, "ok", fence.reason)
+            self._unproven[name] = fence.reason
+            lease = self.heartbeats.lease(name) if self.heartbeats is not None else None
+        unproven = self._unproven.get(name, "")
+        reason = unproven + (f"; {lease.reason}" if lease is not None else "")
+        await self._set(name, HostHaState.FENCING, reason, only_from=fencing)
 
     async def _recover(self, name: str) -> None:
         vms = await self._db.read(lambda s: ha_store.ha_vms(s, host=name))
