@@ -41,6 +41,7 @@ from corral.store.tables import Host
 log = logging.getLogger(__name__)
 
 HA_LEASE = "ha"
+_FENCING = {HostHaState.SUSPECT, HostHaState.FENCING}
 #: The monitor's own name in the audit log.
 ACTOR = "corral-ha"
 
@@ -171,6 +172,8 @@ class HaMonitor:
             if live:
                 await self._set(name, HostHaState.OK, "answered again before it was fenced")
                 return
+            if await self._lease_proves(name):
+                return
             running = self._fencers.get(name)
             if running is None or running.done():
                 # Its own task: a BMC that does not answer must not hold up the other hosts.
@@ -213,6 +216,19 @@ class HaMonitor:
                 log.exception("HA definitions refresh failed")
             await asyncio.sleep(self.refresh_every_s)
 
+    async def _lease_proves(self, name: str) -> bool:
+        """Fenced by its storage heartbeat's lease, checked on every pass (a BMC attempt,
+        which may take 30 s to time out, runs beside it in the fencing task)."""
+        lease = self.heartbeats.lease(name) if self.heartbeats is not None else None
+        if lease is None or not lease.expired:
+            return False
+        unproven = self._unproven.get(name, "")
+        reason = f"{lease.reason} ({unproven})" if unproven else lease.reason
+        if await self._set(name, HostHaState.FENCED, reason, only_from=_FENCING):
+            self._next_fence.pop(name, None)
+            await self._audit.record(ACTOR, "host.fence", name, "ok", reason)
+        return True
+
     async def _fence_logged(self, name: str, now: float) -> None:
         try:
             await self._fence(name, now)
@@ -227,32 +243,21 @@ class HaMonitor:
         confirm-down, or its return, meanwhile is not overwritten."""
         if now < self._next_fence.get(name, 0.0):
             return
-        fencing = {HostHaState.SUSPECT, HostHaState.FENCING}
-        # The storage heartbeat first: a local read, where a dead BMC takes 30 s to time out.
-        lease = self.heartbeats.lease(name) if self.heartbeats is not None else None
-        if lease is not None and lease.expired:
-            unproven = self._unproven.get(name, "")
-            reason = f"{lease.reason} ({unproven})" if unproven else lease.reason
-            if await self._set(name, HostHaState.FENCED, reason, only_from=fencing):
-                self._next_fence.pop(name, None)
-                await self._audit.record(ACTOR, "host.fence", name, "ok", reason)
+        started = "switching it off through its power driver"
+        if not await self._set(name, HostHaState.FENCING, started, only_from=_FENCING):
             return
-        if now >= self._next_fence.get(name, 0.0):
-            started = "switching it off through its power driver"
-            if not await self._set(name, HostHaState.FENCING, started, only_from=fencing):
-                return
-            fence = await self._fencing.fence(name)
-            if fence.proven:
-                self._next_fence.pop(name, None)
-                if await self._set(name, HostHaState.FENCED, fence.reason, only_from=fencing):
-                    await self._audit.record(ACTOR, "host.fence", name, "ok", fence.reason)
-                return
-            self._next_fence[name] = time.monotonic() + self.fence_retry_s
-            self._unproven[name] = fence.reason
-            lease = self.heartbeats.lease(name) if self.heartbeats is not None else None
+        fence = await self._fencing.fence(name)
+        if fence.proven:
+            self._next_fence.pop(name, None)
+            if await self._set(name, HostHaState.FENCED, fence.reason, only_from=_FENCING):
+                await self._audit.record(ACTOR, "host.fence", name, "ok", fence.reason)
+            return
+        self._next_fence[name] = time.monotonic() + self.fence_retry_s
+        self._unproven[name] = fence.reason
+        lease = self.heartbeats.lease(name) if self.heartbeats is not None else None
         unproven = self._unproven.get(name, "")
         reason = unproven + (f"; {lease.reason}" if lease is not None else "")
-        await self._set(name, HostHaState.FENCING, reason, only_from=fencing)
+        await self._set(name, HostHaState.FENCING, reason, only_from=_FENCING)
 
     async def _recover(self, name: str) -> None:
         vms = await self._db.read(lambda s: ha_store.ha_vms(s, host=name))
