@@ -7,11 +7,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 #: Restart order: higher first; equal priorities by name.
 DEFAULT_PRIORITY = 50
-Priority = Annotated[int, Field(ge=0, le=100, description="restart order: higher first (0-100)")]
+Priority = Annotated[
+    StrictInt, Field(ge=0, le=100, description="restart order: higher first (0-100)")
+]
 
 
 class HostHaState(StrEnum):

@@ -111,14 +111,10 @@ class ManagedConnection:
         self._event_ids: list[int] = []
         self._events = DomainEventRegistration(name, emit)
         self._reconnect_task: asyncio.Task[None] | None = None
-        #: The loop that owns this connection: libvirt may call the close callback from a
-        #: worker thread (a call that found the connection dead), where there is none.
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- opening and closing -----------------------------------------------------------------
     async def connect(self) -> None:
         ensure_event_loop_impl()
-        self._loop = asyncio.get_running_loop()
         try:
             conn, ids = await self._open()
         except HostUnreachable as err:
@@ -178,17 +174,14 @@ class ManagedConnection:
             if conn is self._conn or self._conn is None:
                 self.connection_lost(_CLOSE_REASONS.get(reason, str(reason)))
 
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
         try:
-            running = asyncio.get_running_loop()
+            loop = asyncio.get_running_loop()
         except RuntimeError:
-            running = None
-        if running is loop:
-            loop.call_soon(later)
-        else:
-            loop.call_soon_threadsafe(later)
+            # Called from a worker thread, inside the call that found the connection dead:
+            # that call's own failure reports the loss. Acting from here too crashed libvirt
+            # (a segfault in libvirt.so, seen once in a full test run).
+            return
+        loop.call_soon(later)
 
     def connection_lost(self, reason: str) -> None:
         """Start reconnecting (once) unless closed; called in the loop thread."""
