@@ -74,7 +74,7 @@ def test_ha_on_saves_the_definition_and_off_forgets_it(api: Api) -> None:
 
 def test_out_of_range_priorities_are_refused(api: Api) -> None:
     _make(api, "ha-prio", [])
-    for priority in (-1, 101, "high", False, 50.5):
+    for priority in (-1, 101, "high", False, 50.5):  # 45.0 is JSON's 45: taken
         answer = _ha(api, "ha-prio", enabled=True, priority=priority)
         assert answer.status_code == 422, answer.text
     assert _shown(api, "ha-prio")["enabled"] is False
