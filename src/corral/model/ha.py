@@ -9,21 +9,17 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
+from corral.model.power import not_bool
+
 #: Restart order: higher first; equal priorities by name.
 DEFAULT_PRIORITY = 50
-
-
-def _not_bool(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError("must be a whole number, not true or false")
-    return value
 
 
 #: Bounds before the validator, or the document shows them as 'ge'/'le' (no client reads).
 Priority = Annotated[
     int,
     Field(ge=0, le=100, description="restart order: higher first (0-100)"),
-    BeforeValidator(_not_bool),
+    BeforeValidator(not_bool),
 ]
 
 

@@ -55,18 +55,19 @@ IpmiPassword = Annotated[
 ]
 
 
-def _not_bool(value: object) -> object:
+def not_bool(value: object) -> object:
+    """A BeforeValidator for whole numbers: JSON's true/false are not 1/0."""
     if isinstance(value, bool):
         raise ValueError("must be a whole number, not true or false")
     return value
 
 
 #: A whole number as JSON has it (``5`` or ``5.0``), never a boolean.
-WholeNumber = Annotated[int, BeforeValidator(_not_bool)]
+WholeNumber = Annotated[int, BeforeValidator(not_bool)]
 #: A WholeNumber from 0 to 10,000. Bounds go before the validator: written after it
 #: (``Annotated[WholeNumber, Field(ge=…)]``), pydantic puts them in the JSON schema as ``ge`` and
 #: ``le``, words no client reads, so generated requests broke them and got a 422.
-HostCount = Annotated[int, Field(ge=0, le=10_000), BeforeValidator(_not_bool)]
+HostCount = Annotated[int, Field(ge=0, le=10_000), BeforeValidator(not_bool)]
 
 
 class _Strict(BaseModel):
