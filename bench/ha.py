@@ -42,7 +42,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,8 @@ from corral.testbed.corral_server import CorralServer
 from corral.testbed.enroll import enroll_all
 from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import build_kernel_guest
-from corral.testbed.multihost import MultiHostTestbed, allocate_slot, qemu_processes
+from corral.testbed.ha_watch import TwiceWatcher, cut_from_corral
+from corral.testbed.multihost import MultiHostTestbed, allocate_slot
 from corral.testbed.private_libvirtd import PrivateLibvirtd
 from corral.testbed.vm_specs import kernel_vm
 
@@ -72,74 +72,6 @@ KINDS = ("power", "link", "kill", "dead_bmc", "cut_nobmc")
 LEASE_S = 25
 RESTART_LIMIT_S = 120
 BMC_KINDS = ("power", "link", "kill")
-
-
-class Watcher:
-    """Every host's running domains, about three times a second (see the module)."""
-
-    def __init__(self, bed: MultiHostTestbed, names: set[str]) -> None:
-        import threading
-
-        self._bed, self._names = bed, names
-        self.double_runs = 0
-        #: Looks where libvirt listed a VM on two hosts but one QEMU ran.
-        self.listed_twice = 0
-        self.looks = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Watcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def running(self) -> dict[str, list[str]]:
-        where: dict[str, list[str]] = {}
-        for host in self._bed.hosts:
-            listed = subprocess.run(
-                ["virsh", "-c", host.unix_uri, "list", "--name"],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            if listed.returncode == 0:
-                for name in listed.stdout.split():
-                    if name in self._names:
-                        where.setdefault(name, []).append(host.name)
-        return where
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            seen = self.running()
-            for name, hosts in seen.items():
-                if len(hosts) < 2:
-                    continue
-                # libvirt lists a domain as running while a libvirtd that just came back
-                # looks at it: only live QEMU processes count.
-                live = [h for h in hosts if qemu_processes(self._bed.host(h).netns, name)]
-                if len(live) > 1:
-                    self.double_runs += 1
-                    print(
-                        f"TWICE at {time.monotonic():.1f}: {name} runs on {live}", file=sys.stderr
-                    )
-                else:
-                    self.listed_twice += 1
-            self.looks += 1
-            time.sleep(0.3)
-
-
-@contextlib.contextmanager
-def _cut(bed: MultiHostTestbed, name: str) -> Iterator[None]:
-    rule = ["-p", "tcp", "--dport", "16514", "-j", "DROP"]
-    base = ["ip", "netns", "exec", bed.host(name).netns, "iptables"]
-    subprocess.run([*base, "-I", "INPUT", *rule], check=True, timeout=30)
-    try:
-        yield
-    finally:
-        subprocess.run([*base, "-D", "INPUT", *rule], check=False, timeout=30)
 
 
 def _bmc_off(bmc: BmcSimulator) -> None:
@@ -200,7 +132,7 @@ class Bench:
                 with server.client() as client:
                     self._set_up(client, bed, bmcs)
                     names = sorted(_vms(client))
-                with Watcher(bed, set(names)) as watcher:
+                with TwiceWatcher(bed, set(names)) as watcher:
                     for index in range(trials):
                         kind = KINDS[self.random.randrange(len(KINDS))]
                         self.rows.append(self._trial(index, kind, server, bed, bmcs, watcher))
@@ -266,56 +198,20 @@ class Bench:
         server: CorralServer,
         bed: MultiHostTestbed,
         bmcs: dict[str, BmcSimulator],
-        watcher: Watcher,
+        watcher: TwiceWatcher,
     ) -> dict[str, Any]:
         with server.client() as client:
             before = _vms(client)
         victim = self.random.choice(sorted({v["host"] for v in before.values()}))
         names = [n for n, v in before.items() if v["host"] == victim]
         row: dict[str, Any] = {"trial": index, "kind": kind, "host": victim, "vms": len(names)}
-        host = bed.host(victim)
         # A host in service beats on the shared domain (Corral starts it; after a return,
         # again within its 30 s check).
         self._until_beating(victim)
         started = time.monotonic()
         print(f"trial {index} {kind} on {victim} ({names}) at {started:.1f}", file=sys.stderr)
         try:
-            if kind == "link":
-                with _cut(bed, victim), server.client() as client:
-                    self._wait_restart(client, names, victim, row, started)
-            elif kind == "kill":
-                _bmc_off(bmcs[victim])
-                with server.client() as client:
-                    wait_until(
-                        lambda: _ha_state(client, victim) != "ok", 60, "suspect", interval=0.1
-                    )
-                server.kill()
-                server.start(timeout=300)
-                with server.client() as client:
-                    self._wait_restart(client, names, victim, row, started)
-            elif kind == "power":
-                _bmc_off(bmcs[victim])
-                with server.client() as client:
-                    self._wait_restart(client, names, victim, row, started)
-            elif kind == "dead_bmc":  # no BMC's word: the storage lease must prove it
-                bmcs[victim].stop()
-                power_off(bed, host)
-                with server.client() as client:
-                    self._wait_restart(client, names, victim, row, started)
-            else:  # cut_nobmc: alive on storage, cut from Corral, no BMC: nothing may move
-                bmcs[victim].stop()
-                with _cut(bed, victim), server.client() as client:
-                    wait_until(lambda: _ha_state(client, victim) == "fencing", 60, "fencing")
-                    until = time.monotonic() + LEASE_S + 10
-                    while time.monotonic() < until:
-                        vms = _vms(client)
-                        moved = [n for n in names if vms[n]["host"] != victim]
-                        if moved:
-                            self.false_restarts += len(moved)
-                            row["error"] = f"restarted while alive on storage: {moved}"
-                            break
-                        time.sleep(0.5)
-                    row["held_s"] = round(time.monotonic() - started, 1)
+            self._inflict(kind, victim, names, row, started, server, bed, bmcs)
         except (CorralError, RuntimeError, httpx.HTTPError, subprocess.SubprocessError) as exc:
             row["error"] = str(exc)[:200]  # reported; the next trial runs
         finally:
@@ -326,6 +222,61 @@ class Bench:
             if name not in names and vm["host"] != before[name]["host"]:
                 self.false_restarts += 1
         return row
+
+    def _inflict(
+        self,
+        kind: str,
+        victim: str,
+        names: list[str],
+        row: dict[str, Any],
+        started: float,
+        server: CorralServer,
+        bed: MultiHostTestbed,
+        bmcs: dict[str, BmcSimulator],
+    ) -> None:
+        """Do ``kind`` to ``victim`` and wait for what must follow (see the module)."""
+        if kind == "cut_nobmc":  # alive on storage, cut from Corral, no BMC: nothing may move
+            bmcs[victim].stop()
+            with cut_from_corral(bed.host(victim)), server.client() as client:
+                self._hold(client, names, victim, row, started)
+            return
+        if kind == "link":
+            with cut_from_corral(bed.host(victim)), server.client() as client:
+                self._wait_restart(client, names, victim, row, started)
+            return
+        if kind == "dead_bmc":  # no BMC's word: the storage lease must prove it
+            bmcs[victim].stop()
+            power_off(bed, bed.host(victim))
+        else:  # power, kill
+            _bmc_off(bmcs[victim])
+        if kind == "kill":
+            with server.client() as client:
+                wait_until(lambda: _ha_state(client, victim) != "ok", 60, "suspect", interval=0.1)
+            server.kill()
+            server.start(timeout=300)
+        with server.client() as client:
+            self._wait_restart(client, names, victim, row, started)
+
+    def _hold(
+        self,
+        client: httpx.Client,
+        names: list[str],
+        victim: str,
+        row: dict[str, Any],
+        started: float,
+    ) -> None:
+        """The lease time and 10 s more with nothing moved off ``victim``."""
+        wait_until(lambda: _ha_state(client, victim) == "fencing", 60, "fencing")
+        until = time.monotonic() + LEASE_S + 10
+        while time.monotonic() < until:
+            vms = _vms(client)
+            moved = [n for n in names if vms[n]["host"] != victim]
+            if moved:
+                self.false_restarts += len(moved)
+                row["error"] = f"restarted while alive on storage: {moved}"
+                break
+            time.sleep(0.5)
+        row["held_s"] = round(time.monotonic() - started, 1)
 
     def _until_beating(self, host: str) -> None:
         path = self.work / "shared" / ".corral-ha" / f"{host}.beat"

@@ -1,15 +1,11 @@
-"""What the HA tests share: HA VMs on the shared domain, and a watcher that lists every
-test-bed host's running domains (through each host's own UNIX socket, not through Corral) to
-catch a VM running twice."""
+"""What the HA tests share: HA VMs on the shared domain, BMC switching, hosts' states; the
+watcher and the link cut are :mod:`corral.testbed.ha_watch`."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import subprocess
-import threading
-import time
-from collections import Counter
 from typing import Any
 
 import httpx
@@ -18,13 +14,15 @@ from corral.services.power.drivers.ipmi import IpmiPower
 from corral.testbed.bmc import BmcSimulator
 from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
-from corral.testbed.multihost import MultiHostTestbed, qemu_processes
+from corral.testbed.ha_watch import TwiceWatcher, cut_from_corral
+from corral.testbed.multihost import MultiHostTestbed
 from corral.testbed.vm_specs import kernel_vm
 
 DOMAIN = "ha-shared"
 BMC_USER = "corral"
 BMC_PASSWORD = "Ha-bmc-s3cret"
 HOSTS = ("h1", "h2", "h3")
+__all__ = ["TwiceWatcher", "cut_from_corral"]
 HEARTBEAT = re.compile(rb"corral-heartbeat (\d+)")
 
 
@@ -100,44 +98,3 @@ def bmc_power(bmc: BmcSimulator, on: bool) -> None:
     """Switch h2 through its BMC, as any IPMI client would (the power cut)."""
     driver = IpmiPower("h2", bmc.address, bmc.port, BMC_USER, BMC_PASSWORD)
     asyncio.run(driver.power_on() if on else driver.power_off())
-
-
-class TwiceWatcher:
-    """Lists every host's running domains about three times a second until stopped; remembers
-    each VM's most hosts at one look (a VM must never be seen on two)."""
-
-    def __init__(self, testbed: MultiHostTestbed, names: set[str]) -> None:
-        self._testbed, self._names = testbed, names
-        self.most: Counter[str] = Counter()
-        self.looks = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TwiceWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            seen: Counter[str] = Counter()
-            for host in HOSTS:
-                listed = subprocess.run(
-                    ["virsh", "-c", self._testbed.host(host).unix_uri, "list", "--name"],
-                    capture_output=True, text=True, timeout=30,
-                )  # fmt: skip
-                if listed.returncode == 0:
-                    seen.update(n for n in listed.stdout.split() if n in self._names)
-            for name, count in seen.items():
-                if count > 1:
-                    # libvirt lists a domain as running while a libvirtd that just came back
-                    # looks at it: only live QEMU processes count.
-                    count = sum(
-                        1 for h in HOSTS if qemu_processes(self._testbed.host(h).netns, name)
-                    )
-                self.most[name] = max(self.most[name], count)
-            self.looks += 1
-            time.sleep(0.3)

@@ -13,9 +13,6 @@ second throughout: the VM is never seen on two hosts.
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,10 +22,11 @@ from corral.testbed.bmc import BmcSimulator, power_on
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.guest_domains import wait_until
 from corral.testbed.guest_images import KernelGuest
-from corral.testbed.multihost import MultiHostTestbed, TestbedHost
+from corral.testbed.multihost import MultiHostTestbed
 from tests.integration.ha._support import (
     TwiceWatcher,
     bmc_power,
+    cut_from_corral,
     defined_on,
     delete,
     ha_vm,
@@ -38,21 +36,6 @@ from tests.integration.ha._support import (
 )
 
 pytestmark = pytest.mark.integration
-
-LIBVIRT_TLS_PORT = "16514"
-
-
-@contextlib.contextmanager
-def cut_from_corral(host: TestbedHost) -> Iterator[None]:
-    """Drop libvirt's TLS port in ``host``'s namespace: Corral's connection goes silent (no
-    reset: a cut cable, not a refusal) while the host and its VMs run on."""
-    rule = ["-p", "tcp", "--dport", LIBVIRT_TLS_PORT, "-j", "DROP"]
-    base = ["ip", "netns", "exec", host.netns, "iptables"]
-    subprocess.run([*base, "-I", "INPUT", *rule], check=True, timeout=30)
-    try:
-        yield
-    finally:
-        subprocess.run([*base, "-D", "INPUT", *rule], check=False, timeout=30)
 
 
 def _vm(api: httpx.Client, name: str) -> dict[str, object]:
