@@ -25,7 +25,7 @@ host's own socket) about three times a second.
 - ``false_restarts``: VMs that changed host although their host was not the trial's, or that
   moved in a cut_nobmc trial (0).
 
-    .venv/bin/python bench/ha.py [--trials 20] [--seed 1] [--json]
+    .venv/bin/python bench/ha.py [--trials 20] [--seed 1] [--kinds power,link,...] [--json]
 
 Needs root (the test bed's namespaces) and ``ipmi_sim``; 20-60 s per trial here.
 """
@@ -95,9 +95,10 @@ def _all_elsewhere(client: httpx.Client, names: list[str], victim: str) -> bool:
 
 
 class Bench:
-    def __init__(self, work: Path, seed: int) -> None:
+    def __init__(self, work: Path, seed: int, kinds: tuple[str, ...] = KINDS) -> None:
         self.work = work
         self.random = random.Random(seed)
+        self.kinds = kinds
         self.rows: list[dict[str, Any]] = []
         self.false_restarts = 0
 
@@ -134,7 +135,7 @@ class Bench:
                     names = sorted(_vms(client))
                 with TwiceWatcher(bed, set(names)) as watcher:
                     for index in range(trials):
-                        kind = KINDS[self.random.randrange(len(KINDS))]
+                        kind = self.kinds[self.random.randrange(len(self.kinds))]
                         self.rows.append(self._trial(index, kind, server, bed, bmcs, watcher))
                         print(self.rows[-1], file=sys.stderr)
                 double_runs = watcher.double_runs
@@ -334,9 +335,17 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"comma-separated trial kinds to mix (default: all of {', '.join(KINDS)})",
+    )
     args = parser.parse_args()
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    if not kinds or set(kinds) - set(KINDS):
+        parser.error(f"--kinds takes some of {', '.join(KINDS)}")
     with tempfile.TemporaryDirectory(prefix="corral-ha-") as tmp:
-        bench = Bench(Path(tmp), args.seed)
+        bench = Bench(Path(tmp), args.seed, kinds)
         headline = bench.run(args.trials)
         report(
             "HA trials (power cut, link cut, manager kill, dead BMC)",

@@ -40,7 +40,7 @@ from cli import CORRAL, timed_run
 
 from corral.testbed.corral_server import CorralServer
 
-CREATES = 20
+CREATES = 50
 PAGES = 20
 CLI_RUNS = 5
 ADOPTION_TIMEOUT_S = 900

@@ -22,6 +22,7 @@ from typing import TypeVar
 import libvirt
 
 from corral.errors import HostUnreachable, OperationTimeout
+from corral.virt._call_pool import CallPool, close_quietly, handing_back, open_for_calls
 from corral.virt._errors import describe_open_failure, map_libvirt_errors
 from corral.virt._eventloop import ensure_event_loop_impl
 from corral.virt._events import DomainEventRegistration
@@ -32,6 +33,7 @@ T = TypeVar("T")
 
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_COUNT = 3
+_KEEPALIVE = (KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
 
@@ -111,6 +113,9 @@ class ManagedConnection:
         self._event_ids: list[int] = []
         self._events = DomainEventRegistration(name, emit)
         self._reconnect_task: asyncio.Task[None] | None = None
+        # The test driver has no RPC client (and a second test:/// connection would be a
+        # second, empty driver): its calls share the one connection.
+        self._pool = None if uri.startswith("test:") else CallPool()
 
     # -- opening and closing -----------------------------------------------------------------
     async def connect(self) -> None:
@@ -157,6 +162,8 @@ class ManagedConnection:
 
     async def close(self) -> None:
         self.state = ConnectionState.CLOSED
+        if self._pool is not None:
+            self._pool.close()
         task, self._reconnect_task = self._reconnect_task, None
         if task is not None:
             task.cancel()
@@ -189,6 +196,8 @@ class ManagedConnection:
             return
         log.warning("connection to host %s (%s) lost: %s", self.name, self.uri, reason)
         self.state = ConnectionState.RECONNECTING
+        if self._pool is not None:
+            self._pool.drop_all()
         conn, self._conn = self._conn, None
         if conn is not None:
             # Deregistering and closing a dead connection may block on its socket (or on
@@ -229,26 +238,91 @@ class ManagedConnection:
         self, what: str, fn: Callable[[libvirt.virConnect], T], *, bounded: bool = True
     ) -> T:
         """``fn(conn)`` in a worker thread, errors mapped, bounded by ``call_timeout`` unless
-        ``bounded`` is False (long transfers that report progress instead)."""
-        conn = self.require()
-
-        def job() -> T:
-            with _IN_FLIGHT.call(conn), map_libvirt_errors(what):
-                return fn(conn)
-
+        ``bounded`` is False (long transfers that report progress instead). Over RPC the thread
+        has a connection to itself (see ``_call_pool``): one of the pool's, or for an unbounded
+        call one it opens and closes."""
+        primary = self.require()
         limit = self.call_timeout if bounded else None
         try:
             async with asyncio.timeout(limit):
-                return await (asyncio.to_thread(job) if bounded else _in_own_thread(job))
+                if self._pool is None:
+                    return await self._call(what, primary, fn, bounded)
+                if not bounded:
+                    return await _in_own_thread(self._own_connection_job(what, fn))
+                return await self._pooled(what, fn)
         except TimeoutError as err:
             raise OperationTimeout(
                 f"{what}: host {self.name} did not answer within {self.call_timeout:g} s; "
                 "check the host's load and libvirtd"
             ) from err
         except HostUnreachable:
-            if conn is self._conn:
+            if primary is self._conn:
                 self.connection_lost("call failed")
             raise
+
+    async def run_on_primary(self, what: str, fn: Callable[[libvirt.virConnect], T]) -> T:
+        """``fn`` on the connection that carries events and streams (a console's stream must
+        be opened on the connection it was made on); bounded like ``run``."""
+        primary = self.require()
+        try:
+            async with asyncio.timeout(self.call_timeout):
+                return await self._call(what, primary, fn, True)
+        except TimeoutError as err:
+            raise OperationTimeout(
+                f"{what}: host {self.name} did not answer within {self.call_timeout:g} s; "
+                "check the host's load and libvirtd"
+            ) from err
+
+    @staticmethod
+    async def _call(
+        what: str, conn: libvirt.virConnect, fn: Callable[[libvirt.virConnect], T], bounded: bool
+    ) -> T:
+        def job() -> T:
+            with _IN_FLIGHT.call(conn), map_libvirt_errors(what):
+                return fn(conn)
+
+        return await (asyncio.to_thread(job) if bounded else _in_own_thread(job))
+
+    async def _pooled(self, what: str, fn: Callable[[libvirt.virConnect], T]) -> T:
+        """``fn`` on a connection borrowed from the pool, in a thread started at once (a job
+        queued in an executor can be cancelled before it runs and would never give the
+        connection back)."""
+        pool = self._pool
+        assert pool is not None
+        lent, generation = await pool.borrow()
+        holder: list[libvirt.virConnect | None] = [lent]
+        hand_back = handing_back(
+            asyncio.get_running_loop(),
+            lambda healthy: pool.give_back(holder[0], generation, healthy),
+        )
+
+        def job() -> T:
+            healthy = True  # an error of the call itself (not found, refused) keeps the link
+            try:
+                if holder[0] is None:
+                    holder[0] = open_for_calls(self.uri, _KEEPALIVE)
+                with map_libvirt_errors(what):
+                    return fn(holder[0])
+            except HostUnreachable:
+                healthy = False
+                raise
+            finally:
+                hand_back(healthy)
+
+        return await _in_own_thread(job)
+
+    def _own_connection_job(
+        self, what: str, fn: Callable[[libvirt.virConnect], T]
+    ) -> Callable[[], T]:
+        def job() -> T:
+            conn = open_for_calls(self.uri, _KEEPALIVE)
+            try:
+                with map_libvirt_errors(what):
+                    return fn(conn)
+            finally:
+                close_quietly(conn)
+
+        return job
 
 
 async def _in_own_thread(job: Callable[[], T]) -> T:

@@ -69,7 +69,7 @@ class HostConsoles:
         stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
         what = f"serial console of domain {uuid}"
         flags = libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else 0
-        await self._conn.run(
+        await self._conn.run_on_primary(
             f"open the {what}", lambda c: open_console(lookup(c, uuid), stream, flags)
         )
         return SerialConsole(stream, what)

@@ -35,8 +35,10 @@ def summed_demands(
         parts = max(math.ceil(vcpus / _MAX_VCPUS), math.ceil(memory / _MAX_MEMORY_MIB))
         share = min(1.0, busy.get(host, 0.0) * cpus.get(host, 1) / vcpus)
         for k in range(parts):
+            # Built from sums the view already checked, for every host at every create:
+            # validating each again was a third of placement's cost at 10,000 VMs.
             demands.append(
-                VmDemand(
+                VmDemand.model_construct(
                     name=f"0_running_{i}_{k}",
                     vcpus=max(1, vcpus // parts + (1 if k < vcpus % parts else 0)),
                     memory_mib=max(1, memory // parts + (1 if k < memory % parts else 0)),
