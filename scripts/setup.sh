@@ -159,4 +159,5 @@ if [ $want_tests = 1 ]; then
     log "building test guests (cached under build/)"
     .venv/bin/python -m corral.testbed.guest_images build build/guests
     .venv/bin/python -m corral.testbed.arch_guests build --build-dir build/guests
+    .venv/bin/python -m corral.testbed.cloud_guest build build/guests
 fi

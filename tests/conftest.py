@@ -15,6 +15,7 @@ import libvirt
 import pytest
 
 from corral.testbed.arch_guests import build_arch_guest
+from corral.testbed.cloud_guest import CloudGuest, build_cloud_guest
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.enroll import enroll_all
 from corral.testbed.guest_images import (
@@ -99,6 +100,12 @@ def disk_guest() -> DiskGuest:
 def iso_guest() -> IsoGuest:
     """A bootable ISO image of the busybox guest (ISOLINUX; ``corral.bootsrc=cdrom``)."""
     return build_iso_guest(GUEST_BUILD_DIR)
+
+
+@pytest.fixture(scope="session")
+def cloud_guest() -> CloudGuest:
+    """Debian bookworm with cloud-init (mmdebstrap; NoCloud only), for direct kernel boot."""
+    return build_cloud_guest(GUEST_BUILD_DIR)
 
 
 @pytest.fixture(scope="session")
