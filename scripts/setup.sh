@@ -65,6 +65,26 @@ if [ ! -e .venv/.corral-bytecode ] || [ .venv/.corral-lock -nt .venv/.corral-byt
 fi
 .venv/bin/python -m compileall -q -j 0 src
 
+# cloud-init's schema check of user-data (corral.cloudinit.schema): Debian's cloud-init package
+# unpacked into build/cloud-init, run by Debian's python3. Not installed: it would run at this
+# machine's every boot. Unpacked again when apt offers another version.
+cloud_init_dir=build/cloud-init
+cloud_init_version=$(apt-cache policy cloud-init 2>/dev/null | awk '/Candidate:/ {print $2}')
+if [ -z "$cloud_init_version" ] || [ "$cloud_init_version" = "(none)" ]; then
+    apt-get update -qq
+    cloud_init_version=$(apt-cache policy cloud-init | awk '/Candidate:/ {print $2}')
+fi
+if [ "$(cat "$cloud_init_dir/.corral-version" 2>/dev/null)" != "$cloud_init_version" ]; then
+    log "cloud-init $cloud_init_version: unpacking Debian's package into $cloud_init_dir (schema check only)"
+    cloud_init_tmp=$(mktemp -d)
+    # As root apt drops to the _apt user, which cannot write into a private directory: keep root.
+    (cd "$cloud_init_tmp" && apt-get download -qq -o APT::Sandbox::User=root "cloud-init=$cloud_init_version")
+    rm -rf "$cloud_init_dir" && mkdir -p "$cloud_init_dir"
+    dpkg-deb -x "$cloud_init_tmp"/cloud-init_*.deb "$cloud_init_dir"
+    rm -rf "$cloud_init_tmp"
+    echo "$cloud_init_version" >"$cloud_init_dir/.corral-version"
+fi
+
 # `corral` on the default PATH of every login shell: a link to this checkout's entry point.
 # Never replace a `corral` that is not such a link (another installation's, say).
 link=/usr/local/bin/corral

@@ -141,6 +141,7 @@ def test_the_source_tree_was_read() -> None:
                 "corral.hostsetup",
                 "corral.testbed",
                 "corral.http",
+                "corral.cloudinit",
             ),
             ("corral.services", "corral.api", "corral.web", "corral.cli"),
             "the lower rooms never import the rooms that use them",

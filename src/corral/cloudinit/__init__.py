@@ -1,1 +1,2 @@
-"""cloud-init for Corral's VMs: the NoCloud seed and what goes into it."""
+"""cloud-init for Corral's VMs: the request, the NoCloud seed and what goes into it, and its
+checks."""
