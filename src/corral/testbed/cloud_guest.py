@@ -3,13 +3,16 @@
 Made with ``mmdebstrap`` from the machine's own apt sources (no image download): systemd,
 ``cloud-init``, ``openssh-server``, ``ifupdown`` (what cloud-init 22.4 renders network config
 version 2 to on Debian: its ``eni`` renderer) and the kernel behind ``linux-image-cloud-amd64``,
-without recommends, documentation or locales. ``mkfs.ext4 -d`` packs the tree into a file system
-image without mounting it (no loop devices here); ``qemu-img`` makes it a qcow2.
+without recommends, documentation or locales.
 
-It boots by **direct kernel boot**: ``kernel`` and ``initrd`` are the ones the kernel package
-installed inside the tree (so the initramfs matches the modules on the root file system), and
-``cmdline`` finds the root by its label. No boot loader is written: installing one into an ext4
-image needs it mounted, and under TCG skipping firmware and a loader saves seconds per boot.
+``disk`` is a qcow2 that **boots by itself**, like a distribution's cloud image, so it can be
+imported as a template: an MBR, a small FAT partition with syslinux, the kernel and the
+initramfs (:func:`corral.testbed._bootdisk.build_root_disk`; no boot loader can be installed
+into an ext4 file system without mounting it), then the ext4 root partition that
+``mkfs.ext4 -d`` fills from the tree at its offset, nothing mounted (no loop devices here).
+cloud-init's growpart/resizefs grow it when a VM's disk is larger. ``kernel``, ``initrd`` and
+``cmdline`` (the ones the kernel package installed inside the tree, the root found by its label)
+also allow direct kernel boot of the same disk, which skips firmware and loader under TCG.
 
 Baked in for tests (``/etc/cloud/cloud.cfg.d/90_corral.cfg``): cloud-init only looks for a
 NoCloud seed (``datasource_list: [NoCloud, None]``: it never waits for a network metadata
@@ -40,6 +43,7 @@ from lxml import etree
 from corral.errors import HostError
 from corral.testbed import _debian
 from corral.testbed import guest_images as _images
+from corral.testbed._bootdisk import build_root_disk
 from corral.testbed.guest_domains import serial_log_path
 
 __all__ = [
@@ -69,7 +73,8 @@ CLOUD_PACKAGES = [
 ]
 #: The packages whose versions the stamp records (a new one of any means a rebuild).
 _VERSIONED = ["cloud-init", "openssh-server", "systemd", "ifupdown"]
-IMAGE_SIZE = "2G"
+#: The disk: a 64 MiB boot partition, the rest is the root file system.
+DISK_MIB = 2048
 CLOUD_CFG = """\
 # Corral's test guest: a NoCloud seed (a cidata CD-ROM) or nothing; never a network metadata
 # service. ed25519 host keys only (RSA generation is slow under TCG); C.UTF-8 needs no locales.
@@ -87,13 +92,13 @@ _DPKG_EXCLUDES = [
     "/usr/share/info/*",
 ]
 # Bump when the build steps change in a way the recorded inputs do not capture.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class CloudGuest:
-    """A qcow2 root image (give each domain an overlay: :func:`guest_images.make_overlay`),
-    and the kernel, initramfs and command line that boot it."""
+    """A self-booting qcow2 (give each domain an overlay: :func:`guest_images.make_overlay`),
+    and its kernel, initramfs and command line for direct kernel boot."""
 
     disk: Path
     kernel: Path
@@ -113,7 +118,7 @@ def _recipe() -> str:
         FSTAB,
         " ".join(MASKED_UNITS),
         " ".join(_DPKG_EXCLUDES),
-        IMAGE_SIZE,
+        str(DISK_MIB),
     )
 
 
@@ -189,11 +194,8 @@ def _pack(tree: Path, work: Path, guest: CloudGuest) -> None:
         tmp = dst.with_name(dst.name + ".tmp")
         shutil.copyfile(src, tmp)
         tmp.replace(dst)
-    raw = work / "root.ext4"
-    _debian.run(["mkfs.ext4", "-q", "-F", "-L", ROOT_LABEL, "-d", str(tree), str(raw), IMAGE_SIZE])
-    tmp = guest.disk.with_name(guest.disk.name + ".tmp")
-    _debian.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(tmp)])
-    tmp.replace(guest.disk)
+    boot = (guest.kernel, guest.initrd, guest.cmdline)
+    build_root_disk(boot, tree, ROOT_LABEL, guest.disk, work / "disk", size_mib=DISK_MIB)
 
 
 def _build(build_dir: Path, guest: CloudGuest) -> None:
@@ -239,10 +241,18 @@ def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str
 
 
 def cloud_domain_xml(
-    name: str, guest: CloudGuest, disk: Path, seed: Path, *, mac: str, memory_mib: int = 512
+    name: str,
+    guest: CloudGuest,
+    disk: Path,
+    seed: Path,
+    *,
+    mac: str,
+    kernel_boot: bool = False,
+    memory_mib: int = 512,
 ) -> str:
-    """A TCG domain booting ``guest`` from ``disk`` (an overlay) with the seed ISO ``seed`` as a
-    CD-ROM on virtio-scsi, one user-mode NIC with ``mac`` and the serial console logged to
+    """A TCG domain booting ``disk`` (an overlay of ``guest.disk``) by itself, or with
+    ``kernel_boot`` by direct kernel boot, with the seed ISO ``seed`` as a CD-ROM on
+    virtio-scsi, one user-mode NIC with ``mac`` and the serial console logged to
     :func:`~corral.testbed.guest_domains.serial_log_path`."""
     domain = etree.Element("domain", type="qemu")
     _sub(domain, "name", name)
@@ -250,9 +260,12 @@ def cloud_domain_xml(
     _sub(domain, "vcpu", "1")
     os_el = _sub(domain, "os")
     _sub(os_el, "type", "hvm", arch="x86_64")
-    _sub(os_el, "kernel", str(guest.kernel))
-    _sub(os_el, "initrd", str(guest.initrd))
-    _sub(os_el, "cmdline", guest.cmdline)
+    if kernel_boot:
+        _sub(os_el, "kernel", str(guest.kernel))
+        _sub(os_el, "initrd", str(guest.initrd))
+        _sub(os_el, "cmdline", guest.cmdline)
+    else:
+        _sub(os_el, "boot", dev="hd")
     features = _sub(domain, "features")
     _sub(features, "acpi")
     _sub(features, "apic")

@@ -88,6 +88,7 @@ def test_cloud_init_guest_applies_a_nocloud_seed(
         build_seed_iso(meta_data_for(f"i-{nonce}", name), _user_data(key, nonce), NETWORK_CONFIG)
     )
     disk = make_overlay(cloud_guest.disk, tmp_path / f"{name}.qcow2")
+    # Booted from its own disk (SeaBIOS, syslinux), as a VM made from a template would be.
     dom = conn.defineXML(cloud_domain_xml(name, cloud_guest, disk, seed, mac=MAC))
     try:
         dom.create()
