@@ -31,6 +31,13 @@ def test_valid_yaml_that_is_not_valid_cloud_config_gets_cloud_inits_words() -> N
     assert message.endswith("Cloud config schema errors: runcmd: 5 is not of type 'array'")
 
 
+def test_an_unknown_key_inside_a_module_is_refused_but_one_at_the_top_passes() -> None:
+    """cloud-init 22.4's schema forbids unknown keys inside its modules, not at the top."""
+    message = _refusal("#cloud-config\nntp: {servers: [ntp.example], bogus: 1}\n")
+    assert message.endswith("ntp: Additional properties are not allowed ('bogus' was unexpected)")
+    check_user_data("#cloud-config\nbogus: 1\n")
+
+
 def test_invalid_yaml_is_placed_but_not_quoted() -> None:
     message = _refusal("#cloud-config\npassword: [hunter2\n")
     assert "format-l2.c11: File user-data is not valid yaml." in message
