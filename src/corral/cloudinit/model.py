@@ -159,7 +159,9 @@ NicIndex = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a ValidationError's text (a log line, a traceback) would otherwise
+    # show the input, plain passwords and user-data included.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class CloudUser(_Strict):

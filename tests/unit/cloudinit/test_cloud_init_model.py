@@ -59,6 +59,17 @@ def test_a_password_is_never_shown() -> None:
     assert "$6$" not in repr(hashed)
 
 
+def test_a_refusal_never_shows_the_input() -> None:
+    body = {
+        "users": [{"name": "root", "password": "hunter2"}],
+        "user_data": "#cloud-config\nchpasswd: {list: 'a:hunter2'}\n",
+        "hostname": "-",
+    }
+    with pytest.raises(ValidationError) as caught:
+        CloudInitConfig.model_validate(body)
+    assert "hunter2" not in str(caught.value) and "hunter2" not in repr(caught.value)
+
+
 @pytest.mark.parametrize(
     ("key", "words"),
     [
