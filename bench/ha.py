@@ -136,8 +136,13 @@ class Bench:
                 with TwiceWatcher(bed, set(names)) as watcher:
                     for index in range(trials):
                         kind = self.kinds[self.random.randrange(len(self.kinds))]
-                        self.rows.append(self._trial(index, kind, server, bed, bmcs, watcher))
-                        print(self.rows[-1], file=sys.stderr)
+                        try:
+                            row = self._trial(index, kind, server, bed, bmcs, watcher)
+                        except Exception:
+                            print(server.log_tail(30000), file=sys.stderr)
+                            raise
+                        self.rows.append(row)
+                        print(row, file=sys.stderr)
                 double_runs = watcher.double_runs
                 listed_twice = watcher.listed_twice
                 looks = watcher.looks
@@ -215,6 +220,7 @@ class Bench:
             self._inflict(kind, victim, names, row, started, server, bed, bmcs)
         except (CorralError, RuntimeError, httpx.HTTPError, subprocess.SubprocessError) as exc:
             row["error"] = str(exc)[:200]  # reported; the next trial runs
+            print(server.log_tail(20000), file=sys.stderr)
         finally:
             self._restore(server, bed, bmcs, victim, kind)
         with server.client() as client:
@@ -222,6 +228,8 @@ class Bench:
         for name, vm in after.items():
             if name not in names and vm["host"] != before[name]["host"]:
                 self.false_restarts += 1
+        if kind == "cut_nobmc":  # fenced once its BMC was back, before Corral heard it: allowed
+            row["moved_after_bmc_back"] = sum(after[n]["host"] != victim for n in names)
         return row
 
     def _inflict(
@@ -317,6 +325,18 @@ class Bench:
     ) -> None:
         if kind in ("dead_bmc", "cut_nobmc"):
             bmcs[victim].start()
+        if kind == "cut_nobmc":
+            # The link is back and so is the BMC: either Corral hears the host first (ok,
+            # nothing moved) or the fencing that waited for the BMC finishes first (the host
+            # is switched off and its VMs restart elsewhere: allowed, fenced first). Power it
+            # on only once the monitor has settled, or the fencing switches it off again.
+            with server.client() as client:
+                wait_until(
+                    lambda: _ha_state(client, victim) not in ("suspect", "fencing"),
+                    120,
+                    f"{victim} out of fencing",
+                    interval=0.5,
+                )
         power_on(bed, bed.host(victim))
         if not server.running:
             server.start(timeout=300)

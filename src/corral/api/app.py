@@ -32,6 +32,7 @@ from corral.api.routers import (
     power,
     storage_domains,
     tasks,
+    templates,
     vm_changes,
     vms,
     volumes,
@@ -184,6 +185,7 @@ def _include_routes(app: FastAPI) -> None:
         tasks,
         events,
         ha,
+        templates,
     ):
         api.include_router(document_errors(module.router))
     app.include_router(api)

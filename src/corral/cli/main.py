@@ -59,6 +59,11 @@ LAZY: dict[str, LazyCommand] = {
     ),
     "cluster": LazyCommand("corral.cli.cluster", "app", "Cluster-wide settings."),
     "ha": LazyCommand("corral.cli.ha", "app", "High availability: hosts' HA states, VMs waiting."),
+    "template": LazyCommand(
+        "corral.cli.template",
+        "app",
+        "Templates: a shut-off VM's disks frozen as bases, new VMs made from them.",
+    ),
     "power": LazyCommand(
         "corral.cli.power", "app", "Power-aware placement: plans, applying them, host power."
     ),

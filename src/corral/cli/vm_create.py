@@ -22,6 +22,7 @@ from corral.cli.units import (
 )
 from corral.cli.vm_changes import parse_topology
 from corral.model.arch import CpuSpec
+from corral.model.template import CloneKind, TemplateVmRequest
 from corral.model.vm import Accelerator, BootSpec, DiskSpec, NicSpec, VmInfo, VmSpec
 
 
@@ -195,12 +196,40 @@ def create(
         help="Memory it can get while running, e.g. 4G (bare number: MiB).",
     ),
     start: bool = typer.Option(False, "--start", help="Start the VM once it is created."),
+    template: str | None = typer.Option(
+        None,
+        "--template",
+        metavar="T",
+        help="Make it from template T (`corral template list`): its hardware and disks are "
+        "the template's, on the template's host.",
+    ),
+    clone: CloneKind = typer.Option(
+        CloneKind.LINKED,
+        "--clone",
+        help="With --template: linked (an overlay per disk, instant) or full (a copy).",
+    ),
     no_wait: bool = typer.Option(
         False, "--no-wait", help="When an image import runs as a task, print its id and return."
     ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Create a VM (and start it with --start)."""
+    if template is not None:
+        given = [flag for flag, value in (
+            ("--disk", disk), ("--cdrom", cdrom), ("--nic", nic), ("--no-nic", no_nic),
+            ("--kernel", kernel), ("--initrd", initrd), ("--cmdline", cmdline),
+            ("--host", host), ("--arch", arch), ("--machine", machine), ("--cpu", cpu),
+            ("--topology", topology), ("--boot", boot), ("--accelerator", accelerator),
+            ("--vcpus", vcpus != 1), ("--memory", memory != "512M"),
+        ) if value]  # fmt: skip
+        if given:
+            c.usage_error(
+                f"{given[0]} does not go with --template: the template defines the hardware "
+                "(change it afterwards with `corral vm edit`)",
+                given[0],
+            )
+        _from_template(ctx, name, template, clone, description, start, no_wait, json_out)
+        return
     hardware: dict[str, Any] = {
         "arch": arch,
         "machine": machine,
@@ -253,6 +282,38 @@ def create(
 
     def render() -> None:
         c.info(f"created VM {vm.name} on {vm.host}" + (" and started it" if start else ""))
+        c.out.print(vm_details(vm))
+
+    c.emit(ctx, json_out, response.json(), render)
+
+
+def _from_template(
+    ctx: typer.Context,
+    name: str,
+    template: str,
+    clone: CloneKind,
+    description: str,
+    start: bool,
+    no_wait: bool,
+    json_out: bool,
+) -> None:
+    try:
+        request = TemplateVmRequest(
+            name=name, clone=clone, description=description or None, start=start
+        )
+    except ValidationError as exc:
+        c.usage_error(validation_message(exc), "NAME")
+    client = c.client(ctx)
+    body = request.model_dump(mode="json", exclude_none=True)
+    response = client.post(f"/templates/{seg(template)}/vms", json=body)
+    if follow_task(ctx, response, no_wait=no_wait, json_flag=json_out) is None:
+        return
+    response = client.get(f"/vms/{seg(name)}")
+    vm = parse(response, VmInfo)
+
+    def render() -> None:
+        how = f"a {clone.value} clone of template {template}"
+        c.info(f"created VM {vm.name} on {vm.host}, {how}" + (", and started it" if start else ""))
         c.out.print(vm_details(vm))
 
     c.emit(ctx, json_out, response.json(), render)

@@ -43,6 +43,8 @@ from corral.services.storage import DomainVolumes, DriverContext, StorageDomains
 from corral.services.stream_caps import ConsoleCaps, OpenStreams, per_user_cap
 from corral.services.task_leases import TaskLeases
 from corral.services.tasks import INTERRUPTED, Resume, TaskService
+from corral.services.templates import TASK_KIND as TEMPLATE_VM_KIND
+from corral.services.templates import Templates
 from corral.services.vms import VmServices
 from corral.services.vms.move_disk import KIND as MOVE_KIND
 from corral.services.volumes import VolumeService
@@ -158,6 +160,7 @@ class Services:
             self.view,
             self.bus,
         )
+        self.templates = Templates(self.vms.inventory, self.tasks, self.audit, self.locks)
         self.migrations = MigrationServices.build(
             self.vms.inventory,
             self.tasks,
@@ -263,6 +266,7 @@ class Services:
         made = CreateRecovery(self.db, tasks, self.hosts)
         tasks.register_resumer("vm.create", made.resume)
         tasks.register_resumer("vm.clone", made.resume)
+        tasks.register_resumer(TEMPLATE_VM_KIND, made.resume)
         for kind in ("network.create", "network.edit", APPLY_KIND, "network.delete"):
             tasks.register_resumer(kind, self.networks.resume_apply)
         tasks.register_resumer("image.upload", UploadRecovery(tasks, self.hosts).resume)

@@ -228,6 +228,32 @@ class HaDefinition(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Template(Base):
+    """A template: read-only base volumes on one host's storage and the definition new VMs
+    are made from (its disks pointed at their own overlays or copies)."""
+
+    __tablename__ = "templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LEN), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # RESTRICT: the bases live on this host; removing it first needs the template gone.
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"), index=True)
+    source_vm: Mapped[str] = mapped_column(String(NAME_LEN))
+    #: The source's persistent definition when the template was made (secrets included:
+    #: never shown, only defined again under new names).
+    xml: Mapped[str] = mapped_column(Text)
+    #: [{"target", "volume", "path", "capacity_bytes"}], in the definition's disk order.
+    disks: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    arch: Mapped[str] = mapped_column(String(16))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    host: Mapped[Host] = relationship(lazy="joined")
+
+
 class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (

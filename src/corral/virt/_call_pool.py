@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable
 
 import libvirt
@@ -90,8 +91,15 @@ class CallPool:
 
 
 def _close_later(conn: libvirt.virConnect) -> None:
-    # Closing a dead connection may block on its socket: never in the loop thread.
-    asyncio.get_running_loop().run_in_executor(None, close_quietly, conn)
+    in_background(close_quietly, conn)
+
+
+def in_background(fn: Callable[..., object], *args: object) -> None:
+    """``fn(*args)`` in a daemon thread of its own. Closing a dead connection may block on its
+    socket for as long as TCP tries: never in the loop thread, and never in the default
+    executor, whose few threads the database's calls need (five lost connections closing
+    there at once stalled every request)."""
+    threading.Thread(target=fn, args=args, name="libvirt-close", daemon=True).start()
 
 
 def handing_back(

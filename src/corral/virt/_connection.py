@@ -22,7 +22,13 @@ from typing import TypeVar
 import libvirt
 
 from corral.errors import HostUnreachable, OperationTimeout
-from corral.virt._call_pool import CallPool, close_quietly, handing_back, open_for_calls
+from corral.virt._call_pool import (
+    CallPool,
+    close_quietly,
+    handing_back,
+    in_background,
+    open_for_calls,
+)
 from corral.virt._errors import describe_open_failure, map_libvirt_errors
 from corral.virt._eventloop import ensure_event_loop_impl
 from corral.virt._events import DomainEventRegistration
@@ -36,6 +42,10 @@ KEEPALIVE_COUNT = 3
 _KEEPALIVE = (KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
 BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 5.0
+#: A reconnection attempt's bound: a link cut by a firewall that drops packets holds libvirt's
+#: connect() for minutes; waiting the full call timeout (60 s) on it kept Corral from seeing the
+#: link come back for up to a minute.
+RECONNECT_OPEN_S = 10.0
 
 _CLOSE_REASONS = {
     libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: "error",
@@ -131,8 +141,10 @@ class ManagedConnection:
             ) from err
         self._install(conn, ids)
 
-    async def _open(self) -> tuple[libvirt.virConnect, list[int]]:
-        """Open and subscribe in a worker thread: every step is a blocking RPC."""
+    async def _open(self, limit: float | None = None) -> tuple[libvirt.virConnect, list[int]]:
+        """Open and subscribe in a thread of its own (every step is a blocking RPC, and an
+        attempt that gives up leaves its thread in connect() for as long as TCP tries: never
+        one of the default executor's few)."""
 
         def job() -> tuple[libvirt.virConnect, list[int]]:
             try:
@@ -149,11 +161,15 @@ class ManagedConnection:
                 _release(conn, [])
                 raise HostUnreachable(describe_open_failure(err)) from err
 
+        limit = self.call_timeout if limit is None else min(limit, self.call_timeout)
+        opening = asyncio.ensure_future(_in_own_thread(job))
         try:
-            async with asyncio.timeout(self.call_timeout):
-                return await asyncio.to_thread(job)
+            async with asyncio.timeout(limit):
+                return await asyncio.shield(opening)
         except TimeoutError as err:
-            raise HostUnreachable(f"no answer within {self.call_timeout:g} s") from err
+            # The thread may still open it: close what it opens, whenever that is.
+            opening.add_done_callback(_release_opened)
+            raise HostUnreachable(f"no answer within {limit:g} s") from err
 
     def _install(self, conn: libvirt.virConnect, event_ids: list[int]) -> None:
         self._conn = conn
@@ -202,7 +218,7 @@ class ManagedConnection:
         if conn is not None:
             # Deregistering and closing a dead connection may block on its socket (or on
             # libvirt's locks): never in the loop thread.
-            asyncio.get_running_loop().run_in_executor(None, _release, conn, self._event_ids)
+            in_background(_release, conn, self._event_ids)
         self._emit(DomainEvent(self.name, None, None, EVENT_DISCONNECTED, "disconnected", reason))
         self._reconnect_task = asyncio.create_task(self._reconnect(), name=f"reconnect {self.name}")
 
@@ -210,14 +226,14 @@ class ManagedConnection:
         delay = BACKOFF_FIRST_S
         while self.state is ConnectionState.RECONNECTING:
             try:
-                conn, ids = await self._open()
+                conn, ids = await self._open(RECONNECT_OPEN_S)
             except HostUnreachable as err:
                 log.info("host %s still unreachable (%s); retry in %.1f s", self.name, err, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             if self.state is not ConnectionState.RECONNECTING:
-                await asyncio.to_thread(_release, conn, ids)
+                in_background(_release, conn, ids)
                 return
             self._install(conn, ids)
             log.info("reconnected to host %s", self.name)
@@ -354,6 +370,14 @@ async def _in_own_thread(job: Callable[[], T]) -> T:
 
     threading.Thread(target=run, name="libvirt-long-call", daemon=True).start()
     return await done
+
+
+def _release_opened(opening: asyncio.Future[tuple[libvirt.virConnect, list[int]]]) -> None:
+    """Close a connection opened after its opener stopped waiting (loop thread)."""
+    if opening.cancelled() or opening.exception() is not None:
+        return
+    conn, ids = opening.result()
+    in_background(_release, conn, ids)
 
 
 def _release(conn: libvirt.virConnect, event_ids: list[int]) -> None:

@@ -312,6 +312,18 @@ class LibvirtHost:
 
         return await self._conn.run(f"define clone {name} of domain {uuid}", job)
 
+    async def define_copy(
+        self, source_xml: str, name: str, disk_paths: dict[str, str], description: str | None
+    ) -> DomainRecord:
+        """Define a domain from another's saved definition (a template's) under a new name,
+        like ``clone_domain``: disks at ``disk_paths``, a new UUID and new MAC addresses."""
+
+        def job(conn: libvirt.virConnect) -> DomainRecord:
+            xml = _clone.clone_xml(source_xml, name, disk_paths, description, self.pool_dir)
+            return _records.domain_record(conn.defineXML(xml), self._started_at)
+
+        return await self._conn.run(f"define {name} from a saved definition", job)
+
     async def set_disk_sources(self, uuid: str, disk_paths: dict[str, str]) -> None:
         """Point a (shut off) domain's disks at other files (target dev -> file)."""
 

@@ -57,6 +57,7 @@ TABLES = {
     "leases",
     "operation_locks",
     "ha_definitions",
+    "templates",
     "alembic_version",
 }
 

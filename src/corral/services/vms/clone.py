@@ -41,26 +41,7 @@ class VmCloning(TaskUseCase):
     ) -> None:
         if await self._inventory.db(lambda s: store.find_vm(s, req.name)) is not None:
             raise Conflict(f"a VM named {req.name!r} already exists; choose another name")
-        if record.state != VmState.SHUTOFF:
-            raise Conflict(
-                f"VM {record.name!r} is {record.state.value}: a linked clone needs a shut-off "
-                "source, shut it down first"
-            )
-        if snapshots := await host.list_snapshots(record.uuid):
-            names = ", ".join(s.name for s in snapshots)
-            raise Conflict(
-                f"VM {record.name!r} has snapshots ({names}); a linked clone freezes its disks "
-                "as a shared base, which its internal snapshots cannot follow: delete them "
-                f"first (`corral vm snapshot delete {record.name} {snapshots[0].name}`, "
-                f"DELETE /api/v1/vms/{record.name}/snapshots/{snapshots[0].name})"
-            )
-        pool = {v.path for v in await host.storage.list_volumes()}
-        for disk in record.disks:
-            if disk.device == "disk" and disk.path not in pool:
-                raise Conflict(
-                    f"disk {disk.target} of VM {record.name!r} ({disk.path}) is not in Corral's "
-                    "storage pool; linked clones need pool volumes"
-                )
+        await check_freezable(host, record, "a linked clone")
 
     async def _clone(
         self,
@@ -132,3 +113,29 @@ class VmCloning(TaskUseCase):
             errors.append(exc.message)
         if errors:
             raise CorralError("clone rollback incomplete: " + "; ".join(errors))
+
+
+async def check_freezable(host: LibvirtHost, record: DomainRecord, what: str) -> None:
+    """Whether the VM's disks may become read-only bases (for ``what``: a linked clone, a
+    template): shut off, no internal snapshots, every disk a volume of Corral's pool."""
+    if record.state != VmState.SHUTOFF:
+        raise Conflict(
+            f"VM {record.name!r} is {record.state.value}: {what} needs a shut-off source, "
+            "shut it down first"
+        )
+    if snapshots := await host.list_snapshots(record.uuid):
+        names = ", ".join(s.name for s in snapshots)
+        raise Conflict(
+            f"VM {record.name!r} has snapshots ({names}); {what} freezes its disks as a shared "
+            "base, which its internal snapshots cannot follow: delete them first "
+            f"(`corral vm snapshot delete {record.name} {snapshots[0].name}`, "
+            f"DELETE /api/v1/vms/{record.name}/snapshots/{snapshots[0].name})"
+        )
+    pool = {v.path for v in await host.storage.list_volumes()}
+    for disk in record.disks:
+        if disk.device == "disk" and disk.path not in pool:
+            raise Conflict(
+                f"disk {disk.target} of VM {record.name!r} ({disk.path}) is not in Corral's "
+                f"storage pool on {host.name}; {what} needs pool volumes (a disk on a storage "
+                "domain cannot be frozen yet)"
+            )

@@ -45,7 +45,8 @@ class VmDeletion:
             await host.undefine_domain(record.uuid)
             await host.consoles.delete_serial_log(record.name)
             if req.delete_disks:
-                notes = await _delete_disks(host, record, self.storage)
+                kept = await self._inventory.db.read(lambda s: store.template_bases(s, host.name))
+                notes = await _delete_disks(host, record, self.storage, kept)
             else:
                 notes = await _kept_disks(host, record)
         await self._inventory.db(lambda s: store.delete_vm(s, name))
@@ -80,9 +81,13 @@ async def _delete_network_volume(
 
 
 async def _delete_disks(
-    host: LibvirtHost, record: DomainRecord, storage: StorageDomains | None = None
+    host: LibvirtHost,
+    record: DomainRecord,
+    storage: StorageDomains | None = None,
+    templates: set[str] | frozenset[str] = frozenset(),
 ) -> list[str]:
-    """Delete the VM's pool volumes, then any linked-clone base nothing uses any more."""
+    """Delete the VM's pool volumes, then any linked-clone base nothing uses any more (but
+    a template's: ``templates``, their paths, stay until the template is deleted)."""
     volumes = {v.path: v for v in await host.storage.list_volumes()}
     notes = []
     doomed: list[VolumeRef] = []
@@ -115,6 +120,7 @@ async def _delete_disks(
             base
             and base.path not in in_use
             and not is_image_volume(base.name)  # the library's: stays until deleted there
+            and base.path not in templates
             and not backs_another(base, volumes.values())
         ):
             doomed.append(base)

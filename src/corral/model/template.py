@@ -1,0 +1,68 @@
+"""Templates: a shut-off VM's disks frozen as read-only bases, and its definition, from which
+new VMs are made as linked clones (an overlay per disk) or full copies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from corral.model.common import Description, Name
+from corral.model.vm import VmName
+
+
+class CloneKind(StrEnum):
+    """linked: a qcow2 overlay per disk on the template's base (instant, shares its blocks);
+    full: a copy of each base (takes as long as the data, independent of the template)."""
+
+    LINKED = "linked"
+    FULL = "full"
+
+
+class TemplateCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    from_vm: Name = Field(
+        description="a shut-off VM whose disks become the template's read-only bases (the "
+        "VM keeps running on overlays of them)"
+    )
+    description: Description = ""
+
+
+class TemplateDisk(BaseModel):
+    target: str = Field(description="the disk's device in the guest (vda, sda…)")
+    volume: str = Field(description="the read-only base volume in the host's pool")
+    path: str
+    capacity_bytes: int | None = None
+
+
+class TemplateInfo(BaseModel):
+    name: str
+    description: str
+    host: str = Field(description="the host whose storage holds the bases: its VMs are made there")
+    source_vm: str = Field(description="the VM the template was made from")
+    arch: str
+    vcpus: int
+    memory_mib: int
+    disks: list[TemplateDisk]
+    created_by: str
+    created_at: datetime
+    used_by: list[str] = Field(
+        default_factory=list,
+        description="VMs whose disks stand on the template's bases (it cannot be deleted "
+        "while there are any)",
+    )
+
+
+class TemplateVmRequest(BaseModel):
+    """A new VM from a template: its definition (architecture, vCPUs, memory, NICs, boot) is
+    the template's, with a new name, UUID and MAC addresses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: VmName
+    clone: CloneKind = CloneKind.LINKED
+    description: Description | None = None
+    start: bool = Field(default=False, strict=True, description="start the VM once it is made")

@@ -1,0 +1,259 @@
+"""Templates: made from a shut-off VM (its disks become read-only bases, the VM goes on on
+overlays of them), listed, shown, deleted while nothing stands on them, and the source of new
+VMs (linked: an overlay per disk; full: a copy of each base)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from corral import store
+from corral.errors import Conflict, CorralError
+from corral.model.task import TaskInfo
+from corral.model.template import (
+    CloneKind,
+    TemplateCreate,
+    TemplateDisk,
+    TemplateInfo,
+    TemplateVmRequest,
+)
+from corral.services.principal import Principal
+from corral.services.tasks import TaskContext
+from corral.services.vms._use_case import TaskUseCase
+from corral.services.vms._volumes import volume_name
+from corral.services.vms.clone import check_freezable
+from corral.store.tables import Template
+from corral.virt import DomainRecord, LibvirtHost, VolumeRef
+
+TASK_KIND = "vm.from-template"
+
+
+def template_info(row: Template, used_by: list[str] | None = None) -> TemplateInfo:
+    return TemplateInfo(
+        name=row.name,
+        description=row.description,
+        host=row.host.name,
+        source_vm=row.source_vm,
+        arch=row.arch,
+        vcpus=row.vcpus,
+        memory_mib=row.memory_mib,
+        disks=[TemplateDisk.model_validate(d) for d in row.disks],
+        created_by=row.created_by,
+        created_at=row.created_at,
+        used_by=used_by or [],
+    )
+
+
+class Templates(TaskUseCase):
+    # -- making and removing templates --------------------------------------------------------
+    async def create(self, principal: Principal, req: TemplateCreate) -> TemplateInfo:
+        db = self._inventory.db
+        if await db.read(lambda s: store.find_template(s, req.name)) is not None:
+            raise Conflict(f"a template named {req.name!r} already exists; choose another name")
+        async with self._locks.hold(req.from_vm, "template"):
+            _row, host, record = await self._inventory.record(req.from_vm)
+            await check_freezable(host, record, "a template")
+            disks = [d for d in record.disks if d.device == "disk"]
+            if not disks:
+                raise Conflict(f"VM {req.from_vm!r} has no disk: a template needs one")
+            xml = await host.saved_definition(record.uuid)
+            bases, created = await self._freeze(host, record)
+            try:
+                await db(
+                    lambda s: store.add_template(
+                        s,
+                        name=req.name,
+                        host=host.name,
+                        source_vm=record.name,
+                        xml=xml,
+                        disks=bases,
+                        arch=record.arch or "x86_64",
+                        vcpus=record.vcpus,
+                        memory_mib=record.memory_mib,
+                        created_by=principal.user,
+                        description=req.description,
+                    )
+                )
+            except BaseException:
+                await _unfreeze(host, record, created)
+                raise
+        return await self.show(req.name)
+
+    async def _freeze(
+        self, host: LibvirtHost, record: DomainRecord
+    ) -> tuple[list[dict[str, Any]], list[VolumeRef]]:
+        """Point the VM's disks at fresh overlays of their current volumes, which become the
+        bases: (the bases as the template records them, the overlays made)."""
+        volumes = {v.path: v for v in await host.storage.list_volumes()}
+        suffix = secrets.token_hex(3)
+        bases: list[dict[str, Any]] = []
+        created: list[VolumeRef] = []
+        paths: dict[str, str] = {}
+        try:
+            for disk in (d for d in record.disks if d.device == "disk"):
+                base = volumes[disk.path]
+                stem = base.name.removesuffix(".qcow2")
+                mine = await host.storage.create_linked_clone(f"{stem}.{suffix}.qcow2", base.name)
+                created.append(mine)
+                paths[disk.target] = mine.path
+                bases.append(
+                    {
+                        "target": disk.target,
+                        "volume": base.name,
+                        "path": base.path,
+                        "capacity_bytes": base.capacity_bytes,
+                    }
+                )
+            await host.set_disk_sources(record.uuid, paths)
+        except BaseException:
+            await _unfreeze(host, record, created)
+            raise
+        return bases, created
+
+    async def delete(self, name: str) -> None:
+        """Delete the template and its bases; refused while a volume stands on one."""
+        row = await self._inventory.db.read(lambda s: store.get_template(s, name))
+        host = self._inventory.hosts.get(row.host.name)
+        users = await self._users(host, row)
+        if users:
+            raise Conflict(
+                f"template {name!r} is in use: {', '.join(users)} stand on its base volumes; "
+                "delete those VMs (with their disks) first"
+            )
+        await self._inventory.db(lambda s: store.delete_template(s, name))
+        for disk in row.disks:
+            if await host.storage.volume_exists(str(disk["volume"])):
+                await host.storage.delete_volume(str(disk["volume"]))
+
+    # -- reading ------------------------------------------------------------------------------
+    async def all(self) -> list[TemplateInfo]:
+        rows = await self._inventory.db.read(store.list_templates)
+        return [template_info(r) for r in rows]
+
+    async def show(self, name: str) -> TemplateInfo:
+        row = await self._inventory.db.read(lambda s: store.get_template(s, name))
+        host = self._inventory.hosts.get(row.host.name)
+        used = await self._users(host, row) if host.connected else []
+        return template_info(row, used)
+
+    async def _users(self, host: LibvirtHost, row: Template) -> list[str]:
+        """The VMs (by domain name), else the volumes, standing on the template's bases."""
+        bases = {str(d["path"]) for d in row.disks}
+        volumes = await host.storage.list_volumes()
+        overlays = {v.path: v.name for v in volumes if (v.backing or "") in bases}
+        if not overlays:
+            return []
+        users = await host.disk_users()
+        vms = sorted({vm for path in overlays for vm in users.get(path, set())})
+        unused = sorted(n for p, n in overlays.items() if not users.get(p))
+        return vms + [f"volume {n}" for n in unused]
+
+    # -- new VMs --------------------------------------------------------------------------------
+    async def new_vm(self, principal: Principal, template: str, req: TemplateVmRequest) -> TaskInfo:
+        row = await self._inventory.db.read(lambda s: store.get_template(s, template))
+        if await self._inventory.db.read(lambda s: store.find_vm(s, req.name)) is not None:
+            raise Conflict(f"a VM named {req.name!r} already exists; choose another name")
+        host = self._inventory.hosts.for_new_vm(row.host.name)
+
+        async def body(ctx: TaskContext) -> dict[str, Any]:
+            async with self._locks.hold(req.name, "create"):
+                await self._audit.outcome(
+                    principal.user,
+                    "vm.create",
+                    req.name,
+                    lambda: self._make(ctx, principal, host, row, req),
+                )
+            return {
+                "vm": req.name,
+                "source": template,
+                "clone": req.clone.value,
+                "started": req.start,
+            }
+
+        params = {"source": template, "host": host.name, "start": req.start}
+        return await self._tasks.start(TASK_KIND, req.name, principal, body, "disks", params)
+
+    async def _make(
+        self,
+        ctx: TaskContext,
+        principal: Principal,
+        host: LibvirtHost,
+        row: Template,
+        req: TemplateVmRequest,
+    ) -> None:
+        created: list[VolumeRef] = []
+        record: DomainRecord | None = None
+        try:
+            paths: dict[str, str] = {}
+            for index, disk in enumerate(row.disks):
+                target, base = str(disk["target"]), str(disk["volume"])
+                await ctx.progress(index / (len(row.disks) + 1), phase=f"disk {target}")
+                name = volume_name(req.name, target)
+                if req.clone is CloneKind.LINKED:
+                    made = await host.storage.create_linked_clone(name, base)
+                else:
+                    made = await self._full_copy(host, name, disk)
+                created.append(made)
+                paths[target] = made.path
+            await ctx.progress(phase="defining the VM", force=True)
+            record = await host.define_copy(row.xml, req.name, paths, req.description or "")
+            uuid, accelerator = record.uuid, record.accelerator
+            await self._inventory.db(
+                lambda s: store.add_vm(
+                    s,
+                    uuid=uuid,
+                    name=req.name,
+                    host=host.name,
+                    created_by=principal.user,
+                    description=req.description or "",
+                    accelerator=accelerator,
+                )
+            )
+        except BaseException:
+            await _undo_vm(host, record, created)
+            raise
+        if req.start:
+            await ctx.progress(phase="starting the VM", force=True)
+            await host.start(uuid)
+
+    @staticmethod
+    async def _full_copy(host: LibvirtHost, name: str, disk: dict[str, Any]) -> VolumeRef:
+        size = int(disk.get("capacity_bytes") or 0)
+        if size <= 0:
+            raise Conflict(f"base {disk['volume']} has no known size: use a linked clone")
+        made = await host.storage.create_blank_volume(name, size)
+        try:
+            await host.disk_moves.clone_volume(str(disk["path"]), made.path)
+        except BaseException:
+            await host.storage.delete_volume(made.name)
+            raise
+        return made
+
+
+async def _unfreeze(host: LibvirtHost, record: DomainRecord, created: list[VolumeRef]) -> None:
+    """Put the VM's disks back on their own volumes and drop the overlays made for it."""
+    errors: list[str] = []
+    try:
+        disks = {d.target: d.path for d in record.disks if d.device == "disk"}
+        await host.set_disk_sources(record.uuid, disks)
+        for vol in reversed(created):
+            await host.storage.delete_volume(vol.name)
+    except CorralError as exc:
+        errors.append(exc.message)
+    if errors:
+        raise CorralError("template rollback incomplete: " + "; ".join(errors))
+
+
+async def _undo_vm(
+    host: LibvirtHost, record: DomainRecord | None, created: list[VolumeRef]
+) -> None:
+    errors: list[str] = []
+    try:
+        if record is not None:
+            await host.undefine_domain(record.uuid)
+        for vol in reversed(created):
+            await host.storage.delete_volume(vol.name)
+    except CorralError as exc:
+        errors.append(exc.message)
+    if errors:
+        raise CorralError("rollback of the new VM incomplete: " + "; ".join(errors))
