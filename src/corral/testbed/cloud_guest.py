@@ -10,9 +10,10 @@ imported as a template: an MBR, a small FAT partition with syslinux, the kernel 
 initramfs (:func:`corral.testbed._bootdisk.build_root_disk`; no boot loader can be installed
 into an ext4 file system without mounting it), then the ext4 root partition that
 ``mkfs.ext4 -d`` fills from the tree at its offset, nothing mounted (no loop devices here).
-cloud-init's growpart/resizefs grow it when a VM's disk is larger. ``kernel``, ``initrd`` and
-``cmdline`` (the ones the kernel package installed inside the tree, the root found by its label)
-also allow direct kernel boot of the same disk, which skips firmware and loader under TCG.
+cloud-init's growpart and resizefs (``cloud-guest-utils``) grow it when a VM's disk is larger.
+``kernel``, ``initrd`` and ``cmdline`` (the ones the kernel package installed inside the tree,
+the root found by its label) also allow direct kernel boot of the same disk, which skips
+firmware and loader under TCG.
 
 Baked in for tests (``/etc/cloud/cloud.cfg.d/90_corral.cfg``): cloud-init only looks for a
 NoCloud seed (``datasource_list: [NoCloud, None]``: it never waits for a network metadata
@@ -69,10 +70,12 @@ CLOUD_PACKAGES = [
     "iproute2",
     "sudo",
     "netbase",
+    # growpart and resize2fs: cloud-init grows the root partition and file system to the disk.
+    "cloud-guest-utils",
     KERNEL_METAPACKAGE,
 ]
 #: The packages whose versions the stamp records (a new one of any means a rebuild).
-_VERSIONED = ["cloud-init", "openssh-server", "systemd", "ifupdown"]
+_VERSIONED = ["cloud-init", "openssh-server", "systemd", "ifupdown", "cloud-guest-utils"]
 #: The disk: a 64 MiB boot partition, the rest is the root file system.
 DISK_MIB = 2048
 CLOUD_CFG = """\

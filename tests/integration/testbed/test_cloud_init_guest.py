@@ -4,6 +4,7 @@ what the seed says: one boot, every check read from its serial console."""
 from __future__ import annotations
 
 import re
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,7 @@ BOOT_TIMEOUT = 300
 MAC = "52:54:00:c1:00:01"
 HOSTNAME = "cloudy-1"
 ADDRESS = "192.0.2.10/24"
+DISK_GIB = 3
 
 
 def _ssh_key() -> str:
@@ -41,6 +43,7 @@ SHOWN = {
     "KEYS": "$(cat /home/alice/.ssh/authorized_keys)",
     "MARK": "$(ls /var/lib/corral-marker-*)",
     "IP": "$(ip -4 -o addr show dev eth0)",
+    "ROOT": "$(df -k --output=size / | tail -n 1)",
 }
 
 
@@ -88,6 +91,8 @@ def test_cloud_init_guest_applies_a_nocloud_seed(
         build_seed_iso(meta_data_for(f"i-{nonce}", name), _user_data(key, nonce), NETWORK_CONFIG)
     )
     disk = make_overlay(cloud_guest.disk, tmp_path / f"{name}.qcow2")
+    # A disk larger than the image, as a VM from a template may have: cloud-init grows the root.
+    subprocess.run(["qemu-img", "resize", "-q", str(disk), f"{DISK_GIB}G"], check=True)
     # Booted from its own disk (SeaBIOS, syslinux), as a VM made from a template would be.
     dom = conn.defineXML(cloud_domain_xml(name, cloud_guest, disk, seed, mac=MAC))
     try:
@@ -103,6 +108,7 @@ def test_cloud_init_guest_applies_a_nocloud_seed(
         assert line("MARK") == f"/var/lib/corral-marker-{nonce}"
         address = line("IP")
         assert "eth0" in address and f"inet {ADDRESS}" in address, address
+        assert int(line("ROOT")) > (DISK_GIB - 0.5) * 2**20  # KiB: grown from the image's 2 GiB
         assert b"Datasource DataSourceNoCloud" in log.wait_for(
             re.compile(rb"Cloud-init v\. \S+ finished at [^\r\n]*"), 60
         ).group(0)
