@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -208,12 +209,37 @@ def create(
         "--clone",
         help="With --template: linked (an overlay per disk, instant) or full (a copy).",
     ),
+    ssh_key: list[Path] = typer.Option(
+        [],
+        "--ssh-key",
+        metavar="FILE",
+        help="With --template: a public key file (repeatable) cloud-init installs for --user, "
+        "else for the image's default user.",
+    ),
+    user_data: Path | None = typer.Option(
+        None,
+        "--user-data",
+        metavar="FILE",
+        help="With --template: your cloud-config (YAML starting with #cloud-config), checked "
+        "by cloud-init's schema, merged with the other cloud-init options, never shown again.",
+    ),
+    hostname: str | None = typer.Option(
+        None, "--hostname", help="With --template: the guest's host name (cloud-init)."
+    ),
+    user: str | None = typer.Option(
+        None, "--user", help="With --template: a user cloud-init creates, with sudo."
+    ),
     no_wait: bool = typer.Option(
         False, "--no-wait", help="When an image import runs as a task, print its id and return."
     ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Create a VM (and start it with --start)."""
+    seeded = ssh_key or user_data is not None or hostname is not None or user is not None
+    if seeded and template is None:
+        c.usage_error(
+            "cloud-init options need --template (a template of a cloud image)", "--template"
+        )
     if template is not None:
         given = [flag for flag, value in (
             ("--disk", disk), ("--cdrom", cdrom), ("--nic", nic), ("--no-nic", no_nic),
@@ -228,7 +254,8 @@ def create(
                 "(change it afterwards with `corral vm edit`)",
                 given[0],
             )
-        _from_template(ctx, name, template, clone, description, start, no_wait, json_out)
+        cloud = _cloud_init(ssh_key, user_data, hostname, user) if seeded else None
+        _from_template(ctx, name, template, clone, description, start, cloud, no_wait, json_out)
         return
     hardware: dict[str, Any] = {
         "arch": arch,
@@ -294,17 +321,26 @@ def _from_template(
     clone: CloneKind,
     description: str,
     start: bool,
+    cloud_init: dict[str, Any] | None,
     no_wait: bool,
     json_out: bool,
 ) -> None:
     try:
-        request = TemplateVmRequest(
-            name=name, clone=clone, description=description or None, start=start
+        request = TemplateVmRequest.model_validate(
+            {
+                "name": name,
+                "clone": clone,
+                "description": description or None,
+                "start": start,
+                "cloud_init": cloud_init,
+            }
         )
     except ValidationError as exc:
         c.usage_error(validation_message(exc), "NAME")
     client = c.client(ctx)
     body = request.model_dump(mode="json", exclude_none=True)
+    if cloud_init is not None:
+        body["cloud_init"] = cloud_init  # as given: the model's dump hides nothing secret here
     response = client.post(f"/templates/{seg(template)}/vms", json=body)
     if follow_task(ctx, response, no_wait=no_wait, json_flag=json_out) is None:
         return
@@ -317,3 +353,27 @@ def _from_template(
         c.out.print(vm_details(vm))
 
     c.emit(ctx, json_out, response.json(), render)
+
+
+def _cloud_init(
+    keys: list[Path], user_data: Path | None, hostname: str | None, user: str | None
+) -> dict[str, Any]:
+    """The cloud_init part of the request, from the options (files read here)."""
+
+    def read(path: Path, flag: str) -> str:
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            c.usage_error(f"cannot read {path}: {exc}", flag)
+
+    lines = [line for k in keys for line in read(k, "--ssh-key").splitlines() if line.strip()]
+    config: dict[str, Any] = {}
+    if hostname is not None:
+        config["hostname"] = hostname
+    if user is not None:
+        config["users"] = [{"name": user, "ssh_authorized_keys": lines, "sudo": True}]
+    elif lines:
+        config["ssh_authorized_keys"] = lines
+    if user_data is not None:
+        config["user_data"] = read(user_data, "--user-data")
+    return config

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -278,3 +279,65 @@ class CloudInitConfig(_Strict):
                     f"{what} {', '.join(twice)} appears more than once: give each {what} once"
                 )
         return self
+
+
+class CloudUserInfo(BaseModel):
+    """A user as shown: never the password or its hash, only whether one is set."""
+
+    name: str
+    ssh_authorized_keys: list[str]
+    has_password: bool
+    sudo: bool
+
+
+class UserDataInfo(BaseModel):
+    """The user-data as shown: never its text."""
+
+    sha256: str
+    size_bytes: int
+
+
+class CloudInitInfo(BaseModel):
+    """A VM's cloud-init settings as every role may read them: no password, no hash, no
+    user-data (its digest and size instead), and who set them when."""
+
+    vm: str
+    hostname: str | None
+    users: list[CloudUserInfo]
+    ssh_authorized_keys: list[str]
+    network: list[NicNetwork]
+    user_data: UserDataInfo | None
+    instance_id: str
+    set_by: str
+    set_at: datetime
+
+    @classmethod
+    def of(
+        cls,
+        vm: str,
+        config: CloudInitConfig,
+        instance_id: str,
+        user_data: UserDataInfo | None,
+        set_by: str,
+        set_at: datetime,
+    ) -> CloudInitInfo:
+        users = [
+            CloudUserInfo(
+                name=u.name,
+                ssh_authorized_keys=list(u.ssh_authorized_keys),
+                has_password=u.password is not None or u.password_hash is not None,
+                sudo=u.sudo,
+            )
+            for u in config.users
+        ]
+        return cls(
+            vm=vm,
+            hostname=config.hostname,
+            users=users,
+            ssh_authorized_keys=list(config.ssh_authorized_keys),
+            network=list(config.network),
+            user_data=user_data,
+            instance_id=instance_id,
+            set_by=set_by,
+            set_at=set_at,
+        )

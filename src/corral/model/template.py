@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from corral.cloudinit.model import CloudInitConfig
 from corral.model.common import Description, Name
 from corral.model.vm import VmName
 
@@ -66,3 +67,8 @@ class TemplateVmRequest(BaseModel):
     clone: CloneKind = CloneKind.LINKED
     description: Description | None = None
     start: bool = Field(default=False, strict=True, description="start the VM once it is made")
+    cloud_init: CloudInitConfig | None = Field(
+        default=None,
+        description="configure the guest on its first boot with cloud-init (NoCloud): a seed "
+        "ISO made from these settings is attached as a CD-ROM. The image must run cloud-init",
+    )

@@ -4,11 +4,18 @@ VMs (linked: an overlay per disk; full: a copy of each base)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from corral import store
-from corral.errors import Conflict, CorralError
+from corral.cloudinit.compose import compose, seal
+from corral.cloudinit.model import CloudInitConfig, CloudInitInfo, UserDataInfo
+from corral.cloudinit.schema import check_user_data, user_data_digest
+from corral.cloudinit.seed import build_seed_iso
+from corral.errors import Conflict, CorralError, NotFound
 from corral.model.task import TaskInfo
 from corral.model.template import (
     CloneKind,
@@ -24,6 +31,7 @@ from corral.services.vms._volumes import volume_name
 from corral.services.vms.clone import check_freezable
 from corral.store.tables import Template
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
+from corral.virt._clone import interface_count, random_mac
 
 TASK_KIND = "vm.from-template"
 
@@ -154,6 +162,7 @@ class Templates(TaskUseCase):
         if await self._inventory.db.read(lambda s: store.find_vm(s, req.name)) is not None:
             raise Conflict(f"a VM named {req.name!r} already exists; choose another name")
         host = self._inventory.hosts.for_new_vm(row.host.name)
+        sealed = await _checked_cloud_init(req.cloud_init)
 
         async def body(ctx: TaskContext) -> dict[str, Any]:
             async with self._locks.hold(req.name, "create"):
@@ -161,7 +170,7 @@ class Templates(TaskUseCase):
                     principal.user,
                     "vm.create",
                     req.name,
-                    lambda: self._make(ctx, principal, host, row, req),
+                    lambda: self._make(ctx, principal, host, row, req, sealed),
                 )
             return {
                 "vm": req.name,
@@ -180,9 +189,11 @@ class Templates(TaskUseCase):
         host: LibvirtHost,
         row: Template,
         req: TemplateVmRequest,
+        sealed: CloudInitConfig | None,
     ) -> None:
         created: list[VolumeRef] = []
         record: DomainRecord | None = None
+        seed: Seed | None = None
         try:
             paths: dict[str, str] = {}
             for index, disk in enumerate(row.disks):
@@ -195,8 +206,18 @@ class Templates(TaskUseCase):
                     made = await self._full_copy(host, name, disk)
                 created.append(made)
                 paths[target] = made.path
+            if sealed is not None:
+                await ctx.progress(phase="the cloud-init seed", force=True)
+                seed = await _write_seed(host, req.name, row.xml, sealed)
+                created.append(seed.volume)
             await ctx.progress(phase="defining the VM", force=True)
-            record = await host.define_copy(row.xml, req.name, paths, req.description or "")
+            record = await host.define_copy(
+                row.xml,
+                req.name,
+                paths,
+                req.description or "",
+                (seed.macs, seed.volume.path) if seed else None,
+            )
             uuid, accelerator = record.uuid, record.accelerator
             await self._inventory.db(
                 lambda s: store.add_vm(
@@ -209,12 +230,47 @@ class Templates(TaskUseCase):
                     accelerator=accelerator,
                 )
             )
+            if seed is not None and sealed is not None:
+                await self._remember(uuid, sealed, seed.instance_id, principal.user)
         except BaseException:
             await _undo_vm(host, record, created)
             raise
         if req.start:
             await ctx.progress(phase="starting the VM", force=True)
             await host.start(uuid)
+
+    async def _remember(
+        self, uuid: str, sealed: CloudInitConfig, instance_id: str, who: str
+    ) -> None:
+        text = sealed.user_data
+        await self._inventory.db(
+            lambda s: store.save_cloud_init(
+                s,
+                vm_uuid=uuid,
+                config=sealed.model_dump(mode="json"),
+                instance_id=instance_id,
+                user_data_digest=user_data_digest(text) if text is not None else None,
+                user_data_size=len(text.encode()) if text is not None else None,
+                set_by=who,
+            )
+        )
+
+    async def cloud_init(self, vm: str) -> CloudInitInfo:
+        """A VM's cloud-init settings as anyone may see them (no secret, no user-data)."""
+        row = await self._inventory.db.read(lambda s: store.get_vm(s, vm))
+        found = await self._inventory.db.read(lambda s: store.cloud_init(s, row.uuid))
+        if found is None:
+            raise NotFound(
+                f"VM {vm!r} has no cloud-init settings (only VMs made from a template with "
+                "cloud_init have them)"
+            )
+        config = CloudInitConfig.model_validate(found.config)
+        shown = (
+            UserDataInfo(sha256=found.user_data_digest, size_bytes=found.user_data_size)
+            if found.user_data_digest is not None and found.user_data_size is not None
+            else None
+        )
+        return CloudInitInfo.of(vm, config, found.instance_id, shown, found.set_by, found.set_at)
 
     @staticmethod
     async def _full_copy(host: LibvirtHost, name: str, disk: dict[str, Any]) -> VolumeRef:
@@ -228,6 +284,44 @@ class Templates(TaskUseCase):
             await host.storage.delete_volume(made.name)
             raise
         return made
+
+
+@dataclass(frozen=True)
+class Seed:
+    volume: VolumeRef
+    macs: list[str]
+    instance_id: str
+
+
+async def _checked_cloud_init(config: CloudInitConfig | None) -> CloudInitConfig | None:
+    """``config`` sealed (passwords hashed), its user-data checked by cloud-init's schema
+    first: refused (422, cloud-init's words) before anything is made."""
+    if config is None:
+        return None
+    if config.user_data is not None:
+        await asyncio.to_thread(check_user_data, config.user_data)
+    return await asyncio.to_thread(seal, config)
+
+
+async def _write_seed(host: LibvirtHost, vm: str, xml: str, sealed: CloudInitConfig) -> Seed:
+    """The VM's NoCloud seed ISO as volume ``VM-cidata.iso`` of the host's pool, for NICs
+    with MACs chosen here (the seed's network config names them)."""
+    macs = [random_mac() for _ in range(interface_count(xml))]
+    instance_id = f"corral-{uuid.uuid4()}"
+    files = compose(sealed, macs, instance_id)
+    iso = await asyncio.to_thread(
+        build_seed_iso, files.meta_data, files.user_data, files.network_config
+    )
+    name = seed_volume_name(vm)
+    await host.storage.write_small(name, iso)
+    volume = await host.storage.find_volume(name)
+    if volume is None:
+        raise CorralError(f"the cloud-init seed {name} vanished right after it was written")
+    return Seed(volume, macs, instance_id)
+
+
+def seed_volume_name(vm: str) -> str:
+    return f"{vm}-cidata.iso"
 
 
 async def _unfreeze(host: LibvirtHost, record: DomainRecord, created: list[VolumeRef]) -> None:

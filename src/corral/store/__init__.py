@@ -82,10 +82,13 @@ from corral.store.tasks import (
 )
 from corral.store.templates import (
     add_template,
+    cloud_init,
     delete_template,
     find_template,
+    forget_cloud_init,
     get_template,
     list_templates,
+    save_cloud_init,
     template_bases,
 )
 from corral.store.tokens import (
@@ -166,6 +169,7 @@ __all__ = [
     "claim_libvirt_id",
     "claim_tasks",
     "clear_vm_missing",
+    "cloud_init",
     "cluster_settings",
     "count_admins",
     "create_session",
@@ -187,6 +191,7 @@ __all__ = [
     "find_user",
     "find_vm",
     "find_vm_by_uuid",
+    "forget_cloud_init",
     "forget_host_samples",
     "forget_operation_locks",
     "get_domain",
@@ -230,6 +235,7 @@ __all__ = [
     "renew_operation_locks",
     "renew_task_leases",
     "revoke_token",
+    "save_cloud_init",
     "set_accelerator",
     "set_cluster_setting",
     "set_disabled",

@@ -254,6 +254,21 @@ class Template(Base):
     host: Mapped[Host] = relationship(lazy="joined")
 
 
+class VmCloudInit(Base):
+    """A VM's cloud-init settings, sealed (passwords as hashes) with the user-data it was given:
+    what its seed is made from. Never shown: its digest, size and who set it are."""
+
+    __tablename__ = "vm_cloud_init"
+
+    vm_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    instance_id: Mapped[str] = mapped_column(String(64))
+    user_data_digest: Mapped[str | None] = mapped_column(String(64))
+    user_data_size: Mapped[int | None] = mapped_column(Integer)
+    set_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (

@@ -1,4 +1,5 @@
-"""Templates in the store: one row each, with the definition and the base volumes."""
+"""Templates in the store (one row each, with the definition and the base volumes), and the
+cloud-init settings of VMs made from them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from corral.model.common import did_you_mean
 from corral.store._integrity import conflict_on_integrity, not_found
+from corral.store.coltypes import utcnow
 from corral.store.hosts import get_host
-from corral.store.tables import Host, Template
+from corral.store.tables import Host, Template, VmCloudInit
 
 
 def add_template(
@@ -75,3 +77,38 @@ def template_bases(session: Session, host: str) -> set[str]:
 def delete_template(session: Session, name: str) -> None:
     session.delete(get_template(session, name))
     session.flush()
+
+
+def save_cloud_init(
+    session: Session,
+    *,
+    vm_uuid: str,
+    config: dict[str, Any],
+    instance_id: str,
+    user_data_digest: str | None,
+    user_data_size: int | None,
+    set_by: str,
+) -> None:
+    """Store (or replace) a VM's cloud-init settings, sealed."""
+    row = session.get(VmCloudInit, vm_uuid)
+    if row is None:
+        row = VmCloudInit(vm_uuid=vm_uuid)
+        session.add(row)
+    row.config, row.instance_id, row.set_by = config, instance_id, set_by
+    row.user_data_digest, row.user_data_size, row.set_at = (
+        user_data_digest,
+        user_data_size,
+        utcnow(),
+    )
+    session.flush()
+
+
+def cloud_init(session: Session, vm_uuid: str) -> VmCloudInit | None:
+    return session.get(VmCloudInit, vm_uuid)
+
+
+def forget_cloud_init(session: Session, vm_uuid: str) -> None:
+    row = session.get(VmCloudInit, vm_uuid)
+    if row is not None:
+        session.delete(row)
+        session.flush()

@@ -3,6 +3,8 @@ new name, no UUID, fresh MACs, new disk sources, the clone's own serial log)."""
 
 from __future__ import annotations
 
+import secrets
+
 from lxml import etree
 
 
@@ -69,3 +71,41 @@ def clone_xml(
             listen.attrib.pop("socket", "")
     _set_disk_sources(root, paths)
     return etree.tostring(root, encoding="unicode")
+
+
+def interface_count(xml: str) -> int:
+    """How many NICs a definition has (in order: the MACs ``with_seed`` sets)."""
+    return len(_parse(xml).findall("./devices/interface"))
+
+
+def with_seed(xml: str, macs: list[str], seed_path: str) -> str:
+    """The definition with these MACs on its NICs (in order: the seed's network config
+    names them) and the cloud-init seed ``seed_path`` as a read-only CD-ROM on virtio-scsi.
+    SCSI, not SATA: Debian's cloud kernel, like many cloud images', has no AHCI driver."""
+    root = _parse(xml)
+    interfaces = root.findall("./devices/interface")
+    if len(interfaces) != len(macs):
+        raise ValueError(f"{len(macs)} MACs for {len(interfaces)} NICs")
+    for interface, mac in zip(interfaces, macs, strict=True):
+        for old in interface.findall("mac"):
+            interface.remove(old)
+        element = etree.Element("mac", address=mac)
+        interface.insert(0, element)
+    devices = root.find("devices")
+    assert devices is not None
+    controllers = devices.findall("controller[@type='scsi']")
+    if not controllers:  # libvirt's default SCSI model on x86 is an emulated LSI card
+        etree.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
+    used = {t.get("dev") for t in root.iterfind("./devices/disk/target")}
+    dev = next(f"sd{c}" for c in "abcdefghijklmnopqrstuvwxyz" if f"sd{c}" not in used)
+    cdrom = etree.SubElement(devices, "disk", type="file", device="cdrom")
+    etree.SubElement(cdrom, "driver", name="qemu", type="raw")
+    etree.SubElement(cdrom, "source", file=seed_path)
+    etree.SubElement(cdrom, "target", dev=dev, bus="scsi")
+    etree.SubElement(cdrom, "readonly")
+    return etree.tostring(root, encoding="unicode")
+
+
+def random_mac() -> str:
+    """A MAC in QEMU's locally administered range (52:54:00), as libvirt makes them."""
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))

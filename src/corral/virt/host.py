@@ -313,13 +313,21 @@ class LibvirtHost:
         return await self._conn.run(f"define clone {name} of domain {uuid}", job)
 
     async def define_copy(
-        self, source_xml: str, name: str, disk_paths: dict[str, str], description: str | None
+        self,
+        source_xml: str,
+        name: str,
+        disk_paths: dict[str, str],
+        description: str | None,
+        seed: tuple[list[str], str] | None = None,
     ) -> DomainRecord:
         """Define a domain from another's saved definition (a template's) under a new name,
-        like ``clone_domain``: disks at ``disk_paths``, a new UUID and new MAC addresses."""
+        like ``clone_domain``: disks at ``disk_paths``, a new UUID and new MAC addresses
+        (``seed``: these MACs, and this cloud-init seed ISO as a CD-ROM)."""
 
         def job(conn: libvirt.virConnect) -> DomainRecord:
             xml = _clone.clone_xml(source_xml, name, disk_paths, description, self.pool_dir)
+            if seed is not None:
+                xml = _clone.with_seed(xml, *seed)
             return _records.domain_record(conn.defineXML(xml), self._started_at)
 
         return await self._conn.run(f"define {name} from a saved definition", job)

@@ -58,6 +58,7 @@ TABLES = {
     "operation_locks",
     "ha_definitions",
     "templates",
+    "vm_cloud_init",
     "alembic_version",
 }
 

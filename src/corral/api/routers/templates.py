@@ -8,6 +8,7 @@ from corral.api.deps import Operator, Svc, Viewer
 from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath
 from corral.api.routers.vms import ACCEPTED, accepted
+from corral.cloudinit.model import CloudInitInfo
 from corral.model.task import TaskInfo
 from corral.model.template import TemplateCreate, TemplateInfo, TemplateVmRequest
 
@@ -69,6 +70,7 @@ async def delete_template(name: NamePath, svc: Svc, _who: Operator) -> Response:
         **problem_responses(
             (404, "no such template"),
             (409, "the VM name is taken, or the template's host cannot take new VMs"),
+            (422, "malformed, or user-data that is not valid cloud-config (cloud-init's words)"),
         ),
     },
 )
@@ -81,3 +83,14 @@ async def create_vm_from_template(
     request.state.audit_target = body.name
     request.state.audit_detail = f"from template {name}, {body.clone.value} clone"
     return accepted(await svc.templates.new_vm(who, name, body))
+
+
+@router.get(
+    "/vms/{name}/cloud-init",
+    name="vm.cloud_init.show",
+    responses=problem_responses((404, "no such VM, or it has no cloud-init settings")),
+)
+async def show_cloud_init(name: NamePath, svc: Svc, _: Viewer) -> CloudInitInfo:
+    """A VM's cloud-init settings: never a password, its hash or the user-data (the
+    user-data's SHA-256 and size instead), and who set them when."""
+    return await svc.templates.cloud_init(name)

@@ -4,6 +4,8 @@ and removed on the target, so a VM only ever borrows one)."""
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from corral import store
 from corral.errors import Conflict
 from corral.model.vm import DeleteRequest, VmState
@@ -35,7 +37,7 @@ class VmDeletion:
     async def _delete(self, name: str, req: DeleteRequest) -> list[str]:
         # Where the domain is now: one moved outside Corral is deleted there (or refused
         # while it runs), not merely forgotten.
-        _row, host, record = await self._inventory.found(name)
+        row, host, record = await self._inventory.found(name)
         notes: list[str] = []
         if record is not None:
             if record.state not in (VmState.SHUTOFF, VmState.CRASHED):
@@ -44,12 +46,22 @@ class VmDeletion:
                 )
             await host.undefine_domain(record.uuid)
             await host.consoles.delete_serial_log(record.name)
+            # Its cloud-init seed holds password hashes and user-data: it goes with the VM.
+            seed = f"{record.name}-cidata.iso"
+            if await host.storage.volume_exists(seed):
+                await host.storage.delete_volume(seed)
             if req.delete_disks:
                 kept = await self._inventory.db.read(lambda s: store.template_bases(s, host.name))
                 notes = await _delete_disks(host, record, self.storage, kept)
             else:
                 notes = await _kept_disks(host, record)
-        await self._inventory.db(lambda s: store.delete_vm(s, name))
+        uuid = row.uuid
+
+        def forget(s: Session) -> None:
+            store.forget_cloud_init(s, uuid)
+            store.delete_vm(s, name)
+
+        await self._inventory.db(forget)
         return notes
 
 
