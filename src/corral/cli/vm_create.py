@@ -224,7 +224,7 @@ def create(
         "by cloud-init's schema, merged with the other cloud-init options, never shown again.",
     ),
     hostname: str | None = typer.Option(
-        None, "--hostname", help="With --template: the guest's host name (cloud-init)."
+        None, "--hostname", help="With --template: the host name the guest takes."
     ),
     user: str | None = typer.Option(
         None, "--user", help="With --template: a user cloud-init creates, with sudo."

@@ -200,18 +200,30 @@ class DhcpNic(_Strict):
     dhcp6: StrictBool = Field(default=False, description="also ask DHCPv6")
 
 
+def _text(value: object) -> object:
+    """Addresses come as text: ``ipaddress`` would also take a number (and a boolean as one,
+    with a DeprecationWarning), which no JSON client means as an address."""
+    if isinstance(value, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+        return value
+    raise ValueError("give the address as text, e.g. 192.0.2.10")
+
+
+Interface = Annotated[IPvAnyInterface, BeforeValidator(_text)]
+Address = Annotated[IPvAnyAddress, BeforeValidator(_text)]
+
+
 class StaticNic(_Strict):
     """A NIC with a fixed address."""
 
     nic: NicIndex
     mode: Literal["static"]
-    address: IPvAnyInterface = Field(description="the address with its prefix: 192.0.2.10/24")
-    gateway: IPvAnyAddress | None = Field(
+    address: Interface = Field(description="the address with its prefix: 192.0.2.10/24")
+    gateway: Address | None = Field(
         default=None, description="the default route's next hop, inside the address's network"
     )
-    dns: list[IPvAnyAddress] = Field(
-        default_factory=list, max_length=MAX_DNS, description="name servers"
-    )
+    dns: list[Address] = Field(default_factory=list, max_length=MAX_DNS, description="name servers")
 
     @model_validator(mode="after")
     def _gateway_in_network(self) -> Self:

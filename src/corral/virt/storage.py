@@ -15,9 +15,14 @@ from pathlib import Path
 import libvirt
 
 from corral.virt import _domain_pools, _storage, _transfer
+from corral.virt._call_pool import in_background
 from corral.virt._connection import ManagedConnection
 from corral.virt._upload import VolumeWriter
 from corral.virt.types import VolumeRef
+
+#: Cached pool handles per host: one per connection calls run on (the events connection and
+#: the call pool's, see _call_pool.POOL_SIZE) and a few more for connections being replaced.
+MAX_HANDLES = 8
 
 
 class PoolStorage:
@@ -31,18 +36,23 @@ class PoolStorage:
         self.pool_name = pool_name
         self.pool_dir = pool_dir
         self._build = build
-        self._handle: tuple[libvirt.virConnect, libvirt.virStoragePool] | None = None
+        #: id(connection) -> (connection, pool handle): calls run on several connections.
+        self._handles: dict[int, tuple[libvirt.virConnect, libvirt.virStoragePool]] = {}
 
     def forget(self) -> None:
-        """Drop the cached pool handle: it holds a reference on its connection, which would
-        otherwise outlive a close, and it is useless once that connection is gone."""
-        self._handle = None
+        """Drop the cached pool handles: each holds a reference on its connection, which would
+        otherwise outlive a close, and is useless once that connection is gone. Dropped in a
+        thread of their own: the last reference on a lost connection frees it, which waits on
+        its dead socket (in the loop thread that stalled every request for minutes)."""
+        handles, self._handles = self._handles, {}
+        if handles:
+            in_background(handles.clear)
 
     def pool(self, conn: libvirt.virConnect) -> libvirt.virStoragePool:
         """Corral's pool on this connection (in a worker thread). Ensuring it costs several
         RPCs; serial logs are polled many times a second, so the handle is kept per connection
         and re-ensured only when the pool stopped being active."""
-        cached = self._handle
+        cached = self._handles.get(id(conn))
         if cached is not None and cached[0] is conn:
             with contextlib.suppress(libvirt.libvirtError):
                 if cached[1].isActive():
@@ -51,7 +61,11 @@ class PoolStorage:
             pool = _storage.ensure_pool(conn, self.pool_name, self.pool_dir)
         else:
             pool = _domain_pools.ensure_dir_pool(conn, self.pool_name, self.pool_dir)
-        self._handle = (conn, pool)
+        handles = dict(self._handles)
+        handles[id(conn)] = (conn, pool)
+        while len(handles) > MAX_HANDLES:  # connections of the call pool come and go
+            del handles[next(iter(handles))]  # freed here, in a worker thread
+        self._handles = handles
         return pool
 
     async def ensure_pool(self) -> None:
