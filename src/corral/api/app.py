@@ -54,6 +54,7 @@ from corral.web.pages import images as image_pages
 from corral.web.pages import networks as network_pages
 from corral.web.pages import power as power_pages
 from corral.web.pages import storage as storage_pages
+from corral.web.pages import templates as template_pages
 from corral.web.pages import vms as vm_pages
 from corral.web.security_headers import SecurityHeaders
 
@@ -204,6 +205,7 @@ def _include_routes(app: FastAPI) -> None:
         storage_pages,
         network_pages,
         host_nic_pages,
+        template_pages,
     )
     for page in pages:
         app.include_router(page.router)
