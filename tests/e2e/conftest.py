@@ -68,3 +68,12 @@ def log_in(page: Page, user: str, password: str) -> None:
 def save(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def choose_kind(page: Page, select: str, value: str, container: str) -> None:
+    """Pick ``value`` in a select whose change makes the server re-render the form inside
+    ``container`` (htmx swaps its content), and wait for that swap: a field filled before the
+    new form arrives is lost with the old one (the form's name was sent empty once)."""
+    old = page.locator(f"{container} > *").first.element_handle()
+    page.select_option(select, value)
+    page.wait_for_function("element => !element.isConnected", arg=old, timeout=30_000)

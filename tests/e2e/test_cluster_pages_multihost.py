@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from corral.testbed.corral_server import CorralServer
 from corral.testbed.multihost import MultiHostTestbed, TestbedHost
 from corral.testbed.storage_server import EXPORT, StorageServer
-from tests.e2e.conftest import log_in, new_context, save
+from tests.e2e.conftest import choose_kind, log_in, new_context, save
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +91,7 @@ def test_an_nfs_domain_through_the_page_lists_its_hosts_and_limits(
     manager's own too: it shares the test bed's network), and the page says what nfs cannot
     do."""
     page.goto("/storage-domains")
-    page.select_option("[data-testid=storage-kind]", "nfs")
+    choose_kind(page, "[data-testid=storage-kind]", "nfs", "#sd-form")
     page.fill("#sd-form input[name=name]", NFS_DOMAIN)
     page.fill("#sd-form input[name=server]", storage_server.address)
     page.fill("#sd-form input[name=export]", EXPORT)
@@ -111,7 +111,7 @@ def test_a_network_is_applied_on_every_host_and_shown_per_host(page: Page) -> No
     page.goto("/networks")
     for host in HOSTS:
         expect(page.locator(f"[data-testid=host-nics][data-host='{host}']")).to_be_visible()
-    page.select_option("[data-testid=network-kind]", "isolated")
+    choose_kind(page, "[data-testid=network-kind]", "isolated", "#net-form")
     expect(page.locator("#net-form input[name=vni]")).to_have_count(0)
     page.fill("#net-form input[name=name]", NETWORK)
     page.click("[data-testid=create-network]")

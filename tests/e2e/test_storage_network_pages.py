@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect
 
 from corral.testbed.corral_server import CorralServer
-from tests.e2e.conftest import log_in, new_context, save
+from tests.e2e.conftest import choose_kind, log_in, new_context, save
 
 pytestmark = pytest.mark.integration
 
@@ -73,10 +73,10 @@ def test_a_shared_dir_domain_made_through_the_page_shows_each_hosts_reach(
     page.click("[data-testid=create-storage-domain]")
     expect(page.locator("[data-testid=error-path]")).to_contain_text("absolute path")
     # The form's fields follow the kind (and keep the name).
-    page.select_option("[data-testid=storage-kind]", "nfs")
+    choose_kind(page, "[data-testid=storage-kind]", "nfs", "#sd-form")
     expect(page.locator("#sd-form input[name=server]")).to_be_visible()
     expect(page.locator("#sd-form input[name=name]")).to_have_value(DOMAIN)
-    page.select_option("[data-testid=storage-kind]", "shared-dir")
+    choose_kind(page, "[data-testid=storage-kind]", "shared-dir", "#sd-form")
     page.fill("#sd-form input[name=path]", str(shared))
     save(page, "storage-domain-new")
     page.click("[data-testid=create-storage-domain]")
@@ -117,13 +117,13 @@ def test_a_network_made_through_the_page_shows_its_state_per_host(
     page: Page, api: httpx.Client
 ) -> None:
     page.goto("/networks")
-    page.select_option("[data-testid=network-kind]", "vxlan")
+    choose_kind(page, "[data-testid=network-kind]", "vxlan", "#net-form")
     expect(page.locator("#net-form input[name=vni]")).to_be_visible()
     page.fill("#net-form input[name=name]", NETWORK)
     page.fill("#net-form input[name=vni]", "0")
     page.click("[data-testid=create-network]")
     expect(page.locator("[data-testid=error-vni]")).to_contain_text("greater than or equal to 1")
-    page.select_option("[data-testid=network-kind]", "isolated")
+    choose_kind(page, "[data-testid=network-kind]", "isolated", "#net-form")
     expect(page.locator("#net-form input[name=vni]")).to_have_count(0)
     expect(page.locator("#net-form input[name=name]")).to_have_value(NETWORK)
     page.fill("#net-form input[name=description]", "made in the browser")
