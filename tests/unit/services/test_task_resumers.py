@@ -8,6 +8,7 @@ The dead instance is a task row whose owner no longer renews its lease (the proc
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -196,19 +197,25 @@ def test_a_shutdown_leaves_power_work_to_its_resumer_and_stops_the_rest_saying_s
     services = api.services
     _recorded_standby(api, True)
 
-    async def forever(ctx: TaskContext) -> dict[str, Any]:
-        if ctx.id == waking.id:
-            ctx.survives_restart = True
-        await asyncio.Event().wait()
-        return {}
+    # The power-on's body says it survives a restart as soon as it runs; the shutdown waits
+    # for that (under load it came first, and the power-on was stopped like the clone).
+    survives = threading.Event()
 
     async def start(kind: str, target: str) -> TaskInfo:
+        async def forever(ctx: TaskContext) -> dict[str, Any]:
+            if kind == "host.power_on":
+                ctx.survives_restart = True
+                survives.set()
+            await asyncio.Event().wait()
+            return {}
+
         return await services.tasks.start(kind, target, SYSTEM, forever)
 
     assert api.client.portal is not None
     waking = api.client.portal.call(start, "host.power_on", HOST)
     cloning = api.client.portal.call(start, "vm.clone", "rs-clone")
     _running_phase(api, cloning.id, lambda _: True, attempt=1)
+    assert survives.wait(20), "the power-on's body never ran"
     api.client.portal.call(services.tasks.shutdown)
     stopped = _finished(api, cloning.id)
     _claim(api)
