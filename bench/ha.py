@@ -134,15 +134,7 @@ class Bench:
                     self._set_up(client, bed, bmcs)
                     names = sorted(_vms(client))
                 with TwiceWatcher(bed, set(names)) as watcher:
-                    for index in range(trials):
-                        kind = self.kinds[self.random.randrange(len(self.kinds))]
-                        try:
-                            row = self._trial(index, kind, server, bed, bmcs, watcher)
-                        except Exception:
-                            print(server.log_tail(30000), file=sys.stderr)
-                            raise
-                        self.rows.append(row)
-                        print(row, file=sys.stderr)
+                    self._trials(trials, server, bed, bmcs, watcher)
                 double_runs = watcher.double_runs
                 listed_twice = watcher.listed_twice
                 looks = watcher.looks
@@ -196,6 +188,24 @@ class Bench:
             client.post(f"/vms/{name}/start").raise_for_status()
             body = {"enabled": True, "priority": 10 * (index + 1)}
             client.put(f"/vms/{name}/ha", json=body).raise_for_status()
+
+    def _trials(
+        self,
+        trials: int,
+        server: CorralServer,
+        bed: MultiHostTestbed,
+        bmcs: dict[str, BmcSimulator],
+        watcher: TwiceWatcher,
+    ) -> None:
+        for index in range(trials):
+            kind = self.kinds[self.random.randrange(len(self.kinds))]
+            try:
+                row = self._trial(index, kind, server, bed, bmcs, watcher)
+            except Exception:
+                print(server.log_tail(30000), file=sys.stderr)
+                raise
+            self.rows.append(row)
+            print(row, file=sys.stderr)
 
     def _trial(
         self,

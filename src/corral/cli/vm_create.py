@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from pydantic import ValidationError
+from typer._click.core import ParameterSource
 
 from corral.cli import context as c
 from corral.cli.client import parse, seg
@@ -241,18 +242,12 @@ def create(
             "cloud-init options need --template (a template of a cloud image)", "--template"
         )
     if template is not None:
-        given = [flag for flag, value in (
-            ("--disk", disk), ("--cdrom", cdrom), ("--nic", nic), ("--no-nic", no_nic),
-            ("--kernel", kernel), ("--initrd", initrd), ("--cmdline", cmdline),
-            ("--host", host), ("--arch", arch), ("--machine", machine), ("--cpu", cpu),
-            ("--topology", topology), ("--boot", boot), ("--accelerator", accelerator),
-            ("--vcpus", vcpus != 1), ("--memory", memory != "512M"),
-        ) if value]  # fmt: skip
-        if given:
+        given = _hardware_given(ctx)
+        if given is not None:
             c.usage_error(
-                f"{given[0]} does not go with --template: the template defines the hardware "
+                f"{given} does not go with --template: the template defines the hardware "
                 "(change it afterwards with `corral vm edit`)",
-                given[0],
+                given,
             )
         cloud = _cloud_init(ssh_key, user_data, hostname, user) if seeded else None
         _from_template(ctx, name, template, clone, description, start, cloud, no_wait, json_out)
@@ -312,6 +307,23 @@ def create(
         c.out.print(vm_details(vm))
 
     c.emit(ctx, json_out, response.json(), render)
+
+
+#: The options ``vm create --template`` takes; every other one describes hardware.
+_WITH_TEMPLATE = frozenset(
+    {"name", "template", "clone", "ssh_key", "user_data", "hostname", "user", "description",
+     "start", "no_wait", "json_out"}
+)  # fmt: skip
+
+
+def _hardware_given(ctx: typer.Context) -> str | None:
+    """The first hardware option typed on the command line (the template defines those)."""
+    for param in ctx.command.params:
+        if param.name in _WITH_TEMPLATE or param.name is None:
+            continue
+        if ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+            return param.opts[0]
+    return None
 
 
 def _from_template(

@@ -28,7 +28,7 @@ from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
 from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms._volumes import volume_name
-from corral.services.vms.clone import check_freezable
+from corral.services.vms.clone import check_freezable, undo_made
 from corral.store.tables import Template
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 from corral.virt._clone import interface_count, random_mac
@@ -326,28 +326,11 @@ def seed_volume_name(vm: str) -> str:
 
 async def _unfreeze(host: LibvirtHost, record: DomainRecord, created: list[VolumeRef]) -> None:
     """Put the VM's disks back on their own volumes and drop the overlays made for it."""
-    errors: list[str] = []
-    try:
-        disks = {d.target: d.path for d in record.disks if d.device == "disk"}
-        await host.set_disk_sources(record.uuid, disks)
-        for vol in reversed(created):
-            await host.storage.delete_volume(vol.name)
-    except CorralError as exc:
-        errors.append(exc.message)
-    if errors:
-        raise CorralError("template rollback incomplete: " + "; ".join(errors))
+    disks = {d.target: d.path for d in record.disks if d.device == "disk"}
+    await undo_made(host, "template", created, restore=(record.uuid, disks))
 
 
 async def _undo_vm(
     host: LibvirtHost, record: DomainRecord | None, created: list[VolumeRef]
 ) -> None:
-    errors: list[str] = []
-    try:
-        if record is not None:
-            await host.undefine_domain(record.uuid)
-        for vol in reversed(created):
-            await host.storage.delete_volume(vol.name)
-    except CorralError as exc:
-        errors.append(exc.message)
-    if errors:
-        raise CorralError("rollback of the new VM incomplete: " + "; ".join(errors))
+    await undo_made(host, "new VM", created, defined=record)

@@ -102,17 +102,30 @@ class VmCloning(TaskUseCase):
         clone_record: DomainRecord | None,
         created: list[VolumeRef],
     ) -> None:
-        errors: list[str] = []
-        try:
-            await host.set_disk_sources(record.uuid, {d.target: d.path for d in disks})
-            if clone_record is not None:
-                await host.undefine_domain(clone_record.uuid)
-            for vol in reversed(created):
-                await host.storage.delete_volume(vol.name)
-        except CorralError as exc:
-            errors.append(exc.message)
-        if errors:
-            raise CorralError("clone rollback incomplete: " + "; ".join(errors))
+        restore = (record.uuid, {d.target: d.path for d in disks})
+        await undo_made(host, "clone", created, restore=restore, defined=clone_record)
+
+
+async def undo_made(
+    host: LibvirtHost,
+    what: str,
+    created: list[VolumeRef],
+    *,
+    restore: tuple[str, dict[str, str]] | None = None,
+    defined: DomainRecord | None = None,
+) -> None:
+    """Take back what a clone, a template or a VM from a template made: point the source
+    (``restore``: its UUID and disk paths) back at its own volumes, undefine the domain made,
+    delete the volumes made (newest first). Raises when that stops half-way, naming ``what``."""
+    try:
+        if restore is not None:
+            await host.set_disk_sources(*restore)
+        if defined is not None:
+            await host.undefine_domain(defined.uuid)
+        for vol in reversed(created):
+            await host.storage.delete_volume(vol.name)
+    except CorralError as exc:
+        raise CorralError(f"{what} rollback incomplete: {exc.message}") from exc
 
 
 async def check_freezable(host: LibvirtHost, record: DomainRecord, what: str) -> None:
