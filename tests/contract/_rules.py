@@ -184,6 +184,8 @@ def apply(case: Case) -> Case:
         # their networks: rules no schema states. A plain valid one stands in.
         if "cloud_init" in case.body:
             case.body["cloud_init"] = {"hostname": "fuzzed", "user_data": "#cloud-config\n{}"}
+    elif label == "PUT /api/v1/vms/{name}/cloud-init":
+        case.body = {"hostname": "fuzzed", "user_data": "#cloud-config\n{}"}
     elif label == "GET /api/v1/vms/{name}/log" and case.query:
         if "tail_bytes" in case.query and "tail_lines" in case.query:
             case.query.pop("tail_bytes")

@@ -42,6 +42,9 @@ LAZY: dict[str, LazyCommand] = {
         "Change a VM's vCPUs, memory, maximums, CPU topology or description.",
     ),
     "disk": LazyCommand("corral.cli.vm_changes", "disk_app", "Attach and detach a VM's disks."),
+    "cloud-init": LazyCommand(
+        "corral.cli.vm_cloud_init", "app", "Show and replace a VM's cloud-init settings."
+    ),
     "nic": LazyCommand(
         "corral.cli.vm_changes", "nic_app", "Attach and detach a VM's network interfaces."
     ),

@@ -249,7 +249,7 @@ def create(
                 "(change it afterwards with `corral vm edit`)",
                 given,
             )
-        cloud = _cloud_init(ssh_key, user_data, hostname, user) if seeded else None
+        cloud = cloud_init_options(ssh_key, user_data, hostname, user) if seeded else None
         _from_template(ctx, name, template, clone, description, start, cloud, no_wait, json_out)
         return
     hardware: dict[str, Any] = {
@@ -367,7 +367,7 @@ def _from_template(
     c.emit(ctx, json_out, response.json(), render)
 
 
-def _cloud_init(
+def cloud_init_options(
     keys: list[Path], user_data: Path | None, hostname: str | None, user: str | None
 ) -> dict[str, Any]:
     """The cloud_init part of the request, from the options (files read here)."""

@@ -24,6 +24,7 @@ from corral.model.template import (
     TemplateInfo,
     TemplateVmRequest,
 )
+from corral.model.vm import VmState
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
 from corral.services.vms._use_case import TaskUseCase
@@ -271,6 +272,43 @@ class Templates(TaskUseCase):
             else None
         )
         return CloudInitInfo.of(vm, config, found.instance_id, shown, found.set_by, found.set_at)
+
+    async def replace_cloud_init(
+        self, principal: Principal, vm: str, config: CloudInitConfig
+    ) -> CloudInitInfo:
+        """Replace a shut-off VM's cloud-init settings as a whole and write its seed again,
+        with a new instance ID: cloud-init applies them at the VM's next boot (its
+        per-instance modules run again). Checked first; refused, nothing changed, while the
+        VM runs or when it has no seed."""
+        db = self._inventory.db
+        sealed = await _checked_cloud_init(config)
+        assert sealed is not None
+        async with self._locks.hold(vm, "cloud-init"):
+            row, host, record = await self._inventory.record(vm)
+            if await db.read(lambda s: store.cloud_init(s, row.uuid)) is None:
+                raise Conflict(
+                    f"VM {vm!r} has no cloud-init seed to replace: only VMs made from a "
+                    "template with cloud_init have one"
+                )
+            if record.state not in (VmState.SHUTOFF, VmState.CRASHED):
+                raise Conflict(
+                    f"VM {vm!r} is {record.state.value}: its cloud-init settings are read at "
+                    "boot; shut it down, replace them, then start it"
+                )
+            name = seed_volume_name(vm)
+            if not any(d.path.endswith("/" + name) for d in record.disks):
+                raise Conflict(
+                    f"VM {vm!r} no longer has its cloud-init seed {name} attached; nothing was "
+                    "changed"
+                )
+            instance_id = f"corral-{uuid.uuid4()}"
+            files = compose(sealed, [n.mac for n in record.nics], instance_id)
+            iso = await asyncio.to_thread(
+                build_seed_iso, files.meta_data, files.user_data, files.network_config
+            )
+            await host.storage.write_small(name, iso)
+            await self._remember(row.uuid, sealed, instance_id, principal.user)
+        return await self.cloud_init(vm)
 
     @staticmethod
     async def _full_copy(host: LibvirtHost, name: str, disk: dict[str, Any]) -> VolumeRef:

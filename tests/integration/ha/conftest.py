@@ -4,7 +4,7 @@ restarts land on h1/h2/h3 as on a cluster of three."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import httpx
@@ -61,3 +61,27 @@ def bmc(
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         yield sim
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed HA test shows what the manager logged meanwhile (its warnings say each host's
+    HA state changes and why): CI keeps no server log."""
+    report = yield
+    server = getattr(item, "funcargs", {}).get("multihost_corral")
+    start = item.stash.get(_LOG_START, None)
+    if report.failed and isinstance(server, CorralServer) and start is not None:
+        logged = server.log_path.read_bytes()[start:].decode(errors="replace")
+        lines = [line for line in logged.splitlines() if "WARNING" in line or "ERROR" in line]
+        report.sections.append(("corral serve, warnings meanwhile", "\n".join(lines[-80:])))
+    return report
+
+
+_LOG_START = pytest.StashKey[int]()
+
+
+@pytest.fixture(autouse=True)
+def _server_log_start(request: pytest.FixtureRequest, multihost_corral: CorralServer) -> None:
+    request.node.stash[_LOG_START] = multihost_corral.log_path.stat().st_size

@@ -8,7 +8,7 @@ from corral.api.deps import Operator, Svc, Viewer
 from corral.api.openapi import on_host, problem_responses
 from corral.api.params import NamePath
 from corral.api.routers.vms import ACCEPTED, accepted
-from corral.cloudinit.model import CloudInitInfo
+from corral.cloudinit.model import CloudInitConfig, CloudInitInfo
 from corral.model.task import TaskInfo
 from corral.model.template import TemplateCreate, TemplateInfo, TemplateVmRequest
 
@@ -94,3 +94,23 @@ async def show_cloud_init(name: NamePath, svc: Svc, _: Viewer) -> CloudInitInfo:
     """A VM's cloud-init settings: never a password, its hash or the user-data (the
     user-data's SHA-256 and size instead), and who set them when."""
     return await svc.templates.cloud_init(name)
+
+
+@router.put(
+    "/vms/{name}/cloud-init",
+    name="vm.cloud_init.replace",
+    responses=on_host(
+        (404, "no such VM"),
+        (409, "the VM is not shut off, or it has no cloud-init seed"),
+        (422, "malformed, or user-data that is not valid cloud-config (cloud-init's words)"),
+    ),
+)
+async def replace_cloud_init(
+    name: NamePath, body: CloudInitConfig, request: Request, svc: Svc, who: Operator
+) -> CloudInitInfo:
+    """Replace a shut-off VM's cloud-init settings as a whole (what the body leaves out is
+    gone) and write its seed again with a new instance ID: the guest applies them at its next
+    boot. The user-data is checked first and, as ever, never shown again."""
+    request.state.audit_target = name
+    request.state.audit_detail = "cloud-init settings replaced"
+    return await svc.templates.replace_cloud_init(who, name, body)

@@ -12,6 +12,14 @@ the hosts' clocks do not matter:
 - a beat that has not moved for ``fence_after_s`` plus a margin means the host is dead or has
   killed its QEMUs by itself: its VMs' leases have expired, and they may run elsewhere.
 
+A stale beat proves that only if the beater ran when the host went silent. A beat that
+stopped for another reason while the host lived (its beater killed and not yet started again,
+or writing to another directory after the domain changed) proves nothing, and taking it for an
+expired lease restarted a VM that still ran (found by a full test run). So a lease is *armed*
+only when the beat was seen moving in the directory Corral reads, after the host last came
+back, and until no earlier than ``DETECT_S`` before Corral last heard the host (libvirt's
+keep-alive takes up to that long to notice a silent host).
+
 The manager's own host never runs one: its self-fence would kill every QEMU on the machine.
 """
 
@@ -30,11 +38,26 @@ from corral.model.storage_domain import StorageDomainKind
 from corral.services._db import Db
 from corral.services.host_agents import HostAgents
 from corral.services.hosts import HostService
+from corral.virt._connection import KEEPALIVE_COUNT, KEEPALIVE_INTERVAL_S
 
 log = logging.getLogger(__name__)
 
 #: Beyond ``fence_after_s``: the host's last kill, and a beat written just before the cut.
 MARGIN_S = 5.0
+#: How long before Corral notices a silent host its beat may have stopped for the lease to
+#: count: libvirt's keep-alive (interval times count, plus one interval) and a margin.
+DETECT_S = KEEPALIVE_INTERVAL_S * (KEEPALIVE_COUNT + 1) + 5.0
+
+
+@dataclass
+class Beat:
+    """One host's beat as Corral watched it, by Corral's own clock (monotonic)."""
+
+    seq: float
+    #: When Corral last saw its sequence number change.
+    moved_at: float
+    #: Whether it was seen changing since the host last came back (see the module's doc).
+    moving: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,35 @@ class Lease:
     still_s: float | None
     expired: bool
     reason: str
+
+
+def judge(
+    beat: Beat | None, last_heard: float | None, now: float, fence_after_s: float, missing: str
+) -> Lease:
+    """What ``beat`` proves about a host Corral last heard at ``last_heard`` (monotonic;
+    None: not since this instance started)."""
+    if beat is None:
+        return Lease(None, False, missing)
+    still = now - beat.moved_at
+    limit = fence_after_s + MARGIN_S
+    if still < limit:
+        return Lease(still, False, f"its storage heartbeat moved {still:.0f} s ago: it is "
+                     "alive on storage but unreachable by Corral, so its VMs are not "
+                     "restarted elsewhere")  # fmt: skip
+    unproven = "no self-fence is known to have run there, so its stale heartbeat proves nothing"
+    if not beat.moving:
+        return Lease(still, False, "its storage heartbeat was not seen moving since it last "
+                     f"came back: {unproven}")  # fmt: skip
+    if last_heard is None:
+        why = "this Corral instance never heard it answer, so it cannot tell whether its "
+        return Lease(still, False, why + f"heartbeat ran until it went silent: {unproven}")
+    if beat.moved_at < last_heard - DETECT_S:
+        before = last_heard - beat.moved_at
+        return Lease(still, False, f"its storage heartbeat had stopped {before:.0f} s before "
+                     f"Corral last heard it: {unproven}")  # fmt: skip
+    return Lease(still, True, f"its storage heartbeat stopped {still:.0f} s ago (a host "
+                 f"without storage kills its own QEMUs after {fence_after_s:g} s): "
+                 "its VMs' leases expired")  # fmt: skip
 
 
 def _read_local(directory: str) -> dict[str, dict[str, float]] | None:
@@ -68,8 +120,9 @@ class Heartbeats:
         self._agents = agents
         self.interval_s = interval_s
         self.fence_after_s = fence_after_s
-        #: host -> (its last sequence number, when Corral saw it change: monotonic)
-        self._moved: dict[str, tuple[float, float]] = {}
+        #: host -> its beat in ``_directory``
+        self._beats: dict[str, Beat] = {}
+        self._directory: str | None = None
         #: Why a host has no heartbeat (shown in its HA reason).
         self.problems: dict[str, str] = {}
 
@@ -110,20 +163,35 @@ class Heartbeats:
 
     async def observe(self) -> None:
         """Read every host's beat now and note whose moved."""
-        beats = await self._read()
-        if beats is None:
+        directory = await self.directory()
+        if directory != self._directory:
+            # Beats in another directory say nothing about the beaters' new one.
+            self._beats.clear()
+            self._directory = directory
+        if directory is None:
+            return
+        beats = await self._read(directory)
+        if beats is None or directory != self._directory:
             return
         now = time.monotonic()
-        for name, beat in beats.items():
-            seq = beat["seq"]
-            last = self._moved.get(name)
-            if last is None or last[0] != seq:
-                self._moved[name] = (seq, now)
+        for name in set(self._beats) - set(beats):
+            del self._beats[name]  # its beat file is gone: nothing to conclude from
+        for name, written in beats.items():
+            seq = written["seq"]
+            known = self._beats.get(name)
+            if known is None:
+                self._beats[name] = Beat(seq, now)
+            elif known.seq != seq:
+                known.seq, known.moved_at, known.moving = seq, now, True
 
-    async def _read(self) -> dict[str, dict[str, float]] | None:
-        directory = await self.directory()
-        if directory is None:
-            return None
+    def came_back(self, name: str) -> None:
+        """``name`` answers again (connected, powered on): its lease is armed again only once
+        its beat is seen moving after this."""
+        known = self._beats.get(name)
+        if known is not None:
+            known.moving = False
+
+    async def _read(self, directory: str) -> dict[str, dict[str, float]] | None:
         local = await asyncio.to_thread(_read_local, directory)
         if local is not None:
             return local
@@ -139,17 +207,8 @@ class Heartbeats:
             return beats
         return None
 
-    def lease(self, name: str) -> Lease:
-        seen = self._moved.get(name)
-        if seen is None:
-            why = self.problems.get(name, "no storage heartbeat from it was ever seen")
-            return Lease(None, False, why)
-        still = time.monotonic() - seen[1]
-        limit = self.fence_after_s + MARGIN_S
-        if still < limit:
-            return Lease(still, False, f"its storage heartbeat moved {still:.0f} s ago: it is "
-                         "alive on storage but unreachable by Corral, so its VMs are not "
-                         "restarted elsewhere")  # fmt: skip
-        return Lease(still, True, f"its storage heartbeat stopped {still:.0f} s ago (a host "
-                     f"without storage kills its own QEMUs after {self.fence_after_s:g} s): "
-                     "its VMs' leases expired")  # fmt: skip
+    def lease(self, name: str, last_heard: float | None) -> Lease:
+        """Whether ``name``'s lease expired; ``last_heard``: when Corral last heard it."""
+        missing = self.problems.get(name, "no storage heartbeat from it was ever seen")
+        return judge(self._beats.get(name), last_heard, time.monotonic(), self.fence_after_s,
+                     missing)  # fmt: skip

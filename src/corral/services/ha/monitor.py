@@ -30,7 +30,7 @@ from corral.services.audit import AuditService
 from corral.services.events import Event, EventBus
 from corral.services.ha.definitions import HaDefinitions
 from corral.services.ha.fencing import Fencing
-from corral.services.ha.heartbeats import Heartbeats
+from corral.services.ha.heartbeats import Heartbeats, Lease
 from corral.services.ha.restart import HaRestart
 from corral.services.hosts import HostService
 from corral.services.leases import Leases
@@ -76,6 +76,9 @@ class HaMonitor:
         self.leases: Leases | None = None
         #: Since when each host has been silent (monotonic), as this instance saw it.
         self._silent: dict[str, float] = {}
+        #: When this instance last saw each host connected (monotonic), on every instance: the
+        #: storage lease counts only for a beat that moved until about then.
+        self._heard: dict[str, float] = {}
         self._next_fence: dict[str, float] = {}
         self._fencers: dict[str, asyncio.Task[None]] = {}
         #: Why the BMC gave no proof at its last attempt (retried every fence_retry_s).
@@ -122,6 +125,7 @@ class HaMonitor:
         while True:
             started = time.monotonic()
             try:
+                self._listen(started)
                 holds = self.leases is None or await self.leases.holds(HA_LEASE) is not None
                 self._running_here = holds
                 if holds:
@@ -146,6 +150,19 @@ class HaMonitor:
                 await self._step(row, counts[row.name], now)
             except CorralError as exc:
                 log.warning("HA monitor, host %s: %s", row.name, exc.message)
+
+    def _listen(self, now: float) -> None:
+        """Note who answers; a host that answers again after silence has its heartbeat's
+        lease disarmed until its beat moves again, and its beater checked at once (a power
+        cut killed it)."""
+        for host in self._hosts.all():
+            if not host.connected:
+                continue
+            if self._heard.get(host.name, -1.0) < now - 2 * self.interval_s - 1.0:
+                if self.heartbeats is not None:
+                    self.heartbeats.came_back(host.name)
+                self._next_beat_check = 0.0
+            self._heard[host.name] = now
 
     def _live(self, name: str) -> bool:
         try:
@@ -197,6 +214,9 @@ class HaMonitor:
                         self._next_beat_check = now + self.beat_check_s
                         live = {h.name for h in self._hosts.all() if h.connected}
                         await self.heartbeats.ensure(live)
+                if self.heartbeats is not None:
+                    # Read on every instance: one that takes over the monitor knows whose beat
+                    # ran until its host went silent.
                     await self.heartbeats.observe()
             except CorralError as exc:
                 log.warning("HA heartbeats: %s", exc.message)
@@ -219,7 +239,7 @@ class HaMonitor:
     async def _lease_proves(self, name: str) -> bool:
         """Fenced by its storage heartbeat's lease, checked on every pass (a BMC attempt,
         which may take 30 s to time out, runs beside it in the fencing task)."""
-        lease = self.heartbeats.lease(name) if self.heartbeats is not None else None
+        lease = self._lease(name)
         if lease is None or not lease.expired:
             return False
         unproven = self._unproven.get(name, "")
@@ -228,6 +248,11 @@ class HaMonitor:
             self._next_fence.pop(name, None)
             await self._audit.record(ACTOR, "host.fence", name, "ok", reason)
         return True
+
+    def _lease(self, name: str) -> Lease | None:
+        if self.heartbeats is None:
+            return None
+        return self.heartbeats.lease(name, self._heard.get(name))
 
     async def _fence_logged(self, name: str, now: float) -> None:
         try:
@@ -254,7 +279,7 @@ class HaMonitor:
             return
         self._next_fence[name] = time.monotonic() + self.fence_retry_s
         self._unproven[name] = fence.reason
-        lease = self.heartbeats.lease(name) if self.heartbeats is not None else None
+        lease = self._lease(name)
         unproven = self._unproven.get(name, "")
         reason = unproven + (f"; {lease.reason}" if lease is not None else "")
         await self._set(name, HostHaState.FENCING, reason, only_from=_FENCING)
