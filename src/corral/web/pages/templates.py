@@ -1,16 +1,17 @@
-"""The templates page: every template with the VMs standing on it, and a form that makes a VM
-from one (linked or full) with cloud-init's hostname, user, SSH key and user-data."""
+"""The templates page: every template with the VMs standing on it, a form that makes a
+template of a shut-off VM, and one that makes a VM from a template (linked or full) with
+cloud-init's hostname, user, SSH key and user-data."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from corral.errors import CorralError
-from corral.model.template import TemplateVmRequest
+from corral.model.template import TemplateCreate, TemplateVmRequest
 from corral.services.runtime import Services
 from corral.web.page_auth import PageOperator, PageViewer
 from corral.web.templating import render
@@ -18,6 +19,7 @@ from corral.web.templating import render
 router = APIRouter(include_in_schema=False)
 
 FORM_FIELDS = ("template", "name", "clone", "hostname", "user", "ssh_key", "user_data")
+MAKE_FIELDS = ("name", "from_vm", "description")
 
 
 async def _context(
@@ -32,7 +34,7 @@ async def _context(
             shown.append(t)  # its host is down: no "used by" then
     empty = dict.fromkeys(FORM_FIELDS, "") | {"clone": "linked"}
     return {"active": "templates", "templates": shown, "form": form or empty, "errors": {},
-            **extra}  # fmt: skip
+            "make": dict.fromkeys(MAKE_FIELDS, ""), "make_errors": {}, **extra}  # fmt: skip
 
 
 @router.get("/templates", name="ui.templates")
@@ -56,6 +58,35 @@ def _body(form: dict[str, Any]) -> dict[str, Any]:
     if cloud:
         body["cloud_init"] = cloud
     return body
+
+
+@router.post("/ui/templates", name="ui.template.create", response_model=None)
+async def create_template(request: Request, who: PageOperator) -> HTMLResponse | Response:
+    """A template of a shut-off VM; on success the page loads again with it listed."""
+    svc: Services = request.app.state.services
+    raw = await request.form()
+    make = {k: v.strip() if isinstance(v := raw.get(k, ""), str) else "" for k in MAKE_FIELDS}
+    request.state.audit_target = make["name"]
+    try:
+        body = TemplateCreate.model_validate(make)
+        await svc.templates.create(who, body)
+    except ValidationError as exc:
+        message = "; ".join(
+            f"{e['loc'][0] if e['loc'] else 'form'}: {e['msg']}" for e in exc.errors()
+        )
+        return await _make_refused(request, svc, make, message)
+    except CorralError as exc:
+        return await _make_refused(request, svc, make, exc.message)
+    return Response(status_code=204, headers={"HX-Redirect": "/templates"})
+
+
+async def _make_refused(
+    request: Request, svc: Services, make: dict[str, str], message: str
+) -> HTMLResponse:
+    request.state.problem_detail = message
+    context = await _context(svc)
+    context["make"], context["make_errors"] = make, {"form": message}
+    return render(request, "fragments/template_make_form.html", context, status=422)
 
 
 @router.post("/ui/templates/vms", name="ui.template.vm.create")
