@@ -62,7 +62,7 @@ LAZY: dict[str, LazyCommand] = {
     "template": LazyCommand(
         "corral.cli.template",
         "app",
-        "Templates: a shut-off VM's disks frozen as bases, new VMs made from them.",
+        "Templates: a shut-off VM's disks or a disk image as bases, new VMs made from them.",
     ),
     "power": LazyCommand(
         "corral.cli.power", "app", "Power-aware placement: plans, applying them, host power."

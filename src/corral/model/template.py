@@ -9,8 +9,9 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from corral.cloudinit.model import CloudInitConfig
+from corral.model.arch import Arch, MachineType
 from corral.model.common import Description, Name
-from corral.model.vm import VmName
+from corral.model.vm import NicSpec, VmName
 
 
 class CloneKind(StrEnum):
@@ -32,18 +33,54 @@ class TemplateCreate(BaseModel):
     description: Description = ""
 
 
+class TemplateImport(BaseModel):
+    """A template of a disk image of a host's library (a cloud image, qcow2 or raw): the
+    image is its base as it is (never copied or changed), with a definition made from these
+    settings. The image cannot be deleted while the template exists."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Name
+    image: Name = Field(description="a disk image of the host's library (`corral image list`)")
+    host: Name | None = Field(
+        default=None,
+        description="the host whose library holds the image (default: the first connected "
+        "host that has it); the template's VMs are made there",
+    )
+    arch: Arch | None = Field(default=None, description="the guest's architecture (the host's)")
+    machine: MachineType | None = None
+    vcpus: int = Field(default=1, ge=1, le=512)
+    memory_mib: int = Field(default=1024, ge=16, le=4 * 1024 * 1024)
+    nics: list[NicSpec] = Field(
+        default_factory=lambda: [NicSpec()],
+        max_length=16,
+        description="the VMs' network interfaces (default: one on Corral's NAT network)",
+    )
+    description: Description = ""
+
+
 class TemplateDisk(BaseModel):
     target: str = Field(description="the disk's device in the guest (vda, sda…)")
     volume: str = Field(description="the read-only base volume in the host's pool")
     path: str
     capacity_bytes: int | None = None
+    image: str | None = Field(
+        default=None,
+        description="the library's disk image this base is (imported templates): it stays "
+        "when the template is deleted",
+    )
 
 
 class TemplateInfo(BaseModel):
     name: str
     description: str
     host: str = Field(description="the host whose storage holds the bases: its VMs are made there")
-    source_vm: str = Field(description="the VM the template was made from")
+    source_vm: str = Field(
+        description="the VM the template was made from (empty for an imported image)"
+    )
+    source_image: str | None = Field(
+        default=None, description="the library's disk image it was imported from"
+    )
     arch: str
     vcpus: int
     memory_mib: int

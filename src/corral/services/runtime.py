@@ -161,6 +161,8 @@ class Services:
             self.bus,
         )
         self.templates = Templates(self.vms.inventory, self.tasks, self.audit, self.locks)
+        self.templates.images = self.images
+        self.images.templates_using = self.templates.using_volume
         self.migrations = MigrationServices.build(
             self.vms.inventory,
             self.tasks,

@@ -16,23 +16,29 @@ from corral.cloudinit.model import CloudInitConfig, CloudInitInfo, UserDataInfo
 from corral.cloudinit.schema import check_user_data, user_data_digest
 from corral.cloudinit.seed import build_seed_iso
 from corral.errors import Conflict, CorralError, NotFound
+from corral.model.arch import Arch
+from corral.model.image import ImageKind
 from corral.model.task import TaskInfo
 from corral.model.template import (
     CloneKind,
     TemplateCreate,
     TemplateDisk,
+    TemplateImport,
     TemplateInfo,
     TemplateVmRequest,
 )
-from corral.model.vm import VmState
+from corral.model.vm import BootSpec, DiskSpec, VmSpec, VmState
+from corral.services.images import ImageLibrary, image_volume
 from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
+from corral.services.vms import _provision
 from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms._volumes import volume_name
 from corral.services.vms.clone import check_freezable, undo_made
 from corral.store.tables import Template
 from corral.virt import DomainRecord, LibvirtHost, VolumeRef
 from corral.virt._clone import interface_count, random_mac
+from corral.virt.domain_xml import Domain
 
 TASK_KIND = "vm.from-template"
 
@@ -43,6 +49,7 @@ def template_info(row: Template, used_by: list[str] | None = None) -> TemplateIn
         description=row.description,
         host=row.host.name,
         source_vm=row.source_vm,
+        source_image=next((str(d["image"]) for d in row.disks if d.get("image")), None),
         arch=row.arch,
         vcpus=row.vcpus,
         memory_mib=row.memory_mib,
@@ -54,6 +61,9 @@ def template_info(row: Template, used_by: list[str] | None = None) -> TemplateIn
 
 
 class Templates(TaskUseCase):
+    #: Where imported templates' images are found (set by the runtime).
+    images: ImageLibrary | None = None
+
     # -- making and removing templates --------------------------------------------------------
     async def create(self, principal: Principal, req: TemplateCreate) -> TemplateInfo:
         db = self._inventory.db
@@ -87,6 +97,77 @@ class Templates(TaskUseCase):
                 await _unfreeze(host, record, created)
                 raise
         return await self.show(req.name)
+
+    async def import_image(self, principal: Principal, req: TemplateImport) -> TemplateInfo:
+        """A template whose base is a disk image of a host's library, as it is (the image
+        then cannot be deleted while the template exists), with a definition made from
+        ``req``'s settings, checked as a new VM's would be."""
+        db = self._inventory.db
+        if await db.read(lambda s: store.find_template(s, req.name)) is not None:
+            raise Conflict(f"a template named {req.name!r} already exists; choose another name")
+        if self.images is None:
+            raise Conflict("this Corral has no image library")
+        place, image = await self.images.locate(req.image, req.host, None)
+        if image.kind is not ImageKind.DISK:
+            raise Conflict(
+                f"image {req.image!r} is a{'n' if image.kind.value[0] in 'aeiou' else ''} "
+                f"{image.kind.value} image: a template needs a disk image (qcow2 or raw, "
+                "`corral image upload FILE --kind disk`)"
+            )
+        if place.shared:
+            raise Conflict(
+                f"image {req.image!r} is on {place.where}: templates are made of images in a "
+                "host's own library only (for now); upload it to a host"
+            )
+        host = self._inventory.hosts.for_new_vm(place.host.name)
+        base = await host.storage.find_volume(image_volume(ImageKind.DISK, req.image))
+        if base is None:
+            raise NotFound(f"image {req.image!r} vanished from {place.where}; nothing was made")
+        spec = VmSpec(
+            # Any unused name: a VM made from the template gets its own.
+            name=f"template-{secrets.token_hex(4)}",
+            arch=req.arch,
+            machine=req.machine,
+            vcpus=req.vcpus,
+            memory_mib=req.memory_mib,
+            nics=list(req.nics),
+            disks=[DiskSpec(name="root", base_image=req.image)],
+            boot=BootSpec(source="disk"),
+        )
+        checked = await _provision.validate(db, host, spec)
+        checked = checked.model_copy(
+            update={"nics": await _provision.resolve_nics(host, checked.nics)}
+        )
+        xml = await host.domain_xml(checked, [base])
+        [target] = [d.target_dev for d in Domain.from_xml(xml).devices.disks if d.target_dev]
+        disk = {"target": target, "volume": base.name, "path": base.path,
+                "capacity_bytes": base.capacity_bytes, "image": req.image}  # fmt: skip
+        arch = (checked.arch or Arch.X86_64).value
+        await db(
+            lambda s: store.add_template(
+                s,
+                name=req.name,
+                host=host.name,
+                source_vm="",
+                xml=xml,
+                disks=[disk],
+                arch=arch,
+                vcpus=checked.vcpus,
+                memory_mib=checked.memory_mib,
+                created_by=principal.user,
+                description=req.description,
+            )
+        )
+        return await self.show(req.name)
+
+    async def using_volume(self, host: str, volume: str) -> list[str]:
+        """The templates whose bases include ``volume`` of ``host``'s pool."""
+        rows = await self._inventory.db.read(store.list_templates)
+        return sorted(
+            r.name
+            for r in rows
+            if r.host.name == host and any(d["volume"] == volume for d in r.disks)
+        )
 
     async def _freeze(
         self, host: LibvirtHost, record: DomainRecord
@@ -131,6 +212,8 @@ class Templates(TaskUseCase):
             )
         await self._inventory.db(lambda s: store.delete_template(s, name))
         for disk in row.disks:
+            if disk.get("image"):
+                continue  # the library's image: it stays
             if await host.storage.volume_exists(str(disk["volume"])):
                 await host.storage.delete_volume(str(disk["volume"]))
 

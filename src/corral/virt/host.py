@@ -287,13 +287,19 @@ class LibvirtHost:
             ),
         )
 
-    async def define_domain(
+    async def domain_xml(
         self, spec: VmSpec, disks: list[VolumeRef], *, uuid: str | None = None
-    ) -> DomainRecord:
+    ) -> str:
+        """The definition ``spec`` makes on this host, not defined (a template's)."""
         nat = None
         if any(nic.network == "nat" for nic in spec.nics):
             nat = await self.ensure_nat_network()
-        xml = build_domain(spec, disks, self.host_defaults(spec, nat), uuid=uuid).to_xml()
+        return build_domain(spec, disks, self.host_defaults(spec, nat), uuid=uuid).to_xml()
+
+    async def define_domain(
+        self, spec: VmSpec, disks: list[VolumeRef], *, uuid: str | None = None
+    ) -> DomainRecord:
+        xml = await self.domain_xml(spec, disks, uuid=uuid)
         return await self._conn.run(
             f"define VM {spec.name} on host {self.name}",
             lambda c: _records.domain_record(c.defineXML(xml), self._started_at),

@@ -1,7 +1,7 @@
-"""A VM from a template of a cloud image, configured by cloud-init from Corral's seed: its
-hostname, a user with an SSH key, a runcmd marker and a static address, all read from the
-guest's serial console (one TCG boot). Refused user-data makes nothing; the settings are shown
-without their secrets."""
+"""A VM from a template imported from a cloud image of the library, configured by cloud-init
+from Corral's seed: its hostname, a user with an SSH key, a runcmd marker and a static
+address, all read from the guest's serial console (one TCG boot). Refused user-data makes
+nothing; the settings are shown without their secrets."""
 
 from __future__ import annotations
 
@@ -66,20 +66,20 @@ def test_a_vm_from_a_cloud_template_comes_up_as_its_seed_says(
     cloud_guest: CloudGuest,
     tmp_path: Path,
 ) -> None:
-    # The cloud image becomes a template through a VM that never booted.
-    spec = {
-        "name": "cloud-src",
-        "vcpus": 1,
-        "memory_mib": 512,
-        "disks": [{"name": "root", "import_path": str(cloud_guest.disk)}],
-        "nics": [{"network": "user"}],
-        "boot": {"source": "disk"},
-    }
-    imported = client.post("/vms", json=spec)
-    assert imported.status_code == 202, imported.text
-    assert wait_task(client, imported.json()["id"], timeout=300)["state"] == "succeeded"
-    made = client.post("/templates", json={"name": "debian-cloud", "from_vm": "cloud-src"})
-    assert made.status_code == 201, made.text
+    # The cloud image, uploaded to the library, becomes a template as it is.
+    uploaded = corral.cli("image", "upload", str(cloud_guest.disk), "--name", "debian.qcow2",
+                          "--kind", "disk")  # fmt: skip
+    assert uploaded.returncode == 0, uploaded.stderr
+    refused_kind = client.post("/templates/import", json={"name": "x", "image": "nope.qcow2"})
+    assert refused_kind.status_code == 404, refused_kind.text
+    made = corral.cli("template", "import", "debian-cloud", "--image", "debian.qcow2",
+                      "--memory", "512", "--nic", "user")  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "from image debian.qcow2" in made.stdout
+    template = client.get("/templates/debian-cloud").json()
+    assert (template["source_image"], template["memory_mib"]) == ("debian.qcow2", 512)
+    held = client.delete("/images/debian.qcow2")
+    assert held.status_code == 409 and "template(s) debian-cloud" in held.json()["detail"]
 
     # User-data cloud-init refuses: its words, and nothing made (no VM, no volume).
     before = _pool_volumes(conn)
@@ -137,5 +137,6 @@ def test_a_vm_from_a_cloud_template_comes_up_as_its_seed_says(
     assert client.delete("/vms/c1", params={"delete_disks": "true"}).status_code == 204
     assert "c1-cidata.iso" not in _pool_volumes(conn)  # the seed goes with its VM
     assert client.get("/vms/c1/cloud-init").status_code == 404
-    assert client.delete("/vms/cloud-src", params={"delete_disks": "true"}).status_code == 204
+    # The template goes; its image stays in the library until deleted there.
     assert client.delete("/templates/debian-cloud").status_code == 204
+    assert client.delete("/images/debian.qcow2").status_code == 204

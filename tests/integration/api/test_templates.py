@@ -3,7 +3,9 @@ refusals that change nothing, and a template deleted only once nothing stands on
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import libvirt
@@ -100,3 +102,43 @@ def test_a_template_makes_linked_and_full_vms_and_goes_when_unused(
     # ... and goes with the template.
     assert original not in _volume_paths(conn)
     assert client.get("/templates/tpl").status_code == 404
+
+
+def test_template_import_refusals_make_nothing(
+    client: httpx.Client, corral: CorralServer, tmp_path: Path
+) -> None:
+    """An ISO is no disk, a template name is taken, a size the host cannot hold: refused in
+    words, no template made; an imported template's VM stands on the image itself."""
+    qcow = tmp_path / "small.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow), "64M"], check=True)
+    iso = tmp_path / "small.iso"
+    iso.write_bytes(bytes(32769) + b"CD001" + bytes(2043))
+    for path, kind in ((qcow, "disk"), (iso, "iso")):
+        done = corral.cli("image", "upload", str(path), "--kind", kind)
+        assert done.returncode == 0, done.stderr
+    try:
+        not_disk = client.post("/templates/import", json={"name": "imp", "image": "small.iso"})
+        assert not_disk.status_code == 409 and "needs a disk image" in not_disk.json()["detail"]
+        too_big = {"name": "imp", "image": "small.qcow2", "memory_mib": 4194304}
+        huge = client.post("/templates/import", json=too_big)
+        assert huge.status_code in (409, 507), huge.text
+        assert "memory" in huge.json()["detail"]
+        assert client.get("/templates").json() == []
+
+        made = client.post("/templates/import", json={"name": "imp", "image": "small.qcow2"})
+        assert made.status_code == 201, made.text
+        assert made.json()["source_image"] == "small.qcow2"
+        again = client.post("/templates/import", json={"name": "imp", "image": "small.qcow2"})
+        assert again.status_code == 409 and "already exists" in again.json()["detail"]
+        answer = client.post("/templates/imp/vms", json={"name": "imp-vm"})
+        assert answer.status_code == 202, answer.text
+        assert wait_task(client, answer.json()["id"])["state"] == "succeeded"
+        image_path = made.json()["disks"][0]["path"]
+        assert client.get("/templates/imp").json()["used_by"] == ["imp-vm"]
+        vm_disk = client.get("/vms/imp-vm").json()["disks"][0]["path"]
+        assert vm_disk != image_path
+    finally:
+        client.delete("/vms/imp-vm", params={"delete_disks": "true"})
+        client.delete("/templates/imp")
+        for image in ("small.qcow2", "small.iso"):
+            assert client.delete(f"/images/{image}").status_code == 204

@@ -10,7 +10,12 @@ from corral.api.params import NamePath
 from corral.api.routers.vms import ACCEPTED, accepted
 from corral.cloudinit.model import CloudInitConfig, CloudInitInfo
 from corral.model.task import TaskInfo
-from corral.model.template import TemplateCreate, TemplateInfo, TemplateVmRequest
+from corral.model.template import (
+    TemplateCreate,
+    TemplateImport,
+    TemplateInfo,
+    TemplateVmRequest,
+)
 
 router = APIRouter(tags=["templates"])
 
@@ -41,6 +46,29 @@ async def create_template(
     request.state.audit_target = body.name
     request.state.audit_detail = f"from VM {body.from_vm}"
     return await svc.templates.create(who, body)
+
+
+@router.post(
+    "/templates/import",
+    name="template.import",
+    status_code=201,
+    responses=on_host(
+        (404, "no such image"),
+        (
+            409,
+            "the name is taken, the image is not a disk image, is on a shared domain or on "
+            "several hosts, or the host cannot run the settings",
+        ),
+    ),
+)
+async def import_template(
+    body: TemplateImport, request: Request, svc: Svc, who: Operator
+) -> TemplateInfo:
+    """Make a template of a disk image of a host's library (a cloud image, qcow2 or raw):
+    the image is its base as it is, the definition is made from the body's settings."""
+    request.state.audit_target = body.name
+    request.state.audit_detail = f"from image {body.image}"
+    return await svc.templates.import_image(who, body)
 
 
 @router.get("/templates/{name}", name="template.show", responses=on_host())

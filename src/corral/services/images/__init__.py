@@ -16,7 +16,7 @@ Conflict instead of racing.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -121,6 +121,9 @@ class ImageLibrary:
         self._held: dict[tuple[str, str], str] = {}
         #: Space promised to the uploads running in each place.
         self._room = PoolRoom()
+        #: The templates whose bases include a volume of a host's pool (set by the runtime):
+        #: their image cannot be deleted.
+        self.templates_using: Callable[[str, str], Awaitable[list[str]]] | None = None
 
     # -- holding an image while it changes ---------------------------------------------------
     @asynccontextmanager
@@ -436,6 +439,16 @@ class ImageLibrary:
                 raise Conflict(
                     f"image {name!r} on {where} is used by VM(s) {vms}: eject it "
                     "(`corral vm cdrom VM --eject`) or delete those VMs first"
+                )
+            templates = (
+                await self.templates_using(place.host.name, image_volume(image.kind, name))
+                if self.templates_using is not None and not place.shared
+                else []
+            )
+            if templates:
+                raise Conflict(
+                    f"image {name!r} on {where} is the base of template(s) "
+                    f"{', '.join(templates)}: delete them first (`corral template delete`)"
                 )
             clones = _clones_on(image, await place.list_volumes())
             if clones:

@@ -184,7 +184,7 @@ class _Built:
     domain: DomainRecord | None = None
 
 
-async def _resolve_nics(host: LibvirtHost, nics: list[NicSpec]) -> list[NicSpec]:
+async def resolve_nics(host: LibvirtHost, nics: list[NicSpec]) -> list[NicSpec]:
     if not any(n.network == "nat" for n in nics):
         return nics
     network = await host.ensure_nat_network()
@@ -291,7 +291,7 @@ async def provision(
     built = _Built()
     try:
         await _build_volumes(host, spec, built, ctx, drivers or {})
-        spec = spec.model_copy(update={"nics": await _resolve_nics(host, spec.nics)})
+        spec = spec.model_copy(update={"nics": await resolve_nics(host, spec.nics)})
         if ctx is not None:
             await ctx.progress(phase="defining the domain", force=True)
         built.domain = await host.define_domain(spec, built.volumes)
