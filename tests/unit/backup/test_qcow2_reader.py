@@ -32,14 +32,12 @@ def test_present_clusters_and_their_bytes_are_qemus(tmp_path: Path) -> None:
     path = tmp_path / "t.qcow2"
     image = _image(path, "write -P 0xab 1M 192k", "write -P 0xcd 5M 64k", "write -z 3M 64k",
                    "write -P 0x11 15M 1M")  # fmt: skip
-    mapped = json.loads(subprocess.run(["qemu-img", "map", "--output=json", str(path)],
-                                       capture_output=True, check=True, text=True).stdout)  # fmt: skip
-    present = [(m["start"], m["length"]) for m in mapped if m["present"]]
+    command = ["qemu-img", "map", "--output=json", str(path)]
+    mapped = json.loads(subprocess.run(command, capture_output=True, check=True).stdout)
+    present = [m for m in mapped if m["present"]]
     extents = image.extents()
-    assert [(e.offset, e.length) for e in extents] == present
-    assert [e.file_offset is None for e in extents] == [
-        not m["data"] for m in mapped if m["present"]
-    ]
+    assert [(e.offset, e.length) for e in extents] == [(m["start"], m["length"]) for m in present]
+    assert [e.file_offset is None for e in extents] == [not m["data"] for m in present]
 
     raw = tmp_path / "t.raw"
     subprocess.run(["qemu-img", "convert", "-O", "raw", str(path), str(raw)], check=True)
