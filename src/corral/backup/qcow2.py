@@ -1,9 +1,10 @@
 """Reading what a backup job wrote into a qcow2 file, through nothing but a function that
 returns bytes of the file (libvirt's volume download, so it works for every host alike).
 
-A push-mode backup job writes a fresh qcow2 without a backing file, compression or
-encryption: the full one every cluster the disk holds, an incremental one only the clusters
-that changed since its checkpoint. A cluster the job wrote is *present*: with data (the L2
+A push-mode backup job writes a fresh qcow2 without compression or encryption: the full one
+every cluster the disk holds, an incremental one only the clusters that changed since its
+checkpoint (libvirt gives it the disk as backing file, which is never read here: only what
+this file holds counts). A cluster the job wrote is *present*: with data (the L2
 entry's offset) or as zeros (the entry's zero flag, qcow2 version 3); a cluster it did not
 write is absent (unchanged, or zeros in a full backup). See QEMU's docs/interop/qcow2.txt.
 """
@@ -41,12 +42,11 @@ class Qcow2Image:
         if len(header) < 72 or header[:4] != MAGIC:
             raise CorralError("the backup file is not a qcow2 image")
         (version,) = struct.unpack(">I", header[4:8])
-        backing_offset, _backing_size, cluster_bits = struct.unpack(">QII", header[8:24])
+        cluster_bits = struct.unpack(">I", header[20:24])[0]
         (self.size,) = struct.unpack(">Q", header[24:32])
         crypt, l1_size, l1_offset = struct.unpack(">IIQ", header[32:48])
-        if backing_offset or crypt:
-            raise CorralError("the backup file has a backing file or is encrypted: not one a "
-                              "backup job writes")  # fmt: skip
+        if crypt:
+            raise CorralError("the backup file is encrypted: not one a backup job writes")
         self.version = version
         self.cluster_size = 1 << cluster_bits
         self._l2_entries = self.cluster_size // 8

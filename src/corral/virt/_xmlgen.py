@@ -38,6 +38,10 @@ def volume_xml(
     _sub(vol, "capacity", str(capacity), unit="bytes")
     target = _sub(vol, "target")
     _sub(target, "format", type=fmt)
+    if fmt == "qcow2":
+        # libvirt would make qcow2 version 2 (compat 0.10), which cannot keep the persistent
+        # dirty bitmaps incremental backups need.
+        _sub(target, "compat", "1.1")
     if backing_path is not None:
         backing = _sub(vol, "backingStore")
         _sub(backing, "path", backing_path)

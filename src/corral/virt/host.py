@@ -26,6 +26,7 @@ from corral.virt import _clone, _hostfiles, _media, _network, _records, _snapsho
 from corral.virt._connection import ManagedConnection
 from corral.virt._description import set_description
 from corral.virt._lookup import lookup as _lookup
+from corral.virt.backups import HostBackups
 from corral.virt.changes import DomainChanges
 from corral.virt.consoles import HostConsoles
 from corral.virt.disk_moves import DiskMoves
@@ -124,6 +125,7 @@ class LibvirtHost:
         self.networks = HostNetworks(self._conn, name)
         #: Moving a domain's disk to another volume (block copy, volume clones).
         self.disk_moves = DiskMoves(self._conn, name)
+        self.backups = HostBackups(self._conn, self.storage)
 
     # -- connection and events ---------------------------------------------------------------
     @property

@@ -1,0 +1,1 @@
+"""Backups of VMs into backup stores (:mod:`corral.backup`)."""
