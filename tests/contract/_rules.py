@@ -24,11 +24,15 @@ from __future__ import annotations
 import base64
 import io
 import re
+import secrets
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 from schemathesis import Case, GenerationMode
 
+from corral.backup.keys import new_key_text
 from corral.model.host import HOST_ADDRESS_PATTERN, LIBVIRT_URI_PATTERN
 from corral.model.power import IPV4_PATTERN
 from corral.model.vm import VmSpec
@@ -102,12 +106,20 @@ CONFINED_ADDRESS = "127.0.0.1"
 CLOSED_PORT = 1  # tcpmux: nothing listens there, ssh fails at once
 
 
+#: Where fuzzed backup stores are made: a directory of their own, never a path the fuzzer
+#: chose (the run is root's; a store is a directory Corral creates).
+STORE_ROOT = Path(tempfile.mkdtemp(prefix="corral-contract-stores-"))
+
+
 def _confine(case: Case) -> None:
     label = f"{case.operation.method.upper()} {case.operation.path}"
     body = case.body
     if not isinstance(body, dict):
         return
-    if label == "POST /api/v1/hosts" and isinstance(body.get("uri"), str):
+    if label == "POST /api/v1/backup-stores" and isinstance(body.get("path"), str):
+        if body["path"].startswith("/"):
+            body["path"] = str(STORE_ROOT / secrets.token_hex(6))
+    elif label == "POST /api/v1/hosts" and isinstance(body.get("uri"), str):
         if re.fullmatch(LIBVIRT_URI_PATTERN, body["uri"]):
             body["uri"] = CONFINED_URI
     elif label in ("POST /api/v1/host-enrollments", "POST /api/v1/host-bundles"):
@@ -184,6 +196,10 @@ def apply(case: Case) -> Case:
         # their networks: rules no schema states. A plain valid one stands in.
         if "cloud_init" in case.body:
             case.body["cloud_init"] = {"hostname": "fuzzed", "user_data": "#cloud-config\n{}"}
+    elif label == "POST /api/v1/backup-stores" and isinstance(case.body, dict):
+        # A key is one made by `corral backup key new`, not any string.
+        if "key" in case.body:
+            case.body["key"] = new_key_text().strip()
     elif label == "PUT /api/v1/vms/{name}/cloud-init":
         case.body = {"hostname": "fuzzed", "user_data": "#cloud-config\n{}"}
     elif label == "GET /api/v1/vms/{name}/log" and case.query:

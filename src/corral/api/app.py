@@ -20,6 +20,7 @@ from corral.api.openapi import CorralAPI, document_errors
 from corral.api.problems import install_handlers
 from corral.api.routers import (
     auth,
+    backups,
     console,
     console_ws,
     events,
@@ -187,6 +188,7 @@ def _include_routes(app: FastAPI) -> None:
         events,
         ha,
         templates,
+        backups,
     ):
         api.include_router(document_errors(module.router))
     app.include_router(api)

@@ -52,6 +52,8 @@ class Manifest(BaseModel):
     consistency: Consistency
     disks: list[DiskManifest]
     duration_s: float = 0.0
+    #: The VM's definition at that time (without secrets): what a restore defines anew.
+    definition: str | None = None
     #: HMAC of the rest, in an encrypted store (a changed manifest is detected).
     mac: str | None = None
 

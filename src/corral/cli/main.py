@@ -58,6 +58,9 @@ LAZY: dict[str, LazyCommand] = {
         "every host (admins change them).",
     ),
     "cluster": LazyCommand("corral.cli.cluster", "app", "Cluster-wide settings."),
+    "backup": LazyCommand(
+        "corral.cli.backup", "app", "Backups: stores, keys, listings, verify and restore."
+    ),
     "ha": LazyCommand("corral.cli.ha", "app", "High availability: hosts' HA states, VMs waiting."),
     "template": LazyCommand(
         "corral.cli.template",

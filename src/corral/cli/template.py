@@ -89,7 +89,7 @@ def import_image(
         message = validation_message(exc) if isinstance(exc, ValidationError) else str(exc)
         c.usage_error(message, "NAME")
     response = c.client(ctx).post(
-        "/templates/import", json=body.model_dump(mode="json", exclude_none=True)
+        "/template-imports", json=body.model_dump(mode="json", exclude_none=True)
     )
     made = parse(response, TemplateInfo)
     c.emit(ctx, json_out, response.json(), lambda: c.info(_details(made)))

@@ -85,6 +85,11 @@ LAZY: dict[str, LazyCommand] = {
         "Wait until an image appears on the VM's screen; exit 1 if it does not within --timeout.",
     ),
     "snapshot": LazyCommand("corral.cli.snapshot", "app", "Snapshots of a VM."),
+    "backup": LazyCommand(
+        "corral.cli.backup",
+        "vm_backup",
+        "Back a VM up into a store: full the first time, then only what changed.",
+    ),
     "ha": LazyCommand(
         "corral.cli.ha",
         "vm_ha",

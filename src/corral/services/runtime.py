@@ -13,6 +13,7 @@ from corral.pki import ClusterPki
 from corral.services._db import Db
 from corral.services.audit import AuditService
 from corral.services.auth import AuthService
+from corral.services.backups.service import BackupService
 from corral.services.cluster import ClusterSettingsService
 from corral.services.cluster_view import ClusterView
 from corral.services.console_tickets import ConsoleTickets
@@ -35,6 +36,7 @@ from corral.services.power import APPLY_KIND as POWER_APPLY_KIND
 from corral.services.power import PowerServices
 from corral.services.power.host_power import OFF_KIND as POWER_OFF_KIND
 from corral.services.power.host_power import ON_KIND as POWER_ON_KIND
+from corral.services.power.secrets import SecretBox
 from corral.services.reconcile import Reconciler
 from corral.services.recovery import CreateRecovery, UploadRecovery
 from corral.services.shared_secrets import check_shared_secrets, refuse_missing_secrets
@@ -162,6 +164,8 @@ class Services:
         )
         self.templates = Templates(self.vms.inventory, self.tasks, self.audit, self.locks)
         self.templates.images = self.images
+        self.backups = BackupService(self.vms.inventory, self.tasks, self.audit, self.locks)
+        self.backups.secrets = SecretBox(settings.data_dir)
         self.images.templates_using = self.templates.using_volume
         self.migrations = MigrationServices.build(
             self.vms.inventory,

@@ -269,6 +269,19 @@ class VmCloudInit(Base):
     set_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class BackupStoreRow(Base):
+    """A backup store Corral writes to: a directory every instance reaches at ``path``; an
+    encrypted one's key sealed with the secrets key (never shown)."""
+
+    __tablename__ = "backup_stores"
+
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    path: Mapped[str] = mapped_column(String(4096), unique=True)
+    key_sealed: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(NAME_LEN))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Task(Base):
     __tablename__ = "tasks"
     __table_args__ = (

@@ -99,3 +99,14 @@ def read_file(conn: libvirt.virConnect, path: str, offset: int, length: int) -> 
         got += len(data)
     stream.finish()
     return b"".join(parts)
+
+
+def write_file(conn: libvirt.virConnect, path: str, offset: int, data: bytes) -> None:
+    """``data`` into a volume file at ``offset``, through a libvirt stream."""
+    vol = conn.storageVolLookupByPath(path)
+    stream = conn.newStream(0)
+    vol.upload(stream, offset, len(data), 0)
+    sent = 0
+    while sent < len(data):
+        sent += stream.send(data[sent : sent + 1024 * 1024])
+    stream.finish()

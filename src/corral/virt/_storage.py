@@ -127,9 +127,11 @@ def check_new(pool: libvirt.virStoragePool, name: str, size_bytes: int) -> None:
         )
 
 
-def create_blank(pool: libvirt.virStoragePool, name: str, size_bytes: int) -> VolumeRef:
+def create_blank(
+    pool: libvirt.virStoragePool, name: str, size_bytes: int, fmt: str = "qcow2"
+) -> VolumeRef:
     check_new(pool, name, size_bytes)
-    return volume_ref(pool.createXML(volume_xml(name, size_bytes, "qcow2"), 0))
+    return volume_ref(pool.createXML(volume_xml(name, size_bytes, fmt), 0))
 
 
 def create_linked_clone(

@@ -81,6 +81,12 @@ class HostBackups:
             f"read backup file {path}", lambda c: _backup.read_file(c, path, offset, length)
         )
 
+    async def write(self, path: str, offset: int, data: bytes) -> None:
+        """``data`` at ``offset`` of a volume file (a restore's)."""
+        await self._conn.run(
+            f"write into {path}", lambda c: _backup.write_file(c, path, offset, data)
+        )
+
     async def delete_file(self, path: str) -> None:
         def job(c: libvirt.virConnect) -> None:
             _storage.refresh(self._storage.pool(c))

@@ -77,10 +77,12 @@ class PoolStorage:
             lambda c: _storage.list_volumes(self.pool(c)),
         )
 
-    async def create_blank_volume(self, name: str, size_bytes: int) -> VolumeRef:
+    async def create_blank_volume(
+        self, name: str, size_bytes: int, fmt: str = "qcow2"
+    ) -> VolumeRef:
         return await self._conn.run(
             f"create volume {name}",
-            lambda c: _storage.create_blank(self.pool(c), name, size_bytes),
+            lambda c: _storage.create_blank(self.pool(c), name, size_bytes, fmt),
         )
 
     async def create_linked_clone(self, name: str, base: str) -> VolumeRef:

@@ -70,7 +70,7 @@ def test_a_vm_from_a_cloud_template_comes_up_as_its_seed_says(
     uploaded = corral.cli("image", "upload", str(cloud_guest.disk), "--name", "debian.qcow2",
                           "--kind", "disk")  # fmt: skip
     assert uploaded.returncode == 0, uploaded.stderr
-    refused_kind = client.post("/templates/import", json={"name": "x", "image": "nope.qcow2"})
+    refused_kind = client.post("/template-imports", json={"name": "x", "image": "nope.qcow2"})
     assert refused_kind.status_code == 404, refused_kind.text
     made = corral.cli("template", "import", "debian-cloud", "--image", "debian.qcow2",
                       "--memory", "512", "--nic", "user")  # fmt: skip

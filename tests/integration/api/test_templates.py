@@ -117,18 +117,18 @@ def test_template_import_refusals_make_nothing(
         done = corral.cli("image", "upload", str(path), "--kind", kind)
         assert done.returncode == 0, done.stderr
     try:
-        not_disk = client.post("/templates/import", json={"name": "imp", "image": "small.iso"})
+        not_disk = client.post("/template-imports", json={"name": "imp", "image": "small.iso"})
         assert not_disk.status_code == 409 and "needs a disk image" in not_disk.json()["detail"]
         too_big = {"name": "imp", "image": "small.qcow2", "memory_mib": 4194304}
-        huge = client.post("/templates/import", json=too_big)
+        huge = client.post("/template-imports", json=too_big)
         assert huge.status_code in (409, 507), huge.text
         assert "memory" in huge.json()["detail"]
         assert client.get("/templates").json() == []
 
-        made = client.post("/templates/import", json={"name": "imp", "image": "small.qcow2"})
+        made = client.post("/template-imports", json={"name": "imp", "image": "small.qcow2"})
         assert made.status_code == 201, made.text
         assert made.json()["source_image"] == "small.qcow2"
-        again = client.post("/templates/import", json={"name": "imp", "image": "small.qcow2"})
+        again = client.post("/template-imports", json={"name": "imp", "image": "small.qcow2"})
         assert again.status_code == 409 and "already exists" in again.json()["detail"]
         answer = client.post("/templates/imp/vms", json={"name": "imp-vm"})
         assert answer.status_code == 202, answer.text

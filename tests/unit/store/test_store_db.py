@@ -59,6 +59,7 @@ TABLES = {
     "ha_definitions",
     "templates",
     "vm_cloud_init",
+    "backup_stores",
     "alembic_version",
 }
 

@@ -49,7 +49,7 @@ async def create_template(
 
 
 @router.post(
-    "/templates/import",
+    "/template-imports",
     name="template.import",
     status_code=201,
     responses=on_host(

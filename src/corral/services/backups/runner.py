@@ -95,6 +95,7 @@ async def back_up(
                 "checkpoint": checkpoint,
                 "consistency": Consistency.OFFLINE if paused else Consistency.CRASH,
                 "duration_s": round(time.monotonic() - started_at, 3),
+                "definition": record.inactive_xml or record.xml,
             }
         )
         saved = store.commit(manifest)
