@@ -168,3 +168,36 @@ def vm_backup(
         c.emit(ctx, json_out, task.result, lambda: c.info(
             f"backup {b.id} of VM {name}: {b.kind.value}{why}, {b.consistency.value}, read "
             f"{_size(b.bytes_read)}, {_size(b.bytes_new)} new in store {store}"))  # fmt: skip
+
+
+@app.command("prune")
+def prune(
+    ctx: typer.Context,
+    store: str = StoreOpt,
+    vm: str | None = typer.Option(None, "--vm", help="Only this VM's backups."),
+    keep_last: int | None = typer.Option(None, "--keep-last", min=1, help="The newest N."),
+    keep_daily: int | None = typer.Option(
+        None, "--keep-daily", min=1, help="The newest of each of the last N days with backups."
+    ),
+    keep_weekly: int | None = typer.Option(
+        None, "--keep-weekly", min=1, help="The newest of each of the last N ISO weeks."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would go; delete nothing."),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Delete the backups the retention does not keep (per VM), then unused chunks."""
+    body = {"vm": vm, "keep_last": keep_last, "keep_daily": keep_daily,
+            "keep_weekly": keep_weekly, "dry_run": dry_run}  # fmt: skip
+    response = c.client(ctx).post(
+        f"/backup-stores/{seg(store)}/prune", json={k: v for k, v in body.items() if v is not None}
+    )
+    r = response.json()
+
+    def render() -> None:
+        verb = "would delete" if r["dry_run"] else "deleted"
+        c.info(f"backup store {store}: {verb} {len(r['removed'])} backup(s), kept {r['kept']}"
+               + ("" if r["dry_run"] else f", freed {_size(int(r['bytes_freed']))}"))  # fmt: skip
+        for gone in r["removed"]:
+            c.out.print(f"  {gone}", markup=False)
+
+    c.emit(ctx, json_out, r, render)

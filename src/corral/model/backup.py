@@ -92,3 +92,27 @@ class VerifyResult(BaseModel):
     bytes: int
     ok: bool
     problems: list[VerifyProblem]
+
+
+class PruneRequest(BaseModel):
+    """Which backups to keep (as Proxmox Backup Server counts them); the others are deleted,
+    then the chunks no backup uses any more. With none of the three, nothing is deleted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vm: Name | None = Field(default=None, description="only this VM's backups")
+    keep_last: int | None = Field(default=None, ge=1, le=10_000)
+    keep_daily: int | None = Field(default=None, ge=1, le=10_000)
+    keep_weekly: int | None = Field(default=None, ge=1, le=10_000)
+    dry_run: bool = Field(
+        default=False, strict=True, description="say what would go, delete nothing"
+    )
+
+
+class PruneResult(BaseModel):
+    store: str
+    removed: list[str] = Field(description="VM/backup ids deleted (or that would be)")
+    kept: int
+    chunks_removed: int
+    bytes_freed: int
+    dry_run: bool

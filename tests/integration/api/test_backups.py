@@ -124,6 +124,16 @@ def test_backup_restore_and_verify(
         pool = conn.storagePoolLookupByName("corral")
         pool.refresh()
         assert not [v for v in pool.listVolumes() if "bk1-bad" in v or v.startswith(".restore")]
+
+        # Retention: the newest backup of bk1 stays, the older goes (a dry run first).
+        dry = corral.cli("backup", "prune", "--store", "bs", "--keep-last", "1", "--dry-run")
+        assert dry.returncode == 0 and f"bk1/{first['id']}" in dry.stdout, dry.stderr
+        assert len(client.get("/backup-stores/bs/backups").json()) == 2
+        pruned = client.post("/backup-stores/bs/prune", json={"keep_last": 1})
+        assert pruned.status_code == 200, pruned.text
+        assert pruned.json()["removed"] == [f"bk1/{first['id']}"]
+        left = client.get("/backup-stores/bs/backups", params={"vm": "bk1"}).json()
+        assert [b["id"] for b in left] == [second["id"]]
     finally:
         for vm in ("bk1", "bk1-copy"):
             client.post(f"/vms/{vm}/stop")

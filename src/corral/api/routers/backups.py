@@ -13,6 +13,8 @@ from corral.model.backup import (
     BackupRestoreRequest,
     BackupStoreCreate,
     BackupStoreInfo,
+    PruneRequest,
+    PruneResult,
     VmBackupRequest,
 )
 
@@ -76,6 +78,20 @@ async def verify_store(name: NamePath, request: Request, svc: Svc, who: Operator
     damaged backups and chunks."""
     request.state.audit_target = name
     return accepted(await svc.backups.verify(who, name))
+
+
+@router.post(
+    "/backup-stores/{name}/prune",
+    name="backup_store.prune",
+    responses=problem_responses(404, (409, "the store is busy with a backup, or unreadable")),
+)
+async def prune_store(
+    name: NamePath, body: PruneRequest, request: Request, svc: Svc, _who: Operator
+) -> PruneResult:
+    """Delete the backups the retention does not keep (per VM), then the chunks no backup
+    uses; ``dry_run`` says what would go."""
+    request.state.audit_target = name
+    return await svc.backups.prune(name, body)
 
 
 @router.post(

@@ -14,6 +14,7 @@ from corral import store
 from corral.backup.chunks import CorruptChunk
 from corral.backup.keys import StoreKey, parse_key
 from corral.backup.manifest import Manifest
+from corral.backup.retention import Retention, to_remove
 from corral.backup.store import BackupStore
 from corral.errors import Conflict, CorralError
 from corral.model.backup import (
@@ -21,6 +22,8 @@ from corral.model.backup import (
     BackupRestoreRequest,
     BackupStoreCreate,
     BackupStoreInfo,
+    PruneRequest,
+    PruneResult,
     VerifyProblem,
     VerifyResult,
     VmBackupRequest,
@@ -163,6 +166,32 @@ class BackupService(TaskUseCase):
             return result.model_dump(mode="json")
 
         return await self._tasks.start("backup.verify", store_name, principal, body, "queued")
+
+    async def prune(self, store_name: str, req: PruneRequest) -> PruneResult:
+        """Delete the backups ``req`` does not keep, per VM, then the unused chunks."""
+        _, opened = await self._open(store_name)
+        policy = Retention(
+            keep_last=req.keep_last, keep_daily=req.keep_daily, keep_weekly=req.keep_weekly
+        )
+
+        def run() -> PruneResult:
+            manifests = opened.manifests(req.vm)
+            by_vm: dict[str, list[Manifest]] = {}
+            for m in manifests:
+                by_vm.setdefault(m.vm, []).append(m)
+            going = [m for group in by_vm.values() for m in to_remove(group, policy)]
+            if req.dry_run:
+                return PruneResult(store=store_name, removed=[f"{m.vm}/{m.id}" for m in going],
+                                   kept=len(manifests) - len(going), chunks_removed=0,
+                                   bytes_freed=0, dry_run=True)  # fmt: skip
+            for m in going:
+                opened.delete_backup(m.vm, m.id)
+            gc = opened.gc()
+            return PruneResult(store=store_name, removed=[f"{m.vm}/{m.id}" for m in going],
+                               kept=len(manifests) - len(going), chunks_removed=gc.chunks_removed,
+                               bytes_freed=gc.bytes_freed, dry_run=False)  # fmt: skip
+
+        return await asyncio.to_thread(run)
 
     # -- restore ----------------------------------------------------------------------------
     async def restore(
