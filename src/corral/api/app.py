@@ -49,6 +49,7 @@ from corral.web.assets import default_node_modules, mount_assets
 from corral.web.cache_control import NoStore
 from corral.web.errors import install_page_handlers, page_error
 from corral.web.pages import admin as admin_pages
+from corral.web.pages import backups as backup_pages
 from corral.web.pages import consoles, dashboard, session, vm_create
 from corral.web.pages import host_nics as host_nic_pages
 from corral.web.pages import images as image_pages
@@ -208,6 +209,7 @@ def _include_routes(app: FastAPI) -> None:
         network_pages,
         host_nic_pages,
         template_pages,
+        backup_pages,
     )
     for page in pages:
         app.include_router(page.router)
