@@ -89,6 +89,11 @@ def _ha_state(client: httpx.Client, host: str) -> str:
     return str(found["state"])
 
 
+def _heartbeat(client: httpx.Client, host: str) -> str | None:
+    [found] = [h for h in client.get("/ha").json()["hosts"] if h["host"] == host]
+    return found.get("heartbeat")  # type: ignore[no-any-return]
+
+
 def _all_elsewhere(client: httpx.Client, names: list[str], victim: str) -> bool:
     vms = _vms(client)
     return all(vms[n]["host"] != victim and vms[n]["state"] == "running" for n in names)
@@ -221,9 +226,12 @@ class Bench:
         victim = self.random.choice(sorted({v["host"] for v in before.values()}))
         names = [n for n, v in before.items() if v["host"] == victim]
         row: dict[str, Any] = {"trial": index, "kind": kind, "host": victim, "vms": len(names)}
-        # A host in service beats on the shared domain (Corral starts it; after a return,
-        # again within its 30 s check).
+        # A host in service beats on the shared domain (Corral starts it, at once after a
+        # return), and Corral has seen the beat move: a host in service for a while.
         self._until_beating(victim)
+        with server.client() as client:
+            wait_until(lambda: _heartbeat(client, victim) == "moving", 90,
+                       f"Corral seeing {victim}'s heartbeat move", interval=0.5)  # fmt: skip
         started = time.monotonic()
         print(f"trial {index} {kind} on {victim} ({names}) at {started:.1f}", file=sys.stderr)
         try:

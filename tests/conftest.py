@@ -54,59 +54,15 @@ def pg_url(pg_admin: PgAdmin) -> Iterator[str]:
 
 
 #: Test directories whose tests share the session's real parts (the private libvirtd, the test
-#: bed, the Corral servers, guests). Under pytest-xdist (`make test` runs two workers) they run
-#: as two groups, each in its usual order on one worker (the multi-host ones and the others),
-#: and the unit and contract tests, which need none of it, fill in.
+#: bed, the Corral servers, guests). Under pytest-xdist (`make test` runs two workers) one worker
+#: runs all of them, in their usual order, while the others take the unit and contract tests,
+#: which need none of it.
 REAL_PARTS = frozenset({"e2e", "integration", "security", "setup"})
-#: The test files that use the multi-host test bed (``testbed``). They run in order on a
-#: worker of their own, beside the other real-part tests: the test bed's hosts, its Corral and
-#: its storage server are their own (their own namespaces, slot and private libvirtd), and
-#: much of their time is spent waiting (keep-alives, BMCs, leases), not computing.
-#: ``pytest_collection_modifyitems`` below refuses a test bed test missing from this list.
-MULTIHOST = frozenset(
-    {
-        "tests/e2e/test_cluster_pages_multihost.py",
-        "tests/integration/ha/test_ha_leases.py",
-        "tests/integration/ha/test_ha_restart.py",
-        "tests/integration/ha/test_ha_safety.py",
-        "tests/integration/hostagent/test_agent_install.py",
-        "tests/integration/hosts/test_multihost.py",
-        "tests/integration/migration/test_live_migration.py",
-        "tests/integration/migration/test_outside_corral.py",
-        "tests/integration/networks/test_networks.py",
-        "tests/integration/networks/test_networks_vxlan.py",
-        "tests/integration/power/test_power_saving.py",
-        "tests/integration/storage/test_images_nfs.py",
-        "tests/integration/storage/test_iscsi_domain.py",
-        "tests/integration/storage/test_move_disk_nfs.py",
-        "tests/integration/storage/test_network_disk_migration.py",
-        "tests/integration/storage/test_network_disk_vms.py",
-        "tests/integration/storage/test_nfs_domain.py",
-        "tests/integration/storage/test_shared_dir.py",
-        "tests/integration/storage/test_shared_dir_vms.py",
-        "tests/integration/testbed/test_storage_server.py",
-    }
-)
 
 
 def _scope(nodeid: str) -> str:
-    path = nodeid.split("::", 1)[0]
-    parts = path.split("/", 2)
-    if len(parts) == 3 and parts[1] in REAL_PARTS:
-        return "real-parts-multihost" if path in MULTIHOST else "real-parts"
-    return nodeid
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    strays = sorted(
-        {i.nodeid.split("::", 1)[0] for i in items if "testbed" in getattr(i, "fixturenames", ())}
-        - MULTIHOST
-    )
-    if strays:
-        raise pytest.UsageError(
-            "these test files use the multi-host test bed but are not in MULTIHOST "
-            f"(tests/conftest.py): {', '.join(strays)}"
-        )
+    parts = nodeid.split("/", 2)
+    return "real-parts" if len(parts) == 3 and parts[1] in REAL_PARTS else nodeid
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

@@ -61,6 +61,12 @@ class HostHa(BaseModel):
     reason: str = ""
     since: datetime | None = None
     ha_vms: int = Field(default=0, description="HA VMs whose row is on this host")
+    heartbeat: str | None = Field(
+        default=None,
+        description="its storage heartbeat as this instance sees it: 'moving' (the lease can "
+        "prove it off once the beat stops), 'seen' (not yet seen moving since the host last "
+        "came back), 'still' or none",
+    )
 
 
 class HaStatus(BaseModel):

@@ -76,6 +76,12 @@ def pytest_runtest_makereport(
         logged = server.log_path.read_bytes()[start:].decode(errors="replace")
         lines = [line for line in logged.splitlines() if "WARNING" in line or "ERROR" in line]
         report.sections.append(("corral serve, warnings meanwhile", "\n".join(lines[-80:])))
+        try:
+            with server.client() as client:
+                status = client.get("/ha").text
+        except (httpx.HTTPError, OSError) as exc:  # a diagnostic: never hide the failure
+            status = f"(could not be read: {exc})"
+        report.sections.append(("HA status at the failure", status))
     return report
 
 

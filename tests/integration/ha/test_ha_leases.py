@@ -61,6 +61,9 @@ def test_host_and_bmc_dead_restart_after_the_lease_expired(
     # Corral started the heartbeat on every host (h2's beats in the shared domain).
     wait_until(lambda: _beat(cluster, "h2") > 0, 60, "h2's heartbeat", interval=0.5)
     _beating(cluster, "h2")
+    # ... and Corral saw it moving: a beat never seen moving proves nothing once it stops.
+    wait_until(lambda: host_ha(api, "h2").get("heartbeat") == "moving", 60,
+               "Corral seeing h2's heartbeat move", interval=0.5)  # fmt: skip
     h2 = testbed.host("h2")
     try:
         with TwiceWatcher(testbed, {"ha-lease"}) as watcher:

@@ -184,6 +184,15 @@ class Heartbeats:
             elif known.seq != seq:
                 known.seq, known.moved_at, known.moving = seq, now, True
 
+    def describe(self, name: str) -> str | None:
+        """``name``'s beat in a word (see ``HostHa.heartbeat``)."""
+        known = self._beats.get(name)
+        if known is None:
+            return None
+        if time.monotonic() - known.moved_at >= self.fence_after_s + MARGIN_S:
+            return "still"
+        return "moving" if known.moving else "seen"
+
     def came_back(self, name: str) -> None:
         """``name`` answers again (connected, powered on): its lease is armed again only once
         its beat is seen moving after this."""

@@ -79,6 +79,8 @@ class HaMonitor:
         #: When this instance last saw each host connected (monotonic), on every instance: the
         #: storage lease counts only for a beat that moved until about then.
         self._heard: dict[str, float] = {}
+        #: Each host's connection as the last look saw it.
+        self._connected: dict[str, bool] = {}
         self._next_fence: dict[str, float] = {}
         self._fencers: dict[str, asyncio.Task[None]] = {}
         #: Why the BMC gave no proof at its last attempt (retried every fence_retry_s).
@@ -101,6 +103,7 @@ class HaMonitor:
             BackgroundTask("ha definitions", self._refresh_loop),
         ]
         self._hosts_with_ha: set[str] = set()
+        self._ensuring: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self.leases is not None:
@@ -114,6 +117,10 @@ class HaMonitor:
         await self._task.stop()
         for side in self._side:
             await side.stop()
+        if self._ensuring is not None:
+            self._ensuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ensuring
         for task in self._fencers.values():
             task.cancel()
         for task in self._fencers.values():
@@ -152,13 +159,19 @@ class HaMonitor:
                 log.warning("HA monitor, host %s: %s", row.name, exc.message)
 
     def _listen(self, now: float) -> None:
-        """Note who answers; a host that answers again after silence has its heartbeat's
-        lease disarmed until its beat moves again, and its beater checked at once (a power
-        cut killed it)."""
+        """Note who answers. A host that answers again after Corral saw it silent (or that
+        this instance sees for the first time) has its heartbeat's lease disarmed until its
+        beat moves again, and its beater checked at once (a power cut killed it). Only a
+        change of the connection counts, never how long since the last look: under load a
+        late pass disarmed leases of hosts that never went away, and one cut just then had
+        no lease to prove it off (seen in a full test run)."""
         for host in self._hosts.all():
-            if not host.connected:
+            connected = host.connected
+            before = self._connected.get(host.name)
+            self._connected[host.name] = connected
+            if not connected:
                 continue
-            if self._heard.get(host.name, -1.0) < now - 2 * self.interval_s - 1.0:
+            if before is not True:
                 if self.heartbeats is not None:
                     self.heartbeats.came_back(host.name)
                 self._next_beat_check = 0.0
@@ -210,10 +223,14 @@ class HaMonitor:
             try:
                 if self._running_here and self.heartbeats is not None and self._hosts_with_ha:
                     now = time.monotonic()
-                    if now >= self._next_beat_check:
+                    starting = self._ensuring is not None and not self._ensuring.done()
+                    if now >= self._next_beat_check and not starting:
                         self._next_beat_check = now + self.beat_check_s
                         live = {h.name for h in self._hosts.all() if h.connected}
-                        await self.heartbeats.ensure(live)
+                        # A task of its own: starting beaters over SSH takes seconds per host
+                        # under load, and beats must be read every second meanwhile (a beat
+                        # not seen moving before its host dies proves nothing).
+                        self._ensuring = asyncio.create_task(self._ensure(live))
                 if self.heartbeats is not None:
                     # Read on every instance: one that takes over the monitor knows whose beat
                     # ran until its host went silent.
@@ -223,6 +240,15 @@ class HaMonitor:
             except Exception:  # top of a background loop: log, never die
                 log.exception("HA heartbeats failed")
             await asyncio.sleep(self.interval_s)
+
+    async def _ensure(self, hosts: set[str]) -> None:
+        try:
+            if self.heartbeats is not None:
+                await self.heartbeats.ensure(hosts)
+        except CorralError as exc:
+            log.warning("HA heartbeats: %s", exc.message)
+        except Exception:  # a task of its own: log, never lose it silently
+            log.exception("HA heartbeats could not be started")
 
     async def _refresh_loop(self) -> None:
         """The HA VMs' saved definitions, compared every ``refresh_every_s``."""
@@ -380,6 +406,7 @@ class HaMonitor:
             reason=row.ha_reason,
             since=row.ha_since,
             ha_vms=count,
+            heartbeat=self.heartbeats.describe(name) if self.heartbeats else None,
         )
 
     async def status(self) -> HaStatus:
@@ -398,6 +425,7 @@ class HaMonitor:
                     reason=r.ha_reason,
                     since=r.ha_since,
                     ha_vms=counts[r.name],
+                    heartbeat=self.heartbeats.describe(r.name) if self.heartbeats else None,
                 )
                 for r in rows
             ],
