@@ -65,11 +65,12 @@ def status(ctx: typer.Context, json_out: bool = JsonOpt) -> None:
     found = parse(response, HaStatus)
 
     def render() -> None:
-        table = Table("HOST", "HA STATE", "HA VMS", "SINCE", "REASON", box=None)
+        table = Table("HOST", "HA STATE", "HA VMS", "HEARTBEAT", "SINCE", "REASON", box=None)
         for host in found.hosts:
             table.add_row(
-                host.host, host.state.value, str(host.ha_vms), when(host.since), host.reason or "-"
-            )
+                host.host, host.state.value, str(host.ha_vms), host.heartbeat or "-",
+                when(host.since), host.reason or "-",
+            )  # fmt: skip
         c.out.print(table)
         for vm in found.waiting:
             c.out.print(f"waiting: VM {vm.vm} (priority {vm.priority}): {vm.waiting}")
