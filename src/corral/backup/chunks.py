@@ -13,9 +13,7 @@ chunk or none (and at most a temporary file, which GC removes).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from corral.backup.keys import StoreKey
 from corral.errors import CorralError
+from corral.files import TEMPORARY_GLOB, write_atomic
 
 CHUNK_SIZE = 4 * 1024 * 1024
 MAGIC = b"CRLCHNK1"
@@ -78,17 +77,7 @@ class ChunkStore:
             return Stored(name, False, 0)
         packed = self._pack(name, data)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.parent / f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
-            with temporary.open("wb") as handle:
-                handle.write(packed)
-                handle.flush()
-                os.fsync(handle.fileno())
-            temporary.replace(target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise
+        write_atomic(target, packed)
         return Stored(name, True, len(packed))
 
     def get(self, name: str) -> bytes:
@@ -114,7 +103,7 @@ class ChunkStore:
     def leftovers(self) -> Iterator[Path]:
         """Temporary files of writes that never finished."""
         if self.directory.is_dir():
-            yield from self.directory.glob("*/.*.tmp")
+            yield from self.directory.glob(f"*/{TEMPORARY_GLOB}")
 
     def delete(self, name: str) -> int:
         path = self.path(name)

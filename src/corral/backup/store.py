@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hmac
-import os
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +27,7 @@ from corral.backup.chunks import CHUNK_SIZE, ChunkStore, CorruptChunk
 from corral.backup.keys import StoreKey
 from corral.backup.manifest import DiskManifest, Manifest
 from corral.errors import Conflict, CorralError, InvalidRequest, NotFound
+from corral.files import write_atomic
 
 CONFIG = "corral-store.json"
 VERSION = 1
@@ -77,17 +76,7 @@ class GcReport:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
+    write_atomic(path, data)
 
 
 def _covered(ranges: Ranges, start: int, end: int) -> Ranges:

@@ -105,24 +105,7 @@ class Templates(TaskUseCase):
         db = self._inventory.db
         if await db.read(lambda s: store.find_template(s, req.name)) is not None:
             raise Conflict(f"a template named {req.name!r} already exists; choose another name")
-        if self.images is None:
-            raise Conflict("this Corral has no image library")
-        place, image = await self.images.locate(req.image, req.host, None)
-        if image.kind is not ImageKind.DISK:
-            raise Conflict(
-                f"image {req.image!r} is a{'n' if image.kind.value[0] in 'aeiou' else ''} "
-                f"{image.kind.value} image: a template needs a disk image (qcow2 or raw, "
-                "`corral image upload FILE --kind disk`)"
-            )
-        if place.shared:
-            raise Conflict(
-                f"image {req.image!r} is on {place.where}: templates are made of images in a "
-                "host's own library only (for now); upload it to a host"
-            )
-        host = self._inventory.hosts.for_new_vm(place.host.name)
-        base = await host.storage.find_volume(image_volume(ImageKind.DISK, req.image))
-        if base is None:
-            raise NotFound(f"image {req.image!r} vanished from {place.where}; nothing was made")
+        host, base = await self._image_base(req.image, req.host)
         spec = VmSpec(
             # Any unused name: a VM made from the template gets its own.
             name=f"template-{secrets.token_hex(4)}",
@@ -159,6 +142,28 @@ class Templates(TaskUseCase):
             )
         )
         return await self.show(req.name)
+
+    async def _image_base(self, name: str, host_name: str | None) -> tuple[LibvirtHost, VolumeRef]:
+        """The host whose library holds disk image ``name``, and the image's volume; refused
+        for other kinds of images and for images on shared domains."""
+        if self.images is None:
+            raise Conflict("this Corral has no image library")
+        place, image = await self.images.locate(name, host_name, None)
+        if image.kind is not ImageKind.DISK:
+            raise Conflict(
+                f"image {name!r} is of kind {image.kind.value}: a template needs a disk image "
+                "(qcow2 or raw, `corral image upload FILE --kind disk`)"
+            )
+        if place.shared:
+            raise Conflict(
+                f"image {name!r} is on {place.where}: templates are made of images in a "
+                "host's own library only (for now); upload it to a host"
+            )
+        host = self._inventory.hosts.for_new_vm(place.host.name)
+        base = await host.storage.find_volume(image_volume(ImageKind.DISK, name))
+        if base is None:
+            raise NotFound(f"image {name!r} vanished from {place.where}; nothing was made")
+        return host, base
 
     async def using_volume(self, host: str, volume: str) -> list[str]:
         """The templates whose bases include ``volume`` of ``host``'s pool."""

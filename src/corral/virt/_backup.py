@@ -13,6 +13,7 @@ import libvirt
 from lxml import etree
 
 from corral.errors import CorralError
+from corral.virt._transfer import recv_all
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,7 @@ def read_file(conn: libvirt.virConnect, path: str, offset: int, length: int) -> 
     vol = conn.storageVolLookupByPath(path)
     stream = conn.newStream(0)
     vol.download(stream, offset, length, 0)
-    parts = []
-    got = 0
-    while got < length:
-        data = stream.recv(min(length - got, 1024 * 1024))
-        if not isinstance(data, bytes) or not data:
-            break
-        parts.append(data)
-        got += len(data)
-    stream.finish()
-    return b"".join(parts)
+    return recv_all(stream)
 
 
 def write_file(conn: libvirt.virConnect, path: str, offset: int, data: bytes) -> None:

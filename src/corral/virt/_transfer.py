@@ -119,7 +119,7 @@ def upload(
         raise
 
 
-def _recv_all(stream: libvirt.virStream) -> bytes:
+def recv_all(stream: libvirt.virStream) -> bytes:
     buffer = io.BytesIO()
     while True:
         data = stream.recv(CHUNK)
@@ -145,12 +145,12 @@ def download_tail(
     if tail_bytes is None and tail_lines is None:
         stream = conn.newStream(0)
         vol.download(stream, 0, 0, 0)  # length 0: to the end, whatever it is now
-        return _recv_all(stream)
+        return recv_all(stream)
 
     def read(offset: int, length: int) -> bytes:
         stream = conn.newStream(0)
         vol.download(stream, offset, length, 0)
-        return _recv_all(stream)
+        return recv_all(stream)
 
     size = int(vol.info()[1])
     if tail_lines is not None:
@@ -196,7 +196,7 @@ def last_lines(
 def screenshot_png(conn: libvirt.virConnect, dom: libvirt.virDomain) -> bytes:
     stream = conn.newStream(0)
     mime = dom.screenshot(stream, 0, 0)
-    data = _recv_all(stream)
+    data = recv_all(stream)
     if mime == "image/png" or data.startswith(b"\x89PNG"):
         return data
     # QEMU before 7.1 and some drivers hand out PPM.

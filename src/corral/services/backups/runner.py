@@ -57,15 +57,7 @@ async def back_up(
     backup_id = new_backup_id(now)
     disks = [d for d in record.disks if d.device == "disk"]
     skip = [d.target for d in record.disks if d.device != "disk"]
-    if not disks:
-        raise Conflict(f"VM {record.name!r} has no disk to back up")
-    for disk in disks:
-        facts = await host.disk_moves.disk_facts(record.uuid, disk.target)
-        if facts.format != "qcow2":
-            raise Conflict(
-                f"VM {record.name!r}: disk {disk.target} is {facts.format}; backups need qcow2 "
-                "disks (their dirty bitmaps make incrementals possible)"
-            )
+    await _check_disks(host, record, [d.target for d in disks])
     previous, why_full = await _previous(host, record, store, full)
     checkpoint = f"{CHECKPOINT_PREFIX}{backup_id}"
     files = {d.target: host.backups.file_path(backup_id, d.target) for d in disks}
@@ -84,21 +76,17 @@ async def back_up(
         made_checkpoint = True
         await _wait(host, record, progress)
         await host.backups.refresh()
-        manifest = await _store(host, record, store, files, previous, progress)
-        manifest = manifest.model_copy(
-            update={
-                "id": backup_id,
-                "created_at": now,
-                "kind": BackupKind.INCREMENTAL if previous else BackupKind.FULL,
-                "why_full": why_full,
-                "parent": previous.id if previous else None,
-                "checkpoint": checkpoint,
-                "consistency": Consistency.OFFLINE if paused else Consistency.CRASH,
-                "duration_s": round(time.monotonic() - started_at, 3),
-                "definition": record.inactive_xml or record.xml,
-            }
-        )
-        saved = store.commit(manifest)
+        parts = await _store(host, record, store, files, previous, progress)
+        manifest = Manifest(
+            id=backup_id, vm=record.name, vm_uuid=record.uuid, host=host.name, created_at=now,
+            kind=BackupKind.INCREMENTAL if previous else BackupKind.FULL, why_full=why_full,
+            parent=previous.id if previous else None, checkpoint=checkpoint,
+            consistency=Consistency.OFFLINE if paused else Consistency.CRASH, disks=parts,
+            duration_s=round(time.monotonic() - started_at, 3),
+            definition=record.inactive_xml or record.xml,
+        )  # fmt: skip
+        saved = await asyncio.to_thread(store.commit, manifest)
+        await progress("saved", 1.0, saved.bytes_read, saved.bytes_new)
     except BaseException:
         if made_checkpoint:
             await _quietly(host.backups.delete_checkpoint(record.uuid, checkpoint))
@@ -123,11 +111,24 @@ async def _quietly(call: Awaitable[None]) -> None:
         log.warning("backup clean-up: %s", exc.message)
 
 
+async def _check_disks(host: LibvirtHost, record: DomainRecord, targets: list[str]) -> None:
+    if not targets:
+        raise Conflict(f"VM {record.name!r} has no disk to back up")
+    for target in targets:
+        facts = await host.disk_moves.disk_facts(record.uuid, target)
+        if facts.format != "qcow2":
+            raise Conflict(
+                f"VM {record.name!r}: disk {target} is {facts.format}; backups need qcow2 "
+                "disks (their dirty bitmaps make incrementals possible)"
+            )
+
+
 async def _previous(
     host: LibvirtHost, record: DomainRecord, store: BackupStore, full: bool
 ) -> tuple[Manifest | None, str | None]:
     """The backup this one builds on, or why there is none."""
-    mine = [m for m in store.manifests(record.name) if m.vm_uuid == record.uuid]
+    listed = await asyncio.to_thread(store.manifests, record.name)
+    mine = [m for m in listed if m.vm_uuid == record.uuid]
     if full:
         return None, "a full backup was asked for" if mine else None
     if not mine:
@@ -161,7 +162,7 @@ async def _store(
     files: dict[str, str],
     previous: Manifest | None,
     progress: Progress,
-) -> Manifest:
+) -> list[DiskManifest]:
     loop = asyncio.get_running_loop()
     names = {d.target: d.name for d in record.disks}
     parts: list[DiskManifest] = []
@@ -193,10 +194,4 @@ async def _store(
 
             await progress(f"storing disk {target}", 0.5 + 0.5 * index / len(files), 0, 0)
             parts.append(await asyncio.to_thread(one))
-    done = Manifest(
-        id="pending", vm=record.name, vm_uuid=record.uuid, host=host.name,
-        created_at=datetime.now(UTC), kind=BackupKind.FULL, consistency=Consistency.CRASH,
-        disks=parts,
-    )  # fmt: skip
-    await progress("saved", 1.0, done.bytes_read, done.bytes_new)
-    return done
+    return parts

@@ -4,7 +4,6 @@ verified, and backups restored to new VMs."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 from functools import partial
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 from corral import store
 from corral.backup.chunks import CorruptChunk
 from corral.backup.keys import StoreKey, parse_key
-from corral.backup.manifest import Manifest
+from corral.backup.manifest import DiskManifest, Manifest
 from corral.backup.retention import Retention, to_remove
 from corral.backup.store import BackupStore
 from corral.errors import Conflict, CorralError
@@ -35,11 +34,10 @@ from corral.services.principal import Principal
 from corral.services.tasks import TaskContext
 from corral.services.vms._use_case import TaskUseCase
 from corral.services.vms._volumes import volume_name
+from corral.services.vms.clone import undo_made
 from corral.store import backup_stores as rows
 from corral.store.tables import BackupStoreRow
 from corral.virt import LibvirtHost, VolumeRef
-
-log = logging.getLogger(__name__)
 
 
 def backup_info(store_name: str, m: Manifest) -> BackupInfo:
@@ -239,21 +237,7 @@ class BackupService(TaskUseCase):
             paths: dict[str, str] = {}
             for index, disk in enumerate(manifest.disks):
                 await ctx.progress(index / len(manifest.disks), phase=f"disk {disk.target}")
-                raw = await host.storage.create_blank_volume(
-                    f".restore-{secrets.token_hex(4)}-{disk.target}.raw", disk.size_bytes, "raw"
-                )
-                made.append(raw)
-                for number, name in enumerate(disk.chunks):
-                    if name is not None:
-                        data = await asyncio.to_thread(opened.chunks.get, name)
-                        await host.backups.write(raw.path, number * disk.chunk_size, data)
-                volume = await host.storage.create_blank_volume(
-                    volume_name(req.name, disk.target), disk.size_bytes
-                )
-                made.append(volume)
-                await host.disk_moves.clone_volume(raw.path, volume.path)
-                await host.storage.delete_volume(raw.name)
-                made.remove(raw)
+                volume = await _write_disk(host, opened, disk, req.name, made)
                 paths[disk.target] = volume.path
             await ctx.progress(phase="defining the VM", force=True)
             assert manifest.definition is not None
@@ -272,19 +256,29 @@ class BackupService(TaskUseCase):
                 )
             )
         except BaseException:
-            if record is not None:
-                await _quietly(host.undefine_domain(record.uuid))
-            for volume in made:
-                await _quietly(host.storage.delete_volume(volume.name))
+            await undo_made(host, "restore", made, defined=record)
             raise
         if req.start:
             await ctx.progress(phase="starting the VM", force=True)
             await host.start(uuid)
 
 
-async def _quietly(call: Any) -> None:
-    """A rollback step: its failure is logged, the restore's own error stands."""
-    try:
-        await call
-    except CorralError as exc:
-        log.warning("restore rollback: %s", exc.message)
+async def _write_disk(
+    host: LibvirtHost, opened: BackupStore, disk: DiskManifest, vm: str, made: list[VolumeRef]
+) -> VolumeRef:
+    """The disk's volume for VM ``vm``: its chunks written into a raw volume (zeros skipped),
+    converted into the qcow2 the VM gets. What is made is added to ``made``."""
+    raw = await host.storage.create_blank_volume(
+        f".restore-{secrets.token_hex(4)}-{disk.target}.raw", disk.size_bytes, "raw"
+    )
+    made.append(raw)
+    for number, name in enumerate(disk.chunks):
+        if name is not None:
+            data = await asyncio.to_thread(opened.chunks.get, name)
+            await host.backups.write(raw.path, number * disk.chunk_size, data)
+    volume = await host.storage.create_blank_volume(volume_name(vm, disk.target), disk.size_bytes)
+    made.append(volume)
+    await host.disk_moves.clone_volume(raw.path, volume.path)
+    await host.storage.delete_volume(raw.name)
+    made.remove(raw)
+    return volume
